@@ -1,0 +1,90 @@
+// The `tagtrail` command line. Each command lives in src/commands/ and is loaded only when run,
+// so `tagtrail --version` and `--help` stay as quick as node itself.
+import { Command, CommanderError, Option } from 'commander';
+import { EXIT_FAILURE, EXIT_USAGE, formatError, isTagtrailError } from './errors.js';
+import { processRuntime, type Runtime } from './runtime.js';
+
+export const VERSION = '0.1.0';
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Options every registry-facing command takes. */
+function registryOptions(cmd: Command): Command {
+  return cmd
+    .option('--username <name>', 'registry user name (the password is read with --password-stdin)')
+    .option('--password-stdin', 'read the registry password or token from standard input')
+    .option('--insecure-registry <host>', 'reach this registry host over plain http (repeatable)', collect, [])
+    .option('--debug', 'log each registry request (credentials are always redacted)');
+}
+
+type Action = (rt: Runtime, args: unknown[], opts: Record<string, unknown>) => Promise<number>;
+
+export function buildProgram(rt: Runtime, setExit: (code: number) => void): Command {
+  const program = new Command('tagtrail');
+  program
+    .description('Stamp GitLab CI build details into image manifests, and find any image by commit, pipeline or ref.')
+    .version(VERSION, '-V, --version')
+    .configureOutput({
+      writeOut: (s) => rt.stdout.write(s),
+      writeErr: (s) => rt.stderr.write(s),
+    })
+    .exitOverride()
+    .showSuggestionAfterError(true);
+
+  const run = (load: () => Promise<{ run: Action }>) =>
+    async (...all: unknown[]) => {
+      const cmd = all[all.length - 1] as Command;
+      const opts = cmd.opts();
+      const args = all.slice(0, all.length - 2);
+      const mod = await load();
+      setExit(await mod.run(rt, args, opts));
+    };
+
+  registryOptions(
+    program
+      .command('annotate')
+      .description('write GitLab CI build details into the manifests of images already in a registry')
+      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0')
+      .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect, [])
+      .option('--remove-annotation <key>', 'remove an annotation (repeatable)', collect, [])
+      .option('--no-ci', 'leave out the GitLab CI annotation set')
+      .option('--platform <os/arch[/variant]>', 'annotate only these platforms of an index (repeatable)', collect, [])
+      .option('--to-oci', 'convert Docker schema 2 manifests and manifest lists to OCI media types')
+      .option('--dry-run', 'print what would change, write nothing')
+      .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json', 'dotenv']).default('text')),
+  ).action(run(() => import('./commands/annotate.js')));
+
+  registryOptions(
+    program
+      .command('show')
+      .description('show the build details of an image')
+      .argument('<image>', 'image reference')
+      .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text')),
+  ).action(run(() => import('./commands/show.js')));
+
+  return program;
+}
+
+export async function main(argv: readonly string[], rt: Runtime = processRuntime()): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram(rt, (c) => {
+    exitCode = c;
+  });
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    if (isTagtrailError(err)) {
+      rt.stderr.write(`${formatError(err)}\n`);
+      return err.exitCode;
+    }
+    rt.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT_FAILURE;
+  }
+}
