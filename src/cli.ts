@@ -64,6 +64,18 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
       .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text')),
   ).action(run(() => import('./commands/show.js')));
 
+  // tagtrail flags: the same annotation set, for builders that write annotations themselves.
+  program
+    .command('flags')
+    .description('print the annotation set as builder flags (buildx, buildah, podman), labels, json or dotenv')
+    .addOption(new Option('-f, --format <format>', 'output form').choices(['buildx', 'buildah', 'podman', 'labels', 'json', 'dotenv']).default('buildx'))
+    .option('--levels <levels>', 'buildx annotation levels, comma-separated', 'index,manifest')
+    .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect, [])
+    .option('--remove-annotation <key>', 'leave out an annotation (repeatable)', collect, [])
+    .option('--no-ci', 'leave out the GitLab CI annotation set')
+    .option('-0, --null', 'separate arguments with NUL bytes, for xargs -0')
+    .action(run(() => import('./commands/flags.js')));
+
   return program;
 }
 
