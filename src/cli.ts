@@ -3,8 +3,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT_FAILURE, EXIT_USAGE, formatError, isTagtrailError } from './errors.js';
 import { processRuntime, type Runtime } from './runtime.js';
+import { VERSION } from './version.js';
 
-export const VERSION = '0.1.0';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

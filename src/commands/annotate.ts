@@ -1,5 +1,112 @@
+// tagtrail annotate IMAGE...: a thin layer over oci/annotate.
+import { UsageError, formatError, isTagtrailError, type TagtrailError } from '../errors.js';
+import { annotationChanges } from '../gitlab/annotation-set.js';
+import { isGitLabCi } from '../gitlab/ci.js';
+import { type AnnotateResult, type ManifestOutcome, annotateImage } from '../oci/annotate.js';
+import { type PlatformFilter, parsePlatform } from '../oci/manifest.js';
+import { type Reference, formatReference, parseReference } from '../oci/reference.js';
 import type { Runtime } from '../runtime.js';
+import { type RegistryFlags, registryClient, worstExit } from './common.js';
 
-export async function run(_rt: Runtime, _args: unknown[], _opts: Record<string, unknown>): Promise<number> {
-  throw new Error('not yet');
+interface AnnotateFlags extends RegistryFlags {
+  annotation: string[];
+  removeAnnotation: string[];
+  ci: boolean;
+  platform: string[];
+  toOci?: boolean;
+  dryRun?: boolean;
+  output: 'text' | 'json' | 'dotenv';
+}
+
+function jsonResult(r: AnnotateResult): Record<string, unknown> {
+  return {
+    image: r.image,
+    changed: r.changed,
+    dryRun: r.dryRun,
+    before: r.before,
+    after: r.after,
+    manifests: r.manifests.map((m) => ({ platform: m.platform, before: m.before, after: m.after })),
+    annotations: { ...r.annotations },
+  };
+}
+
+function diffLines(m: ManifestOutcome): string[] {
+  const lines: string[] = [];
+  for (const [k, v] of Object.entries(m.diff.added)) lines.push(`    + ${k}=${JSON.stringify(v)}`);
+  for (const [k, c] of Object.entries(m.diff.changed)) lines.push(`    ~ ${k}: ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`);
+  for (const k of Object.keys(m.diff.removed)) lines.push(`    - ${k}`);
+  if (m.converted) lines.push('    (media types converted to OCI)');
+  return lines;
+}
+
+function textResult(r: AnnotateResult, out: string[], warn: string[]): void {
+  const pinned = `${r.registry}/${r.repository}@${r.after}`;
+  if (r.dryRun) {
+    out.push(`${r.image}: ${r.changed ? 'would change' : 'up to date, nothing to write'}`);
+    for (const m of r.manifests) {
+      const lines = diffLines(m);
+      out.push(`  ${m.platform} ${m.before}${lines.length === 0 ? ' (unchanged)' : ''}`, ...lines);
+    }
+    return;
+  }
+  if (!r.changed) {
+    out.push(`${r.image} is up to date: ${pinned}`);
+    return;
+  }
+  out.push(`annotated ${r.image}`, pinned);
+  if (r.tag !== undefined) {
+    warn.push(`warning: the previous digest ${r.before} of ${r.repository}:${r.tag} is now untagged; a registry cleanup policy may remove it`);
+  }
+}
+
+function dotenvResult(results: readonly AnnotateResult[]): string[] {
+  const lines: string[] = [];
+  results.forEach((r, i) => {
+    const ref = `${r.registry}/${r.repository}@${r.after}`;
+    if (i === 0) lines.push(`TAGTRAIL_DIGEST_BEFORE=${r.before}`, `TAGTRAIL_DIGEST=${r.after}`, `TAGTRAIL_IMAGE=${ref}`);
+    if (results.length > 1) lines.push(`TAGTRAIL_DIGEST_BEFORE_${i + 1}=${r.before}`, `TAGTRAIL_DIGEST_${i + 1}=${r.after}`, `TAGTRAIL_IMAGE_${i + 1}=${ref}`);
+  });
+  return lines;
+}
+
+export async function run(rt: Runtime, args: unknown[], opts: Record<string, unknown>): Promise<number> {
+  const flags = opts as unknown as AnnotateFlags;
+  const images = (args[0] as string[] | undefined) ?? [];
+
+  // Check every input before the first request, so bad input never leaves half the images done.
+  const refs: Reference[] = images.map((i) => parseReference(i));
+  const platforms: PlatformFilter[] = flags.platform.map(parsePlatform);
+  const changes = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: flags.ci });
+  const nothingToDo = Object.keys(changes.set).length === 0 && Object.keys(changes.setIfAbsent ?? {}).length === 0 && changes.remove.length === 0 && !flags.toOci;
+  if (nothingToDo) {
+    throw new UsageError(flags.ci && !isGitLabCi(rt.env) ? 'no annotations to write: this is not a GitLab CI job and no --annotation was given' : 'no annotations to write', {
+      hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), or pass --annotation KEY=VALUE',
+    });
+  }
+  const client = await registryClient(rt, flags);
+
+  const results: AnnotateResult[] = [];
+  const codes: number[] = [];
+  const out: string[] = [];
+  const warn: string[] = [];
+  for (const ref of refs) {
+    try {
+      const r = await annotateImage(client, ref, { changes, platforms, toOci: flags.toOci ?? false, dryRun: flags.dryRun ?? false });
+      results.push(r);
+      if (flags.output === 'text') textResult(r, out, warn);
+      codes.push(0);
+    } catch (err) {
+      if (!isTagtrailError(err)) throw err;
+      codes.push((err as TagtrailError).exitCode);
+      rt.stderr.write(`${formatReference(ref)}: ${formatError(err)}\n`);
+    }
+  }
+  if (flags.output === 'json' && results.length > 0) {
+    const body = results.length === 1 && refs.length === 1 ? jsonResult(results[0] as AnnotateResult) : results.map(jsonResult);
+    out.push(JSON.stringify(body, null, 2));
+  }
+  if (flags.output === 'dotenv' && results.length > 0) out.push(...dotenvResult(results));
+  if (out.length > 0) rt.stdout.write(`${out.join('\n')}\n`);
+  if (warn.length > 0) rt.stderr.write(`${warn.join('\n')}\n`);
+  return worstExit(codes);
 }

@@ -1,5 +1,46 @@
+// tagtrail show IMAGE: the build details of a tag.
+import type { Build } from '../gitlab/build.js';
+import { type ImageDetails, inspectImage } from '../oci/inspect.js';
+import { parseReference } from '../oci/reference.js';
 import type { Runtime } from '../runtime.js';
+import { type RegistryFlags, registryClient } from './common.js';
 
-export async function run(_rt: Runtime, _args: unknown[], _opts: Record<string, unknown>): Promise<number> {
-  throw new Error('not yet');
+interface ShowFlags extends RegistryFlags {
+  output: 'text' | 'json';
+}
+
+function buildLines(b: Build): string[] {
+  const rows: [string, string | undefined][] = [
+    ['pipeline', b.pipeline && [`#${b.pipeline.id}`, b.pipeline.url].filter(Boolean).join('  ')],
+    ['job', b.job && [b.job.name, b.job.id && `#${b.job.id}`, b.job.url].filter(Boolean).join('  ')],
+    ['commit', b.commit && [b.commit.sha, b.commit.url].filter(Boolean).join('  ')],
+    ['ref', b.ref && [`${b.ref.name} (${b.ref.kind})`, b.ref.url].filter(Boolean).join('  ')],
+    ['merge request', b.mergeRequest && [`!${b.mergeRequest.iid}`, b.mergeRequest.url].filter(Boolean).join('  ')],
+    ['project', b.project && [b.project.path, b.project.url].filter(Boolean).join('  ')],
+    ['user', b.user && [b.user.login, b.user.id && `(id ${b.user.id})`].filter(Boolean).join(' ')],
+  ];
+  return rows.filter(([, v]) => v).map(([k, v]) => `  ${`${k}:`.padEnd(15)}${v}`);
+}
+
+function text(d: ImageDetails): string {
+  const lines = [`${d.image}`, `  digest:        ${d.digest}`, `  media type:    ${d.mediaType}`];
+  if (d.build) {
+    lines.push('', d.source === 'labels' ? 'build details (from config labels only; no manifest annotations):' : 'build details:', ...buildLines(d.build));
+  } else {
+    lines.push('', 'no build details: the manifest carries no com.gitlab.ci.* or org.opencontainers.image.* annotations, and the config no such labels.', 'add them with `tagtrail annotate` after the push, or `tagtrail flags` at build time.');
+  }
+  const keys = Object.keys(d.annotations).sort();
+  if (keys.length > 0) lines.push('', 'annotations:', ...keys.map((k) => `  ${k}=${JSON.stringify(d.annotations[k])}`));
+  if (d.source === 'labels' && d.labels) lines.push('', 'labels:', ...Object.keys(d.labels).sort().map((k) => `  ${k}=${JSON.stringify(d.labels?.[k])}`));
+  for (const m of d.manifests) lines.push('', `platform ${m.platform}: ${m.digest}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export async function run(rt: Runtime, args: unknown[], opts: Record<string, unknown>): Promise<number> {
+  const flags = opts as unknown as ShowFlags;
+  const ref = parseReference(String(args[0]));
+  const client = await registryClient(rt, flags);
+  const details = await inspectImage(client, ref);
+  rt.stdout.write(flags.output === 'json' ? `${JSON.stringify(details, null, 2)}\n` : text(details));
+  return 0;
 }

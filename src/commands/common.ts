@@ -1,0 +1,40 @@
+// What the registry-facing commands share: turning flags and environment into a client.
+import { UsageError } from '../errors.js';
+import { credentialResolver } from '../oci/auth/credentials.js';
+import { RegistryClient } from '../oci/registry.js';
+import type { Runtime } from '../runtime.js';
+import { VERSION } from '../version.js';
+
+export interface RegistryFlags {
+  username?: string;
+  passwordStdin?: boolean;
+  insecureRegistry?: string[];
+  debug?: boolean;
+}
+
+export async function registryClient(rt: Runtime, flags: RegistryFlags): Promise<RegistryClient> {
+  let explicit: { username: string; password: string } | undefined;
+  if (flags.passwordStdin && !flags.username) throw new UsageError('--password-stdin needs --username', { hint: 'pass --username USER as well' });
+  if (flags.username !== undefined) {
+    if (!flags.passwordStdin) {
+      throw new UsageError('--username needs --password-stdin', { hint: 'pipe the password in: echo "$TOKEN" | tagtrail … --username USER --password-stdin' });
+    }
+    // Like docker login: the trailing newline of `echo` is not part of the password.
+    const password = (await rt.readStdin()).replace(/\r?\n$/, '');
+    if (password === '') throw new UsageError('--password-stdin read an empty password', { hint: 'pipe the password or token into standard input' });
+    explicit = { username: flags.username, password };
+  }
+  return new RegistryClient({
+    fetch: rt.fetch,
+    credentials: credentialResolver({ env: rt.env, ...(explicit ? { explicit } : {}) }),
+    insecureRegistries: flags.insecureRegistry ?? [],
+    userAgent: `tagtrail/${VERSION}`,
+    ...(flags.debug ? { debug: (line: string) => rt.stderr.write(`debug: ${line}\n`) } : {}),
+  });
+}
+
+/** Worst exit code wins; a conflict (3) outranks other failures so a CI job can tell races apart. */
+export function worstExit(codes: readonly number[]): number {
+  if (codes.includes(3)) return 3;
+  return codes.find((c) => c !== 0) ?? 0;
+}

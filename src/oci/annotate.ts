@@ -1,0 +1,189 @@
+// Writes annotations into an image's manifests in place: the manifest only, never a blob.
+// For an index, the changed children are PUT by digest first and the index last, so the tag never
+// points at a child or at a manifest that does not exist yet.
+import { ConflictError } from '../errors.js';
+import { type AnnotationChanges, type AnnotationDiff, type Annotations, applyAnnotationChanges, diffAnnotations, isEmptyDiff, validateAnnotations } from './annotations.js';
+import { sha256Digest } from './digest.js';
+import {
+  type Descriptor,
+  type Manifest,
+  type PlatformFilter,
+  REFERENCE_DIGEST,
+  formatPlatform,
+  isAttestationDescriptor,
+  isDockerMediaType,
+  jsonToOci,
+  jsonWithAnnotations,
+  parseManifest,
+  platformMatches,
+  serialize,
+} from './manifest.js';
+import { isImageManifestMediaType } from './mediatypes.js';
+import { type Reference, formatReference, withDigest } from './reference.js';
+import type { RegistryClient } from './registry.js';
+
+export interface AnnotateOptions {
+  readonly changes: AnnotationChanges;
+  /** Annotate only the children of an index on these platforms (the index itself always). */
+  readonly platforms?: readonly PlatformFilter[];
+  readonly toOci?: boolean;
+  readonly dryRun?: boolean;
+  /** Children fetched and written at once. */
+  readonly concurrency?: number;
+}
+
+export interface ManifestOutcome {
+  /** "index" for the index itself, else os/arch[/variant]. */
+  readonly platform: string;
+  readonly mediaType: string;
+  readonly before: string;
+  readonly after: string;
+  readonly diff: AnnotationDiff;
+  readonly converted: boolean;
+}
+
+export interface AnnotateResult {
+  readonly image: string;
+  readonly repository: string;
+  readonly registry: string;
+  readonly tag?: string;
+  readonly changed: boolean;
+  readonly dryRun: boolean;
+  readonly before: string;
+  readonly after: string;
+  readonly mediaType: string;
+  readonly manifests: readonly ManifestOutcome[];
+  /** The top-level manifest's annotations after the change. */
+  readonly annotations: Annotations;
+}
+
+interface Rewritten {
+  readonly json: Record<string, unknown>;
+  readonly bytes: Uint8Array;
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly diff: AnnotationDiff;
+  readonly converted: boolean;
+  readonly changed: boolean;
+  readonly annotations: Annotations;
+}
+
+function rewrite(m: Manifest, changes: AnnotationChanges, toOci: boolean, extra?: (json: Record<string, unknown>) => Record<string, unknown>): Rewritten {
+  const annotations = applyAnnotationChanges(m.annotations, changes);
+  validateAnnotations(annotations);
+  const diff = diffAnnotations(m.annotations, annotations);
+  const convert = toOci && isDockerMediaType(m.mediaType);
+  let json = jsonWithAnnotations(m.json, annotations);
+  if (convert) json = jsonToOci(json);
+  if (extra) json = extra(json);
+  // Descriptor updates (extra) always change an index; otherwise only a diff or a conversion does.
+  if (isEmptyDiff(diff) && !convert && !extra) {
+    // Nothing to change: keep the registry's bytes exactly, so the digest stays.
+    return { json: m.json, bytes: m.bytes, digest: m.digest, mediaType: m.mediaType, diff, converted: false, changed: false, annotations };
+  }
+  const bytes = serialize(json);
+  const mediaType = typeof json.mediaType === 'string' ? json.mediaType : m.mediaType;
+  return { json, bytes, digest: sha256Digest(bytes), mediaType, diff, converted: convert, changed: true, annotations };
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T, i);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}
+
+function selected(d: Descriptor, platforms: readonly PlatformFilter[] | undefined): boolean {
+  if (!isImageManifestMediaType(d.mediaType) || isAttestationDescriptor(d)) return false;
+  if (!platforms || platforms.length === 0) return true;
+  return platforms.some((f) => platformMatches(d.platform, f));
+}
+
+export async function annotateImage(client: RegistryClient, ref: Reference, opts: AnnotateOptions): Promise<AnnotateResult> {
+  const toOci = opts.toOci ?? false;
+  if (!opts.dryRun) client.intendToWrite(ref.registry, ref.repository);
+  const top = await client.getManifest(ref);
+  const outcomes: ManifestOutcome[] = [];
+  let result: Rewritten;
+
+  if (top.kind === 'image') {
+    result = rewrite(top, opts.changes, toOci);
+  } else {
+    // Children first: fetch, rewrite and (unless dry-run) PUT by digest, a few at a time.
+    const indexed = top.manifests.map((d, i) => ({ d, i })).filter(({ d }) => selected(d, opts.platforms));
+    const rewritten = await mapLimit(indexed, opts.concurrency ?? 4, async ({ d }) => {
+      const child = await client.getManifest(withDigest(ref, d.digest));
+      const r = rewrite(child, opts.changes, toOci);
+      if (r.changed && !opts.dryRun) await client.putManifest(ref.registry, ref.repository, r.digest, r.bytes, r.mediaType);
+      return { d, r };
+    });
+    const moved = new Map<string, Rewritten>();
+    for (const { d, r } of rewritten) {
+      outcomes.push({ platform: formatPlatform(d.platform), mediaType: r.mediaType, before: d.digest, after: r.digest, diff: r.diff, converted: r.converted });
+      if (r.changed) moved.set(d.digest, r);
+    }
+    const updateDescriptors = (json: Record<string, unknown>): Record<string, unknown> => {
+      const list = Array.isArray(json.manifests) ? (json.manifests as Descriptor[]) : [];
+      return {
+        ...json,
+        manifests: list.map((d) => {
+          const r = moved.get(d.digest);
+          let out: Descriptor = r ? { ...d, mediaType: r.mediaType, digest: r.digest, size: r.bytes.byteLength } : d;
+          // Attestation manifests name the manifest they describe; follow its new digest.
+          const refDigest = d.annotations?.[REFERENCE_DIGEST];
+          const target = refDigest ? moved.get(refDigest) : undefined;
+          if (target) out = { ...out, annotations: { ...d.annotations, [REFERENCE_DIGEST]: target.digest } };
+          return out;
+        }),
+      };
+    };
+    result = rewrite(top, opts.changes, toOci, moved.size > 0 ? updateDescriptors : undefined);
+  }
+  outcomes.unshift({
+    platform: top.kind === 'index' ? 'index' : 'manifest',
+    mediaType: result.mediaType,
+    before: top.digest,
+    after: result.digest,
+    diff: result.diff,
+    converted: result.converted,
+  });
+
+  if (result.changed && !opts.dryRun) {
+    // Check that what we send parses as what we mean to send.
+    parseManifest(result.bytes, result.mediaType);
+    if (ref.tag !== undefined) {
+      // Race check: if someone moved the tag since our read, leave their manifest in place.
+      const now = await client.headManifest({ registry: ref.registry, repository: ref.repository, tag: ref.tag });
+      const expected = ref.digest ?? top.digest;
+      if (now?.digest !== expected) {
+        throw new ConflictError(
+          `${ref.repository}:${ref.tag} moved while annotating: it was ${expected} when read and is ${now?.digest ?? 'gone'} now; nothing was changed`,
+          { hint: 'someone pushed the tag in the meantime; run annotate again to annotate the new image' },
+        );
+      }
+      await client.putManifest(ref.registry, ref.repository, ref.tag, result.bytes, result.mediaType);
+    } else {
+      await client.putManifest(ref.registry, ref.repository, result.digest, result.bytes, result.mediaType);
+    }
+  }
+
+  return {
+    image: formatReference(ref),
+    repository: ref.repository,
+    registry: ref.registry,
+    ...(ref.tag !== undefined ? { tag: ref.tag } : {}),
+    changed: result.changed,
+    dryRun: opts.dryRun ?? false,
+    before: top.digest,
+    after: result.digest,
+    mediaType: result.mediaType,
+    manifests: outcomes,
+    annotations: result.annotations,
+  };
+}

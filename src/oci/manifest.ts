@@ -1,0 +1,230 @@
+// Manifests keep their raw bytes; the parsed JSON is a view of them. Every change goes through
+// `withAnnotations` or `toOci`, which produce new bytes and the digest of those bytes.
+import { InvalidInputError } from '../errors.js';
+import type { Annotations } from './annotations.js';
+import { sha256Digest } from './digest.js';
+import {
+  DOCKER_MANIFEST,
+  DOCKER_MANIFEST_LIST,
+  DOCKER_TO_OCI,
+  OCI_INDEX,
+  OCI_MANIFEST,
+  isImageManifestMediaType,
+  isIndexMediaType,
+  isSchema1MediaType,
+} from './mediatypes.js';
+import { isValidDigest } from './reference.js';
+
+/** Registries commonly cap manifests at 4 MiB; so do we, before parsing. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+export interface Platform {
+  architecture: string;
+  os: string;
+  variant?: string;
+  'os.version'?: string;
+  'os.features'?: string[];
+}
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: Platform;
+  annotations?: Annotations;
+  artifactType?: string;
+  urls?: string[];
+  [extra: string]: unknown;
+}
+
+interface ManifestCommon {
+  readonly mediaType: string;
+  /** The exact bytes, as read from or written to the registry. */
+  readonly bytes: Uint8Array;
+  readonly digest: string;
+  readonly json: Record<string, unknown>;
+  readonly annotations: Annotations;
+}
+
+export interface ImageManifest extends ManifestCommon {
+  readonly kind: 'image';
+  readonly config: Descriptor;
+  readonly layers: readonly Descriptor[];
+}
+
+export interface IndexManifest extends ManifestCommon {
+  readonly kind: 'index';
+  readonly manifests: readonly Descriptor[];
+}
+
+export type Manifest = ImageManifest | IndexManifest;
+
+function invalid(message: string, hint = 'the registry returned a manifest tagtrail cannot read'): InvalidInputError {
+  return new InvalidInputError('INVALID_MANIFEST', message, { hint });
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkAnnotations(v: unknown, where: string): Annotations {
+  if (v === undefined) return Object.create(null) as Annotations;
+  if (!isRecord(v)) throw invalid(`${where}: "annotations" is not an object`);
+  const out = Object.create(null) as Annotations;
+  for (const [k, val] of Object.entries(v)) {
+    if (typeof val !== 'string') throw invalid(`${where}: annotation ${JSON.stringify(k.slice(0, 80))} is not a string`);
+    out[k] = val;
+  }
+  return out;
+}
+
+function checkDescriptor(v: unknown, where: string): Descriptor {
+  if (!isRecord(v)) throw invalid(`${where} is not an object`);
+  if (typeof v.mediaType !== 'string' || v.mediaType === '') throw invalid(`${where} has no mediaType`);
+  if (typeof v.digest !== 'string' || !isValidDigest(v.digest)) throw invalid(`${where} has no valid digest`);
+  if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0) throw invalid(`${where} has no valid size`);
+  if (v.platform !== undefined) {
+    const p = v.platform;
+    if (!isRecord(p) || typeof p.os !== 'string' || typeof p.architecture !== 'string') throw invalid(`${where} has an invalid platform`);
+    if (p.variant !== undefined && typeof p.variant !== 'string') throw invalid(`${where} has an invalid platform variant`);
+  }
+  checkAnnotations(v.annotations, where);
+  return v as Descriptor;
+}
+
+/**
+ * Parses and validates manifest bytes. The media type comes from the document's own mediaType
+ * field, else from the Content-Type the registry sent, else from its shape.
+ */
+export function parseManifest(bytes: Uint8Array, contentType?: string, knownDigest?: string): Manifest {
+  if (bytes.byteLength > MAX_MANIFEST_BYTES) {
+    throw new InvalidInputError('UNSUPPORTED', `the manifest is ${bytes.byteLength} bytes, over the 4 MiB limit`, {
+      hint: 'registries refuse manifests over 4 MiB; tagtrail will not read or write one',
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    throw invalid('the manifest is not valid UTF-8 JSON');
+  }
+  if (!isRecord(json)) throw invalid('the manifest is not a JSON object');
+  const ct = contentType?.split(';')[0]?.trim().toLowerCase();
+  if (json.schemaVersion === 1 || (ct !== undefined && isSchema1MediaType(ct))) {
+    throw new InvalidInputError('UNSUPPORTED', 'this is a Docker schema 1 manifest, which is deprecated and cannot carry annotations', {
+      hint: 'rebuild and push the image with a current builder (it then gets a schema 2 or OCI manifest), or copy it with `skopeo copy --format oci`',
+    });
+  }
+  if (json.schemaVersion !== 2) throw invalid('the manifest has no schemaVersion 2');
+  let mediaType: string;
+  if (json.mediaType !== undefined) {
+    if (typeof json.mediaType !== 'string') throw invalid('the manifest mediaType is not a string');
+    mediaType = json.mediaType;
+  } else if (ct && (isIndexMediaType(ct) || isImageManifestMediaType(ct))) {
+    mediaType = ct;
+  } else {
+    mediaType = Array.isArray(json.manifests) ? OCI_INDEX : OCI_MANIFEST;
+  }
+  const digest = knownDigest ?? sha256Digest(bytes);
+  const annotations = checkAnnotations(json.annotations, 'the manifest');
+  if (isIndexMediaType(mediaType)) {
+    if (!Array.isArray(json.manifests)) throw invalid('the index has no "manifests" list');
+    const manifests = json.manifests.map((d, i) => checkDescriptor(d, `manifests[${i}]`));
+    return { kind: 'index', mediaType, bytes, digest, json, annotations, manifests };
+  }
+  if (isImageManifestMediaType(mediaType)) {
+    const config = checkDescriptor(json.config, 'the config descriptor');
+    if (!Array.isArray(json.layers)) throw invalid('the manifest has no "layers" list');
+    const layers = json.layers.map((d, i) => checkDescriptor(d, `layers[${i}]`));
+    return { kind: 'image', mediaType, bytes, digest, json, annotations, config, layers };
+  }
+  throw new InvalidInputError('UNSUPPORTED', `unsupported manifest media type ${JSON.stringify(mediaType.slice(0, 100))}`, {
+    hint: 'tagtrail reads OCI manifests and indexes, and Docker schema 2 manifests and manifest lists',
+  });
+}
+
+/** Compact JSON, as BuildKit and skopeo write it. */
+export function serialize(json: Record<string, unknown>): Uint8Array {
+  return Buffer.from(JSON.stringify(json), 'utf8');
+}
+
+/**
+ * New manifest JSON with these annotations (an empty set drops the field). The existing key
+ * order is kept; a new "annotations" field goes last, where the OCI spec lists it.
+ */
+export function jsonWithAnnotations(json: Record<string, unknown>, annotations: Annotations): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const empty = Object.keys(annotations).length === 0;
+  for (const [k, v] of Object.entries(json)) {
+    if (k === 'annotations') {
+      if (!empty) out.annotations = { ...annotations };
+    } else {
+      out[k] = v;
+    }
+  }
+  if (!empty && !('annotations' in out)) out.annotations = { ...annotations };
+  return out;
+}
+
+function convertDescriptor(d: unknown): unknown {
+  if (!isRecord(d) || typeof d.mediaType !== 'string') return d;
+  const to = DOCKER_TO_OCI[d.mediaType];
+  return to ? { ...d, mediaType: to } : d;
+}
+
+/** Docker schema 2 / manifest list → OCI media types. Blob bytes are untouched. */
+export function jsonToOci(json: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(json)) {
+    if (k === 'mediaType' && typeof v === 'string') out[k] = DOCKER_TO_OCI[v] ?? v;
+    else if (k === 'config') out[k] = convertDescriptor(v);
+    else if (k === 'layers' && Array.isArray(v)) out[k] = v.map(convertDescriptor);
+    else out[k] = v;
+  }
+  return out;
+}
+
+export function isDockerMediaType(mt: string): boolean {
+  return mt === DOCKER_MANIFEST || mt === DOCKER_MANIFEST_LIST;
+}
+
+export function formatPlatform(p: Platform | undefined): string {
+  if (!p) return 'unknown';
+  return [p.os, p.architecture, p.variant].filter((x) => x !== undefined && x !== '').join('/');
+}
+
+export interface PlatformFilter {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+export function parsePlatform(s: string): PlatformFilter {
+  const parts = s.split('/');
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9._-]+$/i.test(p))) {
+    throw new InvalidInputError('INVALID_REFERENCE', `invalid platform ${JSON.stringify(s.slice(0, 80))}`, {
+      hint: 'write a platform as os/arch[/variant], e.g. linux/amd64 or linux/arm/v7',
+    });
+  }
+  const [os, architecture, variant] = parts as [string, string, string | undefined];
+  return { os, architecture, ...(variant !== undefined ? { variant } : {}) };
+}
+
+/** arm64 with no variant means v8, as containerd normalises it. */
+function normVariant(arch: string, variant: string | undefined): string {
+  if (arch === 'arm64' && (variant === undefined || variant === '')) return 'v8';
+  return variant ?? '';
+}
+
+export function platformMatches(p: Platform | undefined, f: PlatformFilter): boolean {
+  if (!p || p.os !== f.os || p.architecture !== f.architecture) return false;
+  if (f.variant === undefined) return true;
+  return normVariant(p.architecture, p.variant) === normVariant(f.architecture, f.variant);
+}
+
+/** BuildKit attestation manifests: platform unknown/unknown, typed by an annotation. */
+export function isAttestationDescriptor(d: Descriptor): boolean {
+  return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
+}
+
+export const REFERENCE_DIGEST = 'vnd.docker.reference.digest';

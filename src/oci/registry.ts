@@ -1,0 +1,167 @@
+// Registry operations over the transport: manifests (GET, HEAD, PUT of exact bytes), tags and
+// the catalog (with Link pagination), and blobs (digest-verified).
+import { DigestMismatchError, RegistryError } from '../errors.js';
+import { CATALOG_SCOPE, pullScope, pushScope, type Scope } from './auth/token.js';
+import { sha256Digest, verifyDigest } from './digest.js';
+import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
+import { MANIFEST_ACCEPT } from './mediatypes.js';
+import { type Reference, isValidDigest, manifestReference } from './reference.js';
+import { Transport, type TransportOptions } from './transport.js';
+
+export interface ManifestHead {
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly size: number;
+}
+
+function repoPath(repository: string): string {
+  // Repository names are validated by the reference grammar: no encoding needed, and none wanted
+  // for the slashes.
+  return `/v2/${repository}`;
+}
+
+/** The next page from a Link header: </v2/_catalog?last=x&n=100>; rel="next". */
+export function nextLink(link: string | null): string | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(',')) {
+    const m = /<([^>]*)>\s*;\s*rel="?next"?/i.exec(part.trim());
+    if (m?.[1]) return m[1];
+  }
+  return undefined;
+}
+
+export class RegistryClient {
+  readonly transport: Transport;
+  /** Repositories we are about to write: their tokens ask for push from the start. */
+  private readonly writeIntent = new Set<string>();
+
+  constructor(opts: TransportOptions) {
+    this.transport = new Transport(opts);
+  }
+
+  /** Ask for pull,push tokens for this repository from the first request on, saving a second token fetch. */
+  intendToWrite(registry: string, repository: string): void {
+    this.writeIntent.add(`${registry}/${repository}`);
+  }
+
+  private readScope(registry: string, repository: string): Scope {
+    return this.writeIntent.has(`${registry}/${repository}`) ? pushScope(repository) : pullScope(repository);
+  }
+
+  async getManifest(ref: Reference): Promise<Manifest> {
+    const reference = manifestReference(ref);
+    const res = await this.transport.request({
+      registry: ref.registry,
+      method: 'GET',
+      path: `${repoPath(ref.repository)}/manifests/${reference}`,
+      headers: { accept: MANIFEST_ACCEPT },
+      scope: this.readScope(ref.registry, ref.repository),
+      maxBodyBytes: MAX_MANIFEST_BYTES,
+    });
+    const digest = sha256Digest(res.body);
+    if (ref.digest) verifyDigest(res.body, ref.digest, `the manifest ${ref.repository}@${ref.digest}`);
+    const header = res.headers.get('docker-content-digest');
+    if (header && isValidDigest(header) && header.startsWith('sha256:') && header !== digest) {
+      throw new DigestMismatchError(`the registry said the manifest of ${ref.repository}:${reference} is ${header}, but its bytes hash to ${digest}`, {
+        hint: 'a proxy may have altered the response; retry, and check any proxy between you and the registry',
+      });
+    }
+    return parseManifest(res.body, res.headers.get('content-type') ?? undefined, digest);
+  }
+
+  /** The digest a tag or digest resolves to, or undefined when it does not exist. */
+  async headManifest(ref: Reference): Promise<ManifestHead | undefined> {
+    const res = await this.transport.request({
+      registry: ref.registry,
+      method: 'HEAD',
+      path: `${repoPath(ref.repository)}/manifests/${manifestReference(ref)}`,
+      headers: { accept: MANIFEST_ACCEPT },
+      scope: this.readScope(ref.registry, ref.repository),
+      accept: [404],
+    });
+    if (res.status === 404) return undefined;
+    const digest = res.headers.get('docker-content-digest');
+    if (!digest || !isValidDigest(digest)) {
+      // Without the header a HEAD cannot tell us the digest; fall back to reading the bytes.
+      const m = await this.getManifest(ref);
+      return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.byteLength };
+    }
+    return {
+      digest,
+      mediaType: (res.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? '',
+      size: Number(res.headers.get('content-length') ?? 0),
+    };
+  }
+
+  /**
+   * PUTs exact bytes under a tag or digest, and checks the registry stored what we sent: its
+   * Docker-Content-Digest must equal the digest of our bytes.
+   */
+  async putManifest(registry: string, repository: string, reference: string, bytes: Uint8Array, mediaType: string): Promise<string> {
+    const digest = sha256Digest(bytes);
+    const res = await this.transport.request({
+      registry,
+      method: 'PUT',
+      path: `${repoPath(repository)}/manifests/${reference}`,
+      headers: { 'content-type': mediaType },
+      body: bytes,
+      scope: pushScope(repository),
+      maxBodyBytes: 64 * 1024,
+    });
+    const stored = res.headers.get('docker-content-digest');
+    if (stored && stored !== digest) {
+      throw new DigestMismatchError(`the registry stored ${repository}:${reference} as ${stored}, but the bytes sent hash to ${digest}`, {
+        hint: 'the registry rewrote the manifest; tagtrail will not trust the result',
+      });
+    }
+    return digest;
+  }
+
+  private async *paginate(registry: string, firstPath: string, scope: Scope, field: 'tags' | 'repositories'): AsyncGenerator<string> {
+    let path: string | undefined = firstPath;
+    const seen = new Set<string>();
+    while (path) {
+      if (seen.has(path)) throw new RegistryError(`the registry's pagination loops at ${path.split('?')[0]}`, 500);
+      seen.add(path);
+      const res = await this.transport.request({ registry, method: 'GET', path, scope, maxBodyBytes: 32 * 1024 * 1024 });
+      let list: unknown;
+      try {
+        list = (JSON.parse(Buffer.from(res.body).toString('utf8')) as Record<string, unknown>)[field];
+      } catch {
+        throw new RegistryError(`the registry's ${field} list is not JSON`, res.status);
+      }
+      if (list !== null && list !== undefined && !Array.isArray(list)) throw new RegistryError(`the registry's ${field} list is not a list`, res.status);
+      for (const item of (list ?? []) as unknown[]) if (typeof item === 'string') yield item;
+      const next = nextLink(res.headers.get('link'));
+      if (!next) break;
+      // Only follow links on the same registry and under /v2/.
+      const u = new URL(next, this.transport.baseUrl(registry));
+      if (u.origin !== new URL(this.transport.baseUrl(registry)).origin || !u.pathname.startsWith('/v2/')) {
+        throw new RegistryError('the registry sent a pagination link to another host', res.status);
+      }
+      path = `${u.pathname}${u.search}`;
+    }
+  }
+
+  listTags(registry: string, repository: string, pageSize = 1000): AsyncGenerator<string> {
+    return this.paginate(registry, `${repoPath(repository)}/tags/list?n=${pageSize}`, pullScope(repository), 'tags');
+  }
+
+  listRepositories(registry: string, pageSize = 1000, last?: string): AsyncGenerator<string> {
+    const q = last ? `&last=${encodeURIComponent(last)}` : '';
+    return this.paginate(registry, `/v2/_catalog?n=${pageSize}${q}`, CATALOG_SCOPE, 'repositories');
+  }
+
+  /** A blob, checked against its digest. Used only for config blobs, which are small. */
+  async getBlob(registry: string, repository: string, digest: string, maxBytes = 4 * 1024 * 1024): Promise<Uint8Array> {
+    const res = await this.transport.request({
+      registry,
+      method: 'GET',
+      path: `${repoPath(repository)}/blobs/${digest}`,
+      scope: pullScope(repository),
+      maxBodyBytes: maxBytes,
+    });
+    verifyDigest(res.body, digest, `the blob ${repository}@${digest}`);
+    return res.body;
+  }
+}

@@ -1,0 +1,373 @@
+// HTTP to registries: ping and challenge, Basic and Bearer auth, retries with back-off,
+// redirects that never carry credentials to another origin, bounded bodies, and a debug log
+// with every secret redacted.
+import { AuthError, InvalidInputError, NetworkError, NotFoundError, RegistryError, type TagtrailError } from '../errors.js';
+import { parseChallenges, type Challenge } from './auth/challenge.js';
+import type { Credential, CredentialResolver } from './auth/credentials.js';
+import { TokenCache, basicAuthorization, checkRealm, parseTokenResponse, scopeString, tokenFetchError, type Scope } from './auth/token.js';
+import { registryBaseUrl } from './reference.js';
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. */
+  readonly maxAttempts: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+  /** A Retry-After longer than this is cut down to it. */
+  readonly maxRetryAfterMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 5_000, maxRetryAfterMs: 30_000 };
+
+export interface TransportOptions {
+  readonly fetch: typeof fetch;
+  readonly credentials: CredentialResolver;
+  readonly insecureRegistries?: readonly string[];
+  /** Receives one line per request and response; secrets are already redacted. */
+  readonly debug?: (line: string) => void;
+  readonly retry?: Partial<RetryPolicy>;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  readonly userAgent?: string;
+  /** Per-attempt time limit. */
+  readonly timeoutMs?: number;
+}
+
+export interface RegistryRequest {
+  readonly registry: string;
+  readonly method: 'GET' | 'HEAD' | 'PUT' | 'DELETE';
+  /** Path and query, starting with /v2/. */
+  readonly path: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: Uint8Array;
+  /** The scope a Bearer token must grant; none for the ping. */
+  readonly scope?: Scope;
+  /** Refuse bodies larger than this. */
+  readonly maxBodyBytes?: number;
+  /** Statuses the caller handles itself (e.g. 404 for HEAD); others become errors. */
+  readonly accept?: readonly number[];
+}
+
+export interface RegistryResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Uint8Array;
+  /** The URL that answered, after redirects. */
+  readonly url: string;
+}
+
+type AuthState = { kind: 'none' } | { kind: 'basic' } | { kind: 'bearer'; realm: string; service: string };
+
+const RETRY_STATUSES = new Set([408, 429, 502, 503, 504]);
+const RETRY_ERROR_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ECONNABORTED']);
+const MAX_REDIRECTS = 5;
+const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
+/** Query parameters that are safe to show in a debug log; every other value is redacted. */
+const SAFE_QUERY_PARAMS = new Set(['n', 'last', 'scope', 'service', 'digest', 'mount', 'from', 'artifactType']);
+
+class RetryableError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    for (const k of [...u.searchParams.keys()]) if (!SAFE_QUERY_PARAMS.has(k)) u.searchParams.set(k, 'REDACTED');
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+function errorCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Retry-After: seconds or an HTTP date. */
+export function parseRetryAfter(v: string | null, nowMs: number): number | undefined {
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - nowMs);
+}
+
+/** The registry's error body, {"errors": [{"code", "message"}]}, when it sent one. */
+function registryErrors(body: Uint8Array): { codes: string[]; message: string } {
+  try {
+    const j = JSON.parse(Buffer.from(body).toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] };
+    const errs = Array.isArray(j.errors) ? j.errors : [];
+    const codes = errs.map((e) => (typeof e.code === 'string' ? e.code : '')).filter(Boolean);
+    const message = errs.map((e) => (typeof e.message === 'string' ? e.message.slice(0, 200) : '')).filter(Boolean).join('; ');
+    return { codes, message };
+  } catch {
+    return { codes: [], message: '' };
+  }
+}
+
+async function readBody(res: Response, max: number, what: string): Promise<Uint8Array> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new InvalidInputError('UNSUPPORTED', `${what} is ${declared} bytes, over the ${max}-byte limit`, { hint: 'registries refuse manifests over 4 MiB; tagtrail will not read one' });
+  }
+  if (!res.body) return new Uint8Array(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new InvalidInputError('UNSUPPORTED', `${what} is over the ${max}-byte limit`, { hint: 'registries refuse manifests over 4 MiB; tagtrail will not read one' });
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
+}
+
+export class Transport {
+  private readonly auth = new Map<string, Promise<AuthState>>();
+  private readonly tokens: TokenCache;
+  private readonly retry: RetryPolicy;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(private readonly opts: TransportOptions) {
+    this.now = opts.now ?? Date.now;
+    this.tokens = new TokenCache(this.now);
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.random = opts.random ?? Math.random;
+  }
+
+  baseUrl(registry: string): string {
+    return registryBaseUrl(registry, this.opts.insecureRegistries);
+  }
+
+  private log(line: string): void {
+    this.opts.debug?.(line);
+  }
+
+  /** GET /v2/: learns how the registry wants us to authenticate. Once per registry. */
+  private authState(registry: string): Promise<AuthState> {
+    let p = this.auth.get(registry);
+    if (!p) {
+      p = this.ping(registry);
+      this.auth.set(registry, p);
+      p.catch(() => this.auth.delete(registry));
+    }
+    return p;
+  }
+
+  private async ping(registry: string): Promise<AuthState> {
+    const res = await this.send(registry, { method: 'GET', url: `${this.baseUrl(registry)}/v2/`, headers: {}, maxBodyBytes: 64 * 1024 });
+    if (res.status === 401) return this.stateFromChallenges(registry, parseChallenges(res.headers.get('www-authenticate')));
+    if (res.status >= 200 && res.status < 300) return { kind: 'none' };
+    if (res.status === 404) {
+      throw new RegistryError(`${registry} does not answer the registry API (GET /v2/ gave 404)`, 404, [], { hint: 'check the host name; a registry answers /v2/ with 200 or 401' });
+    }
+    throw this.statusError(res, `${registry}: GET /v2/`);
+  }
+
+  private stateFromChallenges(registry: string, challenges: Challenge[]): AuthState {
+    const bearer = challenges.find((c) => c.scheme === 'bearer');
+    if (bearer) {
+      const realm = bearer.params.realm;
+      if (!realm) throw new RegistryError(`${registry} asked for a Bearer token but named no realm`, 401);
+      checkRealm(realm, this.baseUrl(registry));
+      return { kind: 'bearer', realm, service: bearer.params.service ?? '' };
+    }
+    if (challenges.some((c) => c.scheme === 'basic')) return { kind: 'basic' };
+    throw new AuthError('UNAUTHORIZED', `${registry} asked for authentication of a kind tagtrail does not speak`, { hint: 'tagtrail speaks Basic and Bearer token auth' });
+  }
+
+  private credential(registry: string): Credential | undefined {
+    return this.opts.credentials(registry);
+  }
+
+  private async token(registry: string, state: Extract<AuthState, { kind: 'bearer' }>, scope: Scope | undefined): Promise<string | undefined> {
+    const sc = scope ?? { type: 'registry', name: 'ping', actions: [] };
+    const cached = scope ? this.tokens.get(state.realm, state.service, sc) : undefined;
+    if (cached) return cached;
+    const realm = checkRealm(state.realm, this.baseUrl(registry));
+    const url = new URL(realm.toString());
+    if (state.service) url.searchParams.set('service', state.service);
+    if (scope) url.searchParams.append('scope', scopeString(scope));
+    const cred = this.credential(registry);
+    const headers: Record<string, string> = {};
+    if (cred) headers.authorization = basicAuthorization(cred);
+    const res = await this.send(registry, { method: 'GET', url: url.toString(), headers, maxBodyBytes: 1024 * 1024, what: 'token' });
+    if (res.status !== 200) throw tokenFetchError(res.status, url.host, cred);
+    const t = parseTokenResponse(Buffer.from(res.body).toString('utf8'));
+    if (scope) this.tokens.set(state.realm, state.service, sc, t.token, t.expiresIn);
+    return t.token;
+  }
+
+  private async authorization(registry: string, state: AuthState, scope: Scope | undefined): Promise<string | undefined> {
+    if (state.kind === 'none') return undefined;
+    if (state.kind === 'basic') {
+      const c = this.credential(registry);
+      return c ? basicAuthorization(c) : undefined;
+    }
+    const t = await this.token(registry, state, scope);
+    return t ? `Bearer ${t}` : undefined;
+  }
+
+  /** One registry call: auth, one re-authentication on 401, retries, and error mapping. */
+  async request(req: RegistryRequest): Promise<RegistryResponse> {
+    let state = await this.authState(req.registry);
+    const url = `${this.baseUrl(req.registry)}${req.path}`;
+    let reauthenticated = false;
+    for (;;) {
+      const authz = await this.authorization(req.registry, state, req.scope);
+      const headers: Record<string, string> = { ...req.headers };
+      if (authz) headers.authorization = authz;
+      const res = await this.send(req.registry, {
+        method: req.method,
+        url,
+        headers,
+        body: req.body,
+        maxBodyBytes: req.maxBodyBytes ?? DEFAULT_MAX_BODY,
+        what: `${req.method} ${req.path.split('?')[0]}`,
+      });
+      if (res.status === 401 && !reauthenticated) {
+        // The token expired or was revoked, or the registry wants auth it did not ask for at ping.
+        reauthenticated = true;
+        if (authz?.startsWith('Bearer ')) this.tokens.invalidate(authz.slice(7));
+        const challenges = parseChallenges(res.headers.get('www-authenticate'));
+        if (challenges.some((c) => c.scheme === 'bearer' && c.params.error === 'insufficient_scope')) throw this.statusError(res, `${req.method} ${req.path}`);
+        if (challenges.length > 0) {
+          state = this.stateFromChallenges(req.registry, challenges);
+          this.auth.set(req.registry, Promise.resolve(state));
+        }
+        this.log(`re-authenticating with ${req.registry} after 401`);
+        continue;
+      }
+      if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) return res;
+      throw this.statusError(res, `${req.method} ${req.path.split('?')[0]}`);
+    }
+  }
+
+  private statusError(res: RegistryResponse, what: string): TagtrailError {
+    const { codes, message } = registryErrors(res.body);
+    const detail = message ? `: ${message}` : '';
+    const cred = (() => {
+      try {
+        return this.credential(new URL(res.url).host);
+      } catch {
+        return undefined;
+      }
+    })();
+    switch (res.status) {
+      case 401:
+        return new AuthError('UNAUTHORIZED', `${what} was refused as unauthenticated (HTTP 401)${detail}`, {
+          hint: cred ? `check the credentials from ${cred.source}` : 'log in: --username USER --password-stdin, TAGTRAIL_REGISTRY_USER/PASSWORD, or CI_REGISTRY_USER/PASSWORD in GitLab CI',
+        });
+      case 403:
+        return new AuthError('DENIED', `${what} was denied (HTTP 403)${detail}`, { hint: 'the credentials work but lack access: annotate needs push (Developer role or a job token of this project)' });
+      case 404:
+        return new NotFoundError(`${what}: not found${detail}`, { hint: 'check the repository and tag' });
+      default:
+        return new RegistryError(`${what} failed with HTTP ${res.status}${detail}`, res.status, codes);
+    }
+  }
+
+  /** Sends with retries and manual redirects. Returns any final status; throws only on network failure. */
+  private async send(
+    registry: string,
+    r: { method: string; url: string; headers: Record<string, string>; body?: Uint8Array | undefined; maxBodyBytes: number; what?: string },
+  ): Promise<RegistryResponse> {
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= this.retry.maxAttempts; attempt++) {
+      try {
+        return await this.sendOnce(r);
+      } catch (err) {
+        if (!(err instanceof RetryableError)) throw err;
+        lastError = err;
+        if (attempt === this.retry.maxAttempts) break;
+        const backoff = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+        const jittered = backoff / 2 + (this.random() * backoff) / 2;
+        const wait = err.retryAfterMs !== undefined ? Math.min(this.retry.maxRetryAfterMs, Math.max(err.retryAfterMs, jittered)) : jittered;
+        this.log(`retry ${attempt}/${this.retry.maxAttempts - 1} of ${r.method} ${redactUrl(r.url)} in ${Math.round(wait)} ms: ${err.message}`);
+        await this.sleep(wait);
+      }
+    }
+    const msg = lastError instanceof Error ? lastError.message : String(lastError);
+    throw new NetworkError(`${r.what ?? r.method} to ${registry} failed after ${this.retry.maxAttempts} attempts: ${msg}`, {
+      hint: 'the registry is overloaded or unreachable; try again later',
+    });
+  }
+
+  private async sendOnce(r: { method: string; url: string; headers: Record<string, string>; body?: Uint8Array | undefined; maxBodyBytes: number }): Promise<RegistryResponse> {
+    let method = r.method;
+    let url = r.url;
+    let body = r.body;
+    const headers: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'tagtrail', ...r.headers };
+    const origin = new URL(url).origin;
+    for (let hop = 0; ; hop++) {
+      const started = this.now();
+      this.log(`--> ${method} ${redactUrl(url)}${headers.authorization ? ` (authorization: ${headers.authorization.split(' ')[0]} REDACTED)` : ''}`);
+      let res: Response;
+      try {
+        res = await this.opts.fetch(url, {
+          method,
+          headers,
+          body: body === undefined ? undefined : Buffer.from(body),
+          redirect: 'manual',
+          signal: AbortSignal.timeout(this.opts.timeoutMs ?? 60_000),
+        });
+      } catch (err) {
+        const code = errorCode(err);
+        if ((code && RETRY_ERROR_CODES.has(code)) || (err as Error)?.name === 'TimeoutError') throw new RetryableError(`connection failed (${code ?? 'timeout'})`);
+        throw new NetworkError(`cannot reach ${new URL(url).host}: ${code ?? (err instanceof Error ? err.message : String(err))}`, {
+          hint: url.startsWith('https:') ? 'check the host and port; for a registry served over plain http, add --insecure-registry HOST' : 'check the host and port',
+        });
+      }
+      if ([301, 302, 303, 307, 308].includes(res.status)) {
+        await res.body?.cancel().catch(() => undefined);
+        const location = res.headers.get('location');
+        if (!location || hop >= MAX_REDIRECTS) throw new RegistryError(`too many or empty redirects from ${new URL(url).host}`, res.status);
+        const next = new URL(location, url);
+        if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new RegistryError(`redirect to a ${next.protocol} URL refused`, res.status);
+        if (new URL(url).protocol === 'https:' && next.protocol === 'http:') throw new RegistryError('redirect from https to plain http refused', res.status);
+        this.log(`<-- ${res.status} redirect to ${redactUrl(next.toString())}`);
+        // Credentials never follow a redirect to another origin (blob storage, a CDN, anyone).
+        if (next.origin !== origin) delete headers.authorization;
+        if (res.status === 303 || ((res.status === 301 || res.status === 302) && method !== 'GET' && method !== 'HEAD')) {
+          method = 'GET';
+          body = undefined;
+        }
+        url = next.toString();
+        continue;
+      }
+      let bytes: Uint8Array;
+      try {
+        bytes = method === 'HEAD' ? new Uint8Array(0) : await readBody(res, r.maxBodyBytes, `the response to ${method} ${new URL(url).pathname}`);
+      } catch (err) {
+        if (err instanceof InvalidInputError) throw err;
+        throw new RetryableError(`the connection broke while reading the body (${errorCode(err) ?? 'terminated'})`);
+      }
+      this.log(`<-- ${res.status} ${method} ${redactUrl(url)} (${bytes.byteLength} bytes, ${this.now() - started} ms)`);
+      if (RETRY_STATUSES.has(res.status)) {
+        throw new RetryableError(`HTTP ${res.status}`, res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers.get('retry-after'), this.now()) : undefined);
+      }
+      return { status: res.status, headers: res.headers, body: bytes, url };
+    }
+  }
+}
