@@ -251,7 +251,11 @@ export class Transport {
         reauthenticated = true;
         if (authz?.startsWith('Bearer ')) this.tokens.invalidate(authz.slice(7));
         const challenges = parseChallenges(res.headers.get('www-authenticate'));
-        if (challenges.some((c) => c.scheme === 'bearer' && c.params.error === 'insufficient_scope')) throw this.statusError(res, `${req.method} ${req.path}`);
+        if (challenges.some((c) => c.scheme === 'bearer' && c.params.error === 'insufficient_scope')) {
+          throw new AuthError('DENIED', `${req.method} ${req.path.split('?')[0]} was denied: the token lacks ${req.scope ? req.scope.actions.join(',') : 'the needed'} access`, {
+            hint: 'the credentials work but may not do this: annotate needs push access (Developer role, or the job token of this project)',
+          });
+        }
         if (challenges.length > 0) {
           state = this.stateFromChallenges(req.registry, challenges);
           this.auth.set(req.registry, Promise.resolve(state));

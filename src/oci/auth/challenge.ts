@@ -34,7 +34,8 @@ export function parseChallenges(header: string | null | undefined): Challenge[] 
         }
         rest = rest.slice(i + 1);
       } else {
-        const v = TOKEN.exec(rest);
+        // Lenient: some servers send unquoted URLs, which are not RFC tokens.
+        const v = /^[^,\s]*/.exec(rest);
         value = v ? v[0] : '';
         rest = rest.slice(value.length);
       }

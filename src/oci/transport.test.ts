@@ -1,0 +1,149 @@
+// Transport behaviour that a real registry will not show on demand: scripted answers through an
+// injected fetch. The same behaviours are exercised end to end through the fault proxy.
+import { describe, expect, it } from 'vitest';
+import { AuthError, NetworkError, NotFoundError, RegistryError } from '../errors.js';
+import { credentialResolver } from './auth/credentials.js';
+import { pushScope } from './auth/token.js';
+import { Transport, parseRetryAfter } from './transport.js';
+
+type Handler = (url: URL, init: RequestInit) => Response | Promise<Response>;
+
+function scripted(handler: Handler) {
+  const calls: { url: string; method: string; authorization?: string }[] = [];
+  const f = (async (input: string | URL, init: RequestInit = {}) => {
+    const url = new URL(String(input));
+    const headers = new Headers(init.headers);
+    calls.push({ url: url.toString(), method: init.method ?? 'GET', ...(headers.get('authorization') ? { authorization: headers.get('authorization') as string } : {}) });
+    return handler(url, init);
+  }) as typeof fetch;
+  return { fetch: f, calls };
+}
+
+function transport(f: typeof fetch, extra: { creds?: boolean; debug?: string[] } = {}) {
+  const sleeps: number[] = [];
+  const t = new Transport({
+    fetch: f,
+    credentials: credentialResolver({ env: extra.creds ? { TAGTRAIL_REGISTRY_USER: 'user', TAGTRAIL_REGISTRY_PASSWORD: 's3cret-pass' } : {} }),
+    sleep: async (ms) => {
+      sleeps.push(ms);
+    },
+    random: () => 0.5,
+    ...(extra.debug ? { debug: (l: string) => extra.debug?.push(l) } : {}),
+  });
+  return { t, sleeps };
+}
+
+const ok = () => new Response('{}', { status: 200 });
+
+describe('Transport retries', () => {
+  it('honours Retry-After on 429, capped', async () => {
+    let n = 0;
+    const s = scripted((u) => {
+      if (u.pathname === '/v2/') return ok();
+      n++;
+      return n === 1 ? new Response('', { status: 429, headers: { 'retry-after': '3600' } }) : n === 2 ? new Response('', { status: 503, headers: { 'retry-after': '2' } }) : ok();
+    });
+    const { t, sleeps } = transport(s.fetch);
+    const res = await t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/a/tags/list' });
+    expect(res.status).toBe(200);
+    expect(sleeps).toEqual([30_000, 2_000]);
+  });
+
+  it('retries 502/504/408 and connection resets, and gives up with a NetworkError', async () => {
+    const s = scripted((u) => {
+      if (u.pathname === '/v2/') return ok();
+      throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } });
+    });
+    const { t, sleeps } = transport(s.fetch);
+    await expect(t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/a/tags/list' })).rejects.toBeInstanceOf(NetworkError);
+    expect(sleeps.length).toBe(4);
+    expect(sleeps[1]).toBeGreaterThan(sleeps[0] as number);
+  });
+
+  it('does not retry other 4xx', async () => {
+    const s = scripted((u) => (u.pathname === '/v2/' ? ok() : new Response('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}', { status: 404 })));
+    const { t, sleeps } = transport(s.fetch);
+    await expect(t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/a/manifests/x' })).rejects.toBeInstanceOf(NotFoundError);
+    const s2 = scripted((u) => (u.pathname === '/v2/' ? ok() : new Response('', { status: 400 })));
+    await expect(transport(s2.fetch).t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/a/manifests/x' })).rejects.toBeInstanceOf(RegistryError);
+    expect(sleeps).toEqual([]);
+    expect(s2.calls.length).toBe(2);
+  });
+
+  it('parses Retry-After dates', () => {
+    expect(parseRetryAfter(new Date(10_000).toUTCString(), 4_000)).toBe(6_000);
+    expect(parseRetryAfter('junk', 0)).toBeUndefined();
+  });
+});
+
+describe('Transport auth', () => {
+  const challenge = 'Bearer realm="https://auth.example.com/jwt/auth",service="container_registry"';
+
+  it('fetches a token with Basic credentials, caches it per scope, and re-authenticates once on 401', async () => {
+    let tokens = 0;
+    let rejectNext = true;
+    const s = scripted((u, init) => {
+      const authz = new Headers(init.headers).get('authorization') ?? '';
+      if (u.host === 'auth.example.com') {
+        expect(authz).toBe(`Basic ${Buffer.from('user:s3cret-pass').toString('base64')}`);
+        expect(u.searchParams.get('scope')).toBe('repository:g/app:pull,push');
+        tokens++;
+        return new Response(JSON.stringify({ token: `tok-${tokens}`, expires_in: 300 }), { status: 200 });
+      }
+      if (!authz.startsWith('Bearer ')) return new Response('', { status: 401, headers: { 'www-authenticate': challenge } });
+      if (authz === 'Bearer tok-1' && u.pathname.endsWith('/x') && rejectNext) {
+        rejectNext = false;
+        return new Response('', { status: 401, headers: { 'www-authenticate': `${challenge},error="invalid_token"` } });
+      }
+      return ok();
+    });
+    const debug: string[] = [];
+    const { t } = transport(s.fetch, { creds: true, debug });
+    await t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/manifests/a', scope: pushScope('g/app') });
+    await t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/manifests/b', scope: pushScope('g/app') });
+    expect(tokens).toBe(1);
+    await t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/manifests/x', scope: pushScope('g/app') });
+    expect(tokens).toBe(2);
+    const log = debug.join('\n');
+    expect(log).not.toContain('tok-');
+    expect(log).not.toContain('s3cret');
+    expect(log).not.toContain(Buffer.from('user:s3cret-pass').toString('base64'));
+  });
+
+  it('reports refused credentials as an AuthError', async () => {
+    const s = scripted((u) => {
+      if (u.host === 'auth.example.com') return new Response('', { status: 401 });
+      return new Response('', { status: 401, headers: { 'www-authenticate': challenge } });
+    });
+    const err = await transport(s.fetch, { creds: true }).t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/manifests/a', scope: pushScope('g/app') }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuthError);
+    expect((err as AuthError).exitCode).toBe(1);
+    expect((err as Error).message).toContain('TAGTRAIL_REGISTRY_USER');
+    expect((err as Error).message).not.toContain('s3cret');
+  });
+
+  it('refuses an http realm for an https registry, and link-local realms', async () => {
+    for (const realm of ['http://auth.example.com/jwt', 'https://169.254.169.254/token']) {
+      const s = scripted(() => new Response('', { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm}"` } }));
+      const err = await transport(s.fetch, { creds: true }).t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/tags/list', scope: pushScope('g/app') }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuthError);
+      expect(s.calls.every((c) => !c.url.includes(new URL(realm).host) || c.authorization === undefined)).toBe(true);
+      expect(s.calls.length).toBe(1);
+    }
+  });
+
+  it('never sends credentials across a redirect to another origin', async () => {
+    const s = scripted((u) => {
+      if (u.pathname === '/v2/') return new Response('', { status: 401, headers: { 'www-authenticate': 'Basic realm="r"' } });
+      if (u.host === 'reg.example.com') return new Response('', { status: 307, headers: { location: 'https://storage.example.net/blob?X-Amz-Signature=abc' } });
+      return ok();
+    });
+    const debug: string[] = [];
+    await transport(s.fetch, { creds: true, debug }).t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/blobs/sha256:x' });
+    const storage = s.calls.find((c) => c.url.includes('storage.example.net'));
+    expect(storage).toBeDefined();
+    expect(storage?.authorization).toBeUndefined();
+    expect(s.calls.find((c) => c.url.includes('reg.example.com/v2/g'))?.authorization).toMatch(/^Basic /);
+    expect(debug.join('\n')).not.toContain('X-Amz-Signature=abc');
+  });
+});
