@@ -69,11 +69,12 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
     .command('flags')
     .description('print the annotation set as builder flags (buildx, buildah, podman), labels, json or dotenv')
     .addOption(new Option('-f, --format <format>', 'output form').choices(['buildx', 'buildah', 'podman', 'labels', 'json', 'dotenv']).default('buildx'))
-    .option('--levels <levels>', 'buildx annotation levels, comma-separated', 'index,manifest')
+    .option('--levels <levels>', 'buildx annotation levels, comma-separated: manifest, index, manifest-descriptor, index-descriptor (default: index,manifest)')
     .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect, [])
     .option('--remove-annotation <key>', 'leave out an annotation (repeatable)', collect, [])
     .option('--no-ci', 'leave out the GitLab CI annotation set')
-    .option('-0, --null', 'separate arguments with NUL bytes, for xargs -0')
+    .option('-0, --null', 'raw arguments, each ended by a NUL byte, for xargs -0 (default: shell-quoted words for eval)')
+    .option('--lines', 'raw arguments, one per line (refused when a value holds a line break)')
     .action(run(() => import('./commands/flags.js')));
 
   return program;
