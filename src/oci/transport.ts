@@ -252,6 +252,11 @@ export class Transport {
         if (authz?.startsWith('Bearer ')) this.tokens.invalidate(authz.slice(7));
         const challenges = parseChallenges(res.headers.get('www-authenticate'));
         if (challenges.some((c) => c.scheme === 'bearer' && c.params.error === 'insufficient_scope')) {
+          if (!this.credential(req.registry)) {
+            throw new AuthError('UNAUTHORIZED', `${req.method} ${req.path.split('?')[0]} needs credentials, and none were found for ${req.registry}`, {
+              hint: 'log in: --username USER --password-stdin, TAGTRAIL_REGISTRY_USER/PASSWORD, or CI_REGISTRY_USER/PASSWORD in GitLab CI',
+            });
+          }
           throw new AuthError('DENIED', `${req.method} ${req.path.split('?')[0]} was denied: the token lacks ${req.scope ? req.scope.actions.join(',') : 'the needed'} access`, {
             hint: 'the credentials work but may not do this: annotate needs push access (Developer role, or the job token of this project)',
           });

@@ -1,0 +1,299 @@
+// tagtrail annotate against a real CNCF distribution registry without auth. Every assertion on
+// the result reads the registry back with curl or skopeo, not with tagtrail.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gitlabEnv, runCli } from '../helpers/cli.js';
+import { ATTESTATION_ANNOTATIONS, curlManifest, makeImage, makeIndex, pushImage, skopeoPullToDir, type ImageInfo, type IndexInfo } from '../helpers/images.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+const ACCEPT = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST];
+
+let registry: TestRegistry;
+let work: string;
+const env = gitlabEnv();
+
+interface Read {
+  status: number;
+  digest?: string;
+  contentType?: string;
+  json: Record<string, unknown> & { annotations?: Record<string, string>; manifests?: { digest: string; size: number; mediaType: string; platform?: { os: string; architecture: string }; annotations?: Record<string, string> }[]; layers?: { digest: string }[] };
+  bytes: Buffer;
+}
+
+async function read(repo: string, reference: string): Promise<Read> {
+  const r = await curlManifest(`${registry.url}/v2/${repo}/manifests/${reference}`, { accept: ACCEPT });
+  return { status: r.status, digest: r.digest, contentType: r.contentType, json: r.status === 200 ? JSON.parse(r.body.toString('utf8')) : {}, bytes: r.body };
+}
+
+function expectCiAnnotations(a: Record<string, string> | undefined): void {
+  expect(a?.['com.gitlab.ci.pipeline_id']).toBe(env.CI_PIPELINE_ID);
+  expect(a?.['com.gitlab.ci.job_id']).toBe(env.CI_JOB_ID);
+  expect(a?.['com.gitlab.ci.commit_sha']).toBe(env.CI_COMMIT_SHA);
+  expect(a?.['com.gitlab.ci.commit_ref_name']).toBe(env.CI_COMMIT_REF_NAME);
+  expect(a?.['com.gitlab.ci.branch']).toBe(env.CI_COMMIT_BRANCH);
+  expect(a?.['com.gitlab.ci.project_url']).toBe(env.CI_PROJECT_URL);
+  expect(a?.['org.opencontainers.image.revision']).toBe(env.CI_COMMIT_SHA);
+  expect(a?.['org.opencontainers.image.source']).toBe(env.CI_PROJECT_URL);
+  expect(a?.['org.opencontainers.image.created']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+}
+
+async function pullWhole(ref: string, image: ImageInfo, platform?: { os: string; architecture: string }): Promise<void> {
+  const dir = await mkdtemp(join(work, 'pull-'));
+  const pulled = await skopeoPullToDir(ref, dir, undefined, platform);
+  expect(pulled.layers).toEqual(image.layers.map((l) => l.digest));
+  expect(pulled.configDigest).toBe(image.configDigest);
+}
+
+function counts() {
+  return {
+    total: registry.count(),
+    blobs: registry.count({ kind: 'blob' }) + registry.count({ kind: 'upload' }),
+    puts: registry.count({ method: 'PUT' }),
+    heads: registry.count({ method: 'HEAD' }),
+    gets: registry.count({ method: 'GET', kind: 'manifest' }),
+  };
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  work = await mkdtemp(join(tmpdir(), 'tagtrail-annotate-'));
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('annotate a single OCI image', () => {
+  let image: ImageInfo;
+  const repo = 'group/oci';
+
+  beforeAll(async () => {
+    image = await makeImage(join(work, 'oci'), { layers: 3, tag: 'v1' });
+    await pushImage(image, `${registry.host}/${repo}:v1`);
+  });
+
+  it('writes the CI annotations with 4 requests and no blob traffic, and the image still pulls whole', async () => {
+    registry.resetRequests();
+    const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '-a', 'com.example.team=payments'], { env });
+    expect(r.stderr).toContain('is now untagged');
+    expect(r.code).toBe(0);
+    const c = counts();
+    expect(c).toEqual({ total: 4, blobs: 0, puts: 1, heads: 1, gets: 1 });
+
+    const after = await read(repo, 'v1');
+    expect(after.contentType).toBe(OCI_MANIFEST);
+    expect(after.digest).not.toBe(image.digest);
+    expect(r.stdout).toContain(`${registry.host}/${repo}@${after.digest}`);
+    expectCiAnnotations(after.json.annotations);
+    expect(after.json.annotations?.['com.example.team']).toBe('payments');
+    expect(after.json.layers?.map((l) => l.digest)).toEqual(image.layers.map((l) => l.digest));
+    await pullWhole(`${registry.host}/${repo}:v1`, image);
+    // The old manifest is still there by digest (only untagged).
+    expect((await read(repo, image.digest)).status).toBe(200);
+  });
+
+  it('is idempotent: a re-run writes nothing and keeps the digest', async () => {
+    const before = await read(repo, 'v1');
+    registry.resetRequests();
+    const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '-a', 'com.example.team=payments', '-o', 'json'], { env: { ...env }, now: () => new Date('2030-01-01T00:00:00Z') });
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { changed: boolean; before: string; after: string };
+    expect(out).toMatchObject({ changed: false, before: before.digest, after: before.digest });
+    expect(registry.count({ method: 'PUT' })).toBe(0);
+    expect((await read(repo, 'v1')).digest).toBe(before.digest);
+  });
+
+  it('--dry-run prints the keys it would add, change and remove, and writes nothing', async () => {
+    const before = await read(repo, 'v1');
+    registry.resetRequests();
+    const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '--dry-run', '-a', 'com.example.team=search', '-a', 'com.example.new=1', '--remove-annotation', 'com.gitlab.ci.job_url'], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('would change');
+    expect(r.stdout).toContain('+ com.example.new="1"');
+    expect(r.stdout).toContain('~ com.example.team: "payments" -> "search"');
+    expect(r.stdout).toContain('- com.gitlab.ci.job_url');
+    expect(registry.count({ method: 'PUT' })).toBe(0);
+    expect((await read(repo, 'v1')).digest).toBe(before.digest);
+  });
+
+  it('--remove-annotation and --no-ci change only what they name', async () => {
+    const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '--no-ci', '--remove-annotation', 'com.example.team', '-o', 'dotenv'], { env });
+    expect(r.code).toBe(0);
+    const after = await read(repo, 'v1');
+    expect(after.json.annotations?.['com.example.team']).toBeUndefined();
+    expectCiAnnotations(after.json.annotations);
+    expect(r.stdout).toContain(`TAGTRAIL_DIGEST=${after.digest}`);
+    expect(r.stdout).toMatch(/^TAGTRAIL_DIGEST_BEFORE=sha256:[0-9a-f]{64}$/m);
+  });
+
+  it('annotates by digest reference without moving any tag', async () => {
+    const tagged = await read(repo, 'v1');
+    const r = await runCli(['annotate', `${registry.host}/${repo}@${tagged.digest}`, '--no-ci', '-a', 'com.example.pinned=yes', '-o', 'json'], { env });
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { after: string };
+    const byDigest = await read(repo, out.after);
+    expect(byDigest.status).toBe(200);
+    expect(byDigest.json.annotations?.['com.example.pinned']).toBe('yes');
+    expect((await read(repo, 'v1')).digest).toBe(tagged.digest);
+  });
+});
+
+describe('annotate a Docker schema 2 image', () => {
+  let image: ImageInfo;
+  const repo = 'group/docker';
+
+  beforeAll(async () => {
+    image = await makeImage(join(work, 'v2s2'), { format: 'v2s2', tag: 'v1' });
+    await pushImage(image, `${registry.host}/${repo}:v1`, { format: 'v2s2' });
+    await pushImage(image, `${registry.host}/${repo}:convert`, { format: 'v2s2' });
+  });
+
+  it('keeps the Docker media type', async () => {
+    expect((await read(repo, 'v1')).contentType).toBe(DOCKER_MANIFEST);
+    const r = await runCli(['annotate', `${registry.host}/${repo}:v1`], { env });
+    expect(r.code).toBe(0);
+    const after = await read(repo, 'v1');
+    expect(after.contentType).toBe(DOCKER_MANIFEST);
+    expect(after.json.mediaType).toBe(DOCKER_MANIFEST);
+    expectCiAnnotations(after.json.annotations);
+    await pullWhole(`${registry.host}/${repo}:v1`, image);
+  });
+
+  it('--to-oci converts it to OCI media types, blobs unchanged', async () => {
+    const r = await runCli(['annotate', `${registry.host}/${repo}:convert`, '--to-oci'], { env });
+    expect(r.code).toBe(0);
+    const after = await read(repo, 'convert');
+    expect(after.contentType).toBe(OCI_MANIFEST);
+    expect((after.json.config as { mediaType: string }).mediaType).toBe('application/vnd.oci.image.config.v1+json');
+    expectCiAnnotations(after.json.annotations);
+    await pullWhole(`${registry.host}/${repo}:convert`, image);
+  });
+});
+
+describe('annotate an OCI index with attestations', () => {
+  let index: IndexInfo;
+  const repo = 'group/multi';
+
+  beforeAll(async () => {
+    index = await makeIndex(join(work, 'index'), {
+      platforms: [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64' },
+        { os: 'linux', architecture: 'arm', variant: 'v7' },
+      ],
+      attestations: true,
+      tag: 'v1',
+    });
+    await pushImage(index, `${registry.host}/${repo}:v1`);
+    await pushImage(index, `${registry.host}/${repo}:some`);
+  });
+
+  it('annotates the index and every platform manifest, children first, within 2N+4 requests', async () => {
+    registry.resetRequests();
+    const r = await runCli(['annotate', `${registry.host}/${repo}:v1`], { env });
+    expect(r.code).toBe(0);
+    const n = index.images.length;
+    expect(registry.count()).toBeLessThanOrEqual(2 * n + 4);
+    expect(registry.count({ kind: 'blob' }) + registry.count({ kind: 'upload' })).toBe(0);
+    // The index is PUT last, after every child.
+    const puts = registry.requests.filter((q) => q.method === 'PUT');
+    expect(puts.map((q) => q.reference).at(-1)).toBe('v1');
+    expect(puts.slice(0, -1).every((q) => q.reference?.startsWith('sha256:'))).toBe(true);
+
+    const after = await read(repo, 'v1');
+    expect(after.contentType).toBe(OCI_INDEX);
+    expectCiAnnotations(after.json.annotations);
+    const list = after.json.manifests ?? [];
+    expect(list).toHaveLength(index.images.length + index.attestations.length);
+    const images = list.filter((d) => d.annotations?.[ATTESTATION_ANNOTATIONS.type] !== 'attestation-manifest');
+    const attestations = list.filter((d) => d.annotations?.[ATTESTATION_ANNOTATIONS.type] === 'attestation-manifest');
+    for (const d of images) {
+      const child = await read(repo, d.digest);
+      expect(child.status).toBe(200);
+      expect(child.bytes.byteLength).toBe(d.size);
+      expectCiAnnotations(child.json.annotations);
+    }
+    // Attestations are untouched, and name the new digest of the image they describe.
+    expect(attestations.map((d) => d.digest).sort()).toEqual(index.attestations.map((a) => a.digest).sort());
+    const imageDigests = new Set(images.map((d) => d.digest));
+    for (const a of attestations) expect(imageDigests.has(a.annotations?.[ATTESTATION_ANNOTATIONS.digest] ?? '')).toBe(true);
+    for (const img of index.images) await pullWhole(`${registry.host}/${repo}:v1`, img, img.platform);
+  });
+
+  it('--platform narrows which children are annotated; the index is always annotated', async () => {
+    const r = await runCli(['annotate', `${registry.host}/${repo}:some`, '--platform', 'linux/arm64'], { env });
+    expect(r.code).toBe(0);
+    const after = await read(repo, 'some');
+    expectCiAnnotations(after.json.annotations);
+    for (const d of after.json.manifests ?? []) {
+      if (d.annotations?.[ATTESTATION_ANNOTATIONS.type] === 'attestation-manifest') continue;
+      const child = await read(repo, d.digest);
+      if (d.platform?.architecture === 'arm64') expectCiAnnotations(child.json.annotations);
+      else expect(child.json.annotations?.['com.gitlab.ci.pipeline_id']).toBeUndefined();
+    }
+  });
+});
+
+describe('annotate a Docker manifest list', () => {
+  it('annotates the list and its manifests, keeping Docker media types', async () => {
+    const repo = 'group/list';
+    const list = await makeIndex(join(work, 'list'), { format: 'v2s2', tag: 'v1' });
+    await pushImage(list, `${registry.host}/${repo}:v1`);
+    expect((await read(repo, 'v1')).contentType).toBe(DOCKER_LIST);
+    const r = await runCli(['annotate', `${registry.host}/${repo}:v1`], { env });
+    expect(r.code).toBe(0);
+    const after = await read(repo, 'v1');
+    expect(after.contentType).toBe(DOCKER_LIST);
+    expectCiAnnotations(after.json.annotations);
+    for (const d of after.json.manifests ?? []) {
+      const child = await read(repo, d.digest);
+      expect(child.contentType).toBe(DOCKER_MANIFEST);
+      expectCiAnnotations(child.json.annotations);
+    }
+    for (const img of list.images) await pullWhole(`${registry.host}/${repo}:v1`, img, img.platform);
+  });
+});
+
+describe('bad input', () => {
+  it.each([
+    [['annotate', 'Registry.example.com:99999/app'], 'invalid image reference'],
+    [['annotate', '127.0.0.1:1/App:v1'], 'invalid image reference'],
+    [['annotate', '127.0.0.1:1/app:v1', '-a', 'nodots=x'], 'reverse-DNS'],
+    [['annotate', '127.0.0.1:1/app:v1', '-a', 'com.example.x'], 'has no "="'],
+    [['annotate', '127.0.0.1:1/app:v1', '--platform', 'linux'], 'invalid platform'],
+    [['annotate', '127.0.0.1:1/app:v1', '--output', 'xml'], 'xml'],
+    [['annotate'], 'missing required argument'],
+  ])('%j exits 2 with a clear message and no request', async (args, message) => {
+    registry.resetRequests();
+    const r = await runCli(args, { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(registry.count()).toBe(0);
+  });
+
+  it('refuses to run with nothing to write outside CI', async () => {
+    const r = await runCli(['annotate', `${registry.host}/group/oci:v1`], { env: {} });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('not a GitLab CI job');
+  });
+
+  it('checks every reference before writing any', async () => {
+    registry.resetRequests();
+    const r = await runCli(['annotate', `${registry.host}/group/oci:v1`, 'bad reference'], { env });
+    expect(r.code).toBe(2);
+    expect(registry.count({ method: 'PUT' })).toBe(0);
+  });
+
+  it('reports a missing tag as an error, exit 1', async () => {
+    const r = await runCli(['annotate', `${registry.host}/group/oci:nope`], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('not found');
+  });
+});
