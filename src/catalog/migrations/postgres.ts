@@ -1,0 +1,115 @@
+// PostgreSQL schema: the SQLite schema (see sqlite.ts for the indexing notes) in PostgreSQL
+// types. Times are bigint milliseconds since the epoch, flags smallint 0/1. Text that is searched
+// or ordered is COLLATE "C": byte order, as in SQLite, so keyset cursors and the commit prefix
+// range (value >= p AND value < p_next) behave alike whatever the database's locale.
+import { checkMigrations, type Migration } from './types.js';
+
+const ID = 'bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY';
+const T = 'text COLLATE "C"';
+
+export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
+  {
+    version: 1,
+    name: 'catalog',
+    statements: [
+      `CREATE TABLE repositories (
+        id ${ID},
+        name ${T} NOT NULL UNIQUE,
+        first_seen bigint NOT NULL,
+        last_seen bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        live_tags bigint NOT NULL DEFAULT 0,
+        build_tags bigint NOT NULL DEFAULT 0
+      )`,
+      `CREATE TABLE manifests (
+        id ${ID},
+        digest ${T} NOT NULL UNIQUE,
+        media_type text NOT NULL,
+        size bigint NOT NULL,
+        raw bytea NOT NULL,
+        artifact_type text,
+        config_digest ${T},
+        has_build smallint NOT NULL DEFAULT 0,
+        stored_at bigint NOT NULL
+      )`,
+      `CREATE INDEX manifests_config_digest ON manifests (config_digest) WHERE config_digest IS NOT NULL`,
+      `CREATE TABLE manifest_children (
+        parent_id bigint NOT NULL REFERENCES manifests (id) ON DELETE CASCADE,
+        position integer NOT NULL,
+        child_digest ${T} NOT NULL,
+        media_type text,
+        size bigint,
+        os text,
+        architecture text,
+        variant text,
+        PRIMARY KEY (parent_id, position)
+      )`,
+      `CREATE INDEX manifest_children_child ON manifest_children (child_digest)`,
+      `CREATE TABLE annotations (
+        manifest_id bigint NOT NULL REFERENCES manifests (id) ON DELETE CASCADE,
+        key ${T} NOT NULL,
+        value text NOT NULL,
+        PRIMARY KEY (manifest_id, key)
+      )`,
+      `CREATE TABLE configs (
+        id ${ID},
+        digest ${T} NOT NULL UNIQUE,
+        fetched_at bigint NOT NULL
+      )`,
+      `CREATE TABLE config_labels (
+        config_id bigint NOT NULL REFERENCES configs (id) ON DELETE CASCADE,
+        key ${T} NOT NULL,
+        value text NOT NULL,
+        PRIMARY KEY (config_id, key)
+      )`,
+      `CREATE TABLE tags (
+        id ${ID},
+        repository_id bigint NOT NULL REFERENCES repositories (id),
+        name ${T} NOT NULL,
+        digest ${T},
+        deleted_at bigint,
+        updated_at bigint,
+        last_kind smallint NOT NULL DEFAULT 0,
+        last_digest ${T} NOT NULL DEFAULT '',
+        first_seen bigint,
+        last_seen bigint,
+        has_build smallint NOT NULL DEFAULT 0,
+        UNIQUE (repository_id, name)
+      )`,
+      `CREATE INDEX tags_digest ON tags (digest)`,
+      `CREATE INDEX tags_live_repo_name ON tags (repository_id, updated_at DESC, name) WHERE deleted_at IS NULL`,
+      `CREATE INDEX tags_live_repo_id ON tags (repository_id, updated_at DESC, id DESC) WHERE deleted_at IS NULL`,
+      `CREATE INDEX tags_live_name ON tags (name, updated_at DESC, id DESC) WHERE deleted_at IS NULL`,
+      `CREATE INDEX tags_live_updated ON tags (updated_at DESC, id DESC) WHERE deleted_at IS NULL`,
+      `CREATE TABLE tag_events (
+        tag_id bigint NOT NULL REFERENCES tags (id) ON DELETE CASCADE,
+        at bigint NOT NULL,
+        kind smallint NOT NULL,
+        digest ${T} NOT NULL,
+        PRIMARY KEY (tag_id, at, kind, digest)
+      )`,
+      `CREATE INDEX tag_events_digest ON tag_events (digest, tag_id)`,
+      `CREATE TABLE manifest_deletions (
+        repository_id bigint NOT NULL REFERENCES repositories (id),
+        digest ${T} NOT NULL,
+        at bigint NOT NULL,
+        PRIMARY KEY (repository_id, digest, at)
+      )`,
+      `CREATE TABLE tag_terms (
+        tag_id bigint NOT NULL REFERENCES tags (id) ON DELETE CASCADE,
+        repository_id bigint NOT NULL,
+        key ${T} NOT NULL,
+        value ${T} NOT NULL,
+        value_rest text NOT NULL DEFAULT '',
+        updated_at bigint NOT NULL
+      )`,
+      `CREATE INDEX tag_terms_search ON tag_terms (key, value, updated_at DESC, tag_id DESC) INCLUDE (repository_id)`,
+      `CREATE INDEX tag_terms_tag ON tag_terms (tag_id, key, value)`,
+      `CREATE TABLE sync_checkpoints (
+        key ${T} PRIMARY KEY,
+        value text NOT NULL,
+        updated_at bigint NOT NULL
+      )`,
+    ],
+  },
+]);

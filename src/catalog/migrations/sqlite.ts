@@ -1,0 +1,126 @@
+// SQLite schema. Times are integer milliseconds since the epoch; flags are 0/1.
+// Indexing, in short (the same on PostgreSQL, see postgres.ts):
+// - tag_terms holds, per live tag, every (key, value) its image answers to: the manifest's own
+//   annotations, each child's (for an index), and the config labels mapped by labelsAsAnnotations
+//   for manifests without build annotations. Index (key, value, updated_at, tag_id, repository_id)
+//   serves key=value search already in result order (newest first), so a page reads `limit` index
+//   entries however common the value; a commit prefix is the range value >= p AND value < p_next
+//   on the same index (no LIKE); repository_id rides along so a repository filter needs no lookup.
+//   (tag_id, key, value) serves the other ANDed filters as lookups, and rebuilds.
+//   Values are indexed by their first 256 UTF-16 units; the rest sits in value_rest, compared
+//   only for long values.
+// - partial indexes on live tags (deleted_at IS NULL) serve listTags, repository/tag-only search
+//   and the unfiltered newest-first listing; repositories keep live/build tag counters.
+import { checkMigrations, type Migration } from './types.js';
+
+export const SQLITE_MIGRATIONS: readonly Migration[] = checkMigrations([
+  {
+    version: 1,
+    name: 'catalog',
+    statements: [
+      `CREATE TABLE repositories (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        live_tags INTEGER NOT NULL DEFAULT 0,
+        build_tags INTEGER NOT NULL DEFAULT 0
+      )`,
+      `CREATE TABLE manifests (
+        id INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,
+        media_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        raw BLOB NOT NULL,
+        artifact_type TEXT,
+        config_digest TEXT,
+        has_build INTEGER NOT NULL DEFAULT 0,
+        stored_at INTEGER NOT NULL
+      )`,
+      `CREATE INDEX manifests_config_digest ON manifests (config_digest) WHERE config_digest IS NOT NULL`,
+      `CREATE TABLE manifest_children (
+        parent_id INTEGER NOT NULL REFERENCES manifests (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        child_digest TEXT NOT NULL,
+        media_type TEXT,
+        size INTEGER,
+        os TEXT,
+        architecture TEXT,
+        variant TEXT,
+        PRIMARY KEY (parent_id, position)
+      )`,
+      `CREATE INDEX manifest_children_child ON manifest_children (child_digest)`,
+      `CREATE TABLE annotations (
+        manifest_id INTEGER NOT NULL REFERENCES manifests (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (manifest_id, key)
+      )`,
+      `CREATE TABLE configs (
+        id INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,
+        fetched_at INTEGER NOT NULL
+      )`,
+      `CREATE TABLE config_labels (
+        config_id INTEGER NOT NULL REFERENCES configs (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (config_id, key)
+      )`,
+      `CREATE TABLE tags (
+        id INTEGER PRIMARY KEY,
+        repository_id INTEGER NOT NULL REFERENCES repositories (id),
+        name TEXT NOT NULL,
+        digest TEXT,
+        deleted_at INTEGER,
+        updated_at INTEGER,
+        last_kind INTEGER NOT NULL DEFAULT 0,
+        last_digest TEXT NOT NULL DEFAULT '',
+        first_seen INTEGER,
+        last_seen INTEGER,
+        has_build INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (repository_id, name)
+      )`,
+      `CREATE INDEX tags_digest ON tags (digest)`,
+      `CREATE INDEX tags_live_repo_name ON tags (repository_id, updated_at DESC, name) WHERE deleted_at IS NULL`,
+      `CREATE INDEX tags_live_repo_id ON tags (repository_id, updated_at DESC, id DESC) WHERE deleted_at IS NULL`,
+      `CREATE INDEX tags_live_name ON tags (name, updated_at DESC, id DESC) WHERE deleted_at IS NULL`,
+      `CREATE INDEX tags_live_updated ON tags (updated_at DESC, id DESC) WHERE deleted_at IS NULL`,
+      `CREATE TABLE tag_events (
+        tag_id INTEGER NOT NULL REFERENCES tags (id) ON DELETE CASCADE,
+        at INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (tag_id, at, kind, digest)
+      )`,
+      `CREATE INDEX tag_events_digest ON tag_events (digest, tag_id)`,
+      `CREATE TABLE manifest_deletions (
+        repository_id INTEGER NOT NULL REFERENCES repositories (id),
+        digest TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (repository_id, digest, at)
+      )`,
+      `CREATE TABLE tag_terms (
+        tag_id INTEGER NOT NULL REFERENCES tags (id) ON DELETE CASCADE,
+        repository_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        value_rest TEXT NOT NULL DEFAULT '',
+        updated_at INTEGER NOT NULL
+      )`,
+      `CREATE INDEX tag_terms_search ON tag_terms (key, value, updated_at DESC, tag_id DESC, repository_id)`,
+      `CREATE INDEX tag_terms_tag ON tag_terms (tag_id, key, value)`,
+      `CREATE TABLE sync_checkpoints (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      )`,
+      `CREATE TABLE locks (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+      )`,
+    ],
+  },
+]);
