@@ -1,0 +1,235 @@
+// The PostgreSQL dialect (pg).
+//
+// Write transactions take one transaction-scoped advisory lock, so writers are serialised as in
+// SQLite: a tag event and the manifest it points at may arrive in two processes at once, and each
+// transaction must see the other's commit to build the tag's search terms. Readers never wait
+// (MVCC). Migrations run under the same lock, so concurrent `serve` start-ups migrate once.
+// withLock takes a session advisory lock (pg_try_advisory_lock) on a connection of its own, held
+// until fn settles.
+//
+// The password of the URL never reaches a message: errors are rebuilt with it redacted.
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { StoreError, isTagtrailError } from '../errors.js';
+import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
+import { type Dialect, type Driver, type Param, type Queryable, SqlStore } from './sql.js';
+import type { ExplainOptions, LockResult, Store } from './store.js';
+
+const INT8_OID = 20;
+const RETRIES = 5;
+const RETRYABLE = new Set(['40001', '40P01']); // serialization failure, deadlock
+
+export const POSTGRES_DIALECT: Dialect = {
+  name: 'postgres',
+  greatest: 'GREATEST',
+  contains: (haystack, needle) => `strpos(${haystack}, ${needle}) > 0`,
+  migrationsTable: 'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)',
+};
+
+/** Hides the password of a URL: scheme://user:***@host. For messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:?#]*):[^@/?#]*@/i, '$1:***@');
+}
+
+/** A signed 64-bit advisory lock key for a name, as a decimal string. */
+export function advisoryKey(name: string): string {
+  return createHash('sha256').update(`tagtrail:${name}`).digest().readBigInt64BE(0).toString();
+}
+
+const WRITE_LOCK = advisoryKey('catalog-writes');
+
+/** `?` placeholders → `$1, $2, …` (the shared SQL has no `?` inside literals). */
+const numbered = new Map<string, string>();
+function toPg(sql: string): string {
+  let out = numbered.get(sql);
+  if (out === undefined) {
+    let n = 0;
+    out = sql.replace(/\?/g, () => `$${++n}`);
+    if (numbered.size > 1000) numbered.clear();
+    numbered.set(sql, out);
+  }
+  return out;
+}
+
+function pgCode(err: unknown): string | undefined {
+  const c = (err as { code?: unknown } | null)?.code;
+  return typeof c === 'string' ? c : undefined;
+}
+
+class PostgresDriver implements Driver {
+  readonly dialect = POSTGRES_DIALECT;
+  private readonly pool: pg.Pool;
+  private readonly secrets: string[];
+  private readonly shownUrl: string;
+
+  constructor(url: string) {
+    this.shownUrl = redactUrl(url);
+    this.secrets = [];
+    try {
+      const password = new URL(url).password;
+      if (password) this.secrets.push(password, decodeURIComponent(password));
+    } catch {
+      // pg reports an unusable URL itself, and that message goes through redact() too.
+    }
+    const parsers = pg.types;
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: 10,
+      application_name: 'tagtrail',
+      // bigint columns (times in ms, ids, counts) as numbers: all stay below 2^53.
+      types: {
+        getTypeParser: ((oid: number, format?: string) =>
+          oid === INT8_OID && format !== 'binary' ? (v: string) => Number(v) : parsers.getTypeParser(oid, format as 'text')) as typeof parsers.getTypeParser,
+      },
+    });
+    // An idle connection dropped by the server must not crash the process; the next query reports it.
+    this.pool.on('error', () => undefined);
+  }
+
+  private redact(s: string): string {
+    let out = s;
+    for (const secret of this.secrets) if (secret) out = out.split(secret).join('***');
+    return out;
+  }
+
+  private error(what: string, err: unknown): unknown {
+    if (isTagtrailError(err)) return err;
+    const message = this.redact(err instanceof Error ? err.message : String(err));
+    const code = pgCode(err);
+    // No SQLSTATE (network), or connection classes 08, 28 (auth) and 3D (no such database): say where.
+    const sqlstate = code !== undefined && /^[0-9A-Z]{5}$/.test(code);
+    const where = !sqlstate || /^(08|28|3D)/.test(code) ? ` (${this.shownUrl})` : '';
+    const leaks = err instanceof Error && this.secrets.some((s) => s && (`${err.message}${err.stack ?? ''}`.includes(s)));
+    return new StoreError(`${what}${where}: ${message}`, leaks ? {} : { cause: err });
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw this.error('cannot connect to the catalog database', err);
+    }
+  }
+
+  private static queryable(client: pg.PoolClient, fail: (what: string, err: unknown) => unknown): Queryable {
+    return {
+      all: async <T>(sql: string, params: readonly Param[] = []): Promise<T[]> => {
+        try {
+          return (await client.query(toPg(sql), params as unknown[])).rows as T[];
+        } catch (err) {
+          throw fail('catalog query failed', err);
+        }
+      },
+      run: async (sql: string, params: readonly Param[] = []): Promise<number> => {
+        try {
+          return (await client.query(toPg(sql), params as unknown[])).rowCount ?? 0;
+        } catch (err) {
+          throw fail('catalog update failed', err);
+        }
+      },
+    };
+  }
+
+  async all<T>(sql: string, params: readonly Param[] = []): Promise<T[]> {
+    try {
+      return (await this.pool.query(toPg(sql), params as unknown[])).rows as T[];
+    } catch (err) {
+      throw this.error('catalog query failed', err);
+    }
+  }
+
+  async run(sql: string, params: readonly Param[] = []): Promise<number> {
+    try {
+      return (await this.pool.query(toPg(sql), params as unknown[])).rowCount ?? 0;
+    } catch (err) {
+      throw this.error('catalog update failed', err);
+    }
+  }
+
+  async write<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.connect();
+    let broken: Error | undefined;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        // Errors keep their SQLSTATE through the wrapper via `cause`, checked for retries below.
+        const raw: { err?: unknown } = {};
+        const q = PostgresDriver.queryable(client, (what, err) => {
+          raw.err = err;
+          return this.error(what, err);
+        });
+        try {
+          await client.query('BEGIN');
+          await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+          const result = await fn(q);
+          await client.query('COMMIT');
+          return result;
+        } catch (err) {
+          try {
+            await client.query('ROLLBACK');
+          } catch (rollbackErr) {
+            broken = rollbackErr as Error;
+            throw this.error('catalog transaction failed', err);
+          }
+          const code = pgCode(raw.err ?? err);
+          if (code !== undefined && RETRYABLE.has(code) && attempt < RETRIES) {
+            await new Promise((r) => setTimeout(r, 10 * attempt + Math.random() * 20));
+            continue;
+          }
+          throw this.error('catalog transaction failed', err);
+        }
+      }
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async explain(sql: string, params: readonly Param[], options: ExplainOptions): Promise<string[]> {
+    const client = await this.connect();
+    try {
+      await client.query('BEGIN');
+      if (options.disableSeqScan) await client.query('SET LOCAL enable_seqscan = off');
+      const rows = (await client.query(`EXPLAIN ${toPg(sql)}`, params as unknown[])).rows as { 'QUERY PLAN': string }[];
+      await client.query('ROLLBACK');
+      return rows.map((r) => r['QUERY PLAN']);
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw this.error('cannot explain the search', err);
+    } finally {
+      client.release();
+    }
+  }
+
+  async withLock<T>(name: string, fn: () => Promise<T>): Promise<LockResult<T>> {
+    const key = advisoryKey(`lock:${name}`);
+    const client = await this.connect();
+    let ok: boolean;
+    try {
+      ok = (await client.query('SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0]?.ok === true;
+    } catch (err) {
+      client.release(err as Error);
+      throw this.error(`cannot take the lock ${JSON.stringify(name)}`, err);
+    }
+    if (!ok) {
+      client.release();
+      return { ran: false };
+    }
+    try {
+      return { ran: true, value: await fn() };
+    } finally {
+      // If unlocking fails, drop the connection: closing the session releases the lock.
+      await client.query('SELECT pg_advisory_unlock($1)', [key]).then(
+        () => client.release(),
+        (err: Error) => client.release(err),
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/** A PostgreSQL catalog at `url` (postgres:// or postgresql://). Connects lazily; not migrated yet. */
+export function openPostgresStore(url: string): Store {
+  return new SqlStore(new PostgresDriver(url), POSTGRES_MIGRATIONS);
+}

@@ -1,0 +1,1110 @@
+// The Store over SQL, shared by both dialects. Statements use `?` placeholders (the PostgreSQL
+// driver numbers them) and only SQL that SQLite and PostgreSQL both accept; what differs (a
+// function name, transactions, locks, EXPLAIN) sits behind Dialect and Driver.
+//
+// Search reads tag_terms, a table denormalised per live tag (see migrations/sqlite.ts for the
+// indexing notes): every write that changes what a tag points at, or what that image says,
+// rebuilds the tag's terms in the same transaction.
+import { InvalidInputError, StoreError, UsageError } from '../errors.js';
+import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
+import { verifyDigest } from '../oci/digest.js';
+import { isValidDigest } from '../oci/reference.js';
+import { CI, OCI } from '../gitlab/ci.js';
+import { hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
+import type { Migration } from './migrations/types.js';
+import type {
+  EventOutcome,
+  ExplainOptions,
+  ExplainResult,
+  ImageChild,
+  ImageDetail,
+  LockResult,
+  ManifestRecord,
+  Page,
+  Platform,
+  ReconcileResult,
+  RepositorySummary,
+  SearchQuery,
+  Store,
+  StoreStats,
+  TagHistory,
+  TagItem,
+} from './store.js';
+import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
+
+export type Param = string | number | null | Buffer;
+export type Row = Record<string, unknown>;
+
+export interface Queryable {
+  all<T = Row>(sql: string, params?: readonly Param[]): Promise<T[]>;
+  /** Returns the number of rows changed. */
+  run(sql: string, params?: readonly Param[]): Promise<number>;
+}
+
+export interface Dialect {
+  readonly name: 'sqlite' | 'postgres';
+  /** The two-argument max and min: max/min in SQLite, GREATEST/LEAST in PostgreSQL. */
+  readonly greatest: string;
+  /** SQL true when text expression `haystack` contains `needle`, with no pattern characters. */
+  contains(haystack: string, needle: string): string;
+  /** The DDL of the migrations ledger. */
+  readonly migrationsTable: string;
+}
+
+export interface Driver extends Queryable {
+  readonly dialect: Dialect;
+  /** A write transaction, serialised with every other writer of the database (see each driver). */
+  write<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  explain(sql: string, params: readonly Param[], options: ExplainOptions): Promise<string[]>;
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<LockResult<T>>;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_PAGE = 50;
+export const MAX_PAGE = 1000;
+/** Term values are indexed by this many UTF-16 units (≤ 768 UTF-8 bytes, inside PostgreSQL's btree limit). */
+export const TERM_PREFIX = 256;
+/** Keys longer than this are stored but not searchable. */
+const MAX_TERM_KEY = 1024;
+const IN_CHUNK = 500;
+const MAX_PARAMS = 900;
+
+const COMMIT_KEYS = [`${CI}commit_sha`, `${OCI}revision`];
+const PIPELINE_KEY = `${CI}pipeline_id`;
+const REF_KEY = `${CI}commit_ref_name`;
+
+// ---------------------------------------------------------------- small helpers
+
+function ms(at: Date, what: string): number {
+  if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new UsageError(`${what}: not a valid time`);
+  return at.getTime();
+}
+
+function marks(n: number): string {
+  return new Array(n).fill('?').join(', ');
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Text as both databases can store it: NUL and lone surrogates become U+FFFD. */
+function clean(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
+
+/** Splits a value into its indexed prefix and the rest, never between the halves of a surrogate pair. */
+export function splitValue(v: string): [string, string] {
+  if (v.length <= TERM_PREFIX) return [v, ''];
+  let n = TERM_PREFIX;
+  const c = v.charCodeAt(n - 1);
+  if (c >= 0xd800 && c <= 0xdbff) n -= 1;
+  return [v.slice(0, n), v.slice(n)];
+}
+
+function checkDigest(digest: unknown, what = 'digest'): asserts digest is string {
+  if (typeof digest !== 'string' || !isValidDigest(digest)) {
+    throw new InvalidInputError('INVALID_REFERENCE', `invalid ${what} ${JSON.stringify(String(digest).slice(0, 200))}`, {
+      hint: 'a digest is sha256:<64 hex> or sha512:<128 hex>',
+    });
+  }
+}
+
+function checkName(v: unknown, what: string): asserts v is string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > 512) throw new UsageError(`${what} must be a non-empty string of at most 512 characters`);
+}
+
+function pageSize(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new UsageError(`limit must be an integer from 1 to ${MAX_PAGE}`);
+  return limit;
+}
+
+function encodeCursor(kind: string, value: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify({ k: kind, ...value }), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string | undefined, kind: string): Record<string, unknown> | undefined {
+  if (cursor === undefined || cursor === '') return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    v = undefined;
+  }
+  if (typeof v !== 'object' || v === null || (v as { k?: unknown }).k !== kind) {
+    throw new UsageError('invalid cursor', { hint: 'pass back the nextCursor of the previous page, with the same query' });
+  }
+  return v as Record<string, unknown>;
+}
+
+function cursorNumber(c: Record<string, unknown>, field: string): number {
+  const v = c[field];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new UsageError('invalid cursor');
+  return v;
+}
+
+function cursorString(c: Record<string, unknown>, field: string): string {
+  const v = c[field];
+  if (typeof v !== 'string') throw new UsageError('invalid cursor');
+  return v;
+}
+
+function num(v: unknown): number {
+  return typeof v === 'number' ? v : Number(v);
+}
+
+function numOrNull(v: unknown): number | null {
+  return v === null || v === undefined ? null : num(v);
+}
+
+function dateOrNull(v: unknown): Date | null {
+  return v === null || v === undefined ? null : new Date(num(v));
+}
+
+function toBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function sameRecord(a: Annotations, b: Annotations): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && a[k] === b[k]);
+}
+
+function mergeFirstWins(into: Annotations, from: Annotations): void {
+  for (const [k, v] of Object.entries(from)) if (!Object.prototype.hasOwnProperty.call(into, k)) into[k] = v;
+}
+
+// ---------------------------------------------------------------- rows and views
+
+interface TagRow {
+  id: number;
+  repository_id: number;
+  name: string;
+  digest: string | null;
+  deleted_at: number | null;
+  updated_at: number | null;
+  last_kind: number;
+  last_digest: string;
+  first_seen: number | null;
+  has_build: number;
+}
+
+const TAG_COLUMNS = 'g.id, g.repository_id, g.name, g.digest, g.deleted_at, g.updated_at, g.last_kind, g.last_digest, g.first_seen, g.has_build';
+
+function tagRow(r: Row): TagRow {
+  return {
+    id: num(r.id),
+    repository_id: num(r.repository_id),
+    name: r.name as string,
+    digest: (r.digest as string | null) ?? null,
+    deleted_at: numOrNull(r.deleted_at),
+    updated_at: numOrNull(r.updated_at),
+    last_kind: num(r.last_kind),
+    last_digest: r.last_digest as string,
+    first_seen: numOrNull(r.first_seen),
+    has_build: num(r.has_build),
+  };
+}
+
+function stateOf(row: TagRow): TagState | null {
+  if (row.updated_at === null) return null;
+  return {
+    digest: row.digest,
+    deletedAt: row.deleted_at,
+    updatedAt: row.updated_at,
+    lastKind: row.last_kind as TagState['lastKind'],
+    lastDigest: row.last_digest,
+    firstSeen: row.first_seen,
+  };
+}
+
+interface ManifestRow {
+  id: number;
+  digest: string;
+  media_type: string;
+  has_build: number;
+  config_digest: string | null;
+}
+
+interface ManifestInfo {
+  row: ManifestRow;
+  annotations: Annotations;
+  /** Labels of its config; empty when never read. */
+  labels: Annotations;
+}
+
+/** A manifest with what search and listings need of it and of its children. */
+interface View {
+  top: ManifestInfo;
+  children: { digest: string; platform: Platform | null; info: ManifestInfo | null }[];
+}
+
+interface Summary {
+  annotations: Annotations;
+  labelAnnotations: Annotations;
+  hasBuildDetails: boolean;
+  platforms: Platform[];
+  /** Distinct (key, value) pairs the image answers to. */
+  terms: [string, string][];
+}
+
+function platformOf(r: Row): Platform | null {
+  if (r.os == null && r.architecture == null) return null;
+  const p: Platform = { os: (r.os as string | null) ?? '', architecture: (r.architecture as string | null) ?? '' };
+  if (r.variant != null) p.variant = r.variant as string;
+  return p;
+}
+
+function summarize(view: View | undefined): Summary {
+  const annotations = emptyAnnotations();
+  const labelAnnotations = emptyAnnotations();
+  const platforms: Platform[] = [];
+  const seen = new Set<string>();
+  const terms: [string, string][] = [];
+  const addTerms = (a: Annotations) => {
+    for (const [k, v] of Object.entries(a)) {
+      if (k.length > MAX_TERM_KEY) continue;
+      const id = `${k}\u0000${v}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      terms.push([k, v]);
+    }
+  };
+  if (!view) return { annotations, labelAnnotations, hasBuildDetails: false, platforms, terms };
+  const infos = [view.top, ...view.children.map((c) => c.info).filter((i): i is ManifestInfo => i !== null)];
+  for (const info of infos) {
+    mergeFirstWins(annotations, info.annotations);
+    addTerms(info.annotations);
+    if (!info.row.has_build) {
+      const mapped = labelsAsAnnotations(info.labels);
+      mergeFirstWins(labelAnnotations, mapped);
+      addTerms(mapped);
+    }
+  }
+  for (const c of view.children) if (c.platform) platforms.push(c.platform);
+  const hasBuildDetails = hasBuildAnnotations(annotations) || hasBuildAnnotations(labelAnnotations);
+  return { annotations, labelAnnotations, hasBuildDetails, platforms, terms };
+}
+
+// ---------------------------------------------------------------- search planning
+
+type Filter =
+  | { kind: 'eq'; key: string; value: string; rest: string; checkRest: boolean }
+  | { kind: 'prefix'; keys: string[]; lo: string; hi: string }
+  | { kind: 'exists'; key: string };
+
+function eqFilter(key: string, value: string): Filter {
+  const [v, rest] = splitValue(value);
+  // A stored value was cut only if longer than TERM_PREFIX, so its prefix is at least TERM_PREFIX-1 long.
+  return { kind: 'eq', key, value: v, rest, checkRest: v.length >= TERM_PREFIX - 1 };
+}
+
+function filterSql(alias: string, f: Filter): { sql: string; params: Param[] } {
+  switch (f.kind) {
+    case 'eq':
+      return f.checkRest
+        ? { sql: `${alias}.key = ? AND ${alias}.value = ? AND ${alias}.value_rest = ?`, params: [f.key, f.value, f.rest] }
+        : { sql: `${alias}.key = ? AND ${alias}.value = ?`, params: [f.key, f.value] };
+    case 'prefix':
+      return {
+        sql: `${alias}.key ${f.keys.length === 1 ? '= ?' : `IN (${marks(f.keys.length)})`} AND ${alias}.value >= ? AND ${alias}.value < ?`,
+        params: [...f.keys, f.lo, f.hi],
+      };
+    case 'exists':
+      return { sql: `${alias}.key = ?`, params: [f.key] };
+  }
+}
+
+function searchFilters(query: SearchQuery): Filter[] {
+  const filters: Filter[] = [];
+  if (query.commit !== undefined) {
+    if (typeof query.commit !== 'string' || !/^[0-9a-fA-F]{4,128}$/.test(query.commit)) {
+      throw new InvalidInputError('INVALID_ANNOTATION', `commit ${JSON.stringify(String(query.commit).slice(0, 200))} is not a commit SHA or a prefix of at least 4 hex digits`, {
+        hint: 'pass the commit SHA, or its first 4 or more hex digits',
+      });
+    }
+    const lo = query.commit.toLowerCase();
+    const hi = lo.slice(0, -1) + String.fromCharCode(lo.charCodeAt(lo.length - 1) + 1);
+    filters.push({ kind: 'prefix', keys: COMMIT_KEYS, lo, hi });
+  }
+  if (query.pipeline !== undefined) {
+    checkName(query.pipeline, 'pipeline');
+    filters.push(eqFilter(PIPELINE_KEY, clean(query.pipeline)));
+  }
+  const exists: Filter[] = [];
+  for (const a of query.annotations ?? []) {
+    if (typeof a !== 'object' || a === null) throw new UsageError('annotation filters are { key, value? } objects');
+    checkName(a.key, 'annotation key');
+    if (a.value === undefined || a.value === null) exists.push({ kind: 'exists', key: clean(a.key) });
+    else if (typeof a.value !== 'string') throw new UsageError(`annotation ${JSON.stringify(a.key)}: the value must be a string`);
+    else filters.push(eqFilter(clean(a.key), clean(a.value)));
+  }
+  if (query.ref !== undefined) {
+    checkName(query.ref, 'ref');
+    filters.push(eqFilter(REF_KEY, clean(query.ref)));
+  }
+  return [...filters, ...exists];
+}
+
+// ---------------------------------------------------------------- the store
+
+interface WriteContext {
+  /** Terms per digest, computed once per transaction. */
+  summaries: Map<string, Summary>;
+}
+
+export class SqlStore implements Store {
+  readonly dialect: 'sqlite' | 'postgres';
+
+  constructor(
+    private readonly db: Driver,
+    private readonly migrations: readonly Migration[],
+  ) {
+    this.dialect = db.dialect.name;
+  }
+
+  private get d(): Dialect {
+    return this.db.dialect;
+  }
+
+  // ---- lifecycle
+
+  async migrate(): Promise<number[]> {
+    return this.db.write(async (q) => {
+      await q.run(this.d.migrationsTable);
+      const done = new Set((await q.all<{ version: unknown }>('SELECT version FROM schema_migrations')).map((r) => num(r.version)));
+      const newest = Math.max(0, ...done);
+      if (newest > this.migrations.length) {
+        throw new StoreError(
+          `the catalog database has schema version ${newest}, newer than this tagtrail knows (${this.migrations.length})`,
+          { hint: 'upgrade tagtrail, or point it at another database' },
+        );
+      }
+      const applied: number[] = [];
+      for (const m of this.migrations) {
+        if (done.has(m.version)) continue;
+        for (const statement of m.statements) await q.run(statement);
+        await q.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, Date.now()]);
+        applied.push(m.version);
+      }
+      return applied;
+    });
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  // ---- manifests
+
+  async hasManifest(digest: string): Promise<boolean> {
+    checkDigest(digest);
+    return (await this.db.all('SELECT 1 AS one FROM manifests WHERE digest = ?', [digest])).length > 0;
+  }
+
+  async putManifest(record: ManifestRecord): Promise<{ inserted: boolean }> {
+    validateRecord(record);
+    return this.db.write(async (q) => {
+      const digests = new Set<string>();
+      const configs = new Set<string>();
+      const inserted = await this.putOne(q, record, digests, configs);
+      await this.refresh(q, digests, configs);
+      return { inserted };
+    });
+  }
+
+  private async putOne(q: Queryable, rec: ManifestRecord, digests: Set<string>, configs: Set<string>): Promise<boolean> {
+    for (const child of rec.children ?? []) if (child.manifest) await this.putOne(q, child.manifest, digests, configs);
+    const configDigest = rec.configDigest ?? null;
+    if (configDigest !== null && rec.labels && (await this.putLabels(q, configDigest, rec.labels))) configs.add(configDigest);
+    const annotations = cleanRecord(rec.annotations ?? {});
+    const raw = toBuffer(rec.raw);
+    const rows = await q.all<{ id: unknown }>(
+      `INSERT INTO manifests (digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING RETURNING id`,
+      [rec.digest, rec.mediaType, raw.byteLength, raw, rec.artifactType ?? null, configDigest, hasBuildAnnotations(annotations) ? 1 : 0, Date.now()],
+    );
+    const first = rows[0];
+    if (!first) return false;
+    const id = num(first.id);
+    await insertMany(q, 'annotations', ['manifest_id', 'key', 'value'], Object.entries(annotations).map(([k, v]) => [id, k, v]));
+    await insertMany(
+      q,
+      'manifest_children',
+      ['parent_id', 'position', 'child_digest', 'media_type', 'size', 'os', 'architecture', 'variant'],
+      (rec.children ?? []).map((c, i) => [
+        id,
+        i,
+        c.digest,
+        c.mediaType ?? c.manifest?.mediaType ?? null,
+        c.size ?? (c.manifest ? c.manifest.raw.byteLength : null),
+        c.platform?.os ?? null,
+        c.platform?.architecture ?? null,
+        c.platform?.variant ?? null,
+      ]),
+    );
+    digests.add(rec.digest);
+    return true;
+  }
+
+  /** Records a config's labels; returns whether anything changed. */
+  private async putLabels(q: Queryable, configDigest: string, labels: Annotations): Promise<boolean> {
+    const clean = cleanRecord(labels);
+    const existing = await q.all<{ id: unknown }>('SELECT id FROM configs WHERE digest = ?', [configDigest]);
+    let id: number;
+    if (existing[0]) {
+      id = num(existing[0].id);
+      const current = emptyAnnotations();
+      for (const r of await q.all<{ key: string; value: string }>('SELECT key, value FROM config_labels WHERE config_id = ?', [id])) current[r.key] = r.value;
+      if (sameRecord(current, clean)) return false;
+      await q.run('DELETE FROM config_labels WHERE config_id = ?', [id]);
+      await q.run('UPDATE configs SET fetched_at = ? WHERE id = ?', [Date.now(), id]);
+    } else {
+      const rows = await q.all<{ id: unknown }>('INSERT INTO configs (digest, fetched_at) VALUES (?, ?) RETURNING id', [configDigest, Date.now()]);
+      id = num(rows[0]!.id);
+    }
+    await insertMany(q, 'config_labels', ['config_id', 'key', 'value'], Object.entries(clean).map(([k, v]) => [id, k, v]));
+    return true;
+  }
+
+  async putConfigLabels(configDigest: string, labels: Annotations): Promise<void> {
+    checkDigest(configDigest, 'config digest');
+    if (typeof labels !== 'object' || labels === null) throw new UsageError('labels must be a record of strings');
+    await this.db.write(async (q) => {
+      if (await this.putLabels(q, configDigest, labels)) await this.refresh(q, new Set(), new Set([configDigest]));
+    });
+  }
+
+  async hasConfigLabels(configDigest: string): Promise<boolean> {
+    checkDigest(configDigest, 'config digest');
+    return (await this.db.all('SELECT 1 AS one FROM configs WHERE digest = ?', [configDigest])).length > 0;
+  }
+
+  /** Rebuilds the terms of live tags whose image changed: tags on these digests, on manifests with these configs, or on their parent indexes. */
+  private async refresh(q: Queryable, digests: Set<string>, configs: Set<string>): Promise<void> {
+    const changed = new Set(digests);
+    for (const part of chunks([...configs], IN_CHUNK)) {
+      for (const r of await q.all<{ digest: string }>(`SELECT digest FROM manifests WHERE config_digest IN (${marks(part.length)})`, part)) changed.add(r.digest);
+    }
+    if (changed.size === 0) return;
+    const targets = new Set(changed);
+    for (const part of chunks([...changed], IN_CHUNK)) {
+      const rows = await q.all<{ digest: string }>(
+        `SELECT DISTINCT m.digest FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest IN (${marks(part.length)})`,
+        part,
+      );
+      for (const r of rows) targets.add(r.digest);
+    }
+    const ctx: WriteContext = { summaries: new Map() };
+    for (const part of chunks([...targets], IN_CHUNK)) {
+      const rows = await q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.digest IN (${marks(part.length)}) AND g.deleted_at IS NULL AND g.updated_at IS NOT NULL`, part);
+      for (const row of rows.map(tagRow)) {
+        const hasBuild = await this.rebuildTerms(q, row, row.digest as string, row.updated_at as number, ctx);
+        const delta = (hasBuild ? 1 : 0) - (row.has_build ? 1 : 0);
+        if (delta !== 0) await q.run('UPDATE repositories SET build_tags = build_tags + ? WHERE id = ?', [delta, row.repository_id]);
+      }
+    }
+  }
+
+  private async summary(q: Queryable, digest: string, ctx: WriteContext): Promise<Summary> {
+    let s = ctx.summaries.get(digest);
+    if (!s) {
+      s = summarize((await this.loadViews(q, [digest])).get(digest));
+      ctx.summaries.set(digest, s);
+    }
+    return s;
+  }
+
+  /** Replaces a live tag's terms with those of `digest`; records and returns its build flag. */
+  private async rebuildTerms(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext): Promise<boolean> {
+    const s = await this.summary(q, digest, ctx);
+    await q.run('DELETE FROM tag_terms WHERE tag_id = ?', [row.id]);
+    await insertMany(
+      q,
+      'tag_terms',
+      ['tag_id', 'repository_id', 'key', 'value', 'value_rest', 'updated_at'],
+      s.terms.map(([k, v]) => {
+        const [prefix, rest] = splitValue(v);
+        return [row.id, row.repository_id, k, prefix, rest, updatedAt];
+      }),
+    );
+    if ((row.has_build ? 1 : 0) !== (s.hasBuildDetails ? 1 : 0)) await q.run('UPDATE tags SET has_build = ? WHERE id = ?', [s.hasBuildDetails ? 1 : 0, row.id]);
+    return s.hasBuildDetails;
+  }
+
+  /** Loads manifests by digest with their annotations, labels and children (one level). */
+  private async loadViews(q: Queryable, digests: readonly string[]): Promise<Map<string, View>> {
+    const infos = new Map<number, ManifestInfo>();
+    const byDigest = new Map<string, ManifestInfo>();
+    const loadManifests = async (list: readonly string[]) => {
+      for (const part of chunks(list, IN_CHUNK)) {
+        const rows = await q.all<Row>(`SELECT id, digest, media_type, has_build, config_digest FROM manifests WHERE digest IN (${marks(part.length)})`, part);
+        for (const r of rows) {
+          const info: ManifestInfo = {
+            row: { id: num(r.id), digest: r.digest as string, media_type: r.media_type as string, has_build: num(r.has_build), config_digest: (r.config_digest as string | null) ?? null },
+            annotations: emptyAnnotations(),
+            labels: emptyAnnotations(),
+          };
+          infos.set(info.row.id, info);
+          byDigest.set(info.row.digest, info);
+        }
+      }
+    };
+    await loadManifests([...new Set(digests)]);
+    const tops = [...byDigest.values()];
+    const childRows = new Map<number, Row[]>();
+    for (const part of chunks(tops.map((t) => t.row.id), IN_CHUNK)) {
+      const rows = await q.all<Row>(
+        `SELECT parent_id, child_digest, os, architecture, variant FROM manifest_children WHERE parent_id IN (${marks(part.length)}) ORDER BY parent_id, position`,
+        part,
+      );
+      for (const r of rows) {
+        const list = childRows.get(num(r.parent_id)) ?? [];
+        list.push(r);
+        childRows.set(num(r.parent_id), list);
+      }
+    }
+    const missing = new Set<string>();
+    for (const rows of childRows.values()) for (const r of rows) if (!byDigest.has(r.child_digest as string)) missing.add(r.child_digest as string);
+    await loadManifests([...missing]);
+
+    const ids = [...infos.keys()];
+    for (const part of chunks(ids, IN_CHUNK)) {
+      for (const r of await q.all<Row>(`SELECT manifest_id, key, value FROM annotations WHERE manifest_id IN (${marks(part.length)})`, part)) {
+        infos.get(num(r.manifest_id))!.annotations[r.key as string] = r.value as string;
+      }
+    }
+    const byConfig = new Map<string, ManifestInfo[]>();
+    for (const info of infos.values()) {
+      if (info.row.has_build || info.row.config_digest === null) continue;
+      const list = byConfig.get(info.row.config_digest) ?? [];
+      list.push(info);
+      byConfig.set(info.row.config_digest, list);
+    }
+    for (const part of chunks([...byConfig.keys()], IN_CHUNK)) {
+      const rows = await q.all<Row>(
+        `SELECT c.digest, l.key, l.value FROM configs c JOIN config_labels l ON l.config_id = c.id WHERE c.digest IN (${marks(part.length)})`,
+        part,
+      );
+      for (const r of rows) for (const info of byConfig.get(r.digest as string) ?? []) info.labels[r.key as string] = r.value as string;
+    }
+
+    const views = new Map<string, View>();
+    for (const top of tops) {
+      views.set(top.row.digest, {
+        top,
+        children: (childRows.get(top.row.id) ?? []).map((r) => ({
+          digest: r.child_digest as string,
+          platform: platformOf(r),
+          info: byDigest.get(r.child_digest as string) ?? null,
+        })),
+      });
+    }
+    return views;
+  }
+
+  // ---- tags
+
+  async setTag(repository: string, tag: string, digest: string, at: Date): Promise<EventOutcome> {
+    checkName(repository, 'repository');
+    checkName(tag, 'tag');
+    checkDigest(digest);
+    const event: TagEvent = { at: ms(at, 'setTag'), kind: SET, digest };
+    return this.db.write(async (q) => {
+      const repoId = await this.ensureRepository(q, repository, event.at);
+      return this.applyTagEvent(q, repoId, tag, event, { summaries: new Map() });
+    });
+  }
+
+  async deleteTag(repository: string, tag: string, at: Date): Promise<EventOutcome> {
+    checkName(repository, 'repository');
+    checkName(tag, 'tag');
+    const event: TagEvent = { at: ms(at, 'deleteTag'), kind: TAG_DELETE, digest: '' };
+    return this.db.write(async (q) => {
+      const repoId = await this.ensureRepository(q, repository, event.at);
+      return this.applyTagEvent(q, repoId, tag, event, { summaries: new Map() });
+    });
+  }
+
+  async deleteManifest(repository: string, digest: string, at: Date): Promise<{ tagsDeleted: number }> {
+    checkName(repository, 'repository');
+    checkDigest(digest);
+    const event: TagEvent = { at: ms(at, 'deleteManifest'), kind: MANIFEST_DELETE, digest };
+    return this.db.write(async (q) => {
+      const repoId = await this.ensureRepository(q, repository, event.at);
+      const fresh = await q.run('INSERT INTO manifest_deletions (repository_id, digest, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [repoId, digest, event.at]);
+      if (fresh === 0) return { tagsDeleted: 0 };
+      // Only tags that were ever set to this digest can be affected.
+      const rows = await q.all(
+        `SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.id IN (SELECT e.tag_id FROM tag_events e WHERE e.digest = ? AND e.kind = ${SET})`,
+        [repoId, digest],
+      );
+      const ctx: WriteContext = { summaries: new Map() };
+      let tagsDeleted = 0;
+      for (const row of rows.map(tagRow)) {
+        const before = stateOf(row);
+        const after = before !== null && compareEvents(event, lastEvent(before)) > 0 ? step(before, event) : await this.replay(q, row);
+        if (after === before) continue;
+        await this.writeTagState(q, row, before, after, null, ctx);
+        if (isLive(before) && !isLive(after)) tagsDeleted++;
+      }
+      return { tagsDeleted };
+    });
+  }
+
+  async reconcileRepository(repository: string, liveTags: ReadonlyMap<string, string>, at: Date): Promise<ReconcileResult> {
+    checkName(repository, 'repository');
+    for (const [tag, digest] of liveTags) {
+      checkName(tag, 'tag');
+      checkDigest(digest);
+    }
+    const when = ms(at, 'reconcileRepository');
+    return this.db.write(async (q) => {
+      const result: ReconcileResult = { added: 0, updated: 0, deleted: 0, unchanged: 0, skipped: 0 };
+      const repoId = await this.ensureRepository(q, repository, when);
+      const ctx: WriteContext = { summaries: new Map() };
+      const rows = (await q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ?`, [repoId])).map(tagRow);
+      const known = new Set<string>();
+      const unchanged: number[] = [];
+      for (const row of rows) {
+        known.add(row.name);
+        const state = stateOf(row);
+        const digest = liveTags.get(row.name);
+        if (state === null) continue;
+        if (digest !== undefined && isLive(state) && state.digest === digest) {
+          result.unchanged++;
+          unchanged.push(row.id);
+          continue;
+        }
+        if (digest === undefined && !isLive(state)) continue;
+        // A newer event already decided this tag: the crawl's view is older, leave it.
+        if (state.updatedAt > when) {
+          result.skipped++;
+          continue;
+        }
+        const event: TagEvent = digest === undefined ? { at: when, kind: TAG_DELETE, digest: '' } : { at: when, kind: SET, digest };
+        await this.applyTagEvent(q, repoId, row.name, event, ctx);
+        if (digest === undefined) result.deleted++;
+        else if (isLive(state)) result.updated++;
+        else result.added++;
+      }
+      for (const part of chunks(unchanged, IN_CHUNK)) {
+        await q.run(`UPDATE tags SET last_seen = ${this.d.greatest}(COALESCE(last_seen, ?), ?) WHERE id IN (${marks(part.length)})`, [when, when, ...part]);
+      }
+      for (const [tag, digest] of liveTags) {
+        if (known.has(tag)) continue;
+        await this.applyTagEvent(q, repoId, tag, { at: when, kind: SET, digest }, ctx);
+        result.added++;
+      }
+      return result;
+    });
+  }
+
+  private async ensureRepository(q: Queryable, name: string, at: number): Promise<number> {
+    const g = this.d.greatest;
+    const rows = await q.all<{ id: unknown }>(
+      `INSERT INTO repositories (name, first_seen, last_seen, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET last_seen = ${g}(repositories.last_seen, excluded.last_seen),
+         first_seen = ${g === 'max' ? 'min' : 'LEAST'}(repositories.first_seen, excluded.first_seen)
+       RETURNING id`,
+      [name, at, at, at],
+    );
+    return num(rows[0]!.id);
+  }
+
+  /** Logs one event of a tag and brings the tag's state up to date: one step if it is the newest, else a replay. */
+  private async applyTagEvent(q: Queryable, repoId: number, tag: string, event: TagEvent, ctx: WriteContext): Promise<EventOutcome> {
+    await q.run('INSERT INTO tags (repository_id, name) VALUES (?, ?) ON CONFLICT (repository_id, name) DO NOTHING', [repoId, tag]);
+    const row = tagRow((await q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.name = ?`, [repoId, tag]))[0]!);
+    const fresh = await q.run('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', [row.id, event.at, event.kind, event.digest]);
+    if (fresh === 0) return 'duplicate';
+    const before = stateOf(row);
+    let after: TagState | null;
+    if (before === null || compareEvents(event, lastEvent(before)) > 0) {
+      after = step(before, event);
+      if (event.kind === SET) {
+        // A deletion of this manifest logged earlier but dated later applies after this set.
+        const later = await q.all<{ at: unknown }>('SELECT at FROM manifest_deletions WHERE repository_id = ? AND digest = ? AND at >= ? ORDER BY at LIMIT 1', [
+          repoId,
+          event.digest,
+          event.at,
+        ]);
+        if (later[0]) after = step(after, { at: num(later[0].at), kind: MANIFEST_DELETE, digest: event.digest });
+      }
+    } else {
+      after = await this.replay(q, row);
+    }
+    await this.writeTagState(q, row, before, after, event.at, ctx);
+    return after !== null && compareEvents(lastEvent(after), event) === 0 ? 'applied' : 'superseded';
+  }
+
+  private async tagEvents(q: Queryable, row: TagRow): Promise<TagEvent[]> {
+    const own = (await q.all<Row>('SELECT at, kind, digest FROM tag_events WHERE tag_id = ?', [row.id])).map(
+      (r): TagEvent => ({ at: num(r.at), kind: num(r.kind) as TagEvent['kind'], digest: r.digest as string }),
+    );
+    const set = [...new Set(own.filter((e) => e.kind === SET).map((e) => e.digest))];
+    const events = [...own];
+    for (const part of chunks(set, IN_CHUNK)) {
+      const rows = await q.all<Row>(`SELECT digest, at FROM manifest_deletions WHERE repository_id = ? AND digest IN (${marks(part.length)})`, [row.repository_id, ...part]);
+      for (const r of rows) events.push({ at: num(r.at), kind: MANIFEST_DELETE, digest: r.digest as string });
+    }
+    return events;
+  }
+
+  private async replay(q: Queryable, row: TagRow): Promise<TagState | null> {
+    return fold(await this.tagEvents(q, row)).state;
+  }
+
+  /** Stores a tag's new state and keeps its terms and its repository's counters in step. */
+  private async writeTagState(q: Queryable, row: TagRow, before: TagState | null, after: TagState | null, seenAt: number | null, ctx: WriteContext): Promise<void> {
+    if (after === null) return;
+    const g = this.d.greatest;
+    await q.run(
+      `UPDATE tags SET digest = ?, deleted_at = ?, updated_at = ?, last_kind = ?, last_digest = ?, first_seen = ?,
+         last_seen = ${seenAt === null ? 'last_seen' : `${g}(COALESCE(last_seen, ?), ?)`} WHERE id = ?`,
+      [after.digest, after.deletedAt, after.updatedAt, after.lastKind, after.lastDigest, after.firstSeen, ...(seenAt === null ? [] : [seenAt, seenAt]), row.id],
+    );
+    const wasLive = isLive(before);
+    const nowLive = isLive(after);
+    let hasBuild = row.has_build === 1;
+    if (nowLive) {
+      if (!wasLive || before?.digest !== after.digest) hasBuild = await this.rebuildTerms(q, row, after.digest as string, after.updatedAt, ctx);
+      else if (before?.updatedAt !== after.updatedAt) await q.run('UPDATE tag_terms SET updated_at = ? WHERE tag_id = ?', [after.updatedAt, row.id]);
+    } else if (wasLive) {
+      await q.run('DELETE FROM tag_terms WHERE tag_id = ?', [row.id]);
+    }
+    const liveDelta = (nowLive ? 1 : 0) - (wasLive ? 1 : 0);
+    const buildDelta = (nowLive && hasBuild ? 1 : 0) - (wasLive && row.has_build ? 1 : 0);
+    await q.run(`UPDATE repositories SET live_tags = live_tags + ?, build_tags = build_tags + ?, updated_at = ${g}(updated_at, ?) WHERE id = ?`, [
+      liveDelta,
+      buildDelta,
+      after.updatedAt,
+      row.repository_id,
+    ]);
+  }
+
+  // ---- checkpoints and locks
+
+  async getCheckpoint<T = unknown>(key: string): Promise<T | undefined> {
+    checkName(key, 'checkpoint key');
+    const rows = await this.db.all<{ value: string }>('SELECT value FROM sync_checkpoints WHERE key = ?', [key]);
+    return rows[0] ? (JSON.parse(rows[0].value) as T) : undefined;
+  }
+
+  async setCheckpoint(key: string, value: unknown): Promise<void> {
+    checkName(key, 'checkpoint key');
+    const json = JSON.stringify(value);
+    if (json === undefined) throw new UsageError('a checkpoint value must be JSON');
+    await this.db.write((q) =>
+      q.run('INSERT INTO sync_checkpoints (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at', [
+        key,
+        clean(json),
+        Date.now(),
+      ]),
+    );
+  }
+
+  async deleteCheckpoint(key: string): Promise<void> {
+    checkName(key, 'checkpoint key');
+    await this.db.write((q) => q.run('DELETE FROM sync_checkpoints WHERE key = ?', [key]));
+  }
+
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<LockResult<T>> {
+    checkName(name, 'lock name');
+    return this.db.withLock(name, fn);
+  }
+
+  // ---- queries
+
+  async listRepositories(options: { q?: string; limit?: number; cursor?: string }): Promise<Page<RepositorySummary>> {
+    const limit = pageSize(options.limit);
+    const cursor = decodeCursor(options.cursor, 'r');
+    const where: string[] = [];
+    const params: Param[] = [];
+    if (cursor) {
+      where.push('name > ?');
+      params.push(cursorString(cursor, 'n'));
+    }
+    if (options.q !== undefined && options.q !== '') {
+      if (typeof options.q !== 'string') throw new UsageError('q must be a string');
+      where.push(this.d.contains('lower(name)', '?'));
+      params.push(clean(options.q.toLowerCase()));
+    }
+    const rows = await this.db.all<Row>(
+      `SELECT name, live_tags, build_tags, first_seen, updated_at FROM repositories ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY name LIMIT ?`,
+      [...params, limit + 1],
+    );
+    const items = rows.slice(0, limit).map(
+      (r): RepositorySummary => ({
+        name: r.name as string,
+        tagCount: num(r.live_tags),
+        buildTagCount: num(r.build_tags),
+        firstSeen: new Date(num(r.first_seen)),
+        lastUpdated: new Date(num(r.updated_at)),
+      }),
+    );
+    const last = items[items.length - 1];
+    return rows.length > limit && last ? { items, nextCursor: encodeCursor('r', { n: last.name }) } : { items };
+  }
+
+  async listTags(repository: string, options: { limit?: number; cursor?: string }): Promise<Page<TagItem>> {
+    checkName(repository, 'repository');
+    const limit = pageSize(options.limit);
+    const cursor = decodeCursor(options.cursor, 't');
+    const repo = await this.db.all<{ id: unknown }>('SELECT id FROM repositories WHERE name = ?', [repository]);
+    if (!repo[0]) return { items: [] };
+    const params: Param[] = [num(repo[0].id)];
+    let after = '';
+    if (cursor) {
+      const u = cursorNumber(cursor, 'u');
+      // `updated_at <= u` bounds the index range; the OR only sorts out rows at exactly u.
+      after = 'AND g.updated_at <= ? AND (g.updated_at < ? OR g.name > ?)';
+      params.push(u, u, cursorString(cursor, 'n'));
+    }
+    const rows = await this.db.all<Row>(
+      `SELECT g.id FROM tags g WHERE g.repository_id = ? AND g.deleted_at IS NULL ${after} ORDER BY g.updated_at DESC, g.name LIMIT ?`,
+      [...params, limit + 1],
+    );
+    const items = await this.hydrate(rows.slice(0, limit).map((r) => num(r.id)));
+    const last = items[items.length - 1];
+    return rows.length > limit && last ? { items, nextCursor: encodeCursor('t', { u: last.updatedAt.getTime(), n: last.tag }) } : { items };
+  }
+
+  /** The id query of a search: the driving filter reads tag_terms in result order, the others are lookups. */
+  private async planSearch(query: SearchQuery): Promise<{ sql: string; params: Param[]; limit: number } | null> {
+    const limit = pageSize(query.limit);
+    const cursor = decodeCursor(query.cursor, 's');
+    const filters = searchFilters(query);
+    let repoId: number | null = null;
+    if (query.repository !== undefined) {
+      checkName(query.repository, 'repository');
+      const rows = await this.db.all<{ id: unknown }>('SELECT id FROM repositories WHERE name = ?', [query.repository]);
+      if (!rows[0]) return null;
+      repoId = num(rows[0].id);
+    }
+    if (query.tag !== undefined) checkName(query.tag, 'tag');
+    const [first, ...rest] = filters;
+    const where: string[] = [];
+    const params: Param[] = [];
+    const a = first ? 't0' : 'g';
+    const idCol = first ? 't0.tag_id' : 'g.id';
+    if (first) {
+      const f = filterSql('t0', first);
+      where.push(f.sql);
+      params.push(...f.params);
+    } else {
+      where.push('g.deleted_at IS NULL');
+    }
+    if (repoId !== null) {
+      where.push(`${a}.repository_id = ?`);
+      params.push(repoId);
+    }
+    if (query.tag !== undefined) {
+      if (first) where.push('EXISTS (SELECT 1 FROM tags g WHERE g.id = t0.tag_id AND g.name = ?)');
+      else where.push('g.name = ?');
+      params.push(clean(query.tag));
+    }
+    rest.forEach((f, i) => {
+      const alias = `t${i + 1}`;
+      const s = filterSql(alias, f);
+      where.push(`EXISTS (SELECT 1 FROM tag_terms ${alias} WHERE ${alias}.tag_id = ${idCol} AND ${s.sql})`);
+      params.push(...s.params);
+    });
+    if (cursor) {
+      const u = cursorNumber(cursor, 'u');
+      where.push(`${a}.updated_at <= ? AND (${a}.updated_at < ? OR ${idCol} < ?)`);
+      params.push(u, u, cursorNumber(cursor, 'i'));
+    }
+    // A key-exists or prefix filter can match several terms of one tag: collapse them.
+    const distinct = first !== undefined && first.kind !== 'eq' ? 'DISTINCT ' : '';
+    const sql =
+      `SELECT ${distinct}${idCol} AS tag_id, ${a}.updated_at AS updated_at FROM ${first ? 'tag_terms t0' : 'tags g'} ` +
+      `WHERE ${where.join(' AND ')} ORDER BY ${a}.updated_at DESC, ${idCol} DESC LIMIT ?`;
+    params.push(limit + 1);
+    return { sql, params, limit };
+  }
+
+  async searchImages(query: SearchQuery): Promise<Page<TagItem>> {
+    const plan = await this.planSearch(query);
+    if (!plan) return { items: [] };
+    const rows = await this.db.all<Row>(plan.sql, plan.params);
+    const page = rows.slice(0, plan.limit);
+    const items = await this.hydrate(page.map((r) => num(r.tag_id)));
+    const last = page[page.length - 1];
+    return rows.length > plan.limit && last ? { items, nextCursor: encodeCursor('s', { u: num(last.updated_at), i: num(last.tag_id) }) } : { items };
+  }
+
+  async explainSearch(query: SearchQuery, options: ExplainOptions = {}): Promise<ExplainResult> {
+    const plan = (await this.planSearch(query)) ?? (await this.planSearch({ ...query, repository: undefined }));
+    if (!plan) throw new UsageError('nothing to explain');
+    return { sql: plan.sql, plan: await this.db.explain(plan.sql, plan.params, options) };
+  }
+
+  /** Tag ids → items, in the same order. */
+  private async hydrate(ids: number[]): Promise<TagItem[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db.all<Row>(
+      `SELECT g.id, r.name AS repository, g.name AS tag, g.digest, g.updated_at FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE g.id IN (${marks(ids.length)})`,
+      ids,
+    );
+    const byId = new Map(rows.map((r) => [num(r.id), r]));
+    const views = await this.loadViews(this.db, [...new Set(rows.map((r) => r.digest as string).filter((d) => d !== null))]);
+    const items: TagItem[] = [];
+    for (const id of ids) {
+      const r = byId.get(id);
+      if (!r || r.digest == null) continue;
+      const view = views.get(r.digest as string);
+      const s = summarize(view);
+      items.push({
+        repository: r.repository as string,
+        tag: r.tag as string,
+        digest: r.digest as string,
+        mediaType: view?.top.row.media_type ?? null,
+        platforms: s.platforms,
+        updatedAt: new Date(num(r.updated_at)),
+        annotations: s.annotations,
+        labelAnnotations: s.labelAnnotations,
+        hasBuildDetails: s.hasBuildDetails,
+      });
+    }
+    return items;
+  }
+
+  async getImage(digest: string): Promise<ImageDetail | null> {
+    checkDigest(digest);
+    const rows = await this.db.all<Row>(
+      'SELECT id, digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at FROM manifests WHERE digest = ?',
+      [digest],
+    );
+    const m = rows[0];
+    if (!m) return null;
+    const id = num(m.id);
+    const annotationsOf = async (ids: number[]): Promise<Map<number, Annotations>> => {
+      const out = new Map<number, Annotations>(ids.map((i) => [i, emptyAnnotations()]));
+      for (const part of chunks(ids, IN_CHUNK)) {
+        for (const r of await this.db.all<Row>(`SELECT manifest_id, key, value FROM annotations WHERE manifest_id IN (${marks(part.length)})`, part)) {
+          out.get(num(r.manifest_id))![r.key as string] = r.value as string;
+        }
+      }
+      return out;
+    };
+    let labels: Annotations | null = null;
+    if (m.config_digest != null) {
+      const config = await this.db.all<{ id: unknown }>('SELECT id FROM configs WHERE digest = ?', [m.config_digest as string]);
+      if (config[0]) {
+        labels = emptyAnnotations();
+        for (const r of await this.db.all<Row>('SELECT key, value FROM config_labels WHERE config_id = ?', [num(config[0].id)])) labels[r.key as string] = r.value as string;
+      }
+    }
+    const childRows = await this.db.all<Row>(
+      `SELECT c.child_digest, c.media_type, c.size, c.os, c.architecture, c.variant, cm.id AS child_id
+       FROM manifest_children c LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE c.parent_id = ? ORDER BY c.position`,
+      [id],
+    );
+    const childIds = childRows.map((r) => r.child_id).filter((v) => v !== null && v !== undefined).map(num);
+    const annotations = await annotationsOf([id, ...childIds]);
+    const children: ImageChild[] = childRows.map((r) => ({
+      digest: r.child_digest as string,
+      mediaType: (r.media_type as string | null) ?? null,
+      size: numOrNull(r.size),
+      platform: platformOf(r),
+      annotations: r.child_id == null ? null : (annotations.get(num(r.child_id)) ?? null),
+    }));
+    const parents = await this.db.all<{ digest: string }>(
+      'SELECT DISTINCT m.digest FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest = ? ORDER BY m.digest',
+      [digest],
+    );
+    const tags = await this.db.all<Row>(
+      `SELECT r.name AS repository, g.name AS tag, g.updated_at FROM tags g JOIN repositories r ON r.id = g.repository_id
+       WHERE g.digest = ? AND g.deleted_at IS NULL ORDER BY r.name, g.name LIMIT ${MAX_PAGE}`,
+      [digest],
+    );
+    const own = annotations.get(id)!;
+    return {
+      digest,
+      mediaType: m.media_type as string,
+      size: num(m.size),
+      raw: Buffer.from(m.raw as Uint8Array),
+      artifactType: (m.artifact_type as string | null) ?? null,
+      configDigest: (m.config_digest as string | null) ?? null,
+      annotations: own,
+      labels,
+      hasBuildAnnotations: num(m.has_build) === 1,
+      children,
+      parents: parents.map((p) => p.digest),
+      tags: tags.map((t) => ({ repository: t.repository as string, tag: t.tag as string, updatedAt: new Date(num(t.updated_at)) })),
+      storedAt: new Date(num(m.stored_at)),
+    };
+  }
+
+  async tagHistory(repository: string, tag: string): Promise<TagHistory | null> {
+    checkName(repository, 'repository');
+    checkName(tag, 'tag');
+    const rows = await this.db.all(`SELECT ${TAG_COLUMNS} FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = ? AND g.name = ?`, [repository, tag]);
+    if (!rows[0]) return null;
+    const row = tagRow(rows[0]);
+    const { state, segments } = fold(await this.tagEvents(this.db, row));
+    if (!state) return null;
+    return {
+      repository,
+      tag,
+      digest: isLive(state) ? state.digest : null,
+      deletedAt: dateOrNull(state.deletedAt),
+      updatedAt: new Date(state.updatedAt),
+      firstSeen: dateOrNull(state.firstSeen),
+      entries: segments
+        .map((s) => ({ digest: s.digest, since: new Date(s.since), until: dateOrNull(s.until), end: s.end }))
+        .reverse(),
+    };
+  }
+
+  async stats(): Promise<StoreStats> {
+    const rows = await this.db.all<Row>(
+      `SELECT (SELECT count(*) FROM repositories) AS repositories,
+              (SELECT count(*) FROM tags WHERE deleted_at IS NULL) AS live_tags,
+              (SELECT count(*) FROM tags WHERE deleted_at IS NOT NULL) AS deleted_tags,
+              (SELECT count(*) FROM manifests) AS manifests,
+              (SELECT count(*) FROM configs) AS configs`,
+    );
+    const r = rows[0]!;
+    return { repositories: num(r.repositories), liveTags: num(r.live_tags), deletedTags: num(r.deleted_tags), manifests: num(r.manifests), configs: num(r.configs) };
+  }
+}
+
+// ---------------------------------------------------------------- writing helpers
+
+function cleanRecord(a: Annotations): Annotations {
+  const out = emptyAnnotations();
+  for (const [k, v] of Object.entries(a)) if (typeof v === 'string') out[clean(k)] = clean(v);
+  return out;
+}
+
+async function insertMany(q: Queryable, table: string, columns: readonly string[], rows: readonly Param[][]): Promise<void> {
+  if (rows.length === 0) return;
+  const tuple = `(${marks(columns.length)})`;
+  for (const part of chunks(rows, Math.max(1, Math.floor(MAX_PARAMS / columns.length)))) {
+    await q.run(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${part.map(() => tuple).join(', ')}`, part.flat());
+  }
+}
+
+function validateRecord(rec: ManifestRecord, depth = 0): void {
+  if (typeof rec !== 'object' || rec === null) throw new InvalidInputError('INVALID_MANIFEST', 'a manifest record is an object');
+  checkDigest(rec.digest, 'manifest digest');
+  if (typeof rec.mediaType !== 'string' || rec.mediaType === '') throw new InvalidInputError('INVALID_MANIFEST', `manifest ${rec.digest} has no media type`);
+  if (!(rec.raw instanceof Uint8Array)) throw new InvalidInputError('INVALID_MANIFEST', `manifest ${rec.digest}: raw must be the manifest bytes`);
+  verifyDigest(rec.raw, rec.digest, `manifest ${rec.digest}`);
+  if (rec.configDigest != null) checkDigest(rec.configDigest, 'config digest');
+  if (depth > 2) throw new InvalidInputError('INVALID_MANIFEST', `manifest ${rec.digest}: indexes nested too deep`);
+  for (const c of rec.children ?? []) {
+    checkDigest(c.digest, 'child digest');
+    if (c.manifest) {
+      if (c.manifest.digest !== c.digest) throw new InvalidInputError('INVALID_MANIFEST', `child ${c.digest} came with the record of ${c.manifest.digest}`);
+      validateRecord(c.manifest, depth + 1);
+    }
+  }
+}

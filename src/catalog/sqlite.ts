@@ -1,0 +1,164 @@
+// The SQLite dialect (better-sqlite3): the embedded default.
+//
+// better-sqlite3 is synchronous, the shared store code is not: statements of one transaction are
+// separated by awaits, so every use of the connection goes through a queue, and a transaction
+// holds it from BEGIN to COMMIT. Across processes, write transactions are BEGIN IMMEDIATE: they
+// take SQLite's write lock up front (waiting up to the busy timeout) instead of failing half-way.
+// WAL lets readers in other processes go on meanwhile.
+import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { StoreError, isTagtrailError } from '../errors.js';
+import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
+import { type Dialect, type Driver, type Param, type Queryable, SqlStore } from './sql.js';
+import type { ExplainOptions, LockResult, Store } from './store.js';
+
+const BUSY_TIMEOUT_MS = 10_000;
+/** A lock row outlives a crashed holder by at most this long; a live holder renews it. */
+export const SQLITE_LOCK_TTL_MS = 60_000;
+const STATEMENT_CACHE = 500;
+
+export const SQLITE_DIALECT: Dialect = {
+  name: 'sqlite',
+  greatest: 'max',
+  contains: (haystack, needle) => `instr(${haystack}, ${needle}) > 0`,
+  migrationsTable: 'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+};
+
+function storeError(what: string, err: unknown): unknown {
+  if (isTagtrailError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const busy = (err as { code?: unknown })?.code === 'SQLITE_BUSY';
+  return new StoreError(`${what}: ${message}`, {
+    cause: err,
+    ...(busy ? { hint: 'another tagtrail process holds the catalog database for writing; retry, or use PostgreSQL for several writers' } : {}),
+  });
+}
+
+class SqliteDriver implements Driver {
+  readonly dialect = SQLITE_DIALECT;
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly path: string) {
+    try {
+      this.db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+      if (path !== ':memory:') this.db.pragma('journal_mode = WAL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('synchronous = NORMAL');
+    } catch (err) {
+      throw storeError(`cannot open the SQLite catalog ${path}`, err);
+    }
+  }
+
+  /** Runs fn when every earlier use of the connection is done. */
+  private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      if (this.closed) throw new StoreError(`the SQLite catalog ${this.path} is closed`);
+      return fn();
+    });
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private statement(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      if (this.statements.size >= STATEMENT_CACHE) this.statements.clear();
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Statements on the connection as it is: inside a transaction, or already queued. */
+  private readonly direct: Queryable = {
+    all: async <T>(sql: string, params: readonly Param[] = []): Promise<T[]> => {
+      try {
+        return this.statement(sql).all(...params) as T[];
+      } catch (err) {
+        throw storeError('catalog query failed', err);
+      }
+    },
+    run: async (sql: string, params: readonly Param[] = []): Promise<number> => {
+      try {
+        return this.statement(sql).run(...params).changes;
+      } catch (err) {
+        throw storeError('catalog update failed', err);
+      }
+    },
+  };
+
+  all<T>(sql: string, params?: readonly Param[]): Promise<T[]> {
+    return this.exclusive(() => this.direct.all<T>(sql, params));
+  }
+
+  run(sql: string, params?: readonly Param[]): Promise<number> {
+    return this.exclusive(() => this.direct.run(sql, params));
+  }
+
+  write<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      try {
+        this.db.exec('BEGIN IMMEDIATE');
+      } catch (err) {
+        throw storeError('cannot start a catalog transaction', err);
+      }
+      try {
+        const result = await fn(this.direct);
+        this.db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw storeError('catalog transaction failed', err);
+      }
+    });
+  }
+
+  async explain(sql: string, params: readonly Param[], _options: ExplainOptions): Promise<string[]> {
+    const rows = await this.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`, params);
+    return rows.map((r) => r.detail);
+  }
+
+  /** A row in `locks` with an owner and an expiry, renewed while fn runs. */
+  async withLock<T>(name: string, fn: () => Promise<T>): Promise<LockResult<T>> {
+    const owner = randomUUID();
+    const acquired = await this.write(async (q) => {
+      const now = Date.now();
+      const changed = await q.run(
+        `INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at WHERE locks.expires_at < ?`,
+        [name, owner, now + SQLITE_LOCK_TTL_MS, now],
+      );
+      return changed === 1;
+    });
+    if (!acquired) return { ran: false };
+    const renew = setInterval(() => {
+      this.write((q) => q.run('UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?', [Date.now() + SQLITE_LOCK_TTL_MS, name, owner])).catch(() => undefined);
+    }, SQLITE_LOCK_TTL_MS / 3);
+    renew.unref();
+    try {
+      return { ran: true, value: await fn() };
+    } finally {
+      clearInterval(renew);
+      await this.write((q) => q.run('DELETE FROM locks WHERE name = ? AND owner = ?', [name, owner])).catch(() => undefined);
+    }
+  }
+
+  close(): Promise<void> {
+    return this.exclusive(() => {
+      this.statements.clear();
+      this.db.close();
+      this.closed = true;
+    });
+  }
+}
+
+/** Opens (creating if need be) a SQLite catalog; `:memory:` for a throw-away one. Not migrated yet. */
+export function openSqliteStore(path: string): Store {
+  return new SqlStore(new SqliteDriver(path), SQLITE_MIGRATIONS);
+}
