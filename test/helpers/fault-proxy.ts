@@ -143,9 +143,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     });
   });
   // Clients that try TLS first (skopeo with tls-verify off) send a ClientHello; answer 400 and close.
-  server.on('clientError', (_err, socket: Socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) socket.destroy();
+    else socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse, record: RecordedRequest, fault: Fault | undefined): Promise<void> {
@@ -204,7 +204,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         agent,
       });
       upReq.once('error', reject);
-      req.once('aborted', () => upReq.destroy());
+      // The client went away (or a fault cut it off): stop the upstream exchange too.
       res.once('close', () => {
         if (!res.writableFinished) upReq.destroy();
       });
