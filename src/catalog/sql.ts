@@ -708,11 +708,11 @@ export class SqlStore implements Store {
   private async ensureRepository(q: Queryable, name: string, at: number): Promise<number> {
     const g = this.d.greatest;
     const rows = await q.all<{ id: unknown }>(
-      `INSERT INTO repositories (name, first_seen, last_seen, updated_at) VALUES (?, ?, ?, ?)
+      `INSERT INTO repositories (name, first_seen, last_seen) VALUES (?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET last_seen = ${g}(repositories.last_seen, excluded.last_seen),
          first_seen = ${g === 'max' ? 'min' : 'LEAST'}(repositories.first_seen, excluded.first_seen)
        RETURNING id`,
-      [name, at, at, at],
+      [name, at, at],
     );
     return num(rows[0]!.id);
   }
@@ -780,12 +780,15 @@ export class SqlStore implements Store {
     }
     const liveDelta = (nowLive ? 1 : 0) - (wasLive ? 1 : 0);
     const buildDelta = (nowLive && hasBuild ? 1 : 0) - (wasLive && row.has_build ? 1 : 0);
-    await q.run(`UPDATE repositories SET live_tags = live_tags + ?, build_tags = build_tags + ?, updated_at = ${g}(updated_at, ?) WHERE id = ?`, [
-      liveDelta,
-      buildDelta,
-      after.updatedAt,
-      row.repository_id,
-    ]);
+    // The repository's update time is its tags' newest. A replay can move a tag's time back
+    // (an older event turned out to decide it): then take the maximum afresh.
+    const movedBack = before !== null && after.updatedAt < before.updatedAt;
+    await q.run(
+      `UPDATE repositories SET live_tags = live_tags + ?, build_tags = build_tags + ?, updated_at = ${
+        movedBack ? '(SELECT max(t.updated_at) FROM tags t WHERE t.repository_id = repositories.id)' : `${g}(COALESCE(updated_at, ?), ?)`
+      } WHERE id = ?`,
+      [liveDelta, buildDelta, ...(movedBack ? [] : [after.updatedAt, after.updatedAt]), row.repository_id],
+    );
   }
 
   // ---- checkpoints and locks
@@ -845,7 +848,7 @@ export class SqlStore implements Store {
         tagCount: num(r.live_tags),
         buildTagCount: num(r.build_tags),
         firstSeen: new Date(num(r.first_seen)),
-        lastUpdated: new Date(num(r.updated_at)),
+        lastUpdated: new Date(num(r.updated_at ?? r.first_seen)),
       }),
     );
     const last = items[items.length - 1];

@@ -12,7 +12,10 @@ import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
 import { type Dialect, type Driver, type Param, type Queryable, SqlStore } from './sql.js';
 import type { ExplainOptions, LockResult, Store } from './store.js';
 
-const BUSY_TIMEOUT_MS = 10_000;
+/** How long a statement waits on another connection's lock (rare in WAL outside BEGIN IMMEDIATE). */
+const BUSY_TIMEOUT_MS = 5_000;
+/** How long a write transaction waits, without blocking the event loop, for the write lock. */
+const WRITE_WAIT_MS = 30_000;
 /** A lock row outlives a crashed holder by at most this long; a live holder renews it. */
 export const SQLITE_LOCK_TTL_MS = 60_000;
 const STATEMENT_CACHE = 500;
@@ -101,13 +104,31 @@ class SqliteDriver implements Driver {
     return this.exclusive(() => this.direct.run(sql, params));
   }
 
+  /**
+   * BEGIN IMMEDIATE without SQLite's busy wait, which would block the whole event loop (and so
+   * another connection of this process that holds the lock); retries on a timer instead.
+   */
+  private async begin(): Promise<void> {
+    const deadline = Date.now() + WRITE_WAIT_MS;
+    this.db.pragma('busy_timeout = 0');
+    try {
+      for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
+        try {
+          this.db.exec('BEGIN IMMEDIATE');
+          return;
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw storeError('cannot start a catalog transaction', err);
+        }
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    } finally {
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
+  }
+
   write<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
     return this.exclusive(async () => {
-      try {
-        this.db.exec('BEGIN IMMEDIATE');
-      } catch (err) {
-        throw storeError('cannot start a catalog transaction', err);
-      }
+      await this.begin();
       try {
         const result = await fn(this.direct);
         this.db.exec('COMMIT');

@@ -48,6 +48,7 @@ export interface RepositorySummary {
   /** Live tags whose image carries build details (annotations, or labels as a fallback). */
   buildTagCount: number;
   firstSeen: Date;
+  /** The newest update of any of its tags (first seen, before any). */
   lastUpdated: Date;
 }
 

@@ -17,7 +17,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
         name ${T} NOT NULL UNIQUE,
         first_seen bigint NOT NULL,
         last_seen bigint NOT NULL,
-        updated_at bigint NOT NULL,
+        updated_at bigint,
         live_tags bigint NOT NULL DEFAULT 0,
         build_tags bigint NOT NULL DEFAULT 0
       )`,

@@ -23,7 +23,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = checkMigrations([
         name TEXT NOT NULL UNIQUE,
         first_seen INTEGER NOT NULL,
         last_seen INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
+        updated_at INTEGER,
         live_tags INTEGER NOT NULL DEFAULT 0,
         build_tags INTEGER NOT NULL DEFAULT 0
       )`,
