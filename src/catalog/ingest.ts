@@ -1,0 +1,197 @@
+// A manifest in the registry → its records in the catalog. Used by sync, the webhook and the
+// periodic reconcile alike.
+//
+// Cost, per new digest: one manifest GET (plus one per platform manifest of an index). A config
+// blob is read only for an image manifest that carries no build annotations (neither it nor the
+// index it came with), only for image configs, and once per config digest: the store remembers
+// which configs it has read, even those without labels. A digest already in the catalog costs
+// nothing; two callers asking for the same new digest at once share one fetch.
+import { InvalidInputError, NotFoundError, PayloadTooLargeError } from '../errors.js';
+import { hasBuildAnnotations } from '../gitlab/build.js';
+import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
+import { type Descriptor, type ImageManifest, type Manifest, isAttestationDescriptor } from '../oci/manifest.js';
+import { DOCKER_CONFIG, OCI_CONFIG, isImageManifestMediaType } from '../oci/mediatypes.js';
+import type { RegistryClient } from '../oci/registry.js';
+import { type Limiter, unlimited } from './limit.js';
+import type { ChildRecord, ManifestRecord, Store } from './store.js';
+
+export interface IngestStats {
+  /** Manifest bodies read from the registry. */
+  manifestsFetched: number;
+  /** Config blobs read for their labels. */
+  configsFetched: number;
+  /** Manifests written to the catalog (an index and its new children count one each). */
+  manifestsStored: number;
+}
+
+export interface IngestOptions {
+  client: RegistryClient;
+  store: Store;
+  /** host[:port] of the registry every manifest is read from. */
+  registry: string;
+  /** Bounds the registry requests (each GET is one call). */
+  limit?: Limiter;
+  /** Called after each read from the registry, e.g. for metrics. */
+  onRead?: (what: 'manifest' | 'config') => void;
+}
+
+export type IngestOutcome = 'known' | 'stored';
+
+/** Largest config blob read for labels. */
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+function isImageConfig(d: Descriptor): boolean {
+  return d.mediaType === OCI_CONFIG || d.mediaType === DOCKER_CONFIG;
+}
+
+/** A child worth reading with its index: an image manifest, not an attestation. */
+function isPlatformManifest(d: Descriptor): boolean {
+  return isImageManifestMediaType(d.mediaType) && !isAttestationDescriptor(d);
+}
+
+/** Config labels from a config blob; an empty set when it has none or is not an image config. */
+export function labelsFromConfig(blob: Uint8Array): Annotations {
+  const out = emptyAnnotations();
+  try {
+    const cfg = JSON.parse(Buffer.from(blob).toString('utf8')) as { config?: { Labels?: unknown } } | null;
+    const labels = cfg?.config?.Labels;
+    if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) return out;
+    for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') out[k] = v;
+  } catch {
+    // Not JSON: an image config it is not. Recorded as "read, no labels".
+  }
+  return out;
+}
+
+function baseRecord(m: Manifest): ManifestRecord {
+  const artifactType = typeof m.json.artifactType === 'string' ? m.json.artifactType : null;
+  return {
+    digest: m.digest,
+    mediaType: m.mediaType,
+    raw: m.bytes,
+    artifactType,
+    configDigest: m.kind === 'image' ? m.config.digest : null,
+    annotations: m.annotations,
+  };
+}
+
+export class Ingestor {
+  readonly stats: IngestStats = { manifestsFetched: 0, configsFetched: 0, manifestsStored: 0 };
+  private readonly limit: Limiter;
+  private readonly inflight = new Map<string, Promise<IngestOutcome>>();
+  private readonly configsInflight = new Map<string, Promise<Annotations | undefined>>();
+
+  constructor(private readonly options: IngestOptions) {
+    this.limit = options.limit ?? unlimited;
+  }
+
+  /**
+   * Makes sure the catalog holds the manifest `digest` of `repository`, reading it (and, for an
+   * index, its platform manifests) from the registry only when the catalog does not have it.
+   */
+  ingest(repository: string, digest: string): Promise<IngestOutcome> {
+    const running = this.inflight.get(digest);
+    if (running) return running;
+    const p = this.ingestOnce(repository, digest).finally(() => this.inflight.delete(digest));
+    this.inflight.set(digest, p);
+    return p;
+  }
+
+  private async ingestOnce(repository: string, digest: string): Promise<IngestOutcome> {
+    const { store } = this.options;
+    if (await store.hasManifest(digest)) return 'known';
+    const top = await this.fetch(repository, digest);
+    const record = baseRecord(top);
+    if (top.kind === 'image') {
+      if (!hasBuildAnnotations(top.annotations)) {
+        const labels = await this.labels(repository, top);
+        if (labels) record.labels = labels;
+      }
+      await store.putManifest(record);
+      this.stats.manifestsStored++;
+      return 'stored';
+    }
+
+    // An index: read the platform manifests the catalog lacks, then decide on labels for the
+    // image as a whole: any build annotation on the index or a child makes labels unnecessary.
+    const children: ChildRecord[] = top.manifests.map((d) => ({
+      digest: d.digest,
+      mediaType: d.mediaType,
+      size: d.size,
+      ...(d.platform ? { platform: { os: d.platform.os, architecture: d.platform.architecture, ...(d.platform.variant ? { variant: d.platform.variant } : {}) } } : {}),
+    }));
+    const fetched = new Map<string, ImageManifest>();
+    let annotated = hasBuildAnnotations(top.annotations);
+    const wanted = [...new Set(top.manifests.filter(isPlatformManifest).map((d) => d.digest))];
+    await Promise.all(
+      wanted.map(async (childDigest) => {
+        if (await store.hasManifest(childDigest)) {
+          if (!annotated) {
+            const known = await store.getImage(childDigest);
+            if (known?.hasBuildAnnotations) annotated = true;
+          }
+          return;
+        }
+        const child = await this.fetch(repository, childDigest);
+        // An index listing an index as a platform manifest is malformed; keep only images.
+        if (child.kind !== 'image') return;
+        fetched.set(childDigest, child);
+        if (hasBuildAnnotations(child.annotations)) annotated = true;
+      }),
+    );
+    const childRecords = new Map<string, ManifestRecord>();
+    await Promise.all(
+      [...fetched.values()].map(async (child) => {
+        const rec = baseRecord(child);
+        if (!annotated) {
+          const labels = await this.labels(repository, child);
+          if (labels) rec.labels = labels;
+        }
+        childRecords.set(child.digest, rec);
+      }),
+    );
+    record.children = children.map((c) => {
+      const manifest = childRecords.get(c.digest);
+      return manifest ? { ...c, manifest } : c;
+    });
+    await store.putManifest(record);
+    this.stats.manifestsStored += 1 + childRecords.size;
+    return 'stored';
+  }
+
+  private async fetch(repository: string, digest: string): Promise<Manifest> {
+    const { client, registry } = this.options;
+    const m = await this.limit(() => client.getManifest({ registry, repository, digest }));
+    this.stats.manifestsFetched++;
+    this.options.onRead?.('manifest');
+    return m;
+  }
+
+  /**
+   * The labels of an image manifest's config, or undefined when the catalog has them already or
+   * the config is not an image config. A missing or unreadable config reads as no labels.
+   */
+  private labels(repository: string, m: ImageManifest): Promise<Annotations | undefined> {
+    if (!isImageConfig(m.config)) return Promise.resolve(undefined);
+    const configDigest = m.config.digest;
+    const running = this.configsInflight.get(configDigest);
+    if (running) return running.then(() => undefined);
+    const p = (async (): Promise<Annotations | undefined> => {
+      const { client, registry, store } = this.options;
+      if (await store.hasConfigLabels(configDigest)) return undefined;
+      if (m.config.size > MAX_CONFIG_BYTES) return emptyAnnotations();
+      try {
+        const blob = await this.limit(() => client.getBlob(registry, repository, configDigest, MAX_CONFIG_BYTES));
+        this.stats.configsFetched++;
+        this.options.onRead?.('config');
+        return labelsFromConfig(blob);
+      } catch (err) {
+        // Gone, or not something we can read: remember it as read, so no later pass tries again.
+        if (err instanceof NotFoundError || err instanceof InvalidInputError || err instanceof PayloadTooLargeError) return emptyAnnotations();
+        throw err;
+      }
+    })().finally(() => this.configsInflight.delete(configDigest));
+    this.configsInflight.set(configDigest, p);
+    return p;
+  }
+}
