@@ -53,6 +53,12 @@ export interface ImageOptions {
    * each call makes different layers, so two images never share a blob by accident.
    */
   seed?: string;
+  /**
+   * The format pushImage() pushes it in. The layout itself is always OCI (skopeo's oci: transport
+   * reads nothing else); 'v2s2' has skopeo convert on push, which changes the manifest digest but
+   * not the config and layer digests. Default 'oci'.
+   */
+  format?: 'oci' | 'v2s2';
 }
 
 export interface LayerInfo {
@@ -79,6 +85,8 @@ export interface ImageInfo {
   platform: Platform;
   /** The descriptor of this manifest, as an index would list it. */
   descriptor: Descriptor;
+  /** The format pushImage() pushes it in; with v2s2 the registry's manifest digest differs from digest. */
+  format: 'oci' | 'v2s2';
 }
 
 export interface AttestationInfo {
@@ -98,7 +106,13 @@ export interface IndexOptions {
   /** Default latest. */
   tag?: string;
   /** Per platform image; platform and tag are ignored. */
-  image?: Omit<ImageOptions, 'platform' | 'tag'>;
+  image?: Omit<ImageOptions, 'platform' | 'tag' | 'format'>;
+  /**
+   * The format pushImage() pushes it in: 'oci' (default) an OCI image index, 'v2s2' a Docker
+   * manifest list of Docker v2s2 images (converted by skopeo on push; see pushManifestList).
+   * A v2s2 index cannot have attestations.
+   */
+  format?: 'oci' | 'v2s2';
 }
 
 export interface IndexInfo {
@@ -112,6 +126,7 @@ export interface IndexInfo {
   images: ImageInfo[];
   attestations: AttestationInfo[];
   descriptor: Descriptor;
+  format: 'oci' | 'v2s2';
 }
 
 export const ATTESTATION_ANNOTATIONS = {
@@ -142,6 +157,10 @@ export async function makeImage(dir: string, options: ImageOptions = {}): Promis
 export async function makeIndex(dir: string, options: IndexOptions = {}): Promise<IndexInfo> {
   await initLayout(dir);
   const tag = options.tag ?? 'latest';
+  const format = options.format ?? 'oci';
+  if (format === 'v2s2' && options.attestations) {
+    throw new Error('makeIndex: skopeo cannot convert attestation manifests to v2s2; make a v2s2 index without attestations');
+  }
   const platforms = options.platforms ?? [
     { os: 'linux', architecture: 'amd64' },
     { os: 'linux', architecture: 'arm64', variant: 'v8' },
@@ -151,7 +170,7 @@ export async function makeIndex(dir: string, options: IndexOptions = {}): Promis
   const attestations: AttestationInfo[] = [];
   const manifests: Descriptor[] = [];
   for (const platform of platforms) {
-    const image = await writeImage(dir, { ...options.image, seed: `${seed}/${platformString(platform)}`, platform, tag });
+    const image = await writeImage(dir, { ...options.image, seed: `${seed}/${platformString(platform)}`, platform, tag, format });
     images.push(image);
     manifests.push(image.descriptor);
   }
@@ -169,7 +188,7 @@ export async function makeIndex(dir: string, options: IndexOptions = {}): Promis
   const digest = await writeBlob(dir, indexBytes);
   const descriptor: Descriptor = { mediaType, digest, size: indexBytes.length };
   await addToIndexJson(dir, descriptor, tag);
-  return { dir, tag, ref: `oci:${dir}:${tag}`, digest, mediaType, index, indexBytes, images, attestations, descriptor };
+  return { dir, tag, ref: `oci:${dir}:${tag}`, digest, mediaType, index, indexBytes, images, attestations, descriptor, format };
 }
 
 async function writeImage(dir: string, options: ImageOptions): Promise<ImageInfo> {
@@ -216,7 +235,7 @@ async function writeImage(dir: string, options: ImageOptions): Promise<ImageInfo
   const manifestBytes = Buffer.from(JSON.stringify(manifest));
   const digest = await writeBlob(dir, manifestBytes);
   const descriptor: Descriptor = { mediaType, digest, size: manifestBytes.length, platform };
-  return { dir, tag, ref: `oci:${dir}:${tag}`, digest, mediaType, manifest, manifestBytes, config, configDigest, layers, platform, descriptor };
+  return { dir, tag, ref: `oci:${dir}:${tag}`, digest, mediaType, manifest, manifestBytes, config, configDigest, layers, platform, descriptor, format: options.format ?? 'oci' };
 }
 
 /**
@@ -403,9 +422,13 @@ export async function pushLayout(layoutDir: string, ref: string, options: PushOp
   }
 }
 
-/** Pushes what makeImage or makeIndex made (an index with all its images). */
+/**
+ * Pushes what makeImage or makeIndex made (an index with all its images), in the format it was
+ * made for unless options.format says otherwise. Resolves with the digest the registry stored.
+ */
 export function pushImage(image: ImageInfo | IndexInfo, ref: string, options: Omit<PushOptions, 'tag' | 'all'> = {}): Promise<string> {
-  return pushLayout(image.dir, ref, { ...options, tag: image.tag, all: 'images' in image });
+  const format = options.format ?? image.format;
+  return pushLayout(image.dir, ref, { ...options, tag: image.tag, all: 'images' in image, ...(format === 'v2s2' ? { format } : {}) });
 }
 
 export interface PushedManifestList {

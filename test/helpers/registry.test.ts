@@ -35,8 +35,9 @@ describe('a registry without auth', () => {
   });
 
   it('takes a Docker v2s2 image converted by skopeo, same layers', async () => {
-    const image = await makeImage(join(tmp(), 'v2s2'), { labels: { 'com.example.l': '1' } });
-    const digest = await pushLayout(image.dir, `${registry().host}/group/v2s2:v1`, { tag: image.tag, format: 'v2s2' });
+    const image = await makeImage(join(tmp(), 'v2s2'), { labels: { 'com.example.l': '1' }, format: 'v2s2' });
+    const digest = await pushImage(image, `${registry().host}/group/v2s2:v1`);
+    expect(digest).not.toBe(image.digest); // skopeo converted the OCI manifest of the layout
     const r = await curlManifest(`${registry().url}/v2/group/v2s2/manifests/v1`, { accept: ALL_MANIFESTS });
     expect(r.contentType).toBe(MEDIA.dockerManifest);
     expect(r.digest).toBe(digest);
@@ -44,6 +45,9 @@ describe('a registry without auth', () => {
     const manifest = JSON.parse(r.body.toString()) as { config: { mediaType: string; digest: string }; layers: { mediaType: string; digest: string }[] };
     expect(manifest.config).toMatchObject({ mediaType: MEDIA.dockerConfig, digest: image.configDigest });
     expect(manifest.layers.map((l) => [l.mediaType, l.digest])).toEqual(image.layers.map((l) => [MEDIA.dockerLayerGzip, l.digest]));
+    // pushLayout converts an OCI image on request too.
+    const again = await pushLayout(image.dir, `${registry().host}/group/v2s2:v2`, { tag: image.tag, format: 'v2s2' });
+    expect(again).toBe(digest);
   });
 
   it('takes an OCI index with BuildKit attestation manifests (skopeo --all), byte for byte', async () => {
@@ -74,6 +78,13 @@ describe('a registry without auth', () => {
     const child = await curlManifest(`${registry().url}/v2/group/list/manifests/${pushed.list.manifests[0]?.digest}`, { accept: ALL_MANIFESTS });
     expect(child.contentType).toBe(MEDIA.dockerManifest);
     await expect(pushManifestList(await makeIndex(join(tmp(), 'list-att'), { attestations: true }), `${registry().host}/group/list:v2`)).rejects.toThrow(/attestation/);
+    // The same through makeIndex's format and pushImage.
+    const v2s2 = await makeIndex(join(tmp(), 'list-v2s2'), { format: 'v2s2' });
+    const digest = await pushImage(v2s2, `${registry().host}/group/list:v3`);
+    const r3 = await curlManifest(`${registry().url}/v2/group/list/manifests/v3`, { accept: ALL_MANIFESTS });
+    expect(r3.contentType).toBe(MEDIA.dockerManifestList);
+    expect(r3.digest).toBe(digest);
+    await expect(makeIndex(join(tmp(), 'list-bad'), { format: 'v2s2', attestations: true })).rejects.toThrow(/attestation/);
   });
 
   it('counts requests on arrival, and its own access log agrees', async () => {
