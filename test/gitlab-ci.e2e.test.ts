@@ -1,0 +1,260 @@
+// The GitLab CI template and the CI/CD component, run as pipelines by gitlab-ci-local in a
+// throw-away git repository: a build job pushes a test image to a real registry with skopeo, the
+// included tagtrail job annotates it, and a later job reads the dotenv report. The test then
+// reads the manifests back with skopeo and compares the annotations with the CI variables
+// gitlab-ci-local set, as that job printed them.
+//
+// gitlab-ci-local runs the jobs in this machine's shell (--force-shell-executor, since the
+// tagtrail job names an image), with the built CLI on PATH as `tagtrail`. Run `npm run build`
+// first; `npm test` does.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { run } from './helpers/exec.js';
+import { useRegistry, useTempDir } from './helpers/fixtures.js';
+import { makeImage, makeIndex, sha256, skopeoInspectRaw } from './helpers/images.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'tagtrail.js');
+const GITLAB_CI_LOCAL = join(ROOT, 'node_modules', 'gitlab-ci-local', 'src', 'index.js');
+const REMOTE = 'git@gitlab.example.com:group/app.git';
+
+const registry = useRegistry();
+const work = useTempDir('gitlab-ci');
+let tools: string;
+
+// A value no naive quoting survives, for the extra annotations.
+const HOSTILE = `payments "q" 'sq' $(touch pwned) \`id\` back\\slash café`;
+
+interface Project {
+  dir: string;
+  sha: string;
+}
+
+/** A git repository with the given files and .gitlab-ci.yml, one commit on main, an origin remote. */
+async function makeProject(name: string, ciYaml: string, templates: readonly string[]): Promise<Project> {
+  const dir = join(work(), name);
+  await mkdir(join(dir, 'templates'), { recursive: true });
+  for (const t of templates) await copyFile(join(ROOT, 'templates', t), join(dir, 'templates', t));
+  await writeFile(join(dir, '.gitlab-ci.yml'), ciYaml);
+  const git = (...args: string[]) => run('git', args, { cwd: dir });
+  await git('init', '-q', '-b', 'main');
+  await git('config', 'user.name', 'Pipeline Tester');
+  await git('config', 'user.email', 'tester@example.com');
+  await git('remote', 'add', 'origin', REMOTE);
+  await writeFile(join(dir, '.gitignore'), 'layout/\n.gitlab-ci-local/\n*.digest\n');
+  await git('add', '-A');
+  await git('commit', '-q', '-m', `${name} pipeline`);
+  const sha = (await git('rev-parse', 'HEAD')).stdout.toString('utf8').trim();
+  return { dir, sha };
+}
+
+interface PipelineRun {
+  code: number | null;
+  output: string;
+}
+
+function gitlabCiLocal(project: Project): Promise<PipelineRun> {
+  const args = [
+    GITLAB_CI_LOCAL,
+    '--shell-executor-no-image',
+    '--force-shell-executor',
+    '--variable',
+    `CI_REGISTRY=${registry().host}`,
+    '--variable',
+    'CI_REGISTRY_USER=gitlab-ci-token',
+    '--variable',
+    'CI_REGISTRY_PASSWORD=not-needed-by-this-registry',
+  ];
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      args,
+      {
+        // HOME: keep this machine's ~/.gitlab-ci-local settings out of the run.
+        cwd: project.dir,
+        env: { PATH: `${tools}:${process.env.PATH ?? ''}`, HOME: work(), NO_COLOR: '1' },
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 240_000,
+      },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+        resolve({ code, output: `${stdout}\n${stderr}` });
+      },
+    );
+  });
+}
+
+/** KEY=VALUE words the tagtrail job's after_script printed after "seen:". */
+function seenVariables(output: string): Record<string, string> {
+  const line = /tagtrail-annotate\s*> seen: (.*)$/m.exec(output);
+  if (!line) throw new Error(`the tagtrail job printed no variables; pipeline output:\n${output}`);
+  return Object.fromEntries((line[1] as string).trim().split(/\s+/).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+}
+
+/** The value a job printed as "NAME=value". */
+function printed(output: string, job: string, name: string): string {
+  const m = new RegExp(`^${job}\\s*> ${name}=(\\S*)$`, 'm').exec(output);
+  if (!m) throw new Error(`${job} printed no ${name}; pipeline output:\n${output}`);
+  return m[1] as string;
+}
+
+async function manifest(ref: string): Promise<{ digest: string; json: { annotations?: Record<string, string>; manifests?: { digest: string; platform?: { architecture: string } }[] } }> {
+  const raw = await skopeoInspectRaw(ref);
+  return { digest: sha256(raw), json: JSON.parse(raw.toString('utf8')) };
+}
+
+function expectBuildDetails(a: Record<string, string> | undefined, seen: Record<string, string>, sha: string): void {
+  expect(a?.['com.gitlab.ci.pipeline_id']).toBe(seen.CI_PIPELINE_ID);
+  expect(a?.['com.gitlab.ci.job_id']).toBe(seen.CI_JOB_ID);
+  expect(a?.['com.gitlab.ci.job_name']).toBe('tagtrail-annotate');
+  expect(a?.['com.gitlab.ci.commit_sha']).toBe(seen.CI_COMMIT_SHA);
+  expect(a?.['com.gitlab.ci.commit_ref_name']).toBe(seen.CI_COMMIT_REF_NAME);
+  expect(a?.['org.opencontainers.image.revision']).toBe(seen.CI_COMMIT_SHA);
+  // What gitlab-ci-local set is what git says: the values were not merely echoed back.
+  expect(seen.CI_COMMIT_SHA).toBe(sha);
+  expect(seen.CI_COMMIT_REF_NAME).toBe('main');
+  expect(seen.CI_PIPELINE_ID).toMatch(/^\d+$/);
+  expect(seen.CI_JOB_ID).toMatch(/^\d+$/);
+}
+
+const SEEN = `    - 'echo "seen: CI_PIPELINE_ID=$CI_PIPELINE_ID CI_JOB_ID=$CI_JOB_ID CI_COMMIT_SHA=$CI_COMMIT_SHA CI_COMMIT_REF_NAME=$CI_COMMIT_REF_NAME"'`;
+
+beforeAll(async () => {
+  tools = join(work(), 'tools');
+  await mkdir(tools, { recursive: true });
+  await writeFile(join(tools, 'tagtrail'), `#!/bin/sh\nexec '${process.execPath}' '${BIN}' "$@"\n`, { mode: 0o755 });
+});
+
+describe('templates/tagtrail.gitlab-ci.yml, included locally', () => {
+  it('annotates $CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA after the build stage and hands the digests on', async () => {
+    const yaml = [
+      'include:',
+      '  - local: templates/tagtrail.gitlab-ci.yml',
+      '',
+      'variables:',
+      '  TAGTRAIL_ANNOTATIONS: |',
+      `    com.example.team=${HOSTILE}`,
+      '    com.example.empty=',
+      '',
+      'build:',
+      '  stage: build',
+      '  script:',
+      '    - skopeo --insecure-policy copy --dest-tls-verify=false --digestfile pushed.digest oci:layout:latest "docker://$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA"',
+      '',
+      'tagtrail-annotate:',
+      '  after_script:',
+      SEEN,
+      '',
+      'deploy:',
+      '  stage: deploy',
+      '  script:',
+      '    - echo "TAGTRAIL_DIGEST_BEFORE=$TAGTRAIL_DIGEST_BEFORE"',
+      '    - echo "TAGTRAIL_DIGEST=$TAGTRAIL_DIGEST"',
+      '    - echo "TAGTRAIL_IMAGE=$TAGTRAIL_IMAGE"',
+      '',
+    ].join('\n');
+    const project = await makeProject('template', yaml, ['tagtrail.gitlab-ci.yml']);
+    await makeImage(join(project.dir, 'layout'), { seed: 'template' });
+
+    const result = await gitlabCiLocal(project);
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toMatch(/tagtrail-annotate\s+starting shell \(test\)/);
+
+    const seen = seenVariables(result.output);
+    const ref = `${registry().host}/group/app:${project.sha.slice(0, 8)}`;
+    const after = await manifest(ref);
+    expectBuildDetails(after.json.annotations, seen, project.sha);
+    expect(after.json.annotations?.['com.example.team']).toBe(HOSTILE);
+    expect(after.json.annotations?.['com.example.empty']).toBe('');
+    expect(existsSync(join(project.dir, 'pwned'))).toBe(false);
+
+    const pushed = (await readFile(join(project.dir, 'pushed.digest'), 'utf8')).trim();
+    expect(printed(result.output, 'deploy', 'TAGTRAIL_DIGEST_BEFORE')).toBe(pushed);
+    expect(printed(result.output, 'deploy', 'TAGTRAIL_DIGEST')).toBe(after.digest);
+    expect(after.digest).not.toBe(pushed);
+    expect(printed(result.output, 'deploy', 'TAGTRAIL_IMAGE')).toBe(`${registry().host}/group/app@${after.digest}`);
+  });
+
+  it('leaves the job out when TAGTRAIL_DISABLED is true', async () => {
+    const yaml = [
+      'include:',
+      '  - local: templates/tagtrail.gitlab-ci.yml',
+      '',
+      'variables:',
+      '  TAGTRAIL_DISABLED: "true"',
+      '',
+      'build:',
+      '  stage: build',
+      '  script:',
+      '    - echo built',
+      '',
+    ].join('\n');
+    const project = await makeProject('disabled', yaml, ['tagtrail.gitlab-ci.yml']);
+    const result = await gitlabCiLocal(project);
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toMatch(/PASS\s+build/);
+    expect(result.output).not.toMatch(/tagtrail-annotate\s+starting/);
+  });
+});
+
+describe('templates/annotate.yml, included as a component of the same project', () => {
+  it('annotates the images named by its inputs, in its stage, and only the platforms asked for', async () => {
+    const yaml = [
+      'include:',
+      '  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/annotate@$CI_COMMIT_SHA',
+      '    inputs:',
+      '      stage: deploy',
+      '      images: $CI_REGISTRY_IMAGE:multi $CI_REGISTRY_IMAGE:single',
+      '      platforms: linux/arm64',
+      '      annotations: |',
+      `        com.example.team=${HOSTILE}`,
+      '        com.example.channel=stable',
+      '',
+      'build:',
+      '  stage: build',
+      '  script:',
+      '    - skopeo --insecure-policy copy --all --dest-tls-verify=false oci:layout:multi "docker://$CI_REGISTRY_IMAGE:multi"',
+      '    - skopeo --insecure-policy copy --dest-tls-verify=false oci:layout:single "docker://$CI_REGISTRY_IMAGE:single"',
+      '',
+      'tagtrail-annotate:',
+      '  after_script:',
+      SEEN,
+      '',
+      'report:',
+      '  stage: .post',
+      '  script:',
+      '    - echo "TAGTRAIL_DIGEST_2=$TAGTRAIL_DIGEST_2"',
+      '',
+    ].join('\n');
+    const project = await makeProject('component', yaml, ['annotate.yml']);
+    const layout = join(project.dir, 'layout');
+    await makeIndex(layout, { tag: 'multi', platforms: [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }] });
+    await makeImage(layout, { tag: 'single', seed: 'component', platform: { os: 'linux', architecture: 'arm64' } });
+
+    const result = await gitlabCiLocal(project);
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toMatch(/tagtrail-annotate\s+starting shell \(deploy\)/);
+    const seen = seenVariables(result.output);
+
+    const index = await manifest(`${registry().host}/group/app:multi`);
+    expectBuildDetails(index.json.annotations, seen, project.sha);
+    expect(index.json.annotations?.['com.example.team']).toBe(HOSTILE);
+    expect(index.json.annotations?.['com.example.channel']).toBe('stable');
+    expect(existsSync(join(project.dir, 'pwned'))).toBe(false);
+    const children = index.json.manifests ?? [];
+    const arm = children.find((m) => m.platform?.architecture === 'arm64');
+    const amd = children.find((m) => m.platform?.architecture === 'amd64');
+    const armManifest = await manifest(`${registry().host}/group/app@${arm?.digest}`);
+    const amdManifest = await manifest(`${registry().host}/group/app@${amd?.digest}`);
+    expectBuildDetails(armManifest.json.annotations, seen, project.sha);
+    expect(amdManifest.json.annotations?.['com.gitlab.ci.pipeline_id']).toBeUndefined();
+
+    const single = await manifest(`${registry().host}/group/app:single`);
+    expectBuildDetails(single.json.annotations, seen, project.sha);
+    expect(printed(result.output, 'report', 'TAGTRAIL_DIGEST_2')).toBe(single.digest);
+  });
+});
