@@ -1,0 +1,127 @@
+// Query parameters of the API, checked before they reach the store. A bad one is a 400 whose
+// message names it; an unknown one too, so a typo (commits=…) never silently widens a search.
+import { UsageError } from '../errors.js';
+import type { AnnotationFilter, SearchQuery } from '../catalog/store.js';
+import { isValidRepository, isValidTag } from '../oci/reference.js';
+
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 500;
+const MAX_ANNOTATION_FILTERS = 20;
+const MAX_KEY = 255;
+const MAX_VALUE = 16 * 1024;
+const MAX_CURSOR = 2048;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+function shown(s: string): string {
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+}
+
+function bad(name: string, message: string, hint?: string): UsageError {
+  return new UsageError(`parameter ${name}: ${message}`, hint ? { hint } : {});
+}
+
+function checkKnown(params: URLSearchParams, known: readonly string[], repeatable: readonly string[] = []): void {
+  const seen = new Set<string>();
+  for (const name of params.keys()) {
+    if (!known.includes(name)) throw bad(name.slice(0, 80), 'unknown parameter', `known parameters: ${known.join(', ')}`);
+    if (seen.has(name) && !repeatable.includes(name)) throw bad(name, 'given more than once');
+    seen.add(name);
+  }
+}
+
+function one(params: URLSearchParams, name: string): string | undefined {
+  const v = params.get(name);
+  return v === null ? undefined : v;
+}
+
+function text(params: URLSearchParams, name: string, max: number): string | undefined {
+  const v = one(params, name);
+  if (v === undefined) return undefined;
+  if (v === '') throw bad(name, 'is empty');
+  if (v.length > max) throw bad(name, `is longer than ${max} characters`);
+  if (CONTROL.test(v)) throw bad(name, 'holds a control character');
+  return v;
+}
+
+function limit(params: URLSearchParams): number | undefined {
+  const v = one(params, 'limit');
+  if (v === undefined) return undefined;
+  if (!/^\d{1,6}$/.test(v) || Number(v) < 1 || Number(v) > MAX_LIMIT) throw bad('limit', `${shown(v)} is not a whole number from 1 to ${MAX_LIMIT}`);
+  return Number(v);
+}
+
+function cursor(params: URLSearchParams): string | undefined {
+  const v = one(params, 'cursor');
+  if (v === undefined) return undefined;
+  if (v.length === 0 || v.length > MAX_CURSOR || !/^[A-Za-z0-9_-]+$/.test(v)) {
+    throw bad('cursor', 'is not a cursor this API handed out', 'pass back the nextCursor of the previous page, with the same query');
+  }
+  return v;
+}
+
+function paging(params: URLSearchParams): { limit?: number; cursor?: string } {
+  const l = limit(params);
+  const c = cursor(params);
+  return { ...(l !== undefined ? { limit: l } : {}), ...(c !== undefined ? { cursor: c } : {}) };
+}
+
+/** annotation=KEY=VALUE (equal), annotation=KEY (exists). A value may hold further = signs and may be empty. */
+export function parseAnnotationFilter(raw: string): AnnotationFilter {
+  if (raw === '') throw bad('annotation', 'is empty', 'write annotation=KEY=VALUE, or annotation=KEY for "has the key"');
+  const eq = raw.indexOf('=');
+  const key = eq < 0 ? raw : raw.slice(0, eq);
+  if (key === '') throw bad('annotation', `${shown(raw)} has no key before "="`, 'write annotation=KEY=VALUE');
+  if (key.length > MAX_KEY) throw bad('annotation', `the key is longer than ${MAX_KEY} characters`);
+  if (CONTROL.test(key) || /\s/.test(key)) throw bad('annotation', `the key ${shown(key)} holds white space or a control character`);
+  if (eq < 0) return { key };
+  const value = raw.slice(eq + 1);
+  if (value.length > MAX_VALUE) throw bad('annotation', `the value of ${shown(key)} is longer than ${MAX_VALUE} characters`);
+  if (value.includes('\u0000')) throw bad('annotation', `the value of ${shown(key)} holds a NUL character`);
+  return { key, value };
+}
+
+const IMAGE_PARAMS = ['repository', 'tag', 'annotation', 'commit', 'pipeline', 'ref', 'limit', 'cursor'] as const;
+
+export function parseImageQuery(params: URLSearchParams): SearchQuery {
+  checkKnown(params, IMAGE_PARAMS, ['annotation']);
+  const query: SearchQuery = paging(params);
+  const repository = one(params, 'repository');
+  if (repository !== undefined) {
+    if (!isValidRepository(repository)) throw bad('repository', `${shown(repository)} is not a repository name`, 'a repository name looks like group/project/app: lowercase letters, digits and . _ - between slashes');
+    query.repository = repository;
+  }
+  const tag = one(params, 'tag');
+  if (tag !== undefined) {
+    if (!isValidTag(tag)) throw bad('tag', `${shown(tag)} is not a tag`, 'a tag has letters, digits, _ . and -, at most 128, not starting with . or -');
+    query.tag = tag;
+  }
+  const annotations = params.getAll('annotation');
+  if (annotations.length > MAX_ANNOTATION_FILTERS) throw bad('annotation', `given ${annotations.length} times, at most ${MAX_ANNOTATION_FILTERS}`);
+  if (annotations.length > 0) query.annotations = annotations.map(parseAnnotationFilter);
+  const commit = one(params, 'commit');
+  if (commit !== undefined) {
+    if (!/^[0-9a-fA-F]{4,64}$/.test(commit)) throw bad('commit', `${shown(commit)} is not a commit SHA or a prefix of one`, 'pass the commit SHA, or its first 4 or more hex digits');
+    query.commit = commit.toLowerCase();
+  }
+  const pipeline = one(params, 'pipeline');
+  if (pipeline !== undefined) {
+    if (!/^\d{1,20}$/.test(pipeline)) throw bad('pipeline', `${shown(pipeline)} is not a pipeline ID`, 'a pipeline ID is a number, e.g. pipeline=123456');
+    query.pipeline = pipeline;
+  }
+  const ref = text(params, 'ref', 255);
+  if (ref !== undefined) query.ref = ref;
+  return query;
+}
+
+export function parseRepositoryQuery(params: URLSearchParams): { q?: string; limit?: number; cursor?: string } {
+  checkKnown(params, ['q', 'limit', 'cursor']);
+  const q = one(params, 'q');
+  if (q !== undefined && (q.length > 255 || CONTROL.test(q))) throw bad('q', 'is longer than 255 characters or holds a control character');
+  return { ...paging(params), ...(q !== undefined && q !== '' ? { q } : {}) };
+}
+
+export function parseListQuery(params: URLSearchParams): { limit?: number; cursor?: string } {
+  checkKnown(params, ['limit', 'cursor']);
+  return paging(params);
+}

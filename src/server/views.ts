@@ -1,0 +1,113 @@
+// Store records → the JSON the API answers with. `build` is shaped as `tagtrail show` prints it
+// (buildFromAnnotations): from the annotations, else from the config labels, else null.
+import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
+import type { Annotations } from '../oci/annotations.js';
+import { mergeAnnotations } from '../oci/inspect.js';
+import { formatPlatform } from '../oci/manifest.js';
+import type { ImageDetail, Platform, RepositorySummary, Store, TagHistory, TagItem } from '../catalog/store.js';
+
+export function buildOf(annotations: Annotations, labelAnnotations: Annotations | undefined): Build | null {
+  if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
+  if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) return buildFromAnnotations(labelAnnotations, 'labels');
+  return null;
+}
+
+/** "linux/arm64/v8"; attestation manifests (unknown/unknown) are not platforms of the image. */
+export function platformList(platforms: readonly Platform[]): string[] {
+  const out: string[] = [];
+  for (const p of platforms) {
+    if (p.os === 'unknown' && p.architecture === 'unknown') continue;
+    const s = formatPlatform(p);
+    if (!out.includes(s)) out.push(s);
+  }
+  return out;
+}
+
+function plain(a: Annotations): Record<string, string> {
+  return { ...a };
+}
+
+export function imageItem(t: TagItem): Record<string, unknown> {
+  return {
+    repository: t.repository,
+    tag: t.tag,
+    digest: t.digest,
+    mediaType: t.mediaType,
+    platforms: platformList(t.platforms),
+    updatedAt: t.updatedAt.toISOString(),
+    annotations: plain(t.annotations),
+    build: buildOf(t.annotations, t.labelAnnotations),
+  };
+}
+
+export function repositoryItem(r: RepositorySummary): Record<string, unknown> {
+  return {
+    name: r.name,
+    tagCount: r.tagCount,
+    buildTagCount: r.buildTagCount,
+    firstSeen: r.firstSeen.toISOString(),
+    lastUpdated: r.lastUpdated.toISOString(),
+  };
+}
+
+export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
+  return {
+    repository: h.repository,
+    tag: h.tag,
+    digest: h.digest,
+    deleted: h.deletedAt !== null,
+    deletedAt: h.deletedAt?.toISOString() ?? null,
+    updatedAt: h.updatedAt.toISOString(),
+    firstSeen: h.firstSeen?.toISOString() ?? null,
+    entries: h.entries.map((e) => ({ digest: e.digest, since: e.since.toISOString(), until: e.until?.toISOString() ?? null, end: e.end })),
+  };
+}
+
+/**
+ * One manifest in detail: its own annotations, each child's, the labels, and the build details
+ * of the image as a whole (the index's annotations, then its children's, then config labels).
+ */
+export async function imageDetail(store: Store, d: ImageDetail): Promise<Record<string, unknown>> {
+  const childAnnotations = d.children.map((c) => c.annotations).filter((a): a is Annotations => a !== null);
+  const merged = mergeAnnotations(d.annotations, childAnnotations);
+  let labelAnnotations: Annotations | undefined;
+  if (!hasBuildAnnotations(merged)) {
+    if (d.labels) labelAnnotations = labelsAsAnnotations(d.labels);
+    // An index has no config: its platform manifests' labels stand in.
+    for (const c of d.children) {
+      if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) break;
+      if (c.annotations === null) continue;
+      const child = await store.getImage(c.digest);
+      const mapped = child?.labels ? labelsAsAnnotations(child.labels) : undefined;
+      if (mapped && hasBuildAnnotations(mapped)) labelAnnotations = mapped;
+    }
+  }
+  let manifest: unknown = null;
+  try {
+    manifest = JSON.parse(d.raw.toString('utf8'));
+  } catch {
+    manifest = null;
+  }
+  return {
+    digest: d.digest,
+    mediaType: d.mediaType,
+    size: d.size,
+    artifactType: d.artifactType,
+    configDigest: d.configDigest,
+    platforms: platformList(d.children.map((c) => c.platform).filter((p): p is Platform => p !== null)),
+    annotations: plain(d.annotations),
+    labels: d.labels ? plain(d.labels) : null,
+    build: buildOf(merged, labelAnnotations),
+    children: d.children.map((c) => ({
+      digest: c.digest,
+      mediaType: c.mediaType,
+      size: c.size,
+      platform: c.platform ? formatPlatform(c.platform) : null,
+      annotations: c.annotations ? plain(c.annotations) : null,
+    })),
+    parents: d.parents,
+    tags: d.tags.map((t) => ({ repository: t.repository, tag: t.tag, updatedAt: t.updatedAt.toISOString() })),
+    storedAt: d.storedAt.toISOString(),
+    manifest,
+  };
+}

@@ -1,0 +1,142 @@
+// POST /api/v1/events: registry notifications, authenticated by a shared secret, applied to the
+// catalog. Safe to replay: every store write is idempotent and ordered by the event's timestamp,
+// so duplicates change nothing and an older event arriving late never undoes a newer one.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  AuthError,
+  DigestMismatchError,
+  InvalidInputError,
+  NetworkError,
+  NotFoundError,
+  PayloadTooLargeError,
+  RegistryError,
+  UsageError,
+} from '../errors.js';
+import { type CatalogEvent, EVENTS_MEDIA_TYPE } from '../catalog/events.js';
+import type { Ingestor } from '../catalog/ingest.js';
+import type { EventOutcome, Store } from '../catalog/store.js';
+
+/** The body cap: distribution sends one event per envelope, GitLab a few. */
+export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
+
+/** Shortest webhook secret serve accepts. */
+export const MIN_SECRET_LENGTH = 16;
+
+/**
+ * Compares the Authorization header with the secret in constant time. The header may hold the
+ * secret bare (as GitLab's registry and distribution's `headers:` send it) or as `Bearer SECRET`.
+ * Both sides are HMAC'd with a random key first, so neither the length nor the content of the
+ * secret shows in the timing.
+ */
+export function secretChecker(secret: string): (authorization: string | undefined) => boolean {
+  const key = randomBytes(32);
+  const mac = (s: string): Buffer => createHmac('sha256', key).update(s, 'utf8').digest();
+  const expected = mac(secret);
+  return (authorization) => {
+    if (authorization === undefined) return false;
+    const value = authorization.trim();
+    const bearer = /^bearer\s+/i.exec(value);
+    const bare = timingSafeEqual(mac(value), expected);
+    const token = timingSafeEqual(mac(bearer ? value.slice(bearer[0].length).trim() : value), expected);
+    return bare || token;
+  };
+}
+
+/** Reads at most max bytes of the body as UTF-8 text. */
+export async function readBodyText(req: Request, max: number): Promise<string> {
+  const declared = req.headers.get('content-length');
+  if (declared !== null && Number(declared) > max) {
+    throw new PayloadTooLargeError(`the body is ${declared} bytes, over the ${max}-byte limit`);
+  }
+  if (!req.body) return '';
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new PayloadTooLargeError(`the body is over the ${max}-byte limit`);
+    }
+    chunks.push(value);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new UsageError('the body is not UTF-8 text');
+  }
+}
+
+export function checkContentType(contentType: string | undefined): void {
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (type === EVENTS_MEDIA_TYPE || type === 'application/json') return;
+  throw new UsageError(`Content-Type ${JSON.stringify(type.slice(0, 100))} is not ${EVENTS_MEDIA_TYPE}`, {
+    hint: `send the envelope as ${EVENTS_MEDIA_TYPE} (or application/json)`,
+  });
+}
+
+export type EventResult = EventOutcome | 'unreadable';
+
+export interface ApplyResult {
+  applied: number;
+  superseded: number;
+  duplicate: number;
+  /** Tag pushes whose manifest could not be read or parsed; the tag itself was recorded. */
+  unreadable: number;
+}
+
+export interface ApplyOptions {
+  store: Store;
+  ingestor: Ingestor;
+  onEvent?: (event: CatalogEvent, result: EventResult) => void;
+  onUnreadable?: (event: CatalogEvent, err: unknown) => void;
+}
+
+/**
+ * Applies events in order. A registry that cannot be read throws RegistryError (502), so the
+ * registry resends the envelope later; what was applied before is applied again as a duplicate.
+ */
+export async function applyEvents(events: readonly CatalogEvent[], options: ApplyOptions): Promise<ApplyResult> {
+  const { store, ingestor } = options;
+  const result: ApplyResult = { applied: 0, superseded: 0, duplicate: 0, unreadable: 0 };
+  for (const e of events) {
+    let outcome: EventOutcome;
+    let unreadable = false;
+    switch (e.kind) {
+      case 'tag-push': {
+        try {
+          await ingestor.ingest(e.repository, e.digest);
+        } catch (err) {
+          if (err instanceof NotFoundError || err instanceof InvalidInputError) {
+            // Deleted since, or a manifest tagtrail cannot read (schema 1): the tag still moved.
+            unreadable = true;
+            options.onUnreadable?.(e, err);
+          } else if (err instanceof AuthError || err instanceof RegistryError || err instanceof NetworkError || err instanceof DigestMismatchError) {
+            throw new RegistryError(`reading ${e.repository}@${e.digest} from the registry failed: ${err.message}`, err instanceof RegistryError ? err.status : 502, [], {
+              cause: err,
+              hint: 'the registry will send the event again; check that tagtrail serve can reach and read the registry',
+            });
+          } else {
+            throw err;
+          }
+        }
+        outcome = await store.setTag(e.repository, e.tag, e.digest, e.at);
+        break;
+      }
+      case 'tag-delete':
+        outcome = await store.deleteTag(e.repository, e.tag, e.at);
+        break;
+      case 'manifest-delete':
+        // Recorded even when no tag points at it (yet): an older push arriving later stays deleted.
+        await store.deleteManifest(e.repository, e.digest, e.at);
+        outcome = 'applied';
+        break;
+    }
+    result[outcome]++;
+    if (unreadable) result.unreadable++;
+    options.onEvent?.(e, unreadable ? 'unreadable' : outcome);
+  }
+  return result;
+}
