@@ -1,0 +1,233 @@
+// The registry browser: server-rendered pages over the catalog Store, mounted on the server's
+// hono app. Pages need no JavaScript; one small external script runs the copy buttons. Every
+// response carries a Content-Security-Policy that allows only this origin's files (no inline
+// script or style), and annotation values are escaped wherever they appear.
+//
+//   /                                   repositories, ?q= filters by name
+//   /r/REPOSITORY                       its tags, newest first, ?cursor= pages
+//   /r/REPOSITORY/-/tags/TAG            one tag: build details, annotations, raw manifest, history
+//   /r/REPOSITORY/-/manifests/DIGEST    one manifest by digest (earlier digests, platform manifests)
+//   /search?q=                          commit, pipeline, ref, key=value, repository or digest
+//   /docs/annotate                      how to add build details
+//   /assets/NAME.HASH.css|js            the style sheet and the copy script, cached for a year
+//
+// Repository names hold slashes; no path component of one can be "-", so "/-/" separates the
+// name from what follows, as in GitLab's own URLs.
+import type { Context, Hono } from 'hono';
+import { isTagtrailError } from '../../errors.js';
+import type { ImageDetail, Store } from '../../catalog/store.js';
+import { isValidDigest, isValidRepository, isValidTag } from '../../oci/reference.js';
+import { findAsset } from './assets.js';
+import type { Html, ViewContext } from './html.js';
+import { parseGitlabUrls } from './links.js';
+import { docsPage, errorPage } from './pages/docs.js';
+import { imagePage } from './pages/image.js';
+import { repositoriesPage, repositoryPage } from './pages/repositories.js';
+import { type SearchPageData, type SectionResult, searchPage } from './pages/search.js';
+import { SEARCH_KINDS, type SearchKind, type SearchTerm, parseSearch } from './query.js';
+
+export interface UiOptions {
+  store: Store;
+  /** The GitLab servers whose URLs may become links (see --gitlab-url); others stay text. */
+  gitlabUrls: readonly string[];
+  /** host[:port] of the registry, to show pullable references; without it, references are repository@digest. */
+  registryHost?: string;
+  now: () => Date;
+  /** Called with errors that become a 500 page, for the server's log. */
+  onError?: (err: unknown) => void;
+}
+
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 200;
+/** Results per reading when the search shows several readings on one page. */
+const SECTION_PAGE_SIZE = 10;
+
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+  'Cross-Origin-Opener-Policy': 'same-origin',
+};
+
+function pageSize(value: string | undefined): number | undefined {
+  if (value === undefined || !/^[0-9]{1,4}$/.test(value)) return undefined;
+  const n = Number(value);
+  return n >= 1 && n <= MAX_PAGE_SIZE ? n : undefined;
+}
+
+function cursorParam(value: string | undefined): string | undefined {
+  return value !== undefined && value !== '' && value.length <= 2048 ? value : undefined;
+}
+
+/** Splits /r/… into the repository and what follows "/-/", each segment percent-decoded. */
+export function parseRepositoryPath(pathname: string): { repository: string; rest: string[] } | undefined {
+  if (!pathname.startsWith('/r/')) return undefined;
+  const parts = pathname.slice(3).split('/');
+  const decoded: string[] = [];
+  for (const p of parts) {
+    try {
+      decoded.push(decodeURIComponent(p));
+    } catch {
+      return undefined;
+    }
+  }
+  const dash = decoded.indexOf('-');
+  const name = (dash < 0 ? decoded : decoded.slice(0, dash)).filter((p, i, all) => !(p === '' && i === all.length - 1));
+  const repository = name.join('/');
+  if (!isValidRepository(repository)) return undefined;
+  return { repository, rest: dash < 0 ? [] : decoded.slice(dash + 1) };
+}
+
+export function mountUi(app: Hono, options: UiOptions): void {
+  const { store } = options;
+  const servers = parseGitlabUrls(options.gitlabUrls);
+  const context = (q?: string): ViewContext => ({
+    servers,
+    now: options.now(),
+    ...(options.registryHost ? { registryHost: options.registryHost } : {}),
+    ...(q !== undefined ? { q } : {}),
+  });
+
+  const send = async (c: Context, view: Html, status = 200): Promise<Response> => {
+    const body = await view;
+    return c.html(body, status as 200, { ...SECURITY_HEADERS, 'Cache-Control': 'no-cache' });
+  };
+
+  const notFound = (c: Context, message: string): Promise<Response> => send(c, errorPage(404, 'Not found', message, context()), 404);
+
+  /** Wraps a page handler: catalog errors become an HTML page, not the API's JSON. */
+  const page =
+    (fn: (c: Context) => Promise<Response>) =>
+    async (c: Context): Promise<Response> => {
+      try {
+        return await fn(c);
+      } catch (err) {
+        if (isTagtrailError(err) && err.httpStatus < 500) {
+          const stale = /cursor/i.test(err.message);
+          const message = stale ? 'This page link is out of date or broken. Start again from the first page.' : err.message;
+          return send(c, errorPage(err.httpStatus, stale ? 'Page link not valid' : 'Cannot show this page', message, context()), err.httpStatus);
+        }
+        options.onError?.(err);
+        return send(c, errorPage(500, 'Something went wrong', 'The catalog could not be read. The server log has the details.', context()), 500);
+      }
+    };
+
+  app.get('/assets/:file', (c) => {
+    const asset = findAsset(c.req.path);
+    if (!asset) return notFound(c, 'No such file.');
+    const headers = { ...SECURITY_HEADERS, 'Content-Type': asset.contentType, 'Cache-Control': 'public, max-age=31536000, immutable', ETag: asset.etag };
+    const match = c.req.header('if-none-match');
+    if (match !== undefined && match.split(',').some((t) => t.trim() === asset.etag)) return new Response(null, { status: 304, headers });
+    return new Response(asset.body, { status: 200, headers });
+  });
+
+  app.get(
+    '/',
+    page(async (c) => {
+      const q = (c.req.query('q') ?? '').trim().slice(0, 512);
+      const cursor = cursorParam(c.req.query('cursor'));
+      const limit = pageSize(c.req.query('limit'));
+      const result = await store.listRepositories({ ...(q ? { q } : {}), ...(cursor ? { cursor } : {}), limit: limit ?? DEFAULT_PAGE_SIZE });
+      return send(c, repositoriesPage(result, { q, ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context()));
+    }),
+  );
+
+  app.get('/docs/annotate', page((c) => send(c, docsPage(context()))));
+
+  app.get('/r', (c) => c.redirect('/', 301));
+
+  app.get(
+    '/r/*',
+    page(async (c) => {
+      const parsed = parseRepositoryPath(new URL(c.req.url).pathname);
+      if (!parsed) return notFound(c, 'That is not a repository name.');
+      const { repository, rest } = parsed;
+      if (rest.length === 0) {
+        const cursor = cursorParam(c.req.query('cursor'));
+        const limit = pageSize(c.req.query('limit'));
+        const result = await store.listTags(repository, { limit: limit ?? DEFAULT_PAGE_SIZE, ...(cursor ? { cursor } : {}) });
+        if (result.items.length === 0 && !cursor) return notFound(c, `No repository “${repository}” with live tags in the catalog.`);
+        return send(c, repositoryPage(repository, result, { ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context()));
+      }
+      const [what, id, ...extra] = rest;
+      if (extra.length > 0 || id === undefined) return notFound(c, 'No such page.');
+      if (what === 'tags') {
+        if (!isValidTag(id)) return notFound(c, 'That is not a tag name.');
+        const history = await store.tagHistory(repository, id);
+        if (!history) return notFound(c, `No tag “${id}” in “${repository}” in the catalog.`);
+        const detail = history.digest ? await store.getImage(history.digest) : null;
+        const children = await childDetails(store, detail);
+        return send(c, imagePage({ repository, tag: id, history, detail, digest: history.digest, children }, context()));
+      }
+      if (what === 'manifests') {
+        if (!isValidDigest(id)) return notFound(c, 'That is not a digest.');
+        const detail = await store.getImage(id);
+        if (!detail) return notFound(c, `No manifest ${id} in the catalog.`);
+        const children = await childDetails(store, detail);
+        return send(c, imagePage({ repository, detail, digest: id, children }, context()));
+      }
+      return notFound(c, 'No such page.');
+    }),
+  );
+
+  app.get(
+    '/search',
+    page(async (c) => {
+      const q = c.req.query('q') ?? '';
+      const kindParam = c.req.query('kind');
+      const only = SEARCH_KINDS.includes(kindParam as SearchKind) ? (kindParam as SearchKind) : undefined;
+      const limit = pageSize(c.req.query('limit'));
+      const parsed = parseSearch(q, options.registryHost);
+      if (!parsed.ok) {
+        return send(c, searchPage({ q: parsed.text.slice(0, 512), error: parsed.error, terms: [], sections: [] }, context()), 400);
+      }
+      const terms = only ? parsed.terms.filter((t) => t.kind === only) : parsed.terms;
+      const several = terms.length > 1;
+      const cursor = several ? undefined : cursorParam(c.req.query('cursor'));
+      const size = several ? SECTION_PAGE_SIZE : (limit ?? DEFAULT_PAGE_SIZE);
+      const sections = await Promise.all(terms.map((t) => runTerm(store, t, size, cursor)));
+      const data: SearchPageData = {
+        q: parsed.text,
+        terms,
+        sections,
+        ...(only ? { only } : {}),
+        ...(cursor ? { cursor } : {}),
+        ...(limit ? { limit } : {}),
+      };
+      return send(c, searchPage(data, context(parsed.text)));
+    }),
+  );
+}
+
+async function runTerm(store: Store, term: SearchTerm, limit: number, cursor: string | undefined): Promise<SectionResult> {
+  const page = { limit, ...(cursor ? { cursor } : {}) };
+  switch (term.kind) {
+    case 'commit':
+      return { term, kind: 'images', page: await store.searchImages({ commit: term.prefix, ...page }) };
+    case 'pipeline':
+      return { term, kind: 'images', page: await store.searchImages({ pipeline: term.id, ...page }) };
+    case 'ref':
+      return { term, kind: 'images', page: await store.searchImages({ ref: term.name, ...page }) };
+    case 'annotation':
+      return { term, kind: 'images', page: await store.searchImages({ annotations: [{ key: term.key, ...(term.value !== undefined ? { value: term.value } : {}) }], ...page }) };
+    case 'repository':
+      return { term, kind: 'repositories', page: await store.listRepositories({ q: term.name, ...page }) };
+    case 'digest': {
+      const detail = await store.getImage(term.digest);
+      return { term, kind: 'digest', digest: term.digest, tags: detail?.tags ?? [] };
+    }
+  }
+}
+
+/** The catalog's records of an index's children, for their raw JSON and config labels. */
+async function childDetails(store: Store, detail: ImageDetail | null): Promise<Map<string, ImageDetail>> {
+  const out = new Map<string, ImageDetail>();
+  if (!detail) return out;
+  const found = await Promise.all(detail.children.filter((c) => c.annotations !== null).map((c) => store.getImage(c.digest)));
+  for (const d of found) if (d) out.set(d.digest, d);
+  return out;
+}
