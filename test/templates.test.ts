@@ -1,0 +1,136 @@
+// The GitLab CI template and component as files: they run the same script, name the image of
+// this release, declare the inputs the catalog shows, and the script turns its variables into
+// exactly the `tagtrail annotate` arguments meant, under a plain POSIX sh (the tagtrail image's
+// shell is not bash). gitlab-ci.e2e.test.ts runs both as real pipelines.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const TEMPLATE = await readFile(join(ROOT, 'templates', 'tagtrail.gitlab-ci.yml'), 'utf8');
+const COMPONENT = await readFile(join(ROOT, 'templates', 'annotate.yml'), 'utf8');
+const VERSION = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** The literal block under `script:\n    - |`, dedented. */
+function script(yaml: string): string {
+  const lines = yaml.split('\n');
+  const start = lines.findIndex((l, i) => l === '  script:' && lines[i + 1] === '    - |');
+  if (start < 0) throw new Error('no `script: - |` block');
+  const body: string[] = [];
+  for (const l of lines.slice(start + 2)) {
+    if (l !== '' && !l.startsWith('      ')) break;
+    body.push(l.slice(6));
+  }
+  return `${body.join('\n').trimEnd()}\n`;
+}
+
+describe('template and component', () => {
+  it('run the same script', () => {
+    expect(script(COMPONENT)).toBe(script(TEMPLATE));
+  });
+
+  it('run in the tagtrail image of this release by default', () => {
+    const image = `registry.gitlab.com/tagtrail/tagtrail:${VERSION}`;
+    expect(TEMPLATE).toContain(`  TAGTRAIL_CLI_IMAGE: ${image}\n`);
+    expect(TEMPLATE).toContain('  image: $TAGTRAIL_CLI_IMAGE\n');
+    expect(COMPONENT).toMatch(new RegExp(`\\n    image:\\n      default: ${image.replace(/[.]/g, '\\.')}\\n`));
+    expect(COMPONENT).toContain('  image: $[[ inputs.image ]]\n');
+  });
+
+  it('leave TAGTRAIL_IMAGE to annotate, whose dotenv report sets it for later jobs', () => {
+    for (const f of [TEMPLATE, COMPONENT]) expect(f).not.toMatch(/^\s+TAGTRAIL_IMAGE:/m);
+  });
+
+  it('declare the component inputs, each with a default and a description', () => {
+    const spec = COMPONENT.slice(COMPONENT.indexOf('spec:\n'), COMPONENT.indexOf('\n---\n'));
+    const names = [...spec.matchAll(/^ {4}([a-z_-]+):$/gm)].map((m) => m[1]);
+    expect(names).toEqual(['image', 'stage', 'images', 'annotations', 'platforms']);
+    for (const n of names) {
+      const block = spec.slice(spec.indexOf(`    ${n}:\n`)).split(/\n {4}(?=[a-z])/)[0] as string;
+      expect(block, n).toMatch(/\n {6}default: /);
+      expect(block, n).toMatch(/\n {6}description: \S/);
+      expect(COMPONENT, n).toContain(`$[[ inputs.${n} ]]`);
+    }
+  });
+
+  it('write the dotenv report the job declares', () => {
+    for (const f of [TEMPLATE, COMPONENT]) {
+      expect(f).toContain('> tagtrail.env\n');
+      expect(f).toMatch(/artifacts:\n {4}reports:\n {6}dotenv: tagtrail\.env\n/);
+    }
+  });
+});
+
+describe('the job script, under POSIX sh', () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tagtrail-template-'));
+    // A stand-in tagtrail that records its arguments, NUL-separated, and prints a dotenv line.
+    await writeFile(join(dir, 'tagtrail'), '#!/bin/sh\nprintf "%s\\0" "$@" > "$ARGS_FILE"\necho TAGTRAIL_DIGEST=sha256:0\n', { mode: 0o755 });
+    await writeFile(join(dir, 'job.sh'), script(TEMPLATE));
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function job(vars: Record<string, string>): Promise<{ code: number; args: string[]; stdout: string; stderr: string }> {
+    const argsFile = join(dir, 'args');
+    return new Promise((resolve) => {
+      execFile('sh', [join(dir, 'job.sh')], { cwd: dir, env: { PATH: `${dir}:${process.env.PATH}`, ARGS_FILE: argsFile, ...vars } }, async (err, stdout, stderr) => {
+        const raw = await readFile(argsFile, 'utf8').catch(() => '');
+        await rm(argsFile, { force: true });
+        resolve({ code: err ? Number(err.code) : 0, args: raw === '' ? [] : raw.slice(0, -1).split('\0'), stdout, stderr });
+      });
+    });
+  }
+
+  it('passes images, platforms, annotations line by line (trimmed, blank lines skipped), and extra options', async () => {
+    const r = await job({
+      TAGTRAIL_IMAGES: ' registry.example.com/g/app:1   [::1]:5000/g/app:2\n',
+      TAGTRAIL_PLATFORMS: 'linux/amd64 linux/arm64',
+      TAGTRAIL_ANNOTATIONS: `com.example.team=pay ments\n\n \t com.example.q="x" 'y' $(touch pwned) \`id\` \\n *  \ncom.example.empty=\n`,
+      TAGTRAIL_ANNOTATE_ARGS: '--to-oci',
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.args).toEqual([
+      'annotate',
+      '--output',
+      'dotenv',
+      'registry.example.com/g/app:1',
+      '[::1]:5000/g/app:2',
+      '--platform',
+      'linux/amd64',
+      '--platform',
+      'linux/arm64',
+      '--annotation',
+      'com.example.team=pay ments',
+      '--annotation',
+      `com.example.q="x" 'y' $(touch pwned) \`id\` \\n *`,
+      '--annotation',
+      'com.example.empty=',
+      '--to-oci',
+    ]);
+    expect(await readFile(join(dir, 'tagtrail.env'), 'utf8')).toBe('TAGTRAIL_DIGEST=sha256:0\n');
+    expect(existsSync(join(dir, 'pwned'))).toBe(false);
+    expect(r.stdout).toContain('TAGTRAIL_DIGEST=sha256:0');
+  });
+
+  it('passes nothing more when the optional variables are empty or unset', async () => {
+    const r = await job({ TAGTRAIL_IMAGES: 'registry.example.com/g/app:1' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.args).toEqual(['annotate', '--output', 'dotenv', 'registry.example.com/g/app:1']);
+  });
+
+  it('stops with exit 2 when TAGTRAIL_IMAGES names no image', async () => {
+    const r = await job({ TAGTRAIL_IMAGES: '  ' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('TAGTRAIL_IMAGES names no image');
+    expect(r.args).toEqual([]);
+  });
+});
