@@ -1,0 +1,54 @@
+// What `sync` and `serve` share: the registry URL, the catalog database, and flags that may also
+// come from the environment (a flag wins over its variable).
+import { UsageError } from '../errors.js';
+import { isLoopbackHost, isValidRegistryHost } from '../oci/reference.js';
+import type { Runtime } from '../runtime.js';
+
+export const DEFAULT_DB = 'sqlite:./tagtrail.db';
+
+export interface RegistryTarget {
+  /** host[:port], as image references name it. */
+  host: string;
+  /** True when the URL asked for plain http (treated like --insecure-registry HOST). */
+  insecure: boolean;
+}
+
+/** https://host[:port], http://host[:port] (plain http) or host[:port] (https; http on loopback). */
+export function parseRegistryUrl(value: string, what = '--registry'): RegistryTarget {
+  let rest = value.trim();
+  let insecure = false;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(rest);
+  if (scheme) {
+    const s = scheme[1]?.toLowerCase();
+    if (s !== 'http' && s !== 'https') throw new UsageError(`${what}: the scheme ${s} is not http or https`);
+    insecure = s === 'http';
+    rest = rest.slice(scheme[0].length);
+  }
+  rest = rest.replace(/\/+$/, '');
+  if (rest.includes('/') || rest.includes('@') || rest.includes('?')) {
+    throw new UsageError(`${what}: give the registry as URL or host[:port] without a path or credentials`, {
+      hint: 'e.g. --registry https://registry.example.com or --registry 127.0.0.1:5000; credentials come as in annotate',
+    });
+  }
+  if (!isValidRegistryHost(rest)) throw new UsageError(`${what}: ${JSON.stringify(rest.slice(0, 100))} is not a host[:port]`);
+  return { host: rest, insecure: insecure && !isLoopbackHost(rest) };
+}
+
+/** The flag, else the environment variable, else undefined. An empty variable counts as unset. */
+export function fromEnv(rt: Runtime, flag: string | undefined, variable: string): string | undefined {
+  if (flag !== undefined) return flag;
+  const v = rt.env[variable];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+export function requireRegistry(rt: Runtime, flag: string | undefined): RegistryTarget {
+  const value = fromEnv(rt, flag, 'TAGTRAIL_REGISTRY');
+  if (value === undefined) throw new UsageError('no registry: pass --registry URL or set TAGTRAIL_REGISTRY', { hint: 'e.g. --registry https://registry.example.com' });
+  return parseRegistryUrl(value);
+}
+
+export function positiveInt(value: string | undefined, what: string, fallback: number, min = 1, max = 1_000_000): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value.trim()) || Number(value) < min || Number(value) > max) throw new UsageError(`${what} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value.slice(0, 40))}`);
+  return Number(value);
+}

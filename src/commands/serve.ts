@@ -1,0 +1,150 @@
+// tagtrail serve: the API, the registry webhook, the periodic reconcile (and the browser UI).
+// Logs JSON lines (pino) on standard output; stops gracefully on SIGTERM and SIGINT.
+import { serve as listen } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { UsageError } from '../errors.js';
+import { DEFAULT_STORE_URL, openStore, redactUrl } from '../catalog/store.js';
+import { createApp, type WebhookOptions } from '../server/app.js';
+import { Metrics } from '../server/metrics.js';
+import { Reconciler } from '../server/reconcile.js';
+import { MIN_SECRET_LENGTH } from '../server/webhook.js';
+import type { Runtime } from '../runtime.js';
+import { VERSION } from '../version.js';
+import { type RegistryTarget, fromEnv, parseRegistryUrl, positiveInt } from './catalog-common.js';
+import { type RegistryFlags, registryClient } from './common.js';
+
+interface ServeFlags extends RegistryFlags {
+  listen?: string;
+  registry?: string;
+  db?: string;
+  webhookSecret?: string;
+  reconcileInterval?: string;
+  concurrency?: string;
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:8080';
+/** How long in-flight requests get to finish on shutdown. */
+const DRAIN_MS = 10_000;
+
+/** HOST:PORT or [IPv6]:PORT. */
+export function parseListen(value: string): { hostname: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new UsageError(`--listen ${JSON.stringify(value.slice(0, 100))} is not HOST:PORT`, { hint: 'e.g. --listen 127.0.0.1:8080, --listen 0.0.0.0:8080 or --listen [::1]:8080' });
+  return { hostname: (m[1] ?? m[2]) as string, port };
+}
+
+/** Paths pino replaces with [REDACTED] wherever they occur in a log object. */
+export const REDACT_PATHS = [
+  'authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'request.headers.authorization',
+  '*.authorization',
+  'secret',
+  '*.secret',
+  'webhookSecret',
+  '*.webhookSecret',
+  'password',
+  '*.password',
+  'token',
+  '*.token',
+];
+
+export async function run(rt: Runtime, _args: unknown[], opts: Record<string, unknown>): Promise<number> {
+  const flags = opts as unknown as ServeFlags;
+  const address = parseListen(fromEnv(rt, flags.listen, 'TAGTRAIL_LISTEN') ?? DEFAULT_LISTEN);
+  const registryValue = fromEnv(rt, flags.registry, 'TAGTRAIL_REGISTRY');
+  const target: RegistryTarget | undefined = registryValue === undefined ? undefined : parseRegistryUrl(registryValue);
+  const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
+  const interval = positiveInt(fromEnv(rt, flags.reconcileInterval, 'TAGTRAIL_RECONCILE_INTERVAL'), '--reconcile-interval', 600, 0, 7 * 24 * 3600);
+  const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
+
+  // The webhook never runs unauthenticated: no secret, no webhook. An empty or short secret is refused.
+  const secretFlag = flags.webhookSecret;
+  const secret = secretFlag !== undefined ? secretFlag : rt.env.TAGTRAIL_WEBHOOK_SECRET;
+  if (secret !== undefined && secret.length < MIN_SECRET_LENGTH) {
+    throw new UsageError(`the webhook secret must be at least ${MIN_SECRET_LENGTH} characters${secret === '' ? ' (it is empty)' : ''}`, {
+      hint: 'make one with: openssl rand -hex 32; leave --webhook-secret and TAGTRAIL_WEBHOOK_SECRET unset to run without the webhook',
+    });
+  }
+  if (secret !== undefined && target === undefined) {
+    throw new UsageError('the webhook needs --registry (or TAGTRAIL_REGISTRY): manifests are read from there, never from URLs in events');
+  }
+
+  const logger = pino(
+    {
+      level: rt.env.TAGTRAIL_LOG_LEVEL || 'info',
+      base: { service: 'tagtrail' },
+      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    { write: (line: string) => rt.stdout.write(line) },
+  );
+
+  const client = target
+    ? await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] })
+    : undefined;
+  const store = await openStore(dbUrl);
+  const metrics = new Metrics();
+  let accepting = true;
+  const webhook: WebhookOptions | undefined = secret !== undefined && client && target ? { secret, client, registry: target.host, concurrency } : undefined;
+  const app = createApp({ store, logger, metrics, accepting: () => accepting, ...(webhook ? { webhook } : {}) });
+
+  let server!: ReturnType<typeof listen>;
+  try {
+    const bound = await new Promise<AddressInfo>((resolve, reject) => {
+      server = listen({ fetch: app.fetch, hostname: address.hostname, port: address.port }, resolve);
+      server.once('error', reject);
+    });
+    const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+    logger.info(
+      {
+        version: VERSION,
+        url: `http://${host}:${bound.port}`,
+        registry: target?.host ?? null,
+        db: redactUrl(dbUrl),
+        dialect: store.dialect,
+        webhook: webhook ? 'on' : 'off',
+        reconcileIntervalSeconds: target ? interval : 0,
+      },
+      'listening',
+    );
+  } catch (err) {
+    await store.close();
+    throw new UsageError(`cannot listen on ${address.hostname}:${address.port}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!webhook) logger.warn(target ? 'the webhook is off: set --webhook-secret or TAGTRAIL_WEBHOOK_SECRET to take registry notifications' : 'no --registry: serving the catalog read-only, no webhook, no reconcile');
+
+  const reconciler = client && target ? new Reconciler({ store, client, registry: target.host, intervalSeconds: interval, concurrency, logger, metrics }) : undefined;
+  reconciler?.start();
+
+  const signal = await new Promise<string>((resolve) => {
+    const stop = (name: string) => () => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      resolve(name);
+    };
+    const onTerm = stop('SIGTERM');
+    const onInt = stop('SIGINT');
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+  });
+
+  // Stop accepting, let requests in flight finish (closing idle keep-alive connections), stop
+  // the reconcile after its requests in flight, then close the store.
+  logger.info({ signal }, 'shutting down');
+  accepting = false;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  if ('closeIdleConnections' in server) server.closeIdleConnections();
+  const drained = await Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), DRAIN_MS).unref())]);
+  if (!drained && 'closeAllConnections' in server) {
+    logger.warn('requests still running after the drain period: closing their connections');
+    server.closeAllConnections();
+  }
+  await reconciler?.stop();
+  await store.close();
+  logger.info('stopped');
+  return 0;
+}

@@ -1,0 +1,106 @@
+// tagtrail sync --registry URL [--repository PREFIX]: crawl a registry into the catalog.
+import { ConflictError, EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
+import { DEFAULT_STORE_URL, openStore } from '../catalog/store.js';
+import { CRAWL_LOCK, type SyncProgress, type SyncSummary, sync } from '../catalog/sync.js';
+import { isValidRepository } from '../oci/reference.js';
+import type { Runtime } from '../runtime.js';
+import { fromEnv, positiveInt, requireRegistry } from './catalog-common.js';
+import { type RegistryFlags, registryClient } from './common.js';
+
+interface SyncFlags extends RegistryFlags {
+  registry?: string;
+  repository?: string;
+  db?: string;
+  concurrency?: string;
+  restart?: boolean;
+  output: 'text' | 'json';
+}
+
+function bar(p: SyncProgress, width = 24): string {
+  const total = Math.max(p.repositoriesTotal, 1);
+  const filled = Math.round((Math.min(p.repositoriesDone, total) / total) * width);
+  const head = p.phase === 'catalog' ? 'reading the catalog…' : `[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${p.repositoriesDone}/${p.repositoriesTotal} repositories`;
+  return `${head}, ${p.tagsDone}/${p.tagsSeen} tags, ${p.manifestsFetched} manifests read`;
+}
+
+function summaryText(s: SyncSummary): string {
+  const lines: string[] = [];
+  const scope = s.prefix ? ` (repositories under ${s.prefix})` : '';
+  const state = s.complete ? 'synced' : 'interrupted syncing';
+  lines.push(`${state} ${s.registry}${scope}${s.resumedAfter ? `, resumed after ${s.resumedAfter}` : ''}`);
+  if (s.singleRepository) lines.push(`  the registry's catalog is not readable with these credentials; synced ${s.prefix} alone`);
+  lines.push(`  repositories: ${s.repositories}   tags checked: ${s.tags}`);
+  lines.push(`  manifests read: ${s.manifestsFetched}   config blobs read: ${s.configsFetched}   new in the catalog: ${s.manifestsStored}`);
+  lines.push(`  tags: ${s.added} added, ${s.updated} moved, ${s.deleted} deleted, ${s.unchanged} unchanged${s.skipped ? `, ${s.skipped} left to newer events` : ''}`);
+  if (s.errorCount > 0) {
+    lines.push(`  errors: ${s.errorCount}`);
+    for (const e of s.errors.slice(0, 20)) lines.push(`    ${e.repository}${e.tag ? `:${e.tag}` : ''}: ${e.message}`);
+    if (s.errorCount > 20) lines.push(`    … and ${s.errorCount - 20} more`);
+  }
+  lines.push(`  took ${(s.durationMs / 1000).toFixed(1)} s`);
+  if (!s.complete) lines.push('run the same command again to resume where it stopped');
+  return `${lines.join('\n')}\n`;
+}
+
+export async function run(rt: Runtime, _args: unknown[], opts: Record<string, unknown>): Promise<number> {
+  const flags = opts as unknown as SyncFlags;
+  const target = requireRegistry(rt, flags.registry);
+  if (flags.repository !== undefined && !isValidRepository(flags.repository.replace(/\/+$/, ''))) {
+    throw new UsageError(`--repository ${JSON.stringify(flags.repository.slice(0, 100))} is not a repository path`, { hint: 'e.g. --repository group or --repository group/project/app' });
+  }
+  const prefix = flags.repository?.replace(/\/+$/, '');
+  const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
+  const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
+  const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] });
+  const store = await openStore(dbUrl);
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (): void => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    rt.stderr.write('\nstopping after the requests in flight (the checkpoint is kept; press Ctrl-C again to quit now)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const tty = rt.stderr.isTTY === true && flags.output !== 'json';
+  let lastDraw = 0;
+  const draw = (p: SyncProgress): void => {
+    if (!tty) return;
+    const now = Date.now();
+    if (now - lastDraw < 100 && p.phase !== 'done') return;
+    lastDraw = now;
+    rt.stderr.write(`\r\u001b[2K${bar(p)}`);
+  };
+
+  try {
+    const locked = await store.withLock(CRAWL_LOCK, () =>
+      sync({
+        client,
+        store,
+        registry: target.host,
+        ...(prefix ? { prefix } : {}),
+        concurrency,
+        resume: !flags.restart,
+        signal: controller.signal,
+        onProgress: draw,
+        now: rt.now,
+      }),
+    );
+    if (tty) rt.stderr.write('\r\u001b[2K');
+    if (!locked.ran) {
+      throw new ConflictError('another tagtrail sync, or the reconcile of a tagtrail serve, is crawling into this catalog right now', {
+        hint: 'wait for it to finish, then run sync again',
+      });
+    }
+    const summary = locked.value;
+    rt.stdout.write(flags.output === 'json' ? `${JSON.stringify(summary, null, 2)}\n` : summaryText(summary));
+    return summary.complete && summary.errorCount === 0 ? EXIT_OK : EXIT_FAILURE;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await store.close();
+  }
+}
