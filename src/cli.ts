@@ -77,6 +77,32 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
     .option('--lines', 'raw arguments, one per line (refused when a value holds a line break)')
     .action(run(() => import('./commands/flags.js')));
 
+  // tagtrail sync: crawl a registry into the catalog database.
+  registryOptions(
+    program
+      .command('sync')
+      .description('crawl a registry (catalog, tags, manifests) into the catalog database')
+      .option('--registry <url>', 'registry URL or host[:port] (env TAGTRAIL_REGISTRY)')
+      .option('--repository <prefix>', 'only repositories at this path or under it')
+      .option('--db <url>', 'catalog database: sqlite:PATH or postgres://… (env TAGTRAIL_DB; default sqlite:./tagtrail.db)')
+      .option('--concurrency <n>', 'registry requests in flight at most (default 8)')
+      .option('--restart', 'start over instead of resuming an interrupted sync')
+      .addOption(new Option('-o, --output <format>', 'summary format').choices(['text', 'json']).default('text')),
+  ).action(run(() => import('./commands/sync.js')));
+
+  // tagtrail serve: the catalog API, the registry webhook and the periodic reconcile.
+  registryOptions(
+    program
+      .command('serve')
+      .description('serve the catalog API, take registry notifications, and reconcile with the registry periodically')
+      .option('--listen <host:port>', 'address to listen on (env TAGTRAIL_LISTEN; default 127.0.0.1:8080)')
+      .option('--registry <url>', 'registry URL or host[:port] (env TAGTRAIL_REGISTRY)')
+      .option('--db <url>', 'catalog database: sqlite:PATH or postgres://… (env TAGTRAIL_DB; default sqlite:./tagtrail.db)')
+      .option('--webhook-secret <secret>', 'shared secret registries send in the Authorization header (env TAGTRAIL_WEBHOOK_SECRET, preferred: flags show in ps); no secret, no webhook')
+      .option('--reconcile-interval <seconds>', 'seconds between full reconciles; 0 turns them off (env TAGTRAIL_RECONCILE_INTERVAL; default 600)')
+      .option('--concurrency <n>', 'registry requests in flight at most, per reconcile and for the webhook (default 8)'),
+  ).action(run(() => import('./commands/serve.js')));
+
   return program;
 }
 
