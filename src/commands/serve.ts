@@ -2,10 +2,10 @@
 // Logs JSON lines (pino) on standard output; stops gracefully on SIGTERM and SIGINT.
 import { serve as listen } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
-import pino from 'pino';
 import { UsageError } from '../errors.js';
 import { DEFAULT_STORE_URL, openStore, redactUrl } from '../catalog/store.js';
 import { createApp, type WebhookOptions } from '../server/app.js';
+import { createLogger } from '../server/logger.js';
 import { Metrics } from '../server/metrics.js';
 import { Reconciler } from '../server/reconcile.js';
 import { MIN_SECRET_LENGTH } from '../server/webhook.js';
@@ -35,23 +35,6 @@ export function parseListen(value: string): { hostname: string; port: number } {
   return { hostname: (m[1] ?? m[2]) as string, port };
 }
 
-/** Paths pino replaces with [REDACTED] wherever they occur in a log object. */
-export const REDACT_PATHS = [
-  'authorization',
-  'headers.authorization',
-  'req.headers.authorization',
-  'request.headers.authorization',
-  '*.authorization',
-  'secret',
-  '*.secret',
-  'webhookSecret',
-  '*.webhookSecret',
-  'password',
-  '*.password',
-  'token',
-  '*.token',
-];
-
 export async function run(rt: Runtime, _args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as ServeFlags;
   const address = parseListen(fromEnv(rt, flags.listen, 'TAGTRAIL_LISTEN') ?? DEFAULT_LISTEN);
@@ -73,15 +56,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     throw new UsageError('the webhook needs --registry (or TAGTRAIL_REGISTRY): manifests are read from there, never from URLs in events');
   }
 
-  const logger = pino(
-    {
-      level: rt.env.TAGTRAIL_LOG_LEVEL || 'info',
-      base: { service: 'tagtrail' },
-      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-    },
-    { write: (line: string) => rt.stdout.write(line) },
-  );
+  const logger = createLogger(rt.stdout, rt.env.TAGTRAIL_LOG_LEVEL || 'info');
 
   const client = target
     ? await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] })
