@@ -151,7 +151,7 @@ describe.each([
 // buildah builds a FROM scratch image with the flags and pushes it to an OCI layout; the test
 // reads the manifest annotations and config labels back from the layout's JSON.
 describe('buildah takes the flags', () => {
-  let storage: string[];
+  let storage: string;
 
   beforeAll(async () => {
     try {
@@ -159,21 +159,23 @@ describe('buildah takes the flags', () => {
     } catch {
       throw new Error('buildah is not installed: apt-get install -y --no-install-recommends buildah');
     }
-    storage = ['--root', join(work, 'buildah-root'), '--runroot', join(work, 'buildah-run'), '--storage-driver', 'vfs'];
+    // Storage of its own, in the test's temp dir (paths without spaces: split on purpose below).
+    storage = `--root ${join(work, 'buildah-root')} --runroot ${join(work, 'buildah-run')} --storage-driver vfs`;
     await writeFile(join(work, 'Containerfile'), 'FROM scratch\n');
   });
 
-  async function buildAndRead(format: 'buildah' | 'labels', tag: string, args: readonly string[]): Promise<{ annotations: Record<string, string>; labels: Record<string, string> }> {
+  // The documented one-liners, as a job would run them, with "$@" standing for `tagtrail flags
+  // --format FORMAT ...` and $BUILDAH for `buildah` with the test's storage options.
+  const ONE_LINERS = {
+    eval: 'eval "set -- $("$@")" && $BUILDAH build --quiet "$@" -t "$TAG" -f "$CONTEXT/Containerfile" "$CONTEXT"',
+    xargs: `"$@" --null | xargs -0 sh -c 'exec $BUILDAH build --quiet "$@" -t "$TAG" -f "$CONTEXT/Containerfile" "$CONTEXT"' sh`,
+  } as const;
+
+  async function buildAndRead(how: keyof typeof ONE_LINERS, format: 'buildah' | 'labels', tag: string, args: readonly string[]): Promise<{ annotations: Record<string, string>; labels: Record<string, string> }> {
     const layout = join(work, `layout-${tag}`);
-    const script = [
-      'set -e',
-      'buildah_storage=("${@:1:6}"); shift 6',
-      // The documented one-liner, as a job would run it:
-      'eval "set -- $("$@")"',
-      `buildah "\${buildah_storage[@]}" build --quiet "$@" -t localhost/tagtrail-flags:${tag} -f "$CONTEXT/Containerfile" "$CONTEXT" >/dev/null`,
-      `buildah "\${buildah_storage[@]}" push --quiet localhost/tagtrail-flags:${tag} "oci:$LAYOUT:latest"`,
-    ].join('\n');
-    await exec('bash', ['-c', script, 'bash', ...storage, ...TAGTRAIL, 'flags', '--format', format, ...args], { ...jobEnv(), CONTEXT: work, LAYOUT: layout });
+    const image = `localhost/tagtrail-flags:${tag}`;
+    const script = ['set -e -o pipefail', `${ONE_LINERS[how]} >/dev/null`, '$BUILDAH push --quiet "$TAG" "oci:$LAYOUT:latest"'].join('\n');
+    await exec('bash', ['-c', script, 'bash', ...TAGTRAIL, 'flags', '--format', format, ...args], { ...jobEnv(), BUILDAH: `buildah ${storage}`, TAG: image, CONTEXT: work, LAYOUT: layout });
     const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     const blob = (d: string) => readFile(join(layout, 'blobs', ...d.split(':')), 'utf8');
     const manifest = JSON.parse(await blob((index.manifests[0] as { digest: string }).digest)) as { config: { digest: string }; annotations?: Record<string, string> };
@@ -181,19 +183,19 @@ describe('buildah takes the flags', () => {
     return { annotations: manifest.annotations ?? {}, labels: config.config?.Labels ?? {} };
   }
 
-  it('writes every annotation of --format buildah into the manifest, byte for byte', async () => {
+  it.each(['eval', 'xargs'] as const)('writes every annotation of --format buildah into the manifest, byte for byte (%s)', async (how) => {
     const args = annotationArgs(hostileValues());
     const want = await expectedSet(args);
-    const { annotations } = await buildAndRead('buildah', 'annotations', args);
+    const { annotations } = await buildAndRead(how, 'buildah', `annotations-${how}`, args);
     for (const [k, v] of Object.entries(want)) expect(annotations[k], k).toBe(v);
     expect(annotations['com.evil.injected']).toBeUndefined();
     await expectNothingRan();
   });
 
-  it('writes every label of --format labels into the image config', async () => {
+  it.each(['eval', 'xargs'] as const)('writes every label of --format labels into the image config (%s)', async (how) => {
     const args = annotationArgs(hostileValues());
     const want = await expectedSet(args);
-    const { labels } = await buildAndRead('labels', 'labels', args);
+    const { labels } = await buildAndRead(how, 'labels', `labels-${how}`, args);
     for (const [k, v] of Object.entries(want)) expect(labels[k], k).toBe(v);
     expect(labels['com.evil.injected']).toBeUndefined();
     await expectNothingRan();
