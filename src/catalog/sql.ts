@@ -67,7 +67,12 @@ export const TERM_PREFIX = 256;
 /** Keys longer than this are stored but not searchable. */
 const MAX_TERM_KEY = 1024;
 const IN_CHUNK = 500;
-const MAX_PARAMS = 900;
+/** A search filter matching at least this many terms counts as common (see planSearch). */
+const PROBE_CAP = 1000;
+/** A repository with at most this many live tags is cheap to walk whole. */
+const REPO_SCAN = 5000;
+/** Bound parameters per statement: well inside SQLite's 32766 and PostgreSQL's 65535. */
+const MAX_PARAMS = 4000;
 
 const COMMIT_KEYS = [`${CI}commit_sha`, `${OCI}revision`];
 const PIPELINE_KEY = `${CI}pipeline_id`;
@@ -511,6 +516,14 @@ export class SqlStore implements Store {
     }
   }
 
+  /** Fills the context's summaries for these digests, loading the missing ones together. */
+  private async summaries(q: Queryable, digests: readonly string[], ctx: WriteContext): Promise<void> {
+    const missing = digests.filter((d) => !ctx.summaries.has(d));
+    if (missing.length === 0) return;
+    const views = await this.loadViews(q, missing);
+    for (const d of missing) ctx.summaries.set(d, summarize(views.get(d)));
+  }
+
   private async summary(q: Queryable, digest: string, ctx: WriteContext): Promise<Summary> {
     let s = ctx.summaries.get(digest);
     if (!s) {
@@ -696,13 +709,81 @@ export class SqlStore implements Store {
       for (const part of chunks(unchanged, IN_CHUNK)) {
         await q.run(`UPDATE tags SET last_seen = ${this.d.greatest}(COALESCE(last_seen, ?), ?) WHERE id IN (${marks(part.length)})`, [when, when, ...part]);
       }
-      for (const [tag, digest] of liveTags) {
-        if (known.has(tag)) continue;
-        await this.applyTagEvent(q, repoId, tag, { at: when, kind: SET, digest }, ctx);
-        result.added++;
-      }
+      const fresh = [...liveTags].filter(([tag]) => !known.has(tag));
+      await this.insertNewTags(q, repoId, fresh, when, ctx);
+      result.added += fresh.length;
       return result;
     });
+  }
+
+  /**
+   * Tags the repository has never had, set at `at`: what applyTagEvent would do for each, in
+   * bulk (a first crawl brings thousands). A manifest deletion logged earlier but dated at or
+   * after `at` applies after the set, as in applyTagEvent.
+   */
+  private async insertNewTags(q: Queryable, repoId: number, fresh: readonly (readonly [string, string])[], at: number, ctx: WriteContext): Promise<void> {
+    let live = 0;
+    let build = 0;
+    let newest: number | null = null;
+    for (const part of chunks(fresh, IN_CHUNK)) {
+      const digests = [...new Set(part.map(([, d]) => d))];
+      const deletedAt = new Map<string, number>();
+      const rows = await q.all<Row>(
+        `SELECT digest, min(at) AS at FROM manifest_deletions WHERE repository_id = ? AND at >= ? AND digest IN (${marks(digests.length)}) GROUP BY digest`,
+        [repoId, at, ...digests],
+      );
+      for (const r of rows) deletedAt.set(r.digest as string, num(r.at));
+      await this.summaries(q, digests, ctx);
+      const states = part.map(([name, digest]) => {
+        let state = step(null, { at, kind: SET, digest }) as TagState;
+        const md = deletedAt.get(digest);
+        if (md !== undefined) state = step(state, { at: md, kind: MANIFEST_DELETE, digest }) as TagState;
+        const summary = ctx.summaries.get(digest)!;
+        return { name, digest, state, summary, live: isLive(state) };
+      });
+      const ids = new Map<string, number>();
+      for (const rowsPart of chunks(states, Math.floor(MAX_PARAMS / 10))) {
+        const inserted = await q.all<Row>(
+          `INSERT INTO tags (repository_id, name, digest, deleted_at, updated_at, last_kind, last_digest, first_seen, last_seen, has_build)
+           VALUES ${rowsPart.map(() => `(${marks(10)})`).join(', ')} RETURNING id, name`,
+          rowsPart.flatMap((x) => [
+            repoId,
+            x.name,
+            x.digest,
+            x.state.deletedAt,
+            x.state.updatedAt,
+            x.state.lastKind,
+            x.state.lastDigest,
+            x.state.firstSeen,
+            at,
+            x.summary.hasBuildDetails ? 1 : 0,
+          ]),
+        );
+        for (const r of inserted) ids.set(r.name as string, num(r.id));
+      }
+      await insertMany(q, 'tag_events', ['tag_id', 'at', 'kind', 'digest'], states.map((x) => [ids.get(x.name)!, at, SET, x.digest]));
+      const terms: Param[][] = [];
+      for (const x of states) {
+        newest = Math.max(newest ?? x.state.updatedAt, x.state.updatedAt);
+        if (!x.live) continue;
+        live++;
+        if (x.summary.hasBuildDetails) build++;
+        const id = ids.get(x.name)!;
+        for (const [k, v] of x.summary.terms) {
+          const [prefix, rest] = splitValue(v);
+          terms.push([id, repoId, k, prefix, rest, x.state.updatedAt]);
+        }
+      }
+      await insertMany(q, 'tag_terms', ['tag_id', 'repository_id', 'key', 'value', 'value_rest', 'updated_at'], terms);
+    }
+    if (newest === null) return;
+    await q.run(`UPDATE repositories SET live_tags = live_tags + ?, build_tags = build_tags + ?, updated_at = ${this.d.greatest}(COALESCE(updated_at, ?), ?) WHERE id = ?`, [
+      live,
+      build,
+      newest,
+      newest,
+      repoId,
+    ]);
   }
 
   private async ensureRepository(q: Queryable, name: string, at: number): Promise<number> {
@@ -878,41 +959,55 @@ export class SqlStore implements Store {
     return rows.length > limit && last ? { items, nextCursor: encodeCursor('t', { u: last.updatedAt.getTime(), n: last.tag }) } : { items };
   }
 
-  /** The id query of a search: the driving filter reads tag_terms in result order, the others are lookups. */
+  /**
+   * The id query of a search. Usually the first filter drives: its terms are read from
+   * tag_terms_search already in result order (or, for a prefix or key-exists filter, collected
+   * and sorted), and the other filters are lookups on tag_terms_tag. A capped count decides when
+   * that is the wrong way round: a filter matching many tags that cannot be read in order (key
+   * exists, a short prefix), or a common value inside a small repository, is better served by
+   * walking the live tags newest first (by repository, tag name or overall) with every filter
+   * as a lookup.
+   */
   private async planSearch(query: SearchQuery): Promise<{ sql: string; params: Param[]; limit: number } | null> {
     const limit = pageSize(query.limit);
     const cursor = decodeCursor(query.cursor, 's');
     const filters = searchFilters(query);
-    let repoId: number | null = null;
+    let repo: { id: number; liveTags: number } | null = null;
     if (query.repository !== undefined) {
       checkName(query.repository, 'repository');
-      const rows = await this.db.all<{ id: unknown }>('SELECT id FROM repositories WHERE name = ?', [query.repository]);
+      const rows = await this.db.all<Row>('SELECT id, live_tags FROM repositories WHERE name = ?', [query.repository]);
       if (!rows[0]) return null;
-      repoId = num(rows[0].id);
+      repo = { id: num(rows[0].id), liveTags: num(rows[0].live_tags) };
     }
     if (query.tag !== undefined) checkName(query.tag, 'tag');
-    const [first, ...rest] = filters;
+
+    let driver = filters[0];
+    if (driver) {
+      const probe = filterSql('t0', driver);
+      const counted = await this.db.all<Row>(`SELECT count(*) AS n FROM (SELECT 1 AS one FROM tag_terms t0 WHERE ${probe.sql} LIMIT ?) s`, [...probe.params, PROBE_CAP]);
+      if (num(counted[0]?.n) >= PROBE_CAP && (driver.kind !== 'eq' || (repo !== null && repo.liveTags <= REPO_SCAN))) driver = undefined;
+    }
+    const lookups = driver ? filters.slice(1) : filters;
+    const a = driver ? 't0' : 'g';
+    const idCol = driver ? 't0.tag_id' : 'g.id';
     const where: string[] = [];
     const params: Param[] = [];
-    const a = first ? 't0' : 'g';
-    const idCol = first ? 't0.tag_id' : 'g.id';
-    if (first) {
-      const f = filterSql('t0', first);
+    if (driver) {
+      const f = filterSql('t0', driver);
       where.push(f.sql);
       params.push(...f.params);
     } else {
       where.push('g.deleted_at IS NULL');
     }
-    if (repoId !== null) {
+    if (repo !== null) {
       where.push(`${a}.repository_id = ?`);
-      params.push(repoId);
+      params.push(repo.id);
     }
     if (query.tag !== undefined) {
-      if (first) where.push('EXISTS (SELECT 1 FROM tags g WHERE g.id = t0.tag_id AND g.name = ?)');
-      else where.push('g.name = ?');
+      where.push(driver ? 'EXISTS (SELECT 1 FROM tags g WHERE g.id = t0.tag_id AND g.name = ?)' : 'g.name = ?');
       params.push(clean(query.tag));
     }
-    rest.forEach((f, i) => {
+    lookups.forEach((f, i) => {
       const alias = `t${i + 1}`;
       const s = filterSql(alias, f);
       where.push(`EXISTS (SELECT 1 FROM tag_terms ${alias} WHERE ${alias}.tag_id = ${idCol} AND ${s.sql})`);
@@ -920,13 +1015,14 @@ export class SqlStore implements Store {
     });
     if (cursor) {
       const u = cursorNumber(cursor, 'u');
+      // `updated_at <= u` bounds the index range; the OR only sorts out rows at exactly u.
       where.push(`${a}.updated_at <= ? AND (${a}.updated_at < ? OR ${idCol} < ?)`);
       params.push(u, u, cursorNumber(cursor, 'i'));
     }
     // A key-exists or prefix filter can match several terms of one tag: collapse them.
-    const distinct = first !== undefined && first.kind !== 'eq' ? 'DISTINCT ' : '';
+    const distinct = driver !== undefined && driver.kind !== 'eq' ? 'DISTINCT ' : '';
     const sql =
-      `SELECT ${distinct}${idCol} AS tag_id, ${a}.updated_at AS updated_at FROM ${first ? 'tag_terms t0' : 'tags g'} ` +
+      `SELECT ${distinct}${idCol} AS tag_id, ${a}.updated_at AS updated_at FROM ${driver ? 'tag_terms t0' : 'tags g'} ` +
       `WHERE ${where.join(' AND ')} ORDER BY ${a}.updated_at DESC, ${idCol} DESC LIMIT ?`;
     params.push(limit + 1);
     return { sql, params, limit };

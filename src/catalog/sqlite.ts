@@ -50,6 +50,8 @@ class SqliteDriver implements Driver {
       if (path !== ':memory:') this.db.pragma('journal_mode = WAL');
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('synchronous = NORMAL');
+      // 64 MiB of page cache (the default is 2 MiB): index pages of a large catalog stay in memory.
+      this.db.pragma('cache_size = -65536');
     } catch (err) {
       throw storeError(`cannot open the SQLite catalog ${path}`, err);
     }

@@ -371,6 +371,15 @@ describe.each([
     // An empty crawl deletes everything older than it.
     expect(await store.reconcileRepository(r, new Map(), t(40))).toMatchObject({ deleted: 4 });
     expect((await store.listTags(r, {})).items).toEqual([]);
+
+    // A new tag on a manifest whose deletion (dated after the crawl) arrived first ends deleted,
+    // as setTag would leave it.
+    const r2 = repo();
+    await store.deleteManifest(r2, d[0]!.digest, t(25));
+    expect(await store.reconcileRepository(r2, new Map([['gone', d[0]!.digest], ['kept', d[1]!.digest]]), t(20))).toMatchObject({ added: 2 });
+    expect((await store.listTags(r2, {})).items.map((i) => i.tag)).toEqual(['kept']);
+    expect(await store.tagHistory(r2, 'gone')).toMatchObject({ digest: null, deletedAt: t(25), updatedAt: t(25), firstSeen: t(20) });
+    expect((await store.listRepositories({ q: r2 })).items[0]).toMatchObject({ tagCount: 1, lastUpdated: t(25) });
   });
 
   it('searches by annotations (AND, key exists), commit prefix, pipeline and ref', async () => {
@@ -552,6 +561,38 @@ describe.each([
     expect(commit.sql).not.toMatch(/LIKE/i);
     const both = await store.explainSearch({ pipeline: '1', ref: 'main', repository: 'no/such' }, options);
     expect(both.plan.join('\n')).toMatch(indexed);
+  });
+
+  it('answers alike whichever side drives a search with common filters', async () => {
+    // 1,200 tags over two images: every filter here matches more terms than the planner's probe
+    // cap, so key-exists and small-repository searches walk the live tags instead of the terms.
+    const r = repo();
+    const main = image({ 'com.example.common': 'a', [`${CI}commit_ref_name`]: 'main' });
+    const other = image({ 'com.example.common': 'b', [`${CI}commit_ref_name`]: 'dev' });
+    await store.putManifest(main);
+    await store.putManifest(other);
+    const live = new Map(Array.from({ length: 1200 }, (_, i) => [`t${String(i).padStart(4, '0')}`, (i % 3 === 0 ? other : main).digest] as const));
+    expect(await store.reconcileRepository(r, live, t(1))).toMatchObject({ added: 1200 });
+    await store.setTag(r, 't0001', main.digest, t(2)); // one newer tag, to check the order
+    const all = async (query: Parameters<Store['searchImages']>[0]) =>
+      (await allPages((cursor) => store.searchImages({ ...query, limit: 250, ...(cursor ? { cursor } : {}) }))).items.map((i) => i.tag);
+
+    const exists = await all({ repository: r, annotations: [{ key: 'com.example.common' }] });
+    expect(exists).toHaveLength(1200);
+    expect(new Set(exists).size).toBe(1200);
+    expect(exists[0]).toBe('t0001');
+    const mainTags = await all({ repository: r, ref: 'main' });
+    expect(mainTags).toHaveLength(800);
+    expect(new Set(mainTags).size).toBe(800);
+    expect(mainTags[0]).toBe('t0001');
+    expect(await all({ ref: 'main', annotations: [{ key: 'com.example.common', value: 'a' }] })).toEqual(mainTags);
+    expect((await all({ repository: r, annotations: [{ key: 'com.example.common' }, { key: 'com.example.common', value: 'b' }] })).sort()).toEqual(
+      [...live].filter(([, d]) => d === other.digest).map(([tag]) => tag),
+    );
+    expect(await all({ tag: 't0003', annotations: [{ key: 'com.example.common' }] })).toEqual(['t0003']);
+    const walk = await store.explainSearch({ repository: r, annotations: [{ key: 'com.example.common' }] }, { disableSeqScan: true });
+    expect(walk.sql).toMatch(/FROM tags g/);
+    expect(walk.plan.join('\n')).toMatch(/tags_live_repo_id/);
   });
 
   it('converges: events applied in any order end as if applied in time order', async () => {
