@@ -35,6 +35,14 @@ export function parseListen(value: string): { hostname: string; port: number } {
   return { hostname: (m[1] ?? m[2]) as string, port };
 }
 
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 export async function run(rt: Runtime, _args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as ServeFlags;
   const address = parseListen(fromEnv(rt, flags.listen, 'TAGTRAIL_LISTEN') ?? DEFAULT_LISTEN);
@@ -66,6 +74,17 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   let accepting = true;
   const webhook: WebhookOptions | undefined = secret !== undefined && client && target ? { secret, client, registry: target.host, concurrency } : undefined;
   const app = createApp({ store, logger, metrics, accepting: () => accepting, ...(webhook ? { webhook } : {}) });
+
+  // Before taking traffic: reach the registry once (auth challenge, connection) and run a first
+  // query, so the first notification is not slowed by either, and a wrong registry shows at once.
+  if (client && target) {
+    try {
+      await withTimeout(client.transport.request({ registry: target.host, method: 'GET', path: '/v2/' }), 10_000);
+    } catch (err) {
+      logger.warn({ registry: target.host, err: { message: err instanceof Error ? err.message : String(err) } }, 'the registry did not answer; notifications and the reconcile will keep trying');
+    }
+  }
+  await store.searchImages({ limit: 1 });
 
   let server!: ReturnType<typeof listen>;
   try {
