@@ -86,22 +86,28 @@ p { margin: 0.5rem 0; }
 .notice { border: 1px solid var(--warn-line); background: var(--warn-bg); padding: 0.6rem 0.8rem; border-radius: 6px; }
 .filter { display: flex; flex-wrap: wrap; gap: 0.4rem; align-items: center; margin: 0 0 0.8rem; }
 
-.table-wrap { overflow-x: auto; }
+.table-wrap { overflow-x: auto; position: relative; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: 0.4rem 0.55rem; border-bottom: 1px solid var(--line); }
+td { overflow-wrap: anywhere; }
 th { font-weight: 600; white-space: nowrap; background: var(--soft); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td .kind { color: var(--muted); font-size: 0.85em; }
 td.none { color: var(--muted); }
 .tag-name { font-weight: 600; overflow-wrap: anywhere; }
-.nowrap { white-space: nowrap; }
+.nowrap { white-space: nowrap; overflow-wrap: normal; }
+h3 .aside { font-weight: normal; font-size: 0.85rem; margin-left: 0.4rem; }
+details.same { margin: 0.4rem 0 0.2rem; }
+details.same > summary { color: var(--muted); }
 meter { width: 6rem; vertical-align: middle; }
 
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.3rem 1rem; margin: 0.5rem 0; }
 dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 table.annotations td:first-child { width: 32%; }
+table.annotations .label { display: block; }
 table.annotations .key { display: block; color: var(--muted); font-size: 0.85em; overflow-wrap: anywhere; }
+table.annotations td { padding-top: 0.3rem; padding-bottom: 0.3rem; }
 .value { white-space: pre-wrap; overflow-wrap: anywhere; }
 pre.raw { background: var(--soft); border: 1px solid var(--line); padding: 0.7rem; overflow: auto; max-height: 32rem; border-radius: 6px; }
 details > summary { cursor: pointer; }
@@ -117,12 +123,16 @@ footer { padding: 1.5rem 1rem; color: var(--muted); font-size: 0.85rem; text-ali
   table.cards thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
   table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; width: 100%; }
   table.cards tr { border: 1px solid var(--line); border-radius: 8px; margin: 0 0 0.8rem; padding: 0.3rem 0.6rem; }
-  table.cards td { border: 0; padding: 0.2rem 0; display: grid; grid-template-columns: 7.5rem 1fr; gap: 0.5rem; }
-  table.cards td::before { content: attr(data-label); color: var(--muted); }
+  table.cards td { border: 0; padding: 0.2rem 0 0.2rem 7.5rem; position: relative; min-height: 1.9rem; }
+  table.cards td::before { content: attr(data-label); color: var(--muted); position: absolute; left: 0; top: 0.2rem; width: 7rem; }
   table.cards td.num { text-align: left; }
-  table.cards td.lead { grid-template-columns: 1fr; font-size: 1.05rem; }
+  table.cards td.lead { padding-left: 0; font-size: 1.05rem; }
   table.cards td.lead::before { content: none; }
-  table.annotations td:first-child { width: auto; }
+  table.cards.annotations tr { border: 0; border-bottom: 1px solid var(--line); border-radius: 0; margin: 0; padding: 0.35rem 0; }
+  table.cards.annotations td { padding-left: 0; min-height: 0; }
+  table.cards.annotations td::before { content: none; }
+  table.cards.annotations td:first-child { width: auto; font-weight: 600; }
+  table.cards.annotations td:first-child .key { font-weight: normal; }
   dl.facts { grid-template-columns: 1fr; gap: 0 0; }
   dl.facts dd { margin-bottom: 0.4rem; }
 }

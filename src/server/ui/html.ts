@@ -178,7 +178,9 @@ export function refView(b: Build, ctx: ViewContext): Html {
 export function commitView(b: Build, ctx: ViewContext, full = false): Html {
   if (!b.commit) return '';
   const sha = b.commit.sha;
-  return html`<span class="nowrap">${gitlabLink(b.commit.url, html`<code>${full ? sha : shortSha(sha)}</code>`, ctx)} ${copyButton(sha, 'commit SHA', 'Copy commit SHA')}</span>`;
+  const link = gitlabLink(b.commit.url, html`<code>${full ? sha : shortSha(sha)}</code>`, ctx);
+  const copy = copyButton(sha, 'commit SHA', 'Copy commit SHA');
+  return full ? html`${link} ${copy}` : html`<span class="nowrap">${link} ${copy}</span>`;
 }
 
 export function userView(b: Build): Html {

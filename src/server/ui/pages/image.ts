@@ -147,7 +147,7 @@ function annotationsSection(detail: ImageDetail, data: ImagePageData, ctx: ViewC
   const platformOf = new Map(detail.children.map((c) => [c.digest, platformText(c.platform)]));
   return html`<h2 id="annotations">Annotations</h2>
 <section aria-labelledby="group-top">
-<h3 id="group-top">${isIndex ? 'Index' : 'Manifest'} <code class="muted">${shortDigest(detail.digest)}</code></h3>
+<h3 id="group-top">${isIndex ? 'Index' : 'Manifest'} <code class="muted aside">${shortDigest(detail.digest)}</code></h3>
 ${annotationTable(detail.annotations, ctx, isIndex ? 'the index' : 'the manifest')}
 ${!isIndex && detail.labels && Object.keys(detail.labels).length > 0 ? labelsBlock(detail.labels, ctx) : ''}
 </section>
@@ -157,11 +157,26 @@ ${detail.children.map((c, i) => {
   const name = isAttestation(c) ? `Attestation${target ? ` for ${platformOf.get(target) ?? shortDigest(target)}` : ''}` : platformText(c.platform);
   const childDetail = data.children.get(c.digest);
   return html`<section aria-labelledby="${id}">
-<h3 id="${id}">${name} <code class="muted">${shortDigest(c.digest)}</code> <a class="muted" href="${paths.manifest(data.repository, c.digest)}">manifest page</a></h3>
-${c.annotations === null ? html`<p class="muted">This manifest is not in the catalog.</p>` : annotationTable(c.annotations, ctx, name)}
+<h3 id="${id}">${name} <code class="muted aside">${shortDigest(c.digest)}</code><a class="aside" href="${paths.manifest(data.repository, c.digest)}">manifest page</a></h3>
+${c.annotations === null ? html`<p class="muted">This manifest is not in the catalog.</p>` : childAnnotations(c.annotations, detail.annotations, ctx, name)}
 ${childDetail?.labels && Object.keys(childDetail.labels).length > 0 ? labelsBlock(childDetail.labels, ctx) : ''}
 </section>`;
 })}`;
+}
+
+/**
+ * A platform manifest's annotations: those of its own (or with another value than the index's)
+ * in full, and those it shares with the index folded away, since annotate writes the same set
+ * to both.
+ */
+function childAnnotations(own: Annotations, index: Annotations, ctx: ViewContext, name: string): Html {
+  const differ: Annotations = Object.create(null);
+  const same: Annotations = Object.create(null);
+  for (const [k, v] of Object.entries(own)) (index[k] === v ? same : differ)[k] = v;
+  const sameCount = Object.keys(same).length;
+  if (sameCount === 0) return annotationTable(own, ctx, name);
+  return html`${Object.keys(differ).length > 0 ? annotationTable(differ, ctx, name) : html`<p class="muted">No annotations other than the index's.</p>`}
+<details class="same"><summary>${sameCount} annotation${sameCount === 1 ? '' : 's'} the same as on the index</summary>${annotationTable(same, ctx, `${name}, the same as on the index`)}</details>`;
 }
 
 function labelsBlock(labels: Annotations, ctx: ViewContext): Html {
@@ -176,7 +191,7 @@ function annotationTable(a: Annotations, ctx: ViewContext, of: string): Html {
 <thead><tr><th scope="col">Name</th><th scope="col">Value</th></tr></thead>
 <tbody>${keys.map((k) => {
     const label = annotationLabel(k);
-    return html`<tr><td data-label="Name">${label ? html`${label}<code class="key">${k}</code>` : html`<code>${k}</code>`}</td><td data-label="Value">${valueText(a[k] ?? '', ctx)}</td></tr>`;
+    return html`<tr><td data-label="Name">${label ? html`<span class="label">${label}</span><code class="key">${k}</code>` : html`<code>${k}</code>`}</td><td data-label="Value">${valueText(a[k] ?? '', ctx)}</td></tr>`;
   })}</tbody>
 </table></div>`;
 }
