@@ -42,6 +42,8 @@ export interface AppOptions {
   ui?: (app: Hono) => void;
 }
 
+const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
+
 interface ErrorBody {
   error: { code: string; message: string };
 }
@@ -65,7 +67,10 @@ export function createApp(options: AppOptions): Hono {
     const route = matched === '*' || matched === '/*' ? 'unmatched' : matched;
     metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
     metrics.httpDuration.observe({ method: c.req.method, route }, seconds);
-    log?.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) }, 'request');
+    const fields = { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) };
+    // Probes and scrapes come every few seconds: logged only at debug level.
+    if (PROBES.has(c.req.path)) log?.debug(fields, 'request');
+    else log?.info(fields, 'request');
   });
 
   app.onError((err, c) => {
