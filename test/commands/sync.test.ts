@@ -1,15 +1,19 @@
 // `tagtrail sync` as a command, in-process: flags and their environment variables, the summary,
 // the progress bar on a TTY, registry credentials as in annotate, and the crawl lock.
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
 import { openStore } from '../../src/catalog/store.js';
 import { CRAWL_LOCK } from '../../src/catalog/sync.js';
 import type { Runtime } from '../../src/runtime.js';
-import { runCli } from '../helpers/cli.js';
+import { BIN, runCli } from '../helpers/cli.js';
+import { trackChild } from '../helpers/cleanup.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { useRegistry, useTempDir, useTokenIssuer } from '../helpers/fixtures.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { ciAnnotations, hex, seedRegistry } from '../catalog/seed.js';
+import { ensureBuilt } from '../server/serve-process.js';
 
 const PASSWORD = 'registry-password-Zq9';
 
@@ -75,6 +79,45 @@ describe('tagtrail sync', () => {
       release();
       await held;
       await store.close();
+    }
+  });
+
+  it('stops on SIGINT after the requests in flight, and the next run resumes', async () => {
+    ensureBuilt();
+    // Slow HEADs, so the interrupt lands mid-crawl.
+    const proxy = await startFaultProxy({ upstream: registry().url });
+    proxy.addRule({ method: 'HEAD', path: /\/manifests\//, fault: { kind: 'latency', ms: 300 } });
+    const db = `sqlite:${join(dir(), 'interrupted.db')}`;
+    try {
+      const child = spawn(process.execPath, [BIN, 'sync', '--registry', proxy.host, '--repository', 'cmd', '--db', db, '--concurrency', '1'], {
+        env: { PATH: process.env.PATH ?? '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      trackChild(child);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      // Interrupt once the second repository's tag is being checked.
+      while (proxy.count({ method: 'HEAD', kind: 'manifest' }) < 2) await new Promise((r) => setTimeout(r, 20));
+      child.kill('SIGINT');
+      expect(await exited).toBe(1);
+      expect(stderr).toContain('stopping after the requests in flight');
+      expect(stdout).toContain('interrupted syncing');
+      expect(stdout).toContain('run the same command again to resume');
+
+      const again = await runCli(['sync', '--registry', proxy.host, '--repository', 'cmd', '--db', db]);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toMatch(/synced .* resumed after cmd\//);
+      const store = await openStore(db);
+      try {
+        expect((await store.stats()).liveTags).toBe(4);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await proxy.stop();
     }
   });
 
