@@ -94,13 +94,14 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
   registryOptions(
     program
       .command('serve')
-      .description('serve the catalog API, take registry notifications, and reconcile with the registry periodically')
+      .description('serve the registry browser and the catalog API, take registry notifications, and reconcile with the registry periodically')
       .option('--listen <host:port>', 'address to listen on (env TAGTRAIL_LISTEN; default 127.0.0.1:8080)')
       .option('--registry <url>', 'registry URL or host[:port] (env TAGTRAIL_REGISTRY)')
       .option('--db <url>', 'catalog database: sqlite:PATH or postgres://… (env TAGTRAIL_DB; default sqlite:./tagtrail.db)')
       .option('--webhook-secret <secret>', 'shared secret registries send in the Authorization header (env TAGTRAIL_WEBHOOK_SECRET, preferred: flags show in ps); no secret, no webhook')
       .option('--reconcile-interval <seconds>', 'seconds between full reconciles; 0 turns them off (env TAGTRAIL_RECONCILE_INTERVAL; default 600)')
-      .option('--concurrency <n>', 'registry requests in flight at most, per reconcile and for the webhook (default 8)'),
+      .option('--concurrency <n>', 'registry requests in flight at most, per reconcile and for the webhook (default 8)')
+      .option('--gitlab-url <url>', 'a GitLab server whose URLs in annotations the browser shows as links; others stay text (repeatable; env TAGTRAIL_GITLAB_URL, comma-separated; default https://gitlab.com)', collect, []),
   ).action(run(() => import('./commands/serve.js')));
 
   return program;

@@ -8,6 +8,8 @@ import { createApp, type WebhookOptions } from '../server/app.js';
 import { createLogger } from '../server/logger.js';
 import { Metrics } from '../server/metrics.js';
 import { Reconciler } from '../server/reconcile.js';
+import { mountUi } from '../server/ui/index.js';
+import { gitlabUrlsFrom } from '../server/ui/links.js';
 import { MIN_SECRET_LENGTH } from '../server/webhook.js';
 import type { Runtime } from '../runtime.js';
 import { VERSION } from '../version.js';
@@ -21,6 +23,7 @@ interface ServeFlags extends RegistryFlags {
   webhookSecret?: string;
   reconcileInterval?: string;
   concurrency?: string;
+  gitlabUrl?: string[];
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080';
@@ -51,6 +54,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
   const interval = positiveInt(fromEnv(rt, flags.reconcileInterval, 'TAGTRAIL_RECONCILE_INTERVAL'), '--reconcile-interval', 600, 0, 7 * 24 * 3600);
   const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
+  const gitlabUrls = gitlabUrlsFrom(flags.gitlabUrl, rt.env.TAGTRAIL_GITLAB_URL);
 
   // The webhook never runs unauthenticated: no secret, no webhook. An empty or short secret is refused.
   const secretFlag = flags.webhookSecret;
@@ -73,7 +77,15 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const metrics = new Metrics();
   let accepting = true;
   const webhook: WebhookOptions | undefined = secret !== undefined && client && target ? { secret, client, registry: target.host, concurrency } : undefined;
-  const app = createApp({ store, logger, metrics, accepting: () => accepting, ...(webhook ? { webhook } : {}) });
+  const ui = (a: Parameters<typeof mountUi>[0]): void =>
+    mountUi(a, {
+      store,
+      gitlabUrls,
+      ...(target ? { registryHost: target.host } : {}),
+      now: rt.now,
+      onError: (err) => logger.error({ err: { message: err instanceof Error ? err.message : String(err) } }, 'page failed'),
+    });
+  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, ...(webhook ? { webhook } : {}) });
 
   // Before taking traffic: reach the registry once (auth challenge, connection) and run a first
   // query, so the first notification is not slowed by either, and a wrong registry shows at once.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../errors.js';
-import { gitlabServersFrom, parseGitlabUrls, safeHref } from './links.js';
+import { gitlabUrlsFrom, parseGitlabUrls, safeHref } from './links.js';
 
 const gitlab = parseGitlabUrls(['https://gitlab.com']);
 
@@ -108,13 +108,15 @@ describe('parseGitlabUrls', () => {
   );
 });
 
-describe('gitlabServersFrom', () => {
-  it('takes the flags, else the environment, else gitlab.com', () => {
-    expect(gitlabServersFrom(['https://a.example'], 'https://b.example')).toEqual([{ origin: 'https://a.example', pathPrefix: '' }]);
-    expect(gitlabServersFrom([], 'https://b.example,https://c.example')).toEqual([
+describe('gitlabUrlsFrom', () => {
+  it('takes the flags, else the environment, else gitlab.com, and checks them', () => {
+    expect(gitlabUrlsFrom(['https://a.example'], 'https://b.example')).toEqual(['https://a.example']);
+    expect(parseGitlabUrls(gitlabUrlsFrom([], 'https://b.example,https://c.example'))).toEqual([
       { origin: 'https://b.example', pathPrefix: '' },
       { origin: 'https://c.example', pathPrefix: '' },
     ]);
-    expect(gitlabServersFrom(undefined, '  ')).toEqual([{ origin: 'https://gitlab.com', pathPrefix: '' }]);
+    expect(gitlabUrlsFrom(undefined, '  ')).toEqual(['https://gitlab.com']);
+    expect(() => gitlabUrlsFrom(['javascript:alert(1)'], undefined)).toThrow(UsageError);
+    expect(() => gitlabUrlsFrom([' , '], undefined)).toThrow(UsageError);
   });
 });

@@ -77,11 +77,14 @@ export function parseGitlabUrls(values: readonly string[]): GitlabServer[] {
   return servers;
 }
 
-/** The servers from the --gitlab-url flags, else TAGTRAIL_GITLAB_URL, else https://gitlab.com. */
-export function gitlabServersFrom(flags: readonly string[] | undefined, env: string | undefined): GitlabServer[] {
-  if (flags && flags.length > 0) return parseGitlabUrls(flags);
-  if (env !== undefined && env.trim() !== '') return parseGitlabUrls([env]);
-  return parseGitlabUrls([DEFAULT_GITLAB_URL]);
+/**
+ * The --gitlab-url values, else TAGTRAIL_GITLAB_URL (comma-separated), else https://gitlab.com;
+ * checked here so that a bad one stops the server before it starts.
+ */
+export function gitlabUrlsFrom(flags: readonly string[] | undefined, env: string | undefined): string[] {
+  const urls = flags && flags.length > 0 ? [...flags] : env !== undefined && env.trim() !== '' ? [env] : [DEFAULT_GITLAB_URL];
+  if (parseGitlabUrls(urls).length === 0) throw new UsageError('--gitlab-url is empty', { hint: `name at least one GitLab server, e.g. --gitlab-url ${DEFAULT_GITLAB_URL}` });
+  return urls;
 }
 
 /**
