@@ -1,22 +1,16 @@
 // The registry browser in a real browser: Debian's chromium, driven with playwright-core, against
-// the server app on a real socket, over a catalog synced from a real registry whose images were
-// pushed with skopeo and annotated with tagtrail's own CLI. Screenshots of every page go to
-// test-results/ui/.
+// `tagtrail serve` (the built CLI, as a child process) over a SQLite catalog that `tagtrail sync`
+// filled from a real registry, whose images were pushed with skopeo and annotated with
+// `tagtrail annotate`. Screenshots of every page go to test-results/ui/.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/catalog/store.js';
-import { sync } from '../../src/catalog/sync.js';
-import { RegistryClient } from '../../src/oci/registry.js';
-import { createApp } from '../../src/server/app.js';
-import { mountUi } from '../../src/server/ui/index.js';
 import { makeTempDir, removeTempDir } from '../helpers/cleanup.js';
 import { gitlabEnv, runCli } from '../helpers/cli.js';
 import { useRegistry } from '../helpers/fixtures.js';
 import { makeImage, makeIndex, pushImage } from '../helpers/images.js';
+import { type ServeProcess, ensureBuilt, startServe } from './serve-process.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = new URL('../../test-results/ui/', import.meta.url).pathname;
@@ -42,8 +36,8 @@ interface Pushed {
 }
 
 let dir: string;
-let store: Store;
-let server: ServerType;
+let db: string;
+let server: ServeProcess;
 let base: string;
 let browser: Browser;
 const images: Record<string, Pushed> = {};
@@ -58,9 +52,8 @@ async function annotate(ref: string, env: Record<string, string>, extra: string[
 }
 
 async function syncAll(): Promise<void> {
-  const client = new RegistryClient({ fetch: globalThis.fetch, credentials: () => undefined });
-  const summary = await sync({ client, store, registry: registry().host });
-  if (summary.errorCount > 0) throw new Error(`sync: ${JSON.stringify(summary.errors)}`);
+  const r = await runCli(['sync', '--registry', registry().url, '--db', db, '-o', 'json']);
+  if (r.code !== 0) throw new Error(`sync failed (${r.code}): ${r.stderr}${r.stdout}`);
 }
 
 /** Pushes an image, syncs it as it was pushed, then annotates it (so the tag has an earlier digest). */
@@ -90,8 +83,9 @@ beforeAll(async () => {
     throw new Error(`the browser tests need Debian's chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\``);
   }
   await mkdir(SHOTS, { recursive: true });
+  ensureBuilt();
   dir = await makeTempDir('ui-e2e');
-  store = await openStore(`sqlite:${dir}/catalog.db`);
+  db = `sqlite:${dir}/catalog.db`;
 
   // group/app: five builds of main, then a release tag and a merge request pipeline.
   const refs: Record<string, string> = {};
@@ -127,11 +121,8 @@ beforeAll(async () => {
     '-a', 'com.example.note=</code></pre><script>window.__pwned=7</script><a href="javascript:window.__pwned=8">click</a>',
   ]);
 
-  const app = createApp({ store, ui: (a) => mountUi(a, { store, gitlabUrls: [GITLAB], registryHost: registry().host, now: () => new Date() }) });
-  server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await startServe(['--db', db, '--listen', '127.0.0.1:0', '--registry', registry().url, '--reconcile-interval', '0', '--gitlab-url', GITLAB], {});
+  base = server.url;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -140,8 +131,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  await store?.close();
+  await server?.stop();
   if (dir) await removeTempDir(dir);
 });
 
@@ -416,5 +406,26 @@ describe('the registry browser in chromium', () => {
       expect(reached).toContain('BUTTON:Copy image reference');
       expect(reached).toContain('A:#9001');
     });
+  });
+
+  it('links only to the GitLab servers named with --gitlab-url or TAGTRAIL_GITLAB_URL', async () => {
+    const hrefs = async (url: string): Promise<string[]> => [...(await (await fetch(url)).text()).matchAll(/href="(https:[^"]*)"/g)].map((m) => m[1] as string);
+    expect(await hrefs(`${base}/r/group/app`)).toContain(`${PROJECT}/-/pipelines/9001`);
+    // The default, https://gitlab.com, and a list in the environment that leaves our server out.
+    const envs: Record<string, string>[] = [{}, { TAGTRAIL_GITLAB_URL: 'https://gitlab.com,https://gitlab.other.example' }];
+    for (const env of envs) {
+      const other = await startServe(['--db', db, '--listen', '127.0.0.1:0'], env);
+      try {
+        expect(await hrefs(`${other.url}/r/group/app`)).toEqual([]);
+      } finally {
+        await other.stop();
+      }
+    }
+    const listed = await startServe(['--db', db, '--listen', '127.0.0.1:0'], { TAGTRAIL_GITLAB_URL: `https://gitlab.com, ${GITLAB}` });
+    try {
+      expect(await hrefs(`${listed.url}/r/group/app`)).toContain(`${PROJECT}/-/pipelines/9001`);
+    } finally {
+      await listed.stop();
+    }
   });
 });
