@@ -596,7 +596,10 @@ describe.each([
   });
 
   it('converges: events applied in any order end as if applied in time order', async () => {
-    const digests = [image(), image(), image()].map((m) => m.digest);
+    // Three images, two with build details; search and counts must follow the tags too.
+    const images = [image({ 'com.example.prop': 'v0', [`${CI}pipeline_id`]: '9000' }), image({ 'com.example.prop': 'v1' }), image({ 'com.example.prop': 'v2', [`${CI}pipeline_id`]: '9002' })];
+    for (const rec of images) await store.putManifest(rec);
+    const digests = images.map((m) => m.digest);
     const tags = ['a', 'b', 'c'];
     type Ev = { kind: 'set'; tag: string; digest: string; at: number } | { kind: 'delete'; tag: string; at: number } | { kind: 'deleteManifest'; digest: string; at: number };
     const ev: fc.Arbitrary<Ev> = fc.oneof(
@@ -616,7 +619,10 @@ describe.each([
         return h && { ...h, repository: undefined };
       })),
       live: (await store.listTags(r, {})).items.map((i) => [i.tag, i.digest, i.updatedAt.getTime()]),
-      counts: (await store.listRepositories({ q: r })).items.map((x) => [x.tagCount, x.lastUpdated.getTime()]),
+      counts: (await store.listRepositories({ q: r })).items.map((x) => [x.tagCount, x.buildTagCount, x.lastUpdated.getTime()]),
+      found: await Promise.all(
+        ['v0', 'v1', 'v2'].map(async (v) => (await store.searchImages({ repository: r, annotations: [{ key: 'com.example.prop', value: v }] })).items.map((i) => [i.tag, i.updatedAt.getTime()])),
+      ),
     });
     const scenario = fc
       .array(ev, { minLength: 1, maxLength: 14 })
