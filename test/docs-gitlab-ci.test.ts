@@ -147,5 +147,5 @@ describe('the recipes in docs/gitlab-ci.md', () => {
     }
     expect(args).toContain(`${prefix}com.gitlab.ci.job_name=${job}`);
     expect(args.some((a) => a.startsWith(`${prefix}com.gitlab.ci.commit_sha=`))).toBe(true);
-  });
+  }, 180_000);
 });

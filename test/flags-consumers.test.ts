@@ -190,7 +190,7 @@ describe('buildah takes the flags', () => {
     for (const [k, v] of Object.entries(want)) expect(annotations[k], k).toBe(v);
     expect(annotations['com.evil.injected']).toBeUndefined();
     await expectNothingRan();
-  });
+  }, 120_000);
 
   it.each(['eval', 'xargs'] as const)('writes every label of --format labels into the image config (%s)', async (how) => {
     const args = annotationArgs(hostileValues());
@@ -199,5 +199,5 @@ describe('buildah takes the flags', () => {
     for (const [k, v] of Object.entries(want)) expect(labels[k], k).toBe(v);
     expect(labels['com.evil.injected']).toBeUndefined();
     await expectNothingRan();
-  });
+  }, 120_000);
 });

@@ -22,6 +22,9 @@ const BIN = join(ROOT, 'bin', 'tagtrail.js');
 const GITLAB_CI_LOCAL = join(ROOT, 'node_modules', 'gitlab-ci-local', 'src', 'index.js');
 const REMOTE = 'git@gitlab.example.com:group/app.git';
 
+// A pipeline run starts gitlab-ci-local (which validates against GitLab's schema) and node per job.
+const PIPELINE_TIMEOUT = 180_000;
+
 const registry = useRegistry();
 const work = useTempDir('gitlab-ci');
 let tools: string;
@@ -177,7 +180,7 @@ describe('templates/tagtrail.gitlab-ci.yml, included locally', () => {
     expect(printed(result.output, 'deploy', 'TAGTRAIL_DIGEST')).toBe(after.digest);
     expect(after.digest).not.toBe(pushed);
     expect(printed(result.output, 'deploy', 'TAGTRAIL_IMAGE')).toBe(`${registry().host}/group/app@${after.digest}`);
-  });
+  }, PIPELINE_TIMEOUT);
 
   it('leaves the job out when TAGTRAIL_DISABLED is true', async () => {
     const yaml = [
@@ -198,7 +201,7 @@ describe('templates/tagtrail.gitlab-ci.yml, included locally', () => {
     expect(result.code, result.output).toBe(0);
     expect(result.output).toMatch(/PASS\s+build/);
     expect(result.output).not.toMatch(/tagtrail-annotate\s+starting/);
-  });
+  }, PIPELINE_TIMEOUT);
 });
 
 describe('templates/annotate.yml, included as a component of the same project', () => {
@@ -256,5 +259,5 @@ describe('templates/annotate.yml, included as a component of the same project', 
     const single = await manifest(`${registry().host}/group/app:single`);
     expectBuildDetails(single.json.annotations, seen, project.sha);
     expect(printed(result.output, 'report', 'TAGTRAIL_DIGEST_2')).toBe(single.digest);
-  });
+  }, PIPELINE_TIMEOUT);
 });
