@@ -29,7 +29,7 @@ build time instead.</p>
 <p>Where the builder writes annotations itself, <code>tagtrail flags</code> prints the same set
 as builder flags, so the image is born annotated:</p>
 <pre class="raw"><code>eval "set -- $(tagtrail flags --format buildx)"
-docker buildx build "$@" --push -t "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA" .</code></pre>
+docker buildx build --push -t "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA" "$@" .</code></pre>
 <p>The formats are <code>buildx</code>, <code>buildah</code>, <code>podman</code>,
 <code>labels</code>, <code>json</code> and <code>dotenv</code>; see
 <code>tagtrail flags --help</code>.</p>

@@ -231,7 +231,9 @@ ${
 
 function relatedSection(detail: ImageDetail, data: ImagePageData, ctx: ViewContext): Html {
   const others = detail.tags.filter((t) => !(t.repository === data.repository && t.tag === data.tag));
-  if (others.length === 0 && detail.parents.length === 0) return '';
+  if (others.length === 0 && detail.parents.length === 0) {
+    return data.tag === undefined ? html`<h2 id="related">Tags</h2><p>No tag points at this manifest now.</p>` : '';
+  }
   return html`<h2 id="related">Also</h2>
 ${others.length > 0 ? html`<p>Tagged as well:</p><ul class="plain">${others.map((t) => html`<li><a href="${paths.tag(t.repository, t.tag)}">${t.repository}:${t.tag}</a> <span class="muted">${timeAgo(t.updatedAt, ctx.now)}</span></li>`)}</ul>` : ''}
 ${detail.parents.length > 0 ? html`<p>Listed in the index${detail.parents.length > 1 ? 'es' : ''}:</p><ul class="plain">${detail.parents.map((p) => html`<li><a href="${paths.manifest(data.repository, p)}"><code>${p}</code></a></li>`)}</ul>` : ''}`;
