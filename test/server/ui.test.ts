@@ -150,7 +150,7 @@ describe('pages', () => {
     expect(text).toContain('<h3 id="group-top">Index');
     expect(text).toContain('linux/amd64');
     expect(text).toContain('linux/arm64/v8');
-    expect(text).toContain('Source revision (commit)<code class="key">org.opencontainers.image.revision</code>');
+    expect(text).toContain('<span class="label">Source revision (commit)</span><code class="key">org.opencontainers.image.revision</code>');
     expect(text).toContain('&quot;mediaType&quot;: &quot;application/vnd.oci.image.index.v1+json&quot;');
     const moved = await get('/r/group/older/-/tags/v1');
     expect(moved.text).toContain('Earlier digests of this tag');
