@@ -67,6 +67,7 @@ export const TERM_PREFIX = 256;
 /** Keys longer than this are stored but not searchable. */
 const MAX_TERM_KEY = 1024;
 const IN_CHUNK = 500;
+const MAX_ANNOTATION_FILTERS = 16;
 /** A search filter matching at least this many terms counts as common (see planSearch). */
 const PROBE_CAP = 1000;
 /** A repository with at most this many live tags is cheap to walk whole. */
@@ -342,6 +343,9 @@ function searchFilters(query: SearchQuery): Filter[] {
     filters.push(eqFilter(PIPELINE_KEY, clean(query.pipeline)));
   }
   const exists: Filter[] = [];
+  if (query.annotations !== undefined && (!Array.isArray(query.annotations) || query.annotations.length > MAX_ANNOTATION_FILTERS)) {
+    throw new UsageError(`annotation filters are a list of at most ${MAX_ANNOTATION_FILTERS} { key, value? } objects`);
+  }
   for (const a of query.annotations ?? []) {
     if (typeof a !== 'object' || a === null) throw new UsageError('annotation filters are { key, value? } objects');
     checkName(a.key, 'annotation key');

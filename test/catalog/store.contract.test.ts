@@ -416,6 +416,7 @@ describe.each([
       await expect(store.searchImages({ commit: bad })).rejects.toBeInstanceOf(InvalidInputError);
     }
     await expect(store.searchImages({ limit: 0 })).rejects.toBeInstanceOf(UsageError);
+    await expect(store.searchImages({ annotations: Array.from({ length: 17 }, (_, i) => ({ key: `com.example.k${i}` })) })).rejects.toBeInstanceOf(UsageError);
     await expect(store.searchImages({ cursor: 'not-a-cursor' })).rejects.toBeInstanceOf(UsageError);
   });
 
