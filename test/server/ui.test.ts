@@ -51,6 +51,7 @@ beforeAll(async () => {
   await tag('group/app', 'v1', imageRecord({ annotations: ciAnnotations() }), minutes(300));
   await tag('group/app', 'v2', indexRecord({ annotations: ciAnnotations({ 'com.gitlab.ci.pipeline_id': '9002', 'com.gitlab.ci.pipeline_url': 'https://gitlab.example.com/group/app/-/pipelines/9002' }) }), minutes(200));
   await tag('group/app', 'plain', imageRecord(), minutes(100));
+  await tag('group/multi', 'v3', indexRecord({ annotations: ciAnnotations(), childAnnotations: { ...ciAnnotations(), 'com.example.arch-note': 'built on a native runner' } }), minutes(95));
   await tag('group/app', 'mr', imageRecord({ annotations: ciAnnotations({ 'com.gitlab.ci.branch': '', 'com.gitlab.ci.commit_ref_name': 'refs/merge-requests/12/head', 'com.gitlab.ci.merge_request_iid': '12' }) }), minutes(50));
   await tag('group/app', 'release', imageRecord({ annotations: ciAnnotations({ 'com.gitlab.ci.branch': '', 'com.gitlab.ci.tag': 'v1.0.0', 'com.gitlab.ci.commit_ref_name': 'v1.0.0' }) }), minutes(40));
   await tag(
@@ -154,11 +155,24 @@ describe('pages', () => {
     expect(text).toContain('&quot;mediaType&quot;: &quot;application/vnd.oci.image.index.v1+json&quot;');
     const moved = await get('/r/group/older/-/tags/v1');
     expect(moved.text).toContain('Earlier digests of this tag');
+    // The earlier digest says which build it was.
+    expect(moved.text).toMatch(/pipeline <a href="https:\/\/gitlab\.example\.com\/group\/app\/-\/pipelines\/9001" rel="noopener noreferrer">#9001<\/a>, main, <code>4f2c1a9e<\/code>/);
     const earlier = links(moved.text).filter((l) => l.href.startsWith('/r/group/older/-/manifests/'));
     expect(earlier.map((l) => l.href)).toEqual([`/r/group/older/-/manifests/${digests.olderFirst}`]);
     const old = await get(earlier[0]!.href);
     expect(old.status).toBe(200);
     expect(old.text).toContain(digests.olderFirst);
+  });
+
+  it('shows a platform manifest’s own annotations, and folds those the index has as well', async () => {
+    const { text } = await get('/r/group/multi/-/tags/v3');
+    const amd64 = text.slice(text.indexOf('<h3 id="group-1">'), text.indexOf('<h3 id="group-2">'));
+    expect(amd64).toContain('linux/amd64');
+    const [own, folded] = amd64.split('<details class="same">') as [string, string];
+    expect(own).toContain('com.example.arch-note');
+    expect(own).not.toContain('com.gitlab.ci.pipeline_id');
+    expect(folded).toContain(`${Object.keys(ciAnnotations()).length} annotations the same as on the index`);
+    expect(folded).toContain('com.gitlab.ci.pipeline_id');
   });
 
   it('searches by commit, pipeline, ref, annotation and repository', async () => {

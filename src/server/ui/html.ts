@@ -3,8 +3,8 @@
 // values are always quoted, so an escaped value cannot leave its attribute.
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
-import type { Platform, TagItem } from '../../catalog/store.js';
-import { type Build, buildFromAnnotations, hasBuildAnnotations } from '../../gitlab/build.js';
+import type { ImageChild, ImageDetail, Platform, TagItem } from '../../catalog/store.js';
+import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../../gitlab/build.js';
 import type { Annotations } from '../../oci/annotations.js';
 import { VERSION } from '../../version.js';
 import { ASSETS } from './assets.js';
@@ -148,6 +148,25 @@ export function buildOf(annotations: Annotations, labelAnnotations?: Annotations
   if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
   if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) return buildFromAnnotations(labelAnnotations, 'labels');
   return undefined;
+}
+
+/** Attestation manifests (unknown/unknown) describe an image; they are not one of its platforms. */
+export function isAttestation(c: ImageChild): boolean {
+  return c.platform?.os === 'unknown' && c.platform.architecture === 'unknown';
+}
+
+/** The index's annotations and then each platform manifest's (the first value of a key wins), as the catalog merges them. */
+export function mergedAnnotations(detail: ImageDetail): Annotations {
+  const out: Annotations = Object.create(null);
+  for (const a of [detail.annotations, ...detail.children.filter((c) => !isAttestation(c)).map((c) => c.annotations ?? {})]) {
+    for (const [k, v] of Object.entries(a)) if (out[k] === undefined) out[k] = v;
+  }
+  return out;
+}
+
+/** The build details of one manifest, given the config labels that apply to it (if read). */
+export function buildOfImage(detail: ImageDetail, labels: Annotations | null): Build | undefined {
+  return buildOf(mergedAnnotations(detail), labels ? labelsAsAnnotations(labels) : null);
 }
 
 export function noBuildDetails(): Html {

@@ -15,10 +15,11 @@
 // name from what follows, as in GitLab's own URLs.
 import type { Context, Hono } from 'hono';
 import { isTagtrailError } from '../../errors.js';
-import type { ImageDetail, Store } from '../../catalog/store.js';
+import type { ImageDetail, Store, TagHistory } from '../../catalog/store.js';
+import type { Build } from '../../gitlab/build.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../../oci/reference.js';
 import { findAsset } from './assets.js';
-import type { Html, ViewContext } from './html.js';
+import { type Html, type ViewContext, buildOfImage } from './html.js';
 import { parseGitlabUrls } from './links.js';
 import { docsPage, errorPage } from './pages/docs.js';
 import { imagePage } from './pages/image.js';
@@ -159,9 +160,9 @@ export function mountUi(app: Hono, options: UiOptions): void {
         if (!isValidTag(id)) return notFound(c, 'That is not a tag name.');
         const history = await store.tagHistory(repository, id);
         if (!history) return notFound(c, `No tag “${id}” in “${repository}” in the catalog.`);
-        const detail = history.digest ? await store.getImage(history.digest) : null;
+        const [detail, earlier] = await Promise.all([history.digest ? store.getImage(history.digest) : null, earlierBuilds(store, history)]);
         const children = await childDetails(store, detail);
-        return send(c, imagePage({ repository, tag: id, history, detail, digest: history.digest, children }, context()));
+        return send(c, imagePage({ repository, tag: id, history, detail, digest: history.digest, children, earlier }, context()));
       }
       if (what === 'manifests') {
         if (!isValidDigest(id)) return notFound(c, 'That is not a digest.');
@@ -221,6 +222,18 @@ async function runTerm(store: Store, term: SearchTerm, limit: number, cursor: st
       return { term, kind: 'digest', digest: term.digest, tags: detail?.tags ?? [] };
     }
   }
+}
+
+/** How many earlier digests of a tag get their build details looked up. */
+const EARLIER_BUILDS = 25;
+
+/** The build details of a tag's earlier digests (the newest 25), for the history table. */
+async function earlierBuilds(store: Store, history: TagHistory): Promise<Map<string, Build | null>> {
+  const digests = [...new Set(history.entries.map((e) => e.digest).filter((d) => d !== history.digest))].slice(0, EARLIER_BUILDS);
+  const out = new Map<string, Build | null>();
+  const details = await Promise.all(digests.map((d) => store.getImage(d)));
+  for (const d of details) if (d) out.set(d.digest, buildOfImage(d, d.labels) ?? null);
+  return out;
 }
 
 /** The catalog's records of an index's children, for their raw JSON and config labels. */

@@ -2,19 +2,20 @@
 // annotation of the index and of each platform manifest, grouped by platform, the raw manifest
 // JSON, and the digests the tag pointed at before.
 import { html } from 'hono/html';
-import type { ImageChild, ImageDetail, TagHistory } from '../../../catalog/store.js';
-import { type Build, labelsAsAnnotations } from '../../../gitlab/build.js';
+import type { ImageDetail, TagHistory } from '../../../catalog/store.js';
+import type { Build } from '../../../gitlab/build.js';
 import type { Annotations } from '../../../oci/annotations.js';
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, isIndexMediaType } from '../../../oci/mediatypes.js';
 import { formatBytes, platformText, prettyJson, shortDigest } from '../format.js';
 import {
   type Html,
   type ViewContext,
-  buildOf,
+  buildOfImage,
   commitView,
   copyButton,
   gitlabLink,
   imageReference,
+  isAttestation,
   jobView,
   layout,
   noBuildDetails,
@@ -40,6 +41,8 @@ export interface ImagePageData {
   digest: string | null;
   /** The catalog's records of the index's children, by digest, for their raw JSON and labels. */
   children: ReadonlyMap<string, ImageDetail>;
+  /** The build details of the tag's earlier digests (null: no details), for those in the catalog. */
+  earlier?: ReadonlyMap<string, Build | null>;
 }
 
 const MEDIA_TYPE_NAMES: Record<string, string> = {
@@ -62,9 +65,9 @@ ${history && history.digest === null ? html`<p class="notice">This tag was delet
 ${digest ? facts(data, digest, ctx) : ''}
 ${detail ? buildSection(detail, data, ctx) : digest ? html`<p class="notice">The manifest <code>${digest}</code> is not in the catalog yet.</p>` : ''}
 ${detail ? annotationsSection(detail, data, ctx) : ''}
-${detail ? rawSection(detail, data) : ''}
-${history ? historySection(history, repository, ctx) : ''}
-${detail ? relatedSection(detail, data, ctx) : ''}`;
+${history ? historySection(history, data, ctx) : ''}
+${detail ? relatedSection(detail, data, ctx) : ''}
+${detail ? rawSection(detail, data) : ''}`;
   const crumbs = repositoryCrumbs(repository, tag !== undefined ? tag : digest ? shortDigest(digest) : undefined);
   return layout({ title, ctx, crumbs, body });
 }
@@ -84,15 +87,6 @@ ${history ? html`<dt>Tag updated</dt><dd>${timeAgo(history.updatedAt, ctx.now)}<
 </dl>`;
 }
 
-/** The index's annotations and then each child's (the first value of a key wins), as the catalog merges them. */
-function mergedAnnotations(detail: ImageDetail): Annotations {
-  const out: Annotations = Object.create(null);
-  for (const a of [detail.annotations, ...detail.children.filter((c) => !isAttestation(c)).map((c) => c.annotations ?? {})]) {
-    for (const [k, v] of Object.entries(a)) if (out[k] === undefined) out[k] = v;
-  }
-  return out;
-}
-
 function labelsOf(detail: ImageDetail, children: ReadonlyMap<string, ImageDetail>): Annotations | null {
   if (detail.labels) return detail.labels;
   for (const c of detail.children) {
@@ -104,7 +98,7 @@ function labelsOf(detail: ImageDetail, children: ReadonlyMap<string, ImageDetail
 
 function buildSection(detail: ImageDetail, data: ImagePageData, ctx: ViewContext): Html {
   const labels = labelsOf(detail, data.children);
-  const build = buildOf(mergedAnnotations(detail), labels ? labelsAsAnnotations(labels) : null);
+  const build = buildOfImage(detail, labels);
   return html`<h2 id="build">Build</h2>
 ${build ? buildFacts(build, ctx) : html`<p class="notice">${noBuildDetails()}</p>`}`;
 }
@@ -120,10 +114,6 @@ ${row('Commit', b.commit && commitView(b, ctx, true))}
 ${row('Project', b.project && gitlabLink(b.project.url, b.project.path ?? b.project.url ?? '', ctx))}
 ${row('User', b.user && html`${userView(b)}${b.user.login && b.user.id ? html` <span class="muted">(id ${b.user.id})</span>` : ''}`)}
 </dl>`;
-}
-
-function isAttestation(c: ImageChild): boolean {
-  return c.platform?.os === 'unknown' && c.platform.architecture === 'unknown';
 }
 
 /** Which platform manifest each attestation describes, from the index's descriptors. */
@@ -149,7 +139,7 @@ function annotationsSection(detail: ImageDetail, data: ImagePageData, ctx: ViewC
 <section aria-labelledby="group-top">
 <h3 id="group-top">${isIndex ? 'Index' : 'Manifest'} <code class="muted aside">${shortDigest(detail.digest)}</code></h3>
 ${annotationTable(detail.annotations, ctx, isIndex ? 'the index' : 'the manifest')}
-${!isIndex && detail.labels && Object.keys(detail.labels).length > 0 ? labelsBlock(detail.labels, ctx) : ''}
+${!isIndex && detail.labels && Object.keys(detail.labels).length > 0 ? labelsBlock(detail.labels, ctx, Object.keys(detail.annotations).length === 0) : ''}
 </section>
 ${detail.children.map((c, i) => {
   const id = `group-${i + 1}`;
@@ -179,8 +169,8 @@ function childAnnotations(own: Annotations, index: Annotations, ctx: ViewContext
 <details class="same"><summary>${sameCount} annotation${sameCount === 1 ? '' : 's'} the same as on the index</summary>${annotationTable(same, ctx, `${name}, the same as on the index`)}</details>`;
 }
 
-function labelsBlock(labels: Annotations, ctx: ViewContext): Html {
-  return html`<details><summary>Config labels (${Object.keys(labels).length})</summary>${annotationTable(labels, ctx, 'config labels')}</details>`;
+function labelsBlock(labels: Annotations, ctx: ViewContext, open = false): Html {
+  return html`<details${open ? html` open` : ''}><summary>Config labels (${Object.keys(labels).length})</summary>${annotationTable(labels, ctx, 'config labels')}</details>`;
 }
 
 function annotationTable(a: Annotations, ctx: ViewContext, of: string): Html {
@@ -209,7 +199,19 @@ ${children.map((d) => block(d, names.get(d.digest) ?? 'Manifest', false))}`;
 
 const END_TEXT = { replaced: 'replaced', deleted: 'deleted' } as const;
 
-function historySection(h: TagHistory, repository: string, ctx: ViewContext): Html {
+function earlierBuild(digest: string, data: ImagePageData, ctx: ViewContext): Html {
+  if (!data.earlier?.has(digest)) return html`<span class="muted">not in the catalog</span>`;
+  const b = data.earlier.get(digest);
+  if (!b) return html`<span class="muted">no build details</span>`;
+  const parts: Html[] = [];
+  if (b.pipeline) parts.push(html`pipeline ${pipelineView(b, ctx)}`);
+  if (b.ref) parts.push(html`${b.ref.name}`);
+  if (b.commit) parts.push(html`<code>${b.commit.sha.slice(0, 8)}</code>`);
+  return html`${parts.map((p, i) => html`${i > 0 ? ', ' : ''}${p}`)}`;
+}
+
+function historySection(h: TagHistory, data: ImagePageData, ctx: ViewContext): Html {
+  const { repository } = data;
   const earlier = h.entries.filter((e) => !(h.digest !== null && e.until === null));
   return html`<h2 id="history">Earlier digests of this tag</h2>
 ${
@@ -217,10 +219,11 @@ ${
     ? html`<p class="muted">None: the tag has pointed at this digest since it was first seen${h.firstSeen ? html` (${timeAgo(h.firstSeen, ctx.now)})` : ''}.</p>`
     : html`<div class="table-wrap"><table class="cards history">
 <caption class="visually-hidden">Digests this tag pointed at before, newest first</caption>
-<thead><tr><th scope="col">Digest</th><th scope="col">From</th><th scope="col">Until</th><th scope="col">Then</th></tr></thead>
+<thead><tr><th scope="col">Digest</th><th scope="col">Built by</th><th scope="col">From</th><th scope="col">Until</th><th scope="col">Then</th></tr></thead>
 <tbody>${earlier.map(
         (e) => html`<tr>
 <td class="lead" data-label="Digest"><a href="${paths.manifest(repository, e.digest)}"><code title="${e.digest}">${shortDigest(e.digest)}</code></a></td>
+<td data-label="Built by">${earlierBuild(e.digest, data, ctx)}</td>
 <td data-label="From" class="nowrap">${timeAgo(e.since, ctx.now)}</td>
 <td data-label="Until" class="nowrap">${e.until ? timeAgo(e.until, ctx.now) : ''}</td>
 <td data-label="Then">${e.end ? END_TEXT[e.end] : ''}</td>
