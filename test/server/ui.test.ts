@@ -3,6 +3,7 @@
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/catalog/store.js';
+import { createApp } from '../../src/server/app.js';
 import { ASSETS } from '../../src/server/ui/assets.js';
 import { CONTENT_SECURITY_POLICY, mountUi, parseRepositoryPath } from '../../src/server/ui/index.js';
 import { makeTempDir, removeTempDir } from '../helpers/cleanup.js';
@@ -214,7 +215,7 @@ describe('pages', () => {
   });
 
   it('answers 404 pages for what is not there', async () => {
-    for (const path of ['/r/nope/nothing', '/r/group/app/-/tags/nope', '/r/group/app/-/tags/bad%20tag', '/r/Bad Name', `/r/group/app/-/manifests/sha256:${'0'.repeat(64)}`, '/r/group/app/-/else/x', '/assets/nope.css']) {
+    for (const path of ['/nope', '/r/nope/nothing', '/r/group/app/-/tags/nope', '/r/group/app/-/tags/bad%20tag', '/r/Bad Name', `/r/group/app/-/manifests/sha256:${'0'.repeat(64)}`, '/r/group/app/-/else/x', '/assets/nope.css']) {
       const { status, headers } = await get(path);
       expect(status, path).toBe(404);
       expect(headers.get('content-security-policy'), path).toBe(CONTENT_SECURITY_POLICY);
@@ -232,6 +233,21 @@ describe('pages', () => {
       const again = await app.request(a.path, { headers: { 'If-None-Match': a.etag } });
       expect(again.status).toBe(304);
     }
+  });
+});
+
+describe('mounted on the server app', () => {
+  it('leaves the API, health and metrics to the app, and answers other paths with HTML', async () => {
+    const server = createApp({ store, ui: (a) => mountUi(a, { store, gitlabUrls: ['https://gitlab.example.com'], now: () => NOW }) });
+    const api = await server.request('/api/v1/nope');
+    expect(api.status).toBe(404);
+    expect(((await api.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
+    expect(await (await server.request('/healthz')).json()).toEqual({ status: 'ok' });
+    expect((await server.request('/api/v1/repositories')).headers.get('content-type')).toContain('application/json');
+    const page = await server.request('/nope');
+    expect(page.status).toBe(404);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect((await server.request('/r/group/app')).status).toBe(200);
   });
 });
 

@@ -10,6 +10,7 @@
 //   /search?q=                          commit, pipeline, ref, key=value, repository or digest
 //   /docs/annotate                      how to add build details
 //   /assets/NAME.HASH.css|js            the style sheet and the copy script, cached for a year
+//   any other GET outside /api/         an HTML 404 page
 //
 // Repository names hold slashes; no path component of one can be "-", so "/-/" separates the
 // name from what follows, as in GitLab's own URLs.
@@ -202,6 +203,9 @@ export function mountUi(app: Hono, options: UiOptions): void {
       return send(c, searchPage(data, context(parsed.text)));
     }),
   );
+
+  // Registered last: any other page a browser asks for gets an HTML 404; the API keeps its JSON one.
+  app.get('*', (c) => (c.req.path.startsWith('/api/') ? c.notFound() : notFound(c, 'No such page.')));
 }
 
 async function runTerm(store: Store, term: SearchTerm, limit: number, cursor: string | undefined): Promise<SectionResult> {
