@@ -74,6 +74,9 @@ beforeAll(async () => {
     }),
     minutes(10),
   );
+  // A tag deleted after it was pushed.
+  await tag('group/older', 'gone', imageRecord({ annotations: ciAnnotations() }), minutes(2000));
+  await store.deleteTag('group/older', 'gone', minutes(1900));
   // A tag that moved: v1 of group/older points at a newer digest now.
   await tag('group/older', 'v1', imageRecord({ annotations: ciAnnotations() }), minutes(1000));
   digests.olderFirst = digests['group/older:v1'] as string;
@@ -163,6 +166,15 @@ describe('pages', () => {
     const old = await get(earlier[0]!.href);
     expect(old.status).toBe(200);
     expect(old.text).toContain(digests.olderFirst);
+  });
+
+  it('shows a deleted tag with its history', async () => {
+    const { status, text } = await get('/r/group/older/-/tags/gone');
+    expect(status).toBe(200);
+    expect(text).toContain('This tag was deleted');
+    expect(text).toContain(`href="/r/group/older/-/manifests/${digests['group/older:gone']}"`);
+    expect(text).toContain('<td data-label="Then">deleted</td>');
+    expect((await get('/r/group/older')).text).not.toContain('data-tag="gone"');
   });
 
   it('shows a platform manifest’s own annotations, and folds those the index has as well', async () => {
