@@ -241,7 +241,7 @@ function tagRow(t: TagItem, ctx: ViewContext, options: TagTableOptions): Html {
     : html`<td class="none" colspan="5" data-label="Build">${noBuildDetails()}</td>`;
   return html`<tr data-tag="${t.tag}" data-repository="${t.repository}">
 <td class="lead" data-label="Tag"><a class="tag-name" href="${paths.tag(t.repository, t.tag)}">${name}</a></td>
-<td data-label="Digest"><code title="${t.digest}">${shortDigest(t.digest)}</code></td>
+<td data-label="Digest" class="nowrap"><code title="${t.digest}">${shortDigest(t.digest)}</code></td>
 <td data-label="Platforms">${platforms.length > 0 ? platforms.join(', ') : html`<span class="muted">${t.mediaType === null ? 'not read yet' : 'single platform'}</span>`}</td>
 <td data-label="Updated" class="nowrap">${timeAgo(t.updatedAt, ctx.now)}</td>
 ${cells}
