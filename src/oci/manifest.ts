@@ -18,6 +18,15 @@ import { isValidDigest } from './reference.js';
 /** Registries commonly cap manifests at 4 MiB; so do we, before parsing. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Sets an own property, even for the key "__proto__": a plain assignment `out[k] = v` would
+ * replace the object's prototype instead, dropping the field and letting its contents show
+ * through `in` checks.
+ */
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 export interface Platform {
   architecture: string;
   os: string;
@@ -159,10 +168,10 @@ export function jsonWithAnnotations(json: Record<string, unknown>, annotations: 
     if (k === 'annotations') {
       if (!empty) out.annotations = { ...annotations };
     } else {
-      out[k] = v;
+      setOwn(out, k, v);
     }
   }
-  if (!empty && !('annotations' in out)) out.annotations = { ...annotations };
+  if (!empty && !Object.prototype.hasOwnProperty.call(out, 'annotations')) out.annotations = { ...annotations };
   return out;
 }
 
@@ -179,7 +188,7 @@ export function jsonToOci(json: Record<string, unknown>): Record<string, unknown
     if (k === 'mediaType' && typeof v === 'string') out[k] = DOCKER_TO_OCI[v] ?? v;
     else if (k === 'config') out[k] = convertDescriptor(v);
     else if (k === 'layers' && Array.isArray(v)) out[k] = v.map(convertDescriptor);
-    else out[k] = v;
+    else setOwn(out, k, v);
   }
   return out;
 }
