@@ -19,6 +19,34 @@ import { isValidDigest } from './reference.js';
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /**
+ * Real manifests nest five or six levels deep. JSON.parse reads any depth, but JSON.stringify
+ * recurses and overflows the stack (a RangeError) at a few thousand levels, so a manifest that
+ * parsed could not be written back. Refuse deep nesting at the door instead.
+ */
+export const MAX_MANIFEST_DEPTH = 64;
+
+/** The deepest nesting of objects and arrays in JSON text, counted on the bytes, outside strings. */
+export function jsonDepth(bytes: Uint8Array): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (inString) {
+      if (b === 0x5c) i++; // backslash: skip the escaped byte
+      else if (b === 0x22) inString = false;
+    } else if (b === 0x22) {
+      inString = true;
+    } else if (b === 0x7b || b === 0x5b) {
+      if (++depth > max) max = depth;
+    } else if (b === 0x7d || b === 0x5d) {
+      depth--;
+    }
+  }
+  return max;
+}
+
+/**
  * Sets an own property, even for the key "__proto__": a plain assignment `out[k] = v` would
  * replace the object's prototype instead, dropping the field and letting its contents show
  * through `in` checks.
@@ -111,6 +139,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, knownDige
       hint: 'registries refuse manifests over 4 MiB; tagtrail will not read or write one',
     });
   }
+  if (jsonDepth(bytes) > MAX_MANIFEST_DEPTH) throw invalid(`the manifest nests objects or arrays more than ${MAX_MANIFEST_DEPTH} levels deep`);
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
