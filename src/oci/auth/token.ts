@@ -102,11 +102,36 @@ export function checkRealm(realm: string, registryUrl: string): URL {
       hint: 'fix the registry\'s auth.token.realm to use https',
     });
   }
+  if (u.username !== '' || u.password !== '') throw new AuthError('DENIED', 'the registry named a token realm with a user name or password in it, which tagtrail will not use');
   const host = u.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (/^169\.254\./.test(host) || /^fe[89ab][0-9a-f]:/.test(host) || host === 'metadata.google.internal' || host === 'metadata') {
+  if (isLinkLocalOrMetadataHost(host)) {
     throw new AuthError('DENIED', `the registry named a token realm on a link-local or cloud metadata address (${host}); tagtrail will not contact it`);
   }
   return u;
+}
+
+/** Cloud metadata services by name; a trailing dot (a fully qualified name) is the same host. */
+const METADATA_NAMES = new Set(['metadata', 'metadata.google.internal', 'instance-data', 'instance-data.ec2.internal']);
+
+/**
+ * Link-local addresses (169.254.0.0/16, fe80::/10) and the metadata services that live there or
+ * nearby (AWS fd00:ec2::254, Alibaba 100.100.100.200), also written as IPv4-mapped or NAT64
+ * IPv6 (WHATWG URL turns [::ffff:169.254.169.254] into [::ffff:a9fe:a9fe]). Takes a URL's
+ * hostname without brackets, lowercased; names are not resolved.
+ */
+export function isLinkLocalOrMetadataHost(host: string): boolean {
+  const name = host.replace(/\.+$/, '');
+  if (METADATA_NAMES.has(name)) return true;
+  if (/^169\.254\./.test(name) || name === '100.100.100.200') return true;
+  if (/^fe[89ab][0-9a-f]:/.test(name) || name === 'fd00:ec2::254') return true;
+  // IPv4 embedded in IPv6 (mapped ::ffff:, compatible ::, NAT64 64:ff9b::), in the hex form URL writes.
+  const embedded = /^(?:::ffff:|::|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(name);
+  if (embedded) {
+    const hi = parseInt(embedded[1] as string, 16);
+    const lo = parseInt(embedded[2] as string, 16);
+    return isLinkLocalOrMetadataHost(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`);
+  }
+  return false;
 }
 
 export function tokenFetchError(status: number, realmHost: string, cred: Credential | undefined): Error {
