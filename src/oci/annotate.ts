@@ -30,6 +30,15 @@ export interface AnnotateOptions {
   readonly dryRun?: boolean;
   /** Children fetched and written at once. */
   readonly concurrency?: number;
+  /** The least wait between writing the tag and reading it back (default 250 ms). */
+  readonly settleMs?: number;
+}
+
+const DEFAULT_SETTLE_MS = 250;
+const MAX_SETTLE_MS = 2_000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export interface ManifestOutcome {
@@ -167,7 +176,20 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
           { hint: 'someone pushed the tag in the meantime; run annotate again to annotate the new image' },
         );
       }
+      const putStarted = Date.now();
       await client.putManifest(ref.registry, ref.repository, ref.tag, result.bytes, result.mediaType);
+      // Registries have no conditional PUT, so a writer whose race check passed at the same
+      // moment as ours may replace our result a moment later. Give such a writer time to land
+      // (twice our own PUT, at least 250 ms, at most 2 s), then read the tag once more: a run
+      // that says it annotated the tag must have left it on its result, or say that it did not.
+      await sleep(Math.min(MAX_SETTLE_MS, Math.max(opts.settleMs ?? DEFAULT_SETTLE_MS, 2 * (Date.now() - putStarted))));
+      const written = await client.headManifest({ registry: ref.registry, repository: ref.repository, tag: ref.tag });
+      if (written?.digest !== result.digest) {
+        throw new ConflictError(
+          `${ref.repository}:${ref.tag} was replaced right after annotating: tagtrail wrote ${result.digest}, and the tag is ${written?.digest ?? 'gone'} now`,
+          { hint: `another writer pushed or annotated the tag at the same time; ${result.digest} is still in the registry, untagged; run annotate again to annotate what the tag holds now` },
+        );
+      }
     } else {
       await client.putManifest(ref.registry, ref.repository, result.digest, result.bytes, result.mediaType);
     }

@@ -79,13 +79,13 @@ describe('annotate a single OCI image', () => {
     await pushImage(image, `${registry.host}/${repo}:v1`);
   });
 
-  it('writes the CI annotations with 4 requests and no blob traffic, and the image still pulls whole', async () => {
+  it('writes the CI annotations with 5 requests (ping, GET, HEAD before and after the PUT) and no blob traffic, and the image still pulls whole', async () => {
     registry.resetRequests();
     const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '-a', 'com.example.team=payments'], { env });
     expect(r.stderr).toContain('is now untagged');
     expect(r.code).toBe(0);
     const c = counts();
-    expect(c).toEqual({ total: 4, blobs: 0, puts: 1, heads: 1, gets: 1 });
+    expect(c).toEqual({ total: 5, blobs: 0, puts: 1, heads: 2, gets: 1 });
 
     const after = await read(repo, 'v1');
     expect(after.contentType).toBe(OCI_MANIFEST);
@@ -195,12 +195,12 @@ describe('annotate an OCI index with attestations', () => {
     await pushImage(index, `${registry.host}/${repo}:some`);
   });
 
-  it('annotates the index and every platform manifest, children first, within 2N+4 requests', async () => {
+  it('annotates the index and every platform manifest, children first, within 2N+5 requests', async () => {
     registry.resetRequests();
     const r = await runCli(['annotate', `${registry.host}/${repo}:v1`], { env });
     expect(r.code).toBe(0);
     const n = index.images.length;
-    expect(registry.count()).toBeLessThanOrEqual(2 * n + 4);
+    expect(registry.count()).toBeLessThanOrEqual(2 * n + 5);
     expect(registry.count({ kind: 'blob' }) + registry.count({ kind: 'upload' })).toBe(0);
     // The index is PUT last, after every child.
     const puts = registry.requests.filter((q) => q.method === 'PUT');
