@@ -292,8 +292,14 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
       try {
         await ingestor.ingest(repository, digest);
       } catch (err) {
-        // The tag is live whatever its manifest holds; the catalog shows it without details.
         fail({ repository, tag, ...describe(err) });
+        if (err instanceof NotFoundError) {
+          // No manifest under the digest the HEAD named (deleted since, or a proxy named a wrong
+          // one): record nothing for this tag, and leave the repository unreconciled.
+          live.delete(tag);
+          complete = false;
+        }
+        // Otherwise the tag is live whatever its manifest holds; the catalog shows it without details.
       }
     });
     if (aborted()) return false;
