@@ -15,6 +15,7 @@ interface AnnotateFlags extends RegistryFlags {
   platform: string[];
   toOci?: boolean;
   dryRun?: boolean;
+  verify: boolean;
   output: 'text' | 'json' | 'dotenv';
 }
 
@@ -91,7 +92,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   const warn: string[] = [];
   for (const ref of refs) {
     try {
-      const r = await annotateImage(client, ref, { changes, platforms, toOci: flags.toOci ?? false, dryRun: flags.dryRun ?? false });
+      const r = await annotateImage(client, ref, { changes, platforms, toOci: flags.toOci ?? false, dryRun: flags.dryRun ?? false, verify: flags.verify });
       results.push(r);
       if (flags.output === 'text') textResult(r, out, warn);
       codes.push(0);

@@ -32,6 +32,12 @@ export interface AnnotateOptions {
   readonly concurrency?: number;
   /** The least wait between writing the tag and reading it back (default 250 ms). */
   readonly settleMs?: number;
+  /**
+   * Read the tag back after writing it (default true), so a concurrent writer that replaced
+   * our result is reported (exit 3) rather than lost silently. false saves that request and the
+   * wait: the registry request floor of ping, GET, race-check HEAD and PUT.
+   */
+  readonly verify?: boolean;
 }
 
 const DEFAULT_SETTLE_MS = 250;
@@ -178,17 +184,19 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
       }
       const putStarted = Date.now();
       await client.putManifest(ref.registry, ref.repository, ref.tag, result.bytes, result.mediaType);
-      // Registries have no conditional PUT, so a writer whose race check passed at the same
-      // moment as ours may replace our result a moment later. Give such a writer time to land
-      // (twice our own PUT, at least 250 ms, at most 2 s), then read the tag once more: a run
-      // that says it annotated the tag must have left it on its result, or say that it did not.
-      await sleep(Math.min(MAX_SETTLE_MS, Math.max(opts.settleMs ?? DEFAULT_SETTLE_MS, 2 * (Date.now() - putStarted))));
-      const written = await client.headManifest({ registry: ref.registry, repository: ref.repository, tag: ref.tag });
-      if (written?.digest !== result.digest) {
-        throw new ConflictError(
-          `${ref.repository}:${ref.tag} was replaced right after annotating: tagtrail wrote ${result.digest}, and the tag is ${written?.digest ?? 'gone'} now`,
-          { hint: `another writer pushed or annotated the tag at the same time; ${result.digest} is still in the registry, untagged; run annotate again to annotate what the tag holds now` },
-        );
+      if (opts.verify !== false) {
+        // Registries have no conditional PUT, so a writer whose race check passed at the same
+        // moment as ours may replace our result a moment later. Give such a writer time to land
+        // (twice our own PUT, at least 250 ms, at most 2 s), then read the tag once more: a run
+        // that says it annotated the tag must have left it on its result, or say that it did not.
+        await sleep(Math.min(MAX_SETTLE_MS, Math.max(opts.settleMs ?? DEFAULT_SETTLE_MS, 2 * (Date.now() - putStarted))));
+        const written = await client.headManifest({ registry: ref.registry, repository: ref.repository, tag: ref.tag });
+        if (written?.digest !== result.digest) {
+          throw new ConflictError(
+            `${ref.repository}:${ref.tag} was replaced right after annotating: tagtrail wrote ${result.digest}, and the tag is ${written?.digest ?? 'gone'} now`,
+            { hint: `another writer pushed or annotated the tag at the same time; ${result.digest} is still in the registry, untagged; run annotate again to annotate what the tag holds now` },
+          );
+        }
       }
     } else {
       await client.putManifest(ref.registry, ref.repository, result.digest, result.bytes, result.mediaType);

@@ -99,6 +99,15 @@ describe('annotate a single OCI image', () => {
     expect((await read(repo, image.digest)).status).toBe(200);
   });
 
+  it('--no-verify makes the request floor: ping, GET, race-check HEAD, PUT, and no blob', async () => {
+    registry.resetRequests();
+    const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '-a', 'com.example.floor=yes', '--no-verify'], { env });
+    expect(r.code).toBe(0);
+    expect(counts()).toEqual({ total: 4, blobs: 0, puts: 1, heads: 1, gets: 1 });
+    expect((await read(repo, 'v1')).json.annotations?.['com.example.floor']).toBe('yes');
+    await runCli(['annotate', `${registry.host}/${repo}:v1`, '--remove-annotation', 'com.example.floor', '--no-verify'], { env });
+  });
+
   it('is idempotent: a re-run writes nothing and keeps the digest', async () => {
     const before = await read(repo, 'v1');
     registry.resetRequests();
@@ -193,6 +202,16 @@ describe('annotate an OCI index with attestations', () => {
     });
     await pushImage(index, `${registry.host}/${repo}:v1`);
     await pushImage(index, `${registry.host}/${repo}:some`);
+    await pushImage(index, `${registry.host}/${repo}:floor`);
+  });
+
+  it('--no-verify stays within 2N+4 requests for an index of N platform manifests', async () => {
+    registry.resetRequests();
+    const r = await runCli(['annotate', `${registry.host}/${repo}:floor`, '--no-verify'], { env });
+    expect(r.code).toBe(0);
+    expect(registry.count()).toBeLessThanOrEqual(2 * index.images.length + 4);
+    expect(registry.count({ kind: 'blob' }) + registry.count({ kind: 'upload' })).toBe(0);
+    expectCiAnnotations((await read(repo, 'floor')).json.annotations);
   });
 
   it('annotates the index and every platform manifest, children first, within 2N+5 requests', async () => {
