@@ -160,7 +160,7 @@ tagtrail figures are given as default / \`--no-verify\` (the default reads the t
 |---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
-Index over a link with 20 ms added per request, with `--no-verify` (children fetched and written 4 at a time):
+Index over a link with 20 ms added per request, with \`--no-verify\` (children fetched and written 4 at a time):
 
 | platforms | requests | bound 2N+4 | blob requests | wall ms |
 |---|---|---|---|---|
