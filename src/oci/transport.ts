@@ -1,6 +1,7 @@
 // HTTP to registries: ping and challenge, Basic and Bearer auth, retries with back-off,
 // redirects that never carry credentials to another origin, bounded bodies, and a debug log
 // with every secret redacted.
+import { readBounded } from '../bounded-body.js';
 import { AuthError, InvalidInputError, NetworkError, NotFoundError, RegistryError, type TagtrailError } from '../errors.js';
 import { parseChallenges, type Challenge } from './auth/challenge.js';
 import type { Credential, CredentialResolver } from './auth/credentials.js';
@@ -117,27 +118,12 @@ function registryErrors(body: Uint8Array): { codes: string[]; message: string } 
   }
 }
 
-async function readBody(res: Response, max: number, what: string): Promise<Uint8Array> {
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared > max) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new InvalidInputError('UNSUPPORTED', `${what} is ${declared} bytes, over the ${max}-byte limit`, { hint: 'registries refuse manifests over 4 MiB; tagtrail will not read one' });
-  }
-  if (!res.body) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => undefined);
-      throw new InvalidInputError('UNSUPPORTED', `${what} is over the ${max}-byte limit`, { hint: 'registries refuse manifests over 4 MiB; tagtrail will not read one' });
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
+function readBody(res: Response, max: number, what: string): Promise<Uint8Array> {
+  return readBounded(res.body, res.headers.get('content-length'), max, (declared) =>
+    new InvalidInputError('UNSUPPORTED', `${what} is ${declared !== undefined ? `${declared} bytes, ` : ''}over the ${max}-byte limit`, {
+      hint: 'registries refuse manifests over 4 MiB; tagtrail will not read one',
+    }),
+  );
 }
 
 export class Transport {

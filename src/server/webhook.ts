@@ -12,6 +12,7 @@ import {
   RegistryError,
   UsageError,
 } from '../errors.js';
+import { readBounded } from '../bounded-body.js';
 import { type CatalogEvent, EVENTS_MEDIA_TYPE } from '../catalog/events.js';
 import type { Ingestor } from '../catalog/ingest.js';
 import type { EventOutcome, Store } from '../catalog/store.js';
@@ -44,26 +45,11 @@ export function secretChecker(secret: string): (authorization: string | undefine
 
 /** Reads at most max bytes of the body as UTF-8 text. */
 export async function readBodyText(req: Request, max: number): Promise<string> {
-  const declared = req.headers.get('content-length');
-  if (declared !== null && Number(declared) > max) {
-    throw new PayloadTooLargeError(`the body is ${declared} bytes, over the ${max}-byte limit`);
-  }
-  if (!req.body) return '';
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => undefined);
-      throw new PayloadTooLargeError(`the body is over the ${max}-byte limit`);
-    }
-    chunks.push(value);
-  }
+  const bytes = await readBounded(req.body, req.headers.get('content-length'), max, (declared) =>
+    new PayloadTooLargeError(`the body is ${declared !== undefined ? `${declared} bytes, ` : ''}over the ${max}-byte limit`),
+  );
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw new UsageError('the body is not UTF-8 text');
   }
