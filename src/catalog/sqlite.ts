@@ -6,6 +6,8 @@
 // take SQLite's write lock up front (waiting up to the busy timeout) instead of failing half-way.
 // WAL lets readers in other processes go on meanwhile.
 import { randomUUID } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
@@ -16,8 +18,40 @@ import type { ExplainOptions, LockResult, Store } from './store.js';
 const BUSY_TIMEOUT_MS = 5_000;
 /** How long a write transaction waits, without blocking the event loop, for the write lock. */
 const WRITE_WAIT_MS = 30_000;
-/** A lock row outlives a crashed holder by at most this long; a live holder renews it. */
+/**
+ * A lock row outlives a crashed holder by at most this long; a live holder renews it. A holder on
+ * the same machine (same host name and PID namespace) that is no longer running loses the lock at
+ * once: a `kill -9`'d sync does not keep the next one out for a minute.
+ */
 export const SQLITE_LOCK_TTL_MS = 60_000;
+
+/** This process as a lock owner prefix: host name, PID namespace (Linux) and PID. */
+function lockHolder(): string {
+  let ns = '';
+  try {
+    ns = readlinkSync('/proc/self/ns/pid');
+  } catch {
+    ns = '';
+  }
+  return `${hostname()}|${ns}|${process.pid}|`;
+}
+
+/** True when owner names a process of this machine and PID namespace that no longer runs. */
+export function lockHolderGone(owner: string): boolean {
+  const parts = owner.split('|');
+  if (parts.length !== 4) return false;
+  const [host, ns, pidText] = parts as [string, string, string, string];
+  const self = lockHolder().split('|');
+  if (host !== self[0] || ns !== self[1] || !/^[1-9][0-9]{0,9}$/.test(pidText)) return false;
+  const pid = Number(pidText);
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as { code?: unknown }).code === 'ESRCH';
+  }
+}
 const STATEMENT_CACHE = 500;
 
 export const SQLITE_DIALECT: Dialect = {
@@ -149,7 +183,7 @@ class SqliteDriver implements Driver {
 
   /** A row in `locks` with an owner and an expiry, renewed while fn runs. */
   async withLock<T>(name: string, fn: () => Promise<T>): Promise<LockResult<T>> {
-    const owner = randomUUID();
+    const owner = `${lockHolder()}${randomUUID()}`;
     const acquired = await this.write(async (q) => {
       const now = Date.now();
       const changed = await q.run(
@@ -157,7 +191,11 @@ class SqliteDriver implements Driver {
          ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at WHERE locks.expires_at < ?`,
         [name, owner, now + SQLITE_LOCK_TTL_MS, now],
       );
-      return changed === 1;
+      if (changed === 1) return true;
+      // Held: take it over only from a holder that is gone (killed, crashed) on this machine.
+      const [row] = await q.all<{ owner: string }>('SELECT owner FROM locks WHERE name = ?', [name]);
+      if (!row || !lockHolderGone(row.owner)) return false;
+      return (await q.run('UPDATE locks SET owner = ?, expires_at = ? WHERE name = ? AND owner = ?', [owner, now + SQLITE_LOCK_TTL_MS, name, row.owner])) === 1;
     });
     if (!acquired) return { ran: false };
     const renew = setInterval(() => {
