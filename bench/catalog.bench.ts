@@ -1612,7 +1612,7 @@ from the real registry through the counting proxy. "new manifest": the registry 
 (a GET, putManifest, setTag); "duplicate": the same envelope again (no registry read). One request at a time (distribution's
 queue per endpoint) and ${WEBHOOK_CONCURRENCY} at a time.
 
-| store | events | in flight | count | events/s | p50 ms | p95 ms | manifest GETs | outcomes | goal | result |
+| store | scenario | in flight | events | events/s | p50 ms | p95 ms | manifest GETs | outcomes | goal | result |
 |---|---|---:|---:|---:|---:|---:|---:|---|---|---|
 ${rows.join('\n')}
 
