@@ -40,7 +40,7 @@ import { RegistryClient } from '../src/oci/registry.js';
 import { createApp } from '../src/server/app.js';
 import { makeTempDir, removeTempDir } from '../test/helpers/cleanup.js';
 import { BIN } from '../test/helpers/cli.js';
-import { type PostgresCluster, startPostgres } from '../test/helpers/postgres.js';
+import { type PostgresCluster, createDatabase, startPostgres } from '../test/helpers/postgres.js';
 import { type TestRegistry, startRegistry } from '../test/helpers/registry.js';
 import { fmt, percentile, writeResults } from './lib.js';
 
@@ -551,17 +551,6 @@ async function pgQuery(url: string): Promise<{ q: Query; close: () => Promise<vo
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   return { q: async (sql) => (await client.query(sql)).rows, close: () => client.end() };
-}
-
-async function createDatabase(cluster: PostgresCluster, name: string): Promise<string> {
-  const admin = new pg.Client({ connectionString: cluster.url });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  return cluster.url.replace(/\/[^/]+$/, `/${name}`);
 }
 
 /** Fills two fresh catalogs with the same sample, one through putManifest + setTag, one through the seeder; compares every row. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { type Store, openStore } from '../../src/catalog/store.js';
 import { makeTempDir, removeTempDir } from '../helpers/cleanup.js';
-import { startPostgres } from '../helpers/postgres.js';
+import { createDatabase, startPostgres } from '../helpers/postgres.js';
 
 export const BACKENDS = ['sqlite', 'postgres'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -60,15 +60,7 @@ export async function startBackend(name: BackendName): Promise<Backend> {
   return {
     name,
     fresh: async () => {
-      const database = `catalog_${++n}`;
-      const admin = new pg.Client({ connectionString: cluster.url });
-      await admin.connect();
-      try {
-        await admin.query(`CREATE DATABASE ${database}`);
-      } finally {
-        await admin.end();
-      }
-      const url = cluster.url.replace(/\/[^/]+$/, `/${database}`);
+      const url = await createDatabase(cluster, `catalog_${++n}`);
       const store = await openStore(url);
       opened.push(store);
       return {

@@ -4,14 +4,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DigestMismatchError, InvalidInputError, StoreError, UsageError } from '../../src/errors.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import { type ManifestRecord, type Page, type Platform, type Store, openStore, parseStoreUrl } from '../../src/catalog/store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, compareEvents } from '../../src/catalog/tagstate.js';
-import { startPostgres } from '../helpers/postgres.js';
+import { createDatabase, startPostgres } from '../helpers/postgres.js';
 
 interface Backend {
   url: string;
@@ -36,15 +35,7 @@ async function postgresBackend(): Promise<Backend> {
   return {
     url: cluster.url,
     fresh: async () => {
-      const name = `fresh_${++n}`;
-      const admin = new pg.Client({ connectionString: cluster.url });
-      await admin.connect();
-      try {
-        await admin.query(`CREATE DATABASE ${name}`);
-      } finally {
-        await admin.end();
-      }
-      return cluster.url.replace(/\/[^/]+$/, `/${name}`);
+      return createDatabase(cluster, `fresh_${++n}`);
     },
     stop: cluster.stop,
   };

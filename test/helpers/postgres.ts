@@ -14,6 +14,18 @@ export interface PostgresCluster {
   stop(): Promise<void>;
 }
 
+/** Creates another database on a running cluster and returns its URL (names are test-chosen identifiers). */
+export async function createDatabase(cluster: Pick<PostgresCluster, 'url'>, name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: cluster.url });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  return cluster.url.replace(/\/[^/]+$/, `/${name}`);
+}
+
 const FALLBACK_BIN = '/usr/lib/postgresql/15/bin';
 const DATABASE = 'tagtrail_test';
 
