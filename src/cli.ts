@@ -59,6 +59,23 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
 
   registryOptions(
     program
+      .command('attach')
+      .description('attach GitLab CI build details to images as an OCI 1.1 referrer; the image digest never changes')
+      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0')
+      .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect, [])
+      .option('--remove-annotation <key>', 'leave out an annotation (repeatable)', collect, [])
+      .option('--no-ci', 'leave out the GitLab CI annotation set')
+      .option('--dry-run', 'print what would be attached, write nothing')
+      .addOption(
+        new Option('--referrers-api <mode>', "auto: the registry's referrers API where it has one, else the sha256-<hex> referrers tag; always: the API or fail; never: the tag")
+          .choices(['auto', 'always', 'never'])
+          .default('auto'),
+      )
+      .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text')),
+  ).action(run(() => import('./commands/attach.js')));
+
+  registryOptions(
+    program
       .command('show')
       .description('show the build details of an image')
       .argument('<image>', 'image reference')

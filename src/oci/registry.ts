@@ -1,10 +1,10 @@
 // Registry operations over the transport: manifests (GET, HEAD, PUT of exact bytes), tags and
-// the catalog (with Link pagination), and blobs (digest-verified).
+// the catalog (with Link pagination), blobs (digest-verified; small uploads), and the referrers API.
 import { DigestMismatchError, RegistryError } from '../errors.js';
 import { CATALOG_SCOPE, pullScope, pushScope, type Scope } from './auth/token.js';
 import { sha256Digest, verifyDigest } from './digest.js';
-import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
-import { MANIFEST_ACCEPT } from './mediatypes.js';
+import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type Manifest } from './manifest.js';
+import { MANIFEST_ACCEPT, OCI_INDEX } from './mediatypes.js';
 import { type Reference, isValidDigest, manifestReference } from './reference.js';
 import { Transport, type TransportOptions } from './transport.js';
 
@@ -12,6 +12,13 @@ export interface ManifestHead {
   readonly digest: string;
   readonly mediaType: string;
   readonly size: number;
+}
+
+export interface ReferrersPage {
+  /** Referrer descriptors, all pages together. */
+  readonly manifests: readonly Descriptor[];
+  /** The registry filtered by artifactType itself (OCI-Filters-Applied). */
+  readonly filtered: boolean;
 }
 
 function repoPath(repository: string): string {
@@ -98,6 +105,14 @@ export class RegistryClient {
    * Docker-Content-Digest must equal the digest of our bytes.
    */
   async putManifest(registry: string, repository: string, reference: string, bytes: Uint8Array, mediaType: string): Promise<string> {
+    return (await this.putManifestWithResult(registry, repository, reference, bytes, mediaType)).digest;
+  }
+
+  /**
+   * putManifest, also returning the OCI-Subject header: a registry with the referrers API sends
+   * it when it stored a manifest that has a subject (OCI distribution spec 1.1).
+   */
+  async putManifestWithResult(registry: string, repository: string, reference: string, bytes: Uint8Array, mediaType: string): Promise<{ digest: string; ociSubject?: string }> {
     const digest = sha256Digest(bytes);
     const res = await this.transport.request({
       registry,
@@ -114,7 +129,8 @@ export class RegistryClient {
         hint: 'the registry rewrote the manifest; tagtrail will not trust the result',
       });
     }
-    return digest;
+    const subject = res.headers.get('oci-subject')?.trim();
+    return { digest, ...(subject ? { ociSubject: subject } : {}) };
   }
 
   private async *paginate(registry: string, firstPath: string, scope: Scope, field: 'tags' | 'repositories'): AsyncGenerator<string> {
@@ -150,6 +166,119 @@ export class RegistryClient {
   listRepositories(registry: string, pageSize = 1000, last?: string): AsyncGenerator<string> {
     const q = last ? `&last=${encodeURIComponent(last)}` : '';
     return this.paginate(registry, `/v2/_catalog?n=${pageSize}${q}`, CATALOG_SCOPE, 'repositories');
+  }
+
+  /** True when the repository holds this blob (HEAD, no body read). */
+  async blobExists(registry: string, repository: string, digest: string): Promise<boolean> {
+    const res = await this.transport.request({
+      registry,
+      method: 'HEAD',
+      path: `${repoPath(repository)}/blobs/${digest}`,
+      scope: this.readScope(registry, repository),
+      accept: [404],
+    });
+    return res.status !== 404;
+  }
+
+  /**
+   * Uploads a small blob in one piece: HEAD first (nothing to do when it is there), else POST to
+   * open an upload and PUT the bytes with their digest. The registry must answer with that
+   * digest. Only for small blobs (the empty config of an artifact); layers are never uploaded.
+   */
+  async uploadBlob(registry: string, repository: string, bytes: Uint8Array, expectedDigest?: string): Promise<{ digest: string; uploaded: boolean }> {
+    const digest = sha256Digest(bytes);
+    if (expectedDigest !== undefined && expectedDigest !== digest) {
+      throw new DigestMismatchError(`the blob to upload hashes to ${digest}, not ${expectedDigest}`, { hint: 'this is a bug in tagtrail; please report it' });
+    }
+    this.intendToWrite(registry, repository);
+    if (await this.blobExists(registry, repository, digest)) return { digest, uploaded: false };
+    const scope = pushScope(repository);
+    const opened = await this.transport.request({
+      registry,
+      method: 'POST',
+      path: `${repoPath(repository)}/blobs/uploads/`,
+      headers: { 'content-length': '0' },
+      scope,
+      maxBodyBytes: 64 * 1024,
+    });
+    const location = opened.headers.get('location');
+    if (opened.status !== 202 || !location) {
+      throw new RegistryError(`the registry did not open a blob upload in ${repository} (HTTP ${opened.status}${location ? '' : ', no Location'})`, opened.status, [], {
+        hint: 'the registry must answer POST /v2/<name>/blobs/uploads/ with 202 and a Location',
+      });
+    }
+    // Location may be absolute or relative to the request; it must stay on this registry, since
+    // the request carries our credentials.
+    const base = this.transport.baseUrl(registry);
+    const u = new URL(location, `${base}${repoPath(repository)}/blobs/uploads/`);
+    if (u.origin !== new URL(base).origin || !u.pathname.startsWith('/v2/')) {
+      throw new RegistryError(`the registry sent the blob upload of ${repository} to another host (${u.host})`, opened.status, [], {
+        hint: 'tagtrail uploads only to the registry itself, so that credentials never leave it',
+      });
+    }
+    u.searchParams.set('digest', digest);
+    const put = await this.transport.request({
+      registry,
+      method: 'PUT',
+      path: `${u.pathname}${u.search}`,
+      headers: { 'content-type': 'application/octet-stream' },
+      body: bytes,
+      scope,
+      maxBodyBytes: 64 * 1024,
+    });
+    const stored = put.headers.get('docker-content-digest');
+    if (stored && stored !== digest) {
+      throw new DigestMismatchError(`the registry stored the blob as ${stored}, but its bytes hash to ${digest}`, { hint: 'a proxy may have altered the upload; retry' });
+    }
+    return { digest, uploaded: true };
+  }
+
+  /**
+   * The referrers API (OCI distribution spec 1.1): GET /v2/<name>/referrers/<digest>, following
+   * Link pagination. undefined when the registry does not have the API (404). `filtered` says the
+   * registry applied the artifactType filter itself (OCI-Filters-Applied); when it did not, the
+   * caller gets every referrer and filters on its own.
+   */
+  async listReferrers(registry: string, repository: string, digest: string, artifactType?: string): Promise<ReferrersPage | undefined> {
+    const scope = this.readScope(registry, repository);
+    const q = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
+    let path: string | undefined = `${repoPath(repository)}/referrers/${digest}${q}`;
+    const seen = new Set<string>();
+    const manifests: Descriptor[] = [];
+    let filtered = artifactType !== undefined;
+    for (let page = 0; path; page++) {
+      if (seen.has(path)) throw new RegistryError(`the registry's referrers pagination loops at ${path.split('?')[0]}`, 500);
+      seen.add(path);
+      const res = await this.transport.request({
+        registry,
+        method: 'GET',
+        path,
+        headers: { accept: OCI_INDEX },
+        scope,
+        accept: page === 0 ? [404] : [],
+        maxBodyBytes: MAX_MANIFEST_BYTES,
+      });
+      if (res.status === 404) return undefined;
+      let index: Manifest;
+      try {
+        index = parseManifest(res.body, res.headers.get('content-type') ?? OCI_INDEX);
+      } catch (err) {
+        throw new RegistryError(`the registry's referrers list for ${repository}@${digest} is not an OCI index`, res.status, [], { cause: err });
+      }
+      if (index.kind !== 'index') throw new RegistryError(`the registry's referrers list for ${repository}@${digest} is not an OCI index`, res.status);
+      manifests.push(...index.manifests);
+      const applied = (res.headers.get('oci-filters-applied') ?? '').split(',').map((x) => x.trim());
+      if (!applied.includes('artifactType')) filtered = false;
+      const next = nextLink(res.headers.get('link'));
+      if (!next) break;
+      const u: URL = new URL(next, `${this.transport.baseUrl(registry)}${path}`);
+      if (u.origin !== new URL(this.transport.baseUrl(registry)).origin || !u.pathname.startsWith('/v2/')) {
+        throw new RegistryError('the registry sent a referrers pagination link to another host', res.status);
+      }
+      path = `${u.pathname}${u.search}`;
+    }
+    const wanted = artifactType === undefined || filtered ? manifests : manifests.filter((d) => d.artifactType === artifactType);
+    return { manifests: wanted, filtered };
   }
 
   /** A blob, checked against its digest. Used only for config blobs, which are small. */

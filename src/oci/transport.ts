@@ -36,7 +36,7 @@ export interface TransportOptions {
 
 export interface RegistryRequest {
   readonly registry: string;
-  readonly method: 'GET' | 'HEAD' | 'PUT' | 'DELETE';
+  readonly method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
   /** Path and query, starting with /v2/. */
   readonly path: string;
   readonly headers?: Readonly<Record<string, string>>;

@@ -1,0 +1,85 @@
+// tagtrail attach IMAGE...: a thin layer over oci/attach.
+import { UsageError, formatError, isTagtrailError, type TagtrailError } from '../errors.js';
+import { annotationChanges } from '../gitlab/annotation-set.js';
+import { isGitLabCi } from '../gitlab/ci.js';
+import { type AttachResult, attachBuildDetails } from '../oci/attach.js';
+import { type Reference, formatReference, parseReference } from '../oci/reference.js';
+import type { ReferrersMode } from '../oci/referrers.js';
+import type { Runtime } from '../runtime.js';
+import { type RegistryFlags, registryClient, worstExit } from './common.js';
+
+interface AttachFlags extends RegistryFlags {
+  annotation: string[];
+  removeAnnotation: string[];
+  ci: boolean;
+  dryRun?: boolean;
+  referrersApi: ReferrersMode;
+  output: 'text' | 'json';
+}
+
+function jsonResult(r: AttachResult): Record<string, unknown> {
+  return {
+    image: r.image,
+    subject: r.subject,
+    referrer: r.referrer,
+    changed: r.changed,
+    dryRun: r.dryRun,
+    path: r.path,
+    ...(r.fallbackTag ? { fallbackTag: r.fallbackTag } : {}),
+    annotations: { ...r.annotations },
+  };
+}
+
+function textResult(r: AttachResult, out: string[]): void {
+  const subject = `${r.registry}/${r.repository}@${r.subject.digest}`;
+  const referrer = `${r.registry}/${r.repository}@${r.referrer}`;
+  const via = r.path === 'api' ? "the registry's referrers API" : `the referrers tag ${r.repository}:${r.subject.digest.replace(':', '-')}`;
+  if (r.dryRun) {
+    out.push(r.changed ? `${r.image}: would attach build details as ${referrer}, listed through ${via}` : `${r.image}: build details already attached as ${referrer}; nothing to write`);
+    for (const k of Object.keys(r.annotations).sort()) out.push(`    ${k}=${JSON.stringify(r.annotations[k])}`);
+    out.push(`  subject (unchanged): ${subject}`);
+    return;
+  }
+  out.push(r.changed ? `attached build details to ${r.image}` : `${r.image} already has these build details attached; nothing written`);
+  out.push(`  subject (unchanged): ${subject}`, `  referrer:            ${referrer}`, `  listed through:      ${via}`);
+}
+
+export async function run(rt: Runtime, args: unknown[], opts: Record<string, unknown>): Promise<number> {
+  const flags = opts as unknown as AttachFlags;
+  const images = (args[0] as string[] | undefined) ?? [];
+
+  // Check every input before the first request, so bad input never leaves half the images done.
+  const refs: Reference[] = images.map((i) => parseReference(i));
+  const changes = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: flags.ci });
+  if (Object.keys(changes.set).length === 0) {
+    throw new UsageError(flags.ci && !isGitLabCi(rt.env) ? 'no build details to attach: this is not a GitLab CI job and no --annotation was given' : 'no build details to attach', {
+      hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), or pass --annotation KEY=VALUE',
+    });
+  }
+  const client = await registryClient(rt, flags);
+
+  const results: AttachResult[] = [];
+  const codes: number[] = [];
+  const out: string[] = [];
+  const warn: string[] = [];
+  for (const ref of refs) {
+    try {
+      const r = await attachBuildDetails(client, ref, { changes, now: rt.now(), dryRun: flags.dryRun ?? false, mode: flags.referrersApi });
+      results.push(r);
+      if (flags.output === 'text') textResult(r, out);
+      for (const w of r.warnings) warn.push(`warning: ${formatReference(ref)}: ${w}`);
+      codes.push(0);
+    } catch (err) {
+      if (!isTagtrailError(err)) throw err;
+      codes.push((err as TagtrailError).exitCode);
+      rt.stderr.write(`${formatReference(ref)}: ${formatError(err)}\n`);
+    }
+  }
+  if (flags.output === 'json' && results.length > 0) {
+    const body = results.length === 1 && refs.length === 1 ? jsonResult(results[0] as AttachResult) : results.map(jsonResult);
+    out.push(JSON.stringify(body, null, 2));
+  }
+  if (out.length > 0) rt.stdout.write(`${out.join('\n')}\n`);
+  if (warn.length > 0) rt.stderr.write(`${warn.join('\n')}\n`);
+  return worstExit(codes);
+}

@@ -1,0 +1,168 @@
+// Attaches build details to an image as an OCI 1.1 referrer: an artifact manifest whose
+// `subject` is the image. The image's manifest, and so its digest, never changes.
+//
+// What is written: the empty config blob `{}` (when the repository lacks it), the artifact
+// manifest by digest, and, unless the registry has the referrers API, the referrers tag
+// `sha256-<hex>` with the new referrer added to what it listed before.
+import { RegistryError } from '../errors.js';
+import { CREATED_KEY } from '../gitlab/ci.js';
+import { type AnnotationChanges, type Annotations, applyAnnotationChanges, emptyAnnotations, validateAnnotations } from './annotations.js';
+import type { Descriptor, Manifest } from './manifest.js';
+import { OCI_MANIFEST } from './mediatypes.js';
+import {
+  BUILD_DETAILS_ARTIFACT_TYPE,
+  EMPTY_BLOB,
+  EMPTY_DIGEST,
+  type FallbackIndex,
+  type ReferrersMode,
+  type ReferrersPath,
+  addToFallback,
+  buildDetailsManifest,
+  fallbackTag,
+  listReferrers,
+  readFallback,
+  referrerDescriptor,
+  referrerSubject,
+  artifactTypeOf,
+} from './referrers.js';
+import { type Reference, formatReference, withDigest } from './reference.js';
+import type { RegistryClient } from './registry.js';
+
+export interface AttachOptions {
+  readonly changes: AnnotationChanges;
+  /** The time of the run: org.opencontainers.image.created when the set has none. */
+  readonly now: Date;
+  readonly dryRun?: boolean;
+  /** auto: the referrers API where the registry has it, else the tag schema. always: the API or fail. never: the tag schema. */
+  readonly mode?: ReferrersMode;
+}
+
+export interface AttachResult {
+  readonly image: string;
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag?: string;
+  /** The image, unchanged. */
+  readonly subject: { readonly digest: string; readonly mediaType: string; readonly size: number };
+  /** The referrer manifest: written now, would be written (dry run), or found already there. */
+  readonly referrer: string;
+  readonly changed: boolean;
+  readonly dryRun: boolean;
+  /** How the referrer is (or would be) found: the registry's referrers API or the sha256-<hex> tag. */
+  readonly path: ReferrersPath;
+  /** The referrers tag and the digest of the index written to it, when one was written. */
+  readonly fallbackTag?: { readonly tag: string; readonly digest: string };
+  readonly annotations: Annotations;
+  readonly warnings: readonly string[];
+}
+
+function rfc3339(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** The annotation set of the referrer: the build set, and the creation time. */
+export function referrerAnnotations(changes: AnnotationChanges, now: Date): Annotations {
+  const a = applyAnnotationChanges(emptyAnnotations(), changes);
+  if (a[CREATED_KEY] === undefined && !changes.remove.includes(CREATED_KEY)) a[CREATED_KEY] = rfc3339(now);
+  validateAnnotations(a);
+  return a;
+}
+
+/** Same build details: every key equal, the creation time aside (a re-run at another moment is the same attachment). */
+export function sameDetails(a: Annotations | undefined, b: Annotations): boolean {
+  if (!a) return false;
+  const keys = (x: Annotations) => Object.keys(x).filter((k) => k !== CREATED_KEY).sort();
+  const ka = keys(a);
+  const kb = keys(b);
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
+}
+
+/** A referrer already there with the same details, checked on the manifest itself (subject, type, annotations). */
+async function findSame(client: RegistryClient, subject: Reference & { digest: string }, candidates: readonly Descriptor[], want: Annotations): Promise<Manifest | undefined> {
+  // Descriptors carry the annotations (the API and the tag schema both pull them up); fetch only
+  // the ones that match, or that carry none to compare.
+  const worth = candidates.filter((d) => d.annotations === undefined || sameDetails(d.annotations, want)).slice(0, 16);
+  for (const d of worth) {
+    let m: Manifest;
+    try {
+      m = await client.getManifest(withDigest(subject, d.digest));
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'NOT_FOUND') continue;
+      throw err;
+    }
+    if (referrerSubject(m) === subject.digest && artifactTypeOf(m) === BUILD_DETAILS_ARTIFACT_TYPE && sameDetails(m.annotations, want)) return m;
+  }
+  return undefined;
+}
+
+export async function attachBuildDetails(client: RegistryClient, ref: Reference, opts: AttachOptions): Promise<AttachResult> {
+  const mode = opts.mode ?? 'auto';
+  const dryRun = opts.dryRun ?? false;
+  const annotations = referrerAnnotations(opts.changes, opts.now);
+  if (!dryRun) client.intendToWrite(ref.registry, ref.repository);
+
+  const top = await client.getManifest(ref);
+  const subject = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.byteLength };
+  const subjectRef = { registry: ref.registry, repository: ref.repository, digest: top.digest };
+  const childDigests = top.kind === 'index' ? top.manifests.map((d) => d.digest) : [];
+  const warnings: string[] = [];
+
+  const existing = await listReferrers(client, subjectRef, { artifactType: BUILD_DETAILS_ARTIFACT_TYPE, mode, childDigests });
+  if (existing.fallbackUnusable !== undefined) {
+    // Writing the tag now would replace whatever it holds with a list built from wrong data.
+    throw new RegistryError(`cannot keep referrers for ${ref.repository}@${top.digest} on ${ref.registry}: ${existing.fallbackUnusable}; nothing was written`, 200, [], {
+      hint: 'this registry has neither a referrers API nor a working sha256-<hex> referrers tag; stamp the build details into the manifest with `tagtrail annotate` (the digest changes) or at build time with `tagtrail flags`',
+    });
+  }
+  const base = {
+    image: formatReference(ref),
+    registry: ref.registry,
+    repository: ref.repository,
+    ...(ref.tag !== undefined ? { tag: ref.tag } : {}),
+    subject,
+    dryRun,
+  };
+
+  const same = await findSame(client, subjectRef, existing.manifests, annotations);
+  if (same) {
+    return { ...base, referrer: same.digest, changed: false, path: existing.path === 'api' ? 'api' : 'fallback-tag', annotations: same.annotations, warnings };
+  }
+
+  const artifact = buildDetailsManifest(subject, annotations);
+  const predicted: ReferrersPath = existing.path === 'api' ? 'api' : 'fallback-tag';
+  if (dryRun) return { ...base, referrer: artifact.digest, changed: true, path: predicted, annotations, warnings };
+
+  await client.uploadBlob(ref.registry, ref.repository, EMPTY_BLOB, EMPTY_DIGEST);
+  const put = await client.putManifestWithResult(ref.registry, ref.repository, artifact.digest, artifact.bytes, OCI_MANIFEST);
+  const apiConfirmed = put.ociSubject === subject.digest;
+  if (put.ociSubject !== undefined && !apiConfirmed) {
+    warnings.push(`the registry answered OCI-Subject ${put.ociSubject}, not the subject ${subject.digest}`);
+  }
+  if (mode === 'always' || (apiConfirmed && mode === 'auto')) {
+    if (!apiConfirmed) warnings.push('the registry did not confirm the subject with an OCI-Subject header; the referrer is listed only if its referrers API indexes it');
+    return { ...base, referrer: artifact.digest, changed: true, path: 'api', annotations, warnings };
+  }
+
+  // The tag schema: the registry does not index referrers itself (or mode never asks for the tag).
+  let read: FallbackIndex | undefined = existing.fallback;
+  if (!read) {
+    const r = await readFallback(client, subjectRef, childDigests);
+    if (!r.usable) {
+      throw new RegistryError(`the referrer ${artifact.digest} is stored, but the referrers tag of ${ref.repository}@${top.digest} cannot be updated: ${r.reason}`, 200, [], {
+        hint: 'the registry did not index the referrer itself (no OCI-Subject header) and its sha256-<hex> tag does not hold a referrers index; clients of the tag schema will not find this referrer',
+      });
+    }
+    read = r.index;
+  }
+  const desc = referrerDescriptor({ mediaType: OCI_MANIFEST, digest: artifact.digest, bytes: artifact.bytes, artifactType: BUILD_DETAILS_ARTIFACT_TYPE, annotations });
+  const indexDigest = await addToFallback(client, subjectRef, read, desc);
+  return {
+    ...base,
+    referrer: artifact.digest,
+    changed: true,
+    path: 'fallback-tag',
+    ...(indexDigest ? { fallbackTag: { tag: fallbackTag(subject.digest), digest: indexDigest } } : {}),
+    annotations,
+    warnings,
+  };
+}
