@@ -1,6 +1,7 @@
 // tagtrail annotate IMAGE...: a thin layer over oci/annotate.
 import { UsageError, formatError, isTagtrailError, type TagtrailError } from '../errors.js';
 import { annotationChanges } from '../gitlab/annotation-set.js';
+import { labelsAsAnnotations } from '../gitlab/build.js';
 import { isGitLabCi } from '../gitlab/ci.js';
 import { type AnnotateResult, type ManifestOutcome, annotateImage } from '../oci/annotate.js';
 import { type PlatformFilter, parsePlatform } from '../oci/manifest.js';
@@ -16,6 +17,7 @@ interface AnnotateFlags extends RegistryFlags {
   toOci?: boolean;
   dryRun?: boolean;
   verify: boolean;
+  fromLabels?: boolean;
   output: 'text' | 'json' | 'dotenv';
 }
 
@@ -78,10 +80,10 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   const refs: Reference[] = images.map((i) => parseReference(i));
   const platforms: PlatformFilter[] = flags.platform.map(parsePlatform);
   const changes = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: flags.ci });
-  const nothingToDo = Object.keys(changes.set).length === 0 && Object.keys(changes.setIfAbsent ?? {}).length === 0 && changes.remove.length === 0 && !flags.toOci;
+  const nothingToDo = Object.keys(changes.set).length === 0 && Object.keys(changes.setIfAbsent ?? {}).length === 0 && changes.remove.length === 0 && !flags.toOci && !flags.fromLabels;
   if (nothingToDo) {
     throw new UsageError(flags.ci && !isGitLabCi(rt.env) ? 'no annotations to write: this is not a GitLab CI job and no --annotation was given' : 'no annotations to write', {
-      hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), or pass --annotation KEY=VALUE',
+      hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), pass --annotation KEY=VALUE, or --from-labels to copy the image config labels',
     });
   }
   const client = await registryClient(rt, flags);
@@ -92,7 +94,14 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   const warn: string[] = [];
   for (const ref of refs) {
     try {
-      const r = await annotateImage(client, ref, { changes, platforms, toOci: flags.toOci ?? false, dryRun: flags.dryRun ?? false, verify: flags.verify });
+      const r = await annotateImage(client, ref, {
+        changes,
+        platforms,
+        toOci: flags.toOci ?? false,
+        dryRun: flags.dryRun ?? false,
+        verify: flags.verify,
+        ...(flags.fromLabels ? { fromLabels: labelsAsAnnotations } : {}),
+      });
       results.push(r);
       if (flags.output === 'text') textResult(r, out, warn);
       codes.push(0);

@@ -21,20 +21,33 @@ export function hasBuildAnnotations(a: Annotations | undefined): boolean {
   return Object.keys(a).some((k) => k.startsWith(CI) || k === `${OCI}revision` || k === `${OCI}source`);
 }
 
+// The OCI image spec's table of Label Schema keys and the annotation keys that replace them.
+// schema-version, docker.* and rkt.* have no OCI counterpart and are left out.
 const LABEL_FALLBACKS: readonly (readonly [string, string])[] = [
-  ['org.label-schema.vcs-ref', `${OCI}revision`],
-  ['org.label-schema.vcs-url', `${OCI}source`],
-  ['org.label-schema.url', `${OCI}url`],
-  ['org.label-schema.version', `${OCI}version`],
-  ['org.label-schema.name', `${OCI}title`],
   ['org.label-schema.build-date', `${OCI}created`],
+  ['org.label-schema.url', `${OCI}url`],
+  ['org.label-schema.vcs-url', `${OCI}source`],
+  ['org.label-schema.version', `${OCI}version`],
+  ['org.label-schema.vcs-ref', `${OCI}revision`],
+  ['org.label-schema.vendor', `${OCI}vendor`],
+  ['org.label-schema.name', `${OCI}title`],
+  ['org.label-schema.description', `${OCI}description`],
+  ['org.label-schema.usage', `${OCI}documentation`],
 ];
 
-/** Config labels mapped to OCI annotation keys: org.opencontainers.image.* as is, org.label-schema.* translated. */
+/**
+ * Config labels mapped to annotation keys: org.opencontainers.image.* and com.gitlab.ci.* (what
+ * `tagtrail flags --format labels` writes) as they are, org.label-schema.* translated, where no
+ * OCI label already gives the key. `org.opencontainers.image.ref.name` is left out: on a manifest
+ * it names the tag in an OCI layout, which a label copied from a base image must not claim.
+ */
 export function labelsAsAnnotations(labels: Annotations | undefined): Annotations {
   const out: Annotations = Object.create(null);
   if (!labels) return out;
-  for (const [k, v] of Object.entries(labels)) if (k.startsWith(OCI) && typeof v === 'string') out[k] = v;
+  for (const [k, v] of Object.entries(labels)) {
+    if (typeof v !== 'string' || k === `${OCI}ref.name`) continue;
+    if (k.startsWith(OCI) || k.startsWith(CI)) out[k] = v;
+  }
   for (const [from, to] of LABEL_FALLBACKS) {
     const v = labels[from];
     if (typeof v === 'string' && out[to] === undefined) out[to] = v;

@@ -2,7 +2,17 @@
 // For an index, the changed children are PUT by digest first and the index last, so the tag never
 // points at a child or at a manifest that does not exist yet.
 import { ConflictError } from '../errors.js';
-import { type AnnotationChanges, type AnnotationDiff, type Annotations, applyAnnotationChanges, diffAnnotations, isEmptyDiff, validateAnnotations } from './annotations.js';
+import {
+  type AnnotationChanges,
+  type AnnotationDiff,
+  type Annotations,
+  applyAnnotationChanges,
+  diffAnnotations,
+  emptyAnnotations,
+  isEmptyDiff,
+  validateAnnotations,
+} from './annotations.js';
+import { readConfigLabels } from './config.js';
 import { sha256Digest } from './digest.js';
 import {
   type Descriptor,
@@ -38,6 +48,33 @@ export interface AnnotateOptions {
    * wait: the registry request floor of ping, GET, race-check HEAD and PUT.
    */
   readonly verify?: boolean;
+  /**
+   * --from-labels: read each image manifest's config blob and map its labels to annotations with
+   * this function. They fill only keys that the changes do not set and the manifest lacks; an
+   * index takes the values all its annotated children agree on.
+   */
+  readonly fromLabels?: (labels: Annotations) => Annotations;
+}
+
+/** The changes plus label values, which rank below every explicit or CI value. */
+function withLabels(changes: AnnotationChanges, fromLabels: Annotations | undefined): AnnotationChanges {
+  if (!fromLabels) return changes;
+  const removed = new Set(changes.remove);
+  const setIfAbsent = emptyAnnotations();
+  for (const [k, v] of Object.entries(fromLabels)) if (!Object.prototype.hasOwnProperty.call(changes.set, k) && !removed.has(k)) setIfAbsent[k] = v;
+  // The changes' own set-if-absent values (the run's creation time) yield to the build's label.
+  for (const [k, v] of Object.entries(changes.setIfAbsent ?? {})) if (!(k in setIfAbsent)) setIfAbsent[k] = v;
+  return { ...changes, setIfAbsent };
+}
+
+/** The label values every child agrees on. */
+function commonLabels(all: readonly (Annotations | undefined)[]): Annotations | undefined {
+  const present = all.filter((a): a is Annotations => a !== undefined);
+  if (present.length === 0) return undefined;
+  const [first, ...rest] = present as [Annotations, ...Annotations[]];
+  const out = emptyAnnotations();
+  for (const [k, v] of Object.entries(first)) if (rest.every((a) => a[k] === v)) out[k] = v;
+  return out;
 }
 
 const DEFAULT_SETTLE_MS = 250;
@@ -127,17 +164,28 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
   const outcomes: ManifestOutcome[] = [];
   let result: Rewritten;
 
+  const labelsOf = async (m: Manifest): Promise<Annotations | undefined> =>
+    opts.fromLabels && m.kind === 'image' ? opts.fromLabels(await readConfigLabels(client, ref.registry, ref.repository, m)) : undefined;
+
   if (top.kind === 'image') {
-    result = rewrite(top, opts.changes, toOci);
+    result = rewrite(top, withLabels(opts.changes, await labelsOf(top)), toOci);
   } else {
-    // Children first: fetch, rewrite and (unless dry-run) PUT by digest, a few at a time.
+    // Children first: fetch and rewrite them all, a few at a time, so that bad input found in
+    // any of them stops the run before the first write; then PUT the changed ones by digest.
     const indexed = top.manifests.map((d, i) => ({ d, i })).filter(({ d }) => selected(d, opts.platforms));
-    const rewritten = await mapLimit(indexed, opts.concurrency ?? 4, async ({ d }) => {
+    const concurrency = opts.concurrency ?? 4;
+    const fetched = await mapLimit(indexed, concurrency, async ({ d }) => {
       const child = await client.getManifest(withDigest(ref, d.digest));
-      const r = rewrite(child, opts.changes, toOci);
-      if (r.changed && !opts.dryRun) await client.putManifest(ref.registry, ref.repository, r.digest, r.bytes, r.mediaType);
-      return { d, r };
+      return { d, child, labels: await labelsOf(child) };
     });
+    const rewritten = fetched.map(({ d, child, labels }) => ({ d, r: rewrite(child, withLabels(opts.changes, labels), toOci) }));
+    if (!opts.dryRun) {
+      await mapLimit(
+        rewritten.filter(({ r }) => r.changed),
+        concurrency,
+        ({ r }) => client.putManifest(ref.registry, ref.repository, r.digest, r.bytes, r.mediaType),
+      );
+    }
     const moved = new Map<string, Rewritten>();
     for (const { d, r } of rewritten) {
       outcomes.push({ platform: formatPlatform(d.platform), mediaType: r.mediaType, before: d.digest, after: r.digest, diff: r.diff, converted: r.converted });
@@ -158,7 +206,8 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
         }),
       };
     };
-    result = rewrite(top, opts.changes, toOci, moved.size > 0 ? updateDescriptors : undefined);
+    const indexChanges = withLabels(opts.changes, commonLabels(fetched.map((f) => f.labels)));
+    result = rewrite(top, indexChanges, toOci, moved.size > 0 ? updateDescriptors : undefined);
   }
   outcomes.unshift({
     platform: top.kind === 'index' ? 'index' : 'manifest',
