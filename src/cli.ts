@@ -52,6 +52,7 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
       .option('--no-ci', 'leave out the GitLab CI annotation set')
       .option('--platform <os/arch[/variant]>', 'annotate only these platforms of an index (repeatable)', collect, [])
       .option('--to-oci', 'convert Docker schema 2 manifests and manifest lists to OCI media types')
+      .option('--from-labels', 'also copy the image config labels org.opencontainers.image.*, org.label-schema.* (mapped to OCI keys) and com.gitlab.ci.* into annotations the manifest lacks; reads each config blob')
       .option('--dry-run', 'print what would change, write nothing')
       .option('--no-verify', 'do not read the tag back after writing it: one request and a short wait fewer, but a concurrent writer that replaces the result goes unnoticed')
       .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json', 'dotenv']).default('text')),
