@@ -22,15 +22,35 @@ function buildLines(b: Build): string[] {
   return rows.filter(([, v]) => v).map(([k, v]) => `  ${`${k}:`.padEnd(15)}${v}`);
 }
 
+function sourceLine(d: ImageDetails): string {
+  switch (d.source) {
+    case 'labels':
+      return 'build details (from config labels only; no manifest annotations, no referrer):';
+    case 'referrer':
+      return `build details (from referrer ${d.referrer ?? ''}; the manifest itself carries none):`;
+    default:
+      return 'build details (from the manifest annotations):';
+  }
+}
+
 function text(d: ImageDetails): string {
   const lines = [`${d.image}`, `  digest:        ${d.digest}`, `  media type:    ${d.mediaType}`];
   if (d.build) {
-    lines.push('', d.source === 'labels' ? 'build details (from config labels only; no manifest annotations):' : 'build details:', ...buildLines(d.build));
+    lines.push('', sourceLine(d), ...buildLines(d.build));
   } else {
-    lines.push('', 'no build details: the manifest carries no com.gitlab.ci.* or org.opencontainers.image.* annotations, and the config no such labels.', 'add them with `tagtrail annotate` after the push, or `tagtrail flags` at build time.');
+    lines.push(
+      '',
+      'no build details: the manifest carries no com.gitlab.ci.* or org.opencontainers.image.* annotations, no build-details referrer is attached, and the config has no such labels.',
+      'add them with `tagtrail attach` or `tagtrail annotate` after the push, or `tagtrail flags` at build time.',
+    );
   }
   const keys = Object.keys(d.annotations).sort();
-  if (keys.length > 0) lines.push('', 'annotations:', ...keys.map((k) => `  ${k}=${JSON.stringify(d.annotations[k])}`));
+  if (keys.length > 0) lines.push('', 'annotations (manifest):', ...keys.map((k) => `  ${k}=${JSON.stringify(d.annotations[k])}`));
+  for (const r of d.referrers) {
+    const via = r.path === 'api' ? 'referrers API' : 'referrers tag';
+    const used = d.source === 'referrer' && d.referrer === r.digest ? '' : d.source === 'annotations' ? ' (not used: the manifest annotations take precedence)' : ' (older)';
+    lines.push('', `annotations (referrer ${r.digest}, via the ${via})${used}:`, ...Object.keys(r.annotations).sort().map((k) => `  ${k}=${JSON.stringify(r.annotations[k])}`));
+  }
   if (d.source === 'labels' && d.labels) lines.push('', 'labels:', ...Object.keys(d.labels).sort().map((k) => `  ${k}=${JSON.stringify(d.labels?.[k])}`));
   for (const m of d.manifests) lines.push('', `platform ${m.platform}: ${m.digest}`);
   return `${lines.join('\n')}\n`;
@@ -41,6 +61,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   const ref = parseReference(String(args[0]));
   const client = await registryClient(rt, flags);
   const details = await inspectImage(client, ref);
+  for (const w of details.warnings) rt.stderr.write(`warning: ${w}\n`);
   rt.stdout.write(flags.output === 'json' ? `${JSON.stringify(details, null, 2)}\n` : text(details));
   return 0;
 }
