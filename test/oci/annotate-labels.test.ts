@@ -81,6 +81,12 @@ describe('annotate --from-labels', () => {
     const repo = 'labels/oci';
     const image = await makeImage(join(work, 'oci'), { labels: LABELS, tag: 'v1' });
     await pushImage(image, `${registry.host}/${repo}:v1`);
+
+    // Before: show falls back to the labels, GitLab CI ones included.
+    const shown = JSON.parse((await runCli(['show', '-o', 'json', `${registry.host}/${repo}:v1`], {})).stdout) as { source: string; build: { pipeline?: { id: string }; commit?: { sha: string } } };
+    expect(shown.source).toBe('labels');
+    expect(shown.build.pipeline?.id).toBe('777');
+    expect(shown.build.commit?.sha).toBe(LABELS['org.label-schema.vcs-ref']);
     registry.resetRequests();
 
     const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '--from-labels', '--no-ci', '--no-verify'], {});
@@ -96,6 +102,9 @@ describe('annotate --from-labels', () => {
     expect(after.json.annotations).toEqual(PROMOTED);
     expect(after.json.config?.digest).toBe(image.configDigest);
     await pullWhole(`${registry.host}/${repo}:v1`, image);
+    const shownAfter = JSON.parse((await runCli(['show', '-o', 'json', `${registry.host}/${repo}:v1`], {})).stdout) as { source: string; build: { pipeline?: { id: string } } };
+    expect(shownAfter.source).toBe('annotations');
+    expect(shownAfter.build.pipeline?.id).toBe('777');
 
     // A second run finds nothing to add and writes nothing.
     registry.resetRequests();
