@@ -53,7 +53,13 @@ export type Fault =
   /** Answer with a redirect to the same path and query on another origin, e.g. http://127.0.0.1:PORT. */
   | { kind: 'redirect'; to: string; status?: 301 | 302 | 303 | 307 | 308 }
   /** Close the connection without any answer. */
-  | { kind: 'hangup' };
+  | { kind: 'hangup' }
+  /**
+   * Forward to another path (and query) than the client asked for, and answer with what that
+   * gave: a registry that resolves one reference as another, e.g. GitLab.com resolving the tag
+   * sha256-<hex> to the manifest sha256:<hex>.
+   */
+  | { kind: 'rewrite'; to: (url: string) => string };
 
 export interface FaultRule {
   /** Exact method, e.g. 'GET', or a pattern such as /^(GET|HEAD)$/. Default: any. */
@@ -180,6 +186,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       case 'hangup':
         req.socket.destroy();
         return;
+      case 'rewrite':
+        return forward(req, res, record, { path: fault.to(req.url ?? '/') });
     }
   }
 
@@ -187,7 +195,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     req: IncomingMessage,
     res: ServerResponse,
     record: RecordedRequest,
-    change: { cut?: Extract<Fault, { kind: 'reset' | 'truncate' }>; digest?: string },
+    change: { cut?: Extract<Fault, { kind: 'reset' | 'truncate' }>; digest?: string; path?: string },
   ): Promise<void> {
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | string[]> = {};
@@ -199,7 +207,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         host: upstream.hostname,
         port: upstream.port,
         method: req.method,
-        path: req.url,
+        path: change.path ?? req.url,
         headers,
         agent,
       });
