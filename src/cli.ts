@@ -106,6 +106,7 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
       .option('--db <url>', 'catalog database: sqlite:PATH or postgres://… (env TAGTRAIL_DB; default sqlite:./tagtrail.db)')
       .option('--concurrency <n>', 'registry requests in flight at most (default 8)')
       .option('--restart', 'start over instead of resuming an interrupted sync')
+      .option('--read-configs', 'read every new image config once for builder evidence, not only those of images without build annotations (env TAGTRAIL_READ_CONFIGS=1)')
       .addOption(new Option('-o, --output <format>', 'summary format').choices(['text', 'json']).default('text')),
   ).action(run(() => import('./commands/sync.js')));
 
@@ -120,6 +121,7 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
       .option('--webhook-secret <secret>', 'shared secret registries send in the Authorization header (env TAGTRAIL_WEBHOOK_SECRET, preferred: flags show in ps); no secret, no webhook')
       .option('--reconcile-interval <seconds>', 'seconds between full reconciles; 0 turns them off (env TAGTRAIL_RECONCILE_INTERVAL; default 600)')
       .option('--concurrency <n>', 'registry requests in flight at most, per reconcile and for the webhook (default 8)')
+      .option('--read-configs', 'read every new image config once for builder evidence, not only those of images without build annotations (env TAGTRAIL_READ_CONFIGS=1)')
       .option('--gitlab-url <url>', 'a GitLab server whose URLs in annotations the browser shows as links; others stay text (repeatable; env TAGTRAIL_GITLAB_URL, comma-separated; default https://gitlab.com)', collect, []),
   ).action(run(() => import('./commands/serve.js')));
 

@@ -4,7 +4,9 @@
 // Cost, per new digest: one manifest GET (plus one per platform manifest of an index). A config
 // blob is read only for an image manifest that carries no build annotations (neither it nor the
 // index it came with), only for image configs, and once per config digest: the store remembers
-// which configs it has read, even those without labels. A digest already in the catalog costs
+// which configs it has read, even those without labels. With `readConfigs` (sync/serve
+// --read-configs), every new image config is read, still once per digest, for builder evidence
+// (its history, author and labels; see builder.ts). A digest already in the catalog costs
 // nothing; two callers asking for the same new digest at once share one fetch.
 import { InvalidInputError, NotFoundError, PayloadTooLargeError } from '../errors.js';
 import { hasBuildAnnotations } from '../gitlab/build.js';
@@ -33,6 +35,8 @@ export interface IngestOptions {
   limit?: Limiter;
   /** Called after each read from the registry, e.g. for metrics. */
   onRead?: (what: 'manifest' | 'config') => void;
+  /** Read every new image config (once per config digest) for builder evidence, not only those of unannotated images. */
+  readConfigs?: boolean;
 }
 
 export type IngestOutcome = 'known' | 'stored';
@@ -51,16 +55,29 @@ function isPlatformManifest(d: Descriptor): boolean {
 
 /** Config labels from a config blob; an empty set when it has none or is not an image config. */
 export function labelsFromConfig(blob: Uint8Array): Annotations {
+  return readConfig(blob).labels;
+}
+
+interface ConfigRead {
+  labels: Annotations;
+  /** The parsed JSON, for builder evidence; undefined when it is not JSON. */
+  config?: unknown;
+}
+
+function readConfig(blob: Uint8Array): ConfigRead {
   const out = emptyAnnotations();
+  let cfg: { config?: { Labels?: unknown } } | null;
   try {
-    const cfg = JSON.parse(Buffer.from(blob).toString('utf8')) as { config?: { Labels?: unknown } } | null;
-    const labels = cfg?.config?.Labels;
-    if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) return out;
-    for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') out[k] = v;
+    cfg = JSON.parse(Buffer.from(blob).toString('utf8')) as { config?: { Labels?: unknown } } | null;
   } catch {
     // Not JSON: an image config it is not. Recorded as "read, no labels".
+    return { labels: out };
   }
-  return out;
+  const labels = cfg?.config?.Labels;
+  if (typeof labels === 'object' && labels !== null && !Array.isArray(labels)) {
+    for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') out[k] = v;
+  }
+  return { labels: out, config: cfg };
 }
 
 function baseRecord(m: Manifest): ManifestRecord {
@@ -79,7 +96,7 @@ export class Ingestor {
   readonly stats: IngestStats = { manifestsFetched: 0, configsFetched: 0, manifestsStored: 0 };
   private readonly limit: Limiter;
   private readonly inflight = new Map<string, Promise<IngestOutcome>>();
-  private readonly configsInflight = new Map<string, Promise<Annotations | undefined>>();
+  private readonly configsInflight = new Map<string, Promise<ConfigRead | undefined>>();
 
   constructor(private readonly options: IngestOptions) {
     this.limit = options.limit ?? unlimited;
@@ -103,9 +120,9 @@ export class Ingestor {
     const top = await this.fetch(repository, digest);
     const record = baseRecord(top);
     if (top.kind === 'image') {
-      if (!hasBuildAnnotations(top.annotations)) {
-        const labels = await this.labels(repository, top);
-        if (labels) record.labels = labels;
+      if (!hasBuildAnnotations(top.annotations) || this.options.readConfigs) {
+        const read = await this.labels(repository, top);
+        if (read) Object.assign(record, read);
       }
       await store.putManifest(record);
       this.stats.manifestsStored++;
@@ -143,9 +160,9 @@ export class Ingestor {
     await Promise.all(
       [...fetched.values()].map(async (child) => {
         const rec = baseRecord(child);
-        if (!annotated) {
-          const labels = await this.labels(repository, child);
-          if (labels) rec.labels = labels;
+        if (!annotated || this.options.readConfigs) {
+          const read = await this.labels(repository, child);
+          if (read) Object.assign(rec, read);
         }
         childRecords.set(child.digest, rec);
       }),
@@ -171,23 +188,23 @@ export class Ingestor {
    * The labels of an image manifest's config, or undefined when the catalog has them already or
    * the config is not an image config. A missing or unreadable config reads as no labels.
    */
-  private labels(repository: string, m: ImageManifest): Promise<Annotations | undefined> {
+  private labels(repository: string, m: ImageManifest): Promise<ConfigRead | undefined> {
     if (!isImageConfig(m.config)) return Promise.resolve(undefined);
     const configDigest = m.config.digest;
     const running = this.configsInflight.get(configDigest);
     if (running) return running.then(() => undefined);
-    const p = (async (): Promise<Annotations | undefined> => {
+    const p = (async (): Promise<ConfigRead | undefined> => {
       const { client, registry, store } = this.options;
       if (await store.hasConfigLabels(configDigest)) return undefined;
-      if (m.config.size > MAX_CONFIG_BYTES) return emptyAnnotations();
+      if (m.config.size > MAX_CONFIG_BYTES) return { labels: emptyAnnotations() };
       try {
         const blob = await this.limit(() => client.getBlob(registry, repository, configDigest, MAX_CONFIG_BYTES));
         this.stats.configsFetched++;
         this.options.onRead?.('config');
-        return labelsFromConfig(blob);
+        return readConfig(blob);
       } catch (err) {
         // Gone, or not something we can read: remember it as read, so no later pass tries again.
-        if (err instanceof NotFoundError || err instanceof InvalidInputError || err instanceof PayloadTooLargeError) return emptyAnnotations();
+        if (err instanceof NotFoundError || err instanceof InvalidInputError || err instanceof PayloadTooLargeError) return { labels: emptyAnnotations() };
         throw err;
       }
     })().finally(() => this.configsInflight.delete(configDigest));

@@ -3,6 +3,8 @@
 // supplies a driver (connection, transactions, locks, EXPLAIN) and its own migrations.
 import { UsageError } from '../errors.js';
 import type { Annotations } from '../oci/annotations.js';
+import type { Builder, Confidence } from './builder.js';
+import type { BuildSource, MediaFamily } from './derived.js';
 import { openPostgresStore, redactUrl } from './postgres.js';
 import { openSqliteStore } from './sqlite.js';
 
@@ -31,6 +33,11 @@ export interface ManifestRecord {
   annotations?: Annotations;
   /** The config's labels, when the caller already read the config blob (see putConfigLabels). */
   labels?: Annotations;
+  /**
+   * The config blob's JSON, parsed, when the caller read it for builder evidence: the store keeps
+   * what it says about the builder (per config digest), not the blob.
+   */
+  config?: unknown;
   /** For an index: its children, in the index's order. */
   children?: ChildRecord[];
 }
@@ -174,6 +181,67 @@ export interface ExplainOptions {
   disableSeqScan?: boolean;
 }
 
+/** How images were built, by week; see docs/insights.md. */
+export interface InsightsQuery {
+  /** Only repositories whose first path segment is this. */
+  namespace?: string;
+  /** Only this repository. */
+  repository?: string;
+  /** Weeks starting on or after the week of `from` (default: 52 weeks before `to`). */
+  from?: Date;
+  /** Weeks up to and including the week of `to` (default: now). */
+  to?: Date;
+}
+
+export interface InsightsCounts {
+  /** Images: distinct (repository, manifest digest) pairs a tag pointed at. */
+  images: number;
+  builders: Record<Builder, number>;
+  buildSources: Record<BuildSource, number>;
+  mediaTypes: Record<MediaFamily, number>;
+  /** Images that are an index of more than one platform. */
+  multiPlatform: number;
+}
+
+export interface InsightsWeek {
+  /** Monday 00:00 UTC. */
+  start: Date;
+  counts: InsightsCounts;
+}
+
+export interface InsightsGroup {
+  /** A namespace (first path segment) or a repository path. */
+  name: string;
+  totals: InsightsCounts;
+  weeks: InsightsWeek[];
+}
+
+export interface InsightsReport {
+  interval: 'week';
+  /** Monday of the first week and the Monday after the last. */
+  from: Date;
+  to: Date;
+  namespace: string | null;
+  repository: string | null;
+  /** What `groups` are: namespaces overall, the repositories of a namespace, or the one repository. */
+  groupBy: 'namespace' | 'repository';
+  totals: InsightsCounts;
+  weeks: InsightsWeek[];
+  groups: InsightsGroup[];
+  /** Platforms of multi-platform images (attestations left out), by images carrying them. */
+  platforms: { platform: string; images: number }[];
+}
+
+/** One manifest's derived insight columns. */
+export interface ManifestInsight {
+  builder: Builder;
+  confidence: Confidence;
+  evidence: string[];
+  buildSource: BuildSource;
+  mediaFamily: MediaFamily;
+  platformCount: number;
+}
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
 
@@ -215,6 +283,10 @@ export interface Store {
   getImage(digest: string): Promise<ImageDetail | null>;
   tagHistory(repository: string, tag: string): Promise<TagHistory | null>;
   stats(): Promise<StoreStats>;
+  /** Counts and shares of builders, build-detail sources, media types and multi-platform images, by week. */
+  insights(query: InsightsQuery): Promise<InsightsReport>;
+  /** The derived insight columns of one manifest; null when it is not in the catalog. */
+  manifestInsight(digest: string): Promise<ManifestInsight | null>;
 }
 
 export const DEFAULT_STORE_URL = 'sqlite:./tagtrail.db';

@@ -79,6 +79,8 @@ export interface SyncOptions {
   onProgress?: (progress: SyncProgress) => void;
   /** Called after each manifest or config read from the registry. */
   onRead?: (what: 'manifest' | 'config') => void;
+  /** Read every new image config once for builder evidence (see Ingestor). */
+  readConfigs?: boolean;
   now?: () => Date;
 }
 
@@ -122,7 +124,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   const started = Date.now();
   const concurrency = options.concurrency ?? 8;
   const limit: Limiter = createLimiter(concurrency);
-  const ingestor = new Ingestor({ client, store, registry, limit, ...(options.onRead ? { onRead: options.onRead } : {}) });
+  const ingestor = new Ingestor({ client, store, registry, limit, readConfigs: options.readConfigs === true, ...(options.onRead ? { onRead: options.onRead } : {}) });
   const key = checkpointKey(registry, prefix);
   const aborted = (): boolean => signal?.aborted === true;
 

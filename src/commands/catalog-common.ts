@@ -52,3 +52,17 @@ export function positiveInt(value: string | undefined, what: string, fallback: n
   if (!/^\d+$/.test(value.trim()) || Number(value) < min || Number(value) > max) throw new UsageError(`${what} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value.slice(0, 40))}`);
   return Number(value);
 }
+
+/**
+ * --read-configs, else TAGTRAIL_READ_CONFIGS (1/true/yes or 0/false/no): read every new image
+ * config once for builder evidence, not only the configs of images without build annotations.
+ */
+export function readConfigsFlag(rt: Runtime, flag: boolean | undefined): boolean {
+  if (flag === true) return true;
+  const v = rt.env.TAGTRAIL_READ_CONFIGS;
+  if (v === undefined || v === '') return false;
+  const t = v.trim().toLowerCase();
+  if (t === '1' || t === 'true' || t === 'yes') return true;
+  if (t === '0' || t === 'false' || t === 'no') return false;
+  throw new UsageError(`TAGTRAIL_READ_CONFIGS=${JSON.stringify(v.slice(0, 40))} is not 1 or 0`, { hint: 'set TAGTRAIL_READ_CONFIGS=1 to read every new image config for builder evidence, or unset it' });
+}

@@ -13,7 +13,7 @@ import { gitlabUrlsFrom } from '../server/ui/links.js';
 import { MIN_SECRET_LENGTH } from '../server/webhook.js';
 import type { Runtime } from '../runtime.js';
 import { VERSION } from '../version.js';
-import { type RegistryTarget, fromEnv, parseRegistryUrl, positiveInt } from './catalog-common.js';
+import { type RegistryTarget, fromEnv, parseRegistryUrl, positiveInt, readConfigsFlag } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
 
 interface ServeFlags extends RegistryFlags {
@@ -23,6 +23,7 @@ interface ServeFlags extends RegistryFlags {
   webhookSecret?: string;
   reconcileInterval?: string;
   concurrency?: string;
+  readConfigs?: boolean;
   gitlabUrl?: string[];
 }
 
@@ -54,6 +55,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
   const interval = positiveInt(fromEnv(rt, flags.reconcileInterval, 'TAGTRAIL_RECONCILE_INTERVAL'), '--reconcile-interval', 600, 0, 7 * 24 * 3600);
   const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
+  const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const gitlabUrls = gitlabUrlsFrom(flags.gitlabUrl, rt.env.TAGTRAIL_GITLAB_URL);
 
   // The webhook never runs unauthenticated: no secret, no webhook. An empty or short secret is refused.
@@ -76,7 +78,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const store = await openStore(dbUrl);
   const metrics = new Metrics();
   let accepting = true;
-  const webhook: WebhookOptions | undefined = secret !== undefined && client && target ? { secret, client, registry: target.host, concurrency } : undefined;
+  const webhook: WebhookOptions | undefined = secret !== undefined && client && target ? { secret, client, registry: target.host, concurrency, readConfigs } : undefined;
   const ui = (a: Parameters<typeof mountUi>[0]): void =>
     mountUi(a, {
       store,
@@ -123,7 +125,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   }
   if (!webhook) logger.warn(target ? 'the webhook is off: set --webhook-secret or TAGTRAIL_WEBHOOK_SECRET to take registry notifications' : 'no --registry: serving the catalog read-only, no webhook, no reconcile');
 
-  const reconciler = client && target ? new Reconciler({ store, client, registry: target.host, intervalSeconds: interval, concurrency, logger, metrics }) : undefined;
+  const reconciler = client && target ? new Reconciler({ store, client, registry: target.host, intervalSeconds: interval, concurrency, readConfigs, logger, metrics }) : undefined;
   reconciler?.start();
 
   const signal = await new Promise<string>((resolve) => {

@@ -4,7 +4,7 @@ import { DEFAULT_STORE_URL, openStore } from '../catalog/store.js';
 import { CRAWL_LOCK, type SyncProgress, type SyncSummary, sync } from '../catalog/sync.js';
 import { isValidRepository } from '../oci/reference.js';
 import type { Runtime } from '../runtime.js';
-import { fromEnv, positiveInt, requireRegistry } from './catalog-common.js';
+import { fromEnv, positiveInt, readConfigsFlag, requireRegistry } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
 
 interface SyncFlags extends RegistryFlags {
@@ -13,6 +13,7 @@ interface SyncFlags extends RegistryFlags {
   db?: string;
   concurrency?: string;
   restart?: boolean;
+  readConfigs?: boolean;
   output: 'text' | 'json';
 }
 
@@ -50,6 +51,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   }
   const prefix = flags.repository?.replace(/\/+$/, '');
   const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
+  const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
   const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] });
   const store = await openStore(dbUrl);
@@ -83,6 +85,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
         registry: target.host,
         ...(prefix ? { prefix } : {}),
         concurrency,
+        readConfigs,
         resume: !flags.restart,
         signal: controller.signal,
         onProgress: draw,

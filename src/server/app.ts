@@ -28,6 +28,8 @@ export interface WebhookOptions {
   maxBodyBytes?: number;
   /** Manifest reads in flight at most, across requests. Default 8. */
   concurrency?: number;
+  /** Read every new image config once for builder evidence. */
+  readConfigs?: boolean;
 }
 
 export interface AppOptions {
@@ -165,6 +167,7 @@ export function createApp(options: AppOptions): Hono {
       store,
       registry: webhook.registry,
       limit: createLimiter(webhook.concurrency ?? 8),
+      readConfigs: webhook.readConfigs === true,
       onRead: (what) => metrics.registryReads.inc({ what, source: 'webhook' }),
     });
     app.post('/api/v1/events', async (c) => {

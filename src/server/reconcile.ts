@@ -21,6 +21,8 @@ export interface ReconcilerOptions {
   /** Seconds before the first run. Default 0: right away, to catch what happened while down. */
   initialDelaySeconds?: number;
   concurrency?: number;
+  /** Read every new image config once for builder evidence. */
+  readConfigs?: boolean;
   logger?: Logger;
   metrics?: Metrics;
 }
@@ -89,6 +91,7 @@ export class Reconciler {
           registry,
           signal: controller.signal,
           ...(this.options.concurrency ? { concurrency: this.options.concurrency } : {}),
+          readConfigs: this.options.readConfigs === true,
           onRead: (what) => metrics?.registryReads.inc({ what, source: 'crawl' }),
         }),
       );

@@ -112,4 +112,26 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
       )`,
     ],
   },
+  {
+    // Insights: how each manifest was built, decided at ingest (see src/catalog/builder.ts and
+    // derived.ts). NULL builder = not derived yet: the store fills those rows in right after
+    // migrating (a backfill in code, since it parses the stored manifest bytes). configs.builder
+    // is what the whole config blob said, when it was read for builder evidence; NULL when only
+    // its labels are known.
+    version: 2,
+    name: 'insights',
+    statements: [
+      `ALTER TABLE manifests ADD COLUMN builder text`,
+      `ALTER TABLE manifests ADD COLUMN builder_confidence text`,
+      `ALTER TABLE manifests ADD COLUMN builder_evidence text`,
+      `ALTER TABLE manifests ADD COLUMN build_source text`,
+      `ALTER TABLE manifests ADD COLUMN media_family text`,
+      `ALTER TABLE manifests ADD COLUMN platform_count integer`,
+      `ALTER TABLE configs ADD COLUMN builder text`,
+      `ALTER TABLE configs ADD COLUMN builder_confidence text`,
+      `ALTER TABLE configs ADD COLUMN builder_evidence text`,
+      `CREATE INDEX manifests_underived ON manifests (id) WHERE builder IS NULL`,
+      `CREATE INDEX tag_events_set ON tag_events (kind, at)`,
+    ],
+  },
 ]);

@@ -123,4 +123,26 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = checkMigrations([
       )`,
     ],
   },
+  {
+    // Insights: how each manifest was built, decided at ingest (see src/catalog/builder.ts and
+    // derived.ts). NULL builder = not derived yet: the store fills those rows in right after
+    // migrating (a backfill in code, since it parses the stored manifest bytes). configs.builder
+    // is what the whole config blob said, when it was read for builder evidence; NULL when only
+    // its labels are known.
+    version: 2,
+    name: 'insights',
+    statements: [
+      `ALTER TABLE manifests ADD COLUMN builder TEXT`,
+      `ALTER TABLE manifests ADD COLUMN builder_confidence TEXT`,
+      `ALTER TABLE manifests ADD COLUMN builder_evidence TEXT`,
+      `ALTER TABLE manifests ADD COLUMN build_source TEXT`,
+      `ALTER TABLE manifests ADD COLUMN media_family TEXT`,
+      `ALTER TABLE manifests ADD COLUMN platform_count INTEGER`,
+      `ALTER TABLE configs ADD COLUMN builder TEXT`,
+      `ALTER TABLE configs ADD COLUMN builder_confidence TEXT`,
+      `ALTER TABLE configs ADD COLUMN builder_evidence TEXT`,
+      `CREATE INDEX manifests_underived ON manifests (id) WHERE builder IS NULL`,
+      `CREATE INDEX tag_events_set ON tag_events (kind, at)`,
+    ],
+  },
 ]);
