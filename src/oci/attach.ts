@@ -4,7 +4,7 @@
 // What is written: the empty config blob `{}` (when the repository lacks it), the artifact
 // manifest by digest, and, unless the registry has the referrers API, the referrers tag
 // `sha256-<hex>` with the new referrer added to what it listed before.
-import { RegistryError } from '../errors.js';
+import { ConflictError, RegistryError } from '../errors.js';
 import { CREATED_KEY } from '../gitlab/ci.js';
 import { type AnnotationChanges, type Annotations, applyAnnotationChanges, emptyAnnotations, validateAnnotations } from './annotations.js';
 import type { Descriptor, Manifest } from './manifest.js';
@@ -35,6 +35,66 @@ export interface AttachOptions {
   readonly dryRun?: boolean;
   /** auto: the referrers API where the registry has it, else the tag schema. always: the API or fail. never: the tag schema. */
   readonly mode?: ReferrersMode;
+  /** The least wait between writing the referrers tag and reading it back (default 250 ms). */
+  readonly settleMs?: number;
+}
+
+const DEFAULT_SETTLE_MS = 250;
+const MAX_SETTLE_MS = 2_000;
+/** Read-modify-write rounds of the referrers tag before giving up with a conflict. */
+const MAX_MERGES = 4;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function readUsable(client: RegistryClient, subject: Reference & { digest: string }, childDigests: readonly string[], referrer: string): Promise<FallbackIndex> {
+  const r = await readFallback(client, subject, childDigests);
+  if (!r.usable) {
+    throw new RegistryError(`the referrer ${referrer} is stored, but the referrers tag of ${subject.repository}@${subject.digest} cannot be updated: ${r.reason}`, 200, [], {
+      hint: 'the registry did not index the referrer itself (no OCI-Subject header) and its sha256-<hex> tag does not hold a referrers index; clients of the tag schema will not find this referrer',
+    });
+  }
+  return r.index;
+}
+
+/**
+ * Adds the referrer to the sha256-<hex> tag and makes sure it stays there. A registry has no
+ * conditional write, so two clients adding referrers at once can each read the same list and the
+ * later PUT would drop the earlier one's entry. So: race-check HEAD right before the PUT (the tag
+ * changed since the read: read and merge again), and after the PUT wait a moment (twice the PUT's
+ * time, 250 ms to 2 s) and read the tag back: if our entry is gone, merge again. Others' entries
+ * are never removed. Returns the digest of the last index written, if any.
+ */
+async function mergeIntoFallback(
+  client: RegistryClient,
+  subject: Reference & { digest: string },
+  childDigests: readonly string[],
+  first: FallbackIndex | undefined,
+  desc: Descriptor,
+  referrer: string,
+  settleMs: number | undefined,
+): Promise<string | undefined> {
+  let read = first ?? (await readUsable(client, subject, childDigests, referrer));
+  let written: string | undefined;
+  for (let round = 1; ; round++) {
+    const started = Date.now();
+    try {
+      written = (await addToFallback(client, subject, read, desc)) ?? written;
+    } catch (err) {
+      if (!(err instanceof ConflictError) || round >= MAX_MERGES) throw err;
+      read = await readUsable(client, subject, childDigests, referrer);
+      continue;
+    }
+    await sleep(Math.min(MAX_SETTLE_MS, Math.max(settleMs ?? DEFAULT_SETTLE_MS, 2 * (Date.now() - started))));
+    read = await readUsable(client, subject, childDigests, referrer);
+    if (read.manifests.some((d) => d.digest === desc.digest)) return written;
+    if (round >= MAX_MERGES) {
+      throw new ConflictError(`the referrers tag ${subject.repository}:${fallbackTag(subject.digest)} kept being replaced by other writers; the referrer ${referrer} is stored but not listed there`, {
+        hint: 'other clients are adding referrers to this image right now; run attach again in a moment (it then only adds the listing)',
+      });
+    }
+  }
 }
 
 export interface AttachResult {
@@ -144,18 +204,8 @@ export async function attachBuildDetails(client: RegistryClient, ref: Reference,
   }
 
   // The tag schema: the registry does not index referrers itself (or mode never asks for the tag).
-  let read: FallbackIndex | undefined = existing.fallback;
-  if (!read) {
-    const r = await readFallback(client, subjectRef, childDigests);
-    if (!r.usable) {
-      throw new RegistryError(`the referrer ${artifact.digest} is stored, but the referrers tag of ${ref.repository}@${top.digest} cannot be updated: ${r.reason}`, 200, [], {
-        hint: 'the registry did not index the referrer itself (no OCI-Subject header) and its sha256-<hex> tag does not hold a referrers index; clients of the tag schema will not find this referrer',
-      });
-    }
-    read = r.index;
-  }
   const desc = referrerDescriptor({ mediaType: OCI_MANIFEST, digest: artifact.digest, bytes: artifact.bytes, artifactType: BUILD_DETAILS_ARTIFACT_TYPE, annotations });
-  const indexDigest = await addToFallback(client, subjectRef, read, desc);
+  const indexDigest = await mergeIntoFallback(client, subjectRef, childDigests, existing.fallback, desc, artifact.digest, opts.settleMs);
   return {
     ...base,
     referrer: artifact.digest,

@@ -148,7 +148,7 @@ describe('attach to an OCI image on a registry without the referrers API (tag sc
     image = await freshImage(repo, 'v1', 'oci');
   });
 
-  it('writes the referrer and the sha256-<hex> tag in 10 requests; the tag keeps its digest and the old digest pulls whole', async () => {
+  it('writes the referrer and the sha256-<hex> tag in 11 requests; the tag keeps its digest and the old digest pulls whole', async () => {
     registry.resetRequests();
     const r = await attach(registry.host, `${repo}:v1`, ['-a', 'com.example.team=payments']);
     expect(r.stderr).toBe('');
@@ -156,8 +156,8 @@ describe('attach to an OCI image on a registry without the referrers API (tag sc
     first = r.json as AttachJson;
     expect(first).toMatchObject({ changed: true, path: 'fallback-tag', subject: { digest: image.pushed, mediaType: OCI_MANIFEST } });
     // ping, GET subject, GET referrers (404), GET sha256-<hex> (404), HEAD blob, POST + PUT blob,
-    // PUT referrer, race-check HEAD of the tag, PUT of the tag.
-    expect(registry.count()).toBe(10);
+    // PUT referrer, race-check HEAD of the tag, PUT of the tag, and the tag read back.
+    expect(registry.count()).toBe(11);
     expect(registry.count({ method: 'PUT' })).toBe(3);
     expect(registry.count({ kind: 'referrers' })).toBe(1);
     expect(registry.count({ kind: 'blob', method: 'GET' })).toBe(0);
@@ -217,6 +217,20 @@ describe('attach to an OCI image on a registry without the referrers API (tag sc
     for (const d of [second.json, third.json]) await expectReferrer(registry.url, repo, d?.referrer as string, subject);
     expect(await head(repo, 'v1')).toBe(image.pushed);
     await pullWhole(`${registry.host}/${repo}@${image.pushed}`, image);
+  });
+
+  it('four attach runs at once on one image: every run that succeeds stays listed in the tag', async () => {
+    const racy = await freshImage('group/race', 'v1', 'race');
+    registry.resetRequests();
+    const runs = await Promise.all(['a', 'b', 'c', 'd'].map((n) => attach(registry.host, 'group/race:v1', ['-a', `com.example.run=${n}`])));
+    for (const r of runs) expect([0, 3]).toContain(r.code);
+    const ok = runs.filter((r) => r.code === 0).map((r) => r.json?.referrer as string);
+    expect(ok.length).toBeGreaterThan(0);
+    const listed = ((await read(registry.url, 'group/race', tagOf(racy.pushed))).json.manifests ?? []).map((d) => d.digest);
+    for (const d of ok) expect(listed).toContain(d);
+    expect(new Set(listed).size).toBe(listed.length);
+    expect(registry.count({ method: 'PUT', path: new RegExp(`/manifests/${tagOf(racy.pushed)}$`) })).toBeGreaterThanOrEqual(4);
+    expect(await head('group/race', 'v1')).toBe(racy.pushed);
   });
 
   it('show reads the newest referrer and says so; the older ones are listed too', async () => {
@@ -475,8 +489,8 @@ describe('token auth, as GitLab runs its registry', () => {
     expect(r.stdout + r.stderr).not.toContain(PASSWORD);
     expect(issuer.issued() - tokensBefore).toBe(1);
     expect(authed.count({ status: 401 })).toBe(1); // the ping
-    // The same 10 requests as without auth (the ping is answered 401); tokens come from the issuer.
-    expect(authed.count()).toBe(10);
+    // The same 11 requests as without auth (the ping is answered 401); tokens come from the issuer.
+    expect(authed.count()).toBe(11);
     const json = JSON.parse(r.stdout) as AttachJson;
     expect(json).toMatchObject({ changed: true, path: 'fallback-tag', subject: { digest } });
     const token = await issuer.mintToken({ access: [{ type: 'repository', name: 'group/auth', actions: ['pull'] }] });
