@@ -4,7 +4,7 @@ import { annotationChanges } from '../gitlab/annotation-set.js';
 import { isGitLabCi } from '../gitlab/ci.js';
 import { type AttachResult, attachBuildDetails } from '../oci/attach.js';
 import { type Reference, formatReference, parseReference } from '../oci/reference.js';
-import type { ReferrersMode } from '../oci/referrers.js';
+import { type ReferrersMode, fallbackTag } from '../oci/referrers.js';
 import type { Runtime } from '../runtime.js';
 import { type RegistryFlags, registryClient, worstExit } from './common.js';
 
@@ -33,7 +33,7 @@ function jsonResult(r: AttachResult): Record<string, unknown> {
 function textResult(r: AttachResult, out: string[]): void {
   const subject = `${r.registry}/${r.repository}@${r.subject.digest}`;
   const referrer = `${r.registry}/${r.repository}@${r.referrer}`;
-  const via = r.path === 'api' ? "the registry's referrers API" : `the referrers tag ${r.repository}:${r.subject.digest.replace(':', '-')}`;
+  const via = r.path === 'api' ? "the registry's referrers API" : `the referrers tag ${r.repository}:${fallbackTag(r.subject.digest)}`;
   if (r.dryRun) {
     out.push(r.changed ? `${r.image}: would attach build details as ${referrer}, listed through ${via}` : `${r.image}: build details already attached as ${referrer}; nothing to write`);
     for (const k of Object.keys(r.annotations).sort()) out.push(`    ${k}=${JSON.stringify(r.annotations[k])}`);

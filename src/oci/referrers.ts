@@ -27,9 +27,10 @@ export const EMPTY_DESCRIPTOR: Descriptor = { mediaType: EMPTY_MEDIA_TYPE, diges
 export type ReferrersMode = 'auto' | 'always' | 'never';
 export type ReferrersPath = 'api' | 'fallback-tag';
 
-/** The referrers tag schema: sha256:<hex> → sha256-<hex>, cut to the 128 characters a tag may have. */
+/** The referrers tag schema: <alg>:<hex> → <alg>-<hex>, the algorithm cut to 32 characters and the hex to 64. */
 export function fallbackTag(digest: string): string {
-  return digest.replace(':', '-').slice(0, 128);
+  const colon = digest.indexOf(':');
+  return `${digest.slice(0, colon).slice(0, 32)}-${digest.slice(colon + 1).slice(0, 64)}`;
 }
 
 /** What the fallback tag holds, when it is usable. */

@@ -242,6 +242,10 @@ describe('attach to an OCI image on a registry without the referrers API (tag sc
     expect(d.build.pipeline.id).toBe(env.CI_PIPELINE_ID);
     expect(d.referrers).toHaveLength(3);
     expect(d.referrers.every((x) => x.path === 'fallback-tag')).toBe(true);
+    // ping, GET image, referrers API (404), the sha256-<hex> tag, the three referrer manifests; no
+    // config blob, since a referrer had the details.
+    expect(registry.count()).toBe(7);
+    expect(registry.count({ kind: 'blob' })).toBe(0);
     expect(d.referrers.map((x) => x.digest)).not.toContain(undefined);
     const text = await runCli(['show', `${registry.host}/${repo}:v1`]);
     expect(text.stdout).toContain(`build details (from referrer ${d.referrer}`);
