@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../oci/reference.js';
+import { isReferrersTag } from '../oci/referrers.js';
 
 export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
 
@@ -24,7 +25,7 @@ export type CatalogEvent =
 export interface ParsedEnvelope {
   /** In the order the envelope lists them. */
   events: CatalogEvent[];
-  /** Events that carry nothing for the catalog (pulls, mounts, blobs, pushes by digest). */
+  /** Events that carry nothing for the catalog (pulls, mounts, blobs, pushes by digest, referrers tags). */
   ignored: number;
 }
 
@@ -82,7 +83,8 @@ export function parseEnvelope(body: unknown): ParsedEnvelope {
     const where = `events[${i}]`;
     const t = e.target;
     const action = e.action;
-    const counts = t !== undefined && ((action === 'push' && t.tag !== undefined && t.tag !== '') || action === 'delete');
+    // A referrers tag (sha256-<hex>, written by attach and other OCI 1.1 clients) is not an image tag.
+    const counts = t !== undefined && !isReferrersTag(t.tag ?? '') && ((action === 'push' && t.tag !== undefined && t.tag !== '') || action === 'delete');
     if (!counts) {
       ignored++;
       return;

@@ -11,6 +11,7 @@
 //   read only gets the tags it did read.
 import { AuthError, NotFoundError, isTagtrailError } from '../errors.js';
 import { isValidRepository, isValidTag } from '../oci/reference.js';
+import { isReferrersTag } from '../oci/referrers.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { Ingestor } from './ingest.js';
 import { type Limiter, createLimiter } from './limit.js';
@@ -260,6 +261,8 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
     const tags: string[] = [];
     try {
       for await (const tag of client.listTags(registry, repository)) {
+        // The referrers tag schema's sha256-<hex> lists referrers (tagtrail attach writes one): not an image tag.
+        if (isReferrersTag(tag)) continue;
         if (isValidTag(tag)) tags.push(tag);
         else fail({ repository, tag: tag.slice(0, 128), code: 'INVALID_REFERENCE', message: 'the registry lists a tag name that is not valid' });
       }

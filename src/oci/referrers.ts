@@ -33,6 +33,15 @@ export function fallbackTag(digest: string): string {
   return `${digest.slice(0, colon).slice(0, 32)}-${digest.slice(colon + 1).slice(0, 64)}`;
 }
 
+/**
+ * True for a tag of the referrers tag schema (sha256-<64 hex>, sha512-<64 hex>): a list of
+ * another manifest's referrers that clients keep, not an image anyone tagged. cosign's
+ * sha256-<hex>.sig and .att tags are not matched.
+ */
+export function isReferrersTag(tag: string): boolean {
+  return /^sha(256|512)-[a-f0-9]{64}$/.test(tag);
+}
+
 /** What the fallback tag holds, when it is usable. */
 export interface FallbackIndex {
   /** The tag's manifest, or undefined when the tag does not exist. */
