@@ -1,6 +1,6 @@
 // Registry operations over the transport: manifests (GET, HEAD, PUT of exact bytes), tags and
 // the catalog (with Link pagination), blobs (digest-verified; small uploads), and the referrers API.
-import { DigestMismatchError, RegistryError } from '../errors.js';
+import { AuthError, DigestMismatchError, RegistryError } from '../errors.js';
 import { CATALOG_SCOPE, pullScope, pushScope, type Scope } from './auth/token.js';
 import { sha256Digest, verifyDigest } from './digest.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type Manifest } from './manifest.js';
@@ -192,6 +192,22 @@ export class RegistryClient {
     }
     this.intendToWrite(registry, repository);
     if (await this.blobExists(registry, repository, digest)) return { digest, uploaded: false };
+    // A broken connection can cut off the answer to a PUT the registry already carried out; the
+    // retried PUT then finds its upload session gone (404). So on failure look for the blob, and
+    // open one more upload only when it is not there.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.uploadOnce(registry, repository, bytes, digest);
+        return { digest, uploaded: true };
+      } catch (err) {
+        if (err instanceof DigestMismatchError || err instanceof AuthError) throw err;
+        if (await this.blobExists(registry, repository, digest)) return { digest, uploaded: true };
+        if (attempt >= 2) throw err;
+      }
+    }
+  }
+
+  private async uploadOnce(registry: string, repository: string, bytes: Uint8Array, digest: string): Promise<void> {
     const scope = pushScope(repository);
     const opened = await this.transport.request({
       registry,
@@ -230,7 +246,6 @@ export class RegistryClient {
     if (stored && stored !== digest) {
       throw new DigestMismatchError(`the registry stored the blob as ${stored}, but its bytes hash to ${digest}`, { hint: 'a proxy may have altered the upload; retry' });
     }
-    return { digest, uploaded: true };
   }
 
   /**

@@ -350,6 +350,55 @@ describe('bad input and refusals', () => {
   });
 });
 
+describe('faults on the way', () => {
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    proxy = await startFaultProxy({ upstream: registry.url });
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+  });
+
+  it('503 on the PUT of the tag and a reset on the blob upload are retried; the result is whole', async () => {
+    const image = await freshImage('group/faults', 'v1', 'faults');
+    proxy.clearRules();
+    proxy.reset();
+    const tagPut = proxy.addRule({ method: 'PUT', path: /\/manifests\/sha256-/, times: 1, fault: { kind: 'status', status: 503, retryAfter: 0 } });
+    const upload = proxy.addRule({ method: 'PUT', path: /\/blobs\/uploads\//, times: 1, fault: { kind: 'reset', afterBytes: 0 } });
+    const r = await attach(proxy.host, 'group/faults:v1');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(tagPut.applied()).toBe(1);
+    expect(upload.applied()).toBe(1);
+    const fb = await read(registry.url, 'group/faults', tagOf(image.pushed));
+    expect(fb.json.manifests?.map((d) => d.digest)).toEqual([r.json?.referrer]);
+    expect(await head('group/faults', 'v1')).toBe(image.pushed);
+  });
+
+  it('a referrer PUT the registry refuses: exit 1, the tag is not written, a re-run succeeds', async () => {
+    const image = await freshImage('group/faults2', 'v1', 'faults2');
+    proxy.clearRules();
+    proxy.addRule({ method: 'PUT', path: /\/manifests\/sha256:/, fault: { kind: 'status', status: 400, body: JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid' }] }) } });
+    const r = await runCli(['attach', `${proxy.host}/group/faults2:v1`], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('manifest invalid');
+    expect((await read(registry.url, 'group/faults2', tagOf(image.pushed))).status).toBe(404);
+    proxy.clearRules();
+    const again = await attach(proxy.host, 'group/faults2:v1');
+    expect(again.code).toBe(0);
+    expect((await read(registry.url, 'group/faults2', tagOf(image.pushed))).json.manifests?.map((d) => d.digest)).toEqual([again.json?.referrer]);
+  });
+
+  it('a 403 from the referrers API is an auth error (exit 1), not taken for a registry without the API', async () => {
+    proxy.clearRules();
+    proxy.addRule({ method: 'GET', path: /\/referrers\//, fault: { kind: 'status', status: 403, body: JSON.stringify({ errors: [{ code: 'DENIED', message: 'denied' }] }) } });
+    const r = await runCli(['attach', `${proxy.host}/group/faults2:v1`, '-a', 'com.example.x=1'], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('denied (HTTP 403)');
+    proxy.clearRules();
+  });
+});
+
 describe('a registry with the referrers API (emulated in front of the real registry)', () => {
   let api: ReferrersApi;
   const repo = 'group/api';
