@@ -1,7 +1,7 @@
 // The hono app of `tagtrail serve`: the JSON API, the registry webhook, health, metrics and the
 // OpenAPI document. Stateless: everything lives in the store, so several processes can serve
 // one PostgreSQL catalog. The browser UI mounts itself through `ui`.
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
 import type { Logger } from 'pino';
 import { NotFoundError, RegistryError, StoreError, UsageError, isTagtrailError } from '../errors.js';
@@ -14,7 +14,8 @@ import { isValidDigest, isValidRepository, isValidTag } from '../oci/reference.j
 import { imageDetail, imageItem, repositoryItem, tagHistoryItem } from './views.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
-import { parseImageQuery, parseListQuery, parseRepositoryQuery } from './params.js';
+import { parseImageQuery, parseInsightsQuery, parseListQuery, parseRepositoryQuery } from './params.js';
+import { csvFilename, insightsCsv, insightsItem } from './insights.js';
 import { DEFAULT_MAX_EVENT_BYTES, applyEvents, checkContentType, readBodyText, secretChecker } from './webhook.js';
 
 export interface WebhookOptions {
@@ -155,6 +156,26 @@ export function createApp(options: AppOptions): Hono {
     if (!detail) throw new NotFoundError(`no image ${digest} in the catalog`);
     return c.json(await imageDetail(store, detail));
   });
+
+  // How images are built, by week: JSON, or CSV with ?format=csv or at /api/v1/insights.csv.
+  const insights = async (c: Context, csvPath: boolean): Promise<Response> => {
+    const q = parseInsightsQuery(new URL(c.req.url).searchParams, csvPath);
+    const report = await store.insights({
+      ...(q.namespace !== undefined ? { namespace: q.namespace } : {}),
+      ...(q.repository !== undefined ? { repository: q.repository } : {}),
+      ...(q.from ? { from: q.from } : {}),
+      ...(q.to ? { to: q.to } : {}),
+    });
+    if (q.format === 'json') return c.json(insightsItem(report));
+    return c.body(insightsCsv(report), 200, {
+      'content-type': 'text/csv; charset=utf-8; header=present',
+      'content-disposition': `attachment; filename="${csvFilename(report)}"`,
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'no-cache',
+    });
+  };
+  app.get('/api/v1/insights', (c) => insights(c, false));
+  app.get('/api/v1/insights.csv', (c) => insights(c, true));
 
   // ---- the webhook
 

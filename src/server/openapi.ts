@@ -2,7 +2,9 @@
 // it describes (app.ts) and the parameters it names (params.ts); test/server/api.test.ts checks
 // that every route is in it.
 import { VERSION } from '../version.js';
-import { DEFAULT_LIMIT, MAX_LIMIT } from './params.js';
+import { BUILDERS } from '../catalog/builder.js';
+import { BUILD_SOURCES, MEDIA_FAMILIES } from '../catalog/derived.js';
+import { DEFAULT_LIMIT, MAX_INSIGHTS_WEEKS, MAX_LIMIT } from './params.js';
 
 const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
 
@@ -114,6 +116,36 @@ export function openApiDocument(): Record<string, unknown> {
             200: { description: 'The image.', content: { 'application/json': { schema: { $ref: '#/components/schemas/ImageDetail' } } } },
             400: errorResponse('Not a digest.'),
             404: errorResponse('Not in the catalog.'),
+          },
+        },
+      },
+      '/api/v1/insights': {
+        get: {
+          operationId: 'insights',
+          summary: 'How images are built, by week: builders, where build details come from, media types, multi-platform images.',
+          description:
+            'Counts and shares per ISO week (Monday, UTC), overall and per namespace (or, with namespace=, per repository). ' +
+            'An image is a manifest a tag pointed at, counted once per repository, in the week a tag of that repository first pointed at it. ' +
+            'builders.unread counts images whose builder could not be told without their config, which was not read (see sync --read-configs). ' +
+            'format=csv (or GET /api/v1/insights.csv) returns the same figures as CSV, one row per week and scope.',
+          parameters: insightsParams(true),
+          responses: {
+            200: {
+              description: 'The report.',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Insights' } }, 'text/csv': { schema: { type: 'string' } } },
+            },
+            400: errorResponse('A bad or unknown parameter; the message names it.'),
+          },
+        },
+      },
+      '/api/v1/insights.csv': {
+        get: {
+          operationId: 'insightsCsv',
+          summary: 'The insights report as CSV (RFC 4180, a header row; cells that a spreadsheet would read as formulas start with an apostrophe).',
+          parameters: insightsParams(false),
+          responses: {
+            200: { description: 'CSV, as an attachment.', content: { 'text/csv': { schema: { type: 'string' } } } },
+            400: errorResponse('A bad or unknown parameter; the message names it.'),
           },
         },
       },
@@ -271,6 +303,36 @@ export function openApiDocument(): Record<string, unknown> {
             },
           },
         },
+        InsightsCounts: {
+          type: 'object',
+          properties: {
+            images: { type: 'integer' },
+            builders: { type: 'object', properties: Object.fromEntries(BUILDERS.map((b) => [b, { type: 'integer' }])) },
+            buildSources: { type: 'object', properties: Object.fromEntries(BUILD_SOURCES.map((b) => [b, { type: 'integer' }])) },
+            mediaTypes: { type: 'object', properties: Object.fromEntries(MEDIA_FAMILIES.map((b) => [b, { type: 'integer' }])) },
+            multiPlatform: { type: 'integer', description: 'Indexes of more than one platform (attestations not counted).' },
+            shares: { type: 'object', description: 'The same counts as fractions of images (0 to 1, four decimals), and withBuildDetails.' },
+          },
+        },
+        Insights: {
+          type: 'object',
+          properties: {
+            interval: { const: 'week' },
+            from: { type: 'string', format: 'date', description: 'Monday of the first week.' },
+            to: { type: 'string', format: 'date', description: 'Monday after the last week.' },
+            namespace: { type: ['string', 'null'] },
+            repository: { type: ['string', 'null'] },
+            groupBy: { enum: ['namespace', 'repository'] },
+            basis: { type: 'string', description: 'What an image is and when it counts.' },
+            totals: { $ref: '#/components/schemas/InsightsCounts' },
+            weeks: { type: 'array', items: { allOf: [{ $ref: '#/components/schemas/InsightsCounts' }, { type: 'object', properties: { week: { type: 'string', format: 'date' } } }] } },
+            groups: {
+              type: 'array',
+              items: { type: 'object', properties: { name: { type: 'string' }, totals: { $ref: '#/components/schemas/InsightsCounts' }, weeks: { type: 'array', items: { type: 'object' } } } },
+            },
+            platforms: { type: 'array', items: { type: 'object', properties: { platform: { type: 'string' }, images: { type: 'integer' } } } },
+          },
+        },
         Envelope: {
           type: 'object',
           required: ['events'],
@@ -296,6 +358,17 @@ export function openApiDocument(): Record<string, unknown> {
       },
     },
   };
+}
+
+function insightsParams(withFormat: boolean): Record<string, unknown>[] {
+  return [
+    { name: 'namespace', in: 'query', description: 'Only repositories whose first path segment is this; groups become repositories.', schema: { type: 'string' } },
+    { name: 'repository', in: 'query', description: 'Only this repository.', schema: { type: 'string' } },
+    { name: 'from', in: 'query', description: `YYYY-MM-DD or RFC 3339; from the Monday of its week. Default: 52 weeks before to. At most ${MAX_INSIGHTS_WEEKS} weeks before to.`, schema: { type: 'string' } },
+    { name: 'to', in: 'query', description: 'YYYY-MM-DD or RFC 3339; up to the end of its week. Default: now.', schema: { type: 'string' } },
+    { name: 'interval', in: 'query', description: 'Only week.', schema: { enum: ['week'], default: 'week' } },
+    ...(withFormat ? [{ name: 'format', in: 'query', description: 'json (default) or csv.', schema: { enum: ['json', 'csv'], default: 'json' } }] : []),
+  ];
 }
 
 function page(itemRef: string): Record<string, unknown> {

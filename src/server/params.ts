@@ -125,3 +125,64 @@ export function parseListQuery(params: URLSearchParams): { limit?: number; curso
   checkKnown(params, ['limit', 'cursor']);
   return paging(params);
 }
+
+const INSIGHTS_PARAMS = ['namespace', 'repository', 'from', 'to', 'interval', 'format'] as const;
+const NAMESPACE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const WEEK_MS = 7 * 86_400_000;
+/** The longest window one insights request covers (the store's limit too). */
+export const MAX_INSIGHTS_WEEKS = 520;
+
+export interface InsightsParams {
+  namespace?: string;
+  repository?: string;
+  from?: Date;
+  to?: Date;
+  format: 'json' | 'csv';
+}
+
+/** YYYY-MM-DD (UTC midnight) or a full RFC 3339 time. */
+function dateParam(params: URLSearchParams, name: string): Date | undefined {
+  const v = one(params, name);
+  if (v === undefined) return undefined;
+  const ok = /^\d{4}-\d{2}-\d{2}$/.test(v) || /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.test(v);
+  const d = ok ? new Date(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : v) : new Date(NaN);
+  if (Number.isNaN(d.getTime()) || d.getUTCFullYear() < 1970 || d.getUTCFullYear() > 9999) {
+    throw bad(name, `${shown(v)} is not a date`, `write ${name}=YYYY-MM-DD (UTC) or an RFC 3339 time such as 2026-01-05T00:00:00Z`);
+  }
+  return d;
+}
+
+/** GET /api/v1/insights[.csv] parameters; `csvPath` is true for /api/v1/insights.csv. */
+export function parseInsightsQuery(params: URLSearchParams, csvPath = false): InsightsParams {
+  checkKnown(params, INSIGHTS_PARAMS);
+  const out: InsightsParams = { format: csvPath ? 'csv' : 'json' };
+  const format = one(params, 'format');
+  if (format !== undefined) {
+    if (format !== 'json' && format !== 'csv') throw bad('format', `${shown(format)} is not json or csv`);
+    if (csvPath && format !== 'csv') throw bad('format', `${shown(format)} contradicts the .csv path`, 'drop format=, or use /api/v1/insights');
+    out.format = format;
+  }
+  const interval = one(params, 'interval');
+  if (interval !== undefined && interval !== 'week') throw bad('interval', `${shown(interval)} is not supported`, 'interval=week is the only interval');
+  const namespace = one(params, 'namespace');
+  if (namespace !== undefined) {
+    if (!NAMESPACE.test(namespace) || namespace.length > 255) throw bad('namespace', `${shown(namespace)} is not a namespace`, 'a namespace is the first path segment of a repository: lowercase letters, digits and . _ -');
+    out.namespace = namespace;
+  }
+  const repository = one(params, 'repository');
+  if (repository !== undefined) {
+    if (!isValidRepository(repository)) throw bad('repository', `${shown(repository)} is not a repository name`, 'a repository name looks like group/project/app: lowercase letters, digits and . _ - between slashes');
+    if (namespace !== undefined && repository.split('/')[0] !== namespace) throw bad('repository', `${shown(repository)} is not in namespace ${shown(namespace)}`, 'give one of them, or a repository inside the namespace');
+    out.repository = repository;
+  }
+  const from = dateParam(params, 'from');
+  const to = dateParam(params, 'to');
+  if (from && to) {
+    if (from.getTime() > to.getTime()) throw bad('from', `${from.toISOString().slice(0, 10)} is after to=${to.toISOString().slice(0, 10)}`);
+    if ((to.getTime() - from.getTime()) / WEEK_MS >= MAX_INSIGHTS_WEEKS) throw bad('from', `the window from ${shown(from.toISOString().slice(0, 10))} to ${shown(to.toISOString().slice(0, 10))} is longer than ${MAX_INSIGHTS_WEEKS} weeks`, 'ask for a shorter window');
+  }
+  if (from && !to && (Date.now() - from.getTime()) / WEEK_MS >= MAX_INSIGHTS_WEEKS) throw bad('from', `${shown(from.toISOString().slice(0, 10))} is more than ${MAX_INSIGHTS_WEEKS} weeks ago`, 'pass a later from, or a to within the range');
+  if (from) out.from = from;
+  if (to) out.to = to;
+  return out;
+}

@@ -46,6 +46,13 @@ export interface ImageOptions {
   labels?: Record<string, string>;
   /** The manifest's annotations (dropped when pushed with format v2s2, which has none). */
   manifestAnnotations?: Record<string, string>;
+  /**
+   * The config's history, replacing the generated one entry per layer: to reproduce what a
+   * builder writes (its created_by, comment and author), base image entries and empty_layer ones included.
+   */
+  history?: Record<string, unknown>[];
+  /** Top-level config fields merged over the generated ones (author, created, docker_version, container_config…). */
+  configFields?: Record<string, unknown>;
   /** The org.opencontainers.image.ref.name of the manifest in index.json. Default latest. */
   tag?: string;
   /**
@@ -219,7 +226,8 @@ async function writeImage(dir: string, options: ImageOptions): Promise<ImageInfo
       ...(options.labels ? { Labels: options.labels } : {}),
     },
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-    history,
+    history: options.history ?? history,
+    ...options.configFields,
   };
   const configBytes = Buffer.from(JSON.stringify(config));
   const configDigest = await writeBlob(dir, configBytes);

@@ -78,6 +78,8 @@ describe.each(BACKENDS)('the API on %s', (backendName) => {
         '/api/v1/events',
         '/api/v1/images',
         '/api/v1/images/{digest}',
+        '/api/v1/insights',
+        '/api/v1/insights.csv',
         '/api/v1/openapi.json',
         '/api/v1/repositories',
         '/api/v1/repositories/{repository}/tags',

@@ -114,6 +114,16 @@ details > summary { cursor: pointer; }
 .pager { display: flex; gap: 1rem; margin: 1rem 0; flex-wrap: wrap; }
 ul.plain { list-style: none; padding: 0; margin: 0.3rem 0; }
 ul.plain li { padding: 0.2rem 0; overflow-wrap: anywhere; }
+/* Insights: server-drawn SVG charts with an HTML legend and their figures in a table. */
+.chart-block { margin: 1.5rem 0; }
+.chart-block figure { margin: 0; }
+svg.chart { display: block; max-width: 44rem; height: auto; color: var(--fg); }
+ul.legend { list-style: none; padding: 0; margin: 0.4rem 0; display: flex; flex-wrap: wrap; gap: 0.3rem 1rem; }
+ul.legend li { white-space: nowrap; }
+svg.swatch { vertical-align: -1px; }
+details.figures { margin: 0.3rem 0; }
+table.figures td.num, table.figures th.num { text-align: right; white-space: nowrap; }
+.downloads a { margin-right: 1rem; }
 footer { padding: 1.5rem 1rem; color: var(--muted); font-size: 0.85rem; text-align: center; }
 
 /* Narrow screens: each table row becomes a card, each cell a labelled line. */

@@ -33,6 +33,7 @@ function segments(name: string): string {
 export const paths = {
   home: '/',
   docs: '/docs/annotate',
+  insights: '/insights',
   repository: (name: string): string => `/r/${segments(name)}`,
   tag: (repository: string, tag: string): string => `/r/${segments(repository)}/-/tags/${encodeURIComponent(tag)}`,
   manifest: (repository: string, digest: string): string => `/r/${segments(repository)}/-/manifests/${encodeURIComponent(digest).replace(/%3A/g, ':')}`,
@@ -72,7 +73,7 @@ export function layout({ title, ctx, crumbs, body }: PageOptions): Html {
 <a class="skip" href="#main">Skip to content</a>
 <header class="site">
 <a class="brand" href="${paths.home}">tagtrail</a>
-<nav aria-label="Site"><a href="${paths.home}">Repositories</a><a href="${paths.docs}">Adding build details</a></nav>
+<nav aria-label="Site"><a href="${paths.home}">Repositories</a><a href="${paths.insights}">Insights</a><a href="${paths.docs}">Adding build details</a></nav>
 <form class="search" role="search" action="/search" method="get">
 <label for="site-search" class="visually-hidden">Search images</label>
 <input id="site-search" type="search" name="q" value="${ctx.q ?? ''}" maxlength="512" placeholder="Commit, pipeline, ref, key=value or repository" autocomplete="off" spellcheck="false" autocapitalize="off">

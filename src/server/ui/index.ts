@@ -9,6 +9,7 @@
 //   /r/REPOSITORY/-/manifests/DIGEST    one manifest by digest (earlier digests, platform manifests)
 //   /search?q=                          commit, pipeline, ref, key=value, repository or digest
 //   /docs/annotate                      how to add build details
+//   /insights?namespace=&weeks=         how images are built, by week (charts, tables, CSV link)
 //   /assets/NAME.HASH.css|js            the style sheet and the copy script, cached for a year
 //   any other GET outside /api/         an HTML 404 page
 //
@@ -24,6 +25,7 @@ import { type Html, type ViewContext, buildOfImage } from './html.js';
 import { parseGitlabUrls } from './links.js';
 import { docsPage, errorPage } from './pages/docs.js';
 import { imagePage } from './pages/image.js';
+import { WEEK_CHOICES, insightsPage } from './pages/insights.js';
 import { repositoriesPage, repositoryPage } from './pages/repositories.js';
 import { type SearchPageData, type SectionResult, searchPage } from './pages/search.js';
 import { SEARCH_KINDS, type SearchKind, type SearchTerm, parseSearch } from './query.js';
@@ -139,6 +141,19 @@ export function mountUi(app: Hono, options: UiOptions): void {
   );
 
   app.get('/docs/annotate', page((c) => send(c, docsPage(context()))));
+
+  app.get(
+    '/insights',
+    page(async (c) => {
+      const namespace = (c.req.query('namespace') ?? '').trim().toLowerCase();
+      const weeksParam = Number(c.req.query('weeks') ?? 26);
+      const weeks = (WEEK_CHOICES as readonly number[]).includes(weeksParam) ? weeksParam : 26;
+      const now = options.now();
+      const from = new Date(now.getTime() - (weeks - 1) * 7 * 86_400_000);
+      const report = await store.insights({ ...(namespace ? { namespace } : {}), from, to: now });
+      return send(c, insightsPage({ report, weeks, ...(namespace ? { namespace } : {}) }, context()));
+    }),
+  );
 
   app.get('/r', (c) => c.redirect('/', 301));
 
