@@ -22,7 +22,9 @@
 //
 // For shorter runs while working on it: BENCH_CATALOG_PARTS=sync,search,webhook (any subset),
 // BENCH_CATALOG_MANIFESTS=N (the search size; default 1,000,000), BENCH_CATALOG_TAGS=N (the
-// largest sync size; default 10,000).
+// largest sync size; default 10,000). BENCH_CATALOG_PARTS=memory (instead of sync) runs part 2
+// alone and short: first syncs at a quarter of the largest size and at the largest, on SQLite and
+// PostgreSQL, without the throughput runs, the baseline loops and the controls.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
@@ -54,7 +56,9 @@ const PARTS = new Set((process.env.BENCH_CATALOG_PARTS ?? 'sync,search,webhook')
 
 /** Part 1 and 2: registry sizes, the last one is the throughput run. */
 const MAX_TAGS = envInt('BENCH_CATALOG_TAGS', 10_000);
-const SYNC_SIZES = [MAX_TAGS / 4, MAX_TAGS / 2, MAX_TAGS].map(Math.round);
+/** Part 2 alone (BENCH_CATALOG_PARTS=memory): the smallest and the largest size, first syncs only. */
+const MEMORY_ONLY = PARTS.has('memory') && !PARTS.has('sync');
+const SYNC_SIZES = (MEMORY_ONLY ? [MAX_TAGS / 4, MAX_TAGS] : [MAX_TAGS / 4, MAX_TAGS / 2, MAX_TAGS]).map(Math.round);
 const REPOSITORIES = 20;
 const PUT_CONCURRENCY = 16;
 /** sync's default --concurrency; the raw baseline uses the same. */
@@ -1109,7 +1113,7 @@ async function syncPart(work: string, registry: TestRegistry, cluster: PostgresC
     log(`registry filled to ${size} tags (${fmt((size - filled) / (ms / 1000), 0)} PUT/s)`);
     filled = size;
     const db = `sqlite:${join(work, `sync-${size}.db`)}`;
-    if (size !== MAX_TAGS) {
+    if (size !== MAX_TAGS || MEMORY_ONLY) {
       runs.push(await runSync(registry, db, hook, 'sqlite', size, 'first'));
       if (cluster) runs.push(await runSync(registry, await createDatabase(cluster, `sync_${size}`), hook, 'postgres', size, 'first'));
       continue;
@@ -1129,6 +1133,7 @@ async function syncPart(work: string, registry: TestRegistry, cluster: PostgresC
       raw.push(await rawLoop(rawScript, registry, refsFile, 'head'));
     }
   }
+  if (MEMORY_ONLY) return { repositories: REPOSITORIES, sizes: SYNC_SIZES, fill, runs, raw, rawHeadRate: NaN, rawHeadGetRate: NaN, load: { before, after: load() } };
   // The control for memory: as many tags, in repositories as small as the smallest deep run's.
   const wideBlobs = await uploadBlobs(base, 'wide');
   const wide: RegistryImage[] = [];
@@ -1507,9 +1512,14 @@ function memoryMarkdown(p: SyncPart): string {
 Peak RSS of the \`tagtrail sync\` process (\`process.resourceUsage().maxRSS\` at exit), each a first sync into a fresh catalog,
 the registry grown between runs by growing its ${p.repositories} repositories (${int((SYNC_SIZES[0] as number) / p.repositories)} to ${int(MAX_TAGS / p.repositories)} tags each). Inside the process,
 every 50 ms: the V8 heap in use, and after each major GC the heap still in use (live objects); RSS from /proc.
-Controls: the same runs into PostgreSQL (its cache lives in the server, not in this process); ${int(MAX_TAGS)} tags spread
+${
+    MEMORY_ONLY
+      ? `This run measured memory alone (\`BENCH_CATALOG_PARTS=memory\`): ${p.sizes.map(int).join(' and ')} tags, SQLite and PostgreSQL (its cache lives in the server, not in this process),
+without the throughput runs and the controls of a full run.`
+      : `Controls: the same runs into PostgreSQL (its cache lives in the server, not in this process); ${int(MAX_TAGS)} tags spread
 over ${LAYOUT_REPOSITORIES.wide} repositories of ${int(MAX_TAGS / LAYOUT_REPOSITORIES.wide)} tags (as small as in the smallest deep run); and the whole registry,
-both layouts, ${int(2 * MAX_TAGS)} tags in ${LAYOUT_REPOSITORIES.all} repositories.
+both layouts, ${int(2 * MAX_TAGS)} tags in ${LAYOUT_REPOSITORIES.all} repositories.`
+  }
 
 | run | peak RSS MiB | live heap MiB | peak heap MiB | peak buffers MiB | RSS at 25 / 50 / 75 / 100 % MiB | catalog file MiB | tags/s |
 |---|---:|---:|---:|---:|---|---:|---:|
@@ -1520,10 +1530,14 @@ ${[...lite, ...pgs, ...(wide ? [wide] : []), ...(all ? [all] : []), ...seconds].
 | peak RSS, SQLite, ${int(lite[lite.length - 1]?.tags ?? NaN)} / ${int(lite[0]?.tags ?? NaN)} tags | ${fmt(goal, 2)}× | flat: at most ${RSS_RATIO_GOAL}× | ${passMiss(goal <= RSS_RATIO_GOAL)}${goal > RSS_RATIO_GOAL ? ` (grew ${fmt((goal - 1) * 100, 0)} %, ${fmt((RSS_RATIO_GOAL - 1) * 100, 0)} % allowed)` : ''} |
 | live heap, SQLite, same runs | ${fmt(ratio(lite, 'liveHeapMiB'), 2)}× | — | — |
 | peak RSS, PostgreSQL, ${int(pgs[pgs.length - 1]?.tags ?? NaN)} / ${int(pgs[0]?.tags ?? NaN)} tags | ${fmt(ratio(pgs, 'peakRssMiB'), 2)}× | — | — |
-| live heap, PostgreSQL, same runs | ${fmt(ratio(pgs, 'liveHeapMiB'), 2)}× | — | — |
+| live heap, PostgreSQL, same runs | ${fmt(ratio(pgs, 'liveHeapMiB'), 2)}× | — | — |${
+    MEMORY_ONLY
+      ? ''
+      : `
 | peak RSS, SQLite, ${int(MAX_TAGS)} tags in small repositories / ${int(smallLite?.tags ?? NaN)} tags | ${fmt((wide?.peakRssMiB ?? NaN) / (smallLite?.peakRssMiB ?? NaN), 2)}× | — | — |
 | live heap, same runs | ${fmt((wide?.liveHeapMiB ?? NaN) / (smallLite?.liveHeapMiB ?? NaN), 2)}× | — | — |
-| peak RSS, SQLite, the whole registry (${int(all?.tags ?? NaN)} tags) / ${int(big?.tags ?? NaN)} tags | ${fmt((all?.peakRssMiB ?? NaN) / (big?.peakRssMiB ?? NaN), 2)}× | — | — |
+| peak RSS, SQLite, the whole registry (${int(all?.tags ?? NaN)} tags) / ${int(big?.tags ?? NaN)} tags | ${fmt((all?.peakRssMiB ?? NaN) / (big?.peakRssMiB ?? NaN), 2)}× | — | — |`
+  }
 
 SQLite's page cache (at most 64 MiB, set by the store) is native memory inside the RSS and fills as the catalog file grows.`;
 }
@@ -1623,10 +1637,10 @@ export default async function bench(): Promise<void> {
   let search: Awaited<ReturnType<typeof searchPart>> | undefined;
   try {
     cluster = await startPostgres();
-    if (PARTS.has('sync') || PARTS.has('webhook')) {
+    if (PARTS.has('sync') || PARTS.has('memory') || PARTS.has('webhook')) {
       registry = await startRegistry({ logLevel: 'warn' });
       const images: RegistryImage[] = [];
-      if (PARTS.has('sync')) {
+      if (PARTS.has('sync') || PARTS.has('memory')) {
         const t = now();
         const running = registry;
         sync = await syncPart(work, running, cluster, images).catch((err: Error) => {
@@ -1662,7 +1676,7 @@ export default async function bench(): Promise<void> {
   if (sync) partLoads.push(['sync', sync.load.before[0] as number]);
   if (webhook) partLoads.push(['webhook', webhook.load.before[0] as number]);
   for (const st of search?.stores ?? []) partLoads.push([`search (${st.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`, st.load.before[0] as number]);
-  const parts = [sync ? syncMarkdown(sync) : '', sync ? memoryMarkdown(sync) : '', search ? searchMarkdown(search.seeded, search.stores) : '', webhook ? webhookMarkdown(webhook.runs) : ''].filter((s) => s !== '');
+  const parts = [sync && !MEMORY_ONLY ? syncMarkdown(sync) : '', sync ? memoryMarkdown(sync) : '', search ? searchMarkdown(search.seeded, search.stores) : '', webhook ? webhookMarkdown(webhook.runs) : ''].filter((s) => s !== '');
   const md = `# catalog benchmark
 
 The four goals of the catalog issue, each against a baseline measured in the same run (the machine is shared and noisy:

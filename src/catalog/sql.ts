@@ -75,6 +75,11 @@ export const TERM_PREFIX = 256;
 /** Keys longer than this are stored but not searchable. */
 const MAX_TERM_KEY = 1024;
 const IN_CHUNK = 500;
+/**
+ * New tags written per step of a first crawl: what one step holds (the images' views, their
+ * terms, the statements' parameters) stays small whatever the repository's size.
+ */
+const NEW_TAGS_CHUNK = 100;
 const MAX_ANNOTATION_FILTERS = 16;
 /** A search filter matching at least this many terms counts as common (see planSearch). */
 const PROBE_CAP = 1000;
@@ -939,7 +944,7 @@ export class SqlStore implements Store {
     let live = 0;
     let build = 0;
     let newest: number | null = null;
-    for (const part of chunks(fresh, IN_CHUNK)) {
+    for (const part of chunks(fresh, NEW_TAGS_CHUNK)) {
       const digests = [...new Set(part.map(([, d]) => d))];
       const deletedAt = new Map<string, number>();
       const rows = await q.all<Row>(
@@ -989,6 +994,9 @@ export class SqlStore implements Store {
         }
       }
       await insertMany(q, 'tag_terms', ['tag_id', 'repository_id', 'key', 'value', 'value_rest', 'updated_at'], terms);
+      // Done with these images: a repository of many tags does not keep them all (one further use
+      // in this transaction only reads one again).
+      for (const d of digests) ctx.summaries.delete(d);
     }
     if (newest === null) return;
     await q.run(`UPDATE repositories SET live_tags = live_tags + ?, build_tags = build_tags + ?, updated_at = ${this.d.greatest}(COALESCE(updated_at, ?), ?) WHERE id = ?`, [

@@ -71,6 +71,18 @@ function storeError(what: string, err: unknown): unknown {
   });
 }
 
+/** The page cache of a connection opened without `cacheMiB`: index pages of a large catalog stay in memory for search. */
+export const SQLITE_CACHE_MIB = 64;
+
+export interface SqliteStoreOptions {
+  /**
+   * SQLite's page cache, MiB (native memory of this process). Search wants it large; a crawl,
+   * which writes each page a few times and reads little back, does as well with a few MiB and
+   * then uses the same memory whatever the catalog's size.
+   */
+  cacheMiB?: number;
+}
+
 class SqliteDriver implements Driver {
   readonly dialect = SQLITE_DIALECT;
   private readonly db: Database.Database;
@@ -78,14 +90,21 @@ class SqliteDriver implements Driver {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
-  constructor(private readonly path: string) {
+  constructor(
+    private readonly path: string,
+    options: SqliteStoreOptions = {},
+  ) {
+    const cacheMiB = options.cacheMiB ?? SQLITE_CACHE_MIB;
+    if (!Number.isInteger(cacheMiB) || cacheMiB < 1 || cacheMiB > 4096) throw new StoreError(`SQLite cache of ${cacheMiB} MiB: not an integer from 1 to 4096`);
     try {
       this.db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
       if (path !== ':memory:') this.db.pragma('journal_mode = WAL');
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('synchronous = NORMAL');
-      // 64 MiB of page cache (the default is 2 MiB): index pages of a large catalog stay in memory.
-      this.db.pragma('cache_size = -65536');
+      // A negative cache_size is in KiB. Memory-mapped I/O stays off (pages read through it would
+      // count in this process's memory too) and temporary tables go to files (the build's default).
+      this.db.pragma(`cache_size = -${cacheMiB * 1024}`);
+      this.db.pragma('mmap_size = 0');
     } catch (err) {
       throw storeError(`cannot open the SQLite catalog ${path}`, err);
     }
@@ -220,6 +239,6 @@ class SqliteDriver implements Driver {
 }
 
 /** Opens (creating if need be) a SQLite catalog; `:memory:` for a throw-away one. Not migrated yet. */
-export function openSqliteStore(path: string): Store {
-  return new SqlStore(new SqliteDriver(path), SQLITE_MIGRATIONS);
+export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Store {
+  return new SqlStore(new SqliteDriver(path, options), SQLITE_MIGRATIONS);
 }

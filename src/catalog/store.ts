@@ -311,12 +311,17 @@ export function parseStoreUrl(url: string): StoreLocation {
 export interface OpenStoreOptions {
   /** Apply pending migrations on open (default true). */
   migrate?: boolean;
+  /** SQLite only: the page cache, MiB (default 64, for search; see SqliteStoreOptions). */
+  sqliteCacheMiB?: number;
 }
 
 /** Opens the catalog at `url`: sqlite:PATH, sqlite::memory: or postgres://…; migrates it unless told not to. */
 export async function openStore(url: string = DEFAULT_STORE_URL, options: OpenStoreOptions = {}): Promise<Store> {
   const location = parseStoreUrl(url);
-  const store = location.kind === 'sqlite' ? openSqliteStore(location.path) : openPostgresStore(location.url);
+  const store =
+    location.kind === 'sqlite'
+      ? openSqliteStore(location.path, options.sqliteCacheMiB === undefined ? {} : { cacheMiB: options.sqliteCacheMiB })
+      : openPostgresStore(location.url);
   if (options.migrate !== false) {
     try {
       await store.migrate();

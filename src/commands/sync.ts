@@ -7,6 +7,13 @@ import type { Runtime } from '../runtime.js';
 import { fromEnv, positiveInt, readConfigsFlag, requireRegistry } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
 
+/**
+ * SQLite's page cache for a crawl, MiB: a crawl writes pages and reads few back, so a small cache
+ * costs it little, and the process then stays the same size however large the catalog grows
+ * (serve keeps the default 64 MiB, which search wants).
+ */
+const SYNC_SQLITE_CACHE_MIB = 8;
+
 interface SyncFlags extends RegistryFlags {
   registry?: string;
   repository?: string;
@@ -54,7 +61,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
   const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] });
-  const store = await openStore(dbUrl);
+  const store = await openStore(dbUrl, { sqliteCacheMiB: SYNC_SQLITE_CACHE_MIB });
 
   const controller = new AbortController();
   let interrupts = 0;
