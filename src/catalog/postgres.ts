@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
-import { type Dialect, type Driver, type Param, type Queryable, SqlStore } from './sql.js';
+import { type Dialect, type Driver, type Param, type QueryOptions, type Queryable, SqlStore } from './sql.js';
 import type { ExplainOptions, LockResult, Store } from './store.js';
 
 const INT8_OID = 20;
@@ -24,6 +24,11 @@ export const POSTGRES_DIALECT: Dialect = {
   greatest: 'GREATEST',
   contains: (haystack, needle) => `strpos(${haystack}, ${needle}) > 0`,
   migrationsTable: 'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)',
+  jsonArray: (items) => `json_build_array(${items.join(', ')})`,
+  jsonAgg: (expr, orderBy) => `json_agg(${expr}${orderBy ? ` ORDER BY ${orderBy}` : ''})`,
+  jsonNested: (subquery) => subquery,
+  inIdList: (column) => `${column} = ANY(?::bigint[])`,
+  idList: (ids) => `{${ids.map((id) => String(Math.trunc(id))).join(',')}}`,
 };
 
 /** Hides the password of a URL: scheme://user:***@host. For messages and logs. */
@@ -49,6 +54,23 @@ function toPg(sql: string): string {
     numbered.set(sql, out);
   }
   return out;
+}
+
+/**
+ * A statement to send: a prepared one gets a name from its text, so each connection plans it
+ * once and then only binds and executes it.
+ */
+const names = new Map<string, string>();
+function statement(sql: string, params: readonly Param[], options: QueryOptions | undefined): pg.QueryConfig {
+  const text = toPg(sql);
+  if (options?.prepare !== true) return { text, values: params as unknown[] };
+  let name = names.get(text);
+  if (name === undefined) {
+    name = `tagtrail_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
+    if (names.size > 1000) names.clear();
+    names.set(text, name);
+  }
+  return { name, text, values: params as unknown[] };
 }
 
 function pgCode(err: unknown): string | undefined {
@@ -113,9 +135,9 @@ class PostgresDriver implements Driver {
 
   private static queryable(client: pg.PoolClient, fail: (what: string, err: unknown) => unknown): Queryable {
     return {
-      all: async <T>(sql: string, params: readonly Param[] = []): Promise<T[]> => {
+      all: async <T>(sql: string, params: readonly Param[] = [], options?: QueryOptions): Promise<T[]> => {
         try {
-          return (await client.query(toPg(sql), params as unknown[])).rows as T[];
+          return (await client.query(statement(sql, params, options))).rows as T[];
         } catch (err) {
           throw fail('catalog query failed', err);
         }
@@ -130,9 +152,9 @@ class PostgresDriver implements Driver {
     };
   }
 
-  async all<T>(sql: string, params: readonly Param[] = []): Promise<T[]> {
+  async all<T>(sql: string, params: readonly Param[] = [], options?: QueryOptions): Promise<T[]> {
     try {
-      return (await this.pool.query(toPg(sql), params as unknown[])).rows as T[];
+      return (await this.pool.query(statement(sql, params, options))).rows as T[];
     } catch (err) {
       throw this.error('catalog query failed', err);
     }

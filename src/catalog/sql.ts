@@ -43,8 +43,16 @@ import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compare
 export type Param = string | number | null | Buffer;
 export type Row = Record<string, unknown>;
 
+export interface QueryOptions {
+  /**
+   * A statement run often with the same text: PostgreSQL keeps it prepared on each connection
+   * (planned once, then executed by name). SQLite prepares and keeps every statement anyway.
+   */
+  prepare?: boolean;
+}
+
 export interface Queryable {
-  all<T = Row>(sql: string, params?: readonly Param[]): Promise<T[]>;
+  all<T = Row>(sql: string, params?: readonly Param[], options?: QueryOptions): Promise<T[]>;
   /** Returns the number of rows changed. */
   run(sql: string, params?: readonly Param[]): Promise<number>;
 }
@@ -57,6 +65,15 @@ export interface Dialect {
   contains(haystack: string, needle: string): string;
   /** The DDL of the migrations ledger. */
   readonly migrationsTable: string;
+  /** A JSON array of the SQL expressions. */
+  jsonArray(items: readonly string[]): string;
+  /** The aggregate: a JSON array of expr over the rows, in this order; NULL or [] when there are none. */
+  jsonAgg(expr: string, orderBy?: string): string;
+  /** A JSON value from a subquery, to nest inside jsonArray. */
+  jsonNested(subquery: string): string;
+  /** SQL true when `column` is one of the ids of a list bound as one parameter, encoded by idList. */
+  inIdList(column: string): string;
+  idList(ids: readonly number[]): string;
 }
 
 export interface Driver extends Queryable {
@@ -83,6 +100,8 @@ const NEW_TAGS_CHUNK = 100;
 const MAX_ANNOTATION_FILTERS = 16;
 /** A search filter matching at least this many terms counts as common (see planSearch). */
 const PROBE_CAP = 1000;
+/** A search with at most this many filters besides the driving one runs as a prepared statement. */
+const MAX_PREPARED_LOOKUPS = 2;
 /** A repository with at most this many live tags is cheap to walk whole. */
 const REPO_SCAN = 5000;
 /** Bound parameters per statement: well inside SQLite's 32766 and PostgreSQL's 65535. */
@@ -308,6 +327,51 @@ function summarize(view: View | undefined): Summary {
   for (const c of view.children) if (c.platform) platforms.push(c.platform);
   const hasBuildDetails = hasBuildAnnotations(annotations) || hasBuildAnnotations(labelAnnotations);
   return { annotations, labelAnnotations, hasBuildDetails, platforms, terms };
+}
+
+/** A JSON column as read back: PostgreSQL's driver parses json, SQLite returns the text. */
+function jsonColumn(v: unknown): unknown[] {
+  if (v === null || v === undefined) return [];
+  const parsed: unknown = typeof v === 'string' ? JSON.parse(v) : v;
+  return Array.isArray(parsed) ? parsed : [];
+}
+
+function pairsOf(v: unknown): Annotations {
+  const out = emptyAnnotations();
+  for (const p of jsonColumn(v)) {
+    const [k, val] = p as [unknown, unknown];
+    if (typeof k === 'string' && typeof val === 'string') out[k] = val;
+  }
+  return out;
+}
+
+/** The view of a row of hydrate's statement; undefined when the catalog lacks the tag's manifest. */
+function hydratedView(r: Row): View | undefined {
+  if (r.manifest_id === null || r.manifest_id === undefined) return undefined;
+  const top: ManifestInfo = {
+    row: {
+      id: num(r.manifest_id),
+      digest: r.digest as string,
+      media_type: r.media_type as string,
+      has_build: num(r.has_build),
+      config_digest: (r.config_digest as string | null) ?? null,
+    },
+    annotations: pairsOf(r.annotations),
+    labels: pairsOf(r.labels),
+  };
+  const children = jsonColumn(r.children).map((c) => {
+    const [digest, os, architecture, variant, id, mediaType, hasBuild, configDigest, annotations, labels] = c as unknown[];
+    const info: ManifestInfo | null =
+      id === null || id === undefined
+        ? null
+        : {
+            row: { id: num(id), digest: digest as string, media_type: mediaType as string, has_build: num(hasBuild), config_digest: (configDigest as string | null) ?? null },
+            annotations: pairsOf(annotations),
+            labels: pairsOf(labels),
+          };
+    return { digest: digest as string, platform: platformOf({ os, architecture, variant }), info };
+  });
+  return { top, children };
 }
 
 // ---------------------------------------------------------------- search planning
@@ -1190,7 +1254,7 @@ export class SqlStore implements Store {
    * walking the live tags newest first (by repository, tag name or overall) with every filter
    * as a lookup.
    */
-  private async planSearch(query: SearchQuery): Promise<{ sql: string; params: Param[]; limit: number } | null> {
+  private async planSearch(query: SearchQuery): Promise<{ sql: string; params: Param[]; limit: number; prepare: boolean } | null> {
     const limit = pageSize(query.limit);
     const cursor = decodeCursor(query.cursor, 's');
     const filters = searchFilters(query);
@@ -1204,10 +1268,14 @@ export class SqlStore implements Store {
     if (query.tag !== undefined) checkName(query.tag, 'tag');
 
     let driver = filters[0];
-    if (driver) {
+    // The count can only turn a key-exists or prefix filter, or a value inside a small
+    // repository, away from driving: for any other value filter it is not asked.
+    if (driver && (driver.kind !== 'eq' || (repo !== null && repo.liveTags <= REPO_SCAN))) {
       const probe = filterSql('t0', driver);
-      const counted = await this.db.all<Row>(`SELECT count(*) AS n FROM (SELECT 1 AS one FROM tag_terms t0 WHERE ${probe.sql} LIMIT ?) s`, [...probe.params, PROBE_CAP]);
-      if (num(counted[0]?.n) >= PROBE_CAP && (driver.kind !== 'eq' || (repo !== null && repo.liveTags <= REPO_SCAN))) driver = undefined;
+      const counted = await this.db.all<Row>(`SELECT count(*) AS n FROM (SELECT 1 AS one FROM tag_terms t0 WHERE ${probe.sql} LIMIT ?) s`, [...probe.params, PROBE_CAP], {
+        prepare: true,
+      });
+      if (num(counted[0]?.n) >= PROBE_CAP) driver = undefined;
     }
     const lookups = driver ? filters.slice(1) : filters;
     const a = driver ? 't0' : 'g';
@@ -1247,13 +1315,14 @@ export class SqlStore implements Store {
       `SELECT ${distinct}${idCol} AS tag_id, ${a}.updated_at AS updated_at FROM ${driver ? 'tag_terms t0' : 'tags g'} ` +
       `WHERE ${where.join(' AND ')} ORDER BY ${a}.updated_at DESC, ${idCol} DESC LIMIT ?`;
     params.push(limit + 1);
-    return { sql, params, limit };
+    // Few filters make few distinct statements: those are worth keeping prepared.
+    return { sql, params, limit, prepare: lookups.length <= MAX_PREPARED_LOOKUPS };
   }
 
   async searchImages(query: SearchQuery): Promise<Page<TagItem>> {
     const plan = await this.planSearch(query);
     if (!plan) return { items: [] };
-    const rows = await this.db.all<Row>(plan.sql, plan.params);
+    const rows = await this.db.all<Row>(plan.sql, plan.params, { prepare: plan.prepare });
     const page = rows.slice(0, plan.limit);
     const items = await this.hydrate(page.map((r) => num(r.tag_id)));
     const last = page[page.length - 1];
@@ -1266,20 +1335,46 @@ export class SqlStore implements Store {
     return { sql: plan.sql, plan: await this.db.explain(plan.sql, plan.params, options) };
   }
 
+  /**
+   * The statement of hydrate: the tags with their repository, manifest, its annotations and
+   * config labels, and its children with theirs, in one round trip (the nested parts as JSON).
+   */
+  private get hydrateSql(): string {
+    const d = this.d;
+    const pairs = (a: string): string => d.jsonAgg(d.jsonArray([`${a}.key`, `${a}.value`]), `${a}.key`);
+    const annotations = (m: string): string => `(SELECT ${pairs('a')} FROM annotations a WHERE a.manifest_id = ${m}.id)`;
+    const labels = (m: string): string =>
+      `(SELECT ${pairs('l')} FROM configs cf JOIN config_labels l ON l.config_id = cf.id WHERE cf.digest = ${m}.config_digest AND ${m}.has_build = 0)`;
+    const child = d.jsonArray([
+      'c.child_digest',
+      'c.os',
+      'c.architecture',
+      'c.variant',
+      'cm.id',
+      'cm.media_type',
+      'cm.has_build',
+      'cm.config_digest',
+      d.jsonNested(annotations('cm')),
+      d.jsonNested(labels('cm')),
+    ]);
+    const children = `(SELECT ${d.jsonAgg(child, 'c.position')} FROM manifest_children c LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE c.parent_id = m.id)`;
+    return (
+      `SELECT g.id, r.name AS repository, g.name AS tag, g.digest, g.updated_at, m.id AS manifest_id, m.media_type, m.has_build, m.config_digest, ` +
+      `${annotations('m')} AS annotations, ${labels('m')} AS labels, ${children} AS children ` +
+      `FROM tags g JOIN repositories r ON r.id = g.repository_id LEFT JOIN manifests m ON m.digest = g.digest WHERE ${d.inIdList('g.id')}`
+    );
+  }
+
   /** Tag ids → items, in the same order. */
   private async hydrate(ids: number[]): Promise<TagItem[]> {
     if (ids.length === 0) return [];
-    const rows = await this.db.all<Row>(
-      `SELECT g.id, r.name AS repository, g.name AS tag, g.digest, g.updated_at FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE g.id IN (${marks(ids.length)})`,
-      ids,
-    );
+    const rows = await this.db.all<Row>(this.hydrateSql, [this.d.idList(ids)], { prepare: true });
     const byId = new Map(rows.map((r) => [num(r.id), r]));
-    const views = await this.loadViews(this.db, [...new Set(rows.map((r) => r.digest as string).filter((d) => d !== null))]);
     const items: TagItem[] = [];
     for (const id of ids) {
       const r = byId.get(id);
       if (!r || r.digest == null) continue;
-      const view = views.get(r.digest as string);
+      const view = hydratedView(r);
       const s = summarize(view);
       items.push({
         repository: r.repository as string,

@@ -59,6 +59,11 @@ export const SQLITE_DIALECT: Dialect = {
   greatest: 'max',
   contains: (haystack, needle) => `instr(${haystack}, ${needle}) > 0`,
   migrationsTable: 'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+  jsonArray: (items) => `json_array(${items.join(', ')})`,
+  jsonAgg: (expr, orderBy) => `json_group_array(${expr}${orderBy ? ` ORDER BY ${orderBy}` : ''})`,
+  jsonNested: (subquery) => `json(${subquery})`,
+  inIdList: (column) => `${column} IN (SELECT value FROM json_each(?))`,
+  idList: (ids) => JSON.stringify(ids),
 };
 
 function storeError(what: string, err: unknown): unknown {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DigestMismatchError, InvalidInputError, StoreError, UsageError } from '../../src/errors.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
-import { type ManifestRecord, type Page, type Platform, type Store, openStore, parseStoreUrl } from '../../src/catalog/store.js';
+import { type ManifestRecord, type Page, type Platform, type Store, type TagItem, openStore, parseStoreUrl } from '../../src/catalog/store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, compareEvents } from '../../src/catalog/tagstate.js';
 import { createDatabase, startPostgres } from '../helpers/postgres.js';
 import { SQLITE_MIGRATIONS } from '../../src/catalog/migrations/sqlite.js';
@@ -540,6 +540,45 @@ describe.each([
     await store.setTag(r, 'annotated', annotated.digest, t(2));
     expect((await store.searchImages({ commit: hex(21) })).items.map((i) => i.tag)).toEqual(['annotated']);
     expect((await store.searchImages({ commit: hex(22) })).items).toEqual([]);
+  });
+
+  it('reads a page of tags whole: an index with its platforms, its children\'s labels, and a child or a manifest the catalog lacks', async () => {
+    const r = repo();
+    const amd = image({ 'com.example.kind': 'amd' }, { labels: { [`${OCI}revision`]: hex(30), maintainer: 'someone' } });
+    const arm = image({ 'com.example.kind': 'arm' }, { labels: { [`${OCI}source`]: 'https://gitlab.example.com/g/q' } });
+    const idx = index(
+      [
+        { record: amd, platform: { os: 'linux', architecture: 'amd64' } },
+        { record: arm, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
+      ],
+      { [`${OCI}title`]: 'two' },
+    );
+    // The catalog gets the index with its first platform manifest only.
+    await store.putManifest({ ...idx, children: idx.children!.map((c, i) => (i === 0 ? c : { digest: c.digest, mediaType: OCI_MANIFEST, size: c.size!, platform: c.platform! })) });
+    await store.setTag(r, 'multi', idx.digest, t(1));
+    const single = image({ [`${CI}commit_sha`]: hex(31) });
+    await store.putManifest(single);
+    await store.setTag(r, 'single', single.digest, t(2));
+    await store.setTag(r, 'unread', sha(`never stored ${prefix}`), t(3));
+
+    const page = await store.listTags(r, {});
+    expect(page.items.map((i) => i.tag)).toEqual(['unread', 'single', 'multi']);
+    const [unread, one, multi] = page.items as [TagItem, TagItem, TagItem];
+    expect(unread).toMatchObject({ mediaType: null, platforms: [], hasBuildDetails: false });
+    expect({ ...unread.annotations, ...unread.labelAnnotations }).toEqual({});
+    expect(one.mediaType).toBe(OCI_MANIFEST);
+    expect({ ...one.annotations }).toEqual({ [`${CI}commit_sha`]: hex(31) });
+    expect(one.platforms).toEqual([]);
+    expect(multi.mediaType).toBe(OCI_INDEX);
+    expect(multi.platforms).toEqual([
+      { os: 'linux', architecture: 'amd64' },
+      { os: 'linux', architecture: 'arm', variant: 'v7' },
+    ]);
+    expect({ ...multi.annotations }).toEqual({ [`${OCI}title`]: 'two', 'com.example.kind': 'amd' });
+    expect({ ...multi.labelAnnotations }).toEqual({ [`${OCI}revision`]: hex(30) });
+    expect(multi.hasBuildDetails).toBe(true);
+    const found = await store.searchImages({ commit: hex(30) });
+    expect(found.items).toEqual([multi]);
   });
 
   it('keeps sync checkpoints', async () => {
