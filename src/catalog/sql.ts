@@ -834,8 +834,10 @@ export class SqlStore implements Store {
 
   async insights(query: InsightsQuery): Promise<InsightsReport> {
     const window = insightsWindow(query);
-    const where: string[] = [`e.kind = ${SET}`];
-    const params: Param[] = [];
+    // Events at or after the window's end cannot make an image's first week fall inside it, and
+    // cannot change an earlier minimum: leave them out (tag_events_set serves the range).
+    const where: string[] = [`e.kind = ${SET}`, 'e.at < ?'];
+    const params: Param[] = [window.to];
     if (query.repository !== undefined) {
       checkName(query.repository, 'repository');
       where.push('r.name = ?');

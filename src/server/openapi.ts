@@ -276,6 +276,18 @@ export function openApiDocument(): Record<string, unknown> {
             parents: { type: 'array', items: { type: 'string' }, description: 'Indexes that list this manifest.' },
             tags: { type: 'array', items: { type: 'object', properties: { repository: { type: 'string' }, tag: { type: 'string' }, updatedAt: { type: 'string', format: 'date-time' } } } },
             storedAt: { type: 'string', format: 'date-time' },
+            insight: {
+              type: ['object', 'null'],
+              description: 'How this manifest was built, as the insights count it (docs/insights.md): the builder, the signals that matched, where its build details come from.',
+              properties: {
+                builder: { enum: [...BUILDERS] },
+                confidence: { enum: ['high', 'medium', 'low', 'none'] },
+                evidence: { type: 'array', items: { type: 'string' } },
+                buildSource: { enum: [...BUILD_SOURCES] },
+                mediaFamily: { enum: [...MEDIA_FAMILIES] },
+                platformCount: { type: 'integer' },
+              },
+            },
             manifest: { type: 'object', description: 'The manifest JSON as the registry served it.' },
           },
         },

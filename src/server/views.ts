@@ -82,6 +82,7 @@ export async function imageDetail(store: Store, d: ImageDetail): Promise<Record<
       if (mapped && hasBuildAnnotations(mapped)) labelAnnotations = mapped;
     }
   }
+  const insight = await store.manifestInsight(d.digest);
   let manifest: unknown = null;
   try {
     manifest = JSON.parse(d.raw.toString('utf8'));
@@ -108,6 +109,7 @@ export async function imageDetail(store: Store, d: ImageDetail): Promise<Record<
     parents: d.parents,
     tags: d.tags.map((t) => ({ repository: t.repository, tag: t.tag, updatedAt: t.updatedAt.toISOString() })),
     storedAt: d.storedAt.toISOString(),
+    insight,
     manifest,
   };
 }

@@ -204,6 +204,21 @@ describe.each(BACKENDS)('insights on %s', (backendName) => {
     expect(firstSync.configsFetched).toBe(1 /* kaniko */ + 1 /* docker */ + 2 /* ko */ + 2 /* buildkit */ + 1 /* buildah */);
   });
 
+  it("shows a manifest's builder and its evidence in the image API", async () => {
+    const res = await app.request(`/api/v1/images/${expected.docker!.digest}`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { mediaType: string; insight: Record<string, unknown> };
+    expect(body.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+    expect(body.insight).toEqual({
+      builder: 'docker',
+      confidence: 'high',
+      evidence: ['history[2].created_by has "#(nop)"', 'config docker_version=20.10.24'],
+      buildSource: 'none',
+      mediaFamily: 'docker',
+      platformCount: 1,
+    });
+  });
+
   it('serves the weekly report as JSON', async () => {
     const res = await app.request('/api/v1/insights');
     expect(res.status).toBe(200);
