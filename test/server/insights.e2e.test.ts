@@ -375,6 +375,9 @@ describe('the insights page in chromium', () => {
       await page.waitForURL(/namespace=web/);
       await expect(page.locator('table.groups tbody tr').count()).resolves.toBe(3);
       await expect(page.locator('dl.summary').textContent()).resolves.toContain('Images3');
+      // The tag page says how its image was built.
+      await page.goto(`${base}/r/tools/buildah-real/-/tags/1`);
+      await expect(page.locator('dl.facts').first().textContent()).resolves.toMatch(/Built withbuildah or podman \(config label io\.buildah\.version=1\.\d+\.\d+\)/);
       expect(violations).toEqual([]);
     } finally {
       await context.close();

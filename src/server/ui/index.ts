@@ -176,16 +176,20 @@ export function mountUi(app: Hono, options: UiOptions): void {
         if (!isValidTag(id)) return notFound(c, 'That is not a tag name.');
         const history = await store.tagHistory(repository, id);
         if (!history) return notFound(c, `No tag “${id}” in “${repository}” in the catalog.`);
-        const [detail, earlier] = await Promise.all([history.digest ? store.getImage(history.digest) : null, earlierBuilds(store, history)]);
+        const [detail, earlier, insight] = await Promise.all([
+          history.digest ? store.getImage(history.digest) : null,
+          earlierBuilds(store, history),
+          history.digest ? store.manifestInsight(history.digest) : null,
+        ]);
         const children = await childDetails(store, detail);
-        return send(c, imagePage({ repository, tag: id, history, detail, digest: history.digest, children, earlier }, context()));
+        return send(c, imagePage({ repository, tag: id, history, detail, digest: history.digest, children, earlier, insight }, context()));
       }
       if (what === 'manifests') {
         if (!isValidDigest(id)) return notFound(c, 'That is not a digest.');
-        const detail = await store.getImage(id);
+        const [detail, insight] = await Promise.all([store.getImage(id), store.manifestInsight(id)]);
         if (!detail) return notFound(c, `No manifest ${id} in the catalog.`);
         const children = await childDetails(store, detail);
-        return send(c, imagePage({ repository, detail, digest: id, children }, context()));
+        return send(c, imagePage({ repository, detail, digest: id, children, insight }, context()));
       }
       return notFound(c, 'No such page.');
     }),

@@ -2,7 +2,8 @@
 // annotation of the index and of each platform manifest, grouped by platform, the raw manifest
 // JSON, and the digests the tag pointed at before.
 import { html } from 'hono/html';
-import type { ImageDetail, TagHistory } from '../../../catalog/store.js';
+import type { ImageDetail, ManifestInsight, TagHistory } from '../../../catalog/store.js';
+import { BUILDER_LABELS } from './insights.js';
 import type { Build } from '../../../gitlab/build.js';
 import type { Annotations } from '../../../oci/annotations.js';
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, isIndexMediaType } from '../../../oci/mediatypes.js';
@@ -43,6 +44,8 @@ export interface ImagePageData {
   children: ReadonlyMap<string, ImageDetail>;
   /** The build details of the tag's earlier digests (null: no details), for those in the catalog. */
   earlier?: ReadonlyMap<string, Build | null>;
+  /** How the manifest was built, as the insights count it. */
+  insight?: ManifestInsight | null;
 }
 
 const MEDIA_TYPE_NAMES: Record<string, string> = {
@@ -82,6 +85,7 @@ ${tag !== undefined ? html`<dt>Pull by tag</dt><dd><code>${tagReference(reposito
 <dt>Digest</dt><dd><code>${digest}</code></dd>
 ${detail ? html`<dt>Type</dt><dd>${mediaTypeText(detail.mediaType)}</dd>` : ''}
 ${platforms.length > 0 ? html`<dt>Platforms</dt><dd>${platforms.join(', ')}</dd>` : ''}
+${data.insight ? html`<dt>Built with</dt><dd>${BUILDER_LABELS[data.insight.builder]}${data.insight.evidence.length > 0 ? html` <span class="muted">(${data.insight.evidence[0]})</span>` : ''} <a href="/insights">insights</a></dd>` : ''}
 ${detail ? html`<dt>Manifest size</dt><dd>${formatBytes(detail.size)}</dd>` : ''}
 ${history ? html`<dt>Tag updated</dt><dd>${timeAgo(history.updatedAt, ctx.now)}</dd>` : detail ? html`<dt>First stored</dt><dd>${timeAgo(detail.storedAt, ctx.now)}</dd>` : ''}
 </dl>`;
