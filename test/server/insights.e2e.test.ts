@@ -401,3 +401,20 @@ describe('the insights page in chromium', () => {
     }
   });
 });
+
+describe('serve --read-configs', () => {
+  it("reconciles with every new config read, so the annotated Jib image's builder is known", async () => {
+    ensureBuilt();
+    const db = `sqlite:${join(dir, 'serve-read-configs.db')}`;
+    const serve = await startServe(['--db', db, '--listen', '127.0.0.1:0', '--registry', registry().url, '--reconcile-interval', '3600', '--read-configs'], {});
+    try {
+      const done = await serve.waitForLog((l) => l.msg.startsWith('reconcile complete'), 60_000);
+      expect(done).toMatchObject({ configsFetched: 10 });
+      const res = await fetch(`${serve.url}/api/v1/images/${expected.jib!.digest}`);
+      const body = (await res.json()) as { insight: { builder: string; buildSource: string } };
+      expect(body.insight).toMatchObject({ builder: 'jib', buildSource: 'annotations' });
+    } finally {
+      await serve.stop();
+    }
+  });
+});
