@@ -69,15 +69,34 @@ export function fallbackMismatch(m: Manifest, subject: { digest: string; childDi
   return undefined;
 }
 
+/**
+ * CNCF distribution's filesystem storage rewrites a tag's link file in place, so a read that
+ * overlaps another client's PUT of the same tag can get HTTP 500. On the referrers tag, where
+ * several clients write at once by design, such a 500 is taken as "being written": read again.
+ */
+function isTagBeingWritten(err: unknown): boolean {
+  return err instanceof RegistryError && err.status === 500;
+}
+
+const TAG_READ_ATTEMPTS = 4;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 export async function readFallback(client: RegistryClient, subject: Reference & { digest: string }, childDigests: readonly string[] = []): Promise<FallbackRead> {
   const tagRef: Reference = { registry: subject.registry, repository: subject.repository, tag: fallbackTag(subject.digest) };
   let m: Manifest;
-  try {
-    m = await client.getManifest(tagRef);
-  } catch (err) {
-    if (err instanceof NotFoundError) return { usable: true, index: { manifests: [] } };
-    if (err instanceof InvalidInputError) return { usable: false, reason: `the tag ${tagRef.tag} does not hold a manifest tagtrail can read (${err.message})` };
-    throw err;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      m = await client.getManifest(tagRef);
+      break;
+    } catch (err) {
+      if (err instanceof NotFoundError) return { usable: true, index: { manifests: [] } };
+      if (err instanceof InvalidInputError) return { usable: false, reason: `the tag ${tagRef.tag} does not hold a manifest tagtrail can read (${err.message})` };
+      if (!isTagBeingWritten(err) || attempt >= TAG_READ_ATTEMPTS) throw err;
+      await sleep(100 * attempt);
+    }
   }
   const why = fallbackMismatch(m, { digest: subject.digest, childDigests });
   if (why) return { usable: false, reason: why };
@@ -153,7 +172,13 @@ export async function addToFallback(client: RegistryClient, subject: Reference &
   const bytes = serialize(json);
   parseManifest(bytes, OCI_INDEX);
   const tag = fallbackTag(subject.digest);
-  const now = await client.headManifest({ registry: subject.registry, repository: subject.repository, tag });
+  let now: Awaited<ReturnType<RegistryClient['headManifest']>>;
+  try {
+    now = await client.headManifest({ registry: subject.registry, repository: subject.repository, tag });
+  } catch (err) {
+    if (!isTagBeingWritten(err)) throw err;
+    throw new ConflictError(`the referrers tag ${subject.repository}:${tag} is being written by another client`, { hint: 'run attach again in a moment' });
+  }
   if (now?.digest !== read.manifest?.digest) {
     throw new ConflictError(
       `the referrers tag ${subject.repository}:${tag} changed while attaching: it was ${read.manifest?.digest ?? 'absent'} when read and is ${now?.digest ?? 'gone'} now`,
