@@ -31,7 +31,7 @@ export const PALETTE = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '
 
 const W = 480;
 const H = 240;
-const PAD = { left: 44, right: 22, top: 10, bottom: 30 };
+const PAD = { left: 56, right: 22, top: 10, bottom: 30 };
 const FONT = 15;
 
 function niceMax(n: number): number {
