@@ -67,6 +67,7 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
       .option('--remove-annotation <key>', 'leave out an annotation (repeatable)', collect, [])
       .option('--no-ci', 'leave out the GitLab CI annotation set')
       .option('--dry-run', 'print what would be attached, write nothing')
+      .option('--no-verify', 'do not read the referrers tag back after writing it: one request and a short wait fewer, but a concurrent writer that drops our entry goes unnoticed')
       .addOption(
         new Option('--referrers-api <mode>', "auto: the registry's referrers API where it has one, else the sha256-<hex> referrers tag; always: the API or fail; never: the tag")
           .choices(['auto', 'always', 'never'])

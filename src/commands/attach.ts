@@ -13,6 +13,7 @@ interface AttachFlags extends RegistryFlags {
   removeAnnotation: string[];
   ci: boolean;
   dryRun?: boolean;
+  verify: boolean;
   referrersApi: ReferrersMode;
   output: 'text' | 'json';
 }
@@ -64,7 +65,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   const warn: string[] = [];
   for (const ref of refs) {
     try {
-      const r = await attachBuildDetails(client, ref, { changes, now: rt.now(), dryRun: flags.dryRun ?? false, mode: flags.referrersApi });
+      const r = await attachBuildDetails(client, ref, { changes, now: rt.now(), dryRun: flags.dryRun ?? false, mode: flags.referrersApi, verify: flags.verify });
       results.push(r);
       if (flags.output === 'text') textResult(r, out);
       for (const w of r.warnings) warn.push(`warning: ${formatReference(ref)}: ${w}`);

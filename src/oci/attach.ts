@@ -37,6 +37,11 @@ export interface AttachOptions {
   readonly mode?: ReferrersMode;
   /** The least wait between writing the referrers tag and reading it back (default 250 ms). */
   readonly settleMs?: number;
+  /**
+   * Read the referrers tag back after writing it (default true), and merge again if a concurrent
+   * writer dropped our entry. false saves that request and the wait.
+   */
+  readonly verify?: boolean;
 }
 
 const DEFAULT_SETTLE_MS = 250;
@@ -74,6 +79,7 @@ async function mergeIntoFallback(
   desc: Descriptor,
   referrer: string,
   settleMs: number | undefined,
+  verify: boolean,
 ): Promise<string | undefined> {
   let read = first ?? (await readUsable(client, subject, childDigests, referrer));
   let written: string | undefined;
@@ -86,6 +92,7 @@ async function mergeIntoFallback(
       read = await readUsable(client, subject, childDigests, referrer);
       continue;
     }
+    if (!verify) return written;
     await sleep(Math.min(MAX_SETTLE_MS, Math.max(settleMs ?? DEFAULT_SETTLE_MS, 2 * (Date.now() - started))));
     read = await readUsable(client, subject, childDigests, referrer);
     if (read.manifests.some((d) => d.digest === desc.digest)) return written;
@@ -205,7 +212,7 @@ export async function attachBuildDetails(client: RegistryClient, ref: Reference,
 
   // The tag schema: the registry does not index referrers itself (or mode never asks for the tag).
   const desc = referrerDescriptor({ mediaType: OCI_MANIFEST, digest: artifact.digest, bytes: artifact.bytes, artifactType: BUILD_DETAILS_ARTIFACT_TYPE, annotations });
-  const indexDigest = await mergeIntoFallback(client, subjectRef, childDigests, existing.fallback, desc, artifact.digest, opts.settleMs);
+  const indexDigest = await mergeIntoFallback(client, subjectRef, childDigests, existing.fallback, desc, artifact.digest, opts.settleMs, opts.verify !== false);
   return {
     ...base,
     referrer: artifact.digest,

@@ -305,6 +305,16 @@ describe('attach to other kinds of subject', () => {
     expect(show).toMatchObject({ source: 'referrer', referrer: r.json?.referrer });
   });
 
+  it('--no-verify skips the read-back of the tag: 10 requests', async () => {
+    const image = await freshImage('group/noverify', 'v1', 'noverify');
+    registry.resetRequests();
+    const r = await attach(registry.host, 'group/noverify:v1', ['--no-verify']);
+    expect(r.code).toBe(0);
+    expect(registry.count()).toBe(10);
+    expect(registry.count({ method: 'GET', path: /\/manifests\/sha256-/ })).toBe(1);
+    expect((await read(registry.url, 'group/noverify', tagOf(image.pushed))).json.manifests?.map((d) => d.digest)).toEqual([r.json?.referrer]);
+  });
+
   it('a Docker manifest list', async () => {
     const index = await makeIndex(await mkdtemp(join(work, 'list-')), { tag: 'list', image: { seed: 'list', layers: 1 } });
     const pushed = await pushManifestList(index, `${registry.host}/group/list:list`);
