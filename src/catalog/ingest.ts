@@ -116,12 +116,15 @@ export class Ingestor {
 
   private async ingestOnce(repository: string, digest: string): Promise<IngestOutcome> {
     const { store } = this.options;
-    if (await store.hasManifest(digest)) return 'known';
+    if (await store.hasManifest(digest)) {
+      if (this.options.readConfigs) await this.readUnreadConfigs(repository, digest);
+      return 'known';
+    }
     const top = await this.fetch(repository, digest);
     const record = baseRecord(top);
     if (top.kind === 'image') {
       if (!hasBuildAnnotations(top.annotations) || this.options.readConfigs) {
-        const read = await this.labels(repository, top);
+        const read = await this.labels(repository, top.config);
         if (read) Object.assign(record, read);
       }
       await store.putManifest(record);
@@ -161,7 +164,7 @@ export class Ingestor {
       [...fetched.values()].map(async (child) => {
         const rec = baseRecord(child);
         if (!annotated || this.options.readConfigs) {
-          const read = await this.labels(repository, child);
+          const read = await this.labels(repository, child.config);
           if (read) Object.assign(rec, read);
         }
         childRecords.set(child.digest, rec);
@@ -176,6 +179,30 @@ export class Ingestor {
     return 'stored';
   }
 
+  /**
+   * With readConfigs, a manifest stored earlier without its config read ("unknown: config not
+   * read") gets its config (or, for an index, its platform manifests' configs) read now, once:
+   * after that its builder is decided, so the next run reads nothing.
+   */
+  private async readUnreadConfigs(repository: string, digest: string): Promise<void> {
+    const { store } = this.options;
+    const insight = await store.manifestInsight(digest);
+    if (insight?.builder !== 'unread') return;
+    const detail = await store.getImage(digest);
+    if (!detail) return;
+    const images = detail.configDigest
+      ? [detail]
+      : (await Promise.all(detail.children.filter((c) => c.annotations !== null && !(c.platform?.os === 'unknown' && c.platform.architecture === 'unknown')).map((c) => store.getImage(c.digest)))).filter(
+          (d): d is NonNullable<typeof d> => d !== null,
+        );
+    for (const image of images) {
+      const config = configDescriptor(image.raw);
+      if (!config) continue;
+      const read = await this.labels(repository, config);
+      if (read) await store.putConfigLabels(config.digest, read.labels, read.config);
+    }
+  }
+
   private async fetch(repository: string, digest: string): Promise<Manifest> {
     const { client, registry } = this.options;
     const m = await this.limit(() => client.getManifest({ registry, repository, digest }));
@@ -188,15 +215,15 @@ export class Ingestor {
    * The labels of an image manifest's config, or undefined when the catalog has them already or
    * the config is not an image config. A missing or unreadable config reads as no labels.
    */
-  private labels(repository: string, m: ImageManifest): Promise<ConfigRead | undefined> {
-    if (!isImageConfig(m.config)) return Promise.resolve(undefined);
-    const configDigest = m.config.digest;
+  private labels(repository: string, config: Descriptor): Promise<ConfigRead | undefined> {
+    if (!isImageConfig(config)) return Promise.resolve(undefined);
+    const configDigest = config.digest;
     const running = this.configsInflight.get(configDigest);
     if (running) return running.then(() => undefined);
     const p = (async (): Promise<ConfigRead | undefined> => {
       const { client, registry, store } = this.options;
       if (await store.hasConfigLabels(configDigest)) return undefined;
-      if (m.config.size > MAX_CONFIG_BYTES) return { labels: emptyAnnotations() };
+      if (config.size > MAX_CONFIG_BYTES) return { labels: emptyAnnotations() };
       try {
         const blob = await this.limit(() => client.getBlob(registry, repository, configDigest, MAX_CONFIG_BYTES));
         this.stats.configsFetched++;
@@ -211,4 +238,15 @@ export class Ingestor {
     this.configsInflight.set(configDigest, p);
     return p;
   }
+}
+
+/** The config descriptor of stored image manifest bytes; undefined when they have none. */
+function configDescriptor(raw: Uint8Array): Descriptor | undefined {
+  try {
+    const c = (JSON.parse(Buffer.from(raw).toString('utf8')) as { config?: Partial<Descriptor> } | null)?.config;
+    if (typeof c?.mediaType === 'string' && typeof c.digest === 'string' && typeof c.size === 'number') return { mediaType: c.mediaType, digest: c.digest, size: c.size };
+  } catch {
+    // Not JSON: nothing to read.
+  }
+  return undefined;
 }

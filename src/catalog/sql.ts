@@ -589,11 +589,11 @@ export class SqlStore implements Store {
     return true;
   }
 
-  async putConfigLabels(configDigest: string, labels: Annotations): Promise<void> {
+  async putConfigLabels(configDigest: string, labels: Annotations, config?: unknown): Promise<void> {
     checkDigest(configDigest, 'config digest');
     if (typeof labels !== 'object' || labels === null) throw new UsageError('labels must be a record of strings');
     await this.db.write(async (q) => {
-      if (await this.putLabels(q, configDigest, labels)) {
+      if (await this.putLabels(q, configDigest, labels, config)) {
         await this.deriveManifests(q, new Set(), new Set([configDigest]));
         await this.refresh(q, new Set(), new Set([configDigest]));
       }

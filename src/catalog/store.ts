@@ -260,8 +260,11 @@ export interface Store {
   deleteManifest(repository: string, digest: string, at: Date): Promise<{ tagsDeleted: number }>;
   /** For a crawler: makes the repository's live tags equal `liveTags` as of `at`. */
   reconcileRepository(repository: string, liveTags: ReadonlyMap<string, string>, at: Date): Promise<ReconcileResult>;
-  /** Records the labels of a config blob, by the config's digest; an empty record means "read, none". */
-  putConfigLabels(configDigest: string, labels: Annotations): Promise<void>;
+  /**
+   * Records the labels of a config blob, by the config's digest; an empty record means "read,
+   * none". With `config` (the blob's JSON), also what it says about the builder.
+   */
+  putConfigLabels(configDigest: string, labels: Annotations, config?: unknown): Promise<void>;
   /** True once labels were recorded for this config digest: ingest reads each config blob once. */
   hasConfigLabels(configDigest: string): Promise<boolean>;
 

@@ -306,6 +306,20 @@ describe('--read-configs', () => {
     expect(again).toMatchObject({ manifestsFetched: 0, configsFetched: 0 });
   });
 
+  it('turned on for a catalog synced without it, reads the configs of the images left "config not read", once', async () => {
+    const catalog = await backend().fresh();
+    await syncInto(catalog.url);
+    expect((await derived(catalog)).jib).toMatchObject({ builder: 'unread' });
+    const second = await syncInto(catalog.url, ['--read-configs']);
+    // Only the Jib image was "config not read"; the annotated BuildKit index is known by its attestations.
+    expect(second).toMatchObject({ manifestsFetched: 0, configsFetched: 1 });
+    const got = await derived(catalog);
+    expect(got.jib).toMatchObject({ builder: 'jib', source: 'annotations' });
+    const insights = (await (await createApp({ store: catalog.store }).request('/api/v1/insights?namespace=java')).json()) as { totals: { builders: Record<string, number> } };
+    expect(insights.totals.builders).toMatchObject({ jib: 1, unread: 0 });
+    expect(await syncInto(catalog.url, ['--read-configs'])).toMatchObject({ manifestsFetched: 0, configsFetched: 0 });
+  });
+
   it('refuses a TAGTRAIL_READ_CONFIGS that is not a yes or no', async () => {
     const catalog = await backend().fresh();
     const r = await runCli(['sync', '--registry', registry().url, '--db', catalog.url], { env: { TAGTRAIL_READ_CONFIGS: 'maybe' } });
