@@ -5,6 +5,8 @@
 //   push   with a tag                      → the tag now points at target.digest
 //   delete with a digest and no tag        → that manifest was deleted from the repository
 //   delete with a tag                      → the tag was deleted
+//   push or delete of a referrers tag      → follow that tag (sha256-<hex>: the build-details
+//   (sha256-<hex>)                            referrers of sha256:<hex>; see referrers.ts)
 // What is ignored: pull and mount, blob pushes, and manifests pushed by digest alone (the children
 // of an index come that way; they are read with their index when it is tagged).
 //
@@ -14,13 +16,16 @@ import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../oci/reference.js';
 import { isReferrersTag } from '../oci/referrers.js';
+import { subjectOfReferrersTag } from './referrers.js';
 
 export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
 
 export type CatalogEvent =
   | { kind: 'tag-push'; id: string; at: Date; repository: string; tag: string; digest: string; mediaType: string | undefined }
   | { kind: 'manifest-delete'; id: string; at: Date; repository: string; digest: string }
-  | { kind: 'tag-delete'; id: string; at: Date; repository: string; tag: string };
+  | { kind: 'tag-delete'; id: string; at: Date; repository: string; tag: string }
+  /** A referrers tag was pushed or deleted: read it again (its state now, not the event's). */
+  | { kind: 'referrers-tag'; id: string; at: Date; repository: string; tag: string };
 
 export interface ParsedEnvelope {
   /** In the order the envelope lists them. */
@@ -83,7 +88,14 @@ export function parseEnvelope(body: unknown): ParsedEnvelope {
     const where = `events[${i}]`;
     const t = e.target;
     const action = e.action;
-    // A referrers tag (sha256-<hex>, written by attach and other OCI 1.1 clients) is not an image tag.
+    // A referrers tag (sha256-<hex>, written by attach and other OCI 1.1 clients) is not an image
+    // tag: a push or delete of one has its build-details referrers followed.
+    if (t !== undefined && (action === 'push' || action === 'delete') && subjectOfReferrersTag(t.tag ?? '') !== undefined) {
+      const repository = t.repository ?? '';
+      if (!isValidRepository(repository)) throw bad(`${where}.target.repository ${shown(repository)} is not a valid repository name`);
+      events.push({ kind: 'referrers-tag', id: e.id ?? '', at: parseTimestamp(e.timestamp, `${where}.timestamp`), repository, tag: t.tag as string });
+      return;
+    }
     const counts = t !== undefined && !isReferrersTag(t.tag ?? '') && ((action === 'push' && t.tag !== undefined && t.tag !== '') || action === 'delete');
     if (!counts) {
       ignored++;

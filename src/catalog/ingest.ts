@@ -15,6 +15,7 @@ import { type Descriptor, type ImageManifest, type Manifest, isAttestationDescri
 import { DOCKER_CONFIG, OCI_CONFIG, isImageManifestMediaType } from '../oci/mediatypes.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { type Limiter, unlimited } from './limit.js';
+import { type FollowOutcome, followReferrersTag } from './referrers.js';
 import type { ChildRecord, ManifestRecord, Store } from './store.js';
 
 export interface IngestStats {
@@ -37,6 +38,8 @@ export interface IngestOptions {
   onRead?: (what: 'manifest' | 'config') => void;
   /** Read every new image config (once per config digest) for builder evidence, not only those of unannotated images. */
   readConfigs?: boolean;
+  /** A build-details referrer (or referrers tag) left out, and why; see referrers.ts. */
+  onWarning?: (message: string) => void;
 }
 
 export type IngestOutcome = 'known' | 'stored';
@@ -100,6 +103,27 @@ export class Ingestor {
 
   constructor(private readonly options: IngestOptions) {
     this.limit = options.limit ?? unlimited;
+  }
+
+  /** Follows a sha256-<hex> referrers tag into the catalog's build-details referrers (referrers.ts). */
+  followReferrersTag(repository: string, tag: string, digest?: string): Promise<FollowOutcome> {
+    const { client, store, registry, onWarning } = this.options;
+    return followReferrersTag(
+      {
+        client,
+        store,
+        registry,
+        limit: this.limit,
+        onRead: () => {
+          this.stats.manifestsFetched++;
+          this.options.onRead?.('manifest');
+        },
+        ...(onWarning ? { onWarning } : {}),
+      },
+      repository,
+      tag,
+      digest,
+    );
   }
 
   /**

@@ -39,6 +39,8 @@ import type {
   TagItem,
 } from './store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
+import type { ReferrerInfo, ReferrerRecord } from './store.js';
+import * as refs from './referrer-store.js';
 
 export type Param = string | number | null | Buffer;
 export type Row = Record<string, unknown>;
@@ -280,6 +282,8 @@ interface ManifestInfo {
 interface View {
   top: ManifestInfo;
   children: { digest: string; platform: Platform | null; info: ManifestInfo | null }[];
+  /** The newest build-details referrer of the top digest. */
+  referrer?: ReferrerInfo;
 }
 
 interface Summary {
@@ -289,6 +293,8 @@ interface Summary {
   platforms: Platform[];
   /** Distinct (key, value) pairs the image answers to. */
   terms: [string, string][];
+  /** Set when the build details come from a referrer (the manifests carry no build annotations). */
+  referrer?: ReferrerInfo;
 }
 
 function platformOf(r: Row): Platform | null {
@@ -325,8 +331,11 @@ function summarize(view: View | undefined): Summary {
     }
   }
   for (const c of view.children) if (c.platform) platforms.push(c.platform);
-  const hasBuildDetails = hasBuildAnnotations(annotations) || hasBuildAnnotations(labelAnnotations);
-  return { annotations, labelAnnotations, hasBuildDetails, platforms, terms };
+  // A referrer's annotations stand in for the manifest's own when it has none: before the labels.
+  const referrer = !hasBuildAnnotations(annotations) && view.referrer ? view.referrer : undefined;
+  if (referrer) addTerms(referrer.annotations);
+  const hasBuildDetails = hasBuildAnnotations(annotations) || referrer !== undefined || hasBuildAnnotations(labelAnnotations);
+  return { annotations, labelAnnotations, hasBuildDetails, platforms, terms, ...(referrer ? { referrer } : {}) };
 }
 
 /** A JSON column as read back: PostgreSQL's driver parses json, SQLite returns the text. */
@@ -605,6 +614,61 @@ export class SqlStore implements Store {
     return (await this.db.all('SELECT 1 AS one FROM configs WHERE digest = ?', [configDigest])).length > 0;
   }
 
+  // ---- build-details referrers (referrer-store.ts)
+
+  async hasReferrer(digest: string): Promise<boolean> {
+    checkDigest(digest);
+    return refs.hasReferrerRow(this.db, digest);
+  }
+
+  async putReferrer(record: ReferrerRecord): Promise<void> {
+    checkDigest(record.digest);
+    checkDigest(record.subjectDigest, 'subject digest');
+    await this.db.write((q) => refs.insertReferrer(q, record, cleanRecord(record.annotations)));
+  }
+
+  async referrersTagDigest(repository: string, subjectDigest: string): Promise<string | null> {
+    checkName(repository, 'repository');
+    checkDigest(subjectDigest, 'subject digest');
+    const repoId = await refs.repositoryId(this.db, repository);
+    return repoId === null ? null : refs.tagDigest(this.db, repoId, subjectDigest);
+  }
+
+  async referrersTagSubjects(repository: string): Promise<string[]> {
+    checkName(repository, 'repository');
+    const repoId = await refs.repositoryId(this.db, repository);
+    return repoId === null ? [] : refs.tagSubjects(this.db, repoId);
+  }
+
+  async setReferrersTag(repository: string, subjectDigest: string, indexDigest: string | null, referrerDigests: readonly string[]): Promise<void> {
+    checkName(repository, 'repository');
+    checkDigest(subjectDigest, 'subject digest');
+    if (indexDigest !== null) checkDigest(indexDigest, 'referrers tag digest');
+    await this.db.write(async (q) => {
+      const now = Date.now();
+      const repoId = indexDigest === null ? await refs.repositoryId(q, repository) : await this.ensureRepository(q, repository, now);
+      if (repoId === null) return;
+      if (await refs.replaceLinks(q, repoId, subjectDigest, indexDigest, referrerDigests, now)) await this.referrersChanged(q, [subjectDigest]);
+    });
+  }
+
+  async removeReferrer(repository: string, referrerDigest: string): Promise<void> {
+    checkName(repository, 'repository');
+    checkDigest(referrerDigest);
+    await this.db.write(async (q) => {
+      const repoId = await refs.repositoryId(q, repository);
+      if (repoId === null) return;
+      await this.referrersChanged(q, await refs.dropReferrer(q, repoId, referrerDigest));
+    });
+  }
+
+  /** The build details of these subjects changed: their derived columns, and the terms of the tags on them (and on indexes listing them). */
+  private async referrersChanged(q: Queryable, subjects: readonly string[]): Promise<void> {
+    if (subjects.length === 0) return;
+    await this.deriveManifests(q, new Set(subjects), new Set());
+    await this.refresh(q, new Set(subjects), new Set());
+  }
+
   /** Rebuilds the terms of live tags whose image changed: tags on these digests, on manifests with these configs, or on their parent indexes. */
   private async refresh(q: Queryable, digests: Set<string>, configs: Set<string>): Promise<void> {
     const changed = new Set(digests);
@@ -722,8 +786,10 @@ export class SqlStore implements Store {
       for (const r of rows) for (const info of byConfig.get(r.digest as string) ?? []) info.labels[r.key as string] = r.value as string;
     }
 
+    const referrers = await refs.newestReferrers(q, tops.map((t) => t.row.digest));
     const views = new Map<string, View>();
     for (const top of tops) {
+      const referrer = referrers.get(top.row.digest);
       views.set(top.row.digest, {
         top,
         children: (childRows.get(top.row.id) ?? []).map((r) => ({
@@ -731,6 +797,7 @@ export class SqlStore implements Store {
           platform: platformOf(r),
           info: byDigest.get(r.child_digest as string) ?? null,
         })),
+        ...(referrer ? { referrer } : {}),
       });
     }
     return views;
@@ -773,8 +840,8 @@ export class SqlStore implements Store {
     let result: BuilderResult;
     let source: BuildSource;
     let platforms = 1;
-    // Build details recorded as referrers against this manifest: the referrers work plugs in here.
-    const referrer = false;
+    // Build details recorded as referrers against this manifest (referrer-store.ts).
+    const referrer = await refs.hasBuildReferrer(q, digest);
     if (isIndexMediaType(mediaType)) {
       const rows = await q.all<Row>(
         `SELECT c.os, c.architecture, c.variant, cm.builder, cm.builder_confidence, cm.builder_evidence, cm.build_source
@@ -1372,11 +1439,14 @@ export class SqlStore implements Store {
     if (ids.length === 0) return [];
     const rows = await this.db.all<Row>(this.hydrateSql, [this.d.idList(ids)], { prepare: true });
     const byId = new Map(rows.map((r) => [num(r.id), r]));
+    const referrers = await refs.newestReferrers(this.db, rows.filter((r) => r.digest != null).map((r) => r.digest as string));
     const items: TagItem[] = [];
     for (const id of ids) {
       const r = byId.get(id);
       if (!r || r.digest == null) continue;
       const view = hydratedView(r);
+      const referrer = referrers.get(r.digest as string);
+      if (view && referrer) view.referrer = referrer;
       const s = summarize(view);
       items.push({
         repository: r.repository as string,
@@ -1388,6 +1458,7 @@ export class SqlStore implements Store {
         annotations: s.annotations,
         labelAnnotations: s.labelAnnotations,
         hasBuildDetails: s.hasBuildDetails,
+        ...(s.referrer ? { referrer: s.referrer } : {}),
       });
     }
     return items;
@@ -1457,6 +1528,7 @@ export class SqlStore implements Store {
       parents: parents.map((p) => p.digest),
       tags: tags.map((t) => ({ repository: t.repository as string, tag: t.tag as string, updatedAt: new Date(num(t.updated_at)) })),
       storedAt: new Date(num(m.stored_at)),
+      referrers: await refs.referrersOf(this.db, digest),
     };
   }
 

@@ -75,6 +75,24 @@ export interface TagItem {
   labelAnnotations: Annotations;
   /** True when the annotations, or failing them the labels, carry build details. */
   hasBuildDetails: boolean;
+  /** The newest build-details referrer of the digest, when the manifests carry no build annotations. */
+  referrer?: ReferrerInfo;
+}
+
+/** A build-details referrer manifest (tagtrail attach), read from the registry and checked. */
+export interface ReferrerRecord {
+  digest: string;
+  /** The manifest the referrer's `subject` names. */
+  subjectDigest: string;
+  artifactType: string | null;
+  annotations: Annotations;
+}
+
+export interface ReferrerInfo {
+  digest: string;
+  annotations: Annotations;
+  /** org.opencontainers.image.created of the referrer, '' when absent. */
+  created: string;
 }
 
 export interface AnnotationFilter {
@@ -125,6 +143,8 @@ export interface ImageDetail {
   /** Live tags pointing at this digest. */
   tags: { repository: string; tag: string; updatedAt: Date }[];
   storedAt: Date;
+  /** Build-details referrers linked to this digest, newest first. */
+  referrers?: ReferrerInfo[];
 }
 
 export interface TagHistoryEntry {
@@ -267,6 +287,24 @@ export interface Store {
   putConfigLabels(configDigest: string, labels: Annotations, config?: unknown): Promise<void>;
   /** True once labels were recorded for this config digest: ingest reads each config blob once. */
   hasConfigLabels(configDigest: string): Promise<boolean>;
+
+  // ---- build-details referrers, followed through the sha256-<hex> referrers tag (referrers.ts)
+  /** True when the referrer manifest is in the catalog: each is read once. */
+  hasReferrer(digest: string): Promise<boolean>;
+  /** Stores a referrer manifest (its subject checked by the caller); links come with setReferrersTag. */
+  putReferrer(record: ReferrerRecord): Promise<void>;
+  /** The digest of the referrers tag of `subjectDigest` last read in `repository`, or null. */
+  referrersTagDigest(repository: string, subjectDigest: string): Promise<string | null>;
+  /** Subjects whose referrers tag in `repository` the catalog follows. */
+  referrersTagSubjects(repository: string): Promise<string[]>;
+  /**
+   * What the referrers tag of `subjectDigest` lists now: its digest (null: the tag is gone) and the
+   * stored referrers it lists. Replaces the repository's links for that subject and refreshes the
+   * search terms and build details of the tags on the subject.
+   */
+  setReferrersTag(repository: string, subjectDigest: string, indexDigest: string | null, referrerDigests: readonly string[]): Promise<void>;
+  /** A referrer manifest deleted from `repository`: its links there go. */
+  removeReferrer(repository: string, referrerDigest: string): Promise<void>;
 
   getCheckpoint<T = unknown>(key: string): Promise<T | undefined>;
   setCheckpoint(key: string, value: unknown): Promise<void>;

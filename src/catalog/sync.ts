@@ -14,6 +14,7 @@ import { isValidRepository, isValidTag } from '../oci/reference.js';
 import { isReferrersTag } from '../oci/referrers.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { Ingestor } from './ingest.js';
+import { retireReferrersTags, subjectOfReferrersTag } from './referrers.js';
 import { type Limiter, createLimiter } from './limit.js';
 import type { ReconcileResult, Store } from './store.js';
 
@@ -82,6 +83,8 @@ export interface SyncOptions {
   onRead?: (what: 'manifest' | 'config') => void;
   /** Read every new image config once for builder evidence (see Ingestor). */
   readConfigs?: boolean;
+  /** A build-details referrer or referrers tag left out, and why (see referrers.ts). */
+  onWarning?: (message: string) => void;
   now?: () => Date;
 }
 
@@ -125,7 +128,15 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   const started = Date.now();
   const concurrency = options.concurrency ?? 8;
   const limit: Limiter = createLimiter(concurrency);
-  const ingestor = new Ingestor({ client, store, registry, limit, readConfigs: options.readConfigs === true, ...(options.onRead ? { onRead: options.onRead } : {}) });
+  const ingestor = new Ingestor({
+    client,
+    store,
+    registry,
+    limit,
+    readConfigs: options.readConfigs === true,
+    ...(options.onRead ? { onRead: options.onRead } : {}),
+    ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+  });
   const key = checkpointKey(registry, prefix);
   const aborted = (): boolean => signal?.aborted === true;
 
@@ -255,14 +266,45 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   report();
   return finish();
 
+  /** The repository's referrers tags, after a complete listing: a HEAD each, reads only for new digests. */
+  async function followReferrers(repository: string, referrersTags: readonly string[]): Promise<boolean> {
+    const listed = new Set<string>();
+    let complete = true;
+    await pool(referrersTags, concurrency, aborted, async (tag) => {
+      const subject = subjectOfReferrersTag(tag);
+      if (subject === undefined) return;
+      listed.add(subject);
+      try {
+        const head = await limit(() => client.headManifest({ registry, repository, tag }));
+        if (!head) return;
+        await ingestor.followReferrersTag(repository, tag, head.digest);
+      } catch (err) {
+        complete = false;
+        fail({ repository, tag, ...describe(err) });
+      }
+    });
+    if (aborted()) return false;
+    try {
+      if (complete) await retireReferrersTags(store, repository, listed);
+    } catch (err) {
+      fail({ repository, ...describe(err) });
+    }
+    return true;
+  }
+
   /** Returns false when interrupted before the repository was fully handled. */
   async function syncRepository(repository: string): Promise<boolean> {
     const at = now();
     const tags: string[] = [];
+    const referrersTags: string[] = [];
     try {
       for await (const tag of client.listTags(registry, repository)) {
-        // The referrers tag schema's sha256-<hex> lists referrers (tagtrail attach writes one): not an image tag.
-        if (isReferrersTag(tag)) continue;
+        // The referrers tag schema's sha256-<hex> lists referrers (tagtrail attach writes one): not
+        // an image tag; its build-details referrers are followed below (referrers.ts).
+        if (isReferrersTag(tag)) {
+          referrersTags.push(tag);
+          continue;
+        }
         if (isValidTag(tag)) tags.push(tag);
         else fail({ repository, tag: tag.slice(0, 128), code: 'INVALID_REFERENCE', message: 'the registry lists a tag name that is not valid' });
       }
@@ -273,6 +315,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
       }
       // A repository without tags (all deleted) answers 404 NAME_UNKNOWN: none are live.
       tags.length = 0;
+      referrersTags.length = 0;
     }
     if (aborted()) return false;
     progress.tagsSeen += tags.length;
@@ -308,6 +351,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
       }
     });
     if (aborted()) return false;
+    if (!(await followReferrers(repository, referrersTags))) return false;
     report();
     if (complete) {
       count(await store.reconcileRepository(repository, live, at));

@@ -96,6 +96,10 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
         resume: !flags.restart,
         signal: controller.signal,
         onProgress: draw,
+        onWarning: (message) => {
+          if (tty) rt.stderr.write('\r\u001b[2K');
+          rt.stderr.write(`warning: ${message}\n`);
+        },
         now: rt.now,
       }),
     );

@@ -12,7 +12,9 @@ export interface Build {
   project?: { path?: string; url?: string };
   user?: { id?: string; login?: string };
   /** Where the details came from. */
-  source: 'annotations' | 'labels';
+  source: 'annotations' | 'referrer' | 'labels';
+  /** The referrer manifest's digest, when source is referrer. */
+  referrer?: string;
 }
 
 /** True when the annotations carry build details worth showing (ours or the standard OCI ones). */

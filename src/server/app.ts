@@ -190,6 +190,7 @@ export function createApp(options: AppOptions): Hono {
       limit: createLimiter(webhook.concurrency ?? 8),
       readConfigs: webhook.readConfigs === true,
       onRead: (what) => metrics.registryReads.inc({ what, source: 'webhook' }),
+      onWarning: (message) => log?.warn({ message }, 'referrer ignored'),
     });
     app.post('/api/v1/events', async (c) => {
       if (!check(c.req.header('authorization'))) {

@@ -225,7 +225,8 @@ export function openApiDocument(): Record<string, unknown> {
           type: ['object', 'null'],
           description: 'As `tagtrail show -o json` prints it; null when the image carries no build details.',
           properties: {
-            source: { enum: ['annotations', 'labels'] },
+            source: { enum: ['annotations', 'referrer', 'labels'], description: 'The manifest annotations, else a build-details referrer (tagtrail attach), else the config labels.' },
+            referrer: { type: 'string', description: 'The digest of the referrer manifest the details come from, when source is referrer.' },
             pipeline: { type: 'object', properties: { id: { type: 'string' }, url: { type: 'string' } } },
             job: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, url: { type: 'string' } } },
             commit: { type: 'object', properties: { sha: { type: 'string' }, url: { type: 'string' } } },
@@ -276,6 +277,14 @@ export function openApiDocument(): Record<string, unknown> {
             parents: { type: 'array', items: { type: 'string' }, description: 'Indexes that list this manifest.' },
             tags: { type: 'array', items: { type: 'object', properties: { repository: { type: 'string' }, tag: { type: 'string' }, updatedAt: { type: 'string', format: 'date-time' } } } },
             storedAt: { type: 'string', format: 'date-time' },
+            referrers: {
+              type: 'array',
+              description: 'Build-details referrers (tagtrail attach) the catalog found for this digest through the referrers tag, newest first.',
+              items: {
+                type: 'object',
+                properties: { digest: { type: 'string' }, created: { type: ['string', 'null'] }, annotations: stringMap },
+              },
+            },
             insight: {
               type: ['object', 'null'],
               description: 'How this manifest was built, as the insights count it (docs/insights.md): the builder, the signals that matched, where its build details come from.',

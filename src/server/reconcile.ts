@@ -93,6 +93,7 @@ export class Reconciler {
           ...(this.options.concurrency ? { concurrency: this.options.concurrency } : {}),
           readConfigs: this.options.readConfigs === true,
           onRead: (what) => metrics?.registryReads.inc({ what, source: 'crawl' }),
+          onWarning: (message) => logger?.warn({ message }, 'referrer ignored'),
         }),
       );
       if (!locked.ran) {

@@ -4,10 +4,12 @@ import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotati
 import type { Annotations } from '../oci/annotations.js';
 import { mergeAnnotations } from '../oci/inspect.js';
 import { formatPlatform } from '../oci/manifest.js';
-import type { ImageDetail, Platform, RepositorySummary, Store, TagHistory, TagItem } from '../catalog/store.js';
+import type { ImageDetail, Platform, ReferrerInfo, RepositorySummary, Store, TagHistory, TagItem } from '../catalog/store.js';
 
-export function buildOf(annotations: Annotations, labelAnnotations: Annotations | undefined): Build | null {
+export function buildOf(annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
   if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
+  // A build-details referrer (tagtrail attach) when the manifests carry none, before the labels.
+  if (referrer && hasBuildAnnotations(referrer.annotations)) return { ...buildFromAnnotations(referrer.annotations, 'referrer'), referrer: referrer.digest };
   if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) return buildFromAnnotations(labelAnnotations, 'labels');
   return null;
 }
@@ -36,7 +38,7 @@ export function imageItem(t: TagItem): Record<string, unknown> {
     platforms: platformList(t.platforms),
     updatedAt: t.updatedAt.toISOString(),
     annotations: plain(t.annotations),
-    build: buildOf(t.annotations, t.labelAnnotations),
+    build: buildOf(t.annotations, t.labelAnnotations, t.referrer),
   };
 }
 
@@ -98,7 +100,8 @@ export async function imageDetail(store: Store, d: ImageDetail): Promise<Record<
     platforms: platformList(d.children.map((c) => c.platform).filter((p): p is Platform => p !== null)),
     annotations: plain(d.annotations),
     labels: d.labels ? plain(d.labels) : null,
-    build: buildOf(merged, labelAnnotations),
+    build: buildOf(merged, labelAnnotations, d.referrers?.[0]),
+    referrers: (d.referrers ?? []).map((r) => ({ digest: r.digest, created: r.created === '' ? null : r.created, annotations: plain(r.annotations) })),
     children: d.children.map((c) => ({
       digest: c.digest,
       mediaType: c.mediaType,

@@ -117,6 +117,22 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
       case 'manifest-delete':
         // Recorded even when no tag points at it (yet): an older push arriving later stays deleted.
         await store.deleteManifest(e.repository, e.digest, e.at);
+        // A deleted build-details referrer no longer lends its details (referrers.ts).
+        await store.removeReferrer(e.repository, e.digest);
+        outcome = 'applied';
+        break;
+      case 'referrers-tag':
+        try {
+          await ingestor.followReferrersTag(e.repository, e.tag);
+        } catch (err) {
+          if (err instanceof AuthError || err instanceof RegistryError || err instanceof NetworkError || err instanceof DigestMismatchError) {
+            throw new RegistryError(`reading the referrers tag ${e.repository}:${e.tag} from the registry failed: ${err.message}`, err instanceof RegistryError ? err.status : 502, [], {
+              cause: err,
+              hint: 'the registry will send the event again; check that tagtrail serve can reach and read the registry',
+            });
+          }
+          throw err;
+        }
         outcome = 'applied';
         break;
     }

@@ -1,6 +1,6 @@
 // The referrers tag schema's sha256-<hex> tags (tagtrail attach writes them on registries without
 // the referrers API) are lists of referrers, not images: sync and the webhook leave them out of
-// the catalog. Read back with SQL.
+// the catalog's tags (their referrers are followed: referrers-follow.e2e.test.ts). Read back with SQL.
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -56,12 +56,17 @@ describe('referrers tags in the catalog', () => {
     ]);
   });
 
-  it('the webhook ignores pushes and deletes of a referrers tag, not those of cosign-style .sig tags', () => {
+  it('the webhook follows pushes and deletes of a referrers tag as such, not as image tags; cosign-style .sig tags stay image tags', () => {
     const hex = 'a'.repeat(64);
     const digest = `sha256:${'b'.repeat(64)}`;
     const ev = (action: string, tag: string) => ({ id: '1', timestamp: '2026-11-26T10:00:00Z', action, target: { repository: 'team/app', tag, digest, mediaType: 'application/vnd.oci.image.index.v1+json' } });
     const parsed = parseEnvelope({ events: [ev('push', `sha256-${hex}`), ev('delete', `sha256-${hex}`), ev('push', `sha256-${hex}.sig`), ev('push', 'v1')] });
-    expect(parsed.ignored).toBe(2);
-    expect(parsed.events.map((e) => (e.kind === 'manifest-delete' ? e.digest : e.tag))).toEqual([`sha256-${hex}.sig`, 'v1']);
+    expect(parsed.ignored).toBe(0);
+    expect(parsed.events.map((e) => [e.kind, e.kind === 'manifest-delete' ? e.digest : e.tag])).toEqual([
+      ['referrers-tag', `sha256-${hex}`],
+      ['referrers-tag', `sha256-${hex}`],
+      ['tag-push', `sha256-${hex}.sig`],
+      ['tag-push', 'v1'],
+    ]);
   });
 });

@@ -861,6 +861,111 @@ describe.each([
     });
   });
 
+  describe('build-details referrers', () => {
+    const BUILD = 'application/vnd.tagtrail.build.v1+json';
+    const referrer = (subject: string, annotations: Record<string, string>) => ({ digest: sha(`referrer-${++nonce}`), subjectDigest: subject, artifactType: BUILD, annotations });
+
+    it('a referrer makes its subject\'s tags searchable by pipeline and commit, with build source referrer; the newest wins', async () => {
+      const r = repo();
+      const plain = image({ 'com.example.other': 'x' });
+      await store.putManifest(plain);
+      await store.setTag(r, 'v1', plain.digest, t(1));
+      expect((await store.searchImages({ pipeline: '7001' })).items).toEqual([]);
+      expect(await store.manifestInsight(plain.digest)).toMatchObject({ buildSource: 'none' });
+
+      const first = referrer(plain.digest, { [`${CI}pipeline_id`]: '7001', [`${CI}commit_sha`]: hex(40), [`${OCI}created`]: '2026-01-01T10:00:00Z' });
+      expect(await store.hasReferrer(first.digest)).toBe(false);
+      await store.putReferrer(first);
+      expect(await store.hasReferrer(first.digest)).toBe(true);
+      await store.setReferrersTag(r, plain.digest, sha(`tag-${nonce}`), [first.digest]);
+      expect(await store.referrersTagDigest(r, plain.digest)).toBe(sha(`tag-${nonce}`));
+      expect(await store.referrersTagSubjects(r)).toEqual([plain.digest]);
+
+      const byPipeline = (await store.searchImages({ pipeline: '7001' })).items;
+      expect(byPipeline.map((i) => [i.repository, i.tag, i.digest])).toEqual([[r, 'v1', plain.digest]]);
+      expect(byPipeline[0]!.referrer?.digest).toBe(first.digest);
+      expect(byPipeline[0]!.hasBuildDetails).toBe(true);
+      expect((await store.searchImages({ commit: hex(40).slice(0, 10) })).items.map((i) => i.tag)).toEqual(['v1']);
+      expect((await store.listTags(r, {})).items[0]!.referrer?.digest).toBe(first.digest);
+      expect(await store.manifestInsight(plain.digest)).toMatchObject({ buildSource: 'referrer' });
+      expect((await store.getImage(plain.digest))!.referrers?.map((x) => x.digest)).toEqual([first.digest]);
+      expect((await store.listRepositories({ q: r })).items[0]).toMatchObject({ buildTagCount: 1 });
+
+      // A newer referrer: its annotations are the ones searched.
+      const second = referrer(plain.digest, { [`${CI}pipeline_id`]: '7002', [`${OCI}created`]: '2026-01-02T10:00:00Z' });
+      await store.putReferrer(second);
+      await store.setReferrersTag(r, plain.digest, sha(`tag-${nonce}`), [first.digest, second.digest]);
+      expect((await store.searchImages({ pipeline: '7002' })).items.map((i) => i.referrer?.digest)).toEqual([second.digest]);
+      expect((await store.searchImages({ pipeline: '7001' })).items).toEqual([]);
+      expect((await store.getImage(plain.digest))!.referrers?.map((x) => x.digest)).toEqual([second.digest, first.digest]);
+
+      // A referrer stored for another subject is not linked to this one.
+      const other = referrer(sha(`someone-else-${nonce}`), { [`${CI}pipeline_id`]: '7009' });
+      await store.putReferrer(other);
+      await store.setReferrersTag(r, plain.digest, sha(`tag2-${nonce}`), [first.digest, second.digest, other.digest]);
+      expect((await store.searchImages({ pipeline: '7009' })).items).toEqual([]);
+    });
+
+    it('the manifest\'s own build annotations win over a referrer', async () => {
+      const r = repo();
+      const annotated = image({ [`${CI}commit_sha`]: hex(41), [`${CI}pipeline_id`]: '7100' });
+      await store.putManifest(annotated);
+      await store.setTag(r, 'v1', annotated.digest, t(1));
+      const ref = referrer(annotated.digest, { [`${CI}pipeline_id`]: '7101', [`${CI}commit_sha`]: hex(42) });
+      await store.putReferrer(ref);
+      await store.setReferrersTag(r, annotated.digest, sha(`tag-${nonce}`), [ref.digest]);
+      expect((await store.searchImages({ pipeline: '7101' })).items).toEqual([]);
+      expect((await store.searchImages({ commit: hex(42) })).items).toEqual([]);
+      const found = (await store.searchImages({ pipeline: '7100' })).items;
+      expect(found.map((i) => i.tag)).toEqual(['v1']);
+      expect(found[0]!.referrer).toBeUndefined();
+      expect(await store.manifestInsight(annotated.digest)).toMatchObject({ buildSource: 'annotations' });
+    });
+
+    it('a referrers tag deleted, or a referrer manifest deleted, takes the details away', async () => {
+      const r = repo();
+      const plain = image({});
+      await store.putManifest(plain);
+      await store.setTag(r, 'v1', plain.digest, t(1));
+      const ref = referrer(plain.digest, { [`${CI}pipeline_id`]: '7200' });
+      await store.putReferrer(ref);
+      await store.setReferrersTag(r, plain.digest, sha(`tag-${nonce}`), [ref.digest]);
+      expect((await store.searchImages({ pipeline: '7200' })).items).toHaveLength(1);
+
+      await store.setReferrersTag(r, plain.digest, null, []);
+      expect((await store.searchImages({ pipeline: '7200' })).items).toEqual([]);
+      expect(await store.manifestInsight(plain.digest)).toMatchObject({ buildSource: 'none' });
+      expect(await store.referrersTagDigest(r, plain.digest)).toBeNull();
+      expect((await store.listRepositories({ q: r })).items[0]).toMatchObject({ buildTagCount: 0 });
+
+      await store.setReferrersTag(r, plain.digest, sha(`tag-again-${nonce}`), [ref.digest]);
+      expect((await store.searchImages({ pipeline: '7200' })).items).toHaveLength(1);
+      await store.removeReferrer(r, ref.digest);
+      expect((await store.searchImages({ pipeline: '7200' })).items).toEqual([]);
+      expect((await store.getImage(plain.digest))!.referrers).toEqual([]);
+      // Linked nowhere: forgotten, so a referrers tag still listing it reads it again.
+      expect(await store.hasReferrer(ref.digest)).toBe(false);
+    });
+
+    it('converges when the referrer arrives before the subject\'s manifest and tag', async () => {
+      const r = repo();
+      const plain = image({});
+      const ref = referrer(plain.digest, { [`${CI}pipeline_id`]: '7300', [`${CI}commit_ref_name`]: 'feature/early' });
+      await store.putReferrer(ref);
+      await store.setReferrersTag(r, plain.digest, sha(`tag-${nonce}`), [ref.digest]);
+      expect((await store.searchImages({ pipeline: '7300' })).items).toEqual([]);
+      // The tag before its manifest, then the manifest.
+      await store.setTag(r, 'early', plain.digest, t(1));
+      await store.putManifest(plain);
+      const found = (await store.searchImages({ ref: 'feature/early' })).items;
+      expect(found.map((i) => [i.tag, i.referrer?.digest])).toEqual([['early', ref.digest]]);
+      expect(await store.manifestInsight(plain.digest)).toMatchObject({ buildSource: 'referrer' });
+      // A second tag on the same digest later gets the same terms.
+      await store.setTag(r, 'later', plain.digest, t(2));
+      expect((await store.searchImages({ pipeline: '7300' })).items.map((i) => i.tag)).toEqual(['later', 'early']);
+    });
+  });
+
   it('counts what it holds', async () => {
     const s = await store.stats();
     expect(s.repositories).toBeGreaterThan(5);

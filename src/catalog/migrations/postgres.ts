@@ -134,4 +134,38 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
       `CREATE INDEX tag_events_set ON tag_events (kind, at)`,
     ],
   },
+  {
+    // Build-details referrers (tagtrail attach), followed through the sha256-<hex> referrers tag.
+    // referrers: one row per referrer manifest (content-addressed, read once), its annotations as
+    // JSON pairs. referrer_links: which repository's referrers tag lists it for which subject;
+    // search and build details read the newest linked referrer of a digest. referrer_tags: the
+    // digest of each referrers tag last read, so a sync reads a tag again only when it changed.
+    version: 3,
+    name: 'referrers',
+    statements: [
+      `CREATE TABLE referrers (
+        digest ${T} PRIMARY KEY,
+        subject_digest ${T} NOT NULL,
+        artifact_type text,
+        created ${T} NOT NULL DEFAULT '',
+        has_build smallint NOT NULL DEFAULT 0,
+        annotations text NOT NULL,
+        stored_at bigint NOT NULL
+      )`,
+      `CREATE TABLE referrer_links (
+        repository_id bigint NOT NULL REFERENCES repositories (id),
+        subject_digest ${T} NOT NULL,
+        referrer_digest ${T} NOT NULL,
+        PRIMARY KEY (subject_digest, repository_id, referrer_digest)
+      )`,
+      `CREATE INDEX referrer_links_referrer ON referrer_links (referrer_digest)`,
+      `CREATE TABLE referrer_tags (
+        repository_id bigint NOT NULL REFERENCES repositories (id),
+        subject_digest ${T} NOT NULL,
+        index_digest ${T} NOT NULL,
+        updated_at bigint NOT NULL,
+        PRIMARY KEY (repository_id, subject_digest)
+      )`,
+    ],
+  },
 ]);

@@ -3,7 +3,7 @@
 // values are always quoted, so an escaped value cannot leave its attribute.
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
-import type { ImageChild, ImageDetail, Platform, TagItem } from '../../catalog/store.js';
+import type { ImageChild, ImageDetail, Platform, ReferrerInfo, TagItem } from '../../catalog/store.js';
 import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../../gitlab/build.js';
 import type { Annotations } from '../../oci/annotations.js';
 import { VERSION } from '../../version.js';
@@ -144,9 +144,10 @@ export function imagePlatforms(platforms: readonly Platform[]): string[] {
   return out;
 }
 
-/** Build details from the annotations, else from the config labels, else none. */
-export function buildOf(annotations: Annotations, labelAnnotations?: Annotations | null): Build | undefined {
+/** Build details from the annotations, else from a build-details referrer, else from the config labels, else none. */
+export function buildOf(annotations: Annotations, labelAnnotations?: Annotations | null, referrer?: ReferrerInfo): Build | undefined {
   if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
+  if (referrer && hasBuildAnnotations(referrer.annotations)) return { ...buildFromAnnotations(referrer.annotations, 'referrer'), referrer: referrer.digest };
   if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) return buildFromAnnotations(labelAnnotations, 'labels');
   return undefined;
 }
@@ -167,7 +168,7 @@ export function mergedAnnotations(detail: ImageDetail): Annotations {
 
 /** The build details of one manifest, given the config labels that apply to it (if read). */
 export function buildOfImage(detail: ImageDetail, labels: Annotations | null): Build | undefined {
-  return buildOf(mergedAnnotations(detail), labels ? labelsAsAnnotations(labels) : null);
+  return buildOf(mergedAnnotations(detail), labels ? labelsAsAnnotations(labels) : null, detail.referrers?.[0]);
 }
 
 export function noBuildDetails(): Html {
@@ -230,7 +231,7 @@ ${items.map((t) => tagRow(t, ctx, options))}
 }
 
 function tagRow(t: TagItem, ctx: ViewContext, options: TagTableOptions): Html {
-  const build = buildOf(t.annotations, t.labelAnnotations);
+  const build = buildOf(t.annotations, t.labelAnnotations, t.referrer);
   const platforms = imagePlatforms(t.platforms);
   const name = options.showRepository ? `${t.repository}:${t.tag}` : t.tag;
   const cells = build

@@ -110,6 +110,7 @@ ${build ? buildFacts(build, ctx) : html`<p class="notice">${noBuildDetails()}</p
 function buildFacts(b: Build, ctx: ViewContext): Html {
   const row = (name: string, value: Html | string | undefined | false): Html => (value ? html`<dt>${name}</dt><dd>${value}</dd>` : '');
   return html`${b.source === 'labels' ? html`<p class="muted">From the image's config labels: the manifest carries no build annotations.</p>` : ''}
+${b.source === 'referrer' ? html`<p class="muted">build details from referrer <code>${b.referrer ?? ''}</code>: the manifest itself carries none.</p>` : ''}
 <dl class="facts">
 ${row('Pipeline', b.pipeline && pipelineView(b, ctx))}
 ${row('Job', b.job && html`${jobView(b, ctx)}${b.job.name && b.job.id ? html` <span class="muted">#${b.job.id}</span>` : ''}`)}
