@@ -8,8 +8,8 @@ import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '
 export const BUILD_SOURCES = ['annotations', 'referrer', 'labels', 'none'] as const;
 /**
  * Where an image's build details come from, best first: its manifest annotations (or, for an
- * index, any platform manifest's), a referrer artifact attached to it (OCI referrers API), its
- * config labels only, or nowhere.
+ * index, any platform manifest's), a referrer artifact attached to it (tagtrail attach, found
+ * through the referrers tag; see referrers.ts), its config labels only, or nowhere.
  */
 export type BuildSource = (typeof BUILD_SOURCES)[number];
 
