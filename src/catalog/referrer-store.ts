@@ -76,6 +76,11 @@ export async function hasReferrerRow(q: Queryable, digest: string): Promise<bool
   return (await q.all('SELECT 1 AS one FROM referrers WHERE digest = ?', [digest])).length > 0;
 }
 
+export async function storedSubject(q: Queryable, digest: string): Promise<string | null> {
+  const r = (await q.all<{ subject_digest: string }>('SELECT subject_digest FROM referrers WHERE digest = ?', [digest]))[0];
+  return r ? r.subject_digest : null;
+}
+
 /** Stores a referrer manifest once; returns true when it was new. */
 export async function insertReferrer(q: Queryable, rec: ReferrerRecord, cleaned: Annotations): Promise<boolean> {
   const pairs = Object.entries(cleaned).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

@@ -90,8 +90,10 @@ export async function followReferrersTag(o: FollowOptions, repository: string, t
   const linked: string[] = [];
   for (const d of ours.slice(-MAX_REFERRERS_PER_TAG)) {
     if (linked.includes(d.digest)) continue;
-    if (await store.hasReferrer(d.digest)) {
-      linked.push(d.digest);
+    const known = await store.referrerSubject(d.digest);
+    if (known !== null) {
+      if (known === subject) linked.push(d.digest);
+      else warn(`the referrer ${repository}@${d.digest} does not name ${subject} as its subject (it names ${known}); ignored`);
       continue;
     }
     let m: Manifest;

@@ -621,6 +621,11 @@ export class SqlStore implements Store {
     return refs.hasReferrerRow(this.db, digest);
   }
 
+  async referrerSubject(digest: string): Promise<string | null> {
+    checkDigest(digest);
+    return refs.storedSubject(this.db, digest);
+  }
+
   async putReferrer(record: ReferrerRecord): Promise<void> {
     checkDigest(record.digest);
     checkDigest(record.subjectDigest, 'subject digest');

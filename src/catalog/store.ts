@@ -291,6 +291,8 @@ export interface Store {
   // ---- build-details referrers, followed through the sha256-<hex> referrers tag (referrers.ts)
   /** True when the referrer manifest is in the catalog: each is read once. */
   hasReferrer(digest: string): Promise<boolean>;
+  /** The subject a stored referrer names, or null when the referrer is not in the catalog. */
+  referrerSubject(digest: string): Promise<string | null>;
   /** Stores a referrer manifest (its subject checked by the caller); links come with setReferrersTag. */
   putReferrer(record: ReferrerRecord): Promise<void>;
   /** The digest of the referrers tag of `subjectDigest` last read in `repository`, or null. */

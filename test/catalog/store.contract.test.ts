@@ -877,6 +877,8 @@ describe.each([
       expect(await store.hasReferrer(first.digest)).toBe(false);
       await store.putReferrer(first);
       expect(await store.hasReferrer(first.digest)).toBe(true);
+      expect(await store.referrerSubject(first.digest)).toBe(plain.digest);
+      expect(await store.referrerSubject(sha(`never-stored-${nonce}`))).toBeNull();
       await store.setReferrersTag(r, plain.digest, sha(`tag-${nonce}`), [first.digest]);
       expect(await store.referrersTagDigest(r, plain.digest)).toBe(sha(`tag-${nonce}`));
       expect(await store.referrersTagSubjects(r)).toEqual([plain.digest]);
