@@ -1575,7 +1575,7 @@ ${[...lite, ...pgs, ...(wide ? [wide] : []), ...(all ? [all] : []), ...seconds].
 | peak RSS, SQLite, the whole registry (${int(all?.tags ?? NaN)} tags) / ${int(big?.tags ?? NaN)} tags | ${fmt((all?.peakRssMiB ?? NaN) / (big?.peakRssMiB ?? NaN), 2)}× | — | — |`
   }
 
-SQLite's page cache (at most 64 MiB, set by the store) is native memory inside the RSS and fills as the catalog file grows.`;
+SQLite's page cache is native memory inside the RSS; sync sets it to 8 MiB (serve keeps 64 MiB, for search), so it is full early in a run of any size and does not grow with the catalog file.`;
 }
 
 function searchMarkdown(seeded: Seeded, results: StoreSearch[]): string {
