@@ -1729,5 +1729,8 @@ ${loadAtEnd.join(', ')} at the end${
 
 ${parts.join('\n\n')}
 `;
-  await writeResults('catalog', { cpus: cpus().length, loadAverage: { start: loadAtStart, end: loadAtEnd }, seconds, sync, search, webhook }, md);
+  // A run of some parts only is written beside the full run's results, never over them.
+  const full = ['sync', 'search', 'webhook'].every((p) => PARTS.has(p));
+  const name = full ? 'catalog' : `catalog-${[...PARTS].sort().join('-')}`;
+  await writeResults(name, { cpus: cpus().length, loadAverage: { start: loadAtStart, end: loadAtEnd }, seconds, sync, search, webhook }, md);
 }
