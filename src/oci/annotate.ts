@@ -30,7 +30,7 @@ import {
 } from './manifest.js';
 import { isImageManifestMediaType } from './mediatypes.js';
 import { type Reference, formatReference, withDigest } from './reference.js';
-import type { RegistryClient } from './registry.js';
+import { type ManifestHead, type RegistryClient, isTagBeingWritten } from './registry.js';
 
 export interface AnnotateOptions {
   readonly changes: AnnotationChanges;
@@ -157,10 +157,41 @@ function selected(d: Descriptor, platforms: readonly PlatformFilter[] | undefine
   return platforms.some((f) => platformMatches(d.platform, f));
 }
 
+const READ_BACK_ATTEMPTS = 4;
+
+/** The manifest to annotate; a tag caught mid-write by another client (500) is read again. */
+async function readTop(client: RegistryClient, ref: Reference): Promise<Manifest> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.getManifest(ref);
+    } catch (err) {
+      if (ref.tag === undefined || !isTagBeingWritten(err) || attempt >= READ_BACK_ATTEMPTS) throw err;
+      await sleep(100 * attempt);
+    }
+  }
+}
+
+/** HEAD of a tag just written; a 500 while another client writes it too is read again. */
+async function readBack(client: RegistryClient, ref: Reference): Promise<ManifestHead | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.headManifest(ref);
+    } catch (err) {
+      if (!isTagBeingWritten(err)) throw err;
+      if (attempt >= READ_BACK_ATTEMPTS) {
+        throw new ConflictError(`${ref.repository}:${ref.tag} kept being written by another client right after annotating; whether our result stayed is unknown`, {
+          hint: 'another writer is pushing the tag; run annotate again once it is done',
+        });
+      }
+      await sleep(100 * attempt);
+    }
+  }
+}
+
 export async function annotateImage(client: RegistryClient, ref: Reference, opts: AnnotateOptions): Promise<AnnotateResult> {
   const toOci = opts.toOci ?? false;
   if (!opts.dryRun) client.intendToWrite(ref.registry, ref.repository);
-  const top = await client.getManifest(ref);
+  const top = await readTop(client, ref);
   const outcomes: ManifestOutcome[] = [];
   let result: Rewritten;
 
@@ -223,8 +254,16 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
     parseManifest(result.bytes, result.mediaType);
     if (ref.tag !== undefined) {
       // Race check: if someone moved the tag since our read, leave their manifest in place.
-      const now = await client.headManifest({ registry: ref.registry, repository: ref.repository, tag: ref.tag });
       const expected = ref.digest ?? top.digest;
+      let now: ManifestHead | undefined;
+      try {
+        now = await client.headManifest({ registry: ref.registry, repository: ref.repository, tag: ref.tag });
+      } catch (err) {
+        if (!isTagBeingWritten(err)) throw err;
+        throw new ConflictError(`${ref.repository}:${ref.tag} is being written by another client right now (the registry answered 500 to reading it); nothing was changed`, {
+          hint: 'someone is pushing the tag at this moment; run annotate again to annotate what it holds then',
+        });
+      }
       if (now?.digest !== expected) {
         throw new ConflictError(
           `${ref.repository}:${ref.tag} moved while annotating: it was ${expected} when read and is ${now?.digest ?? 'gone'} now; nothing was changed`,
@@ -239,7 +278,7 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
         // (twice our own PUT, at least 250 ms, at most 2 s), then read the tag once more: a run
         // that says it annotated the tag must have left it on its result, or say that it did not.
         await sleep(Math.min(MAX_SETTLE_MS, Math.max(opts.settleMs ?? DEFAULT_SETTLE_MS, 2 * (Date.now() - putStarted))));
-        const written = await client.headManifest({ registry: ref.registry, repository: ref.repository, tag: ref.tag });
+        const written = await readBack(client, { registry: ref.registry, repository: ref.repository, tag: ref.tag });
         if (written?.digest !== result.digest) {
           throw new ConflictError(
             `${ref.repository}:${ref.tag} was replaced right after annotating: tagtrail wrote ${result.digest}, and the tag is ${written?.digest ?? 'gone'} now`,

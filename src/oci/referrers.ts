@@ -13,7 +13,7 @@ import { sha256Digest } from './digest.js';
 import { type Descriptor, type Manifest, parseManifest, serialize } from './manifest.js';
 import { OCI_INDEX, OCI_MANIFEST } from './mediatypes.js';
 import type { Reference } from './reference.js';
-import type { RegistryClient } from './registry.js';
+import { type RegistryClient, isTagBeingWritten } from './registry.js';
 
 /** Our artifactType: a manifest of build details attached to an image. */
 export const BUILD_DETAILS_ARTIFACT_TYPE = 'application/vnd.tagtrail.build.v1+json';
@@ -69,15 +69,7 @@ export function fallbackMismatch(m: Manifest, subject: { digest: string; childDi
   return undefined;
 }
 
-/**
- * CNCF distribution's filesystem storage rewrites a tag's link file in place, so a read that
- * overlaps another client's PUT of the same tag can get HTTP 500. On the referrers tag, where
- * several clients write at once by design, such a 500 is taken as "being written": read again.
- */
-function isTagBeingWritten(err: unknown): boolean {
-  return err instanceof RegistryError && err.status === 500;
-}
-
+// A 500 on the referrers tag, which several clients write at once by design: read again.
 const TAG_READ_ATTEMPTS = 4;
 
 function sleep(ms: number): Promise<void> {

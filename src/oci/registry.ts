@@ -21,6 +21,15 @@ export interface ReferrersPage {
   readonly filtered: boolean;
 }
 
+/**
+ * CNCF distribution's filesystem storage rewrites a tag's link file in place, so a read of a tag
+ * that overlaps another client's PUT of the same tag can get HTTP 500. Where a tag may be written
+ * concurrently (a race check, a read-back), such a 500 means "being written", not a broken registry.
+ */
+export function isTagBeingWritten(err: unknown): boolean {
+  return err instanceof RegistryError && err.status === 500;
+}
+
 function repoPath(repository: string): string {
   // Repository names are validated by the reference grammar: no encoding needed, and none wanted
   // for the slashes.

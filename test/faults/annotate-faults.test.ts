@@ -105,6 +105,10 @@ const scenarios: Scenario[] = [
   { name: 'reset after the tag PUT reached the registry', rules: () => [{ method: 'PUT', path: TAG, times: 1, fault: fault({ kind: 'reset', afterBytes: 0 }) }], codes: [0, 1] },
   { name: 'wrong Docker-Content-Digest on the tag PUT', rules: () => [{ method: 'PUT', path: TAG, fault: fault({ kind: 'wrong-digest' }) }], codes: [1] },
   { name: '401 on every tag PUT (token revoked)', rules: () => [{ method: 'PUT', path: TAG, fault: fault({ kind: 'unauthorized' }) }], codes: [1] },
+  // distribution answers 500 to a read of a tag that another client is writing at that moment.
+  { name: '500 on the first read of the tag (being written)', rules: () => [{ method: 'GET', path: TAG, times: 1, fault: fault({ kind: 'status', status: 500 }) }], codes: [0] },
+  { name: '500 on the race check (tag being written)', rules: () => [{ method: 'HEAD', path: TAG, nth: 1, fault: fault({ kind: 'status', status: 500 }) }], codes: [3] },
+  { name: '500 once on the read-back', rules: () => [{ method: 'HEAD', path: TAG, nth: 2, fault: fault({ kind: 'status', status: 500 }) }], codes: [0] },
   { name: 'latency of 1.5 s on the race check', rules: () => [{ method: 'HEAD', path: TAG, nth: 1, fault: fault({ kind: 'latency', ms: 1500 }) }], codes: [0] },
   { name: '307 of a child PUT to another host', rules: () => [{ method: 'PUT', path: CHILD, nth: 1, fault: fault({ kind: 'redirect', to: other.url, status: 307 }) }], codes: [0, 1, 3] },
   { name: '307 of the tag PUT to another host', rules: () => [{ method: 'PUT', path: TAG, times: 1, fault: fault({ kind: 'redirect', to: other.url, status: 307 }) }], codes: [1, 3] },
