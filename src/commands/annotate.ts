@@ -1,13 +1,13 @@
 // tagtrail annotate IMAGE...: a thin layer over oci/annotate.
-import { UsageError, formatError, isTagtrailError, type TagtrailError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { annotationChanges } from '../gitlab/annotation-set.js';
 import { labelsAsAnnotations } from '../gitlab/build.js';
 import { isGitLabCi } from '../gitlab/ci.js';
 import { type AnnotateResult, type ManifestOutcome, annotateImage } from '../oci/annotate.js';
 import { type PlatformFilter, parsePlatform } from '../oci/manifest.js';
-import { type Reference, formatReference, parseReference } from '../oci/reference.js';
+import { type Reference, parseReference } from '../oci/reference.js';
 import type { Runtime } from '../runtime.js';
-import { type RegistryFlags, registryClient, worstExit } from './common.js';
+import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
 
 interface AnnotateFlags extends RegistryFlags {
   annotation: string[];
@@ -88,35 +88,23 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   }
   const client = await registryClient(rt, flags);
 
-  const results: AnnotateResult[] = [];
-  const codes: number[] = [];
   const out: string[] = [];
   const warn: string[] = [];
-  for (const ref of refs) {
-    try {
-      const r = await annotateImage(client, ref, {
-        changes,
-        platforms,
-        toOci: flags.toOci ?? false,
-        dryRun: flags.dryRun ?? false,
-        verify: flags.verify,
-        ...(flags.fromLabels ? { fromLabels: labelsAsAnnotations } : {}),
-      });
-      results.push(r);
-      if (flags.output === 'text') textResult(r, out, warn);
-      codes.push(0);
-    } catch (err) {
-      if (!isTagtrailError(err)) throw err;
-      codes.push((err as TagtrailError).exitCode);
-      rt.stderr.write(`${formatReference(ref)}: ${formatError(err)}\n`);
-    }
-  }
-  if (flags.output === 'json' && results.length > 0) {
-    const body = results.length === 1 && refs.length === 1 ? jsonResult(results[0] as AnnotateResult) : results.map(jsonResult);
-    out.push(JSON.stringify(body, null, 2));
-  }
+  const { results, exitCode } = await forEachImage(rt, refs, async (ref) => {
+    const r = await annotateImage(client, ref, {
+      changes,
+      platforms,
+      toOci: flags.toOci ?? false,
+      dryRun: flags.dryRun ?? false,
+      verify: flags.verify,
+      ...(flags.fromLabels ? { fromLabels: labelsAsAnnotations } : {}),
+    });
+    if (flags.output === 'text') textResult(r, out, warn);
+    return r;
+  });
+  if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, jsonResult));
   if (flags.output === 'dotenv' && results.length > 0) out.push(...dotenvResult(results));
   if (out.length > 0) rt.stdout.write(`${out.join('\n')}\n`);
   if (warn.length > 0) rt.stderr.write(`${warn.join('\n')}\n`);
-  return worstExit(codes);
+  return exitCode;
 }

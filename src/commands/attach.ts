@@ -1,12 +1,12 @@
 // tagtrail attach IMAGE...: a thin layer over oci/attach.
-import { UsageError, formatError, isTagtrailError, type TagtrailError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { annotationChanges } from '../gitlab/annotation-set.js';
 import { isGitLabCi } from '../gitlab/ci.js';
 import { type AttachResult, attachBuildDetails } from '../oci/attach.js';
 import { type Reference, formatReference, parseReference } from '../oci/reference.js';
 import { type ReferrersMode, fallbackTag } from '../oci/referrers.js';
 import type { Runtime } from '../runtime.js';
-import { type RegistryFlags, registryClient, worstExit } from './common.js';
+import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
 
 interface AttachFlags extends RegistryFlags {
   annotation: string[];
@@ -59,28 +59,16 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   }
   const client = await registryClient(rt, flags);
 
-  const results: AttachResult[] = [];
-  const codes: number[] = [];
   const out: string[] = [];
   const warn: string[] = [];
-  for (const ref of refs) {
-    try {
-      const r = await attachBuildDetails(client, ref, { changes, now: rt.now(), dryRun: flags.dryRun ?? false, mode: flags.referrersApi, verify: flags.verify });
-      results.push(r);
-      if (flags.output === 'text') textResult(r, out);
-      for (const w of r.warnings) warn.push(`warning: ${formatReference(ref)}: ${w}`);
-      codes.push(0);
-    } catch (err) {
-      if (!isTagtrailError(err)) throw err;
-      codes.push((err as TagtrailError).exitCode);
-      rt.stderr.write(`${formatReference(ref)}: ${formatError(err)}\n`);
-    }
-  }
-  if (flags.output === 'json' && results.length > 0) {
-    const body = results.length === 1 && refs.length === 1 ? jsonResult(results[0] as AttachResult) : results.map(jsonResult);
-    out.push(JSON.stringify(body, null, 2));
-  }
+  const { results, exitCode } = await forEachImage(rt, refs, async (ref) => {
+    const r = await attachBuildDetails(client, ref, { changes, now: rt.now(), dryRun: flags.dryRun ?? false, mode: flags.referrersApi, verify: flags.verify });
+    if (flags.output === 'text') textResult(r, out);
+    for (const w of r.warnings) warn.push(`warning: ${formatReference(ref)}: ${w}`);
+    return r;
+  });
+  if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, jsonResult));
   if (out.length > 0) rt.stdout.write(`${out.join('\n')}\n`);
   if (warn.length > 0) rt.stderr.write(`${warn.join('\n')}\n`);
-  return worstExit(codes);
+  return exitCode;
 }

@@ -1,6 +1,7 @@
 // What the registry-facing commands share: turning flags and environment into a client.
-import { UsageError } from '../errors.js';
+import { UsageError, formatError, isTagtrailError } from '../errors.js';
 import { credentialResolver } from '../oci/auth/credentials.js';
+import { type Reference, formatReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
 import type { Runtime } from '../runtime.js';
 import { VERSION } from '../version.js';
@@ -37,4 +38,31 @@ export async function registryClient(rt: Runtime, flags: RegistryFlags): Promise
 export function worstExit(codes: readonly number[]): number {
   if (codes.includes(3)) return 3;
   return codes.find((c) => c !== 0) ?? 0;
+}
+
+/**
+ * Runs fn for each image in turn. An error of ours is reported on stderr under the image's name
+ * and becomes that image's exit code; the other images still run. Returns the results of those
+ * that succeeded and the exit code for the whole run.
+ */
+export async function forEachImage<R>(rt: Runtime, refs: readonly Reference[], fn: (ref: Reference) => Promise<R>): Promise<{ results: R[]; exitCode: number }> {
+  const results: R[] = [];
+  const codes: number[] = [];
+  for (const ref of refs) {
+    try {
+      results.push(await fn(ref));
+      codes.push(0);
+    } catch (err) {
+      if (!isTagtrailError(err)) throw err;
+      codes.push(err.exitCode);
+      rt.stderr.write(`${formatReference(ref)}: ${formatError(err)}\n`);
+    }
+  }
+  return { results, exitCode: worstExit(codes) };
+}
+
+/** --output json: one object for one image, an array for several. */
+export function jsonOutput<R>(results: readonly R[], images: number, toJson: (r: R) => Record<string, unknown>): string {
+  const body = results.length === 1 && images === 1 ? toJson(results[0] as R) : results.map(toJson);
+  return JSON.stringify(body, null, 2);
 }
