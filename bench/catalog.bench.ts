@@ -248,6 +248,33 @@ function recordOf(m: SeedManifest): ManifestRecord {
 
 // ------------------------------------------------------------------------------------ bulk seeding (part 3)
 
+/** The insight columns putManifest derives for a manifest (builder, build-details source, …). */
+const DERIVED_COLUMNS = ['builder', 'builder_confidence', 'builder_evidence', 'build_source', 'media_family', 'platform_count'] as const;
+type SeedDerived = Record<(typeof DERIVED_COLUMNS)[number], string | number | null>;
+
+/**
+ * What putManifest derives for a seed manifest. Every seed manifest has one shape (an annotated
+ * OCI image manifest whose config is not read), so the Store's own answer for one holds for all;
+ * checkSeeder compares the columns row for row. Written by the seeders, the store finds nothing
+ * to backfill when it opens the seeded catalog.
+ */
+async function seedDerived(work: string): Promise<SeedDerived> {
+  const path = join(work, 'derived.db');
+  const store = await openStore(`sqlite:${path}`);
+  try {
+    await store.putManifest(recordOf(seedManifest(0)));
+  } finally {
+    await store.close();
+  }
+  const db = sqliteQuery(path);
+  try {
+    return (await db.q(`SELECT ${DERIVED_COLUMNS.join(', ')} FROM manifests`))[0] as SeedDerived;
+  } finally {
+    db.close();
+    await rm(path, { force: true });
+  }
+}
+
 // The seeders write, per manifest, exactly the rows putManifest (manifests, annotations) and a
 // first setTag (tags, tag_events, tag_terms, the repository's row and counters) write for an
 // annotated image manifest: checkSeeder() compares them row for row on a sample. Secondary
@@ -286,7 +313,10 @@ class SqliteSeeder {
   private readonly statements: Record<'manifest' | 'tag' | 'event', Database.Statement>;
   private readonly multi = new Map<string, Database.Statement>();
 
-  constructor(path: string) {
+  constructor(
+    path: string,
+    private readonly derived: SeedDerived,
+  ) {
     this.db = new Database(path);
     this.db.pragma('journal_mode = OFF');
     this.db.pragma('synchronous = OFF');
@@ -296,7 +326,9 @@ class SqliteSeeder {
     this.indexes = this.db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name").all() as { name: string; sql: string }[];
     for (const ix of this.indexes) this.db.exec(`DROP INDEX "${ix.name}"`);
     this.statements = {
-      manifest: this.db.prepare('INSERT INTO manifests (id, digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at) VALUES (?, ?, ?, ?, ?, NULL, ?, 1, ?)'),
+      manifest: this.db.prepare(
+        `INSERT INTO manifests (id, digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at, ${DERIVED_COLUMNS.join(', ')}) VALUES (?, ?, ?, ?, ?, NULL, ?, 1, ?, ${DERIVED_COLUMNS.map(() => '?').join(', ')})`,
+      ),
       tag: this.db.prepare(
         'INSERT INTO tags (id, repository_id, name, digest, deleted_at, updated_at, last_kind, last_digest, first_seen, last_seen, has_build) VALUES (?, ?, ?, ?, NULL, ?, 0, ?, ?, ?, 1)',
       ),
@@ -321,7 +353,7 @@ class SqliteSeeder {
       const id = firstId + k;
       const { b } = m;
       const repoId = this.repos.add(b.repository, b.at);
-      s.manifest.run(id, m.digest, OCI_MANIFEST, m.raw.byteLength, m.raw, m.configDigest, b.at);
+      s.manifest.run(id, m.digest, OCI_MANIFEST, m.raw.byteLength, m.raw, m.configDigest, b.at, ...DERIVED_COLUMNS.map((c) => this.derived[c]));
       const annotations = Object.entries(b.annotations);
       this.many('annotations', 'manifest_id, key, value', '(?, ?, ?)', annotations.length).run(annotations.flatMap(([key, value]) => [id, key, value]));
       s.tag.run(id, repoId, b.tag, m.digest, b.at, m.digest, b.at, b.at);
@@ -383,7 +415,10 @@ class PgSeeder {
   private readonly pool: pg.Pool;
   private saved: { keys: string[]; indexes: string[]; foreign: string[] } = { keys: [], indexes: [], foreign: [] };
 
-  constructor(url: string) {
+  constructor(
+    url: string,
+    private readonly derived: SeedDerived,
+  ) {
     this.pool = new pg.Pool({ connectionString: url, max: 3 });
     this.pool.on('error', () => undefined);
   }
@@ -441,10 +476,10 @@ class PgSeeder {
     });
     await Promise.all([
       this.pool.query(
-        `INSERT INTO manifests (id, digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at) OVERRIDING SYSTEM VALUE
-         SELECT u.id, u.digest, $1, u.size, convert_to(u.raw, 'UTF8'), NULL, u.config, 1, u.at
+        `INSERT INTO manifests (id, digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at, ${DERIVED_COLUMNS.join(', ')}) OVERRIDING SYSTEM VALUE
+         SELECT u.id, u.digest, $1, u.size, convert_to(u.raw, 'UTF8'), NULL, u.config, 1, u.at, $8::text, $9::text, $10::text, $11::text, $12::text, $13::integer
          FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[]) AS u (id, digest, size, raw, config, at)`,
-        [OCI_MANIFEST, ...[ids, digests, sizes, raws, configs, ats].map(arrayLiteral)],
+        [OCI_MANIFEST, ...[ids, digests, sizes, raws, configs, ats].map(arrayLiteral), ...DERIVED_COLUMNS.map((c) => this.derived[c])],
       ),
       this.pool.query(
         `INSERT INTO tags (id, repository_id, name, digest, deleted_at, updated_at, last_kind, last_digest, first_seen, last_seen, has_build) OVERRIDING SYSTEM VALUE
@@ -519,7 +554,7 @@ class PgSeeder {
 /** Every row of the catalog with ids replaced by what they stand for, and the schema; for comparing two catalogs. */
 const DUMP_QUERIES: Record<string, string> = {
   repositories: 'SELECT name, first_seen, last_seen, updated_at, live_tags, build_tags FROM repositories ORDER BY name',
-  manifests: 'SELECT digest, media_type, size, raw, artifact_type, config_digest, has_build FROM manifests ORDER BY digest',
+  manifests: `SELECT digest, media_type, size, raw, artifact_type, config_digest, has_build, ${DERIVED_COLUMNS.join(', ')} FROM manifests ORDER BY digest`,
   annotations: 'SELECT m.digest, a.key, a.value FROM annotations a JOIN manifests m ON m.id = a.manifest_id ORDER BY m.digest, a.key',
   tags: `SELECT r.name AS repository, g.name, g.digest, g.deleted_at, g.updated_at, g.last_kind, g.last_digest, g.first_seen, g.last_seen, g.has_build
          FROM tags g JOIN repositories r ON r.id = g.repository_id ORDER BY r.name, g.name`,
@@ -580,11 +615,11 @@ async function checkSeeder(dialect: 'sqlite' | 'postgres', work: string, cluster
   }
   await (await openStore(bulkUrl)).close();
   if (dialect === 'sqlite') {
-    const seeder = new SqliteSeeder(bulkUrl.slice('sqlite:'.length));
+    const seeder = new SqliteSeeder(bulkUrl.slice('sqlite:'.length), await seedDerived(work));
     await seeder.insert(sample, 1);
     seeder.finish(true);
   } else {
-    const seeder = new PgSeeder(bulkUrl);
+    const seeder = new PgSeeder(bulkUrl, await seedDerived(work));
     try {
       await seeder.prepare();
       await seeder.insert(sample, 1);
@@ -1329,11 +1364,12 @@ interface Seeded {
  * whole batch, when the load budget is spent. Then the indexes: PostgreSQL's in the database
  * while SQLite builds its own.
  */
-async function seedBoth(sqlitePath: string, pgUrl: string): Promise<Seeded> {
+async function seedBoth(work: string, sqlitePath: string, pgUrl: string): Promise<Seeded> {
   await (await openStore(`sqlite:${sqlitePath}`)).close();
   await (await openStore(pgUrl)).close();
-  const lite = new SqliteSeeder(sqlitePath);
-  const pgs = new PgSeeder(pgUrl);
+  const derived = await seedDerived(work);
+  const lite = new SqliteSeeder(sqlitePath, derived);
+  const pgs = new PgSeeder(pgUrl, derived);
   try {
     await pgs.prepare();
     const started = now();
@@ -1483,7 +1519,7 @@ async function searchPart(work: string, cluster: PostgresCluster): Promise<{ see
   }
   const sqlitePath = join(work, 'search.db');
   const pgUrl = await createDatabase(cluster, 'search_bench');
-  const seeded = await seedBoth(sqlitePath, pgUrl);
+  const seeded = await seedBoth(work, sqlitePath, pgUrl);
   const stores: StoreSearch[] = [];
   stores.push(await measureStore('sqlite', `sqlite:${sqlitePath}`, seeded, checks.sqlite as StoreSearch['seederCheck']));
   // Gigabytes: gone as soon as measured, so PostgreSQL has the page cache to itself.
