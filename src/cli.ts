@@ -73,7 +73,7 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
           .choices(['auto', 'always', 'never'])
           .default('auto'),
       )
-      .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text')),
+      .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json', 'dotenv']).default('text')),
   ).action(run(() => import('./commands/attach.js')));
 
   registryOptions(

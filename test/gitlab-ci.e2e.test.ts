@@ -182,6 +182,50 @@ describe('templates/tagtrail.gitlab-ci.yml, included locally', () => {
     expect(printed(result.output, 'deploy', 'TAGTRAIL_IMAGE')).toBe(`${registry().host}/group/app@${after.digest}`);
   }, PIPELINE_TIMEOUT);
 
+  it('with TAGTRAIL_MODE=attach, keeps the digest and attaches the build details as a referrer', async () => {
+    const yaml = [
+      'include:',
+      '  - local: templates/tagtrail.gitlab-ci.yml',
+      '',
+      'variables:',
+      '  TAGTRAIL_MODE: attach',
+      '',
+      'build:',
+      '  stage: build',
+      '  script:',
+      '    - skopeo --insecure-policy copy --dest-tls-verify=false --digestfile pushed.digest oci:layout:latest "docker://$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA"',
+      '',
+      'tagtrail-annotate:',
+      '  after_script:',
+      SEEN,
+      '',
+      'deploy:',
+      '  stage: deploy',
+      '  script:',
+      '    - echo "TAGTRAIL_DIGEST=$TAGTRAIL_DIGEST"',
+      '    - echo "TAGTRAIL_REFERRER=$TAGTRAIL_REFERRER"',
+      '',
+    ].join('\n');
+    const project = await makeProject('attach', yaml, ['tagtrail.gitlab-ci.yml']);
+    await makeImage(join(project.dir, 'layout'), { seed: 'attach' });
+
+    const result = await gitlabCiLocal(project);
+    expect(result.code, result.output).toBe(0);
+    const seen = seenVariables(result.output);
+    const pushed = (await readFile(join(project.dir, 'pushed.digest'), 'utf8')).trim();
+    const image = await manifest(`${registry().host}/group/app:${project.sha.slice(0, 8)}`);
+    expect(image.digest).toBe(pushed);
+    expect(image.json.annotations?.['com.gitlab.ci.pipeline_id']).toBeUndefined();
+    expect(printed(result.output, 'deploy', 'TAGTRAIL_DIGEST')).toBe(pushed);
+
+    const referrer = printed(result.output, 'deploy', 'TAGTRAIL_REFERRER');
+    const listing = await manifest(`${registry().host}/group/app:sha256-${pushed.slice('sha256:'.length)}`);
+    expect(listing.json.manifests?.map((m) => m.digest)).toContain(referrer);
+    const artifact = await manifest(`${registry().host}/group/app@${referrer}`);
+    expect((artifact.json as { subject?: { digest: string } }).subject?.digest).toBe(pushed);
+    expectBuildDetails(artifact.json.annotations, seen, project.sha);
+  }, PIPELINE_TIMEOUT);
+
   it('leaves the job out when TAGTRAIL_DISABLED is true', async () => {
     const yaml = [
       'include:',

@@ -48,7 +48,8 @@ describe('template and component', () => {
   it('declare the component inputs, each with a default and a description', () => {
     const spec = COMPONENT.slice(COMPONENT.indexOf('spec:\n'), COMPONENT.indexOf('\n---\n'));
     const names = [...spec.matchAll(/^ {4}([a-z_-]+):$/gm)].map((m) => m[1]);
-    expect(names).toEqual(['image', 'stage', 'images', 'annotations', 'platforms']);
+    expect(names).toEqual(['image', 'stage', 'images', 'annotations', 'mode', 'platforms']);
+    expect(spec).toContain('      options: [annotate, attach]\n');
     for (const n of names) {
       const block = spec.slice(spec.indexOf(`    ${n}:\n`)).split(/\n {4}(?=[a-z])/)[0] as string;
       expect(block, n).toMatch(/\n {6}default: /);
@@ -125,6 +126,24 @@ describe('the job script, under POSIX sh', () => {
     const r = await job({ TAGTRAIL_IMAGES: 'registry.example.com/g/app:1' });
     expect(r.code, r.stderr).toBe(0);
     expect(r.args).toEqual(['annotate', '--output', 'dotenv', 'registry.example.com/g/app:1']);
+  });
+
+  it('runs attach instead with TAGTRAIL_MODE=attach, and refuses platforms or another mode with exit 2', async () => {
+    const r = await job({ TAGTRAIL_IMAGES: 'registry.example.com/g/app:1', TAGTRAIL_MODE: 'attach', TAGTRAIL_ANNOTATIONS: 'com.example.team=pay' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.args).toEqual(['attach', '--output', 'dotenv', 'registry.example.com/g/app:1', '--annotation', 'com.example.team=pay']);
+    expect(r.stdout).toContain('keep their digests');
+
+    const platforms = await job({ TAGTRAIL_IMAGES: 'registry.example.com/g/app:1', TAGTRAIL_MODE: 'attach', TAGTRAIL_PLATFORMS: 'linux/amd64' });
+    expect(platforms.code).toBe(2);
+    expect(platforms.stderr).toContain('TAGTRAIL_PLATFORMS applies to annotate');
+    expect(platforms.args).toEqual([]);
+
+    const other = await job({ TAGTRAIL_IMAGES: 'registry.example.com/g/app:1', TAGTRAIL_MODE: 'annotate; touch pwned' });
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain('TAGTRAIL_MODE');
+    expect(other.args).toEqual([]);
+    expect(existsSync(join(dir, 'pwned'))).toBe(false);
   });
 
   it('stops with exit 2 when TAGTRAIL_IMAGES names no image', async () => {

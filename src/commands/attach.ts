@@ -15,7 +15,7 @@ interface AttachFlags extends RegistryFlags {
   dryRun?: boolean;
   verify: boolean;
   referrersApi: ReferrersMode;
-  output: 'text' | 'json';
+  output: 'text' | 'json' | 'dotenv';
 }
 
 function jsonResult(r: AttachResult): Record<string, unknown> {
@@ -45,6 +45,25 @@ function textResult(r: AttachResult, out: string[]): void {
   out.push(`  subject (unchanged): ${subject}`, `  referrer:            ${referrer}`, `  listed through:      ${via}`);
 }
 
+/**
+ * The dotenv report of a CI job, as annotate's: the digest stays, so TAGTRAIL_DIGEST_BEFORE and
+ * TAGTRAIL_DIGEST are the same, and TAGTRAIL_REFERRER names the referrer.
+ */
+function dotenvResult(results: readonly AttachResult[]): string[] {
+  const lines: string[] = [];
+  results.forEach((r, i) => {
+    const vars = {
+      TAGTRAIL_DIGEST_BEFORE: r.subject.digest,
+      TAGTRAIL_DIGEST: r.subject.digest,
+      TAGTRAIL_IMAGE: `${r.registry}/${r.repository}@${r.subject.digest}`,
+      TAGTRAIL_REFERRER: r.referrer,
+    };
+    if (i === 0) for (const [k, v] of Object.entries(vars)) lines.push(`${k}=${v}`);
+    if (results.length > 1) for (const [k, v] of Object.entries(vars)) lines.push(`${k}_${i + 1}=${v}`);
+  });
+  return lines;
+}
+
 export async function run(rt: Runtime, args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as AttachFlags;
   const images = (args[0] as string[] | undefined) ?? [];
@@ -68,6 +87,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
     return r;
   });
   if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, jsonResult));
+  if (flags.output === 'dotenv' && results.length > 0) out.push(...dotenvResult(results));
   if (out.length > 0) rt.stdout.write(`${out.join('\n')}\n`);
   if (warn.length > 0) rt.stderr.write(`${warn.join('\n')}\n`);
   return exitCode;
