@@ -95,6 +95,12 @@ function baseRecord(m: Manifest): ManifestRecord {
   };
 }
 
+/** The error a recorded unreadable manifest stands for, as when it was read. */
+function unreadableError(code: string, message: string): InvalidInputError | PayloadTooLargeError {
+  if (code === 'PAYLOAD_TOO_LARGE') return new PayloadTooLargeError(message);
+  return new InvalidInputError(code === 'UNSUPPORTED' ? 'UNSUPPORTED' : 'INVALID_MANIFEST', message);
+}
+
 export class Ingestor {
   readonly stats: IngestStats = { manifestsFetched: 0, configsFetched: 0, manifestsStored: 0 };
   private readonly limit: Limiter;
@@ -228,8 +234,18 @@ export class Ingestor {
   }
 
   private async fetch(repository: string, digest: string): Promise<Manifest> {
-    const { client, registry } = this.options;
-    const m = await this.limit(() => client.getManifest({ registry, repository, digest }));
+    const { client, registry, store } = this.options;
+    // A digest names fixed bytes: one tagtrail could not read before, it cannot read now.
+    const known = await store.unreadable(digest);
+    if (known) throw unreadableError(known.code, `${known.reason} (found on an earlier read; not fetched again)`);
+    let m: Manifest;
+    try {
+      m = await this.limit(() => client.getManifest({ registry, repository, digest }));
+    } catch (err) {
+      const unreadable = (err instanceof InvalidInputError && (err.code === 'INVALID_MANIFEST' || err.code === 'UNSUPPORTED')) || err instanceof PayloadTooLargeError;
+      if (unreadable) await store.markUnreadable(digest, err.code, err.message, new Date());
+      throw err;
+    }
     this.stats.manifestsFetched++;
     this.options.onRead?.('manifest');
     return m;

@@ -41,6 +41,7 @@ import type {
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
 import type { ReferrerInfo, ReferrerRecord } from './store.js';
 import * as refs from './referrer-store.js';
+import { VERSION } from '../version.js';
 
 export type Param = string | number | null | Buffer;
 export type Row = Record<string, unknown>;
@@ -612,6 +613,23 @@ export class SqlStore implements Store {
   async hasConfigLabels(configDigest: string): Promise<boolean> {
     checkDigest(configDigest, 'config digest');
     return (await this.db.all('SELECT 1 AS one FROM configs WHERE digest = ?', [configDigest])).length > 0;
+  }
+
+  async markUnreadable(digest: string, code: string, reason: string, at: Date): Promise<void> {
+    checkDigest(digest);
+    await this.db.write((q) =>
+      q.run(
+        `INSERT INTO unreadable_manifests (digest, code, reason, tagtrail_version, seen_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (digest) DO UPDATE SET code = excluded.code, reason = excluded.reason, tagtrail_version = excluded.tagtrail_version, seen_at = excluded.seen_at`,
+        [digest, code.slice(0, 64), reason.slice(0, 1000), VERSION, at.getTime()],
+      ),
+    );
+  }
+
+  async unreadable(digest: string): Promise<{ code: string; reason: string } | undefined> {
+    checkDigest(digest);
+    const rows = await this.db.all<Row>('SELECT code, reason FROM unreadable_manifests WHERE digest = ? AND tagtrail_version = ?', [digest, VERSION]);
+    return rows[0] ? { code: String(rows[0].code), reason: String(rows[0].reason) } : undefined;
   }
 
   // ---- build-details referrers (referrer-store.ts)

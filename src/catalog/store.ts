@@ -287,6 +287,13 @@ export interface Store {
   putConfigLabels(configDigest: string, labels: Annotations, config?: unknown): Promise<void>;
   /** True once labels were recorded for this config digest: ingest reads each config blob once. */
   hasConfigLabels(configDigest: string): Promise<boolean>;
+  /**
+   * Records that the manifest under this digest cannot be read by this version of tagtrail
+   * (`code` is the error code, e.g. UNSUPPORTED for schema 1): ingest then does not fetch it again.
+   */
+  markUnreadable(digest: string, code: string, reason: string, at: Date): Promise<void>;
+  /** Why the manifest under this digest could not be read, if this version of tagtrail recorded so. */
+  unreadable(digest: string): Promise<{ code: string; reason: string } | undefined>;
 
   // ---- build-details referrers, followed through the sha256-<hex> referrers tag (referrers.ts)
   /** True when the referrer manifest is in the catalog: each is read once. */

@@ -968,6 +968,17 @@ describe.each([
     });
   });
 
+  it('remembers manifests it cannot read, by digest, and updates the reason', async () => {
+    const digest = `sha256:${'e'.repeat(63)}1`;
+    expect(await store.unreadable(digest)).toBeUndefined();
+    await store.markUnreadable(digest, 'UNSUPPORTED', 'schema 1 manifest', t(1));
+    expect(await store.unreadable(digest)).toEqual({ code: 'UNSUPPORTED', reason: 'schema 1 manifest' });
+    await store.markUnreadable(digest, 'INVALID_MANIFEST', 'nests too deep', t(2));
+    expect(await store.unreadable(digest)).toEqual({ code: 'INVALID_MANIFEST', reason: 'nests too deep' });
+    expect(await store.unreadable(`sha256:${'e'.repeat(63)}2`)).toBeUndefined();
+    await expect(store.markUnreadable('sha256:nothex', 'UNSUPPORTED', 'x', t(1))).rejects.toBeInstanceOf(InvalidInputError);
+  });
+
   it('counts what it holds', async () => {
     const s = await store.stats();
     expect(s.repositories).toBeGreaterThan(5);

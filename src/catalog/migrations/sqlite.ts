@@ -179,4 +179,20 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = checkMigrations([
       )`,
     ],
   },
+  {
+    // Digests whose manifest tagtrail cannot read (schema 1, too large, not a manifest). Content
+    // under a digest never changes, so ingest fetches such a digest once, not on every crawl; a
+    // row counts only for the tagtrail version that wrote it, which a newer one may read better.
+    version: 4,
+    name: 'unreadable manifests',
+    statements: [
+      `CREATE TABLE unreadable_manifests (
+        digest TEXT PRIMARY KEY,
+        code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        tagtrail_version TEXT NOT NULL,
+        seen_at INTEGER NOT NULL
+      )`,
+    ],
+  },
 ]);
