@@ -25,7 +25,7 @@ export type CatalogEvent =
   | { kind: 'manifest-delete'; id: string; at: Date; repository: string; digest: string }
   | { kind: 'tag-delete'; id: string; at: Date; repository: string; tag: string }
   /** A referrers tag was pushed or deleted: read it again (its state now, not the event's). */
-  | { kind: 'referrers-tag'; id: string; at: Date; repository: string; tag: string };
+  | { kind: 'referrers-tag'; id: string; at: Date; repository: string; tag: string; pushed?: string };
 
 export interface ParsedEnvelope {
   /** In the order the envelope lists them. */
@@ -93,7 +93,9 @@ export function parseEnvelope(body: unknown): ParsedEnvelope {
     if (t !== undefined && (action === 'push' || action === 'delete') && subjectOfReferrersTag(t.tag ?? '') !== undefined) {
       const repository = t.repository ?? '';
       if (!isValidRepository(repository)) throw bad(`${where}.target.repository ${shown(repository)} is not a valid repository name`);
-      events.push({ kind: 'referrers-tag', id: e.id ?? '', at: parseTimestamp(e.timestamp, `${where}.timestamp`), repository, tag: t.tag as string });
+      // A push names the index it wrote: distribution notifies before it links the tag to it.
+      const pushed = action === 'push' && typeof t.digest === 'string' && isValidDigest(t.digest) ? t.digest : undefined;
+      events.push({ kind: 'referrers-tag', id: e.id ?? '', at: parseTimestamp(e.timestamp, `${where}.timestamp`), repository, tag: t.tag as string, ...(pushed ? { pushed } : {}) });
       return;
     }
     const counts = t !== undefined && !isReferrersTag(t.tag ?? '') && ((action === 'push' && t.tag !== undefined && t.tag !== '') || action === 'delete');

@@ -112,7 +112,7 @@ export class Ingestor {
   }
 
   /** Follows a sha256-<hex> referrers tag into the catalog's build-details referrers (referrers.ts). */
-  followReferrersTag(repository: string, tag: string, digest?: string): Promise<FollowOutcome> {
+  followReferrersTag(repository: string, tag: string, digest?: string, pushed?: string): Promise<FollowOutcome> {
     const { client, store, registry, onWarning } = this.options;
     return followReferrersTag(
       {
@@ -129,6 +129,7 @@ export class Ingestor {
       repository,
       tag,
       digest,
+      pushed,
     );
   }
 

@@ -44,9 +44,11 @@ export function subjectOfReferrersTag(tag: string): string | undefined {
 /**
  * Brings the catalog's referrers of one subject in `repository` up to date with its referrers
  * tag. `digest` is the tag's digest when the caller has it from a HEAD (sync); without it the tag
- * is HEADed here (the webhook: the event's digest may be stale by the time it arrives).
+ * is HEADed here (the webhook: the event's digest may be stale by the time it arrives). `pushed`
+ * is the digest a push event named: distribution notifies of a manifest push before it links the
+ * tag to it, so a HEAD that finds no tag yet reads the pushed index instead.
  */
-export async function followReferrersTag(o: FollowOptions, repository: string, tag: string, digest?: string): Promise<FollowOutcome> {
+export async function followReferrersTag(o: FollowOptions, repository: string, tag: string, digest?: string, pushed?: string): Promise<FollowOutcome> {
   const subject = subjectOfReferrersTag(tag);
   // sha512-<hex> tags cut the hex to 64 characters: the subject cannot be told from the tag.
   if (subject === undefined) return 'skipped';
@@ -56,11 +58,12 @@ export async function followReferrersTag(o: FollowOptions, repository: string, t
   let current = digest;
   if (current === undefined) {
     const head = await limit(() => client.headManifest({ registry, repository, tag }));
-    if (!head) {
+    if (head) current = head.digest;
+    else if (pushed !== undefined) current = pushed;
+    else {
       await store.setReferrersTag(repository, subject, null, []);
       return 'gone';
     }
-    current = head.digest;
   }
   if (!isValidDigest(current)) return 'skipped';
   if ((await store.referrersTagDigest(repository, subject)) === current) return 'unchanged';

@@ -123,7 +123,7 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
         break;
       case 'referrers-tag':
         try {
-          await ingestor.followReferrersTag(e.repository, e.tag);
+          await ingestor.followReferrersTag(e.repository, e.tag, undefined, e.pushed);
         } catch (err) {
           if (err instanceof AuthError || err instanceof RegistryError || err instanceof NetworkError || err instanceof DigestMismatchError) {
             throw new RegistryError(`reading the referrers tag ${e.repository}:${e.tag} from the registry failed: ${err.message}`, err instanceof RegistryError ? err.status : 502, [], {
