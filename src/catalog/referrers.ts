@@ -44,9 +44,10 @@ export function subjectOfReferrersTag(tag: string): string | undefined {
 /**
  * Brings the catalog's referrers of one subject in `repository` up to date with its referrers
  * tag. `digest` is the tag's digest when the caller has it from a HEAD (sync); without it the tag
- * is HEADed here (the webhook: the event's digest may be stale by the time it arrives). `pushed`
- * is the digest a push event named: distribution notifies of a manifest push before it links the
- * tag to it, so a HEAD that finds no tag yet reads the pushed index instead.
+ * is HEADed here (the webhook's delete events). `pushed` is the digest a push event named, read
+ * as it is: distribution notifies of a manifest push before it links the tag to it, so a HEAD at
+ * that moment finds the tag's previous index, or none. Distribution delivers an endpoint's events
+ * in order; the periodic reconcile settles any that arrive otherwise.
  */
 export async function followReferrersTag(o: FollowOptions, repository: string, tag: string, digest?: string, pushed?: string): Promise<FollowOutcome> {
   const subject = subjectOfReferrersTag(tag);
@@ -55,15 +56,14 @@ export async function followReferrersTag(o: FollowOptions, repository: string, t
   const { client, store, registry } = o;
   const limit = o.limit ?? unlimited;
   const warn = (message: string): void => o.onWarning?.(message);
-  let current = digest;
+  let current = digest ?? pushed;
   if (current === undefined) {
     const head = await limit(() => client.headManifest({ registry, repository, tag }));
-    if (head) current = head.digest;
-    else if (pushed !== undefined) current = pushed;
-    else {
+    if (!head) {
       await store.setReferrersTag(repository, subject, null, []);
       return 'gone';
     }
+    current = head.digest;
   }
   if (!isValidDigest(current)) return 'skipped';
   if ((await store.referrersTagDigest(repository, subject)) === current) return 'unchanged';
