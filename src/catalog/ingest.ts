@@ -11,6 +11,7 @@
 import { InvalidInputError, NotFoundError, PayloadTooLargeError } from '../errors.js';
 import { hasBuildAnnotations } from '../gitlab/build.js';
 import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
+import { labelsOfConfig } from '../oci/config.js';
 import { type Descriptor, type ImageManifest, type Manifest, isAttestationDescriptor } from '../oci/manifest.js';
 import { DOCKER_CONFIG, OCI_CONFIG, isImageManifestMediaType } from '../oci/mediatypes.js';
 import type { RegistryClient } from '../oci/registry.js';
@@ -68,19 +69,14 @@ interface ConfigRead {
 }
 
 function readConfig(blob: Uint8Array): ConfigRead {
-  const out = emptyAnnotations();
-  let cfg: { config?: { Labels?: unknown } } | null;
+  let cfg: unknown;
   try {
-    cfg = JSON.parse(Buffer.from(blob).toString('utf8')) as { config?: { Labels?: unknown } } | null;
+    cfg = JSON.parse(Buffer.from(blob).toString('utf8'));
   } catch {
     // Not JSON: an image config it is not. Recorded as "read, no labels".
-    return { labels: out };
+    return { labels: emptyAnnotations() };
   }
-  const labels = cfg?.config?.Labels;
-  if (typeof labels === 'object' && labels !== null && !Array.isArray(labels)) {
-    for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') out[k] = v;
-  }
-  return { labels: out, config: cfg };
+  return { labels: labelsOfConfig(cfg) ?? emptyAnnotations(), config: cfg };
 }
 
 function baseRecord(m: Manifest): ManifestRecord {

@@ -42,6 +42,7 @@ import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compare
 import type { ReferrerInfo, ReferrerRecord } from './store.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
+import { labelsOfConfig } from '../oci/config.js';
 
 export type Param = string | number | null | Buffer;
 export type Row = Record<string, unknown>;
@@ -535,7 +536,7 @@ export class SqlStore implements Store {
   private async putOne(q: Queryable, rec: ManifestRecord, digests: Set<string>, configs: Set<string>): Promise<boolean> {
     for (const child of rec.children ?? []) if (child.manifest) await this.putOne(q, child.manifest, digests, configs);
     const configDigest = rec.configDigest ?? null;
-    const labels = rec.labels ?? (rec.config !== undefined ? labelsOfConfig(rec.config) : undefined);
+    const labels = rec.labels ?? (rec.config !== undefined ? (labelsOfConfig(rec.config) ?? emptyAnnotations()) : undefined);
     if (configDigest !== null && labels && (await this.putLabels(q, configDigest, labels, rec.config))) configs.add(configDigest);
     const annotations = cleanRecord(rec.annotations ?? {});
     const raw = toBuffer(rec.raw);
@@ -1680,11 +1681,3 @@ function storedResult(builder: unknown, confidence: unknown, evidence: unknown):
   return { builder: b, confidence: c, evidence: list };
 }
 
-/** The string labels of a parsed config's config.Labels. */
-function labelsOfConfig(config: unknown): Annotations {
-  const out = emptyAnnotations();
-  const labels = (config as { config?: { Labels?: unknown } } | null)?.config?.Labels;
-  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) return out;
-  for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') out[k] = v;
-  return out;
-}

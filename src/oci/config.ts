@@ -13,6 +13,17 @@ export function hasImageConfig(m: ImageManifest): boolean {
   return m.config.mediaType === OCI_CONFIG || m.config.mediaType === DOCKER_CONFIG;
 }
 
+/** The string labels of a parsed image config's `config.Labels`; undefined when it has no such object. */
+export function labelsOfConfig(json: unknown): Annotations | undefined {
+  if (typeof json !== 'object' || json === null) return undefined;
+  const config = (json as { config?: unknown }).config;
+  const labels = typeof config === 'object' && config !== null ? (config as { Labels?: unknown }).Labels : undefined;
+  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) return undefined;
+  const out = emptyAnnotations();
+  for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
 /** The string labels of an image config's `config.Labels`; empty when it has none. */
 export function parseConfigLabels(bytes: Uint8Array, where: string): Annotations {
   let json: unknown;
@@ -23,17 +34,12 @@ export function parseConfigLabels(bytes: Uint8Array, where: string): Annotations
       hint: 'the image config is damaged; rebuild and push the image, or annotate without --from-labels',
     });
   }
-  const out = emptyAnnotations();
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new InvalidInputError('INVALID_MANIFEST', `the config blob of ${where} is not a JSON object`, {
       hint: 'the image config is damaged; rebuild and push the image, or annotate without --from-labels',
     });
   }
-  const config = (json as { config?: unknown }).config;
-  const labels = typeof config === 'object' && config !== null ? (config as { Labels?: unknown }).Labels : undefined;
-  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) return out;
-  for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') out[k] = v;
-  return out;
+  return labelsOfConfig(json) ?? emptyAnnotations();
 }
 
 /** Reads the config blob of an image manifest (one blob GET) and returns its labels. */

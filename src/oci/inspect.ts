@@ -6,6 +6,7 @@ import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotati
 import { type Annotations, emptyAnnotations } from './annotations.js';
 import { CREATED_KEY } from '../gitlab/ci.js';
 import { type Manifest, formatPlatform, isAttestationDescriptor } from './manifest.js';
+import { labelsOfConfig } from './config.js';
 import { BUILD_DETAILS_ARTIFACT_TYPE, type ReferrersPath, artifactTypeOf, listReferrers, referrerSubject } from './referrers.js';
 import { isImageManifestMediaType } from './mediatypes.js';
 import { type Reference, formatReference, withDigest } from './reference.js';
@@ -81,12 +82,7 @@ async function configLabels(client: RegistryClient, ref: Reference, m: Manifest)
   if (m.kind !== 'image') return undefined;
   const blob = await client.getBlob(ref.registry, ref.repository, m.config.digest);
   try {
-    const cfg = JSON.parse(Buffer.from(blob).toString('utf8')) as { config?: { Labels?: unknown } };
-    const labels = cfg.config?.Labels;
-    if (typeof labels !== 'object' || labels === null) return undefined;
-    const out = emptyAnnotations();
-    for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') out[k] = v;
-    return out;
+    return labelsOfConfig(JSON.parse(Buffer.from(blob).toString('utf8')));
   } catch {
     return undefined;
   }
