@@ -36,7 +36,10 @@ import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Driver, Param } from '../src/catalog/sql.js';
-import { type ManifestRecord, type SearchQuery, type Store, openStore } from '../src/catalog/store.js';
+import type { Store } from '../src/catalog/store.js';
+import { explainSearch } from './catalog/explain.js';
+import { openStore } from '../src/catalog/open.js';
+import type { ManifestRecord, SearchQuery } from '../src/catalog/types.js';
 import type { SyncSummary } from '../src/catalog/sync.js';
 import { RegistryClient } from '../src/oci/registry.js';
 import { createApp } from '../src/server/app.js';
@@ -851,7 +854,7 @@ async function explainAll(store: Store, n: number): Promise<PlanRecord[]> {
   ];
   const out: PlanRecord[] = [];
   for (const c of cases) {
-    const e = await store.explainSearch(c.query);
+    const e = await explainSearch(store, c.query);
     const text = e.plan.join('\n');
     const usesIndex = /tag_terms_search|tag_terms_tag/.test(text);
     // SQLite: SEARCH is a range of an index, SCAN reads all of a table or index; PostgreSQL: Seq Scan.

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { openStore } from '../src/catalog/store.js';
+import { openStore } from '../src/catalog/open.js';
 import { createApp } from '../src/server/app.js';
 import { mountUi } from '../src/server/ui/index.js';
 import { imageRecord, indexRecord } from '../test/helpers/records.js';

@@ -17,7 +17,8 @@ import { DOCKER_CONFIG, OCI_CONFIG, isImageManifestMediaType } from '../oci/medi
 import type { RegistryClient } from '../oci/registry.js';
 import { type Limiter, unlimited } from './limit.js';
 import { type FollowOutcome, followReferrersTag } from './referrers.js';
-import type { ChildRecord, ManifestRecord, Store } from './store.js';
+import type { Store } from './store.js';
+import type { ChildRecord, ManifestRecord } from './types.js';
 
 export interface IngestStats {
   /** Manifest bodies read from the registry. */

@@ -13,7 +13,8 @@ import pg from 'pg';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
 import { type Dialect, type Driver, type Param, type QueryOptions, type Queryable, SqlStore } from './sql.js';
-import type { ExplainOptions, LockResult, Store } from './store.js';
+import { redactDatabaseUrl } from './open.js';
+import type { ExplainOptions, LockResult } from './types.js';
 
 const INT8_OID = 20;
 const RETRIES = 5;
@@ -30,11 +31,6 @@ export const POSTGRES_DIALECT: Dialect = {
   inIdList: (column) => `${column} = ANY(?::bigint[])`,
   idList: (ids) => `{${ids.map((id) => String(Math.trunc(id))).join(',')}}`,
 };
-
-/** Hides the password of a URL: scheme://user:***@host. For messages and logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:?#]*):[^@/?#]*@/i, '$1:***@');
-}
 
 /** A signed 64-bit advisory lock key for a name, as a decimal string. */
 export function advisoryKey(name: string): string {
@@ -85,7 +81,7 @@ class PostgresDriver implements Driver {
   private readonly shownUrl: string;
 
   constructor(url: string) {
-    this.shownUrl = redactUrl(url);
+    this.shownUrl = redactDatabaseUrl(url);
     this.secrets = [];
     try {
       const password = new URL(url).password;
@@ -252,6 +248,6 @@ class PostgresDriver implements Driver {
 }
 
 /** A PostgreSQL catalog at `url` (postgres:// or postgresql://). Connects lazily; not migrated yet. */
-export function openPostgresStore(url: string): Store {
+export function openPostgresStore(url: string): SqlStore {
   return new SqlStore(new PostgresDriver(url), POSTGRES_MIGRATIONS);
 }

@@ -7,7 +7,7 @@
 import { hasBuildAnnotations } from '../gitlab/build.js';
 import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
 import type { Queryable, Row } from './sql.js';
-import type { ReferrerInfo, ReferrerRecord } from './store.js';
+import type { ReferrerInfo, ReferrerRecord } from './types.js';
 
 export const CREATED_KEY = 'org.opencontainers.image.created';
 const IN_CHUNK = 500;

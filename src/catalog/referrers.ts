@@ -17,14 +17,14 @@ import { isValidDigest } from '../oci/reference.js';
 import { BUILD_DETAILS_ARTIFACT_TYPE, artifactTypeOf, fallbackMismatch, referrerSubject } from '../oci/referrers.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { type Limiter, unlimited } from './limit.js';
-import type { Store } from './store.js';
+import type { ReferrerLinks, StoreReader } from './store.js';
 
 /** At most this many referrer manifests are read from one referrers tag (the newest by the order listed last). */
 export const MAX_REFERRERS_PER_TAG = 64;
 
 export interface FollowOptions {
   client: RegistryClient;
-  store: Store;
+  store: ReferrerLinks & Pick<StoreReader, 'getImage'>;
   registry: string;
   limit?: Limiter;
   /** Called after each manifest read from the registry. */
@@ -123,7 +123,7 @@ export async function followReferrersTag(o: FollowOptions, repository: string, t
 }
 
 /** After a complete tag listing: subjects whose referrers tag is no longer listed lose its links. */
-export async function retireReferrersTags(store: Store, repository: string, listed: ReadonlySet<string>): Promise<number> {
+export async function retireReferrersTags(store: ReferrerLinks, repository: string, listed: ReadonlySet<string>): Promise<number> {
   let n = 0;
   for (const subject of await store.referrersTagSubjects(repository)) {
     if (listed.has(subject)) continue;

@@ -33,13 +33,13 @@ import type {
   ReconcileResult,
   RepositorySummary,
   SearchQuery,
-  Store,
   StoreStats,
   TagHistory,
   TagItem,
-} from './store.js';
+} from './types.js';
+import type { Store } from './store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
-import type { ReferrerInfo, ReferrerRecord } from './store.js';
+import type { ReferrerInfo, ReferrerRecord } from './types.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
 import { labelsOfConfig } from '../oci/config.js';
@@ -1249,6 +1249,10 @@ export class SqlStore implements Store {
       } WHERE id = ?`,
       [liveDelta, buildDelta, ...(movedBack ? [] : [after.updatedAt, after.updatedAt]), row.repository_id],
     );
+  }
+
+  async ping(): Promise<void> {
+    await this.db.all('SELECT 1');
   }
 
   // ---- checkpoints and locks

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
 import { type Dialect, type Driver, type Param, type Queryable, SqlStore } from './sql.js';
-import type { ExplainOptions, LockResult, Store } from './store.js';
+import type { ExplainOptions, LockResult } from './types.js';
 
 /** How long a statement waits on another connection's lock (rare in WAL outside BEGIN IMMEDIATE). */
 const BUSY_TIMEOUT_MS = 5_000;
@@ -244,6 +244,6 @@ class SqliteDriver implements Driver {
 }
 
 /** Opens (creating if need be) a SQLite catalog; `:memory:` for a throw-away one. Not migrated yet. */
-export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Store {
+export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqlStore {
   return new SqlStore(new SqliteDriver(path, options), SQLITE_MIGRATIONS);
 }

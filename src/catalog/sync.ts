@@ -16,7 +16,8 @@ import type { RegistryClient } from '../oci/registry.js';
 import { Ingestor } from './ingest.js';
 import { retireReferrersTags, subjectOfReferrersTag } from './referrers.js';
 import { type Limiter, createLimiter } from './limit.js';
-import type { ReconcileResult, Store } from './store.js';
+import type { Store } from './store.js';
+import type { ReconcileResult } from './types.js';
 
 /** The store lock every crawler (sync and reconcile, in any process) takes. */
 export const CRAWL_LOCK = 'tagtrail:crawl';

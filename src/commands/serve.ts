@@ -3,7 +3,7 @@
 import { serve as listen } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { UsageError } from '../errors.js';
-import { DEFAULT_STORE_URL, openStore, redactUrl } from '../catalog/store.js';
+import { DEFAULT_STORE_URL, openStore, redactDatabaseUrl } from '../catalog/open.js';
 import { createApp, type WebhookOptions } from '../server/app.js';
 import { createLogger } from '../server/logger.js';
 import { Metrics } from '../server/metrics.js';
@@ -112,7 +112,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
         version: VERSION,
         url: `http://${host}:${bound.port}`,
         registry: target?.host ?? null,
-        db: redactUrl(dbUrl),
+        db: redactDatabaseUrl(dbUrl),
         dialect: store.dialect,
         webhook: webhook ? 'on' : 'off',
         reconcileIntervalSeconds: target ? interval : 0,

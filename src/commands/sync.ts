@@ -1,6 +1,6 @@
 // tagtrail sync --registry URL [--repository PREFIX]: crawl a registry into the catalog.
 import { ConflictError, EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
-import { DEFAULT_STORE_URL, openStore } from '../catalog/store.js';
+import { DEFAULT_STORE_URL, openStore } from '../catalog/open.js';
 import { CRAWL_LOCK, type SyncProgress, type SyncSummary, sync } from '../catalog/sync.js';
 import { isValidRepository } from '../oci/reference.js';
 import type { Runtime } from '../runtime.js';

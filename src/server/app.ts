@@ -97,7 +97,7 @@ export function createApp(options: AppOptions): Hono {
   app.get('/readyz', async (c) => {
     if (options.accepting && !options.accepting()) return c.json({ status: 'shutting down' }, 503);
     try {
-      await withTimeout(store.getCheckpoint('readyz'), 2000);
+      await withTimeout(store.ping(), 2000);
       return c.json({ status: 'ready' });
     } catch (err) {
       log?.warn({ err: { message: err instanceof Error ? err.message : String(err) } }, 'readiness check failed');

@@ -2,7 +2,7 @@
 // (RFC 4180, safe to open in a spreadsheet) with one row per week and scope.
 import { BUILDERS } from '../catalog/builder.js';
 import { BUILD_SOURCES, MEDIA_FAMILIES } from '../catalog/derived.js';
-import type { InsightsCounts, InsightsReport } from '../catalog/store.js';
+import type { InsightsCounts, InsightsReport } from '../catalog/types.js';
 
 /** What an image is and when it counts: the same sentence in the API, the CSV and the page. */
 export const INSIGHTS_BASIS =

@@ -1,7 +1,7 @@
 // Query parameters of the API, checked before they reach the store. A bad one is a 400 whose
 // message names it; an unknown one too, so a typo (commits=…) never silently widens a search.
 import { UsageError } from '../errors.js';
-import type { AnnotationFilter, SearchQuery } from '../catalog/store.js';
+import type { AnnotationFilter, SearchQuery } from '../catalog/types.js';
 import { isValidRepository, isValidTag } from '../oci/reference.js';
 
 export const DEFAULT_LIMIT = 50;

@@ -4,7 +4,8 @@ import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotati
 import type { Annotations } from '../oci/annotations.js';
 import { mergeAnnotations } from '../oci/inspect.js';
 import { formatPlatform } from '../oci/manifest.js';
-import type { ImageDetail, Platform, ReferrerInfo, RepositorySummary, Store, TagHistory, TagItem } from '../catalog/store.js';
+import type { StoreReader } from '../catalog/store.js';
+import type { ImageDetail, Platform, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
 
 export function buildOf(annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
   if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
@@ -69,7 +70,7 @@ export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
  * One manifest in detail: its own annotations, each child's, the labels, and the build details
  * of the image as a whole (the index's annotations, then its children's, then config labels).
  */
-export async function imageDetail(store: Store, d: ImageDetail): Promise<Record<string, unknown>> {
+export async function imageDetail(store: StoreReader, d: ImageDetail): Promise<Record<string, unknown>> {
   const childAnnotations = d.children.map((c) => c.annotations).filter((a): a is Annotations => a !== null);
   const merged = mergeAnnotations(d.annotations, childAnnotations);
   let labelAnnotations: Annotations | undefined;

@@ -15,7 +15,8 @@ import {
 import { readBounded } from '../bounded-body.js';
 import { type CatalogEvent, EVENTS_MEDIA_TYPE } from '../catalog/events.js';
 import type { Ingestor } from '../catalog/ingest.js';
-import type { EventOutcome, Store } from '../catalog/store.js';
+import type { ReferrerLinks, StoreWriter } from '../catalog/store.js';
+import type { EventOutcome } from '../catalog/types.js';
 
 /** The body cap: distribution sends one event per envelope, GitLab a few. */
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
@@ -74,7 +75,7 @@ export interface ApplyResult {
 }
 
 export interface ApplyOptions {
-  store: Store;
+  store: StoreWriter & ReferrerLinks;
   ingestor: Ingestor;
   onEvent?: (event: CatalogEvent, result: EventResult) => void;
   onUnreadable?: (event: CatalogEvent, err: unknown) => void;

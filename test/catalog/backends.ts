@@ -6,7 +6,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { type Store, openStore } from '../../src/catalog/store.js';
+import type { Store } from '../../src/catalog/store.js';
+import { openStore } from '../../src/catalog/open.js';
 import { makeTempDir, removeTempDir } from '../helpers/cleanup.js';
 import { createDatabase, startPostgres } from '../helpers/postgres.js';
 

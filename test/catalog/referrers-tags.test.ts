@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { parseEnvelope } from '../../src/catalog/events.js';
-import { openStore } from '../../src/catalog/store.js';
+import { openStore } from '../../src/catalog/open.js';
 import { gitlabEnv, runCli } from '../helpers/cli.js';
 import { curlManifest, makeImage, pushImage } from '../helpers/images.js';
 import { useRegistry, useTempDir } from '../helpers/fixtures.js';

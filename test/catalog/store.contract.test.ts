@@ -8,7 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DigestMismatchError, InvalidInputError, StoreError, UsageError } from '../../src/errors.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
-import { type ManifestRecord, type Page, type Platform, type Store, type TagItem, openStore, parseStoreUrl } from '../../src/catalog/store.js';
+import type { Store } from '../../src/catalog/store.js';
+import { openStore, parseStoreUrl } from '../../src/catalog/open.js';
+import { explainSearch } from '../../bench/catalog/explain.js';
+import type { ManifestRecord, Page, Platform, TagItem } from '../../src/catalog/types.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, compareEvents } from '../../src/catalog/tagstate.js';
 import { createDatabase, startPostgres } from '../helpers/postgres.js';
 import { SQLITE_MIGRATIONS } from '../../src/catalog/migrations/sqlite.js';
@@ -613,12 +616,12 @@ describe.each([
   it('uses an index for key=value and commit prefix search', async () => {
     const options = { disableSeqScan: true };
     const indexed = name === 'sqlite' ? /USING (COVERING )?INDEX tag_terms_search/ : /(Index Only Scan|Index Scan|Bitmap Index Scan) (using|on) tag_terms_search/;
-    const eq = await store.explainSearch({ annotations: [{ key: 'com.example.team', value: 'payments' }] }, options);
+    const eq = await explainSearch(store, { annotations: [{ key: 'com.example.team', value: 'payments' }] }, options);
     expect(eq.plan.join('\n')).toMatch(indexed);
-    const commit = await store.explainSearch({ commit: 'abcd12' }, options);
+    const commit = await explainSearch(store, { commit: 'abcd12' }, options);
     expect(commit.plan.join('\n')).toMatch(indexed);
     expect(commit.sql).not.toMatch(/LIKE/i);
-    const both = await store.explainSearch({ pipeline: '1', ref: 'main', repository: 'no/such' }, options);
+    const both = await explainSearch(store, { pipeline: '1', ref: 'main', repository: 'no/such' }, options);
     expect(both.plan.join('\n')).toMatch(indexed);
   });
 
@@ -649,7 +652,7 @@ describe.each([
       [...live].filter(([, d]) => d === other.digest).map(([tag]) => tag),
     );
     expect(await all({ tag: 't0003', annotations: [{ key: 'com.example.common' }] })).toEqual(['t0003']);
-    const walk = await store.explainSearch({ repository: r, annotations: [{ key: 'com.example.common' }] }, { disableSeqScan: true });
+    const walk = await explainSearch(store, { repository: r, annotations: [{ key: 'com.example.common' }] }, { disableSeqScan: true });
     expect(walk.sql).toMatch(/FROM tags g/);
     expect(walk.plan.join('\n')).toMatch(/tags_live_repo_id/);
   });

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
-import { openStore } from '../../src/catalog/store.js';
+import { openStore } from '../../src/catalog/open.js';
 import { CRAWL_LOCK } from '../../src/catalog/sync.js';
 import type { Runtime } from '../../src/runtime.js';
 import { BIN, runCli } from '../helpers/cli.js';

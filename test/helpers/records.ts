@@ -1,7 +1,7 @@
 // Catalog records made in memory, for tests and benchmarks that fill a Store directly (no
 // registry): manifests whose raw bytes hash to their digest, as putManifest requires.
 import { createHash, randomBytes } from 'node:crypto';
-import type { ManifestRecord, Platform } from '../../src/catalog/store.js';
+import type { ManifestRecord, Platform } from '../../src/catalog/types.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';

@@ -2,7 +2,8 @@
 // browser suite (ui.e2e.test.ts) drives the same pages in chromium against a real registry.
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/catalog/store.js';
+import type { Store } from '../../src/catalog/store.js';
+import { openStore } from '../../src/catalog/open.js';
 import { createApp } from '../../src/server/app.js';
 import { ASSETS } from '../../src/server/ui/assets.js';
 import { CONTENT_SECURITY_POLICY, mountUi, parseRepositoryPath } from '../../src/server/ui/index.js';

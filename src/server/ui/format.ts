@@ -1,5 +1,5 @@
 // Small text formats for the pages. Pure: the clock is passed in.
-import type { Platform } from '../../catalog/store.js';
+import type { Platform } from '../../catalog/types.js';
 
 const UNITS: readonly (readonly [Intl.RelativeTimeFormatUnit, number])[] = [
   ['year', 365 * 24 * 3600],

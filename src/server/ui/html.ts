@@ -3,7 +3,7 @@
 // values are always quoted, so an escaped value cannot leave its attribute.
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
-import type { ImageChild, ImageDetail, Platform, ReferrerInfo, TagItem } from '../../catalog/store.js';
+import type { ImageChild, ImageDetail, Platform, ReferrerInfo, TagItem } from '../../catalog/types.js';
 import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../../gitlab/build.js';
 import type { Annotations } from '../../oci/annotations.js';
 import { VERSION } from '../../version.js';

@@ -17,7 +17,8 @@
 // name from what follows, as in GitLab's own URLs.
 import type { Context, Hono } from 'hono';
 import { isTagtrailError } from '../../errors.js';
-import type { ImageDetail, Store, TagHistory } from '../../catalog/store.js';
+import type { StoreReader } from '../../catalog/store.js';
+import type { ImageDetail, TagHistory } from '../../catalog/types.js';
 import type { Build } from '../../gitlab/build.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../../oci/reference.js';
 import { findAsset } from './assets.js';
@@ -31,7 +32,7 @@ import { type SearchPageData, type SectionResult, searchPage } from './pages/sea
 import { SEARCH_KINDS, type SearchKind, type SearchTerm, parseSearch } from './query.js';
 
 export interface UiOptions {
-  store: Store;
+  store: StoreReader;
   /** The GitLab servers whose URLs may become links (see --gitlab-url); others stay text. */
   gitlabUrls: readonly string[];
   /** host[:port] of the registry, to show pullable references; without it, references are repository@digest. */
@@ -227,7 +228,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
   app.get('*', (c) => (c.req.path.startsWith('/api/') ? c.notFound() : notFound(c, 'No such page.')));
 }
 
-async function runTerm(store: Store, term: SearchTerm, limit: number, cursor: string | undefined): Promise<SectionResult> {
+async function runTerm(store: StoreReader, term: SearchTerm, limit: number, cursor: string | undefined): Promise<SectionResult> {
   const page = { limit, ...(cursor ? { cursor } : {}) };
   switch (term.kind) {
     case 'commit':
@@ -251,7 +252,7 @@ async function runTerm(store: Store, term: SearchTerm, limit: number, cursor: st
 const EARLIER_BUILDS = 25;
 
 /** The build details of a tag's earlier digests (the newest 25), for the history table. */
-async function earlierBuilds(store: Store, history: TagHistory): Promise<Map<string, Build | null>> {
+async function earlierBuilds(store: StoreReader, history: TagHistory): Promise<Map<string, Build | null>> {
   const digests = [...new Set(history.entries.map((e) => e.digest).filter((d) => d !== history.digest))].slice(0, EARLIER_BUILDS);
   const out = new Map<string, Build | null>();
   const details = await Promise.all(digests.map((d) => store.getImage(d)));
@@ -260,7 +261,7 @@ async function earlierBuilds(store: Store, history: TagHistory): Promise<Map<str
 }
 
 /** The catalog's records of an index's children, for their raw JSON and config labels. */
-async function childDetails(store: Store, detail: ImageDetail | null): Promise<Map<string, ImageDetail>> {
+async function childDetails(store: StoreReader, detail: ImageDetail | null): Promise<Map<string, ImageDetail>> {
   const out = new Map<string, ImageDetail>();
   if (!detail) return out;
   const found = await Promise.all(detail.children.filter((c) => c.annotations !== null).map((c) => store.getImage(c.digest)));

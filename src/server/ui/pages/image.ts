@@ -2,7 +2,7 @@
 // annotation of the index and of each platform manifest, grouped by platform, the raw manifest
 // JSON, and the digests the tag pointed at before.
 import { html } from 'hono/html';
-import type { ImageDetail, ManifestInsight, TagHistory } from '../../../catalog/store.js';
+import type { ImageDetail, ManifestInsight, TagHistory } from '../../../catalog/types.js';
 import { BUILDER_LABELS } from './insights.js';
 import type { Build } from '../../../gitlab/build.js';
 import type { Annotations } from '../../../oci/annotations.js';

@@ -4,7 +4,7 @@
 import { html } from 'hono/html';
 import { BUILDERS, type Builder } from '../../../catalog/builder.js';
 import { BUILD_SOURCES, type BuildSource, MEDIA_FAMILIES, type MediaFamily } from '../../../catalog/derived.js';
-import type { InsightsCounts, InsightsReport } from '../../../catalog/store.js';
+import type { InsightsCounts, InsightsReport } from '../../../catalog/types.js';
 import { INSIGHTS_BASIS } from '../../insights.js';
 import { PALETTE, type Series, legend, stackedBars } from '../charts.js';
 import { percent } from '../format.js';

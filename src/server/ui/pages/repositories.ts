@@ -1,7 +1,7 @@
 // / : every repository in the catalog, filtered by name, with its tag count and the share of
 // tags that carry build details.
 import { html } from 'hono/html';
-import type { Page, RepositorySummary, TagItem } from '../../../catalog/store.js';
+import type { Page, RepositorySummary, TagItem } from '../../../catalog/types.js';
 import { percent } from '../format.js';
 import { type Html, type ViewContext, layout, pager, paths, repositoryCrumbs, tagReference, tagTable, timeAgo, withQuery } from '../html.js';
 

@@ -1,7 +1,7 @@
 // /search?q= : what the search box found, one section per reading of the query (a commit prefix
 // and a pipeline id, say, or a ref and a repository name).
 import { html } from 'hono/html';
-import type { Page, RepositorySummary, TagItem } from '../../../catalog/store.js';
+import type { Page, RepositorySummary, TagItem } from '../../../catalog/types.js';
 import { percent } from '../format.js';
 import { type Html, type ViewContext, layout, pager, paths, tagTable, timeAgo } from '../html.js';
 import { type SearchKind, type SearchTerm, describeTerm } from '../query.js';
