@@ -19,6 +19,7 @@ import { createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ImageInfo, type IndexInfo, makeImage, makeIndex } from '../test/helpers/images.js';
+import { LOOPBACK, freePort } from '../test/helpers/ports.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DATA = resolve(ROOT, process.env.TAGTRAIL_DEMO_DIR || '.tagtrail-demo');
@@ -26,7 +27,6 @@ const SHOWN = relative(process.cwd(), DATA) || '.';
 const FIRST_PORT = Number(process.env.TAGTRAIL_DEMO_PORT || 8080);
 const BIN = join(ROOT, 'bin', 'tagtrail.js');
 const DB = `sqlite:${join(DATA, 'catalog.db')}`;
-const LOOPBACK = '127.0.0.1';
 const GITLAB = 'https://gitlab.example.com';
 const REGISTRY_BINARIES = ['/usr/bin/docker-registry', '/usr/sbin/docker-registry'];
 
@@ -53,18 +53,6 @@ function canListen(port: number): Promise<boolean> {
     const server = createServer();
     server.once('error', () => resolve(false));
     server.listen({ host: LOOPBACK, port, exclusive: true }, () => server.close(() => resolve(true)));
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen({ host: LOOPBACK, port: 0, exclusive: true }, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
   });
 }
 

@@ -20,7 +20,7 @@ export interface BuilderResult {
   confidence: Confidence;
 }
 
-export interface BuilderInput {
+interface BuilderInput {
   /** The manifest's JSON, parsed (anything: bad input gives unknown, never an error). */
   manifest: unknown;
   /** The manifest's media type as the registry served it. */
@@ -37,9 +37,9 @@ export interface BuilderInput {
   configRead?: boolean;
 }
 
-export const ATTESTATION_TYPE_KEY = 'vnd.docker.reference.type';
-export const ATTESTATION_MANIFEST = 'attestation-manifest';
-export const BUILDAH_VERSION_LABEL = 'io.buildah.version';
+const ATTESTATION_TYPE_KEY = 'vnd.docker.reference.type';
+const ATTESTATION_MANIFEST = 'attestation-manifest';
+const BUILDAH_VERSION_LABEL = 'io.buildah.version';
 const BASE_NAME = 'org.opencontainers.image.base.name';
 const BASE_DIGEST = 'org.opencontainers.image.base.digest';
 

@@ -13,7 +13,7 @@ export const BUILD_SOURCES = ['annotations', 'referrer', 'labels', 'none'] as co
  */
 export type BuildSource = (typeof BUILD_SOURCES)[number];
 
-export interface BuildEvidence {
+interface BuildEvidence {
   /** The manifest's own annotations. */
   annotations: Annotations;
   /** Config labels, when read. */

@@ -58,11 +58,6 @@ function isPlatformManifest(d: Descriptor): boolean {
   return isImageManifestMediaType(d.mediaType) && !isAttestationDescriptor(d);
 }
 
-/** Config labels from a config blob; an empty set when it has none or is not an image config. */
-export function labelsFromConfig(blob: Uint8Array): Annotations {
-  return readConfig(blob).labels;
-}
-
 interface ConfigRead {
   labels: Annotations;
   /** The parsed JSON, for builder evidence; undefined when it is not JSON. */

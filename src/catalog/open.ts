@@ -25,7 +25,7 @@ export function parseStoreUrl(url: string): StoreLocation {
   });
 }
 
-export interface OpenStoreOptions {
+interface OpenStoreOptions {
   /** Apply pending migrations on open (default true). */
   migrate?: boolean;
   /** SQLite only: the page cache, MiB (default 64, for search; see SqliteStoreOptions). */

@@ -20,7 +20,7 @@ const INT8_OID = 20;
 const RETRIES = 5;
 const RETRYABLE = new Set(['40001', '40P01']); // serialization failure, deadlock
 
-export const POSTGRES_DIALECT: Dialect = {
+const POSTGRES_DIALECT: Dialect = {
   name: 'postgres',
   greatest: 'GREATEST',
   contains: (haystack, needle) => `strpos(${haystack}, ${needle}) > 0`,
@@ -33,7 +33,7 @@ export const POSTGRES_DIALECT: Dialect = {
 };
 
 /** A signed 64-bit advisory lock key for a name, as a decimal string. */
-export function advisoryKey(name: string): string {
+function advisoryKey(name: string): string {
   return createHash('sha256').update(`tagtrail:${name}`).digest().readBigInt64BE(0).toString();
 }
 

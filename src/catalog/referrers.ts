@@ -20,9 +20,9 @@ import { type Limiter, unlimited } from './limit.js';
 import type { ReferrerLinks, StoreReader } from './store.js';
 
 /** At most this many referrer manifests are read from one referrers tag (the newest by the order listed last). */
-export const MAX_REFERRERS_PER_TAG = 64;
+const MAX_REFERRERS_PER_TAG = 64;
 
-export interface FollowOptions {
+interface FollowOptions {
   client: RegistryClient;
   store: ReferrerLinks & Pick<StoreReader, 'getImage'>;
   registry: string;

@@ -42,6 +42,7 @@ import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compare
 import type { ReferrerInfo, ReferrerRecord } from './types.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
+import { DEFAULT_PAGE_SIZE, MAX_INSIGHT_WEEKS, STORE_MAX_PAGE_SIZE } from './paging.js';
 import { labelsOfConfig } from '../oci/config.js';
 
 export type Param = string | number | null | Buffer;
@@ -89,8 +90,6 @@ export interface Driver extends Queryable {
   close(): Promise<void>;
 }
 
-export const DEFAULT_PAGE = 50;
-export const MAX_PAGE = 1000;
 /** Term values are indexed by this many UTF-16 units (≤ 768 UTF-8 bytes, inside PostgreSQL's btree limit). */
 export const TERM_PREFIX = 256;
 /** Keys longer than this are stored but not searchable. */
@@ -160,8 +159,8 @@ function checkName(v: unknown, what: string): asserts v is string {
 }
 
 function pageSize(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new UsageError(`limit must be an integer from 1 to ${MAX_PAGE}`);
+  if (limit === undefined) return DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(limit) || limit < 1 || limit > STORE_MAX_PAGE_SIZE) throw new UsageError(`limit must be an integer from 1 to ${STORE_MAX_PAGE_SIZE}`);
   return limit;
 }
 
@@ -1538,7 +1537,7 @@ export class SqlStore implements Store {
     );
     const tags = await this.db.all<Row>(
       `SELECT r.name AS repository, g.name AS tag, g.updated_at FROM tags g JOIN repositories r ON r.id = g.repository_id
-       WHERE g.digest = ? AND g.deleted_at IS NULL ORDER BY r.name, g.name LIMIT ${MAX_PAGE}`,
+       WHERE g.digest = ? AND g.deleted_at IS NULL ORDER BY r.name, g.name LIMIT ${STORE_MAX_PAGE_SIZE}`,
       [digest],
     );
     const own = annotations.get(id)!;
@@ -1633,7 +1632,6 @@ function validateRecord(rec: ManifestRecord, depth = 0): void {
 export const WEEK_ORIGIN = 4 * 86_400_000;
 export const WEEK_MS = 7 * 86_400_000;
 /** The longest window one insights query covers. */
-export const MAX_INSIGHT_WEEKS = 520;
 const DEFAULT_INSIGHT_WEEKS = 52;
 
 export function weekStart(t: number): number {

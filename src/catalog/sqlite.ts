@@ -23,7 +23,7 @@ const WRITE_WAIT_MS = 30_000;
  * the same machine (same host name and PID namespace) that is no longer running loses the lock at
  * once: a `kill -9`'d sync does not keep the next one out for a minute.
  */
-export const SQLITE_LOCK_TTL_MS = 60_000;
+const SQLITE_LOCK_TTL_MS = 60_000;
 
 /** This process as a lock owner prefix: host name, PID namespace (Linux) and PID. */
 function lockHolder(): string {
@@ -37,7 +37,7 @@ function lockHolder(): string {
 }
 
 /** True when owner names a process of this machine and PID namespace that no longer runs. */
-export function lockHolderGone(owner: string): boolean {
+function lockHolderGone(owner: string): boolean {
   const parts = owner.split('|');
   if (parts.length !== 4) return false;
   const [host, ns, pidText] = parts as [string, string, string, string];
@@ -54,7 +54,7 @@ export function lockHolderGone(owner: string): boolean {
 }
 const STATEMENT_CACHE = 500;
 
-export const SQLITE_DIALECT: Dialect = {
+const SQLITE_DIALECT: Dialect = {
   name: 'sqlite',
   greatest: 'max',
   contains: (haystack, needle) => `instr(${haystack}, ${needle}) > 0`,
@@ -77,7 +77,7 @@ function storeError(what: string, err: unknown): unknown {
 }
 
 /** The page cache of a connection opened without `cacheMiB`: index pages of a large catalog stay in memory for search. */
-export const SQLITE_CACHE_MIB = 64;
+const SQLITE_CACHE_MIB = 64;
 
 export interface SqliteStoreOptions {
   /**

@@ -26,7 +26,7 @@ import type {
 } from './types.js';
 
 /** Opening, migrating, probing and closing the catalog; the crawl lock. */
-export interface StoreLifecycle {
+interface StoreLifecycle {
   readonly dialect: 'sqlite' | 'postgres';
   /** Applies pending migrations; returns the versions applied (empty when up to date). */
   migrate(): Promise<number[]>;

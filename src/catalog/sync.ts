@@ -31,7 +31,7 @@ export interface SyncProgress {
   manifestsFetched: number;
 }
 
-export interface SyncError {
+interface SyncFailure {
   repository: string;
   tag?: string;
   code: string;
@@ -60,11 +60,11 @@ export interface SyncSummary {
   skipped: number;
   errorCount: number;
   /** The first errors, for the summary. */
-  errors: SyncError[];
+  errors: SyncFailure[];
   durationMs: number;
 }
 
-export interface SyncOptions {
+interface SyncOptions {
   client: RegistryClient;
   store: Store;
   /** host[:port] */
@@ -100,7 +100,7 @@ export function checkpointKey(registry: string, prefix: string | undefined): str
   return `sync:${registry}:${prefix ?? ''}`;
 }
 
-export function inPrefix(repository: string, prefix: string | undefined): boolean {
+function inPrefix(repository: string, prefix: string | undefined): boolean {
   if (prefix === undefined || prefix === '') return true;
   return repository === prefix || repository.startsWith(`${prefix}/`);
 }
@@ -166,7 +166,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
     progress.manifestsFetched = ingestor.stats.manifestsFetched;
     options.onProgress?.({ ...progress });
   };
-  const fail = (e: SyncError): void => {
+  const fail = (e: SyncFailure): void => {
     summary.errorCount++;
     if (summary.errors.length < MAX_REPORTED_ERRORS) summary.errors.push(e);
   };

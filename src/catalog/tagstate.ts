@@ -10,7 +10,7 @@
 export const SET = 0;
 export const MANIFEST_DELETE = 1;
 export const TAG_DELETE = 2;
-export type EventKind = typeof SET | typeof MANIFEST_DELETE | typeof TAG_DELETE;
+type EventKind = typeof SET | typeof MANIFEST_DELETE | typeof TAG_DELETE;
 
 export interface TagEvent {
   /** Milliseconds since the epoch. */
@@ -33,7 +33,7 @@ export interface TagState {
   firstSeen: number | null;
 }
 
-export interface Segment {
+interface Segment {
   digest: string;
   since: number;
   until: number | null;

@@ -142,7 +142,7 @@ export interface ImageDetail {
   referrers?: ReferrerInfo[];
 }
 
-export interface TagHistoryEntry {
+interface TagHistoryEntry {
   digest: string;
   since: Date;
   /** When the tag moved on, or null for the current digest. */
@@ -224,7 +224,7 @@ export interface InsightsWeek {
   counts: InsightsCounts;
 }
 
-export interface InsightsGroup {
+interface InsightsGroup {
   /** A namespace (first path segment) or a repository path. */
   name: string;
   totals: InsightsCounts;

@@ -4,8 +4,6 @@ import { UsageError } from '../errors.js';
 import { isLoopbackHost, isValidRegistryHost } from '../oci/reference.js';
 import type { Runtime } from '../runtime.js';
 
-export const DEFAULT_DB = 'sqlite:./tagtrail.db';
-
 export interface RegistryTarget {
   /** host[:port], as image references name it. */
   host: string;

@@ -35,7 +35,7 @@ export async function registryClient(rt: Runtime, flags: RegistryFlags): Promise
 }
 
 /** Worst exit code wins; a conflict (3) outranks other failures so a CI job can tell races apart. */
-export function worstExit(codes: readonly number[]): number {
+function worstExit(codes: readonly number[]): number {
   if (codes.includes(3)) return 3;
   return codes.find((c) => c !== 0) ?? 0;
 }

@@ -15,6 +15,7 @@ import type { Runtime } from '../runtime.js';
 import { VERSION } from '../version.js';
 import { type RegistryTarget, fromEnv, parseRegistryUrl, positiveInt, readConfigsFlag } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
+import { withTimeout } from '../time.js';
 
 interface ServeFlags extends RegistryFlags {
   listen?: string;
@@ -27,24 +28,16 @@ interface ServeFlags extends RegistryFlags {
   gitlabUrl?: string[];
 }
 
-export const DEFAULT_LISTEN = '127.0.0.1:8080';
+const DEFAULT_LISTEN = '127.0.0.1:8080';
 /** How long in-flight requests get to finish on shutdown. */
 const DRAIN_MS = 10_000;
 
 /** HOST:PORT or [IPv6]:PORT. */
-export function parseListen(value: string): { hostname: string; port: number } {
+function parseListen(value: string): { hostname: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
   const port = Number(m?.[3]);
   if (!m || port > 65535) throw new UsageError(`--listen ${JSON.stringify(value.slice(0, 100))} is not HOST:PORT`, { hint: 'e.g. --listen 127.0.0.1:8080, --listen 0.0.0.0:8080 or --listen [::1]:8080' });
   return { hostname: (m[1] ?? m[2]) as string, port };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 export async function run(rt: Runtime, _args: unknown[], opts: Record<string, unknown>): Promise<number> {

@@ -4,7 +4,7 @@
 import { type AnnotationChanges, type Annotations, emptyAnnotations, parseAnnotationArg, validateAnnotationKey } from '../oci/annotations.js';
 import { type Env, assertNoSecrets, ciAnnotations } from './ci.js';
 
-export interface AnnotationSetInput {
+interface AnnotationSetInput {
   readonly env: Env;
   readonly now: Date;
   /** KEY=VALUE strings from --annotation. */

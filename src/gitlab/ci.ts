@@ -9,7 +9,7 @@ export const CI = 'com.gitlab.ci.';
 export const OCI = 'org.opencontainers.image.';
 
 /** annotation key → the CI variable it comes from. */
-export const CI_VARIABLE_ANNOTATIONS: readonly (readonly [string, string])[] = [
+const CI_VARIABLE_ANNOTATIONS: readonly (readonly [string, string])[] = [
   [`${CI}pipeline_id`, 'CI_PIPELINE_ID'],
   [`${CI}pipeline_iid`, 'CI_PIPELINE_IID'],
   [`${CI}pipeline_url`, 'CI_PIPELINE_URL'],
@@ -36,7 +36,7 @@ export const CI_VARIABLE_ANNOTATIONS: readonly (readonly [string, string])[] = [
 ];
 
 export const CREATED_KEY = `${OCI}created`;
-export const TITLE_KEY = `${OCI}title`;
+const TITLE_KEY = `${OCI}title`;
 
 /** Variables whose values must never appear in an annotation. */
 const SECRET_VARIABLES = [
@@ -76,7 +76,7 @@ function withoutUserinfo(v: string): string {
   return v;
 }
 
-export interface CiAnnotations {
+interface CiAnnotations {
   /** Keys that always take the run's value. */
   readonly set: Annotations;
   /** Keys kept from the manifest when already there: the creation time, so a re-run changes nothing. */

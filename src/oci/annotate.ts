@@ -31,6 +31,7 @@ import {
 import { isImageManifestMediaType } from './mediatypes.js';
 import { type Reference, formatReference, withDigest } from './reference.js';
 import { type ManifestHead, type RegistryClient, isTagBeingWritten } from './registry.js';
+import { sleep } from '../time.js';
 
 export interface AnnotateOptions {
   readonly changes: AnnotationChanges;
@@ -79,10 +80,6 @@ function commonLabels(all: readonly (Annotations | undefined)[]): Annotations | 
 
 const DEFAULT_SETTLE_MS = 250;
 const MAX_SETTLE_MS = 2_000;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 export interface ManifestOutcome {
   /** "index" for the index itself, else os/arch[/variant]. */

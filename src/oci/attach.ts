@@ -27,6 +27,7 @@ import {
 } from './referrers.js';
 import { type Reference, formatReference, withDigest } from './reference.js';
 import type { RegistryClient } from './registry.js';
+import { sleep } from '../time.js';
 
 export interface AttachOptions {
   readonly changes: AnnotationChanges;
@@ -48,10 +49,6 @@ const DEFAULT_SETTLE_MS = 250;
 const MAX_SETTLE_MS = 2_000;
 /** Read-modify-write rounds of the referrers tag before giving up with a conflict. */
 const MAX_MERGES = 4;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 async function readUsable(client: RegistryClient, subject: Reference & { digest: string }, childDigests: readonly string[], referrer: string): Promise<FallbackIndex> {
   const r = await readFallback(client, subject, childDigests);

@@ -8,12 +8,13 @@
 // an index subject would list its own platform manifests as referrers. So what comes back from
 // the fallback tag is checked before it is believed, and a mismatch means "no usable fallback".
 import { ConflictError, InvalidInputError, NotFoundError, RegistryError } from '../errors.js';
-import { type Annotations, emptyAnnotations } from './annotations.js';
+import type { Annotations } from './annotations.js';
 import { sha256Digest } from './digest.js';
 import { type Descriptor, type Manifest, parseManifest, serialize } from './manifest.js';
 import { OCI_INDEX, OCI_MANIFEST } from './mediatypes.js';
 import type { Reference } from './reference.js';
 import { type RegistryClient, isTagBeingWritten } from './registry.js';
+import { sleep } from '../time.js';
 
 /** Our artifactType: a manifest of build details attached to an image. */
 export const BUILD_DETAILS_ARTIFACT_TYPE = 'application/vnd.tagtrail.build.v1+json';
@@ -71,10 +72,6 @@ export function fallbackMismatch(m: Manifest, subject: { digest: string; childDi
 
 // A 500 on the referrers tag, which several clients write at once by design: read again.
 const TAG_READ_ATTEMPTS = 4;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 export async function readFallback(client: RegistryClient, subject: Reference & { digest: string }, childDigests: readonly string[] = []): Promise<FallbackRead> {
   const tagRef: Reference = { registry: subject.registry, repository: subject.repository, tag: fallbackTag(subject.digest) };
@@ -207,10 +204,4 @@ export function artifactTypeOf(m: Manifest): string | undefined {
   const a = m.json.artifactType;
   if (typeof a === 'string') return a;
   return m.kind === 'image' ? m.config.mediaType : undefined;
-}
-
-export function copyAnnotations(a: Annotations): Annotations {
-  const out = emptyAnnotations();
-  Object.assign(out, a);
-  return out;
 }

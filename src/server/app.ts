@@ -17,6 +17,7 @@ import { openApiDocument } from './openapi.js';
 import { parseImageQuery, parseInsightsQuery, parseListQuery, parseRepositoryQuery } from './params.js';
 import { csvFilename, insightsCsv, insightsItem } from './insights.js';
 import { DEFAULT_MAX_EVENT_BYTES, applyEvents, checkContentType, readBodyText, secretChecker } from './webhook.js';
+import { withTimeout } from '../time.js';
 
 export interface WebhookOptions {
   /** The shared secret registries send in the Authorization header (bare or as Bearer). */
@@ -33,7 +34,7 @@ export interface WebhookOptions {
   readConfigs?: boolean;
 }
 
-export interface AppOptions {
+interface AppOptions {
   store: Store;
   /** Without it the webhook answers 404: it never runs unauthenticated. */
   webhook?: WebhookOptions;
@@ -247,10 +248,3 @@ function checkRepositoryPath(raw: string): string {
   return name;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}

@@ -16,7 +16,7 @@ function shares(r: Record<string, number>, of: number): Record<string, number> {
   return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, share(v, of)]));
 }
 
-export function countsItem(c: InsightsCounts): Record<string, unknown> {
+function countsItem(c: InsightsCounts): Record<string, unknown> {
   const withDetails = c.images - c.buildSources.none;
   return {
     images: c.images,
@@ -83,7 +83,7 @@ const BUILDER_COLUMNS: Record<(typeof BUILDERS)[number], string> = {
   unread: 'builder_unknown_config_not_read',
 };
 
-export const CSV_HEADER = [
+const CSV_HEADER = [
   'week_start',
   'scope',
   'name',

@@ -5,7 +5,7 @@ import pino, { type Logger } from 'pino';
 import type { Output } from '../runtime.js';
 
 /** Paths pino replaces wherever they occur in a log record. */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'authorization',
   'headers.authorization',
   'req.headers.authorization',

@@ -4,7 +4,7 @@
 import { VERSION } from '../version.js';
 import { BUILDERS } from '../catalog/builder.js';
 import { BUILD_SOURCES, MEDIA_FAMILIES } from '../catalog/derived.js';
-import { DEFAULT_LIMIT, MAX_INSIGHTS_WEEKS, MAX_LIMIT } from './params.js';
+import { API_MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE, MAX_INSIGHT_WEEKS } from '../catalog/paging.js';
 
 const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
 
@@ -16,8 +16,8 @@ const errorResponse = (description: string) => ({
 const limitParam = {
   name: 'limit',
   in: 'query',
-  description: `Items per page, 1 to ${MAX_LIMIT} (default ${DEFAULT_LIMIT}).`,
-  schema: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT },
+  description: `Items per page, 1 to ${API_MAX_PAGE_SIZE} (default ${DEFAULT_PAGE_SIZE}).`,
+  schema: { type: 'integer', minimum: 1, maximum: API_MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE },
 } as const;
 
 const cursorParam = {
@@ -385,7 +385,7 @@ function insightsParams(withFormat: boolean): Record<string, unknown>[] {
   return [
     { name: 'namespace', in: 'query', description: 'Only repositories whose first path segment is this; groups become repositories.', schema: { type: 'string' } },
     { name: 'repository', in: 'query', description: 'Only this repository.', schema: { type: 'string' } },
-    { name: 'from', in: 'query', description: `YYYY-MM-DD or RFC 3339; from the Monday of its week. Default: 52 weeks before to. At most ${MAX_INSIGHTS_WEEKS} weeks before to.`, schema: { type: 'string' } },
+    { name: 'from', in: 'query', description: `YYYY-MM-DD or RFC 3339; from the Monday of its week. Default: 52 weeks before to. At most ${MAX_INSIGHT_WEEKS} weeks before to.`, schema: { type: 'string' } },
     { name: 'to', in: 'query', description: 'YYYY-MM-DD or RFC 3339; up to the end of its week. Default: now.', schema: { type: 'string' } },
     { name: 'interval', in: 'query', description: 'Only week.', schema: { enum: ['week'], default: 'week' } },
     ...(withFormat ? [{ name: 'format', in: 'query', description: 'json (default) or csv.', schema: { enum: ['json', 'csv'], default: 'json' } }] : []),

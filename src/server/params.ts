@@ -2,10 +2,9 @@
 // message names it; an unknown one too, so a typo (commits=…) never silently widens a search.
 import { UsageError } from '../errors.js';
 import type { AnnotationFilter, SearchQuery } from '../catalog/types.js';
+import { API_MAX_PAGE_SIZE, MAX_INSIGHT_WEEKS } from '../catalog/paging.js';
 import { isValidRepository, isValidTag } from '../oci/reference.js';
 
-export const DEFAULT_LIMIT = 50;
-export const MAX_LIMIT = 500;
 const MAX_ANNOTATION_FILTERS = 20;
 const MAX_KEY = 255;
 const MAX_VALUE = 16 * 1024;
@@ -47,7 +46,7 @@ function text(params: URLSearchParams, name: string, max: number): string | unde
 function limit(params: URLSearchParams): number | undefined {
   const v = one(params, 'limit');
   if (v === undefined) return undefined;
-  if (!/^\d{1,6}$/.test(v) || Number(v) < 1 || Number(v) > MAX_LIMIT) throw bad('limit', `${shown(v)} is not a whole number from 1 to ${MAX_LIMIT}`);
+  if (!/^\d{1,6}$/.test(v) || Number(v) < 1 || Number(v) > API_MAX_PAGE_SIZE) throw bad('limit', `${shown(v)} is not a whole number from 1 to ${API_MAX_PAGE_SIZE}`);
   return Number(v);
 }
 
@@ -67,7 +66,7 @@ function paging(params: URLSearchParams): { limit?: number; cursor?: string } {
 }
 
 /** annotation=KEY=VALUE (equal), annotation=KEY (exists). A value may hold further = signs and may be empty. */
-export function parseAnnotationFilter(raw: string): AnnotationFilter {
+function parseAnnotationFilter(raw: string): AnnotationFilter {
   if (raw === '') throw bad('annotation', 'is empty', 'write annotation=KEY=VALUE, or annotation=KEY for "has the key"');
   const eq = raw.indexOf('=');
   const key = eq < 0 ? raw : raw.slice(0, eq);
@@ -130,9 +129,8 @@ const INSIGHTS_PARAMS = ['namespace', 'repository', 'from', 'to', 'interval', 'f
 const NAMESPACE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const WEEK_MS = 7 * 86_400_000;
 /** The longest window one insights request covers (the store's limit too). */
-export const MAX_INSIGHTS_WEEKS = 520;
 
-export interface InsightsParams {
+interface InsightsParams {
   namespace?: string;
   repository?: string;
   from?: Date;
@@ -179,9 +177,9 @@ export function parseInsightsQuery(params: URLSearchParams, csvPath = false): In
   const to = dateParam(params, 'to');
   if (from && to) {
     if (from.getTime() > to.getTime()) throw bad('from', `${from.toISOString().slice(0, 10)} is after to=${to.toISOString().slice(0, 10)}`);
-    if ((to.getTime() - from.getTime()) / WEEK_MS >= MAX_INSIGHTS_WEEKS) throw bad('from', `the window from ${shown(from.toISOString().slice(0, 10))} to ${shown(to.toISOString().slice(0, 10))} is longer than ${MAX_INSIGHTS_WEEKS} weeks`, 'ask for a shorter window');
+    if ((to.getTime() - from.getTime()) / WEEK_MS >= MAX_INSIGHT_WEEKS) throw bad('from', `the window from ${shown(from.toISOString().slice(0, 10))} to ${shown(to.toISOString().slice(0, 10))} is longer than ${MAX_INSIGHT_WEEKS} weeks`, 'ask for a shorter window');
   }
-  if (from && !to && (Date.now() - from.getTime()) / WEEK_MS >= MAX_INSIGHTS_WEEKS) throw bad('from', `${shown(from.toISOString().slice(0, 10))} is more than ${MAX_INSIGHTS_WEEKS} weeks ago`, 'pass a later from, or a to within the range');
+  if (from && !to && (Date.now() - from.getTime()) / WEEK_MS >= MAX_INSIGHT_WEEKS) throw bad('from', `${shown(from.toISOString().slice(0, 10))} is more than ${MAX_INSIGHT_WEEKS} weeks ago`, 'pass a later from, or a to within the range');
   if (from) out.from = from;
   if (to) out.to = to;
   return out;

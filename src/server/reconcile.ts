@@ -10,9 +10,9 @@ import { CRAWL_LOCK, type SyncSummary, sync } from '../catalog/sync.js';
 import type { RegistryClient } from '../oci/registry.js';
 import type { Metrics } from './metrics.js';
 
-export type ReconcileRunResult = 'complete' | 'interrupted' | 'failed' | 'locked';
+type ReconcileRunResult = 'complete' | 'interrupted' | 'failed' | 'locked';
 
-export interface ReconcilerOptions {
+interface ReconcilerOptions {
   store: Store;
   client: RegistryClient;
   registry: string;

@@ -64,9 +64,9 @@ export function checkContentType(contentType: string | undefined): void {
   });
 }
 
-export type EventResult = EventOutcome | 'unreadable';
+type EventResult = EventOutcome | 'unreadable';
 
-export interface ApplyResult {
+interface ApplyResult {
   applied: number;
   superseded: number;
   duplicate: number;
@@ -74,7 +74,7 @@ export interface ApplyResult {
   unreadable: number;
 }
 
-export interface ApplyOptions {
+interface ApplyOptions {
   store: StoreWriter & ReferrerLinks;
   ingestor: Ingestor;
   onEvent?: (event: CatalogEvent, result: EventResult) => void;

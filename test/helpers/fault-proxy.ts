@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { LOOPBACK } from './ports.js';
+import { sleep } from '../../src/time.js';
 
 /** What a request is, by its path in the registry API, so benchmarks can count by kind. */
 export type RequestKind = 'base' | 'manifest' | 'blob' | 'upload' | 'tags' | 'catalog' | 'referrers' | 'other';
@@ -437,10 +438,6 @@ function statusCode(status: number): string {
   if (status === 403) return 'DENIED';
   if (status === 404) return 'NOT_FOUND';
   return 'UNAVAILABLE';
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export interface RecordingServer {

@@ -30,6 +30,7 @@ import { WEEK_CHOICES, insightsPage } from './pages/insights.js';
 import { repositoriesPage, repositoryPage } from './pages/repositories.js';
 import { type SearchPageData, type SectionResult, searchPage } from './pages/search.js';
 import { SEARCH_KINDS, type SearchKind, type SearchTerm, parseSearch } from './query.js';
+import { DEFAULT_PAGE_SIZE, UI_MAX_PAGE_SIZE } from '../../catalog/paging.js';
 
 export interface UiOptions {
   store: StoreReader;
@@ -45,8 +46,6 @@ export interface UiOptions {
 export const CONTENT_SECURITY_POLICY =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
-export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 200;
 /** Results per reading when the search shows several readings on one page. */
 const SECTION_PAGE_SIZE = 10;
 
@@ -61,7 +60,7 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 function pageSize(value: string | undefined): number | undefined {
   if (value === undefined || !/^[0-9]{1,4}$/.test(value)) return undefined;
   const n = Number(value);
-  return n >= 1 && n <= MAX_PAGE_SIZE ? n : undefined;
+  return n >= 1 && n <= UI_MAX_PAGE_SIZE ? n : undefined;
 }
 
 function cursorParam(value: string | undefined): string | undefined {
