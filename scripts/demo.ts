@@ -1,7 +1,7 @@
 // npm run demo: the registry browser on real data, in one command.
 //
 //   1. starts a registry (Debian's docker-registry, CNCF distribution) on a free loopback port,
-//      installing it with apt-get first when it is missing and this runs as root;
+//      installing it with apt-get first when it is missing and this runs as root (system-deps.ts);
 //   2. pushes sample images: single-platform builds, a multi-platform index, an image with only
 //      config labels and one with no build details at all;
 //   3. syncs them into a SQLite catalog, annotates them with `tagtrail annotate` under GitLab-like
@@ -20,6 +20,7 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ImageInfo, type IndexInfo, makeImage, makeIndex } from '../test/helpers/images.js';
 import { LOOPBACK, freePort } from '../test/helpers/ports.js';
+import { ensureSystemPackages } from './system-deps.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DATA = resolve(ROOT, process.env.TAGTRAIL_DEMO_DIR || '.tagtrail-demo');
@@ -73,14 +74,13 @@ function findRegistry(): string | undefined {
 function ensureRegistryInstalled(): string {
   const existing = findRegistry();
   if (existing) return existing;
-  const install = 'apt-get update && apt-get install -y --no-install-recommends docker-registry';
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
-    fail(`the demo runs a local registry with Debian's docker-registry, which is not installed. Install it with:\n\n  sudo sh -c '${install}'\n\nthen run npm run demo again.`);
+  const result = ensureSystemPackages({ packages: ['docker-registry'], purpose: 'the demo', err: (line) => process.stderr.write(`demo: ${line}\n`) });
+  if (!result.ok) {
+    stopAll();
+    process.exit(1);
   }
-  say(`docker-registry is missing; installing it: ${install}`);
-  const r = spawnSync('sh', ['-c', install], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
   const installed = findRegistry();
-  if (r.status !== 0 || !installed) fail(`installing docker-registry failed (exit ${r.status ?? 'signal'})`);
+  if (!installed) fail("Debian's docker-registry is needed and its program was not found on PATH");
   return installed;
 }
 

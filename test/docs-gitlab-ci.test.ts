@@ -9,10 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from './helpers/exec.js';
 import { useTempDir } from './helpers/fixtures.js';
+import { ensureGitlabCiLocal, GITLAB_CI_LOCAL, GITLAB_CI_LOCAL_INSTALL_TIMEOUT } from './helpers/gitlab-ci-local.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'tagtrail.js');
-const GITLAB_CI_LOCAL = join(ROOT, 'node_modules', 'gitlab-ci-local', 'src', 'index.js');
 const DOC = await readFile(join(ROOT, 'docs', 'gitlab-ci.md'), 'utf8');
 const REMOTE_INCLUDE = '  - remote: https://gitlab.com/tagtrail/tagtrail/-/raw/0.1.0/templates/tagtrail.gitlab-ci.yml';
 
@@ -92,6 +92,9 @@ describe('the one-liners in docs/gitlab-ci.md', () => {
 });
 
 describe('the recipes in docs/gitlab-ci.md', () => {
+  // The first run installs gitlab-ci-local under .cache/ (see helpers/gitlab-ci-local.ts).
+  beforeAll(() => ensureGitlabCiLocal(), GITLAB_CI_LOCAL_INSTALL_TIMEOUT);
+
   async function project(name: string, yaml: string): Promise<string> {
     const dir = join(work(), name);
     await mkdir(join(dir, 'templates'), { recursive: true });

@@ -15,11 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from './helpers/exec.js';
 import { useRegistry, useTempDir } from './helpers/fixtures.js';
+import { ensureGitlabCiLocal, GITLAB_CI_LOCAL, GITLAB_CI_LOCAL_INSTALL_TIMEOUT } from './helpers/gitlab-ci-local.js';
 import { makeImage, makeIndex, sha256, skopeoInspectRaw } from './helpers/images.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'tagtrail.js');
-const GITLAB_CI_LOCAL = join(ROOT, 'node_modules', 'gitlab-ci-local', 'src', 'index.js');
 const REMOTE = 'git@gitlab.example.com:group/app.git';
 
 // A pipeline run starts gitlab-ci-local (which validates against GitLab's schema) and node per job.
@@ -125,6 +125,9 @@ function expectBuildDetails(a: Record<string, string> | undefined, seen: Record<
 }
 
 const SEEN = `    - 'echo "seen: CI_PIPELINE_ID=$CI_PIPELINE_ID CI_JOB_ID=$CI_JOB_ID CI_COMMIT_SHA=$CI_COMMIT_SHA CI_COMMIT_REF_NAME=$CI_COMMIT_REF_NAME"'`;
+
+// The first run installs gitlab-ci-local under .cache/ (see helpers/gitlab-ci-local.ts).
+beforeAll(() => ensureGitlabCiLocal(), GITLAB_CI_LOCAL_INSTALL_TIMEOUT);
 
 beforeAll(async () => {
   tools = join(work(), 'tools');

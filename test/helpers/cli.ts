@@ -1,9 +1,9 @@
 // Runs tagtrail in-process with a captured runtime (as hono tests run an app), or as the real
 // bundled binary when a test needs a process: stdin, exit codes, signals.
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli.js';
 import type { Runtime } from '../../src/runtime.js';
+import { killChild, spawnGroup } from './cleanup.js';
 
 export interface CliResult {
   code: number;
@@ -39,18 +39,18 @@ export const BIN = fileURLToPath(new URL('../../bin/tagtrail.js', import.meta.ur
 /** The built CLI as a child process (run `npm run build` first; `npm test` does). */
 export function runBin(args: readonly string[], options: { env?: Record<string, string | undefined>; stdin?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, ...options.env } as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawnGroup(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, ...options.env } as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => void killChild(child, 0), options.timeoutMs ?? 60_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });
     });
-    child.stdin.end(options.stdin ?? '');
+    child.stdin?.end(options.stdin ?? '');
   });
 }
 

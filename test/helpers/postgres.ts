@@ -8,9 +8,12 @@ import { freePort } from './ports.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { recordPostgres, recordPostgresStopped } from './process-record.js';
 
 export interface PostgresCluster {
   url: string;
+  /** The cluster's data directory; its postmaster.pid names the running postmaster. */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -78,6 +81,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
       }
     }
     rmSync(dir, { recursive: true, force: true });
+    recordPostgresStopped(data);
   };
   const onExit = () => {
     if (started) {
@@ -93,6 +97,8 @@ export async function startPostgres(): Promise<PostgresCluster> {
   try {
     exec('initdb', ['-D', data, '--auth=trust', '-U', 'postgres', '-E', 'UTF8', '--no-locale', '--no-sync']);
     const port = await freePort();
+    // Recorded before it starts: pg_ctl detaches the postmaster, so the run's teardown finds it by its data dir.
+    recordPostgres(data);
     const options = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
     exec('pg_ctl', ['start', '-D', data, '-l', log, '-w', '-t', '60', '-o', options]);
     started = true;
@@ -105,6 +111,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
     }
     return {
       url: `postgres://postgres@127.0.0.1:${port}/${DATABASE}`,
+      dataDir: data,
       stop: async () => {
         process.removeListener('exit', onExit);
         await stop();

@@ -1,13 +1,13 @@
 // A real registry (CNCF distribution 2.8, Debian's docker-registry) on a loopback port, with its
 // storage in a temp dir, behind a transparent counting proxy so tests can count the requests
 // it received.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { killChild, makeTempDir, removeTempDir, trackChild } from './cleanup.js';
+import { killChild, makeTempDir, removeTempDir, spawnGroup } from './cleanup.js';
 import { startFaultProxy, type FaultProxy, type RecordedRequest, type RequestFilter } from './fault-proxy.js';
 import { freePort, LOOPBACK } from './ports.js';
 import type { TokenIssuer } from './token-issuer.js';
@@ -63,6 +63,8 @@ export interface TestRegistry {
   directHost: string;
   storageDir: string;
   configPath: string;
+  /** The pid of distribution, which leads its own process group. */
+  pid: number;
   /**
    * Every request that reached the registry through host, recorded on arrival (so complete as
    * soon as the client has its answer), with status once answered. Clear with resetRequests().
@@ -114,6 +116,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       directHost,
       storageDir,
       configPath,
+      pid: running.pid as number,
       requests: proxy.requests,
       count: (filter) => proxy.count(filter),
       resetRequests: () => proxy.reset(),
@@ -189,8 +192,7 @@ export function registryConfig(options: RegistryOptions, storageDir: string, por
 }
 
 function spawnRegistry(configPath: string, lines: string[]): ChildProcess {
-  const child = spawn(REGISTRY_BINARY, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  trackChild(child);
+  const child = spawnGroup(REGISTRY_BINARY, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   const collect = (stream: NodeJS.ReadableStream): void => {
     let partial = '';
     stream.setEncoding('utf8');

@@ -1,10 +1,10 @@
 // `tagtrail serve` as a real child process (node bin/tagtrail.js serve), for end-to-end tests:
 // its JSON log lines, its address, and SIGTERM. Builds dist/ first when the sources are newer.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { trackChild } from '../helpers/cleanup.js';
+import { killChild, spawnGroup } from '../helpers/cleanup.js';
 import { BIN } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -50,8 +50,7 @@ export interface ServeProcess {
 }
 
 export async function startServe(args: readonly string[], env: Record<string, string>, timeoutMs = 20_000): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
-  trackChild(child);
+  const child = spawnGroup(process.execPath, [BIN, 'serve', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   const stdout: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<() => void>();
@@ -98,7 +97,10 @@ export async function startServe(args: readonly string[], env: Record<string, st
       if (!check()) waiters.add(wake);
     });
 
-  const ready = await Promise.race([waitForLog((l) => l.msg === 'listening', timeoutMs), exited.then((code) => ({ exited: code }))]);
+  const ready = await Promise.race([waitForLog((l) => l.msg === 'listening', timeoutMs), exited.then((code) => ({ exited: code }))]).catch(async (err: unknown) => {
+    await killChild(child);
+    throw err;
+  });
   if ('exited' in ready) throw new Error(`tagtrail serve exited with ${String(ready.exited)}:\n${stdout.join('\n')}\n${stderr.join('\n')}`);
   return {
     child,
@@ -112,6 +114,8 @@ export async function startServe(args: readonly string[], env: Record<string, st
       const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
       const code = await exited;
       clearTimeout(timer);
+      // Its process group too, and the record that it stopped.
+      await killChild(child);
       return code;
     },
   };
