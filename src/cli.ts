@@ -1,7 +1,7 @@
 // The `tagtrail` command line. Each command lives in src/commands/ and is loaded only when run,
 // so `tagtrail --version` and `--help` stay as quick as node itself.
 import { Command, CommanderError, Option } from 'commander';
-import { EXIT_FAILURE, EXIT_USAGE, formatError, isTagtrailError } from './errors.js';
+import { EXIT_FAILURE, EXIT_USAGE, exitCodeFor, formatError, isTagtrailError } from './errors.js';
 import { processRuntime, type Runtime } from './runtime.js';
 import { VERSION } from './version.js';
 
@@ -144,7 +144,7 @@ export async function main(argv: readonly string[], rt: Runtime = processRuntime
     }
     if (isTagtrailError(err)) {
       rt.stderr.write(`${formatError(err)}\n`);
-      return err.exitCode;
+      return exitCodeFor(err);
     }
     rt.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
     return EXIT_FAILURE;

@@ -1,5 +1,5 @@
 // What the registry-facing commands share: turning flags and environment into a client.
-import { UsageError, formatError, isTagtrailError } from '../errors.js';
+import { EXIT_CONFLICT, UsageError, exitCodeFor, formatError, isTagtrailError } from '../errors.js';
 import { credentialResolver } from '../oci/auth/credentials.js';
 import { type Reference, formatReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
@@ -34,9 +34,9 @@ export async function registryClient(rt: Runtime, flags: RegistryFlags): Promise
   });
 }
 
-/** Worst exit code wins; a conflict (3) outranks other failures so a CI job can tell races apart. */
+/** Worst exit code wins; a conflict outranks other failures so a CI job can tell races apart. */
 export function worstExit(codes: readonly number[]): number {
-  if (codes.includes(3)) return 3;
+  if (codes.includes(EXIT_CONFLICT)) return EXIT_CONFLICT;
   return codes.find((c) => c !== 0) ?? 0;
 }
 
@@ -54,7 +54,7 @@ export async function forEachImage<R>(rt: Runtime, refs: readonly Reference[], f
       codes.push(0);
     } catch (err) {
       if (!isTagtrailError(err)) throw err;
-      codes.push(err.exitCode);
+      codes.push(exitCodeFor(err));
       rt.stderr.write(`${formatReference(ref)}: ${formatError(err)}\n`);
     }
   }

@@ -1,7 +1,7 @@
 // Transport behaviour that a real registry will not show on demand: scripted answers through an
 // injected fetch. The same behaviours are exercised end to end through the fault proxy.
 import { describe, expect, it } from 'vitest';
-import { AuthError, NetworkError, NotFoundError, RegistryError } from '../errors.js';
+import { AuthError, NetworkError, NotFoundError, RegistryError, exitCodeFor } from '../errors.js';
 import { credentialResolver } from './auth/credentials.js';
 import { pushScope } from './auth/token.js';
 import { Transport, parseRetryAfter } from './transport.js';
@@ -117,7 +117,7 @@ describe('Transport auth', () => {
     });
     const err = await transport(s.fetch, { creds: true }).t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/manifests/a', scope: pushScope('g/app') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AuthError);
-    expect((err as AuthError).exitCode).toBe(1);
+    expect(exitCodeFor(err as AuthError)).toBe(1);
     expect((err as Error).message).toContain('TAGTRAIL_REGISTRY_USER');
     expect((err as Error).message).not.toContain('s3cret');
   });
