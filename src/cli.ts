@@ -16,6 +16,7 @@ function registryOptions(cmd: Command): Command {
     .option('--username <name>', 'registry user name (the password is read with --password-stdin)')
     .option('--password-stdin', 'read the registry password or token from standard input')
     .option('--insecure-registry <host>', 'reach this registry host over plain http (repeatable)', collect, [])
+    .option('--trusted-realm-host <host>', "a host whose token realm may receive the registry credentials besides the registry's own host, e.g. the GitLab server of a registry on another name (repeatable; env TAGTRAIL_TRUSTED_REALM_HOSTS, comma-separated)", collect, [])
     .option('--debug', 'log each registry request (credentials are always redacted)');
 }
 

@@ -86,7 +86,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), pass --annotation KEY=VALUE, or --from-labels to copy the image config labels',
     });
   }
-  const client = await registryClient(rt, flags);
+  const client = await registryClient(rt, flags, refs.map((r) => r.registry));
 
   const out: string[] = [];
   const warn: string[] = [];

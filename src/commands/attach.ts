@@ -76,7 +76,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), or pass --annotation KEY=VALUE',
     });
   }
-  const client = await registryClient(rt, flags);
+  const client = await registryClient(rt, flags, refs.map((r) => r.registry));
 
   const out: string[] = [];
   const warn: string[] = [];

@@ -59,7 +59,7 @@ function text(d: ImageDetails): string {
 export async function run(rt: Runtime, args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as ShowFlags;
   const ref = parseReference(String(args[0]));
-  const client = await registryClient(rt, flags);
+  const client = await registryClient(rt, flags, [ref.registry]);
   const details = await inspectImage(client, ref);
   for (const w of details.warnings) rt.stderr.write(`warning: ${w}\n`);
   rt.stdout.write(flags.output === 'json' ? `${JSON.stringify(details, null, 2)}\n` : text(details));

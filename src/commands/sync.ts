@@ -60,7 +60,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
   const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
-  const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] });
+  const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, [target.host]);
   const store = await openStore(dbUrl, { sqliteCacheMiB: SYNC_SQLITE_CACHE_MIB });
 
   const controller = new AbortController();
