@@ -100,7 +100,7 @@ describe('explicit credentials are for the command\'s registry', () => {
 
   it('annotate on two registries with one TAGTRAIL_REGISTRY_USER stops before any request (exit 2), the other registry gets nothing', async () => {
     const env = { TAGTRAIL_REGISTRY_USER: USER, TAGTRAIL_REGISTRY_PASSWORD: PASSWORD };
-    for (const extra of [{}, { TAGTRAIL_REGISTRY_HOSTS: proxy().host }]) {
+    for (const extra of [{}, { TAGTRAIL_REGISTRY_HOSTS: 'registry.example.com' }]) {
       const r = await runCli(['annotate', `${proxy().host}/group/app:v1`, `${other.host}/group/app:v1`, '-a', 'com.example.team=payments'], { env: { ...env, ...extra } });
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain('TAGTRAIL_REGISTRY_HOSTS');
@@ -114,6 +114,16 @@ describe('explicit credentials are for the command\'s registry', () => {
       auth: { bearer: await issuer().mintToken({ access: [{ type: 'repository', name: 'group/app', actions: ['pull'] }] }) },
     });
     expect(tag.digest).toBe(pushed);
+  });
+
+  it('with several registries, only those listed in TAGTRAIL_REGISTRY_HOSTS get them', async () => {
+    const r = await runCli(['annotate', `${proxy().host}/group/app:v1`, `${other.host}/group/app:v1`, '-a', 'com.example.team=payments', '--dry-run'], {
+      env: { TAGTRAIL_REGISTRY_USER: USER, TAGTRAIL_REGISTRY_PASSWORD: PASSWORD, TAGTRAIL_REGISTRY_HOSTS: proxy().host },
+    });
+    expect(r.code).toBe(1);
+    expect(issuer().requests.at(-1)?.user).toBe(USER);
+    expect(other.requests.length).toBeGreaterThan(0);
+    expect(other.requests.filter((q) => q.headers.authorization !== undefined)).toEqual([]);
   });
 
   it('listed in TAGTRAIL_REGISTRY_HOSTS, both registries get them: the user said so', async () => {

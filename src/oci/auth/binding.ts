@@ -1,6 +1,7 @@
 // Where registry credentials may go. One owner for two rules:
 //   1. Explicit credentials (--username/--password-stdin, TAGTRAIL_REGISTRY_USER/PASSWORD) are for
-//      the registry the command works on, or the registries listed in TAGTRAIL_REGISTRY_HOSTS.
+//      the registry the command works on, or the registries listed in TAGTRAIL_REGISTRY_HOSTS
+//      (only those, when the command works on several).
 //      (CI_REGISTRY_USER is bound to $CI_REGISTRY and docker config entries to their own host
 //      by the resolver already.)
 //   2. Basic credentials, whatever their source, go to a token realm only when the realm's host
@@ -84,16 +85,18 @@ export function untrustedRealmError(registry: string, realm: URL, source: string
 
 /**
  * The registries explicit credentials are for: those listed in TAGTRAIL_REGISTRY_HOSTS, and the
- * command's registry. A command that works on several registries must list them all, so one
- * password never reaches a registry it was not meant for.
+ * command's registry when it works on one. A command on several registries uses them for the
+ * listed ones only (the others keep their own sources, such as CI_REGISTRY_USER), and refuses
+ * to guess when none of its registries is listed, so one password never reaches a registry it
+ * was not meant for.
  */
 export function explicitCredentialHosts(commandRegistries: readonly string[], listed: readonly string[], source: string): Set<string> {
   const command = [...new Set(commandRegistries.map(normalizeAuthKey))];
-  const unlisted = command.filter((r) => !listed.includes(r));
-  if (command.length > 1 && unlisted.length > 0) {
-    throw new UsageError(`the credentials from ${source} are for one registry, and this command works on ${command.join(', ')}; ${unlisted.join(', ')} ${unlisted.length === 1 ? 'is' : 'are'} not in TAGTRAIL_REGISTRY_HOSTS`, {
-      hint: `list every registry they are meant for in TAGTRAIL_REGISTRY_HOSTS (e.g. TAGTRAIL_REGISTRY_HOSTS=${command.join(',')}), or run once per registry`,
+  if (command.length <= 1) return new Set([...listed, ...command]);
+  if (!command.some((r) => listed.includes(r))) {
+    throw new UsageError(`the credentials from ${source} are for one registry, and this command works on ${command.join(', ')}, none of them in TAGTRAIL_REGISTRY_HOSTS`, {
+      hint: `name the registries they are for in TAGTRAIL_REGISTRY_HOSTS (e.g. TAGTRAIL_REGISTRY_HOSTS=${command[command.length - 1] ?? ''}); the others use their own credentials (CI_REGISTRY_USER, DOCKER_AUTH_CONFIG)`,
     });
   }
-  return new Set([...listed, ...command]);
+  return new Set(listed);
 }

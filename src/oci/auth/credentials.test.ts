@@ -46,10 +46,12 @@ describe('credentialResolver', () => {
     expect(flag('other.example.com')).toBeUndefined();
     const listed = credentialResolver({ env: { ...env, TAGTRAIL_REGISTRY_HOSTS: 'other.example.com, https://third.example.com:5050/' }, readFile, registries: ['reg.example.com'] });
     expect(['reg.example.com', 'other.example.com', 'third.example.com:5050', 'fourth.example.com'].map((r) => listed(r)?.username)).toEqual(['tt', 'tt', 'tt', undefined]);
-    // Several registries on one command: every one must be listed, before any request.
+    // Several registries on one command: for the listed ones only; none listed is refused before any request.
     expect(() => credentialResolver({ env, readFile, registries: ['a.example.com', 'b.example.com'] })).toThrow(UsageError);
-    expect(() => credentialResolver({ env: { ...env, TAGTRAIL_REGISTRY_HOSTS: 'a.example.com' }, readFile, registries: ['a.example.com', 'b.example.com'] })).toThrow(/TAGTRAIL_REGISTRY_HOSTS/);
-    expect(credentialResolver({ env: { ...env, TAGTRAIL_REGISTRY_HOSTS: 'a.example.com,b.example.com' }, readFile, registries: ['a.example.com', 'b.example.com'] })('b.example.com')?.username).toBe('tt');
+    expect(() => credentialResolver({ env: { ...env, TAGTRAIL_REGISTRY_HOSTS: 'c.example.com' }, readFile, registries: ['a.example.com', 'b.example.com'] })).toThrow(/TAGTRAIL_REGISTRY_HOSTS/);
+    const ci = { ...env, CI_REGISTRY: 'a.example.com', CI_REGISTRY_USER: 'gitlab-ci-token', CI_REGISTRY_PASSWORD: 'job' };
+    const some = credentialResolver({ env: { ...ci, TAGTRAIL_REGISTRY_HOSTS: 'b.example.com' }, readFile, registries: ['a.example.com', 'b.example.com'] });
+    expect([some('a.example.com')?.source, some('b.example.com')?.source]).toEqual(['CI_REGISTRY_USER', 'TAGTRAIL_REGISTRY_USER']);
     // Without explicit credentials, several registries are fine: each source is bound on its own.
     expect(credentialResolver({ env: {}, readFile, registries: ['a.example.com', 'b.example.com'] })('a.example.com')).toBeUndefined();
     expect(() => credentialResolver({ env: { ...env, TAGTRAIL_REGISTRY_HOSTS: 'not a host' }, readFile, registries: ['reg.example.com'] })).toThrow(UsageError);
