@@ -2,6 +2,7 @@
 // so `tagtrail --version` and `--help` stay as quick as node itself.
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT_FAILURE, EXIT_USAGE, exitCodeFor, formatError, isTagtrailError } from './errors.js';
+import { inertText, inertWriter } from './inert-text.js';
 import { processRuntime, type Runtime } from './runtime.js';
 import { VERSION } from './version.js';
 
@@ -22,7 +23,17 @@ function registryOptions(cmd: Command): Command {
 
 type Action = (rt: Runtime, args: unknown[], opts: Record<string, unknown>) => Promise<number>;
 
-export function buildProgram(rt: Runtime, setExit: (code: number) => void): Command {
+/**
+ * Every command writes through inert outputs (inert-text.ts): text from a registry or an annotation
+ * can never drive the terminal. `flags` keeps a raw standard output for its argument lists, which
+ * must carry each value exactly (NUL-separated for xargs -0, shell-quoted for eval).
+ */
+function inertRuntime(rt: Runtime): Runtime {
+  return { ...rt, stdout: inertWriter(rt.stdout), stderr: inertWriter(rt.stderr) };
+}
+
+export function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
+  const rt = inertRuntime(raw);
   const program = new Command('tagtrail');
   program
     .description('Stamp GitLab CI build details into image manifests, and find any image by commit, pipeline or ref.')
@@ -34,13 +45,13 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
     .exitOverride()
     .showSuggestionAfterError(true);
 
-  const run = (load: () => Promise<{ run: Action }>) =>
+  const run = (load: () => Promise<{ run: Action }>, output: { rawStdout?: boolean } = {}) =>
     async (...all: unknown[]) => {
       const cmd = all[all.length - 1] as Command;
       const opts = cmd.opts();
       const args = all.slice(0, all.length - 2);
       const mod = await load();
-      setExit(await mod.run(rt, args, opts));
+      setExit(await mod.run(output.rawStdout ? { ...rt, stdout: raw.stdout } : rt, args, opts));
     };
 
   registryOptions(
@@ -96,7 +107,7 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
     .option('--no-ci', 'leave out the GitLab CI annotation set')
     .option('-0, --null', 'raw arguments, each ended by a NUL byte, for xargs -0 (default: shell-quoted words for eval)')
     .option('--lines', 'raw arguments, one per line (refused when a value holds a line break)')
-    .action(run(() => import('./commands/flags.js')));
+    .action(run(() => import('./commands/flags.js'), { rawStdout: true }));
 
   // tagtrail sync: crawl a registry into the catalog database.
   registryOptions(
@@ -130,9 +141,10 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
   return program;
 }
 
-export async function main(argv: readonly string[], rt: Runtime = processRuntime()): Promise<number> {
+export async function main(argv: readonly string[], raw: Runtime = processRuntime()): Promise<number> {
   let exitCode = 0;
-  const program = buildProgram(rt, (c) => {
+  const rt = inertRuntime(raw);
+  const program = buildProgram(raw, (c) => {
     exitCode = c;
   });
   try {
@@ -147,7 +159,7 @@ export async function main(argv: readonly string[], rt: Runtime = processRuntime
       rt.stderr.write(`${formatError(err)}\n`);
       return exitCodeFor(err);
     }
-    rt.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    rt.stderr.write(`error: ${inertText(err instanceof Error ? err.message : String(err))}\n`);
     return EXIT_FAILURE;
   }
 }

@@ -2,6 +2,8 @@
 // message text. Each class belongs to a family (whose fault it was); exitCodeFor() and
 // httpStatusFor() map them, once, here.
 
+import { inertText } from './inert-text.js';
+
 export type ErrorCode =
   | 'USAGE'
   | 'INVALID_REFERENCE'
@@ -164,7 +166,7 @@ export function isTagtrailError(err: unknown): err is TagtrailError {
   return err instanceof TagtrailError;
 }
 
-/** One line for a terminal: the message, then the hint. */
+/** One line for a terminal: the message, then the hint; registry text in them is made inert. */
 export function formatError(err: TagtrailError): string {
-  return err.hint ? `error: ${err.message}\nhint: ${err.hint}` : `error: ${err.message}`;
+  return err.hint ? `error: ${inertText(err.message)}\nhint: ${inertText(err.hint)}` : `error: ${inertText(err.message)}`;
 }
