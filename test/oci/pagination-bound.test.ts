@@ -3,7 +3,7 @@
 // pagination stop at a bound with PaginationLimitError. The bound is 10,000 pages; the tests
 // lower it so they make dozens of requests, not ten thousand.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PaginationLimitError, exitCodeFor } from '../../src/errors.js';
+import { PaginationLimitError, RegistryError, exitCodeFor } from '../../src/errors.js';
 import { DEFAULT_MAX_LIST_PAGES, RegistryClient } from '../../src/oci/registry.js';
 import { startRecordingServer, type RecordedRequest, type RecordingServer } from '../helpers/fault-proxy.js';
 
@@ -14,6 +14,8 @@ let endless: RecordingServer;
 function answer(req: RecordedRequest): { status: number; headers?: Record<string, string>; body?: string } {
   if (req.path === '/v2/') return { status: 200, body: '{}' };
   const u = new URL(req.url, 'http://x');
+  // A Link back to the page itself: caught by the loop check at once.
+  if (req.path === '/v2/same/tags/list') return { status: 200, headers: { link: '</v2/same/tags/list?n=1>; rel="next"' }, body: JSON.stringify({ name: 'same', tags: ['a'] }) };
   const n = Number(u.searchParams.get('last')?.replace(/^p/, '') ?? '0') + 1;
   const link = `<${u.pathname}?n=1&last=p${n}>; rel="next"`;
   if (req.path.endsWith('/tags/list')) return { status: 200, headers: { 'content-type': 'application/json', link }, body: JSON.stringify({ name: 'loop', tags: [`p${n}`] }) };
@@ -59,6 +61,14 @@ describe('pagination bound', () => {
     expect((error as Error).message).toContain('tag list of loop');
     expect(items).toHaveLength(LIMIT);
     expect(endless.requests.filter((r) => r.path === '/v2/loop/tags/list')).toHaveLength(LIMIT);
+  });
+
+  it('a Link back to a page already read is refused at once', async () => {
+    endless.requests.length = 0;
+    const { error } = await drain(client(LIMIT).listTags(endless.host, 'same', 1));
+    expect(error).toBeInstanceOf(RegistryError);
+    expect((error as Error).message).toContain('pagination loops');
+    expect(endless.requests.filter((r) => r.path === '/v2/same/tags/list')).toHaveLength(1);
   });
 
   it('the repository catalog has the same bound', async () => {
