@@ -1,7 +1,8 @@
 // The `tagtrail` command line. Each command lives in src/commands/ and is loaded only when run,
 // so `tagtrail --version` and `--help` stay as quick as node itself.
 import { Command, CommanderError, Option } from 'commander';
-import { EXIT_FAILURE, EXIT_USAGE, formatError, isTagtrailError } from './errors.js';
+import { EXIT_FAILURE, EXIT_USAGE, exitCodeFor, formatError, isTagtrailError } from './errors.js';
+import { inertText, inertWriter } from './inert-text.js';
 import { processRuntime, type Runtime } from './runtime.js';
 import { VERSION } from './version.js';
 
@@ -16,12 +17,23 @@ function registryOptions(cmd: Command): Command {
     .option('--username <name>', 'registry user name (the password is read with --password-stdin)')
     .option('--password-stdin', 'read the registry password or token from standard input')
     .option('--insecure-registry <host>', 'reach this registry host over plain http (repeatable)', collect, [])
+    .option('--trusted-realm-host <host>', "a host whose token realm may receive the registry credentials besides the registry's own host, e.g. the GitLab server of a registry on another name (repeatable; env TAGTRAIL_TRUSTED_REALM_HOSTS, comma-separated)", collect, [])
     .option('--debug', 'log each registry request (credentials are always redacted)');
 }
 
 type Action = (rt: Runtime, args: unknown[], opts: Record<string, unknown>) => Promise<number>;
 
-export function buildProgram(rt: Runtime, setExit: (code: number) => void): Command {
+/**
+ * Every command writes through inert outputs (inert-text.ts): text from a registry or an annotation
+ * can never drive the terminal. `flags` keeps a raw standard output for its argument lists, which
+ * must carry each value exactly (NUL-separated for xargs -0, shell-quoted for eval).
+ */
+function inertRuntime(rt: Runtime): Runtime {
+  return { ...rt, stdout: inertWriter(rt.stdout), stderr: inertWriter(rt.stderr) };
+}
+
+export function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
+  const rt = inertRuntime(raw);
   const program = new Command('tagtrail');
   program
     .description('Stamp GitLab CI build details into image manifests, and find any image by commit, pipeline or ref.')
@@ -33,13 +45,13 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
     .exitOverride()
     .showSuggestionAfterError(true);
 
-  const run = (load: () => Promise<{ run: Action }>) =>
+  const run = (load: () => Promise<{ run: Action }>, output: { rawStdout?: boolean } = {}) =>
     async (...all: unknown[]) => {
       const cmd = all[all.length - 1] as Command;
       const opts = cmd.opts();
       const args = all.slice(0, all.length - 2);
       const mod = await load();
-      setExit(await mod.run(rt, args, opts));
+      setExit(await mod.run(output.rawStdout ? { ...rt, stdout: raw.stdout } : rt, args, opts));
     };
 
   registryOptions(
@@ -95,7 +107,7 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
     .option('--no-ci', 'leave out the GitLab CI annotation set')
     .option('-0, --null', 'raw arguments, each ended by a NUL byte, for xargs -0 (default: shell-quoted words for eval)')
     .option('--lines', 'raw arguments, one per line (refused when a value holds a line break)')
-    .action(run(() => import('./commands/flags.js')));
+    .action(run(() => import('./commands/flags.js'), { rawStdout: true }));
 
   // tagtrail sync: crawl a registry into the catalog database.
   registryOptions(
@@ -129,9 +141,10 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
   return program;
 }
 
-export async function main(argv: readonly string[], rt: Runtime = processRuntime()): Promise<number> {
+export async function main(argv: readonly string[], raw: Runtime = processRuntime()): Promise<number> {
   let exitCode = 0;
-  const program = buildProgram(rt, (c) => {
+  const rt = inertRuntime(raw);
+  const program = buildProgram(raw, (c) => {
     exitCode = c;
   });
   try {
@@ -144,9 +157,9 @@ export async function main(argv: readonly string[], rt: Runtime = processRuntime
     }
     if (isTagtrailError(err)) {
       rt.stderr.write(`${formatError(err)}\n`);
-      return err.exitCode;
+      return exitCodeFor(err);
     }
-    rt.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    rt.stderr.write(`error: ${inertText(err instanceof Error ? err.message : String(err))}\n`);
     return EXIT_FAILURE;
   }
 }

@@ -2,6 +2,8 @@
 export interface Output {
   write(chunk: string): unknown;
   readonly isTTY?: boolean;
+  /** Writes a terminal control sequence of our own, unfiltered (see inert-text.ts). */
+  control?(sequence: string): unknown;
 }
 
 export interface Runtime {

@@ -5,7 +5,7 @@
 // Search reads tag_terms, a table denormalised per live tag (see migrations/sqlite.ts for the
 // indexing notes): every write that changes what a tag points at, or what that image says,
 // rebuilds the tag's terms in the same transaction.
-import { InvalidInputError, StoreError, UsageError } from '../errors.js';
+import { InvalidCursorError, InvalidInputError, StoreError, UsageError } from '../errors.js';
 import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
 import { verifyDigest } from '../oci/digest.js';
 import { isValidDigest } from '../oci/reference.js';
@@ -177,20 +177,20 @@ function decodeCursor(cursor: string | undefined, kind: string): Record<string, 
     v = undefined;
   }
   if (typeof v !== 'object' || v === null || (v as { k?: unknown }).k !== kind) {
-    throw new UsageError('invalid cursor', { hint: 'pass back the nextCursor of the previous page, with the same query' });
+    throw new InvalidCursorError('invalid cursor', { hint: 'pass back the nextCursor of the previous page, with the same query' });
   }
   return v as Record<string, unknown>;
 }
 
 function cursorNumber(c: Record<string, unknown>, field: string): number {
   const v = c[field];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new UsageError('invalid cursor');
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new InvalidCursorError('invalid cursor');
   return v;
 }
 
 function cursorString(c: Record<string, unknown>, field: string): string {
   const v = c[field];
-  if (typeof v !== 'string') throw new UsageError('invalid cursor');
+  if (typeof v !== 'string') throw new InvalidCursorError('invalid cursor');
   return v;
 }
 

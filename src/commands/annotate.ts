@@ -6,6 +6,7 @@ import { isGitLabCi } from '../gitlab/ci.js';
 import { type AnnotateResult, type ManifestOutcome, annotateImage } from '../oci/annotate.js';
 import { type PlatformFilter, parsePlatform } from '../oci/manifest.js';
 import { type Reference, parseReference } from '../oci/reference.js';
+import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
 import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
 
@@ -35,9 +36,9 @@ function jsonResult(r: AnnotateResult): Record<string, unknown> {
 
 function diffLines(m: ManifestOutcome): string[] {
   const lines: string[] = [];
-  for (const [k, v] of Object.entries(m.diff.added)) lines.push(`    + ${k}=${JSON.stringify(v)}`);
-  for (const [k, c] of Object.entries(m.diff.changed)) lines.push(`    ~ ${k}: ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`);
-  for (const k of Object.keys(m.diff.removed)) lines.push(`    - ${k}`);
+  for (const [k, v] of Object.entries(m.diff.added)) lines.push(`    + ${inertText(k)}=${JSON.stringify(v)}`);
+  for (const [k, c] of Object.entries(m.diff.changed)) lines.push(`    ~ ${inertText(k)}: ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`);
+  for (const k of Object.keys(m.diff.removed)) lines.push(`    - ${inertText(k)}`);
   if (m.converted) lines.push('    (media types converted to OCI)');
   return lines;
 }
@@ -48,7 +49,7 @@ function textResult(r: AnnotateResult, out: string[], warn: string[]): void {
     out.push(`${r.image}: ${r.changed ? 'would change' : 'up to date, nothing to write'}`);
     for (const m of r.manifests) {
       const lines = diffLines(m);
-      out.push(`  ${m.platform} ${m.before}${lines.length === 0 ? ' (unchanged)' : ''}`, ...lines);
+      out.push(`  ${inertText(m.platform)} ${m.before}${lines.length === 0 ? ' (unchanged)' : ''}`, ...lines);
     }
     return;
   }
@@ -86,7 +87,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), pass --annotation KEY=VALUE, or --from-labels to copy the image config labels',
     });
   }
-  const client = await registryClient(rt, flags);
+  const client = await registryClient(rt, flags, refs.map((r) => r.registry));
 
   const out: string[] = [];
   const warn: string[] = [];

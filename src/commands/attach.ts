@@ -5,6 +5,7 @@ import { isGitLabCi } from '../gitlab/ci.js';
 import { type AttachResult, attachBuildDetails } from '../oci/attach.js';
 import { type Reference, formatReference, parseReference } from '../oci/reference.js';
 import { type ReferrersMode, fallbackTag } from '../oci/referrers.js';
+import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
 import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
 
@@ -37,7 +38,7 @@ function textResult(r: AttachResult, out: string[]): void {
   const via = r.path === 'api' ? "the registry's referrers API" : `the referrers tag ${r.repository}:${fallbackTag(r.subject.digest)}`;
   if (r.dryRun) {
     out.push(r.changed ? `${r.image}: would attach build details as ${referrer}, listed through ${via}` : `${r.image}: build details already attached as ${referrer}; nothing to write`);
-    for (const k of Object.keys(r.annotations).sort()) out.push(`    ${k}=${JSON.stringify(r.annotations[k])}`);
+    for (const k of Object.keys(r.annotations).sort()) out.push(`    ${inertText(k)}=${JSON.stringify(r.annotations[k])}`);
     out.push(`  subject (unchanged): ${subject}`);
     return;
   }
@@ -76,14 +77,14 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), or pass --annotation KEY=VALUE',
     });
   }
-  const client = await registryClient(rt, flags);
+  const client = await registryClient(rt, flags, refs.map((r) => r.registry));
 
   const out: string[] = [];
   const warn: string[] = [];
   const { results, exitCode } = await forEachImage(rt, refs, async (ref) => {
     const r = await attachBuildDetails(client, ref, { changes, now: rt.now(), dryRun: flags.dryRun ?? false, mode: flags.referrersApi, verify: flags.verify });
     if (flags.output === 'text') textResult(r, out);
-    for (const w of r.warnings) warn.push(`warning: ${formatReference(ref)}: ${w}`);
+    for (const w of r.warnings) warn.push(`warning: ${formatReference(ref)}: ${inertText(w)}`);
     return r;
   });
   if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, jsonResult));

@@ -1,5 +1,6 @@
 // What the registry-facing commands share: turning flags and environment into a client.
-import { UsageError, formatError, isTagtrailError } from '../errors.js';
+import { EXIT_CONFLICT, UsageError, exitCodeFor, formatError, isTagtrailError } from '../errors.js';
+import { parseTrustedRealmHost } from '../oci/auth/binding.js';
 import { credentialResolver } from '../oci/auth/credentials.js';
 import { type Reference, formatReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
@@ -10,10 +11,39 @@ export interface RegistryFlags {
   username?: string;
   passwordStdin?: boolean;
   insecureRegistry?: string[];
+  trustedRealmHost?: string[];
   debug?: boolean;
 }
 
-export async function registryClient(rt: Runtime, flags: RegistryFlags): Promise<RegistryClient> {
+/**
+ * Host names whose token realms may receive Basic credentials besides each registry's own:
+ * --trusted-realm-host, TAGTRAIL_TRUSTED_REALM_HOSTS, the GitLab servers the command is configured
+ * with (serve's --gitlab-url), and in a GitLab CI job the job's own server ($CI_SERVER_URL), where
+ * GitLab serves the /jwt/auth realm of its registry.
+ */
+function trustedRealmHosts(rt: Runtime, flags: RegistryFlags, gitlabUrls: readonly string[]): string[] {
+  const fromEnv = (rt.env.TAGTRAIL_TRUSTED_REALM_HOSTS ?? '').split(',').filter((h) => h.trim() !== '');
+  const hosts = [
+    ...(flags.trustedRealmHost ?? []).map((h) => parseTrustedRealmHost(h)),
+    ...fromEnv.map((h) => parseTrustedRealmHost(h, 'TAGTRAIL_TRUSTED_REALM_HOSTS entry')),
+    ...gitlabUrls.map((u) => parseTrustedRealmHost(u, '--gitlab-url')),
+  ];
+  const ciServer = rt.env.CI_SERVER_URL;
+  if (ciServer) {
+    try {
+      hosts.push(parseTrustedRealmHost(ciServer, 'CI_SERVER_URL'));
+    } catch {
+      // Not a URL: the runner's business; it only means no GitLab host is trusted from it.
+    }
+  }
+  return [...new Set(hosts)];
+}
+
+/**
+ * A registry client for a command working on `registries` (host[:port]): explicit credentials
+ * are bound to those. `gitlabUrls`: the GitLab servers the command is configured with.
+ */
+export async function registryClient(rt: Runtime, flags: RegistryFlags, registries: readonly string[], gitlabUrls: readonly string[] = []): Promise<RegistryClient> {
   let explicit: { username: string; password: string } | undefined;
   if (flags.passwordStdin && !flags.username) throw new UsageError('--password-stdin needs --username', { hint: 'pass --username USER as well' });
   if (flags.username !== undefined) {
@@ -27,16 +57,17 @@ export async function registryClient(rt: Runtime, flags: RegistryFlags): Promise
   }
   return new RegistryClient({
     fetch: rt.fetch,
-    credentials: credentialResolver({ env: rt.env, ...(explicit ? { explicit } : {}) }),
+    credentials: credentialResolver({ env: rt.env, registries, ...(explicit ? { explicit } : {}) }),
     insecureRegistries: flags.insecureRegistry ?? [],
+    trustedRealmHosts: trustedRealmHosts(rt, flags, gitlabUrls),
     userAgent: `tagtrail/${VERSION}`,
     ...(flags.debug ? { debug: (line: string) => rt.stderr.write(`debug: ${line}\n`) } : {}),
   });
 }
 
-/** Worst exit code wins; a conflict (3) outranks other failures so a CI job can tell races apart. */
+/** Worst exit code wins; a conflict outranks other failures so a CI job can tell races apart. */
 function worstExit(codes: readonly number[]): number {
-  if (codes.includes(3)) return 3;
+  if (codes.includes(EXIT_CONFLICT)) return EXIT_CONFLICT;
   return codes.find((c) => c !== 0) ?? 0;
 }
 
@@ -54,7 +85,7 @@ export async function forEachImage<R>(rt: Runtime, refs: readonly Reference[], f
       codes.push(0);
     } catch (err) {
       if (!isTagtrailError(err)) throw err;
-      codes.push(err.exitCode);
+      codes.push(exitCodeFor(err));
       rt.stderr.write(`${formatReference(ref)}: ${formatError(err)}\n`);
     }
   }

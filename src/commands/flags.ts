@@ -14,6 +14,7 @@ import {
   isArgvFormat,
   parseBuildxLevels,
 } from '../gitlab/flags.js';
+import { inertOutput } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
 
 interface FlagsOptions {
@@ -55,7 +56,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
 
   switch (o.format) {
     case 'json':
-      rt.stdout.write(annotationsJson(set));
+      // Standard output is raw for the argument lists; JSON is made inert like every other command's (valid JSON, same values).
+      rt.stdout.write(inertOutput(annotationsJson(set)));
       return 0;
     case 'dotenv': {
       const report = dotenvReport(set);

@@ -9,7 +9,7 @@ import { createLogger } from '../server/logger.js';
 import { Metrics } from '../server/metrics.js';
 import { Reconciler } from '../server/reconcile.js';
 import { mountUi } from '../server/ui/index.js';
-import { gitlabUrlsFrom } from '../server/ui/links.js';
+import { gitlabUrlsFrom, parseGitlabUrls } from '../server/ui/links.js';
 import { MIN_SECRET_LENGTH } from '../server/webhook.js';
 import type { Runtime } from '../runtime.js';
 import { VERSION } from '../version.js';
@@ -50,6 +50,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
   const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const gitlabUrls = gitlabUrlsFrom(flags.gitlabUrl, rt.env.TAGTRAIL_GITLAB_URL);
+  // Only GitLab servers named on purpose are trusted token realms; the links default (gitlab.com) is not.
+  const configuredGitlabUrls = (flags.gitlabUrl?.length ?? 0) > 0 || (rt.env.TAGTRAIL_GITLAB_URL ?? '').trim() !== '' ? parseGitlabUrls(gitlabUrls).map((g) => g.origin) : [];
 
   // The webhook never runs unauthenticated: no secret, no webhook. An empty or short secret is refused.
   const secretFlag = flags.webhookSecret;
@@ -66,7 +68,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const logger = createLogger(rt.stdout, rt.env.TAGTRAIL_LOG_LEVEL || 'info');
 
   const client = target
-    ? await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] })
+    ? await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, [target.host], configuredGitlabUrls)
     : undefined;
   const store = await openStore(dbUrl);
   const metrics = new Metrics();

@@ -2,6 +2,7 @@
 import type { Build } from '../gitlab/build.js';
 import { type ImageDetails, inspectImage } from '../oci/inspect.js';
 import { parseReference } from '../oci/reference.js';
+import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
 import { type RegistryFlags, registryClient } from './common.js';
 
@@ -19,7 +20,7 @@ function buildLines(b: Build): string[] {
     ['project', b.project && [b.project.path, b.project.url].filter(Boolean).join('  ')],
     ['user', b.user && [b.user.login, b.user.id && `(id ${b.user.id})`].filter(Boolean).join(' ')],
   ];
-  return rows.filter(([, v]) => v).map(([k, v]) => `  ${`${k}:`.padEnd(15)}${v}`);
+  return rows.filter(([, v]) => v).map(([k, v]) => `  ${`${k}:`.padEnd(15)}${inertText(v ?? '')}`);
 }
 
 function sourceLine(d: ImageDetails): string {
@@ -27,14 +28,14 @@ function sourceLine(d: ImageDetails): string {
     case 'labels':
       return 'build details (from config labels only; no manifest annotations, no referrer):';
     case 'referrer':
-      return `build details (from referrer ${d.referrer ?? ''}; the manifest itself carries none):`;
+      return `build details (from referrer ${inertText(d.referrer ?? '')}; the manifest itself carries none):`;
     default:
       return 'build details (from the manifest annotations):';
   }
 }
 
 function text(d: ImageDetails): string {
-  const lines = [`${d.image}`, `  digest:        ${d.digest}`, `  media type:    ${d.mediaType}`];
+  const lines = [inertText(d.image), `  digest:        ${inertText(d.digest)}`, `  media type:    ${inertText(d.mediaType)}`];
   if (d.build) {
     lines.push('', sourceLine(d), ...buildLines(d.build));
   } else {
@@ -45,23 +46,23 @@ function text(d: ImageDetails): string {
     );
   }
   const keys = Object.keys(d.annotations).sort();
-  if (keys.length > 0) lines.push('', 'annotations (manifest):', ...keys.map((k) => `  ${k}=${JSON.stringify(d.annotations[k])}`));
+  if (keys.length > 0) lines.push('', 'annotations (manifest):', ...keys.map((k) => `  ${inertText(k)}=${JSON.stringify(d.annotations[k])}`));
   for (const r of d.referrers) {
     const via = r.path === 'api' ? 'referrers API' : 'referrers tag';
     const used = d.source === 'referrer' && d.referrer === r.digest ? '' : d.source === 'annotations' ? ' (not used: the manifest annotations take precedence)' : ' (older)';
-    lines.push('', `annotations (referrer ${r.digest}, via the ${via})${used}:`, ...Object.keys(r.annotations).sort().map((k) => `  ${k}=${JSON.stringify(r.annotations[k])}`));
+    lines.push('', `annotations (referrer ${inertText(r.digest)}, via the ${via})${used}:`, ...Object.keys(r.annotations).sort().map((k) => `  ${inertText(k)}=${JSON.stringify(r.annotations[k])}`));
   }
-  if (d.source === 'labels' && d.labels) lines.push('', 'labels:', ...Object.keys(d.labels).sort().map((k) => `  ${k}=${JSON.stringify(d.labels?.[k])}`));
-  for (const m of d.manifests) lines.push('', `platform ${m.platform}: ${m.digest}`);
+  if (d.source === 'labels' && d.labels) lines.push('', 'labels:', ...Object.keys(d.labels).sort().map((k) => `  ${inertText(k)}=${JSON.stringify(d.labels?.[k])}`));
+  for (const m of d.manifests) lines.push('', `platform ${inertText(m.platform)}: ${inertText(m.digest)}`);
   return `${lines.join('\n')}\n`;
 }
 
 export async function run(rt: Runtime, args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as ShowFlags;
   const ref = parseReference(String(args[0]));
-  const client = await registryClient(rt, flags);
+  const client = await registryClient(rt, flags, [ref.registry]);
   const details = await inspectImage(client, ref);
-  for (const w of details.warnings) rt.stderr.write(`warning: ${w}\n`);
+  for (const w of details.warnings) rt.stderr.write(`warning: ${inertText(w)}\n`);
   rt.stdout.write(flags.output === 'json' ? `${JSON.stringify(details, null, 2)}\n` : text(details));
   return 0;
 }

@@ -3,6 +3,7 @@ import { ConflictError, EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
 import { DEFAULT_STORE_URL, openStore } from '../catalog/open.js';
 import { CRAWL_LOCK, type SyncProgress, type SyncSummary, sync } from '../catalog/sync.js';
 import { isValidRepository } from '../oci/reference.js';
+import { inertText, writeControl } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
 import { fromEnv, positiveInt, readConfigsFlag, requireRegistry } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
@@ -42,7 +43,7 @@ function summaryText(s: SyncSummary): string {
   lines.push(`  tags: ${s.added} added, ${s.updated} moved, ${s.deleted} deleted, ${s.unchanged} unchanged${s.skipped ? `, ${s.skipped} left to newer events` : ''}`);
   if (s.errorCount > 0) {
     lines.push(`  errors: ${s.errorCount}`);
-    for (const e of s.errors.slice(0, 20)) lines.push(`    ${e.repository}${e.tag ? `:${e.tag}` : ''}: ${e.message}`);
+    for (const e of s.errors.slice(0, 20)) lines.push(`    ${inertText(e.repository)}${e.tag ? `:${inertText(e.tag)}` : ''}: ${inertText(e.message)}`);
     if (s.errorCount > 20) lines.push(`    … and ${s.errorCount - 20} more`);
   }
   lines.push(`  took ${(s.durationMs / 1000).toFixed(1)} s`);
@@ -60,7 +61,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
   const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
-  const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] });
+  const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, [target.host]);
   const store = await openStore(dbUrl, { sqliteCacheMiB: SYNC_SQLITE_CACHE_MIB });
 
   const controller = new AbortController();
@@ -81,7 +82,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     const now = Date.now();
     if (now - lastDraw < 100 && p.phase !== 'done') return;
     lastDraw = now;
-    rt.stderr.write(`\r\u001b[2K${bar(p)}`);
+    writeControl(rt.stderr, '\r\u001b[2K');
+    rt.stderr.write(bar(p));
   };
 
   try {
@@ -97,13 +99,13 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
         signal: controller.signal,
         onProgress: draw,
         onWarning: (message) => {
-          if (tty) rt.stderr.write('\r\u001b[2K');
-          rt.stderr.write(`warning: ${message}\n`);
+          if (tty) writeControl(rt.stderr, '\r\u001b[2K');
+          rt.stderr.write(`warning: ${inertText(message)}\n`);
         },
         now: rt.now,
       }),
     );
-    if (tty) rt.stderr.write('\r\u001b[2K');
+    if (tty) writeControl(rt.stderr, '\r\u001b[2K');
     if (!locked.ran) {
       throw new ConflictError('another tagtrail sync, or the reconcile of a tagtrail serve, is crawling into this catalog right now', {
         hint: 'wait for it to finish, then run sync again',

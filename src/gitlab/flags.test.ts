@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidInputError, UsageError } from '../errors.js';
+import { InvalidInputError, UsageError, exitCodeFor } from '../errors.js';
 import { toAnnotations } from '../oci/annotations.js';
 import {
   BUILDX_LEVELS,
@@ -57,7 +57,7 @@ describe('parseBuildxLevels', () => {
     try {
       parseBuildxLevels(spec);
     } catch (err) {
-      expect((err as UsageError).exitCode).toBe(2);
+      expect(exitCodeFor(err as UsageError)).toBe(2);
       expect((err as UsageError).hint).toContain('manifest, index, manifest-descriptor, index-descriptor');
     }
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, exitCodeFor } from '../errors.js';
 import { formatReference, parseReference, registryBaseUrl, registryScheme } from './reference.js';
 
 const D = `sha256:${'a'.repeat(64)}`;
@@ -44,7 +44,7 @@ describe('parseReference', () => {
     }
     expect(err).toBeInstanceOf(InvalidInputError);
     expect((err as InvalidInputError).code).toBe('INVALID_REFERENCE');
-    expect((err as InvalidInputError).exitCode).toBe(2);
+    expect(exitCodeFor(err as InvalidInputError)).toBe(2);
     expect((err as Error).message).toContain(why);
   });
 

@@ -147,7 +147,8 @@ export function withDigest(ref: Reference, digest: string): Reference {
   return { registry: ref.registry, repository: ref.repository, digest };
 }
 
-function hostOnly(registry: string): string {
+/** The host name of a host[:port], without the port or IPv6 brackets, lowercased. */
+export function hostOnly(registry: string): string {
   if (registry.startsWith('[')) return registry.slice(1, registry.indexOf(']')).toLowerCase();
   const colon = registry.lastIndexOf(':');
   return (colon >= 0 ? registry.slice(0, colon) : registry).toLowerCase();

@@ -1,6 +1,6 @@
 // Registry operations over the transport: manifests (GET, HEAD, PUT of exact bytes), tags and
 // the catalog (with Link pagination), blobs (digest-verified; small uploads), and the referrers API.
-import { AuthError, DigestMismatchError, RegistryError } from '../errors.js';
+import { AuthError, DigestMismatchError, PaginationLimitError, RegistryError } from '../errors.js';
 import { CATALOG_SCOPE, pullScope, pushScope, type Scope } from './auth/token.js';
 import { sha256Digest, verifyDigest } from './digest.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type Manifest } from './manifest.js';
@@ -46,13 +46,30 @@ export function nextLink(link: string | null): string | undefined {
   return undefined;
 }
 
+/** Pages of one list (a repository's tags, the catalog, referrers) tagtrail follows at most. */
+export const DEFAULT_MAX_LIST_PAGES = 10_000;
+
+export interface RegistryClientOptions extends TransportOptions {
+  /** Pages of one list followed at most; a registry whose Link never ends is refused past it. */
+  readonly maxListPages?: number;
+}
+
 export class RegistryClient {
   readonly transport: Transport;
+  private readonly maxListPages: number;
   /** Repositories we are about to write: their tokens ask for push from the start. */
   private readonly writeIntent = new Set<string>();
 
-  constructor(opts: TransportOptions) {
+  constructor(opts: RegistryClientOptions) {
     this.transport = new Transport(opts);
+    this.maxListPages = opts.maxListPages ?? DEFAULT_MAX_LIST_PAGES;
+  }
+
+  /** A registry that always names a next page would keep us listing forever. */
+  private pageLimitError(what: string): PaginationLimitError {
+    return new PaginationLimitError(`the registry's ${what} goes on past ${this.maxListPages} pages; tagtrail stops there`, {
+      hint: 'the registry keeps sending a Link to a next page; check its pagination (or a proxy in front of it)',
+    });
   }
 
   /** Ask for pull,push tokens for this repository from the first request on, saving a second token fetch. */
@@ -142,10 +159,11 @@ export class RegistryClient {
     return { digest, ...(subject ? { ociSubject: subject } : {}) };
   }
 
-  private async *paginate(registry: string, firstPath: string, scope: Scope, field: 'tags' | 'repositories'): AsyncGenerator<string> {
+  private async *paginate(registry: string, firstPath: string, scope: Scope, field: 'tags' | 'repositories', what: string): AsyncGenerator<string> {
     let path: string | undefined = firstPath;
     const seen = new Set<string>();
     while (path) {
+      if (seen.size >= this.maxListPages) throw this.pageLimitError(what);
       if (seen.has(path)) throw new RegistryError(`the registry's pagination loops at ${path.split('?')[0]}`, 500);
       seen.add(path);
       const res = await this.transport.request({ registry, method: 'GET', path, scope, maxBodyBytes: 32 * 1024 * 1024 });
@@ -169,12 +187,12 @@ export class RegistryClient {
   }
 
   listTags(registry: string, repository: string, pageSize = 1000): AsyncGenerator<string> {
-    return this.paginate(registry, `${repoPath(repository)}/tags/list?n=${pageSize}`, pullScope(repository), 'tags');
+    return this.paginate(registry, `${repoPath(repository)}/tags/list?n=${pageSize}`, pullScope(repository), 'tags', `tag list of ${repository}`);
   }
 
   listRepositories(registry: string, pageSize = 1000, last?: string): AsyncGenerator<string> {
     const q = last ? `&last=${encodeURIComponent(last)}` : '';
-    return this.paginate(registry, `/v2/_catalog?n=${pageSize}${q}`, CATALOG_SCOPE, 'repositories');
+    return this.paginate(registry, `/v2/_catalog?n=${pageSize}${q}`, CATALOG_SCOPE, 'repositories', 'repository catalog');
   }
 
   /** True when the repository holds this blob (HEAD, no body read). */
@@ -271,6 +289,7 @@ export class RegistryClient {
     const manifests: Descriptor[] = [];
     let filtered = artifactType !== undefined;
     for (let page = 0; path; page++) {
+      if (page >= this.maxListPages) throw this.pageLimitError(`referrers list of ${repository}@${digest}`);
       if (seen.has(path)) throw new RegistryError(`the registry's referrers pagination loops at ${path.split('?')[0]}`, 500);
       seen.add(path);
       const res = await this.transport.request({

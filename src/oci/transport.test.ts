@@ -1,7 +1,7 @@
 // Transport behaviour that a real registry will not show on demand: scripted answers through an
 // injected fetch. The same behaviours are exercised end to end through the fault proxy.
 import { describe, expect, it } from 'vitest';
-import { AuthError, NetworkError, NotFoundError, RegistryError } from '../errors.js';
+import { AuthError, NetworkError, NotFoundError, RegistryError, exitCodeFor } from '../errors.js';
 import { credentialResolver } from './auth/credentials.js';
 import { pushScope } from './auth/token.js';
 import { Transport, parseRetryAfter } from './transport.js';
@@ -19,11 +19,13 @@ function scripted(handler: Handler) {
   return { fetch: f, calls };
 }
 
-function transport(f: typeof fetch, extra: { creds?: boolean; debug?: string[] } = {}) {
+function transport(f: typeof fetch, extra: { creds?: boolean; debug?: string[]; trustedRealmHosts?: string[]; registries?: string[] } = {}) {
   const sleeps: number[] = [];
   const t = new Transport({
     fetch: f,
-    credentials: credentialResolver({ env: extra.creds ? { TAGTRAIL_REGISTRY_USER: 'user', TAGTRAIL_REGISTRY_PASSWORD: 's3cret-pass' } : {} }),
+    credentials: credentialResolver({ env: extra.creds ? { TAGTRAIL_REGISTRY_USER: 'user', TAGTRAIL_REGISTRY_PASSWORD: 's3cret-pass' } : {}, registries: extra.registries ?? ['reg.example.com'] }),
+    // The realm of these tests, auth.example.com, is another host than the registry's: trusted on purpose.
+    trustedRealmHosts: extra.trustedRealmHosts ?? ['auth.example.com'],
     sleep: async (ms) => {
       sleeps.push(ms);
     },
@@ -117,7 +119,7 @@ describe('Transport auth', () => {
     });
     const err = await transport(s.fetch, { creds: true }).t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/manifests/a', scope: pushScope('g/app') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AuthError);
-    expect((err as AuthError).exitCode).toBe(1);
+    expect(exitCodeFor(err as AuthError)).toBe(1);
     expect((err as Error).message).toContain('TAGTRAIL_REGISTRY_USER');
     expect((err as Error).message).not.toContain('s3cret');
   });
@@ -130,6 +132,58 @@ describe('Transport auth', () => {
       expect(s.calls.every((c) => !c.url.includes(new URL(realm).host) || c.authorization === undefined)).toBe(true);
       expect(s.calls.length).toBe(1);
     }
+  });
+
+  it('sends Basic credentials only to a realm on the registry\'s host name or a trusted one, and nothing to any other', async () => {
+    const basic = `Basic ${Buffer.from('user:s3cret-pass').toString('base64')}`;
+    const scriptFor = (realm: string) =>
+      scripted((u, init) => {
+        const authz = new Headers(init.headers).get('authorization') ?? '';
+        if (u.pathname.endsWith('/token')) return new Response(JSON.stringify({ token: 'tok' }), { status: 200 });
+        if (authz === 'Bearer tok') return ok();
+        return new Response('', { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm}",service="svc"` } });
+      });
+    const pull = { registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/tags/list', scope: pushScope('g/app') } as const;
+    // Another host: refused, naming it, before anything is sent there.
+    const probe = scriptFor('https://probe.example.net/token');
+    const err = await transport(probe.fetch, { creds: true }).t.request(pull).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuthError);
+    expect(exitCodeFor(err as AuthError)).toBe(1);
+    expect((err as Error).message).toContain('probe.example.net');
+    expect((err as AuthError).hint).toContain('--trusted-realm-host probe.example.net');
+    expect(probe.calls.filter((c) => c.url.includes('probe.example.net'))).toEqual([]);
+    // The same host name on another port (GitLab's /jwt/auth beside a registry on :5050): allowed.
+    const samePort = scriptFor('https://reg.example.com:8443/token');
+    await transport(samePort.fetch, { creds: true, registries: ['reg.example.com:5050'] }).t.request({ ...pull, registry: 'reg.example.com:5050' });
+    expect(samePort.calls.find((c) => c.url.startsWith('https://reg.example.com:8443/token'))?.authorization).toBe(basic);
+    // Named with --trusted-realm-host: allowed.
+    const trusted = scriptFor('https://probe.example.net/token');
+    await transport(trusted.fetch, { creds: true, trustedRealmHosts: ['probe.example.net'] }).t.request(pull);
+    expect(trusted.calls.find((c) => c.url.includes('probe.example.net'))?.authorization).toBe(basic);
+    // Without credentials, an anonymous token request carries nothing, wherever the realm is.
+    const anonymous = scriptFor('https://probe.example.net/token');
+    await transport(anonymous.fetch).t.request(pull);
+    expect(anonymous.calls.find((c) => c.url.includes('probe.example.net'))?.authorization).toBeUndefined();
+    // registry.gitlab.com's token service is gitlab.com, by design: known without configuration.
+    const gitlab = scriptFor('https://gitlab.com/jwt/auth/token');
+    await transport(gitlab.fetch, { creds: true, trustedRealmHosts: [], registries: ['registry.gitlab.com'] }).t.request({ ...pull, registry: 'registry.gitlab.com' });
+    expect(gitlab.calls.find((c) => c.url.startsWith('https://gitlab.com/'))?.authorization).toBe(basic);
+  });
+
+  it('sends a Bearer token only to the registry whose challenge obtained it', async () => {
+    let issued = 0;
+    const s = scripted((u, init) => {
+      const authz = new Headers(init.headers).get('authorization') ?? '';
+      if (u.host === 'auth.example.com') return new Response(JSON.stringify({ token: `tok-${++issued}` }), { status: 200 });
+      if (authz.startsWith('Bearer ')) return ok();
+      return new Response('', { status: 401, headers: { 'www-authenticate': challenge } });
+    });
+    const { t } = transport(s.fetch);
+    await t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/tags/list', scope: pushScope('g/app') });
+    await t.request({ registry: 'other.example.com', method: 'GET', path: '/v2/g/app/tags/list', scope: pushScope('g/app') });
+    const sent = (host: string) => s.calls.filter((c) => c.url.startsWith(`https://${host}/v2/g/`)).map((c) => c.authorization);
+    expect(sent('reg.example.com')).toEqual(['Bearer tok-1']);
+    expect(sent('other.example.com')).toEqual(['Bearer tok-2']);
   });
 
   it('never sends credentials across a redirect to another origin', async () => {

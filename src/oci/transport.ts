@@ -3,6 +3,7 @@
 // with every secret redacted.
 import { readBounded } from '../bounded-body.js';
 import { AuthError, InvalidInputError, NetworkError, NotFoundError, RegistryError, type TagtrailError } from '../errors.js';
+import { realmMayReceiveCredentials, untrustedRealmError } from './auth/binding.js';
 import { parseChallenges, type Challenge } from './auth/challenge.js';
 import type { Credential, CredentialResolver } from './auth/credentials.js';
 import { TokenCache, basicAuthorization, checkRealm, parseTokenResponse, scopeString, tokenFetchError, type Scope } from './auth/token.js';
@@ -23,6 +24,11 @@ export interface TransportOptions {
   readonly fetch: typeof fetch;
   readonly credentials: CredentialResolver;
   readonly insecureRegistries?: readonly string[];
+  /**
+   * Host names besides each registry's own whose token realms may receive Basic credentials
+   * (--trusted-realm-host, the configured GitLab servers). See auth/binding.ts.
+   */
+  readonly trustedRealmHosts?: readonly string[];
   /** Receives one line per request and response; secrets are already redacted. */
   readonly debug?: (line: string) => void;
   readonly retry?: Partial<RetryPolicy>;
@@ -189,19 +195,20 @@ export class Transport {
 
   private async token(registry: string, state: Extract<AuthState, { kind: 'bearer' }>, scope: Scope | undefined): Promise<string | undefined> {
     const sc = scope ?? { type: 'registry', name: 'ping', actions: [] };
-    const cached = scope ? this.tokens.get(state.realm, state.service, sc) : undefined;
+    const cached = scope ? this.tokens.get(registry, state.realm, state.service, sc) : undefined;
     if (cached) return cached;
     const realm = checkRealm(state.realm, this.baseUrl(registry));
     const url = new URL(realm.toString());
     if (state.service) url.searchParams.set('service', state.service);
     if (scope) url.searchParams.append('scope', scopeString(scope));
     const cred = this.credential(registry);
+    if (cred && !realmMayReceiveCredentials(realm, registry, this.opts.trustedRealmHosts ?? [])) throw untrustedRealmError(registry, realm, cred.source);
     const headers: Record<string, string> = {};
     if (cred) headers.authorization = basicAuthorization(cred);
     const res = await this.send(registry, { method: 'GET', url: url.toString(), headers, maxBodyBytes: 1024 * 1024, what: 'token' });
     if (res.status !== 200) throw tokenFetchError(res.status, url.host, cred);
     const t = parseTokenResponse(Buffer.from(res.body).toString('utf8'));
-    if (scope) this.tokens.set(state.realm, state.service, sc, t.token, t.expiresIn);
+    if (scope) this.tokens.set(registry, state.realm, state.service, sc, t.token, t.expiresIn);
     return t.token;
   }
 

@@ -4,7 +4,7 @@
 import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
 import type { Logger } from 'pino';
-import { NotFoundError, RegistryError, StoreError, UsageError, isTagtrailError } from '../errors.js';
+import { NotFoundError, RegistryError, StoreError, UsageError, httpStatusFor, isTagtrailError } from '../errors.js';
 import { parseEnvelopeText } from '../catalog/events.js';
 import { Ingestor } from '../catalog/ingest.js';
 import { createLimiter } from '../catalog/limit.js';
@@ -79,7 +79,7 @@ export function createApp(options: AppOptions): Hono {
 
   app.onError((err, c) => {
     if (isTagtrailError(err)) {
-      const status = err.httpStatus;
+      const status = httpStatusFor(err);
       if (status >= 500) log?.error({ err: { code: err.code, message: err.message } }, 'request failed');
       // A database error's text may describe the schema; the client gets a plain sentence.
       const message = err instanceof StoreError ? 'the catalog database failed; see the server log' : err.message;

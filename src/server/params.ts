@@ -1,6 +1,6 @@
 // Query parameters of the API, checked before they reach the store. A bad one is a 400 whose
 // message names it; an unknown one too, so a typo (commits=…) never silently widens a search.
-import { UsageError } from '../errors.js';
+import { InvalidCursorError, UsageError } from '../errors.js';
 import type { AnnotationFilter, SearchQuery } from '../catalog/types.js';
 import { API_MAX_PAGE_SIZE, MAX_INSIGHT_WEEKS } from '../catalog/paging.js';
 import { isValidRepository, isValidTag } from '../oci/reference.js';
@@ -54,7 +54,7 @@ function cursor(params: URLSearchParams): string | undefined {
   const v = one(params, 'cursor');
   if (v === undefined) return undefined;
   if (v.length === 0 || v.length > MAX_CURSOR || !/^[A-Za-z0-9_-]+$/.test(v)) {
-    throw bad('cursor', 'is not a cursor this API handed out', 'pass back the nextCursor of the previous page, with the same query');
+    throw new InvalidCursorError('parameter cursor: is not a cursor this API handed out', { hint: 'pass back the nextCursor of the previous page, with the same query' });
   }
   return v;
 }

@@ -450,11 +450,15 @@ export interface RecordingServer {
 
 /**
  * A plain listener that records what it receives and answers with respond() (default: 200, empty
- * body): the other host of a redirect test, to prove which headers crossed over.
+ * body): the other host of a redirect test, to prove which headers crossed over. `host` is another
+ * loopback address (127.0.0.2) when the test needs a different host name, not only another port.
  */
 export async function startRecordingServer(
   respond: (req: RecordedRequest) => { status: number; headers?: Record<string, string>; body?: Buffer | string } = () => ({ status: 200 }),
+  options: { host?: string } = {},
 ): Promise<RecordingServer> {
+  const host = options.host ?? LOOPBACK;
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) throw new Error(`startRecordingServer listens on loopback only, not ${host}`);
   const requests: RecordedRequest[] = [];
   let seq = 0;
   const server = createServer((req, res) => {
@@ -472,12 +476,12 @@ export async function startRecordingServer(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, LOOPBACK, () => resolve());
+    server.listen(0, host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   return {
-    host: `${LOOPBACK}:${port}`,
-    url: `http://${LOOPBACK}:${port}`,
+    host: `${host}:${port}`,
+    url: `http://${host}:${port}`,
     requests,
     async stop() {
       server.closeAllConnections();

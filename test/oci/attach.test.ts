@@ -451,7 +451,7 @@ describe('a registry with the referrers API (emulated in front of the real regis
   it('follows Link pagination and filters by artifactType when the registry does not', async () => {
     for (const n of ['1', '2']) expect((await attach(api.host, `${repo}:v1`, ['-a', `com.example.n=${n}`])).code).toBe(0);
     await pushForeignReferrer(repo, { mediaType: OCI_MANIFEST, digest: image.pushed, size: (await read(registry.url, repo, image.pushed)).bytes.length }, 'application/vnd.example.sig');
-    const client = new RegistryClient({ fetch: globalThis.fetch, credentials: credentialResolver({ env: {} }) });
+    const client = new RegistryClient({ fetch: globalThis.fetch, credentials: credentialResolver({ env: {}, registries: [api.host] }) });
     const before = api.referrersRequests();
     const page = await client.listReferrers(api.host, repo, image.pushed, TYPE);
     expect(page?.manifests).toHaveLength(3);

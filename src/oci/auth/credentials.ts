@@ -1,6 +1,6 @@
 // Where registry credentials come from, first match wins:
-//   1. --username with --password-stdin
-//   2. TAGTRAIL_REGISTRY_USER / TAGTRAIL_REGISTRY_PASSWORD
+//   1. --username with --password-stdin    } for the command's registry and those listed in
+//   2. TAGTRAIL_REGISTRY_USER / _PASSWORD  } TAGTRAIL_REGISTRY_HOSTS only (binding.ts)
 //   3. CI_REGISTRY_USER / CI_REGISTRY_PASSWORD, when the image's host is $CI_REGISTRY
 //   4. DOCKER_AUTH_CONFIG (the JSON GitLab runners accept)
 //   5. $DOCKER_CONFIG/config.json, else ~/.docker/config.json, "auths"
@@ -8,7 +8,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../../errors.js';
-import { DOCKER_HUB } from '../reference.js';
+import { explicitCredentialHosts, normalizeAuthKey, parseRegistryHosts } from './binding.js';
+
+export { normalizeAuthKey };
 
 export interface Credential {
   readonly username: string;
@@ -23,6 +25,11 @@ export interface CredentialSources {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** --username and the password read from stdin. */
   readonly explicit?: { username: string; password: string };
+  /**
+   * The registries (host[:port]) the command works on: explicit credentials are for these (and
+   * those in TAGTRAIL_REGISTRY_HOSTS) only.
+   */
+  readonly registries: readonly string[];
   readonly readFile?: (path: string) => string | undefined;
 }
 
@@ -32,16 +39,6 @@ function defaultReadFile(path: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** "https://index.docker.io/v1/" → "index.docker.io"; "registry.example.com:5000" stays. */
-export function normalizeAuthKey(key: string): string {
-  let k = key.trim().replace(/^[a-z]+:\/\//i, '');
-  const slash = k.indexOf('/');
-  if (slash >= 0) k = k.slice(0, slash);
-  k = k.toLowerCase();
-  if (k === 'docker.io' || k === 'registry-1.docker.io' || k === 'index.docker.io') return DOCKER_HUB;
-  return k;
 }
 
 interface DockerConfig {
@@ -89,11 +86,16 @@ export function credentialResolver(sources: CredentialSources): CredentialResolv
   const cache = new Map<string, Credential | undefined>();
   const set = (v: string | undefined): v is string => v !== undefined && v !== '';
 
+  const explicit: Credential | undefined = sources.explicit
+    ? { ...sources.explicit, source: '--username' }
+    : set(env.TAGTRAIL_REGISTRY_USER) && set(env.TAGTRAIL_REGISTRY_PASSWORD)
+      ? { username: env.TAGTRAIL_REGISTRY_USER, password: env.TAGTRAIL_REGISTRY_PASSWORD, source: 'TAGTRAIL_REGISTRY_USER' }
+      : undefined;
+  // Checked up front, so a command that would send them where they do not belong stops before any request.
+  const explicitHosts = explicit ? explicitCredentialHosts(sources.registries, parseRegistryHosts(env.TAGTRAIL_REGISTRY_HOSTS, 'TAGTRAIL_REGISTRY_HOSTS'), explicit.source) : new Set<string>();
+
   const resolve = (registry: string): Credential | undefined => {
-    if (sources.explicit) return { ...sources.explicit, source: '--username' };
-    if (set(env.TAGTRAIL_REGISTRY_USER) && set(env.TAGTRAIL_REGISTRY_PASSWORD)) {
-      return { username: env.TAGTRAIL_REGISTRY_USER, password: env.TAGTRAIL_REGISTRY_PASSWORD, source: 'TAGTRAIL_REGISTRY_USER' };
-    }
+    if (explicit && explicitHosts.has(normalizeAuthKey(registry))) return explicit;
     if (set(env.CI_REGISTRY) && set(env.CI_REGISTRY_USER) && set(env.CI_REGISTRY_PASSWORD) && normalizeAuthKey(env.CI_REGISTRY) === normalizeAuthKey(registry)) {
       return { username: env.CI_REGISTRY_USER, password: env.CI_REGISTRY_PASSWORD, source: 'CI_REGISTRY_USER' };
     }

@@ -37,25 +37,27 @@ export class TokenCache {
   private readonly tokens = new Map<string, CachedToken>();
   constructor(private readonly now: () => number) {}
 
-  private key(realm: string, service: string, scope: string): string {
-    return `${realm}\u0000${service}\u0000${scope}`;
+  // Keyed by the registry too: a token is sent only to the registry whose challenge obtained it,
+  // even when two registries name the same realm.
+  private key(registry: string, realm: string, service: string, scope: string): string {
+    return `${registry}\u0000${realm}\u0000${service}\u0000${scope}`;
   }
 
   /** A valid token for the scope, or one for a wider scope of the same repository. */
-  get(realm: string, service: string, scope: Scope): string | undefined {
+  get(registry: string, realm: string, service: string, scope: Scope): string | undefined {
     const candidates = [scopeString(scope)];
     if (scope.type === 'repository' && scope.actions.length === 1 && scope.actions[0] === 'pull') {
       candidates.unshift(scopeString(pushScope(scope.name)));
     }
     for (const c of candidates) {
-      const t = this.tokens.get(this.key(realm, service, c));
+      const t = this.tokens.get(this.key(registry, realm, service, c));
       if (t && t.expiresAt - EXPIRY_MARGIN_MS > this.now()) return t.token;
     }
     return undefined;
   }
 
-  set(realm: string, service: string, scope: Scope, token: string, expiresInS: number): void {
-    this.tokens.set(this.key(realm, service, scopeString(scope)), { token, expiresAt: this.now() + expiresInS * 1000 });
+  set(registry: string, realm: string, service: string, scope: Scope, token: string, expiresInS: number): void {
+    this.tokens.set(this.key(registry, realm, service, scopeString(scope)), { token, expiresAt: this.now() + expiresInS * 1000 });
   }
 
   invalidate(token: string): void {

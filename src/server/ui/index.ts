@@ -16,7 +16,7 @@
 // Repository names hold slashes; no path component of one can be "-", so "/-/" separates the
 // name from what follows, as in GitLab's own URLs.
 import type { Context, Hono } from 'hono';
-import { isTagtrailError } from '../../errors.js';
+import { InvalidCursorError, httpStatusFor, isTagtrailError } from '../../errors.js';
 import type { StoreReader } from '../../catalog/store.js';
 import type { ImageDetail, TagHistory } from '../../catalog/types.js';
 import type { Build } from '../../gitlab/build.js';
@@ -110,10 +110,11 @@ export function mountUi(app: Hono, options: UiOptions): void {
       try {
         return await fn(c);
       } catch (err) {
-        if (isTagtrailError(err) && err.httpStatus < 500) {
-          const stale = /cursor/i.test(err.message);
+        const status = isTagtrailError(err) ? httpStatusFor(err) : 500;
+        if (isTagtrailError(err) && status < 500) {
+          const stale = err instanceof InvalidCursorError;
           const message = stale ? 'This page link is out of date or broken. Start again from the first page.' : err.message;
-          return send(c, errorPage(err.httpStatus, stale ? 'Page link not valid' : 'Cannot show this page', message, context()), err.httpStatus);
+          return send(c, errorPage(status, stale ? 'Page link not valid' : 'Cannot show this page', message, context()), status);
         }
         options.onError?.(err);
         return send(c, errorPage(500, 'Something went wrong', 'The catalog could not be read. The server log has the details.', context()), 500);
