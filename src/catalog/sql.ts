@@ -633,6 +633,17 @@ export class SqlStore implements Store {
     return rows[0] ? { code: String(rows[0].code), reason: String(rows[0].reason) } : undefined;
   }
 
+  async setGitlabProject(repository: string, project: { id: number; path?: string; visibility?: string }): Promise<void> {
+    await this.db.write((q) =>
+      q.run('UPDATE repositories SET gitlab_project_id = ?, gitlab_project_path = ?, gitlab_visibility = ? WHERE name = ?', [
+        project.id,
+        project.path?.slice(0, 1000) ?? null,
+        project.visibility?.slice(0, 32) ?? null,
+        repository,
+      ]),
+    );
+  }
+
   // ---- build-details referrers (referrer-store.ts)
 
   async hasReferrer(digest: string): Promise<boolean> {

@@ -1,6 +1,6 @@
 // What the registry-facing commands share: turning flags and environment into a client.
 import { UsageError, formatError, isTagtrailError } from '../errors.js';
-import { credentialResolver } from '../oci/auth/credentials.js';
+import { type CredentialResolver, credentialResolver } from '../oci/auth/credentials.js';
 import { type Reference, formatReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
 import type { Runtime } from '../runtime.js';
@@ -13,7 +13,11 @@ export interface RegistryFlags {
   debug?: boolean;
 }
 
-export async function registryClient(rt: Runtime, flags: RegistryFlags): Promise<RegistryClient> {
+/**
+ * @param fallback credentials for a registry none of the usual sources has any for (the GitLab
+ * token of discovery through GitLab's API).
+ */
+export async function registryClient(rt: Runtime, flags: RegistryFlags, fallback?: CredentialResolver): Promise<RegistryClient> {
   let explicit: { username: string; password: string } | undefined;
   if (flags.passwordStdin && !flags.username) throw new UsageError('--password-stdin needs --username', { hint: 'pass --username USER as well' });
   if (flags.username !== undefined) {
@@ -27,11 +31,15 @@ export async function registryClient(rt: Runtime, flags: RegistryFlags): Promise
   }
   return new RegistryClient({
     fetch: rt.fetch,
-    credentials: credentialResolver({ env: rt.env, ...(explicit ? { explicit } : {}) }),
+    credentials: withFallback(credentialResolver({ env: rt.env, ...(explicit ? { explicit } : {}) }), fallback),
     insecureRegistries: flags.insecureRegistry ?? [],
     userAgent: `tagtrail/${VERSION}`,
     ...(flags.debug ? { debug: (line: string) => rt.stderr.write(`debug: ${line}\n`) } : {}),
   });
+}
+
+function withFallback(first: CredentialResolver, fallback: CredentialResolver | undefined): CredentialResolver {
+  return fallback ? (registry) => first(registry) ?? fallback(registry) : first;
 }
 
 /** Worst exit code wins; a conflict (3) outranks other failures so a CI job can tell races apart. */

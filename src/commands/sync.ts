@@ -6,6 +6,7 @@ import { isValidRepository } from '../oci/reference.js';
 import type { Runtime } from '../runtime.js';
 import { fromEnv, positiveInt, readConfigsFlag, requireRegistry } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
+import { type GitlabDiscoveryFlags, gitlabDiscoveryFrom } from './gitlab-discovery.js';
 
 /**
  * SQLite's page cache for a crawl, MiB: a crawl writes pages and reads few back, so a small cache
@@ -14,7 +15,7 @@ import { type RegistryFlags, registryClient } from './common.js';
  */
 const SYNC_SQLITE_CACHE_MIB = 8;
 
-interface SyncFlags extends RegistryFlags {
+interface SyncFlags extends RegistryFlags, GitlabDiscoveryFlags {
   registry?: string;
   repository?: string;
   db?: string;
@@ -50,9 +51,19 @@ function summaryText(s: SyncSummary): string {
   return `${lines.join('\n')}\n`;
 }
 
+async function registryOfGitlab(gitlab: NonNullable<ReturnType<typeof gitlabDiscoveryFrom>>): Promise<{ host: string; insecure: boolean }> {
+  const host = await gitlab.discoverRegistry();
+  if (host === undefined) {
+    throw new UsageError('the GitLab groups and projects named hold no container repository, so the registry is unknown', { hint: 'pass --registry URL as well' });
+  }
+  return { host, insecure: false };
+}
+
 export async function run(rt: Runtime, _args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as SyncFlags;
-  const target = requireRegistry(rt, flags.registry);
+  const gitlab = gitlabDiscoveryFrom(rt, flags);
+  // With GitLab discovery the registry may come from the listing's `location` instead.
+  const target = gitlab && fromEnv(rt, flags.registry, 'TAGTRAIL_REGISTRY') === undefined ? await registryOfGitlab(gitlab) : requireRegistry(rt, flags.registry);
   if (flags.repository !== undefined && !isValidRepository(flags.repository.replace(/\/+$/, ''))) {
     throw new UsageError(`--repository ${JSON.stringify(flags.repository.slice(0, 100))} is not a repository path`, { hint: 'e.g. --repository group or --repository group/project/app' });
   }
@@ -60,7 +71,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
   const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
-  const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] });
+  const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, gitlab?.credentials(target.host));
   const store = await openStore(dbUrl, { sqliteCacheMiB: SYNC_SQLITE_CACHE_MIB });
 
   const controller = new AbortController();
@@ -91,6 +102,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
         store,
         registry: target.host,
         ...(prefix ? { prefix } : {}),
+        ...(gitlab ? { source: gitlab.source(target.host) } : {}),
         concurrency,
         readConfigs,
         resume: !flags.restart,
