@@ -2,7 +2,7 @@
 // REST API (the registry repositories of named groups and projects). Everything after the list
 // (resume, progress, checkpoints, the crawl lock, the reconcile) is the same for both.
 import { InvalidInputError, UsageError, isTagtrailError } from '../errors.js';
-import type { GitlabApi, GitlabProject } from '../gitlab/api.js';
+import type { GitlabApi, GitlabProject, GitlabRegistryRepository } from '../gitlab/api.js';
 import { isValidRepository, isValidRegistryHost } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
 
@@ -64,6 +64,16 @@ export interface GitlabSourceOptions {
   registry: string;
   /** Projects looked up at once for their path and visibility. Default 4. */
   concurrency?: number;
+  /** Reads the listing (default listGitlabRepositories); lets a listing already read be used once. */
+  listing?: () => Promise<GitlabRegistryRepository[]>;
+}
+
+/** Every registry repository of the groups, then of the projects, as GitLab lists them. */
+export async function listGitlabRepositories(api: GitlabApi, groups: readonly string[], projects: readonly string[]): Promise<GitlabRegistryRepository[]> {
+  const out: GitlabRegistryRepository[] = [];
+  for (const g of groups) for await (const r of api.groupRegistryRepositories(g)) out.push(r);
+  for (const p of projects) for await (const r of api.projectRegistryRepositories(p)) out.push(r);
+  return out;
 }
 
 /** Splits a `location` (host[:port]/path) into its host and path. */
@@ -85,15 +95,13 @@ export function normalizeGitlabPath(value: string, what: string): string {
 }
 
 /**
- * The registry the listing names, for a run without --registry: the host of the first
+ * The registry a listing names, for a run without --registry: the host of the first
  * repository's `location`. Undefined when the groups and projects hold no repository.
  */
-export async function registryFromGitlab(api: GitlabApi, groups: readonly string[], projects: readonly string[]): Promise<string | undefined> {
-  for (const list of [...groups.map((g) => api.groupRegistryRepositories(g)), ...projects.map((p) => api.projectRegistryRepositories(p))]) {
-    for await (const r of list) {
-      const loc = parseLocation(r.location);
-      if (loc) return loc.host;
-    }
+export function registryOfListing(listing: readonly GitlabRegistryRepository[]): string | undefined {
+  for (const r of listing) {
+    const loc = parseLocation(r.location);
+    if (loc) return loc.host;
   }
   return undefined;
 }
@@ -116,22 +124,19 @@ export function gitlabSource(options: GitlabSourceOptions): RepositorySource {
     async *list(resumeAfter) {
       skipped = [];
       const found = new Map<string, number>();
-      const take = async (listing: AsyncGenerator<{ path: string; projectId: number; location: string }>): Promise<void> => {
-        for await (const r of listing) {
-          const loc = parseLocation(r.location);
-          if (!loc || loc.path !== r.path) {
-            skipped.push({ name: r.path.slice(0, 255), code: 'INVALID_REFERENCE', message: `GitLab lists a repository whose location ${JSON.stringify(r.location.slice(0, 300))} is not host/path` });
-            continue;
-          }
-          if (loc.host !== registryHost) {
-            skipped.push({ name: r.path, code: 'USAGE', message: `GitLab locates this repository on ${loc.host}, not on the registry being crawled (${registry})` });
-            continue;
-          }
-          found.set(r.path, r.projectId);
+      const listing = await (options.listing ?? (() => listGitlabRepositories(api, groups, projects)))();
+      for (const r of listing) {
+        const loc = parseLocation(r.location);
+        if (!loc || loc.path !== r.path) {
+          skipped.push({ name: r.path.slice(0, 255), code: 'INVALID_REFERENCE', message: `GitLab lists a repository whose location ${JSON.stringify(r.location.slice(0, 300))} is not host/path` });
+          continue;
         }
-      };
-      for (const g of groups) await take(api.groupRegistryRepositories(g));
-      for (const p of projects) await take(api.projectRegistryRepositories(p));
+        if (loc.host !== registryHost) {
+          skipped.push({ name: r.path, code: 'USAGE', message: `GitLab locates this repository on ${loc.host}, not on the registry being crawled (${registry})` });
+          continue;
+        }
+        found.set(r.path, r.projectId);
+      }
 
       const names = [...found.keys()].filter((n) => resumeAfter === undefined || n > resumeAfter).sort();
       const projectsById = await lookUpProjects(api, new Set(names.map((n) => found.get(n) as number)), options.concurrency ?? 4);

@@ -2,8 +2,8 @@
 // GitLab's REST API on the first --gitlab-url server instead of the registry's /v2/_catalog, and
 // the same token (TAGTRAIL_GITLAB_TOKEN) is the default registry credential for GitLab's /jwt/auth.
 import { UsageError } from '../errors.js';
-import { type RepositorySource, gitlabSource, normalizeGitlabPath, registryFromGitlab } from '../catalog/discovery.js';
-import { GitlabApi, checkGitlabUrl } from '../gitlab/api.js';
+import { type RepositorySource, gitlabSource, listGitlabRepositories, normalizeGitlabPath, registryOfListing } from '../catalog/discovery.js';
+import { GitlabApi, type GitlabRegistryRepository, checkGitlabUrl } from '../gitlab/api.js';
 import type { CredentialResolver } from '../oci/auth/credentials.js';
 import { normalizeAuthKey } from '../oci/auth/credentials.js';
 import type { Runtime } from '../runtime.js';
@@ -65,12 +65,22 @@ export function gitlabDiscoveryFrom(rt: Runtime, flags: GitlabDiscoveryFlags): G
     userAgent: `tagtrail/${VERSION}`,
     ...(flags.debug ? { debug: (line: string) => rt.stderr.write(`debug: ${line}\n`) } : {}),
   });
+  // The listing read to find the registry serves the first crawl too, rather than being read twice.
+  let prefetched: GitlabRegistryRepository[] | undefined;
+  const listing = async (): Promise<GitlabRegistryRepository[]> => {
+    const list = prefetched ?? (await listGitlabRepositories(api, groups, projects));
+    prefetched = undefined;
+    return list;
+  };
   return {
     api,
     groups,
     projects,
-    source: (registry) => gitlabSource({ api, groups, projects, registry }),
-    discoverRegistry: () => registryFromGitlab(api, groups, projects),
+    source: (registry) => gitlabSource({ api, groups, projects, registry, listing }),
+    discoverRegistry: async () => {
+      prefetched = await listGitlabRepositories(api, groups, projects);
+      return registryOfListing(prefetched);
+    },
     credentials: (registry) => {
       const key = normalizeAuthKey(registry);
       const credential = { username: TOKEN_USER, password: token, source: 'TAGTRAIL_GITLAB_TOKEN', realmHosts: [url.host.toLowerCase(), key] };
