@@ -4,9 +4,12 @@
 // what the registry and the stand-in served.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { registryClient } from '../../src/commands/common.js';
+import { gitlabDiscoveryFrom } from '../../src/commands/gitlab-discovery.js';
+import type { Runtime } from '../../src/runtime.js';
+import { Reconciler } from '../../src/server/reconcile.js';
 import { runCli } from '../helpers/cli.js';
-import { startFaultProxy } from '../helpers/fault-proxy.js';
-import { startRecordingServer } from '../helpers/fault-proxy.js';
+import { startFaultProxy, startRecordingServer } from '../helpers/fault-proxy.js';
 import { useGitlab, useRegistry, useTempDir } from '../helpers/fixtures.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { BACKENDS, countRows, useBackend } from './backends.js';
@@ -135,6 +138,20 @@ describe.each(BACKENDS)('discovery through GitLab into %s', (backendName) => {
       [first[0]!.url, 200],
     ]);
     expect(await countRows(catalog, 'repositories')).toBe(5);
+  });
+
+  it('drives the reconcile of serve through the same source', async () => {
+    const catalog = await backend().fresh();
+    registry().resetRequests();
+    const rt: Runtime = { env: env(), stdout: { write: () => true }, stderr: { write: () => true }, readStdin: async () => '', fetch: globalThis.fetch, now: () => new Date(), cwd: process.cwd() };
+    const discovery = gitlabDiscoveryFrom(rt, { gitlabGroup: ['acme'] })!;
+    const client = await registryClient(rt, {}, discovery.credentials(registry().host));
+    const reconciler = new Reconciler({ store: catalog.store, client, registry: registry().host, intervalSeconds: 0, source: discovery.source(registry().host) });
+    expect(await reconciler.runOnce()).toBe('complete');
+    await reconciler.stop();
+    expect(registry().count({ kind: 'catalog' })).toBe(0);
+    const rows = await catalog.sql('SELECT name, gitlab_visibility FROM repositories WHERE live_tags = 1 ORDER BY name');
+    expect(rows.map((r) => r.name)).toEqual(ACME);
   });
 
   it('retires a repository that no longer appears in the listing', async () => {
