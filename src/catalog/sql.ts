@@ -40,6 +40,7 @@ import type {
 } from './store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
 import type { ReferrerInfo, ReferrerRecord } from './store.js';
+import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
 import { labelsOfConfig } from '../oci/config.js';
@@ -633,15 +634,8 @@ export class SqlStore implements Store {
     return rows[0] ? { code: String(rows[0].code), reason: String(rows[0].reason) } : undefined;
   }
 
-  async setGitlabProject(repository: string, project: { id: number; path?: string; visibility?: string }): Promise<void> {
-    await this.db.write((q) =>
-      q.run('UPDATE repositories SET gitlab_project_id = ?, gitlab_project_path = ?, gitlab_visibility = ? WHERE name = ?', [
-        project.id,
-        project.path?.slice(0, 1000) ?? null,
-        project.visibility?.slice(0, 32) ?? null,
-        repository,
-      ]),
-    );
+  async setGitlabProject(repository: string, project: GitlabProjectColumns): Promise<void> {
+    await this.db.write((q) => setGitlabProject(q, repository, project));
   }
 
   // ---- build-details referrers (referrer-store.ts)
