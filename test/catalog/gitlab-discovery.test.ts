@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { registryClient } from '../../src/commands/common.js';
 import { gitlabDiscoveryFrom } from '../../src/commands/gitlab-discovery.js';
 import type { Runtime } from '../../src/runtime.js';
+import { checkpointKey, sync } from '../../src/catalog/sync.js';
 import { Reconciler } from '../../src/server/reconcile.js';
 import { runCli } from '../helpers/cli.js';
 import { startFaultProxy, startRecordingServer } from '../helpers/fault-proxy.js';
@@ -152,6 +153,37 @@ describe.each(BACKENDS)('discovery through GitLab into %s', (backendName) => {
     expect(registry().count({ kind: 'catalog' })).toBe(0);
     const rows = await catalog.sql('SELECT name, gitlab_visibility FROM repositories WHERE live_tags = 1 ORDER BY name');
     expect(rows.map((r) => r.name)).toEqual(ACME);
+  });
+
+  it('resumes an interrupted crawl after the last repository done, with its own checkpoint', async () => {
+    const catalog = await backend().fresh();
+    const rt: Runtime = { env: env(), stdout: { write: () => true }, stderr: { write: () => true }, readStdin: async () => '', fetch: globalThis.fetch, now: () => new Date(), cwd: process.cwd() };
+    const discovery = gitlabDiscoveryFrom(rt, { gitlabGroup: ['acme'] })!;
+    const client = await registryClient(rt, {}, discovery.credentials(registry().host));
+    const source = discovery.source(registry().host);
+    const controller = new AbortController();
+    const first = await sync({
+      client,
+      store: catalog.store,
+      registry: registry().host,
+      source,
+      concurrency: 1,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.repositoriesDone >= 2) controller.abort();
+      },
+    });
+    expect(first).toMatchObject({ complete: false, repositories: 2 });
+    // Not the catalog's checkpoint: a catalog run would not resume this one.
+    expect(await catalog.store.getCheckpoint(checkpointKey(registry().host, undefined))).toBeUndefined();
+    expect(await catalog.store.getCheckpoint<{ last: string }>(checkpointKey(registry().host, undefined, source.id))).toMatchObject({ last: 'acme/app/sub/image' });
+
+    registry().resetRequests();
+    const second = await sync({ client, store: catalog.store, registry: registry().host, source });
+    expect(second).toMatchObject({ complete: true, resumedAfter: 'acme/app/sub/image', repositories: 3, added: 3 });
+    expect(registry().count({ kind: 'tags', repository: 'acme/app' })).toBe(0);
+    expect(registry().count({ kind: 'catalog' })).toBe(0);
+    expect(await countRows(catalog, 'repositories')).toBe(5);
   });
 
   it('retires a repository that no longer appears in the listing', async () => {
