@@ -46,6 +46,8 @@ export interface SyncSummary {
   resumedAfter: string | null;
   /** False when the run was interrupted; its checkpoint is kept for the next run. */
   complete: boolean;
+  /** Where the list of repositories came from. */
+  listedBy: 'catalog' | 'gitlab';
   /** True when the registry's catalog was unavailable and the prefix was crawled as one repository. */
   singleRepository: boolean;
   repositories: number;
@@ -152,6 +154,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
     resumedAfter: null,
     complete: false,
     singleRepository: false,
+    listedBy: source.kind,
     repositories: 0,
     tags: 0,
     manifestsFetched: 0,

@@ -28,7 +28,7 @@ interface SyncFlags extends RegistryFlags, GitlabDiscoveryFlags {
 function bar(p: SyncProgress, width = 24): string {
   const total = Math.max(p.repositoriesTotal, 1);
   const filled = Math.round((Math.min(p.repositoriesDone, total) / total) * width);
-  const head = p.phase === 'catalog' ? 'reading the catalog…' : `[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${p.repositoriesDone}/${p.repositoriesTotal} repositories`;
+  const head = p.phase === 'catalog' ? 'listing the repositories…' : `[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${p.repositoriesDone}/${p.repositoriesTotal} repositories`;
   return `${head}, ${p.tagsDone}/${p.tagsSeen} tags, ${p.manifestsFetched} manifests read`;
 }
 
@@ -37,6 +37,7 @@ function summaryText(s: SyncSummary): string {
   const scope = s.prefix ? ` (repositories under ${s.prefix})` : '';
   const state = s.complete ? 'synced' : 'interrupted syncing';
   lines.push(`${state} ${s.registry}${scope}${s.resumedAfter ? `, resumed after ${s.resumedAfter}` : ''}`);
+  if (s.listedBy === 'gitlab') lines.push("  repositories listed through GitLab's API");
   if (s.singleRepository) lines.push(`  the registry's catalog is not readable with these credentials; synced ${s.prefix} alone`);
   lines.push(`  repositories: ${s.repositories}   tags checked: ${s.tags}`);
   lines.push(`  manifests read: ${s.manifestsFetched}   config blobs read: ${s.configsFetched}   new in the catalog: ${s.manifestsStored}`);

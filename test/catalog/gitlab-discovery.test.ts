@@ -67,7 +67,7 @@ describe.each(BACKENDS)('discovery through GitLab into %s', (backendName) => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     // No --registry: the registry is the host in the listing's `location`.
-    expect(JSON.parse(result.stdout)).toMatchObject({ registry: registry().host, complete: true, repositories: 5, tags: 5, added: 5, errorCount: 0 });
+    expect(JSON.parse(result.stdout)).toMatchObject({ registry: registry().host, listedBy: 'gitlab', complete: true, repositories: 5, tags: 5, added: 5, errorCount: 0 });
 
     // Three pages of the group listing, the first asked with per_page=100, all with the token.
     const pages = gitlab().requests.filter((r) => r.path === '/api/v4/groups/acme/registry/repositories');
