@@ -109,6 +109,9 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
     .option('--lines', 'raw arguments, one per line (refused when a value holds a line break)')
     .action(run(() => import('./commands/flags.js'), { rawStdout: true }));
 
+  const GITLAB_GROUP_HELP = "crawl the container repositories of this GitLab group and its subgroups, listed through GitLab's API instead of /v2/_catalog (repeatable; env TAGTRAIL_GITLAB_GROUPS, comma-separated; token in TAGTRAIL_GITLAB_TOKEN)";
+  const GITLAB_PROJECT_HELP = "crawl the container repositories of this GitLab project, listed through GitLab's API (repeatable; env TAGTRAIL_GITLAB_PROJECTS, comma-separated; token in TAGTRAIL_GITLAB_TOKEN)";
+
   // tagtrail sync: crawl a registry into the catalog database.
   registryOptions(
     program
@@ -119,6 +122,9 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       .option('--db <url>', 'catalog database: sqlite:PATH or postgres://… (env TAGTRAIL_DB; default sqlite:./tagtrail.db)')
       .option('--concurrency <n>', 'registry requests in flight at most (default 8)')
       .option('--restart', 'start over instead of resuming an interrupted sync')
+      .option('--gitlab-group <path>', GITLAB_GROUP_HELP, collect, [])
+      .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect, [])
+      .option('--gitlab-url <url>', 'the GitLab server of --gitlab-group and --gitlab-project (env TAGTRAIL_GITLAB_URL; default https://gitlab.com)', collect, [])
       .option('--read-configs', 'read every new image config once for builder evidence, not only those of images without build annotations (env TAGTRAIL_READ_CONFIGS=1)')
       .addOption(new Option('-o, --output <format>', 'summary format').choices(['text', 'json']).default('text')),
   ).action(run(() => import('./commands/sync.js')));
@@ -135,7 +141,9 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       .option('--reconcile-interval <seconds>', 'seconds between full reconciles; 0 turns them off (env TAGTRAIL_RECONCILE_INTERVAL; default 600)')
       .option('--concurrency <n>', 'registry requests in flight at most, per reconcile and for the webhook (default 8)')
       .option('--read-configs', 'read every new image config once for builder evidence, not only those of images without build annotations (env TAGTRAIL_READ_CONFIGS=1)')
-      .option('--gitlab-url <url>', 'a GitLab server whose URLs in annotations the browser shows as links; others stay text (repeatable; env TAGTRAIL_GITLAB_URL, comma-separated; default https://gitlab.com)', collect, []),
+      .option('--gitlab-url <url>', 'a GitLab server whose URLs in annotations the browser shows as links; others stay text; the first one serves --gitlab-group and --gitlab-project (repeatable; env TAGTRAIL_GITLAB_URL, comma-separated; default https://gitlab.com)', collect, [])
+      .option('--gitlab-group <path>', GITLAB_GROUP_HELP, collect, [])
+      .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect, []),
   ).action(run(() => import('./commands/serve.js')));
 
   return program;

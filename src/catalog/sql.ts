@@ -40,6 +40,7 @@ import type {
 import type { Store } from './store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
 import type { ReferrerInfo, ReferrerRecord } from './types.js';
+import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_PAGE_SIZE, MAX_INSIGHT_WEEKS, STORE_MAX_PAGE_SIZE } from './paging.js';
@@ -630,6 +631,10 @@ export class SqlStore implements Store {
     checkDigest(digest);
     const rows = await this.db.all<Row>('SELECT code, reason FROM unreadable_manifests WHERE digest = ? AND tagtrail_version = ?', [digest, VERSION]);
     return rows[0] ? { code: String(rows[0].code), reason: String(rows[0].reason) } : undefined;
+  }
+
+  async setGitlabProject(repository: string, project: GitlabProjectColumns): Promise<void> {
+    await this.db.write((q) => setGitlabProject(q, repository, project));
   }
 
   // ---- build-details referrers (referrer-store.ts)

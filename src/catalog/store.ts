@@ -79,6 +79,11 @@ export interface StoreWriter {
   markUnreadable(digest: string, code: string, reason: string, at: Date): Promise<void>;
   /** Why the manifest under this digest could not be read, if this version of tagtrail recorded so. */
   unreadable(digest: string): Promise<{ code: string; reason: string } | undefined>;
+  /**
+   * Records the GitLab project a repository belongs to (discovery through GitLab's API). Only a
+   * repository the catalog already holds is updated; fields GitLab did not give are stored as null.
+   */
+  setGitlabProject(repository: string, project: { id: number; path?: string; visibility?: string }): Promise<void>;
 }
 
 /** Build-details referrers, followed through the sha256-<hex> referrers tag (referrers.ts). */

@@ -1,4 +1,5 @@
-// The crawler: /v2/_catalog (paginated), each repository's tags, a HEAD per tag, and a manifest
+// The crawler: the list of repositories (/v2/_catalog, paginated, or GitLab's API: discovery.ts),
+// each repository's tags, a HEAD per tag, and a manifest
 // GET only for a digest the catalog does not hold yet. Both `tagtrail sync` and the periodic
 // reconcile of `tagtrail serve` run it.
 //
@@ -13,6 +14,7 @@ import { AuthError, NotFoundError, isTagtrailError } from '../errors.js';
 import { isValidRepository, isValidTag } from '../oci/reference.js';
 import { isReferrersTag } from '../oci/referrers.js';
 import type { RegistryClient } from '../oci/registry.js';
+import { type GitlabProjectInfo, type RepositorySource, catalogSource } from './discovery.js';
 import { Ingestor } from './ingest.js';
 import { retireReferrersTags, subjectOfReferrersTag } from './referrers.js';
 import { type Limiter, createLimiter } from './limit.js';
@@ -45,6 +47,8 @@ export interface SyncSummary {
   resumedAfter: string | null;
   /** False when the run was interrupted; its checkpoint is kept for the next run. */
   complete: boolean;
+  /** Where the list of repositories came from. */
+  listedBy: 'catalog' | 'gitlab';
   /** True when the registry's catalog was unavailable and the prefix was crawled as one repository. */
   singleRepository: boolean;
   repositories: number;
@@ -75,6 +79,8 @@ interface SyncOptions {
   concurrency?: number;
   /** Catalog page size. Default 100. */
   pageSize?: number;
+  /** Where the list of repositories comes from. Default: the registry's /v2/_catalog. */
+  source?: RepositorySource;
   /** Start after the checkpoint of an interrupted run (default true); false starts over. */
   resume?: boolean;
   /** Abort to stop: requests in flight finish, the checkpoint is kept. */
@@ -96,8 +102,8 @@ interface Checkpoint {
 
 const MAX_REPORTED_ERRORS = 50;
 
-export function checkpointKey(registry: string, prefix: string | undefined): string {
-  return `sync:${registry}:${prefix ?? ''}`;
+export function checkpointKey(registry: string, prefix: string | undefined, sourceId?: string): string {
+  return `sync:${registry}:${prefix ?? ''}${sourceId !== undefined ? `:${sourceId}` : ''}`;
 }
 
 function inPrefix(repository: string, prefix: string | undefined): boolean {
@@ -138,7 +144,9 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
     ...(options.onRead ? { onRead: options.onRead } : {}),
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
   });
-  const key = checkpointKey(registry, prefix);
+  const source = options.source ?? catalogSource(client, registry, options.pageSize ?? 100);
+  const key = checkpointKey(registry, prefix, source.id);
+  const gitlabProjects = new Map<string, GitlabProjectInfo>();
   const aborted = (): boolean => signal?.aborted === true;
 
   const summary: SyncSummary = {
@@ -147,6 +155,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
     resumedAfter: null,
     complete: false,
     singleRepository: false,
+    listedBy: source.kind,
     repositories: 0,
     tags: 0,
     manifestsFetched: 0,
@@ -191,12 +200,13 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   summary.resumedAfter = resumeAfter ?? null;
   const startedAt = checkpoint?.startedAt ?? started;
 
-  // 1. The catalog, all pages, so progress has a total.
+  // 1. The catalog (or GitLab's listing), all pages, so progress has a total.
   report();
   const repositories: string[] = [];
   try {
-    for await (const name of client.listRepositories(registry, options.pageSize ?? 100, resumeAfter)) {
+    for await (const { name, gitlab } of source.list(resumeAfter)) {
       if (aborted()) return finish();
+      if (gitlab) gitlabProjects.set(name, gitlab);
       if (!isValidRepository(name)) {
         fail({ repository: name.slice(0, 255), code: 'INVALID_REFERENCE', message: 'the catalog lists a repository name that is not valid' });
         continue;
@@ -207,12 +217,13 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   } catch (err) {
     // No catalog access (GitLab.com, or a token without registry:catalog:*): with a repository
     // named, crawl that one.
-    const noCatalog = err instanceof AuthError || err instanceof NotFoundError;
+    const noCatalog = source.kind === 'catalog' && (err instanceof AuthError || err instanceof NotFoundError);
     if (!noCatalog || prefix === undefined || !isValidRepository(prefix) || resumeAfter !== undefined) throw err;
     summary.singleRepository = true;
     repositories.length = 0;
     repositories.push(prefix);
   }
+  for (const s of source.skipped()) fail({ repository: s.name, code: s.code, message: s.message });
   progress.repositoriesTotal = repositories.length;
   progress.phase = 'tags';
   report();
@@ -252,7 +263,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
     do {
       const page = await store.listRepositories({ limit: 500, ...(cursor ? { cursor } : {}) });
       for (const r of page.items) {
-        if (listed.has(r.name) || r.tagCount === 0 || !inPrefix(r.name, prefix)) continue;
+        if (listed.has(r.name) || r.tagCount === 0 || !inPrefix(r.name, prefix) || !source.covers(r.name)) continue;
         if (resumeAfter !== undefined && r.name <= resumeAfter) continue;
         count(await store.reconcileRepository(r.name, new Map(), now()));
       }
@@ -360,6 +371,14 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
       for (const [tag, digest] of live) {
         const outcome = await store.setTag(repository, tag, digest, at);
         if (outcome === 'applied') summary.updated++;
+      }
+    }
+    const project = gitlabProjects.get(repository);
+    if (project) {
+      try {
+        await store.setGitlabProject(repository, project);
+      } catch (err) {
+        fail({ repository, ...describe(err) });
       }
     }
     return true;

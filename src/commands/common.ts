@@ -1,7 +1,7 @@
 // What the registry-facing commands share: turning flags and environment into a client.
 import { EXIT_CONFLICT, UsageError, exitCodeFor, formatError, isTagtrailError } from '../errors.js';
 import { parseTrustedRealmHost } from '../oci/auth/binding.js';
-import { credentialResolver } from '../oci/auth/credentials.js';
+import { type CredentialResolver, credentialResolver } from '../oci/auth/credentials.js';
 import { type Reference, formatReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
 import type { Runtime } from '../runtime.js';
@@ -42,8 +42,10 @@ function trustedRealmHosts(rt: Runtime, flags: RegistryFlags, gitlabUrls: readon
 /**
  * A registry client for a command working on `registries` (host[:port]): explicit credentials
  * are bound to those. `gitlabUrls`: the GitLab servers the command is configured with.
+ * `fallback`: credentials for a registry none of the usual sources has any for (the GitLab token
+ * of discovery through GitLab's API).
  */
-export async function registryClient(rt: Runtime, flags: RegistryFlags, registries: readonly string[], gitlabUrls: readonly string[] = []): Promise<RegistryClient> {
+export async function registryClient(rt: Runtime, flags: RegistryFlags, registries: readonly string[], gitlabUrls: readonly string[] = [], fallback?: CredentialResolver): Promise<RegistryClient> {
   let explicit: { username: string; password: string } | undefined;
   if (flags.passwordStdin && !flags.username) throw new UsageError('--password-stdin needs --username', { hint: 'pass --username USER as well' });
   if (flags.username !== undefined) {
@@ -57,12 +59,16 @@ export async function registryClient(rt: Runtime, flags: RegistryFlags, registri
   }
   return new RegistryClient({
     fetch: rt.fetch,
-    credentials: credentialResolver({ env: rt.env, registries, ...(explicit ? { explicit } : {}) }),
+    credentials: withFallback(credentialResolver({ env: rt.env, registries, ...(explicit ? { explicit } : {}) }), fallback),
     insecureRegistries: flags.insecureRegistry ?? [],
     trustedRealmHosts: trustedRealmHosts(rt, flags, gitlabUrls),
     userAgent: `tagtrail/${VERSION}`,
     ...(flags.debug ? { debug: (line: string) => rt.stderr.write(`debug: ${line}\n`) } : {}),
   });
+}
+
+function withFallback(first: CredentialResolver, fallback: CredentialResolver | undefined): CredentialResolver {
+  return fallback ? (registry) => first(registry) ?? fallback(registry) : first;
 }
 
 /** Worst exit code wins; a conflict outranks other failures so a CI job can tell races apart. */

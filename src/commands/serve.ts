@@ -16,8 +16,9 @@ import { VERSION } from '../version.js';
 import { type RegistryTarget, fromEnv, parseRegistryUrl, positiveInt, readConfigsFlag } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
 import { withTimeout } from '../time.js';
+import { type GitlabDiscoveryFlags, gitlabDiscoveryFrom } from './gitlab-discovery.js';
 
-interface ServeFlags extends RegistryFlags {
+interface ServeFlags extends RegistryFlags, GitlabDiscoveryFlags {
   listen?: string;
   registry?: string;
   db?: string;
@@ -44,7 +45,14 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const flags = opts as unknown as ServeFlags;
   const address = parseListen(fromEnv(rt, flags.listen, 'TAGTRAIL_LISTEN') ?? DEFAULT_LISTEN);
   const registryValue = fromEnv(rt, flags.registry, 'TAGTRAIL_REGISTRY');
-  const target: RegistryTarget | undefined = registryValue === undefined ? undefined : parseRegistryUrl(registryValue);
+  const gitlab = gitlabDiscoveryFrom(rt, flags);
+  let target: RegistryTarget | undefined = registryValue === undefined ? undefined : parseRegistryUrl(registryValue);
+  if (gitlab && target === undefined) {
+    // Without --registry, the registry is where GitLab locates the repositories.
+    const host = await gitlab.discoverRegistry();
+    if (host === undefined) throw new UsageError('the GitLab groups and projects named hold no container repository, so the registry is unknown', { hint: 'pass --registry URL as well' });
+    target = { host, insecure: false };
+  }
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
   const interval = positiveInt(fromEnv(rt, flags.reconcileInterval, 'TAGTRAIL_RECONCILE_INTERVAL'), '--reconcile-interval', 600, 0, 7 * 24 * 3600);
   const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
@@ -68,7 +76,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const logger = createLogger(rt.stdout, rt.env.TAGTRAIL_LOG_LEVEL || 'info');
 
   const client = target
-    ? await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, [target.host], configuredGitlabUrls)
+    ? await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, [target.host], configuredGitlabUrls, gitlab?.credentials(target.host))
     : undefined;
   const store = await openStore(dbUrl);
   const metrics = new Metrics();
@@ -120,7 +128,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   }
   if (!webhook) logger.warn(target ? 'the webhook is off: set --webhook-secret or TAGTRAIL_WEBHOOK_SECRET to take registry notifications' : 'no --registry: serving the catalog read-only, no webhook, no reconcile');
 
-  const reconciler = client && target ? new Reconciler({ store, client, registry: target.host, intervalSeconds: interval, concurrency, readConfigs, logger, metrics }) : undefined;
+  const reconciler = client && target ? new Reconciler({ store, client, registry: target.host, intervalSeconds: interval, concurrency, readConfigs, logger, metrics, ...(gitlab ? { source: gitlab.source(target.host) } : {}) }) : undefined;
   reconciler?.start();
 
   const signal = await new Promise<string>((resolve) => {

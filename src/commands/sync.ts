@@ -7,6 +7,7 @@ import { inertText, writeControl } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
 import { fromEnv, positiveInt, readConfigsFlag, requireRegistry } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
+import { type GitlabDiscoveryFlags, gitlabDiscoveryFrom } from './gitlab-discovery.js';
 
 /**
  * SQLite's page cache for a crawl, MiB: a crawl writes pages and reads few back, so a small cache
@@ -15,7 +16,7 @@ import { type RegistryFlags, registryClient } from './common.js';
  */
 const SYNC_SQLITE_CACHE_MIB = 8;
 
-interface SyncFlags extends RegistryFlags {
+interface SyncFlags extends RegistryFlags, GitlabDiscoveryFlags {
   registry?: string;
   repository?: string;
   db?: string;
@@ -28,7 +29,7 @@ interface SyncFlags extends RegistryFlags {
 function bar(p: SyncProgress, width = 24): string {
   const total = Math.max(p.repositoriesTotal, 1);
   const filled = Math.round((Math.min(p.repositoriesDone, total) / total) * width);
-  const head = p.phase === 'catalog' ? 'reading the catalog…' : `[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${p.repositoriesDone}/${p.repositoriesTotal} repositories`;
+  const head = p.phase === 'catalog' ? 'listing the repositories…' : `[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${p.repositoriesDone}/${p.repositoriesTotal} repositories`;
   return `${head}, ${p.tagsDone}/${p.tagsSeen} tags, ${p.manifestsFetched} manifests read`;
 }
 
@@ -37,6 +38,7 @@ function summaryText(s: SyncSummary): string {
   const scope = s.prefix ? ` (repositories under ${s.prefix})` : '';
   const state = s.complete ? 'synced' : 'interrupted syncing';
   lines.push(`${state} ${s.registry}${scope}${s.resumedAfter ? `, resumed after ${s.resumedAfter}` : ''}`);
+  if (s.listedBy === 'gitlab') lines.push("  repositories listed through GitLab's API");
   if (s.singleRepository) lines.push(`  the registry's catalog is not readable with these credentials; synced ${s.prefix} alone`);
   lines.push(`  repositories: ${s.repositories}   tags checked: ${s.tags}`);
   lines.push(`  manifests read: ${s.manifestsFetched}   config blobs read: ${s.configsFetched}   new in the catalog: ${s.manifestsStored}`);
@@ -51,9 +53,19 @@ function summaryText(s: SyncSummary): string {
   return `${lines.join('\n')}\n`;
 }
 
+async function registryOfGitlab(gitlab: NonNullable<ReturnType<typeof gitlabDiscoveryFrom>>): Promise<{ host: string; insecure: boolean }> {
+  const host = await gitlab.discoverRegistry();
+  if (host === undefined) {
+    throw new UsageError('the GitLab groups and projects named hold no container repository, so the registry is unknown', { hint: 'pass --registry URL as well' });
+  }
+  return { host, insecure: false };
+}
+
 export async function run(rt: Runtime, _args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as SyncFlags;
-  const target = requireRegistry(rt, flags.registry);
+  const gitlab = gitlabDiscoveryFrom(rt, flags);
+  // With GitLab discovery the registry may come from the listing's `location` instead.
+  const target = gitlab && fromEnv(rt, flags.registry, 'TAGTRAIL_REGISTRY') === undefined ? await registryOfGitlab(gitlab) : requireRegistry(rt, flags.registry);
   if (flags.repository !== undefined && !isValidRepository(flags.repository.replace(/\/+$/, ''))) {
     throw new UsageError(`--repository ${JSON.stringify(flags.repository.slice(0, 100))} is not a repository path`, { hint: 'e.g. --repository group or --repository group/project/app' });
   }
@@ -61,7 +73,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
   const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
-  const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, [target.host]);
+  const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, [target.host], gitlab ? [gitlab.api.origin] : [], gitlab?.credentials(target.host));
   const store = await openStore(dbUrl, { sqliteCacheMiB: SYNC_SQLITE_CACHE_MIB });
 
   const controller = new AbortController();
@@ -93,6 +105,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
         store,
         registry: target.host,
         ...(prefix ? { prefix } : {}),
+        ...(gitlab ? { source: gitlab.source(target.host) } : {}),
         concurrency,
         readConfigs,
         resume: !flags.restart,

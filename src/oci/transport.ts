@@ -203,6 +203,11 @@ export class Transport {
     if (scope) url.searchParams.append('scope', scopeString(scope));
     const cred = this.credential(registry);
     if (cred && !realmMayReceiveCredentials(realm, registry, this.opts.trustedRealmHosts ?? [])) throw untrustedRealmError(registry, realm, cred.source);
+    if (cred?.realmHosts && !cred.realmHosts.includes(url.host.toLowerCase())) {
+      throw new AuthError('DENIED', `${registry} sent its token realm to ${url.host}, where tagtrail will not send the credentials from ${cred.source}`, {
+        hint: `these credentials go only to ${cred.realmHosts.join(' or ')}`,
+      });
+    }
     const headers: Record<string, string> = {};
     if (cred) headers.authorization = basicAuthorization(cred);
     const res = await this.send(registry, { method: 'GET', url: url.toString(), headers, maxBodyBytes: 1024 * 1024, what: 'token' });

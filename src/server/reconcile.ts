@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { isTagtrailError } from '../errors.js';
 import type { Store } from '../catalog/store.js';
+import type { RepositorySource } from '../catalog/discovery.js';
 import { CRAWL_LOCK, type SyncSummary, sync } from '../catalog/sync.js';
 import type { RegistryClient } from '../oci/registry.js';
 import type { Metrics } from './metrics.js';
@@ -23,6 +24,8 @@ interface ReconcilerOptions {
   concurrency?: number;
   /** Read every new image config once for builder evidence. */
   readConfigs?: boolean;
+  /** Where the list of repositories comes from (default: the registry's catalog). */
+  source?: RepositorySource;
   logger?: Logger;
   metrics?: Metrics;
 }
@@ -92,6 +95,7 @@ export class Reconciler {
           signal: controller.signal,
           ...(this.options.concurrency ? { concurrency: this.options.concurrency } : {}),
           readConfigs: this.options.readConfigs === true,
+          ...(this.options.source ? { source: this.options.source } : {}),
           onRead: (what) => metrics?.registryReads.inc({ what, source: 'crawl' }),
           onWarning: (message) => logger?.warn({ message }, 'referrer ignored'),
         }),

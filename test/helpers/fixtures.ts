@@ -3,6 +3,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { makeTempDir, removeTempDir } from './cleanup.js';
 import { startFaultProxy, type FaultProxy, type FaultProxyOptions } from './fault-proxy.js';
+import { startGitlab, type GitlabStandIn, type GitlabStandInOptions } from './gitlab/server.js';
 import { startNotificationSink, startRegistry, type NotificationSink, type RegistryOptions, type TestRegistry } from './registry.js';
 import { startTokenIssuer, type TokenIssuer, type TokenIssuerOptions } from './token-issuer.js';
 
@@ -36,6 +37,11 @@ function useFixture<T extends { stop(): Promise<void> }>(name: string, start: ()
 
 export function useTokenIssuer(options: Lazy<TokenIssuerOptions> = {}): () => TokenIssuer {
   return useFixture('token issuer', () => startTokenIssuer(resolveLazy(options)));
+}
+
+/** The GitLab stand-in (helpers/gitlab/); a registry takes it as its tokenIssuer. */
+export function useGitlab(options: Lazy<GitlabStandInOptions> = {}): () => GitlabStandIn {
+  return useFixture('GitLab stand-in', () => startGitlab(resolveLazy(options)));
 }
 
 export function useRegistry(options: Lazy<RegistryOptions> = {}): () => TestRegistry {

@@ -48,6 +48,11 @@ export interface TokenIssuerOptions {
    * certificate itself, which distribution verifies against the bundle.
    */
   keyHeader?: 'kid' | 'x5c';
+  /**
+   * Checks Basic credentials instead of `users`: the user they stand for, or undefined to refuse
+   * them with 401. The GitLab stand-in uses it to take access tokens as passwords.
+   */
+  authenticate?: (user: string, password: string) => IssuerUser | undefined;
 }
 
 export interface TokenRequestRecord {
@@ -87,7 +92,47 @@ export interface TokenIssuer {
   stop(): Promise<void>;
 }
 
+/** The realm without its own server: what the GitLab stand-in mounts at /jwt/auth. */
+export interface TokenService extends Omit<TokenIssuer, 'realm' | 'stop'> {
+  /** Answers a GET /jwt/auth; `url` is the request URL (any origin). */
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): void;
+  /** Removes the key and certificate. */
+  dispose(): Promise<void>;
+}
+
 export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promise<TokenIssuer> {
+  const service = await createTokenService(options);
+  try {
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://issuer.invalid');
+      if (req.method !== 'GET' || url.pathname !== '/jwt/auth') {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+        return;
+      }
+      service.handle(req, res, url);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, LOOPBACK, () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const { handle: _handle, dispose, ...rest } = service;
+    return {
+      ...rest,
+      realm: `http://${LOOPBACK}:${port}/jwt/auth`,
+      stop: async () => {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await dispose();
+      },
+    };
+  } catch (err) {
+    await service.dispose();
+    throw err;
+  }
+}
+
+export async function createTokenService(options: TokenIssuerOptions = {}): Promise<TokenService> {
   const dir = await makeTempDir('issuer');
   try {
     const keyPath = join(dir, 'key.pem');
@@ -132,12 +177,7 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
       return signJwt(header, claims, privateKey);
     };
 
-    const handle = (req: IncomingMessage, res: ServerResponse): void => {
-      const url = new URL(req.url ?? '/', 'http://issuer.invalid');
-      if (req.method !== 'GET' || url.pathname !== '/jwt/auth') {
-        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
-        return;
-      }
+    const handle = (req: IncomingMessage, res: ServerResponse, url: URL): void => {
       const scopes = url.searchParams.getAll('scope');
       const requestService = url.searchParams.get('service') ?? undefined;
       const record: TokenRequestRecord = { scopes, status: 0, granted: [], ...(requestService !== undefined ? { service: requestService } : {}) };
@@ -147,8 +187,13 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
       let user: IssuerUser | undefined;
       if (credentials) {
         record.user = credentials.user;
-        user = users[credentials.user];
-        if (!user || !timingSafeEqualStrings(user.password, credentials.password)) {
+        if (options.authenticate) {
+          user = options.authenticate(credentials.user, credentials.password);
+        } else {
+          user = users[credentials.user];
+          if (user && !timingSafeEqualStrings(user.password, credentials.password)) user = undefined;
+        }
+        if (!user) {
           record.status = 401;
           res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="GitLab"' });
           res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'HTTP Basic: Access denied' }] }));
@@ -176,15 +221,8 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
       res.end(JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: new Date().toISOString() }));
     };
 
-    const server = createServer(handle);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, LOOPBACK, () => resolve());
-    });
-    const { port } = server.address() as AddressInfo;
-
     return {
-      realm: `http://${LOOPBACK}:${port}/jwt/auth`,
+      handle,
       service,
       issuer: issuerName,
       certPath,
@@ -195,11 +233,7 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
         expiresIn = seconds;
       },
       mintToken: (claims) => mint(claims.sub ?? '', claims.access, claims.expiresIn ?? expiresIn),
-      stop: async () => {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        await removeTempDir(dir);
-      },
+      dispose: () => removeTempDir(dir),
     };
   } catch (err) {
     await removeTempDir(dir);

@@ -184,4 +184,15 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
       )`,
     ],
   },
+  {
+    // The GitLab project a repository belongs to, when its list came from GitLab's API: the
+    // project's id, full path and visibility (null where GitLab did not say).
+    version: 5,
+    name: 'gitlab projects',
+    statements: [
+      `ALTER TABLE repositories ADD COLUMN gitlab_project_id bigint`,
+      `ALTER TABLE repositories ADD COLUMN gitlab_project_path text`,
+      `ALTER TABLE repositories ADD COLUMN gitlab_visibility text`,
+    ],
+  },
 ]);

@@ -195,4 +195,15 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = checkMigrations([
       )`,
     ],
   },
+  {
+    // The GitLab project a repository belongs to, when its list came from GitLab's API: the
+    // project's id, full path and visibility (null where GitLab did not say).
+    version: 5,
+    name: 'gitlab projects',
+    statements: [
+      `ALTER TABLE repositories ADD COLUMN gitlab_project_id INTEGER`,
+      `ALTER TABLE repositories ADD COLUMN gitlab_project_path TEXT`,
+      `ALTER TABLE repositories ADD COLUMN gitlab_visibility TEXT`,
+    ],
+  },
 ]);

@@ -17,6 +17,8 @@ export interface Credential {
   readonly password: string;
   /** Where it came from, for --debug ("CI_REGISTRY_USER"); never the secret itself. */
   readonly source: string;
+  /** When set, the only token realm hosts (host[:port]) this credential may be sent to. */
+  readonly realmHosts?: readonly string[];
 }
 
 export type CredentialResolver = (registry: string) => Credential | undefined;
