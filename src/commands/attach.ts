@@ -1,10 +1,11 @@
 // tagtrail attach IMAGE...: a thin layer over oci/attach.
 import { UsageError } from '../errors.js';
 import { annotationChanges } from '../gitlab/annotation-set.js';
-import { ALREADY_THIS_PIPELINE, buildDetailsVerdict } from '../gitlab/build-once.js';
+import { ALREADY_THIS_PIPELINE, buildDetailsVerdict, sameBuildApartFromJob } from '../gitlab/build-once.js';
 import { isGitLabCi } from '../gitlab/ci.js';
 import { type DotenvVariable, dotenvLimits, writeDotenv } from '../gitlab/dotenv.js';
 import { assertExpanded } from '../gitlab/variables.js';
+import { applyAnnotationChanges, emptyAnnotations } from '../oci/annotations.js';
 import { type AttachResult, attachBuildDetails } from '../oci/attach.js';
 import { type Reference, formatReference, parseReference } from '../oci/reference.js';
 import { type ReferrersMode, fallbackTag } from '../oci/referrers.js';
@@ -88,6 +89,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), or pass --annotation KEY=VALUE',
     });
   }
+  const wanted = applyAnnotationChanges(emptyAnnotations(), changes);
   const client = await registryClient(rt, flags);
 
   const out: string[] = [];
@@ -108,7 +110,10 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
               let otherPipeline: unknown;
               for (const d of found) {
                 try {
-                  if (buildDetailsVerdict(d.annotations, rt.env, `${formatReference(ref)} (referrer ${d.digest})`) === 'already-this-pipeline') {
+                  const verdict = buildDetailsVerdict(d.annotations, rt.env, `${formatReference(ref)} (referrer ${d.digest})`);
+                  // A retry, or another job of this pipeline, with the same details: nothing to add.
+                  // Other --annotation values make a new referrer of this pipeline.
+                  if (verdict === 'already-this-pipeline' && sameBuildApartFromJob(d.annotations, wanted)) {
                     sameBuild = true;
                     return d;
                   }

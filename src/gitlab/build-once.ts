@@ -56,3 +56,15 @@ export function buildDetailsVerdict(existing: Annotations | undefined, env: Env,
 }
 
 export const ALREADY_THIS_PIPELINE = 'already annotated by this pipeline';
+
+/** What a retry or a second job of the same pipeline changes: the job and the time of the run. */
+const PER_RUN_KEYS = new Set([`${CI}job_id`, `${CI}job_url`, `${CI}job_name`, 'org.opencontainers.image.created']);
+
+/** The same build details, apart from the job that wrote them and when. */
+export function sameBuildApartFromJob(a: Annotations | undefined, b: Annotations): boolean {
+  if (!a) return false;
+  const keys = (x: Annotations) => Object.keys(x).filter((k) => !PER_RUN_KEYS.has(k)).sort();
+  const ka = keys(a);
+  const kb = keys(b);
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
+}
