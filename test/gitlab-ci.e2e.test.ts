@@ -328,6 +328,24 @@ describe('a later pipeline that built nothing', () => {
   }, PIPELINE_TIMEOUT);
 });
 
+describe("the project's own .gitlab-ci.yml", () => {
+  it('tests, builds, stamps the image with its own template and checks its component; a version tag also releases', async () => {
+    const project = await makeProject('own', await readFile(join(ROOT, '.gitlab-ci.yml'), 'utf8'), ['tagtrail.gitlab-ci.yml', 'annotate.yml']);
+    const branch = ['test', 'tagtrail-labels', 'build-image', 'tagtrail-annotate', 'component-check'];
+    expect(await listed(project, {})).toEqual(branch);
+    expect(await listed(project, { CI_COMMIT_TAG: '0.1.0', CI_COMMIT_BRANCH: '', CI_COMMIT_REF_NAME: '0.1.0' })).toEqual([...branch, 'create-release']);
+    // With a merge request open, GitLab's workflow:rules drop the branch pipeline; gitlab-ci-local
+    // 4.60 does not apply workflow:rules to the list, but the jobs' own rules still drop the
+    // tagtrail jobs (docs/gitlab-ci.md says what it cannot check).
+    expect(await listed(project, { CI_OPEN_MERGE_REQUESTS: 'tagtrail/tagtrail!1' })).toEqual(['test', 'tagtrail-labels', 'build-image']);
+
+    const preview = await gitlabCiLocal(project, ['--preview', '--variable', 'CI_COMMIT_TAG=0.1.0', '--variable', 'CI_COMMIT_BRANCH=']);
+    expect(preview.code, preview.output).toBe(0);
+    expect(preview.output).toMatch(/create-release:[\s\S]*release:\n\s+tag_name: \$CI_COMMIT_TAG/);
+    expect(preview.output).toContain('TAGTRAIL_IMAGES: $CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA $CI_REGISTRY_IMAGE:$CI_COMMIT_TAG');
+  }, PIPELINE_TIMEOUT);
+});
+
 describe('templates/annotate.yml, included as a component of the same project', () => {
   it('annotates the images named by its inputs, in its stage, and only the platforms asked for', async () => {
     const yaml = [
