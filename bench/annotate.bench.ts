@@ -15,7 +15,7 @@ const RUNS = 7;
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
 
 function annotateArgs(ref: string, i: number, verify = true): string[] {
-  return [BIN, 'annotate', ref, '-a', `com.example.bench.run=${i}`, ...(verify ? [] : ['--no-verify'])];
+  return [BIN, 'annotate', ref, '-a', `com.example.bench.run=${i}`, ...(verify ? [] : ['--no-read-back'])];
 }
 
 async function tagtrail(args: string[]): Promise<void> {
@@ -154,13 +154,13 @@ export default async function bench(): Promise<void> {
 
 Median of ${RUNS} runs (skopeo round trip: 3), local CNCF distribution registry, requests counted by a proxy in front of it.
 tagtrail runs as a process (node start-up included), as in a CI job; the floor is two curl processes.
-tagtrail figures are given as default / \`--no-verify\` (the default reads the tag back after a wait of at least 250 ms, to catch a concurrent writer).
+tagtrail figures are given as default / \`--no-read-back\` (the default reads the tag back after a wait of at least 250 ms, to catch a concurrent writer).
 
 | image | tagtrail requests | curl floor requests | skopeo out+in requests | tagtrail ms | floor ms | skopeo out+in ms | tagtrail / floor | skopeo / tagtrail (default) |
 |---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
-Index over a link with 20 ms added per request, with \`--no-verify\` (children fetched and written 4 at a time):
+Index over a link with 20 ms added per request, with \`--no-read-back\` (children fetched and written 4 at a time):
 
 | platforms | requests | bound 2N+4 | blob requests | wall ms |
 |---|---|---|---|---|

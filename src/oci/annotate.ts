@@ -55,6 +55,12 @@ export interface AnnotateOptions {
    * index takes the values all its annotated children agree on.
    */
   readonly fromLabels?: (labels: Annotations) => Annotations;
+  /**
+   * Decides the changes from the annotations the image carries now (the top manifest's, read
+   * before anything is written); it may also throw to stop before any write. Without it,
+   * `changes` applies as given.
+   */
+  readonly changesFor?: (current: Annotations) => AnnotationChanges;
 }
 
 /** The changes plus label values, which rank below every explicit or CI value. */
@@ -189,6 +195,7 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
   const toOci = opts.toOci ?? false;
   if (!opts.dryRun) client.intendToWrite(ref.registry, ref.repository);
   const top = await readTop(client, ref);
+  const changes = opts.changesFor ? opts.changesFor(top.annotations) : opts.changes;
   const outcomes: ManifestOutcome[] = [];
   let result: Rewritten;
 
@@ -196,7 +203,7 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
     opts.fromLabels && m.kind === 'image' ? opts.fromLabels(await readConfigLabels(client, ref.registry, ref.repository, m)) : undefined;
 
   if (top.kind === 'image') {
-    result = rewrite(top, withLabels(opts.changes, await labelsOf(top)), toOci);
+    result = rewrite(top, withLabels(changes, await labelsOf(top)), toOci);
   } else {
     // Children first: fetch and rewrite them all, a few at a time, so that bad input found in
     // any of them stops the run before the first write; then PUT the changed ones by digest.
@@ -206,7 +213,7 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
       const child = await client.getManifest(withDigest(ref, d.digest));
       return { d, child, labels: await labelsOf(child) };
     });
-    const rewritten = fetched.map(({ d, child, labels }) => ({ d, r: rewrite(child, withLabels(opts.changes, labels), toOci) }));
+    const rewritten = fetched.map(({ d, child, labels }) => ({ d, r: rewrite(child, withLabels(changes, labels), toOci) }));
     if (!opts.dryRun) {
       await mapLimit(
         rewritten.filter(({ r }) => r.changed),
@@ -234,7 +241,7 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
         }),
       };
     };
-    const indexChanges = withLabels(opts.changes, commonLabels(fetched.map((f) => f.labels)));
+    const indexChanges = withLabels(changes, commonLabels(fetched.map((f) => f.labels)));
     result = rewrite(top, indexChanges, toOci, moved.size > 0 ? updateDescriptors : undefined);
   }
   outcomes.unshift({

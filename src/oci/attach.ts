@@ -43,6 +43,12 @@ export interface AttachOptions {
    * writer dropped our entry. false saves that request and the wait.
    */
   readonly verify?: boolean;
+  /**
+   * Called with the build-details referrers already there when none has the same details: returns
+   * one of them to stand for this run (nothing is written), or undefined to attach; it may throw
+   * to stop before any write.
+   */
+  readonly existingReferrers?: (found: readonly Descriptor[]) => Descriptor | undefined;
 }
 
 const DEFAULT_SETTLE_MS = 250;
@@ -190,6 +196,11 @@ export async function attachBuildDetails(client: RegistryClient, ref: Reference,
   const same = await findSame(client, subjectRef, existing.manifests, annotations);
   if (same) {
     return { ...base, referrer: same.digest, changed: false, path: existing.path === 'api' ? 'api' : 'fallback-tag', annotations: same.annotations, warnings };
+  }
+
+  const standIn = opts.existingReferrers?.(existing.manifests);
+  if (standIn) {
+    return { ...base, referrer: standIn.digest, changed: false, path: existing.path === 'api' ? 'api' : 'fallback-tag', annotations: standIn.annotations ?? emptyAnnotations(), warnings };
   }
 
   const artifact = buildDetailsManifest(subject, annotations);
