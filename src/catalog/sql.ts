@@ -284,7 +284,7 @@ interface ManifestInfo {
 interface View {
   top: ManifestInfo;
   children: { digest: string; platform: Platform | null; info: ManifestInfo | null }[];
-  /** The newest build-details referrer of the top digest. */
+  /** The newest build-details referrer of the top digest listed in the repository the view was loaded for. */
   referrer?: ReferrerInfo;
 }
 
@@ -451,8 +451,13 @@ function searchFilters(query: SearchQuery): Filter[] {
 // ---------------------------------------------------------------- the store
 
 interface WriteContext {
-  /** Terms per digest, computed once per transaction. */
+  /** Terms per repository and digest (summaryKey), computed once per transaction. */
   summaries: Map<string, Summary>;
+}
+
+/** A summary depends on the repository too: only its own referrers lend build details (referrer-store.ts). */
+function summaryKey(repoId: number, digest: string): string {
+  return `${repoId}\u0000${digest}`;
 }
 
 export class SqlStore implements Store {
@@ -720,25 +725,26 @@ export class SqlStore implements Store {
   }
 
   /** Fills the context's summaries for these digests, loading the missing ones together. */
-  private async summaries(q: Queryable, digests: readonly string[], ctx: WriteContext): Promise<void> {
-    const missing = digests.filter((d) => !ctx.summaries.has(d));
+  private async summaries(q: Queryable, repoId: number, digests: readonly string[], ctx: WriteContext): Promise<void> {
+    const missing = digests.filter((d) => !ctx.summaries.has(summaryKey(repoId, d)));
     if (missing.length === 0) return;
-    const views = await this.loadViews(q, missing);
-    for (const d of missing) ctx.summaries.set(d, summarize(views.get(d)));
+    const views = await this.loadViews(q, repoId, missing);
+    for (const d of missing) ctx.summaries.set(summaryKey(repoId, d), summarize(views.get(d)));
   }
 
-  private async summary(q: Queryable, digest: string, ctx: WriteContext): Promise<Summary> {
-    let s = ctx.summaries.get(digest);
+  private async summary(q: Queryable, repoId: number, digest: string, ctx: WriteContext): Promise<Summary> {
+    const key = summaryKey(repoId, digest);
+    let s = ctx.summaries.get(key);
     if (!s) {
-      s = summarize((await this.loadViews(q, [digest])).get(digest));
-      ctx.summaries.set(digest, s);
+      s = summarize((await this.loadViews(q, repoId, [digest])).get(digest));
+      ctx.summaries.set(key, s);
     }
     return s;
   }
 
   /** Replaces a live tag's terms with those of `digest`; records and returns its build flag. */
   private async rebuildTerms(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext): Promise<boolean> {
-    const s = await this.summary(q, digest, ctx);
+    const s = await this.summary(q, row.repository_id, digest, ctx);
     await q.run('DELETE FROM tag_terms WHERE tag_id = ?', [row.id]);
     await insertMany(
       q,
@@ -753,8 +759,8 @@ export class SqlStore implements Store {
     return s.hasBuildDetails;
   }
 
-  /** Loads manifests by digest with their annotations, labels and children (one level). */
-  private async loadViews(q: Queryable, digests: readonly string[]): Promise<Map<string, View>> {
+  /** Loads manifests by digest with their annotations, labels and children (one level), and the referrers repository `repoId` lists. */
+  private async loadViews(q: Queryable, repoId: number, digests: readonly string[]): Promise<Map<string, View>> {
     const infos = new Map<number, ManifestInfo>();
     const byDigest = new Map<string, ManifestInfo>();
     const loadManifests = async (list: readonly string[]) => {
@@ -810,7 +816,7 @@ export class SqlStore implements Store {
       for (const r of rows) for (const info of byConfig.get(r.digest as string) ?? []) info.labels[r.key as string] = r.value as string;
     }
 
-    const referrers = await refs.newestReferrers(q, tops.map((t) => t.row.digest));
+    const referrers = await refs.newestReferrers(q, repoId, tops.map((t) => t.row.digest));
     const views = new Map<string, View>();
     for (const top of tops) {
       const referrer = referrers.get(top.row.digest);
@@ -1109,12 +1115,12 @@ export class SqlStore implements Store {
         [repoId, at, ...digests],
       );
       for (const r of rows) deletedAt.set(r.digest as string, num(r.at));
-      await this.summaries(q, digests, ctx);
+      await this.summaries(q, repoId, digests, ctx);
       const states = part.map(([name, digest]) => {
         let state = step(null, { at, kind: SET, digest }) as TagState;
         const md = deletedAt.get(digest);
         if (md !== undefined) state = step(state, { at: md, kind: MANIFEST_DELETE, digest }) as TagState;
-        const summary = ctx.summaries.get(digest)!;
+        const summary = ctx.summaries.get(summaryKey(repoId, digest))!;
         return { name, digest, state, summary, live: isLive(state) };
       });
       const ids = new Map<string, number>();
@@ -1153,7 +1159,7 @@ export class SqlStore implements Store {
       await insertMany(q, 'tag_terms', ['tag_id', 'repository_id', 'key', 'value', 'value_rest', 'updated_at'], terms);
       // Done with these images: a repository of many tags does not keep them all (one further use
       // in this transaction only reads one again).
-      for (const d of digests) ctx.summaries.delete(d);
+      for (const d of digests) ctx.summaries.delete(summaryKey(repoId, d));
     }
     if (newest === null) return;
     await q.run(`UPDATE repositories SET live_tags = live_tags + ?, build_tags = build_tags + ?, updated_at = ${this.d.greatest}(COALESCE(updated_at, ?), ?) WHERE id = ?`, [
@@ -1452,7 +1458,7 @@ export class SqlStore implements Store {
     ]);
     const children = `(SELECT ${d.jsonAgg(child, 'c.position')} FROM manifest_children c LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE c.parent_id = m.id)`;
     return (
-      `SELECT g.id, r.name AS repository, g.name AS tag, g.digest, g.updated_at, m.id AS manifest_id, m.media_type, m.has_build, m.config_digest, ` +
+      `SELECT g.id, g.repository_id, r.name AS repository, g.name AS tag, g.digest, g.updated_at, m.id AS manifest_id, m.media_type, m.has_build, m.config_digest, ` +
       `${annotations('m')} AS annotations, ${labels('m')} AS labels, ${children} AS children ` +
       `FROM tags g JOIN repositories r ON r.id = g.repository_id LEFT JOIN manifests m ON m.digest = g.digest WHERE ${d.inIdList('g.id')}`
     );
@@ -1463,13 +1469,24 @@ export class SqlStore implements Store {
     if (ids.length === 0) return [];
     const rows = await this.db.all<Row>(this.hydrateSql, [this.d.idList(ids)], { prepare: true });
     const byId = new Map(rows.map((r) => [num(r.id), r]));
-    const referrers = await refs.newestReferrers(this.db, rows.filter((r) => r.digest != null).map((r) => r.digest as string));
+    // Each tag's referrers are those its own repository lists (referrer-store.ts).
+    const byRepository = new Map<number, string[]>();
+    for (const r of rows) {
+      if (r.digest == null) continue;
+      const list = byRepository.get(num(r.repository_id)) ?? [];
+      list.push(r.digest as string);
+      byRepository.set(num(r.repository_id), list);
+    }
+    const referrers = new Map<string, ReferrerInfo>();
+    for (const [repoId, digests] of byRepository) {
+      for (const [digest, referrer] of await refs.newestReferrers(this.db, repoId, digests)) referrers.set(summaryKey(repoId, digest), referrer);
+    }
     const items: TagItem[] = [];
     for (const id of ids) {
       const r = byId.get(id);
       if (!r || r.digest == null) continue;
       const view = hydratedView(r);
-      const referrer = referrers.get(r.digest as string);
+      const referrer = referrers.get(summaryKey(num(r.repository_id), r.digest as string));
       if (view && referrer) view.referrer = referrer;
       const s = summarize(view);
       items.push({
@@ -1488,8 +1505,9 @@ export class SqlStore implements Store {
     return items;
   }
 
-  async getImage(digest: string): Promise<ImageDetail | null> {
+  async getImage(digest: string, options: { repository?: string } = {}): Promise<ImageDetail | null> {
     checkDigest(digest);
+    if (options.repository !== undefined) checkName(options.repository, 'repository');
     const rows = await this.db.all<Row>(
       'SELECT id, digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at FROM manifests WHERE digest = ?',
       [digest],
@@ -1552,7 +1570,10 @@ export class SqlStore implements Store {
       parents: parents.map((p) => p.digest),
       tags: tags.map((t) => ({ repository: t.repository as string, tag: t.tag as string, updatedAt: new Date(num(t.updated_at)) })),
       storedAt: new Date(num(m.stored_at)),
-      referrers: await refs.referrersOf(this.db, digest),
+      referrers:
+        options.repository === undefined
+          ? await refs.referrersOf(this.db, digest, null)
+          : await refs.referrersOf(this.db, digest, (await refs.repositoryId(this.db, options.repository)) ?? -1),
     };
   }
 

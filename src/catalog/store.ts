@@ -330,7 +330,11 @@ export interface Store {
   searchImages(query: SearchQuery): Promise<Page<TagItem>>;
   /** The plan of the query searchImages runs for `query`, for checks and benchmarks. */
   explainSearch(query: SearchQuery, options?: ExplainOptions): Promise<ExplainResult>;
-  getImage(digest: string): Promise<ImageDetail | null>;
+  /**
+   * One manifest. Its `referrers` are those `repository` lists; without a repository, those listed
+   * by a repository that tags the digest (a referrer listed elsewhere never counts: referrer-store.ts).
+   */
+  getImage(digest: string, options?: { repository?: string }): Promise<ImageDetail | null>;
   tagHistory(repository: string, tag: string): Promise<TagHistory | null>;
   stats(): Promise<StoreStats>;
   /** Counts and shares of builders, build-detail sources, media types and multi-platform images, by week. */

@@ -351,8 +351,6 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
       }
     });
     if (aborted()) return false;
-    if (!(await followReferrers(repository, referrersTags))) return false;
-    report();
     if (complete) {
       count(await store.reconcileRepository(repository, live, at));
     } else {
@@ -361,6 +359,9 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
         if (outcome === 'applied') summary.updated++;
       }
     }
+    // After the tags: a referrer counts only where its repository tags the subject (referrer-store.ts).
+    if (!(await followReferrers(repository, referrersTags))) return false;
+    report();
     return true;
   }
 }

@@ -152,7 +152,10 @@ export function createApp(options: AppOptions): Hono {
     if (!isValidDigest(digest)) {
       throw new UsageError(`digest ${JSON.stringify(digest.slice(0, 140))} in the path is not sha256:<64 hex> or sha512:<128 hex>`);
     }
-    const detail = await store.getImage(digest);
+    // ?repository=NAME: the build details as that repository lists them (its referrers only).
+    const repository = c.req.query('repository');
+    if (repository !== undefined && !isValidRepository(repository)) throw new UsageError(`repository ${JSON.stringify(repository.slice(0, 260))} is not a valid repository name`);
+    const detail = await store.getImage(digest, repository !== undefined ? { repository } : {});
     if (!detail) throw new NotFoundError(`no image ${digest} in the catalog`);
     return c.json(await imageDetail(store, detail));
   });

@@ -111,7 +111,16 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'getImage',
           summary: 'One manifest in detail: its annotations, each child’s (for an index), labels, build details, tags.',
-          parameters: [{ name: 'digest', in: 'path', required: true, schema: { type: 'string', pattern: '^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$' } }],
+          parameters: [
+            { name: 'digest', in: 'path', required: true, schema: { type: 'string', pattern: '^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$' } },
+            {
+              name: 'repository',
+              in: 'query',
+              required: false,
+              description: 'Referrers (and build details from them) as this repository lists them; without it, as the repositories that tag the digest list them.',
+              schema: { type: 'string' },
+            },
+          ],
           responses: {
             200: { description: 'The image.', content: { 'application/json': { schema: { $ref: '#/components/schemas/ImageDetail' } } } },
             400: errorResponse('Not a digest.'),

@@ -1,17 +1,14 @@
 // Store records → the JSON the API answers with. `build` is shaped as `tagtrail show` prints it
 // (buildFromAnnotations): from the annotations, else from the config labels, else null.
-import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
+import { type Build, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
+import { buildDetails } from '../catalog/derived.js';
 import type { Annotations } from '../oci/annotations.js';
 import { mergeAnnotations } from '../oci/inspect.js';
 import { formatPlatform } from '../oci/manifest.js';
 import type { ImageDetail, Platform, ReferrerInfo, RepositorySummary, Store, TagHistory, TagItem } from '../catalog/store.js';
 
 export function buildOf(annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
-  if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
-  // A build-details referrer (tagtrail attach) when the manifests carry none, before the labels.
-  if (referrer && hasBuildAnnotations(referrer.annotations)) return { ...buildFromAnnotations(referrer.annotations, 'referrer'), referrer: referrer.digest };
-  if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) return buildFromAnnotations(labelAnnotations, 'labels');
-  return null;
+  return buildDetails(annotations, labelAnnotations, referrer);
 }
 
 /** "linux/arm64/v8"; attestation manifests (unknown/unknown) are not platforms of the image. */

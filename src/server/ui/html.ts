@@ -4,7 +4,8 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { ImageChild, ImageDetail, Platform, ReferrerInfo, TagItem } from '../../catalog/store.js';
-import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../../gitlab/build.js';
+import { buildDetails } from '../../catalog/derived.js';
+import { type Build, labelsAsAnnotations } from '../../gitlab/build.js';
 import type { Annotations } from '../../oci/annotations.js';
 import { VERSION } from '../../version.js';
 import { ASSETS } from './assets.js';
@@ -146,10 +147,7 @@ export function imagePlatforms(platforms: readonly Platform[]): string[] {
 
 /** Build details from the annotations, else from a build-details referrer, else from the config labels, else none. */
 export function buildOf(annotations: Annotations, labelAnnotations?: Annotations | null, referrer?: ReferrerInfo): Build | undefined {
-  if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
-  if (referrer && hasBuildAnnotations(referrer.annotations)) return { ...buildFromAnnotations(referrer.annotations, 'referrer'), referrer: referrer.digest };
-  if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) return buildFromAnnotations(labelAnnotations, 'labels');
-  return undefined;
+  return buildDetails(annotations, labelAnnotations, referrer) ?? undefined;
 }
 
 /** Attestation manifests (unknown/unknown) describe an image; they are not one of its platforms. */
