@@ -11,7 +11,7 @@ import { runCli } from '../helpers/cli.js';
 import { makeImage, pushImage, sha256 } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { type TestRegistry, startRegistry } from '../helpers/registry.js';
-import { type ServeProcess, ensureBuilt, startServe, until } from '../server/serve-process.js';
+import { ensureBuilt, startServe, until } from '../server/serve-process.js';
 import { BACKENDS, type Catalog, useBackend } from './backends.js';
 import { ciAnnotations, hex } from './seed.js';
 
