@@ -43,6 +43,8 @@ export interface AppOptions {
   accepting?: () => boolean;
   /** Mounts the browser UI (routes outside /api/, /healthz, /readyz and /metrics). */
   ui?: (app: Hono) => void;
+  /** The clock; default the system's. */
+  now?: () => Date;
 }
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
@@ -215,11 +217,13 @@ export function createApp(options: AppOptions): Hono {
         const result = await applyEvents(events.events, {
           store,
           ingestor,
+          receivedAt: (options.now ?? (() => new Date()))(),
           onEvent: (e, outcome) => metrics.webhookEvents.inc({ kind: e.kind, outcome }),
           onUnreadable: (e, err) =>
             log?.warn({ repository: e.repository, digest: e.kind === 'tag-push' ? e.digest : undefined, err: { message: err instanceof Error ? err.message : String(err) } }, 'pushed manifest could not be read'),
         });
         if (events.ignored > 0) metrics.webhookEvents.inc({ kind: 'ignored', outcome: 'ignored' }, events.ignored);
+        if (result.clamped > 0) log?.warn({ clamped: result.clamped }, 'events dated more than 5 minutes ahead were recorded at their receipt');
         metrics.webhookEnvelopes.inc({ result: 'accepted' });
         log?.info({ events: events.events.length, ignored: events.ignored, ...result }, 'notification applied');
         return c.json({ events: events.events.length, ignored: events.ignored, ...result });
