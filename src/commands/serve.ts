@@ -9,7 +9,7 @@ import { createLogger } from '../server/logger.js';
 import { Metrics } from '../server/metrics.js';
 import { Reconciler } from '../server/reconcile.js';
 import { mountUi } from '../server/ui/index.js';
-import { gitlabUrlsFrom } from '../server/ui/links.js';
+import { gitlabUrlsFrom, parseGitlabUrls } from '../server/ui/links.js';
 import { MIN_SECRET_LENGTH } from '../server/webhook.js';
 import type { Runtime } from '../runtime.js';
 import { VERSION } from '../version.js';
@@ -87,7 +87,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
       now: rt.now,
       onError: (err) => logger.error({ err: { message: err instanceof Error ? err.message : String(err) } }, 'page failed'),
     });
-  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, now: rt.now, ...(webhook ? { webhook } : {}) });
+  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, now: rt.now, gitlabServers: parseGitlabUrls(gitlabUrls), ...(webhook ? { webhook } : {}) });
 
   // Before taking traffic: reach the registry once (auth challenge, connection) and run a first
   // query, so the first notification is not slowed by either, and a wrong registry shows at once.

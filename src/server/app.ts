@@ -12,6 +12,7 @@ import type { Store } from '../catalog/store.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../oci/reference.js';
 import { imageDetail, imageItem, repositoryItem, tagHistoryItem } from './views.js';
+import { DEFAULT_GITLAB_URL, type GitlabServer, parseGitlabUrls } from './ui/links.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { parseImageQuery, parseInsightsQuery, parseListQuery, parseRepositoryQuery } from './params.js';
@@ -45,6 +46,8 @@ export interface AppOptions {
   ui?: (app: Hono) => void;
   /** The clock; default the system's. */
   now?: () => Date;
+  /** The GitLab servers whose URLs the API gives as links (as the browser links them); default https://gitlab.com. */
+  gitlabServers?: readonly GitlabServer[];
 }
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
@@ -59,6 +62,7 @@ function errorBody(code: string, message: string): ErrorBody {
 
 export function createApp(options: AppOptions): Hono {
   const { store } = options;
+  const servers = options.gitlabServers ?? parseGitlabUrls([DEFAULT_GITLAB_URL]);
   const metrics = options.metrics ?? new Metrics({ defaultMetrics: false });
   const log = options.logger;
   const app = new Hono();
@@ -138,7 +142,7 @@ export function createApp(options: AppOptions): Hono {
     if (tags) {
       const repository = checkRepositoryPath(tags[1] as string);
       const page = await store.listTags(repository, parseListQuery(new URL(c.req.url).searchParams));
-      return c.json({ items: page.items.map(imageItem), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
+      return c.json({ items: page.items.map((i) => imageItem(i, servers)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
     }
     throw new NotFoundError(`no such endpoint: GET ${c.req.path.slice(0, 200)}`, { hint: 'try /api/v1/repositories/NAME/tags or /api/v1/repositories/NAME/tags/TAG/history' });
   });
@@ -146,7 +150,7 @@ export function createApp(options: AppOptions): Hono {
   app.get('/api/v1/images', async (c) => {
     const query = parseImageQuery(new URL(c.req.url).searchParams);
     const page = await store.searchImages(query);
-    return c.json({ items: page.items.map(imageItem), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
+    return c.json({ items: page.items.map((i) => imageItem(i, servers)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
   });
 
   app.get('/api/v1/images/:digest', async (c) => {
@@ -159,7 +163,7 @@ export function createApp(options: AppOptions): Hono {
     if (repository !== undefined && !isValidRepository(repository)) throw new UsageError(`repository ${JSON.stringify(repository.slice(0, 260))} is not a valid repository name`);
     const detail = await store.getImage(digest, repository !== undefined ? { repository } : {});
     if (!detail) throw new NotFoundError(`no image ${digest} in the catalog`);
-    return c.json(await imageDetail(store, detail));
+    return c.json(await imageDetail(store, detail, servers));
   });
 
   // How images are built, by week: JSON, or CSV with ?format=csv or at /api/v1/insights.csv.

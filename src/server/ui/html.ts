@@ -10,7 +10,7 @@ import type { Annotations } from '../../oci/annotations.js';
 import { VERSION } from '../../version.js';
 import { ASSETS } from './assets.js';
 import { absoluteTime, platformText, relativeTime, shortDigest, shortSha } from './format.js';
-import { type GitlabServer, safeHref } from './links.js';
+import { type GitlabServer, isCommitSha, safeHref } from './links.js';
 
 /** Markup, or '' for nothing (a plain string could only ever be the empty one). */
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString> | '';
@@ -198,7 +198,8 @@ export function commitView(b: Build, ctx: ViewContext, full = false): Html {
   if (!b.commit) return '';
   const sha = b.commit.sha;
   const link = gitlabLink(b.commit.url, html`<code>${full ? sha : shortSha(sha)}</code>`, ctx);
-  const copy = copyButton(sha, 'commit SHA', 'Copy commit SHA');
+  // Only a value that is a commit SHA is offered to copy as one (annotations are untrusted).
+  const copy = isCommitSha(sha) ? copyButton(sha, 'commit SHA', 'Copy commit SHA') : '';
   return full ? html`${link} ${copy}` : html`<span class="nowrap">${link} ${copy}</span>`;
 }
 
