@@ -31,9 +31,62 @@ export const POSTGRES_DIALECT: Dialect = {
   idList: (ids) => `{${ids.map((id) => String(Math.trunc(id))).join(',')}}`,
 };
 
-/** Hides the password of a URL: scheme://user:***@host. For messages and logs. */
+/** Query parameters of a database URL that carry a secret (the driver reads them as libpq does). */
+const SECRET_PARAMS = new Set(['password', 'sslpassword', 'sslkey']);
+
+function decoded(s: string): string {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return s;
+  }
+}
+
+/** The query parameters of `url` as written: [name as written, value as written]. */
+function queryParams(url: string): [string, string][] {
+  const q = url.indexOf('?');
+  if (q < 0) return [];
+  return url
+    .slice(q + 1)
+    .split('#', 1)[0]!
+    .split('&')
+    .map((part): [string, string] => {
+      const eq = part.indexOf('=');
+      return eq < 0 ? [part, ''] : [part.slice(0, eq), part.slice(eq + 1)];
+    });
+}
+
+function isSecretParam(name: string): boolean {
+  return SECRET_PARAMS.has(decoded(name).toLowerCase());
+}
+
+/** Hides the secrets of a database URL: scheme://user:***@host?password=***. For messages and logs. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:?#]*):[^@/?#]*@/i, '$1:***@');
+  const out = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:?#]*):[^@/?#]*@/i, '$1:***@');
+  const q = out.indexOf('?');
+  if (q < 0) return out;
+  const [query, ...fragment] = out.slice(q + 1).split('#');
+  const shown = (query ?? '')
+    .split('&')
+    .map((part) => {
+      const eq = part.indexOf('=');
+      return eq >= 0 && isSecretParam(part.slice(0, eq)) ? `${part.slice(0, eq)}=***` : part;
+    })
+    .join('&');
+  return `${out.slice(0, q + 1)}${shown}${fragment.length > 0 ? `#${fragment.join('#')}` : ''}`;
+}
+
+/** The secret values a database URL holds, as written and decoded: never to appear in a message. */
+function urlSecrets(url: string): string[] {
+  const out: string[] = [];
+  try {
+    const password = new URL(url).password;
+    if (password) out.push(password, decoded(password));
+  } catch {
+    // pg reports an unusable URL itself, and that message goes through redact() too.
+  }
+  for (const [name, value] of queryParams(url)) if (value !== '' && isSecretParam(name)) out.push(value, decoded(value));
+  return out.filter((s) => s.length > 0);
 }
 
 /** A signed 64-bit advisory lock key for a name, as a decimal string. */
@@ -86,13 +139,7 @@ class PostgresDriver implements Driver {
 
   constructor(url: string) {
     this.shownUrl = redactUrl(url);
-    this.secrets = [];
-    try {
-      const password = new URL(url).password;
-      if (password) this.secrets.push(password, decodeURIComponent(password));
-    } catch {
-      // pg reports an unusable URL itself, and that message goes through redact() too.
-    }
+    this.secrets = urlSecrets(url);
     const parsers = pg.types;
     this.pool = new pg.Pool({
       connectionString: url,

@@ -67,6 +67,13 @@ export function createApp(options: AppOptions): Hono {
   const log = options.logger;
   const app = new Hono();
 
+  // Every answer declares its type for good: a JSON body (API, errors, probes) echoes names and
+  // annotation values someone else wrote, and must never be sniffed into HTML.
+  app.use('*', async (c, next) => {
+    await next();
+    c.res.headers.set('X-Content-Type-Options', 'nosniff');
+  });
+
   // Metrics and one log line per request. Only the path is logged: never headers or bodies.
   app.use('*', async (c, next) => {
     const started = performance.now();
