@@ -38,7 +38,7 @@ import type {
   TagHistory,
   TagItem,
 } from './store.js';
-import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
+import { MANIFEST_DELETE, SET, TAG_DELETE, type Segment, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
 import type { ReferrerInfo, ReferrerRecord } from './store.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
@@ -91,6 +91,9 @@ export interface Driver extends Queryable {
 
 export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 1000;
+
+/** Entries of a tag's history per page: a tag moved by every pipeline for years has thousands. */
+export const HISTORY_PAGE_SIZE = 50;
 /** Term values are indexed by this many UTF-16 units (≤ 768 UTF-8 bytes, inside PostgreSQL's btree limit). */
 export const TERM_PREFIX = 256;
 /** Keys longer than this are stored but not searchable. */
@@ -446,6 +449,15 @@ function searchFilters(query: SearchQuery): Filter[] {
     filters.push(eqFilter(REF_KEY, clean(query.ref)));
   }
   return [...filters, ...exists];
+}
+
+/** One page of a tag's segments, newest first: those that started before `before`, at most `limit`. */
+function historyPage(segments: readonly Segment[], before: number | undefined, limit: number): { entries: TagHistory['entries']; nextCursor?: string } {
+  const older = segments.filter((s) => before === undefined || s.since < before).reverse();
+  const shown = older.slice(0, limit);
+  const entries = shown.map((s) => ({ digest: s.digest, since: new Date(s.since), until: dateOrNull(s.until), end: s.end }));
+  const last = shown[shown.length - 1];
+  return older.length > limit && last ? { entries, nextCursor: String(last.since) } : { entries };
 }
 
 // ---------------------------------------------------------------- the store
@@ -1577,9 +1589,13 @@ export class SqlStore implements Store {
     };
   }
 
-  async tagHistory(repository: string, tag: string): Promise<TagHistory | null> {
+  async tagHistory(repository: string, tag: string, page: { limit?: number; cursor?: string } = {}): Promise<TagHistory | null> {
     checkName(repository, 'repository');
     checkName(tag, 'tag');
+    // The cursor is the start (ms) of the last entry shown: segments start at distinct, increasing times.
+    const before = page.cursor === undefined ? undefined : /^[0-9]{1,15}$/.test(page.cursor) ? Number(page.cursor) : NaN;
+    if (Number.isNaN(before)) throw new UsageError('the history cursor is not one this catalog handed out', { hint: 'pass back the nextCursor of the previous page' });
+    const limit = Math.max(1, Math.min(page.limit ?? HISTORY_PAGE_SIZE, MAX_PAGE));
     const rows = await this.db.all(`SELECT ${TAG_COLUMNS} FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = ? AND g.name = ?`, [repository, tag]);
     if (!rows[0]) return null;
     const row = tagRow(rows[0]);
@@ -1592,9 +1608,7 @@ export class SqlStore implements Store {
       deletedAt: dateOrNull(state.deletedAt),
       updatedAt: new Date(state.updatedAt),
       firstSeen: dateOrNull(state.firstSeen),
-      entries: segments
-        .map((s) => ({ digest: s.digest, since: new Date(s.since), until: dateOrNull(s.until), end: s.end }))
-        .reverse(),
+      ...historyPage(segments, before, limit),
     };
   }
 

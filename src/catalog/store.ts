@@ -164,9 +164,16 @@ export interface TagHistory {
   /** The time of the newest event that took effect. */
   updatedAt: Date;
   firstSeen: Date | null;
-  /** Newest first; the first entry is the current digest (or the last one, for a deleted tag). */
+  /**
+   * Newest first, one page (HISTORY_PAGE_SIZE by default); on the first page the first entry is
+   * the current digest (or the last one, for a deleted tag).
+   */
   entries: TagHistoryEntry[];
+  /** Set when older entries follow: pass it back as `cursor` for the next page. */
+  nextCursor?: string;
 }
+
+export { HISTORY_PAGE_SIZE } from './sql.js';
 
 export interface ReconcileResult {
   added: number;
@@ -335,7 +342,8 @@ export interface Store {
    * by a repository that tags the digest (a referrer listed elsewhere never counts: referrer-store.ts).
    */
   getImage(digest: string, options?: { repository?: string }): Promise<ImageDetail | null>;
-  tagHistory(repository: string, tag: string): Promise<TagHistory | null>;
+  /** A tag's history, newest first, a page at a time (`limit`, default HISTORY_PAGE_SIZE; `cursor` from the page before). */
+  tagHistory(repository: string, tag: string, page?: { limit?: number; cursor?: string }): Promise<TagHistory | null>;
   stats(): Promise<StoreStats>;
   /** Counts and shares of builders, build-detail sources, media types and multi-platform images, by week. */
   insights(query: InsightsQuery): Promise<InsightsReport>;

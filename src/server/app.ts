@@ -12,6 +12,7 @@ import type { Store } from '../catalog/store.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../oci/reference.js';
 import { imageDetail, imageItem, repositoryItem, tagHistoryItem } from './views.js';
+import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import { DEFAULT_GITLAB_URL, type GitlabServer, parseGitlabUrls } from './ui/links.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -49,6 +50,9 @@ export interface AppOptions {
   /** The GitLab servers whose URLs the API gives as links (as the browser links them); default https://gitlab.com. */
   gitlabServers?: readonly GitlabServer[];
 }
+
+/** Media types the raw manifest endpoint declares as they are; any other is served as bytes. */
+const MANIFEST_MEDIA_TYPES = new Set([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, 'application/vnd.docker.distribution.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v1+prettyjws']);
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -141,7 +145,7 @@ export function createApp(options: AppOptions): Hono {
       const repository = checkRepositoryPath(history[1] as string);
       const tag = decodeURIComponent(history[2] as string);
       if (!isValidTag(tag)) throw new UsageError(`tag ${JSON.stringify(tag.slice(0, 130))} in the path is not a valid tag`);
-      const h = await store.tagHistory(repository, tag);
+      const h = await store.tagHistory(repository, tag, parseListQuery(new URL(c.req.url).searchParams));
       if (!h) throw new NotFoundError(`no tag ${repository}:${tag} in the catalog`);
       return c.json(tagHistoryItem(h));
     }
@@ -171,6 +175,22 @@ export function createApp(options: AppOptions): Hono {
     const detail = await store.getImage(digest, repository !== undefined ? { repository } : {});
     if (!detail) throw new NotFoundError(`no image ${digest} in the catalog`);
     return c.json(await imageDetail(store, detail, servers));
+  });
+
+  // The manifest's bytes exactly as stored (the pages show at most 256 KiB of them). Only a
+  // manifest media type is declared: the stored one came from whoever pushed the image.
+  app.get('/api/v1/images/:digest/manifest', async (c) => {
+    const digest = c.req.param('digest');
+    if (!isValidDigest(digest)) throw new UsageError(`digest ${JSON.stringify(digest.slice(0, 140))} in the path is not sha256:<64 hex> or sha512:<128 hex>`);
+    const detail = await store.getImage(digest);
+    if (!detail) throw new NotFoundError(`no image ${digest} in the catalog`);
+    const type = MANIFEST_MEDIA_TYPES.has(detail.mediaType) ? detail.mediaType : 'application/octet-stream';
+    return c.body(new Uint8Array(detail.raw), 200, {
+      'content-type': type,
+      'docker-content-digest': digest,
+      'content-security-policy': "default-src 'none'; sandbox",
+      'cache-control': 'public, max-age=31536000, immutable',
+    });
   });
 
   // How images are built, by week: JSON, or CSV with ?format=csv or at /api/v1/insights.csv.

@@ -62,6 +62,7 @@ export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
     updatedAt: h.updatedAt.toISOString(),
     firstSeen: h.firstSeen?.toISOString() ?? null,
     entries: h.entries.map((e) => ({ digest: e.digest, since: e.since.toISOString(), until: e.until?.toISOString() ?? null, end: e.end })),
+    ...(h.nextCursor ? { nextCursor: h.nextCursor } : {}),
   };
 }
 

@@ -38,6 +38,8 @@ export const paths = {
   repository: (name: string): string => `/r/${segments(name)}`,
   tag: (repository: string, tag: string): string => `/r/${segments(repository)}/-/tags/${encodeURIComponent(tag)}`,
   manifest: (repository: string, digest: string): string => `/r/${segments(repository)}/-/manifests/${encodeURIComponent(digest).replace(/%3A/g, ':')}`,
+  /** The manifest's bytes as stored, served by the API. */
+  rawManifest: (digest: string): string => `/api/v1/images/${encodeURIComponent(digest).replace(/%3A/g, ':')}/manifest`,
   search: (q: string, extra: Record<string, string | undefined> = {}): string => withQuery('/search', { q, ...extra }),
 };
 

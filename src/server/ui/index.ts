@@ -174,7 +174,8 @@ export function mountUi(app: Hono, options: UiOptions): void {
       if (extra.length > 0 || id === undefined) return notFound(c, 'No such page.');
       if (what === 'tags') {
         if (!isValidTag(id)) return notFound(c, 'That is not a tag name.');
-        const history = await store.tagHistory(repository, id);
+        const historyCursor = cursorParam(c.req.query('history'));
+        const history = await store.tagHistory(repository, id, historyCursor ? { cursor: historyCursor } : {});
         if (!history) return notFound(c, `No tag “${id}” in “${repository}” in the catalog.`);
         const [detail, earlier, insight] = await Promise.all([
           history.digest ? store.getImage(history.digest, { repository }) : null,
@@ -182,7 +183,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
           history.digest ? store.manifestInsight(history.digest) : null,
         ]);
         const children = await childDetails(store, detail);
-        return send(c, imagePage({ repository, tag: id, history, detail, digest: history.digest, children, earlier, insight }, context()));
+        return send(c, imagePage({ repository, tag: id, history, ...(historyCursor ? { historyCursor } : {}), detail, digest: history.digest, children, earlier, insight }, context()));
       }
       if (what === 'manifests') {
         if (!isValidDigest(id)) return notFound(c, 'That is not a digest.');
