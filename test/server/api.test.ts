@@ -80,6 +80,7 @@ describe.each(BACKENDS)('the API on %s', (backendName) => {
         '/api/v1/events',
         '/api/v1/images',
         '/api/v1/images/{digest}',
+        '/api/v1/images/{digest}/manifest',
         '/api/v1/insights',
         '/api/v1/insights.csv',
         '/api/v1/openapi.json',
