@@ -237,9 +237,13 @@ interface TagRow {
   last_digest: string;
   first_seen: number | null;
   has_build: number;
+  /** The newest crawl that found the tag at observed_digest (migration 5). */
+  observed_at: number | null;
+  observed_digest: string | null;
 }
 
-const TAG_COLUMNS = 'g.id, g.repository_id, g.name, g.digest, g.deleted_at, g.updated_at, g.last_kind, g.last_digest, g.first_seen, g.has_build';
+const TAG_COLUMNS =
+  'g.id, g.repository_id, g.name, g.digest, g.deleted_at, g.updated_at, g.last_kind, g.last_digest, g.first_seen, g.has_build, g.observed_at, g.observed_digest';
 
 function tagRow(r: Row): TagRow {
   return {
@@ -253,7 +257,21 @@ function tagRow(r: Row): TagRow {
     last_digest: r.last_digest as string,
     first_seen: numOrNull(r.first_seen),
     has_build: num(r.has_build),
+    observed_at: numOrNull(r.observed_at),
+    observed_digest: (r.observed_digest as string | null) ?? null,
   };
+}
+
+/** A crawl's observation of the tag as the event it stands for (see tagstate.ts). */
+function observation(row: TagRow): TagEvent | null {
+  return row.observed_at === null || row.observed_digest === null ? null : { at: row.observed_at, kind: SET, digest: row.observed_digest };
+}
+
+/** Whether `event` can be applied as one step after `before`: it is newer than the last event and than the crawl's observation. */
+function stepsForward(row: TagRow, before: TagState | null, event: TagEvent): boolean {
+  const seen = observation(row);
+  if (seen !== null && compareEvents(event, seen) <= 0) return false;
+  return before === null || compareEvents(event, lastEvent(before)) > 0;
 }
 
 function stateOf(row: TagRow): TagState | null {
@@ -1055,7 +1073,7 @@ export class SqlStore implements Store {
       let tagsDeleted = 0;
       for (const row of rows.map(tagRow)) {
         const before = stateOf(row);
-        const after = before !== null && compareEvents(event, lastEvent(before)) > 0 ? step(before, event) : await this.replay(q, row);
+        const after = before !== null && stepsForward(row, before, event) ? step(before, event) : await this.replay(q, row);
         if (after === before) continue;
         await this.writeTagState(q, row, before, after, null, ctx);
         if (isLive(before) && !isLive(after)) tagsDeleted++;
@@ -1100,8 +1118,15 @@ export class SqlStore implements Store {
         else if (isLive(state)) result.updated++;
         else result.added++;
       }
+      // What the registry says now is an observation at the crawl's start: an event dated before it
+      // that arrives later cannot move the tag away from it (tagstate.ts).
       for (const part of chunks(unchanged, IN_CHUNK)) {
-        await q.run(`UPDATE tags SET last_seen = ${this.d.greatest}(COALESCE(last_seen, ?), ?) WHERE id IN (${marks(part.length)})`, [when, when, ...part]);
+        await q.run(
+          `UPDATE tags SET last_seen = ${this.d.greatest}(COALESCE(last_seen, ?), ?),
+             observed_digest = CASE WHEN observed_at IS NULL OR observed_at < ? THEN digest ELSE observed_digest END,
+             observed_at = ${this.d.greatest}(COALESCE(observed_at, ?), ?) WHERE id IN (${marks(part.length)})`,
+          [when, when, when, when, when, ...part],
+        );
       }
       const fresh = [...liveTags].filter(([tag]) => !known.has(tag));
       await this.insertNewTags(q, repoId, fresh, when, ctx);
@@ -1203,7 +1228,7 @@ export class SqlStore implements Store {
     if (fresh === 0) return 'duplicate';
     const before = stateOf(row);
     let after: TagState | null;
-    if (before === null || compareEvents(event, lastEvent(before)) > 0) {
+    if (stepsForward(row, before, event)) {
       after = step(before, event);
       if (event.kind === SET) {
         // A deletion of this manifest logged earlier but dated later applies after this set.
@@ -1225,6 +1250,8 @@ export class SqlStore implements Store {
     const own = (await q.all<Row>('SELECT at, kind, digest FROM tag_events WHERE tag_id = ?', [row.id])).map(
       (r): TagEvent => ({ at: num(r.at), kind: num(r.kind) as TagEvent['kind'], digest: r.digest as string }),
     );
+    const seen = observation(row);
+    if (seen !== null) own.push(seen);
     const set = [...new Set(own.filter((e) => e.kind === SET).map((e) => e.digest))];
     const events = [...own];
     for (const part of chunks(set, IN_CHUNK)) {

@@ -94,4 +94,19 @@ describe.each(BACKENDS)('notifications cannot rewrite history, on %s', (backendN
     expect(again.stdout).not.toContain('left to newer events');
     expect(await liveTags(catalog)).toEqual([`victim/app:v1@${v1}`, `victim/app:v2@${v2}`]);
   });
+
+  it("a crawl's observation outranks an event dated before the crawl started, even when the crawl changed nothing", async () => {
+    const lastSet = Number((await catalog.sql(`SELECT max(e.at) AS at FROM tag_events e JOIN tags g ON g.id = e.tag_id WHERE g.name = 'v1'`))[0]!.at);
+    const beforeCrawl = Date.now();
+    expect(beforeCrawl).toBeGreaterThan(lastSet);
+    const crawl = await runCli(['sync', '--registry', registry.host, '--db', catalog.url, '-o', 'json']);
+    expect(crawl.code).toBe(0);
+    expect(JSON.parse(crawl.stdout)).toMatchObject({ unchanged: 2, added: 0, updated: 0, deleted: 0 });
+    // Dated after v1's last event but before this crawl started: newer than anything logged for v1,
+    // older than what the registry said at the crawl.
+    const r = await post(serve.url, [{ id: hex(8), timestamp: new Date(beforeCrawl).toISOString(), action: 'delete', target: { repository: 'victim/app', tag: 'v1' } }]);
+    expect(r.status).toBe(200);
+    expect(await liveTags(catalog)).toEqual([`victim/app:v1@${v1}`, `victim/app:v2@${v2}`]);
+    expect(r.json).toMatchObject({ applied: 0, superseded: 1 });
+  });
 });
