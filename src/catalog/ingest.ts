@@ -125,6 +125,12 @@ export class Ingestor {
     );
   }
 
+  /** Whether the registry has the manifest `digest` in `repository` now (a HEAD; the catalog is not asked). */
+  async registryHas(repository: string, digest: string): Promise<boolean> {
+    const { client, registry } = this.options;
+    return (await this.limit(() => client.headManifest({ registry, repository, digest }))) !== undefined;
+  }
+
   /**
    * Makes sure the catalog holds the manifest `digest` of `repository`, reading it (and, for an
    * index, its platform manifests) from the registry only when the catalog does not have it.

@@ -90,7 +90,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
       now: rt.now,
       onError: (err) => logger.error({ err: { message: err instanceof Error ? err.message : String(err) } }, 'page failed'),
     });
-  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, ...(webhook ? { webhook } : {}) });
+  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, now: rt.now, gitlabServers: parseGitlabUrls(gitlabUrls), ...(webhook ? { webhook } : {}) });
 
   // Before taking traffic: reach the registry once (auth challenge, connection) and run a first
   // query, so the first notification is not slowed by either, and a wrong registry shows at once.

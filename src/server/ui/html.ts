@@ -4,12 +4,13 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { ImageChild, ImageDetail, Platform, ReferrerInfo, TagItem } from '../../catalog/types.js';
-import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../../gitlab/build.js';
+import { buildDetails } from '../../catalog/derived.js';
+import { type Build, labelsAsAnnotations } from '../../gitlab/build.js';
 import type { Annotations } from '../../oci/annotations.js';
 import { VERSION } from '../../version.js';
 import { ASSETS } from './assets.js';
 import { absoluteTime, platformText, relativeTime, shortDigest, shortSha } from './format.js';
-import { type GitlabServer, safeHref } from './links.js';
+import { type GitlabServer, isCommitSha, safeHref } from './links.js';
 
 /** Markup, or '' for nothing (a plain string could only ever be the empty one). */
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString> | '';
@@ -37,6 +38,8 @@ export const paths = {
   repository: (name: string): string => `/r/${segments(name)}`,
   tag: (repository: string, tag: string): string => `/r/${segments(repository)}/-/tags/${encodeURIComponent(tag)}`,
   manifest: (repository: string, digest: string): string => `/r/${segments(repository)}/-/manifests/${encodeURIComponent(digest).replace(/%3A/g, ':')}`,
+  /** The manifest's bytes as stored, served by the API. */
+  rawManifest: (digest: string): string => `/api/v1/images/${encodeURIComponent(digest).replace(/%3A/g, ':')}/manifest`,
   search: (q: string, extra: Record<string, string | undefined> = {}): string => withQuery('/search', { q, ...extra }),
 };
 
@@ -146,10 +149,7 @@ export function imagePlatforms(platforms: readonly Platform[]): string[] {
 
 /** Build details from the annotations, else from a build-details referrer, else from the config labels, else none. */
 export function buildOf(annotations: Annotations, labelAnnotations?: Annotations | null, referrer?: ReferrerInfo): Build | undefined {
-  if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
-  if (referrer && hasBuildAnnotations(referrer.annotations)) return { ...buildFromAnnotations(referrer.annotations, 'referrer'), referrer: referrer.digest };
-  if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) return buildFromAnnotations(labelAnnotations, 'labels');
-  return undefined;
+  return buildDetails(annotations, labelAnnotations, referrer) ?? undefined;
 }
 
 /** Attestation manifests (unknown/unknown) describe an image; they are not one of its platforms. */
@@ -200,7 +200,8 @@ export function commitView(b: Build, ctx: ViewContext, full = false): Html {
   if (!b.commit) return '';
   const sha = b.commit.sha;
   const link = gitlabLink(b.commit.url, html`<code>${full ? sha : shortSha(sha)}</code>`, ctx);
-  const copy = copyButton(sha, 'commit SHA', 'Copy commit SHA');
+  // Only a value that is a commit SHA is offered to copy as one (annotations are untrusted).
+  const copy = isCommitSha(sha) ? copyButton(sha, 'commit SHA', 'Copy commit SHA') : '';
   return full ? html`${link} ${copy}` : html`<span class="nowrap">${link} ${copy}</span>`;
 }
 
