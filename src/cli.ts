@@ -55,6 +55,7 @@ export function buildProgram(rt: Runtime, setExit: (code: number) => void): Comm
       .option('--from-labels', 'also copy the image config labels org.opencontainers.image.*, org.label-schema.* (mapped to OCI keys) and com.gitlab.ci.* into annotations the manifest lacks; reads each config blob')
       .option('--dry-run', 'print what would change, write nothing')
       .option('--no-verify', 'do not read the tag back after writing it: one request and a short wait fewer, but a concurrent writer that replaces the result goes unnoticed')
+      .option('--force', 'annotate a manifest that carries a subject (a signature, an SBOM, a referrer) anyway: it gets a new digest and leaves its subject\'s referrers')
       .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json', 'dotenv']).default('text')),
   ).action(run(() => import('./commands/annotate.js')));
 

@@ -18,6 +18,7 @@ interface AnnotateFlags extends RegistryFlags {
   dryRun?: boolean;
   verify: boolean;
   fromLabels?: boolean;
+  force?: boolean;
   output: 'text' | 'json' | 'dotenv';
 }
 
@@ -97,8 +98,10 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       toOci: flags.toOci ?? false,
       dryRun: flags.dryRun ?? false,
       verify: flags.verify,
+      force: flags.force ?? false,
       ...(flags.fromLabels ? { fromLabels: labelsAsAnnotations } : {}),
     });
+    for (const w of r.warnings) warn.push(`warning: ${w}`);
     if (flags.output === 'text') textResult(r, out, warn);
     return r;
   });

@@ -7,7 +7,7 @@
 // `sha256-<hex>` to the manifest `sha256:<hex>`, the subject itself: read as a referrers index,
 // an index subject would list its own platform manifests as referrers. So what comes back from
 // the fallback tag is checked before it is believed, and a mismatch means "no usable fallback".
-import { ConflictError, InvalidInputError, NotFoundError, RegistryError } from '../errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, RegistryError, UnreadableManifestError } from '../errors.js';
 import { type Annotations, emptyAnnotations } from './annotations.js';
 import { sha256Digest } from './digest.js';
 import { type Descriptor, type Manifest, parseManifest, serialize } from './manifest.js';
@@ -85,7 +85,7 @@ export async function readFallback(client: RegistryClient, subject: Reference & 
       break;
     } catch (err) {
       if (err instanceof NotFoundError) return { usable: true, index: { manifests: [] } };
-      if (err instanceof InvalidInputError) return { usable: false, reason: `the tag ${tagRef.tag} does not hold a manifest tagtrail can read (${err.message})` };
+      if (err instanceof InvalidInputError || err instanceof UnreadableManifestError) return { usable: false, reason: `the tag ${tagRef.tag} does not hold a manifest tagtrail can read (${err.message})` };
       if (!isTagBeingWritten(err) || attempt >= TAG_READ_ATTEMPTS) throw err;
       await sleep(100 * attempt);
     }
@@ -213,4 +213,30 @@ export function copyAnnotations(a: Annotations): Annotations {
   const out = emptyAnnotations();
   Object.assign(out, a);
   return out;
+}
+
+/** What hangs off a manifest's digest: referrers (API or tag schema) and cosign's tags. */
+export interface DigestDependents {
+  /** Referrers listed by the registry's referrers API: "digest (artifactType)". */
+  readonly referrers: readonly string[];
+  /** Tags named after the digest: the referrers tag sha256-<hex>, cosign's sha256-<hex>.sig/.att/.sbom. */
+  readonly tags: readonly string[];
+}
+
+/** cosign keeps signatures, attestations and SBOMs under tags named after the digest. */
+const COSIGN_SUFFIXES = ['.sig', '.att', '.sbom'];
+
+/**
+ * Finds what other manifests or tags name `subject` by digest, at the cost of one referrers API
+ * request and one tag list (a tag list page holds up to 1,000 tags). Anything found stays with
+ * that digest when the manifest is rewritten.
+ */
+export async function findDigestDependents(client: RegistryClient, subject: Reference & { digest: string }): Promise<DigestDependents> {
+  const page = await client.listReferrers(subject.registry, subject.repository, subject.digest);
+  const referrers = (page?.manifests ?? []).map((d) => (d.artifactType ? `${d.digest} (${d.artifactType})` : d.digest));
+  const own = fallbackTag(subject.digest);
+  const wanted = new Set([own, ...COSIGN_SUFFIXES.map((s) => `${own}${s}`)]);
+  const tags: string[] = [];
+  for await (const tag of client.listTags(subject.registry, subject.repository)) if (wanted.has(tag)) tags.push(tag);
+  return { referrers, tags: tags.sort() };
 }

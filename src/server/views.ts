@@ -3,8 +3,8 @@
 import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
 import type { Annotations } from '../oci/annotations.js';
 import { mergeAnnotations } from '../oci/inspect.js';
-import { formatPlatform } from '../oci/manifest.js';
-import type { ImageDetail, Platform, ReferrerInfo, RepositorySummary, Store, TagHistory, TagItem } from '../catalog/store.js';
+import { formatPlatform, platformNames } from '../oci/manifest.js';
+import type { ImageDetail, ReferrerInfo, RepositorySummary, Store, TagHistory, TagItem } from '../catalog/store.js';
 
 export function buildOf(annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
   if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
@@ -14,16 +14,6 @@ export function buildOf(annotations: Annotations, labelAnnotations: Annotations 
   return null;
 }
 
-/** "linux/arm64/v8"; attestation manifests (unknown/unknown) are not platforms of the image. */
-export function platformList(platforms: readonly Platform[]): string[] {
-  const out: string[] = [];
-  for (const p of platforms) {
-    if (p.os === 'unknown' && p.architecture === 'unknown') continue;
-    const s = formatPlatform(p);
-    if (!out.includes(s)) out.push(s);
-  }
-  return out;
-}
 
 function plain(a: Annotations): Record<string, string> {
   return { ...a };
@@ -35,7 +25,7 @@ export function imageItem(t: TagItem): Record<string, unknown> {
     tag: t.tag,
     digest: t.digest,
     mediaType: t.mediaType,
-    platforms: platformList(t.platforms),
+    platforms: platformNames(t.platforms),
     updatedAt: t.updatedAt.toISOString(),
     annotations: plain(t.annotations),
     build: buildOf(t.annotations, t.labelAnnotations, t.referrer),
@@ -97,7 +87,7 @@ export async function imageDetail(store: Store, d: ImageDetail): Promise<Record<
     size: d.size,
     artifactType: d.artifactType,
     configDigest: d.configDigest,
-    platforms: platformList(d.children.map((c) => c.platform).filter((p): p is Platform => p !== null)),
+    platforms: platformNames(d.children.map((c) => c.platform)),
     annotations: plain(d.annotations),
     labels: d.labels ? plain(d.labels) : null,
     build: buildOf(merged, labelAnnotations, d.referrers?.[0]),

@@ -6,6 +6,7 @@ import {
   AuthError,
   DigestMismatchError,
   InvalidInputError,
+  UnreadableManifestError,
   NetworkError,
   NotFoundError,
   PayloadTooLargeError,
@@ -95,7 +96,7 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
         try {
           await ingestor.ingest(e.repository, e.digest);
         } catch (err) {
-          if (err instanceof NotFoundError || err instanceof InvalidInputError) {
+          if (err instanceof NotFoundError || err instanceof InvalidInputError || err instanceof UnreadableManifestError) {
             // Deleted since, or a manifest tagtrail cannot read (schema 1): the tag still moved.
             unreadable = true;
             options.onUnreadable?.(e, err);
