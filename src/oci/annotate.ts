@@ -226,8 +226,10 @@ function isNestedIndex(d: Descriptor): boolean {
 async function dependentsWarning(client: RegistryClient, ref: Reference, digest: string): Promise<string[]> {
   const found = await findDigestDependents(client, { registry: ref.registry, repository: ref.repository, digest });
   const named = [...found.referrers.map((r) => `referrer ${r}`), ...found.tags.map((t) => `tag ${t}`)];
-  if (named.length === 0) return [];
+  const out = found.unchecked.length > 0 ? [`could not check ${found.unchecked.join(' or ')} for referrers of ${ref.repository}@${digest}; any there stay with the old digest`] : [];
+  if (named.length === 0) return out;
   return [
+    ...out,
     `${ref.repository}@${digest} has ${named.join(', ')}; they stay with the old digest, and signatures there no longer match the tag once annotate gives it a new digest. To keep them, attach the build details with \`tagtrail attach\` instead: the digest then stays.`,
   ];
 }

@@ -221,6 +221,8 @@ export interface DigestDependents {
   readonly referrers: readonly string[];
   /** Tags named after the digest: the referrers tag sha256-<hex>, cosign's sha256-<hex>.sig/.att/.sbom. */
   readonly tags: readonly string[];
+  /** Lookups the registry refused, so what they would list is unknown. */
+  readonly unchecked: readonly string[];
 }
 
 /** cosign keeps signatures, attestations and SBOMs under tags named after the digest. */
@@ -232,11 +234,24 @@ const COSIGN_SUFFIXES = ['.sig', '.att', '.sbom'];
  * that digest when the manifest is rewritten.
  */
 export async function findDigestDependents(client: RegistryClient, subject: Reference & { digest: string }): Promise<DigestDependents> {
-  const page = await client.listReferrers(subject.registry, subject.repository, subject.digest);
-  const referrers = (page?.manifests ?? []).map((d) => (d.artifactType ? `${d.digest} (${d.artifactType})` : d.digest));
+  const unchecked: string[] = [];
+  let referrers: string[] = [];
+  try {
+    const page = await client.listReferrers(subject.registry, subject.repository, subject.digest);
+    referrers = (page?.manifests ?? []).map((d) => (d.artifactType ? `${d.digest} (${d.artifactType})` : d.digest));
+  } catch (err) {
+    // Some registries answer the referrers API with 400 or 405 rather than 404: no API, then.
+    if (!(err instanceof RegistryError) || err.status >= 500) throw err;
+    unchecked.push(`the referrers API (HTTP ${err.status})`);
+  }
   const own = fallbackTag(subject.digest);
   const wanted = new Set([own, ...COSIGN_SUFFIXES.map((s) => `${own}${s}`)]);
   const tags: string[] = [];
-  for await (const tag of client.listTags(subject.registry, subject.repository)) if (wanted.has(tag)) tags.push(tag);
-  return { referrers, tags: tags.sort() };
+  try {
+    for await (const tag of client.listTags(subject.registry, subject.repository)) if (wanted.has(tag)) tags.push(tag);
+  } catch (err) {
+    if (!(err instanceof RegistryError) || err.status >= 500) throw err;
+    unchecked.push(`the tag list (HTTP ${err.status})`);
+  }
+  return { referrers, tags: tags.sort(), unchecked };
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { gitlabEnv, runCli } from '../helpers/cli.js';
-import { useRegistry, useTempDir } from '../helpers/fixtures.js';
+import { useFaultProxy, useRegistry, useTempDir } from '../helpers/fixtures.js';
 import { curlManifest, makeImage, makeIndex, pushImage, pushLayout, sha256, skopeoPullToDir } from '../helpers/images.js';
 import { signedSchema1 } from '../helpers/schema1.js';
 
@@ -252,6 +252,22 @@ describe('manifests with a subject, and images with referrers', () => {
     expect(registry().count({ kind: 'tags' })).toBe(1);
     // The referrers tag still lists the referrer for the old digest.
     expect((await read(registry().url, 'subj/signed', `sha256-${hex}`)).json.manifests).toHaveLength(1);
+  });
+});
+
+describe('a registry that refuses the referrers API with 405', () => {
+  const registry = useRegistry();
+  const proxy = useFaultProxy(() => ({ upstream: registry().url }));
+  const dir = useTempDir('refuses');
+
+  it('annotate still annotates, and says what it could not check', async () => {
+    const image = await makeImage(join(dir(), 'img'), { tag: 'v1' });
+    await pushImage(image, `${registry().host}/subj/app:v1`);
+    proxy().addRule({ method: 'GET', path: /\/referrers\//, fault: { kind: 'status', status: 405 } });
+    const r = await runCli(['annotate', `${proxy().host}/subj/app:v1`], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('could not check the referrers API (HTTP 405)');
+    expect((await read(registry().url, 'subj/app', 'v1')).json.annotations?.['com.gitlab.ci.pipeline_id']).toBe(env.CI_PIPELINE_ID);
   });
 });
 
