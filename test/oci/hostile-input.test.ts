@@ -271,6 +271,26 @@ describe('a registry that refuses the referrers API with 405', () => {
   });
 });
 
+describe('a busy registry', () => {
+  const registry = useRegistry();
+  const proxy = useFaultProxy(() => ({ upstream: registry().url }));
+  const dir = useTempDir('busy');
+
+  it('attach looks for the empty blob again and retries a manifest PUT refused with MANIFEST_BLOB_UNKNOWN', async () => {
+    const image = await makeImage(join(dir(), 'img'), { tag: 'v1' });
+    await pushImage(image, `${registry().host}/busy/app:v1`);
+    // What distribution answers when a concurrent upload of the same blob has not settled yet.
+    const body = JSON.stringify({ errors: [{ code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry', detail: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a' }] });
+    proxy().addRule({ method: 'PUT', path: /\/manifests\/sha256:/, times: 2, fault: { kind: 'status', status: 400, body, headers: { 'content-type': 'application/json' } } });
+    const r = await runCli(['attach', `${proxy().host}/busy/app:v1`, '-o', 'json'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(proxy().count({ method: 'PUT', path: /\/manifests\/sha256:/ })).toBe(3);
+    expect(proxy().count({ method: 'HEAD', kind: 'blob' })).toBe(3);
+    const referrer = (JSON.parse(r.stdout) as { referrer: string }).referrer;
+    expect((await read(registry().url, 'busy/app', referrer)).json.subject?.digest).toBe(image.digest);
+  });
+});
+
 describe('an index with more than 1,000 children', () => {
   const registry = useRegistry();
   const dir = useTempDir('wide');
