@@ -58,6 +58,8 @@ function textResult(r: AnnotateResult, out: string[], warn: string[]): void {
     return;
   }
   out.push(`annotated ${r.image}`, pinned);
+  const nested = r.manifests.filter((m) => m.platform.endsWith(' index')).length;
+  if (nested > 0) out.push(`  including ${nested} nested ${nested === 1 ? 'index' : 'indexes'} and ${nested === 1 ? 'its' : 'their'} platform manifests, written innermost first`);
   if (r.tag !== undefined) {
     warn.push(`warning: the previous digest ${r.before} of ${r.repository}:${r.tag} is now untagged; a registry cleanup policy may remove it`);
   }

@@ -176,6 +176,7 @@ describe('nested indexes', () => {
 
     const r = await runCli(['annotate', `${registry().host}/${repo}:v1`], { env });
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('including 1 nested index');
     const outer = await read(registry().url, repo, 'v1');
     const nested = outer.json.manifests?.[0];
     expect(nested?.digest).not.toBe(child.digest);
