@@ -206,11 +206,15 @@ interface PlanContext {
   readonly outcomes: ManifestOutcome[];
 }
 
-/** A rewritten manifest and the rewritten manifests below it, which must be written before it. */
+/**
+ * A rewritten manifest and the rewritten manifests below it, which must be written before it:
+ * its children first, then the references whose `subject` names one of those children.
+ */
 interface Planned {
   readonly r: Rewritten;
   readonly labels: Annotations | undefined;
   readonly children: readonly Planned[];
+  readonly references: readonly Planned[];
 }
 
 function subjectDigest(m: Manifest): string | undefined {
@@ -234,12 +238,14 @@ async function dependentsWarning(client: RegistryClient, ref: Reference, digest:
   ];
 }
 
-/** Every write of the plan, children before parents; the top is not among them (it goes by tag). */
-async function writePlanned(client: RegistryClient, ref: Reference, planned: readonly Planned[], concurrency: number): Promise<void> {
-  await mapLimit(planned, concurrency, async (p) => {
-    await writePlanned(client, ref, p.children, concurrency);
-    if (p.r.changed) await client.putManifest(ref.registry, ref.repository, p.r.digest, p.r.bytes, p.r.mediaType);
-  });
+/** Writes what sits below a planned index: children (each with what sits below it) before the references that name them. */
+async function writeBelow(client: RegistryClient, ref: Reference, p: Planned, concurrency: number): Promise<void> {
+  const put = async (q: Planned): Promise<void> => {
+    await writeBelow(client, ref, q, concurrency);
+    if (q.r.changed) await client.putManifest(ref.registry, ref.repository, q.r.digest, q.r.bytes, q.r.mediaType);
+  };
+  await mapLimit(p.children, concurrency, put);
+  await mapLimit(p.references, concurrency, put);
 }
 
 /**
@@ -267,7 +273,7 @@ async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, 
     } else {
       const labels = await ctx.labelsOf(child);
       const r = rewrite(child, withLabels(opts.changes, labels), toOci);
-      planned.push({ d, p: { r, labels, children: [] } });
+      planned.push({ d, p: { r, labels, children: [], references: [] } });
       ctx.outcomes.push({ platform: `${where}${formatPlatform(d.platform)}`, mediaType: r.mediaType, before: d.digest, after: r.digest, diff: r.diff, converted: r.converted });
     }
   }
@@ -288,7 +294,7 @@ async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, 
     });
     const r = rewrite(m, { set: {}, remove: [] }, false, withSubject);
     moved.set(d.digest, r);
-    referenceWrites.push({ r, labels: undefined, children: [] });
+    referenceWrites.push({ r, labels: undefined, children: [], references: [] });
   }
 
   const updateDescriptors = (json: Record<string, unknown>): Record<string, unknown> => {
@@ -308,7 +314,7 @@ async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, 
   };
   const labels = commonLabels(planned.map(({ p }) => p.labels));
   const r = rewrite(index, withLabels(opts.changes, labels), toOci, moved.size > 0 ? updateDescriptors : undefined);
-  return { r, labels, children: [...planned.map(({ p }) => p), ...referenceWrites] };
+  return { r, labels, children: planned.map(({ p }) => p), references: referenceWrites };
 }
 
 export async function annotateImage(client: RegistryClient, ref: Reference, opts: AnnotateOptions): Promise<AnnotateResult> {
@@ -336,7 +342,7 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
     result = plan.r;
   }
   const warnings = result.changed ? await dependentsWarning(client, ref, top.digest) : [];
-  if (plan && !opts.dryRun) await writePlanned(client, ref, plan.children, opts.concurrency ?? 4);
+  if (plan && !opts.dryRun) await writeBelow(client, ref, plan, opts.concurrency ?? 4);
   outcomes.unshift({
     platform: top.kind === 'index' ? 'index' : 'manifest',
     mediaType: result.mediaType,

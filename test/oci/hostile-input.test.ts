@@ -119,6 +119,7 @@ describe('BuildKit reference manifests (regclient testrepo v1)', () => {
     const withoutSubject = refs.filter((_, i) => !hasSubject[i]).map((d) => d.digest);
     expect([withSubject.length, withoutSubject.length]).toEqual([1, 1]);
 
+    registry().resetRequests();
     const r = await runCli(['annotate', `${registry().host}/real/testrepo:v1`], { env });
     expect(r.code, r.stderr).toBe(0);
     const after = await read(registry().url, 'real/testrepo', 'v1');
@@ -141,6 +142,10 @@ describe('BuildKit reference manifests (regclient testrepo v1)', () => {
       if (m.json.subject) {
         expect(m.json.subject.digest).toBe(target);
         expect(m.json.subject.size).toBe(platforms.find((p) => p.digest === target)?.size);
+        // Written after the manifest its subject names, and before the index.
+        const order = registry().requests.filter((q) => q.method === 'PUT').map((q) => q.path.split('/').at(-1));
+        expect(order.indexOf(target)).toBeLessThan(order.indexOf(d.digest));
+        expect(order.indexOf(d.digest)).toBeLessThan(order.indexOf('v1'));
       }
     }
     // The reference without a subject keeps its bytes; the one with a subject was rewritten.
