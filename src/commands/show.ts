@@ -42,11 +42,12 @@ function plural(n: number, one: string, many: string): string {
 /** Why there are no build details, in terms of what is listed below it: never "none" next to a list. */
 export function noDetailsLine(d: Pick<ImageDetails, 'annotations' | 'referrers'>): string {
   const annotations = Object.keys(d.annotations).length;
+  const hold = (n: number) => (n === 1 ? 'holds' : 'hold');
   const parts = [
-    annotations === 0 ? 'the manifest carries no annotations' : `the manifest's ${plural(annotations, 'annotation', 'annotations')} (listed below) hold no ${BUILD_KEYS}`,
+    annotations === 0 ? 'the manifest carries no annotations' : `the manifest's ${plural(annotations, 'annotation', 'annotations')} (listed below) ${hold(annotations)} no ${BUILD_KEYS}`,
     d.referrers.length === 0
       ? 'no build-details referrer is attached'
-      : `the ${plural(d.referrers.length, 'build-details referrer', 'build-details referrers')} (listed below) hold no ${BUILD_KEYS} either`,
+      : `the ${plural(d.referrers.length, 'build-details referrer', 'build-details referrers')} (listed below) ${hold(d.referrers.length)} none of them`,
     'and the config has no labels that map to them',
   ];
   return `no build details: ${parts.join(', ')}.`;

@@ -343,7 +343,7 @@ describe('show', () => {
     expect(r.stdout).toContain('com.example.note="hello"');
     expect(r.stdout).not.toContain('carries no');
     expect(r.stdout).not.toContain('no build-details referrer is attached');
-    expect(r.stdout).toContain('no build details: the manifest\'s 1 annotation (listed below)');
-    expect(r.stdout).toContain('the 1 build-details referrer (listed below)');
+    expect(r.stdout).toContain('no build details: the manifest\'s 1 annotation (listed below) holds no com.gitlab.ci.*');
+    expect(r.stdout).toContain('the 1 build-details referrer (listed below) holds none of them');
   });
 });
