@@ -152,6 +152,9 @@ describe('BuildKit reference manifests (regclient testrepo v1)', () => {
     const newDigests = list.map((d) => d.digest);
     expect(newDigests).toContain(withoutSubject[0]);
     expect(newDigests).not.toContain(withSubject[0]);
+    // show lists the two platforms, not the references.
+    const shown = await runCli(['show', `${registry().host}/real/testrepo:v1`, '-o', 'json']);
+    expect((JSON.parse(shown.stdout) as { manifests: { platform: string }[] }).manifests.map((m) => m.platform)).toEqual(['linux/amd64', 'linux/arm64']);
     const pulled = await skopeoPullToDir(`${registry().host}/real/testrepo:v1`, await mkdtemp(join(dir(), 'pull-')), undefined, { os: 'linux', architecture: 'arm64' });
     expect(pulled.layers.length).toBeGreaterThan(0);
   });
