@@ -118,6 +118,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       .option('--dry-run', 'print what would change, write nothing')
       .option('--no-read-back', 'do not read the tag back after writing it: one request and a short wait fewer, but a concurrent writer that replaces the result goes unnoticed')
       .addOption(noVerify())
+      .option('--force', 'annotate a manifest that carries a subject (a signature, an SBOM, a referrer) anyway: it gets a new digest and leaves its subject\'s referrers')
       .addOption(output(['text', 'json', 'dotenv']))
       .addHelpText(
         'after',

@@ -4,6 +4,7 @@
 import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
 import type { Annotations } from '../oci/annotations.js';
 import type { ReferrerInfo } from './types.js';
+import { isReferenceDescriptor } from '../oci/manifest.js';
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 
 export const BUILD_SOURCES = ['annotations', 'referrer', 'labels', 'none'] as const;
@@ -58,5 +59,5 @@ export function mediaFamily(mediaType: string): MediaFamily {
 
 /** A platform of an index child that counts: attestation manifests (unknown/unknown) do not. */
 export function isRealPlatform(os: string | null | undefined, architecture: string | null | undefined): boolean {
-  return !!os && !!architecture && !(os === 'unknown' && architecture === 'unknown');
+  return !!os && !!architecture && !isReferenceDescriptor({ platform: { os, architecture } });
 }

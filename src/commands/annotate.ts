@@ -24,6 +24,7 @@ interface AnnotateFlags extends RegistryFlags {
   verify: boolean;
   overwrite?: boolean;
   fromLabels?: boolean;
+  force?: boolean;
   output: 'text' | 'json' | 'dotenv';
 }
 
@@ -63,6 +64,8 @@ function textResult(r: AnnotateResult, out: string[], warn: string[], sameBuild:
     return;
   }
   out.push(`annotated ${r.image}`, pinned);
+  const nested = r.manifests.filter((m) => m.platform.endsWith(' index')).length;
+  if (nested > 0) out.push(`  including ${nested} nested ${nested === 1 ? 'index' : 'indexes'} and ${nested === 1 ? 'its' : 'their'} platform manifests, written innermost first`);
   if (r.tag !== undefined) {
     warn.push(`warning: the previous digest ${r.before} of ${r.repository}:${r.tag} is now untagged; a registry cleanup policy may remove it`);
   }
@@ -126,8 +129,10 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       toOci: flags.toOci ?? false,
       dryRun: flags.dryRun ?? false,
       verify: flags.readBack && flags.verify,
+      force: flags.force ?? false,
       ...(flags.fromLabels ? { fromLabels: labelsAsAnnotations } : {}),
     });
+    for (const w of r.warnings) warn.push(`warning: ${inertText(w)}`);
     if (flags.output === 'text') textResult(r, out, warn, sameBuild);
     else if (sameBuild) warn.push(`${r.image}: ${ALREADY_THIS_PIPELINE}; build details left as they are`);
     return r;

@@ -34,16 +34,32 @@ function sourceLine(d: ImageDetails): string {
   }
 }
 
+const BUILD_KEYS = 'com.gitlab.ci.*, org.opencontainers.image.revision or org.opencontainers.image.source';
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** Why there are no build details, in terms of what is listed below it: never "none" next to a list. */
+export function noDetailsLine(d: Pick<ImageDetails, 'annotations' | 'referrers'>): string {
+  const annotations = Object.keys(d.annotations).length;
+  const hold = (n: number) => (n === 1 ? 'holds' : 'hold');
+  const parts = [
+    annotations === 0 ? 'the manifest carries no annotations' : `the manifest's ${plural(annotations, 'annotation', 'annotations')} (listed below) ${hold(annotations)} no ${BUILD_KEYS}`,
+    d.referrers.length === 0
+      ? 'no build-details referrer is attached'
+      : `the ${plural(d.referrers.length, 'build-details referrer', 'build-details referrers')} (listed below) ${hold(d.referrers.length)} none of them`,
+    'and the config has no labels that map to them',
+  ];
+  return `no build details: ${parts.join(', ')}.`;
+}
+
 function text(d: ImageDetails): string {
   const lines = [inertText(d.image), `  digest:        ${inertText(d.digest)}`, `  media type:    ${inertText(d.mediaType)}`];
   if (d.build) {
     lines.push('', sourceLine(d), ...buildLines(d.build));
   } else {
-    lines.push(
-      '',
-      'no build details: the manifest carries no com.gitlab.ci.* or org.opencontainers.image.* annotations, no build-details referrer is attached, and the config has no such labels.',
-      'add them with `tagtrail attach` or `tagtrail annotate` after the push, or `tagtrail flags` at build time.',
-    );
+    lines.push('', noDetailsLine(d), 'add them with `tagtrail attach` or `tagtrail annotate` after the push, or `tagtrail flags` at build time.');
   }
   const keys = Object.keys(d.annotations).sort();
   if (keys.length > 0) lines.push('', 'annotations (manifest):', ...keys.map((k) => `  ${inertText(k)}=${JSON.stringify(d.annotations[k])}`));

@@ -2,7 +2,7 @@
 // redirects that never carry credentials to another origin, bounded bodies, and a debug log
 // with every secret redacted.
 import { readBounded } from '../bounded-body.js';
-import { AuthError, InvalidInputError, NetworkError, NotFoundError, RegistryError, type TagtrailError } from '../errors.js';
+import { AuthError, NetworkError, NotFoundError, RegistryError, UnreadableManifestError, type TagtrailError } from '../errors.js';
 import { realmMayReceiveCredentials, untrustedRealmError } from './auth/binding.js';
 import { parseChallenges, type Challenge } from './auth/challenge.js';
 import type { Credential, CredentialResolver } from './auth/credentials.js';
@@ -126,7 +126,7 @@ function registryErrors(body: Uint8Array): { codes: string[]; message: string } 
 
 function readBody(res: Response, max: number, what: string): Promise<Uint8Array> {
   return readBounded(res.body, res.headers.get('content-length'), max, (declared) =>
-    new InvalidInputError('UNSUPPORTED', `${what} is ${declared !== undefined ? `${declared} bytes, ` : ''}over the ${max}-byte limit`, {
+    new UnreadableManifestError(`${what} is ${declared !== undefined ? `${declared} bytes, ` : ''}over the ${max}-byte limit`, {
       hint: 'registries refuse manifests over 4 MiB; tagtrail will not read one',
     }),
   );
@@ -367,7 +367,7 @@ export class Transport {
       try {
         bytes = method === 'HEAD' ? new Uint8Array(0) : await readBody(res, r.maxBodyBytes, `the response to ${method} ${new URL(url).pathname}`);
       } catch (err) {
-        if (err instanceof InvalidInputError) throw err;
+        if (err instanceof UnreadableManifestError) throw err;
         throw new RetryableError(`the connection broke while reading the body (${errorCode(err) ?? 'terminated'})`);
       }
       this.log(`<-- ${res.status} ${method} ${redactUrl(url)} (${bytes.byteLength} bytes, ${this.now() - started} ms)`);

@@ -5,9 +5,9 @@ import { buildDetails } from '../catalog/derived.js';
 import { type GitlabServer, checkedBuildLinks } from './ui/links.js';
 import type { Annotations } from '../oci/annotations.js';
 import { mergeAnnotations } from '../oci/inspect.js';
-import { formatPlatform } from '../oci/manifest.js';
+import { formatPlatform, platformNames } from '../oci/manifest.js';
 import type { StoreReader } from '../catalog/store.js';
-import type { ImageDetail, Platform, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
+import type { ImageDetail, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
 
 /** The build details as the API gives them: URLs only where the browser would link them (links.ts). */
 export function buildOf(servers: readonly GitlabServer[], annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
@@ -15,16 +15,6 @@ export function buildOf(servers: readonly GitlabServer[], annotations: Annotatio
   return build === null ? null : checkedBuildLinks(build, servers);
 }
 
-/** "linux/arm64/v8"; attestation manifests (unknown/unknown) are not platforms of the image. */
-export function platformList(platforms: readonly Platform[]): string[] {
-  const out: string[] = [];
-  for (const p of platforms) {
-    if (p.os === 'unknown' && p.architecture === 'unknown') continue;
-    const s = formatPlatform(p);
-    if (!out.includes(s)) out.push(s);
-  }
-  return out;
-}
 
 function plain(a: Annotations): Record<string, string> {
   return { ...a };
@@ -36,7 +26,7 @@ export function imageItem(t: TagItem, servers: readonly GitlabServer[]): Record<
     tag: t.tag,
     digest: t.digest,
     mediaType: t.mediaType,
-    platforms: platformList(t.platforms),
+    platforms: platformNames(t.platforms),
     updatedAt: t.updatedAt.toISOString(),
     annotations: plain(t.annotations),
     build: buildOf(servers, t.annotations, t.labelAnnotations, t.referrer),
@@ -99,7 +89,7 @@ export async function imageDetail(store: StoreReader, d: ImageDetail, servers: r
     size: d.size,
     artifactType: d.artifactType,
     configDigest: d.configDigest,
-    platforms: platformList(d.children.map((c) => c.platform).filter((p): p is Platform => p !== null)),
+    platforms: platformNames(d.children.map((c) => c.platform)),
     annotations: plain(d.annotations),
     labels: d.labels ? plain(d.labels) : null,
     build: buildOf(servers, merged, labelAnnotations, d.referrers?.[0]),

@@ -6,6 +6,7 @@ import {
   AuthError,
   DigestMismatchError,
   InvalidInputError,
+  UnreadableManifestError,
   NetworkError,
   NotFoundError,
   PayloadTooLargeError,
@@ -109,7 +110,7 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
         } catch (err) {
           if (err instanceof NotFoundError) {
             missing = true;
-          } else if (err instanceof InvalidInputError) {
+          } else if (err instanceof InvalidInputError || err instanceof UnreadableManifestError) {
             // A manifest tagtrail cannot read (schema 1): the tag still moved.
             unreadable = true;
             options.onUnreadable?.(e, err);

@@ -43,6 +43,8 @@ export interface RegistryOptions {
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** How long to wait for /v2/ to answer. Default 15 s. */
   startTimeoutMs?: number;
+  /** compatibility.schema1.enabled: accept pushes of (signed) Docker schema 1 manifests. Default false, as in distribution. */
+  schema1?: boolean;
 }
 
 /** A request line of distribution's own access log (Apache combined format, on its stdout). */
@@ -166,6 +168,7 @@ export function registryConfig(options: RegistryOptions, storageDir: string, por
       secret: randomBytes(16).toString('hex'),
     },
   };
+  if (options.schema1) config.compatibility = { schema1: { enabled: true } };
   const auth = options.auth ?? 'none';
   if (auth !== 'none') {
     const { tokenIssuer } = auth;

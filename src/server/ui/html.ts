@@ -3,13 +3,14 @@
 // values are always quoted, so an escaped value cannot leave its attribute.
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
-import type { ImageChild, ImageDetail, Platform, ReferrerInfo, TagItem } from '../../catalog/types.js';
+import type { ImageChild, ImageDetail, ReferrerInfo, TagItem } from '../../catalog/types.js';
 import { buildDetails } from '../../catalog/derived.js';
 import { type Build, labelsAsAnnotations } from '../../gitlab/build.js';
 import type { Annotations } from '../../oci/annotations.js';
+import { isReferenceDescriptor, platformNames } from '../../oci/manifest.js';
 import { VERSION } from '../../version.js';
 import { ASSETS } from './assets.js';
-import { absoluteTime, platformText, relativeTime, shortDigest, shortSha } from './format.js';
+import { absoluteTime, relativeTime, shortDigest, shortSha } from './format.js';
 import { type GitlabServer, isCommitSha, safeHref } from './links.js';
 
 /** Markup, or '' for nothing (a plain string could only ever be the empty one). */
@@ -136,25 +137,15 @@ export function tagReference(repository: string, tag: string, ctx: ViewContext):
   return ctx.registryHost ? `${ctx.registryHost}/${repository}:${tag}` : `${repository}:${tag}`;
 }
 
-/** Attestation manifests (unknown/unknown) are not platforms of the image. */
-export function imagePlatforms(platforms: readonly Platform[]): string[] {
-  const out: string[] = [];
-  for (const p of platforms) {
-    if (p.os === 'unknown' && p.architecture === 'unknown') continue;
-    const s = platformText(p);
-    if (!out.includes(s)) out.push(s);
-  }
-  return out;
-}
 
 /** Build details from the annotations, else from a build-details referrer, else from the config labels, else none. */
 export function buildOf(annotations: Annotations, labelAnnotations?: Annotations | null, referrer?: ReferrerInfo): Build | undefined {
   return buildDetails(annotations, labelAnnotations, referrer) ?? undefined;
 }
 
-/** Attestation manifests (unknown/unknown) describe an image; they are not one of its platforms. */
+/** Reference manifests (attestations, builder references: unknown/unknown) describe an image; they are not one of its platforms. */
 export function isAttestation(c: ImageChild): boolean {
-  return c.platform?.os === 'unknown' && c.platform.architecture === 'unknown';
+  return isReferenceDescriptor({ platform: c.platform });
 }
 
 /** The index's annotations and then each platform manifest's (the first value of a key wins), as the catalog merges them. */
@@ -233,7 +224,7 @@ ${items.map((t) => tagRow(t, ctx, options))}
 
 function tagRow(t: TagItem, ctx: ViewContext, options: TagTableOptions): Html {
   const build = buildOf(t.annotations, t.labelAnnotations, t.referrer);
-  const platforms = imagePlatforms(t.platforms);
+  const platforms = platformNames(t.platforms);
   const name = options.showRepository ? `${t.repository}:${t.tag}` : t.tag;
   const cells = build
     ? html`<td data-label="Pipeline">${pipelineView(build, ctx)}</td>
