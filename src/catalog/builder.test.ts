@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BUILDERS, detectBuilder } from './builder.js';
-import { buildDetailsSource, mediaFamily } from './derived.js';
+import { mediaFamily } from './derived.js';
+import { buildDetailsSource } from '../details/build.js';
 
 // Configs in the shapes the builders write (field order and values as they produce them). The
 // base image history (alpine, built by Docker's classic builder) comes first in every one, as it

@@ -9,7 +9,7 @@
 // (its history, author and labels; see builder.ts). A digest already in the catalog costs
 // nothing; two callers asking for the same new digest at once share one fetch.
 import { InvalidInputError, NotFoundError, PayloadTooLargeError, UnreadableManifestError } from '../errors.js';
-import { hasBuildAnnotations } from '../gitlab/build.js';
+import { hasBuildAnnotations } from '../details/keys.js';
 import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
 import { labelsOfConfig } from '../oci/config.js';
 import { type Descriptor, type ImageManifest, type Manifest, isReferenceDescriptor } from '../oci/manifest.js';

@@ -9,12 +9,11 @@
 // (by org.opencontainers.image.created, then digest) with build annotations wins; it stands in
 // only when the image carries no build annotations itself (see summarize in sql.ts, buildOf in
 // server/views.ts), so a self-declared `created` never outranks the image's own details.
-import { hasBuildAnnotations } from '../gitlab/build.js';
-import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
+import { hasBuildAnnotations } from '../details/keys.js';
+import { type Annotations, CREATED_KEY, emptyAnnotations } from '../oci/annotations.js';
 import type { Queryable, Row } from './sql.js';
 import type { ReferrerInfo, ReferrerRecord } from './types.js';
 
-export const CREATED_KEY = 'org.opencontainers.image.created';
 const IN_CHUNK = 500;
 
 function marks(n: number): string {

@@ -9,11 +9,11 @@ import { InvalidCursorError, InvalidInputError, StoreError, UsageError } from '.
 import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
 import { verifyDigest } from '../oci/digest.js';
 import { isValidDigest } from '../oci/reference.js';
-import { CI, OCI } from '../gitlab/ci.js';
-import { hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
+import { COMMIT_KEYS, PIPELINE_KEY, REF_KEY, hasBuildAnnotations, labelsAsAnnotations } from '../details/keys.js';
+import { BUILD_SOURCES, type BuildSource, buildDetailsSource } from '../details/build.js';
 import type { Migration } from './migrations/types.js';
 import { BUILDERS, type Builder, type BuilderResult, type Confidence, detectBuilder } from './builder.js';
-import { BUILD_SOURCES, type BuildSource, MEDIA_FAMILIES, type MediaFamily, buildDetailsSource, isRealPlatform, mediaFamily } from './derived.js';
+import { MEDIA_FAMILIES, type MediaFamily, isRealPlatform, mediaFamily } from './derived.js';
 import { DOCKER_CONFIG, OCI_CONFIG, isIndexMediaType } from '../oci/mediatypes.js';
 import type {
   EventOutcome,
@@ -45,6 +45,7 @@ import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_PAGE_SIZE, HISTORY_PAGE_SIZE, MAX_INSIGHT_WEEKS, STORE_MAX_PAGE_SIZE } from './paging.js';
 import { labelsOfConfig } from '../oci/config.js';
+import { REFERENCE_PLATFORM } from '../oci/manifest.js';
 
 export type Param = string | number | null | Buffer;
 export type Row = Record<string, unknown>;
@@ -111,9 +112,6 @@ const REPO_SCAN = 5000;
 /** Bound parameters per statement: well inside SQLite's 32766 and PostgreSQL's 65535. */
 const MAX_PARAMS = 4000;
 
-const COMMIT_KEYS = [`${CI}commit_sha`, `${OCI}revision`];
-const PIPELINE_KEY = `${CI}pipeline_id`;
-const REF_KEY = `${CI}commit_ref_name`;
 
 // ---------------------------------------------------------------- small helpers
 
@@ -407,7 +405,7 @@ function hydratedView(r: Row): View | undefined {
 
 type Filter =
   | { kind: 'eq'; key: string; value: string; rest: string; checkRest: boolean }
-  | { kind: 'prefix'; keys: string[]; lo: string; hi: string }
+  | { kind: 'prefix'; keys: readonly string[]; lo: string; hi: string }
   | { kind: 'exists'; key: string };
 
 function eqFilter(key: string, value: string): Filter {
@@ -991,10 +989,11 @@ export class SqlStore implements Store {
        FROM (${images}) s GROUP BY repository, (first_at - ${WEEK_ORIGIN}) / ${WEEK_MS}, builder, build_source, media_family, CASE WHEN platform_count > 1 THEN 1 ELSE 0 END`,
       windowParams,
     );
+    // Reference manifests (isReferenceDescriptor) are not platforms.
     const platformRows = await this.db.all<Row>(
       `SELECT c.os, c.architecture, c.variant, count(*) AS n
        FROM (${images}) s JOIN manifest_children c ON c.parent_id = s.manifest_id
-       WHERE s.platform_count > 1 AND c.os IS NOT NULL AND NOT (c.os = 'unknown' AND c.architecture = 'unknown')
+       WHERE s.platform_count > 1 AND c.os IS NOT NULL AND NOT (c.os = '${REFERENCE_PLATFORM}' AND c.architecture = '${REFERENCE_PLATFORM}')
        GROUP BY c.os, c.architecture, c.variant`,
       windowParams,
     );

@@ -1,7 +1,8 @@
 // The catalog's records, queries and results: what the Store takes and gives back.
 import type { Annotations } from '../oci/annotations.js';
 import type { Builder, Confidence } from './builder.js';
-import type { BuildSource, MediaFamily } from './derived.js';
+import type { MediaFamily } from './derived.js';
+import type { BuildSource } from '../details/build.js';
 
 export interface Platform {
   os: string;

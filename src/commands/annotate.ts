@@ -1,7 +1,7 @@
 // tagtrail annotate IMAGE...: a thin layer over oci/annotate.
 import { UsageError } from '../errors.js';
 import { annotationChanges } from '../gitlab/annotation-set.js';
-import { labelsAsAnnotations } from '../gitlab/build.js';
+import { labelsAsAnnotations } from '../details/keys.js';
 import { ALREADY_THIS_PIPELINE, buildDetailsVerdict } from '../gitlab/build-once.js';
 import { isGitLabCi } from '../gitlab/ci.js';
 import { type DotenvVariable, dotenvLimits, writeDotenv } from '../gitlab/dotenv.js';

@@ -1,6 +1,6 @@
 // tagtrail show IMAGE: the build details of a tag.
-import type { Build } from '../gitlab/build.js';
-import { type ImageDetails, inspectImage } from '../oci/inspect.js';
+import type { Build } from '../details/build.js';
+import { type ImageDetails, inspectImage } from '../details/inspect.js';
 import { parseReference } from '../oci/reference.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
@@ -18,7 +18,7 @@ function buildLines(b: Build): string[] {
     ['ref', b.ref && [`${b.ref.name} (${b.ref.kind})`, b.ref.url].filter(Boolean).join('  ')],
     ['merge request', b.mergeRequest && [`!${b.mergeRequest.iid}`, b.mergeRequest.url].filter(Boolean).join('  ')],
     ['project', b.project && [b.project.path, b.project.url].filter(Boolean).join('  ')],
-    ['user', b.user && [b.user.login, b.user.id && `(id ${b.user.id})`].filter(Boolean).join(' ')],
+    ['user', b.user && [b.user.login ?? b.user.name, b.user.id && `(id ${b.user.id})`].filter(Boolean).join(' ')],
   ];
   return rows.filter(([, v]) => v).map(([k, v]) => `  ${`${k}:`.padEnd(15)}${inertText(v ?? '')}`);
 }

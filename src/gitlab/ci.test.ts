@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../errors.js';
 import { annotationChanges, annotationSet } from './annotation-set.js';
-import { buildFromAnnotations } from './build.js';
+import { buildFromAnnotations } from '../details/build.js';
 import { ciAnnotations, isGitLabCi } from './ci.js';
 
 const NOW = new Date('2026-11-26T10:20:30.456Z');

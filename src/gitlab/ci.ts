@@ -1,12 +1,12 @@
 // GitLab CI predefined variables → OCI annotations. An allow-list: nothing outside it is ever
 // stamped, so job tokens, passwords, commit messages and e-mail addresses cannot leak in.
 import { InvalidInputError } from '../errors.js';
-import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
+import { type Annotations, CREATED_KEY, OCI_PREFIX, emptyAnnotations } from '../oci/annotations.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
 export const CI = 'com.gitlab.ci.';
-export const OCI = 'org.opencontainers.image.';
+export const OCI = OCI_PREFIX;
 
 /** annotation key → the CI variable it comes from. */
 const CI_VARIABLE_ANNOTATIONS: readonly (readonly [string, string])[] = [
@@ -35,7 +35,6 @@ const CI_VARIABLE_ANNOTATIONS: readonly (readonly [string, string])[] = [
   [`${OCI}version`, 'CI_COMMIT_TAG'],
 ];
 
-export const CREATED_KEY = `${OCI}created`;
 const TITLE_KEY = `${OCI}title`;
 
 /** Variables whose values must never appear in an annotation. */

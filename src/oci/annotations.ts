@@ -3,6 +3,11 @@ import { InvalidInputError } from '../errors.js';
 
 export type Annotations = Record<string, string>;
 
+/** The prefix of the OCI image spec's pre-defined annotation keys. */
+export const OCI_PREFIX = 'org.opencontainers.image.';
+/** When the image (or a referrer) was created, RFC 3339: also the order of build-details referrers. */
+export const CREATED_KEY = `${OCI_PREFIX}created`;
+
 export const MAX_KEY_BYTES = 255;
 export const MAX_VALUE_BYTES = 16 * 1024;
 export const MAX_ANNOTATIONS = 512;

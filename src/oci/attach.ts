@@ -5,8 +5,7 @@
 // manifest by digest, and, unless the registry has the referrers API, the referrers tag
 // `sha256-<hex>` with the new referrer added to what it listed before.
 import { ConflictError, RegistryError } from '../errors.js';
-import { CREATED_KEY } from '../gitlab/ci.js';
-import { type AnnotationChanges, type Annotations, applyAnnotationChanges, emptyAnnotations, validateAnnotations } from './annotations.js';
+import { type AnnotationChanges, type Annotations, CREATED_KEY, applyAnnotationChanges, emptyAnnotations, validateAnnotations } from './annotations.js';
 import type { Descriptor, Manifest } from './manifest.js';
 import { OCI_MANIFEST } from './mediatypes.js';
 import {

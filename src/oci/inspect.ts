@@ -1,34 +1,29 @@
-// Reads an image's build details: the annotations of the manifest (and of each platform manifest
-// of an index); else those of a build-details referrer (`tagtrail attach`), found through the
-// referrers API or the sha256-<hex> referrers tag; else the config labels. The manifest's own
-// annotations win when both exist.
-import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
-import { type Annotations, emptyAnnotations } from './annotations.js';
-import { CREATED_KEY } from '../gitlab/ci.js';
+// Reads from the registry what an image's build details are decided from (details/inspect.ts):
+// the manifest, each platform manifest of an index, the build-details referrers (found through
+// the referrers API or the sha256-<hex> referrers tag) and, on demand, the config labels.
+import { type Annotations, CREATED_KEY } from './annotations.js';
 import { type Manifest, formatPlatform, isReferenceDescriptor } from './manifest.js';
 import { labelsOfConfig } from './config.js';
 import { BUILD_DETAILS_ARTIFACT_TYPE, type ReferrersPath, artifactTypeOf, listReferrers, referrerSubject } from './referrers.js';
 import { isImageManifestMediaType } from './mediatypes.js';
-import { type Reference, formatReference, withDigest } from './reference.js';
+import { type Reference, withDigest } from './reference.js';
 import type { RegistryClient } from './registry.js';
 
-export interface ImageDetails {
-  readonly image: string;
+export interface PlatformManifest {
+  readonly platform: string;
   readonly digest: string;
   readonly mediaType: string;
-  /** The index's own annotations, then keys from its platform manifests it lacks. */
   readonly annotations: Annotations;
-  readonly manifests: readonly { platform: string; digest: string; mediaType: string; annotations: Annotations }[];
-  /** Config labels, read only when neither the manifests nor a referrer carry build details. */
-  readonly labels?: Annotations;
+  readonly manifest: Manifest;
+}
+
+export interface ImageParts {
+  readonly top: Manifest;
+  /** An index's platform manifests (references to other manifests left out); empty for an image. */
+  readonly children: readonly PlatformManifest[];
   /** Build-details referrers of this image, newest first, each checked to name this image as its subject. */
   readonly referrers: readonly BuildReferrer[];
-  readonly build?: Build;
-  /** Where `build` came from: the manifest annotations, a referrer, the config labels, or nowhere. */
-  readonly source: 'annotations' | 'referrer' | 'labels' | 'none';
-  /** The referrer `build` came from, when source is referrer. */
-  readonly referrer?: string;
-  readonly warnings: readonly string[];
+  readonly warnings: string[];
 }
 
 export interface BuildReferrer {
@@ -71,15 +66,10 @@ async function buildReferrers(client: RegistryClient, ref: Reference, top: Manif
   return out.sort((a, b) => (b.annotations[CREATED_KEY] ?? '').localeCompare(a.annotations[CREATED_KEY] ?? ''));
 }
 
-export function mergeAnnotations(top: Annotations, children: readonly Annotations[]): Annotations {
-  const out = emptyAnnotations();
-  Object.assign(out, top);
-  for (const c of children) for (const [k, v] of Object.entries(c)) if (!(k in out)) out[k] = v;
-  return out;
-}
-
-async function configLabels(client: RegistryClient, ref: Reference, m: Manifest): Promise<Annotations | undefined> {
-  if (m.kind !== 'image') return undefined;
+/** The labels of the config of an image manifest (or of an index's first platform manifest). */
+export async function configLabels(client: RegistryClient, ref: Reference, parts: ImageParts): Promise<Annotations | undefined> {
+  const m = parts.top.kind === 'image' ? parts.top : parts.children[0]?.manifest;
+  if (m?.kind !== 'image') return undefined;
   const blob = await client.getBlob(ref.registry, ref.repository, m.config.digest);
   try {
     return labelsOfConfig(JSON.parse(Buffer.from(blob).toString('utf8')));
@@ -88,9 +78,9 @@ async function configLabels(client: RegistryClient, ref: Reference, m: Manifest)
   }
 }
 
-export async function inspectImage(client: RegistryClient, ref: Reference): Promise<ImageDetails> {
+export async function readImage(client: RegistryClient, ref: Reference): Promise<ImageParts> {
   const top = await client.getManifest(ref);
-  const children: { platform: string; digest: string; mediaType: string; annotations: Annotations; manifest: Manifest }[] = [];
+  const children: PlatformManifest[] = [];
   if (top.kind === 'index') {
     const wanted = top.manifests.filter((d) => isImageManifestMediaType(d.mediaType) && !isReferenceDescriptor(d));
     const fetched = await Promise.all(wanted.map((d) => client.getManifest(withDigest(ref, d.digest))));
@@ -99,25 +89,7 @@ export async function inspectImage(client: RegistryClient, ref: Reference): Prom
       children.push({ platform: formatPlatform(d.platform), digest: d.digest, mediaType: m.mediaType, annotations: m.annotations, manifest: m });
     });
   }
-  const annotations = mergeAnnotations(top.annotations, children.map((c) => c.annotations));
   const warnings: string[] = [];
   const referrers = await buildReferrers(client, ref, top, warnings);
-  const base = {
-    image: formatReference(ref),
-    digest: top.digest,
-    mediaType: top.mediaType,
-    annotations,
-    manifests: children.map(({ platform, digest, mediaType, annotations: a }) => ({ platform, digest, mediaType, annotations: a })),
-    referrers,
-    warnings,
-  };
-  if (hasBuildAnnotations(annotations)) return { ...base, build: buildFromAnnotations(annotations), source: 'annotations' };
-  const attached = referrers.find((r) => hasBuildAnnotations(r.annotations));
-  if (attached) return { ...base, build: buildFromAnnotations(attached.annotations), source: 'referrer', referrer: attached.digest };
-
-  const first = top.kind === 'image' ? top : children[0]?.manifest;
-  const labels = first ? await configLabels(client, ref, first) : undefined;
-  const mapped = labelsAsAnnotations(labels);
-  if (hasBuildAnnotations(mapped)) return { ...base, ...(labels ? { labels } : {}), build: buildFromAnnotations(mapped, 'labels'), source: 'labels' };
-  return { ...base, ...(labels ? { labels } : {}), source: 'none' };
+  return { top, children, referrers, warnings };
 }

@@ -302,6 +302,9 @@ export interface ReferenceCandidate {
   readonly annotations?: Readonly<Record<string, string>> | null;
 }
 
+/** The platform a reference manifest sits on (os and architecture both): SQL that filters them spells it from here. */
+export const REFERENCE_PLATFORM = 'unknown';
+
 /**
  * The one rule for "a reference, not a platform": an index entry that describes another entry
  * (BuildKit attestations, builder references, anything with vnd.docker.reference.type) or that
@@ -310,7 +313,7 @@ export interface ReferenceCandidate {
  */
 export function isReferenceDescriptor(d: ReferenceCandidate): boolean {
   if (typeof d.annotations?.[REFERENCE_TYPE] === 'string') return true;
-  return d.platform?.os === 'unknown' && d.platform.architecture === 'unknown';
+  return d.platform?.os === REFERENCE_PLATFORM && d.platform.architecture === REFERENCE_PLATFORM;
 }
 
 /** The platforms of an image as "os/arch[/variant]", once each, references left out. */

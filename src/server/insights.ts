@@ -1,7 +1,8 @@
 // The insights report as the API serves it: JSON with shares next to the counts, and CSV
 // (RFC 4180, safe to open in a spreadsheet) with one row per week and scope.
 import { BUILDERS } from '../catalog/builder.js';
-import { BUILD_SOURCES, MEDIA_FAMILIES } from '../catalog/derived.js';
+import { MEDIA_FAMILIES } from '../catalog/derived.js';
+import { BUILD_SOURCES } from '../details/build.js';
 import type { InsightsCounts, InsightsReport } from '../catalog/types.js';
 
 /** What an image is and when it counts: the same sentence in the API, the CSV and the page. */

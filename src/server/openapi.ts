@@ -3,7 +3,8 @@
 // that every route is in it.
 import { VERSION } from '../version.js';
 import { BUILDERS } from '../catalog/builder.js';
-import { BUILD_SOURCES, MEDIA_FAMILIES } from '../catalog/derived.js';
+import { MEDIA_FAMILIES } from '../catalog/derived.js';
+import { BUILD_SOURCES } from '../details/build.js';
 import { API_MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE, MAX_INSIGHT_WEEKS } from '../catalog/paging.js';
 
 const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
@@ -254,7 +255,7 @@ export function openApiDocument(): Record<string, unknown> {
             ref: { type: 'object', properties: { name: { type: 'string' }, kind: { enum: ['branch', 'tag', 'merge_request', 'unknown'] }, url: { type: 'string' } } },
             mergeRequest: { type: 'object', properties: { iid: { type: 'string' }, url: { type: 'string' } } },
             project: { type: 'object', properties: { path: { type: 'string' }, url: { type: 'string' } } },
-            user: { type: 'object', properties: { id: { type: 'string' }, login: { type: 'string' } } },
+            user: { type: 'object', properties: { id: { type: 'string' }, login: { type: 'string' }, name: { type: 'string' } } },
           },
         },
         ImageItem: {

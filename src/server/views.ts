@@ -1,17 +1,19 @@
-// Store records → the JSON the API answers with. `build` is shaped as `tagtrail show` prints it
-// (buildFromAnnotations): from the annotations, else from the config labels, else null.
-import { type Build, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
-import { buildDetails } from '../catalog/derived.js';
+// Store records → the JSON the API answers with. `build` is shaped as `tagtrail show` prints it,
+// decided by resolveBuild (details/build.ts).
+import { type Build, mergeAnnotations, resolveBuild } from '../details/build.js';
+import { hasBuildAnnotations, labelsAsAnnotations } from '../details/keys.js';
 import { type GitlabServer, checkedBuildLinks } from './ui/links.js';
 import type { Annotations } from '../oci/annotations.js';
-import { mergeAnnotations } from '../oci/inspect.js';
 import { formatPlatform, platformNames } from '../oci/manifest.js';
 import type { StoreReader } from '../catalog/store.js';
 import type { ImageDetail, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
 
 /** The build details as the API gives them: URLs only where the browser would link them (links.ts). */
 export function buildOf(servers: readonly GitlabServer[], annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
-  const build = buildDetails(annotations, labelAnnotations, referrer);
+  return checkedBuild(servers, resolveBuild({ annotations, labelAnnotations, referrers: referrer ? [referrer] : [] }));
+}
+
+function checkedBuild(servers: readonly GitlabServer[], build: Build | null): Build | null {
   return build === null ? null : checkedBuildLinks(build, servers);
 }
 
@@ -92,7 +94,7 @@ export async function imageDetail(store: StoreReader, d: ImageDetail, servers: r
     platforms: platformNames(d.children.map((c) => c.platform)),
     annotations: plain(d.annotations),
     labels: d.labels ? plain(d.labels) : null,
-    build: buildOf(servers, merged, labelAnnotations, d.referrers?.[0]),
+    build: checkedBuild(servers, resolveBuild({ annotations: merged, labelAnnotations, referrers: d.referrers ?? [] })),
     referrers: (d.referrers ?? []).map((r) => ({ digest: r.digest, created: r.created === '' ? null : r.created, annotations: plain(r.annotations) })),
     children: d.children.map((c) => ({
       digest: c.digest,

@@ -4,8 +4,8 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { ImageChild, ImageDetail, ReferrerInfo, TagItem } from '../../catalog/types.js';
-import { buildDetails } from '../../catalog/derived.js';
-import { type Build, labelsAsAnnotations } from '../../gitlab/build.js';
+import { type Build, mergeAnnotations, resolveBuild } from '../../details/build.js';
+import { labelsAsAnnotations } from '../../details/keys.js';
 import type { Annotations } from '../../oci/annotations.js';
 import { isReferenceDescriptor, platformNames } from '../../oci/manifest.js';
 import { VERSION } from '../../version.js';
@@ -138,9 +138,9 @@ export function tagReference(repository: string, tag: string, ctx: ViewContext):
 }
 
 
-/** Build details from the annotations, else from a build-details referrer, else from the config labels, else none. */
+/** The build details of a listed image, decided by resolveBuild (details/build.ts). */
 export function buildOf(annotations: Annotations, labelAnnotations?: Annotations | null, referrer?: ReferrerInfo): Build | undefined {
-  return buildDetails(annotations, labelAnnotations, referrer) ?? undefined;
+  return resolveBuild({ annotations, labelAnnotations, referrers: referrer ? [referrer] : [] }) ?? undefined;
 }
 
 /** Reference manifests (attestations, builder references: unknown/unknown) describe an image; they are not one of its platforms. */
@@ -150,16 +150,12 @@ export function isAttestation(c: ImageChild): boolean {
 
 /** The index's annotations and then each platform manifest's (the first value of a key wins), as the catalog merges them. */
 export function mergedAnnotations(detail: ImageDetail): Annotations {
-  const out: Annotations = Object.create(null);
-  for (const a of [detail.annotations, ...detail.children.filter((c) => !isAttestation(c)).map((c) => c.annotations ?? {})]) {
-    for (const [k, v] of Object.entries(a)) if (out[k] === undefined) out[k] = v;
-  }
-  return out;
+  return mergeAnnotations(detail.annotations, detail.children.filter((c) => !isAttestation(c)).map((c) => c.annotations ?? {}));
 }
 
 /** The build details of one manifest, given the config labels that apply to it (if read). */
 export function buildOfImage(detail: ImageDetail, labels: Annotations | null): Build | undefined {
-  return buildOf(mergedAnnotations(detail), labels ? labelsAsAnnotations(labels) : null, detail.referrers?.[0]);
+  return resolveBuild({ annotations: mergedAnnotations(detail), labelAnnotations: labels ? labelsAsAnnotations(labels) : null, referrers: detail.referrers ?? [] }) ?? undefined;
 }
 
 export function noBuildDetails(): Html {
@@ -198,7 +194,7 @@ export function commitView(b: Build, ctx: ViewContext, full = false): Html {
 
 export function userView(b: Build): Html {
   if (!b.user) return '';
-  return html`${b.user.login ?? `user ${b.user.id ?? ''}`}`;
+  return html`${b.user.login ?? b.user.name ?? `user ${b.user.id ?? ''}`}`;
 }
 
 // ---------------------------------------------------------------- the tags table

@@ -19,7 +19,7 @@ import type { Context, Hono } from 'hono';
 import { InvalidCursorError, httpStatusFor, isTagtrailError } from '../../errors.js';
 import type { StoreReader } from '../../catalog/store.js';
 import type { ImageDetail, TagHistory } from '../../catalog/types.js';
-import type { Build } from '../../gitlab/build.js';
+import type { Build } from '../../details/build.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../../oci/reference.js';
 import { findAsset } from './assets.js';
 import { type Html, type ViewContext, buildOfImage } from './html.js';

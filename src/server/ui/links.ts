@@ -3,7 +3,7 @@
 // of the GitLab servers named with --gitlab-url; anything else is shown as plain text.
 // Pure: no I/O.
 import { UsageError } from '../../errors.js';
-import type { Build } from '../../gitlab/build.js';
+import type { Build } from '../../details/build.js';
 
 export const DEFAULT_GITLAB_URL = 'https://gitlab.com';
 

@@ -4,7 +4,7 @@
 import { html } from 'hono/html';
 import type { ImageDetail, ManifestInsight, TagHistory } from '../../../catalog/types.js';
 import { BUILDER_LABELS } from './insights.js';
-import type { Build } from '../../../gitlab/build.js';
+import type { Build } from '../../../details/build.js';
 import type { Annotations } from '../../../oci/annotations.js';
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, isIndexMediaType } from '../../../oci/mediatypes.js';
 import { formatBytes, platformText, prettyJson, shortDigest } from '../format.js';

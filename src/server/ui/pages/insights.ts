@@ -3,7 +3,8 @@
 // followed by its figures as a table; the same report downloads as CSV.
 import { html } from 'hono/html';
 import { BUILDERS, type Builder } from '../../../catalog/builder.js';
-import { BUILD_SOURCES, type BuildSource, MEDIA_FAMILIES, type MediaFamily } from '../../../catalog/derived.js';
+import { MEDIA_FAMILIES, type MediaFamily } from '../../../catalog/derived.js';
+import { BUILD_SOURCES, type BuildSource } from '../../../details/build.js';
 import type { InsightsCounts, InsightsReport } from '../../../catalog/types.js';
 import { INSIGHTS_BASIS } from '../../insights.js';
 import { PALETTE, type Series, legend, stackedBars } from '../charts.js';
