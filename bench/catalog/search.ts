@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Driver, Param } from '../../src/catalog/sql.js';
+import type { Driver, Param } from '../../src/catalog/sql/driver.js';
 import type { Store } from '../../src/catalog/store.js';
 import { explainSearch } from '../catalog/explain.js';
 import { openStore } from '../../src/catalog/open.js';

@@ -12,7 +12,8 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
-import { type Dialect, type Driver, type Param, type QueryOptions, type Queryable, SqlStore } from './sql.js';
+import type { Dialect, Driver, Param, QueryOptions, Queryable } from './sql/driver.js';
+import { SqlStore } from './sql/store.js';
 import { databaseUrlSecrets, redactDatabaseUrl } from './database-url.js';
 import type { ExplainOptions, LockResult } from './types.js';
 

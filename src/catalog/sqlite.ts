@@ -11,7 +11,8 @@ import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
-import { type Dialect, type Driver, type Param, type Queryable, SqlStore } from './sql.js';
+import type { Dialect, Driver, Param, Queryable } from './sql/driver.js';
+import { SqlStore } from './sql/store.js';
 import type { ExplainOptions, LockResult } from './types.js';
 
 /** How long a statement waits on another connection's lock (rare in WAL outside BEGIN IMMEDIATE). */

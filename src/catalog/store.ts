@@ -1,5 +1,5 @@
 // The catalog Store: one interface, two dialects behind it (SQLite, the embedded default, and
-// PostgreSQL), after kysely's dialect idea. The SQL lives in sql.ts and is shared; each dialect
+// PostgreSQL), after kysely's dialect idea. The SQL lives in sql/ (store.ts the façade, a file per concern) and is shared; each dialect
 // supplies a driver (connection, transactions, locks, EXPLAIN) and its own migrations. open.ts
 // picks the dialect from a URL and loads only that driver.
 //
@@ -46,7 +46,7 @@ export interface StoreReader {
   searchImages(query: SearchQuery): Promise<Page<TagItem>>;
   /**
    * One manifest. Its `referrers` are those `repository` lists; without a repository, those listed
-   * by a repository that tags the digest (a referrer listed elsewhere never counts: referrer-store.ts).
+   * by a repository that tags the digest (a referrer listed elsewhere never counts: sql/referrers.ts).
    */
   getImage(digest: string, options?: { repository?: string }): Promise<ImageDetail | null>;
   /** A tag's history, newest first, a page at a time (`limit`, default HISTORY_PAGE_SIZE; `cursor` from the page before). */

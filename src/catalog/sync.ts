@@ -379,7 +379,7 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
         fail({ repository, ...describe(err) });
       }
     }
-    // After the tags: a referrer counts only where its repository tags the subject (referrer-store.ts).
+    // After the tags: a referrer counts only where its repository tags the subject (sql/referrers.ts).
     if (!(await followReferrers(repository, referrersTags))) return false;
     report();
     return true;

@@ -1,6 +1,6 @@
 // The SQL of each repository's GitLab project (columns from migration 5), shared by both dialects
 // and called from SqlStore: written by a crawl whose list came from GitLab's API (discovery.ts).
-import type { Queryable } from './sql.js';
+import type { Queryable } from './driver.js';
 
 export interface GitlabProjectColumns {
   id: number;

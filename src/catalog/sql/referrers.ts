@@ -7,18 +7,13 @@
 // digest as its subject (distribution does not check that the subject exists), so a referrer
 // listed in another repository never counts. Among a repository's referrers of a digest the newest
 // (by org.opencontainers.image.created, then digest) with build annotations wins; it stands in
-// only when the image carries no build annotations itself (see summarize in sql.ts, buildOf in
-// server/views.ts), so a self-declared `created` never outranks the image's own details.
-import { hasBuildAnnotations } from '../details/keys.js';
-import { type Annotations, CREATED_KEY, emptyAnnotations } from '../oci/annotations.js';
-import type { Queryable, Row } from './sql.js';
-import type { ReferrerInfo, ReferrerRecord } from './types.js';
+// only when the image carries no build annotations itself (see summarize in terms.ts, resolveBuild in
+// details/build.ts), so a self-declared `created` never outranks the image's own details.
+import { hasBuildAnnotations } from '../../details/keys.js';
+import { type Annotations, CREATED_KEY, emptyAnnotations } from '../../oci/annotations.js';
+import { IN_CHUNK, type Queryable, type Row, marks } from './driver.js';
+import type { ReferrerInfo, ReferrerRecord } from '../types.js';
 
-const IN_CHUNK = 500;
-
-function marks(n: number): string {
-  return Array.from({ length: n }, () => '?').join(', ');
-}
 
 function annotationsOf(v: unknown): Annotations {
   const out = emptyAnnotations();

@@ -1,0 +1,121 @@
+// The seam between the catalog's SQL and the two databases: what a statement runs on (Queryable,
+// Driver) and what differs between SQLite and PostgreSQL (Dialect); sqlite.ts and postgres.ts
+// implement it. Statements use `?` placeholders (the PostgreSQL driver numbers them) and only SQL
+// both accept. Also the small helpers every statement builder shares.
+import { type Annotations, emptyAnnotations } from '../../oci/annotations.js';
+import type { ExplainOptions, LockResult } from '../types.js';
+
+export type Param = string | number | null | Buffer;
+export type Row = Record<string, unknown>;
+
+export interface QueryOptions {
+  /**
+   * A statement run often with the same text: PostgreSQL keeps it prepared on each connection
+   * (planned once, then executed by name). SQLite prepares and keeps every statement anyway.
+   */
+  prepare?: boolean;
+}
+
+export interface Queryable {
+  all<T = Row>(sql: string, params?: readonly Param[], options?: QueryOptions): Promise<T[]>;
+  /** Returns the number of rows changed. */
+  run(sql: string, params?: readonly Param[]): Promise<number>;
+}
+
+export interface Dialect {
+  readonly name: 'sqlite' | 'postgres';
+  /** The two-argument max and min: max/min in SQLite, GREATEST/LEAST in PostgreSQL. */
+  readonly greatest: string;
+  /** SQL true when text expression `haystack` contains `needle`, with no pattern characters. */
+  contains(haystack: string, needle: string): string;
+  /** The DDL of the migrations ledger. */
+  readonly migrationsTable: string;
+  /** A JSON array of the SQL expressions. */
+  jsonArray(items: readonly string[]): string;
+  /** The aggregate: a JSON array of expr over the rows, in this order; NULL or [] when there are none. */
+  jsonAgg(expr: string, orderBy?: string): string;
+  /** A JSON value from a subquery, to nest inside jsonArray. */
+  jsonNested(subquery: string): string;
+  /** SQL true when `column` is one of the ids of a list bound as one parameter, encoded by idList. */
+  inIdList(column: string): string;
+  idList(ids: readonly number[]): string;
+}
+
+export interface Driver extends Queryable {
+  readonly dialect: Dialect;
+  /** A write transaction, serialised with every other writer of the database (see each driver). */
+  write<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  explain(sql: string, params: readonly Param[], options: ExplainOptions): Promise<string[]>;
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<LockResult<T>>;
+  close(): Promise<void>;
+}
+
+/** Rows of an IN list per statement. */
+export const IN_CHUNK = 500;
+/** Bound parameters per statement: well inside SQLite's 32766 and PostgreSQL's 65535. */
+export const MAX_PARAMS = 4000;
+
+// ---------------------------------------------------------------- small helpers
+
+export function marks(n: number): string {
+  return new Array(n).fill('?').join(', ');
+}
+
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Text as both databases can store it: NUL and lone surrogates become U+FFFD. */
+export function clean(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
+
+export function num(v: unknown): number {
+  return typeof v === 'number' ? v : Number(v);
+}
+
+export function numOrNull(v: unknown): number | null {
+  return v === null || v === undefined ? null : num(v);
+}
+
+export function dateOrNull(v: unknown): Date | null {
+  return v === null || v === undefined ? null : new Date(num(v));
+}
+
+export function toBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+export function cleanRecord(a: Annotations): Annotations {
+  const out = emptyAnnotations();
+  for (const [k, v] of Object.entries(a)) if (typeof v === 'string') out[clean(k)] = clean(v);
+  return out;
+}
+
+export async function insertMany(q: Queryable, table: string, columns: readonly string[], rows: readonly Param[][]): Promise<void> {
+  if (rows.length === 0) return;
+  const tuple = `(${marks(columns.length)})`;
+  for (const part of chunks(rows, Math.max(1, Math.floor(MAX_PARAMS / columns.length)))) {
+    await q.run(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${part.map(() => tuple).join(', ')}`, part.flat());
+  }
+}
+
+/** A JSON column as read back: PostgreSQL's driver parses json, SQLite returns the text. */
+export function jsonColumn(v: unknown): unknown[] {
+  if (v === null || v === undefined) return [];
+  const parsed: unknown = typeof v === 'string' ? JSON.parse(v) : v;
+  return Array.isArray(parsed) ? parsed : [];
+}
+
+export function pairsOf(v: unknown): Annotations {
+  const out = emptyAnnotations();
+  for (const p of jsonColumn(v)) {
+    const [k, val] = p as [unknown, unknown];
+    if (typeof k === 'string' && typeof val === 'string') out[k] = val;
+  }
+  return out;
+}
+

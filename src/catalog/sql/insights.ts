@@ -1,0 +1,240 @@
+// Insights: per-manifest facts derived at ingest (builder, build-details source, media family,
+// platform count; see builder.ts, derived.ts and details/build.ts) and the weekly report counted
+// from them. deriveManifests runs in the writer's transaction whenever an image's evidence changes.
+import { UsageError } from '../../errors.js';
+import { type Annotations, emptyAnnotations } from '../../oci/annotations.js';
+import { REFERENCE_PLATFORM } from '../../oci/manifest.js';
+import { DOCKER_CONFIG, OCI_CONFIG, isIndexMediaType } from '../../oci/mediatypes.js';
+import { BUILD_SOURCES, type BuildSource, buildDetailsSource } from '../../details/build.js';
+import { BUILDERS, type Builder, type BuilderResult, type Confidence, detectBuilder } from '../builder.js';
+import { MEDIA_FAMILIES, type MediaFamily, isRealPlatform, mediaFamily } from '../derived.js';
+import { MAX_INSIGHT_WEEKS } from '../paging.js';
+import { SET } from '../tagstate.js';
+import type { InsightsCounts, InsightsQuery, InsightsReport, InsightsWeek, ManifestInsight } from '../types.js';
+import { IN_CHUNK, type Param, type Queryable, type Row, chunks, clean, marks, num } from './driver.js';
+import { ms } from './checks.js';
+import { hasBuildReferrer } from './referrers.js';
+
+/**
+ * Recomputes the insight columns of these manifests, of the manifests with these configs, and
+ * of the indexes listing any of them (after their children). See builder.ts and derived.ts.
+ */
+export async function deriveManifests(q: Queryable, digests: Set<string>, configs: Set<string>): Promise<void> {
+  const images = new Set<string>();
+  const indexes = new Set<string>();
+  const sort = (rows: Row[]) => {
+    for (const r of rows) (isIndexMediaType(r.media_type as string) ? indexes : images).add(r.digest as string);
+  };
+  for (const part of chunks([...digests], IN_CHUNK)) sort(await q.all<Row>(`SELECT digest, media_type FROM manifests WHERE digest IN (${marks(part.length)})`, part));
+  for (const part of chunks([...configs], IN_CHUNK)) sort(await q.all<Row>(`SELECT digest, media_type FROM manifests WHERE config_digest IN (${marks(part.length)})`, part));
+  for (const part of chunks([...images], IN_CHUNK)) {
+    sort(await q.all<Row>(`SELECT DISTINCT m.digest, m.media_type FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest IN (${marks(part.length)})`, part));
+  }
+  for (const d of images) await deriveOne(q, d);
+  for (const d of indexes) await deriveOne(q, d);
+}
+
+async function deriveOne(q: Queryable, digest: string): Promise<void> {
+  const m = (await q.all<Row>('SELECT id, media_type, raw, config_digest FROM manifests WHERE digest = ?', [digest]))[0];
+  if (!m) return;
+  const id = num(m.id);
+  const mediaType = m.media_type as string;
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(m.raw as Uint8Array).toString('utf8'));
+  } catch {
+    json = null;
+  }
+  const annotations = emptyAnnotations();
+  for (const r of await q.all<Row>('SELECT key, value FROM annotations WHERE manifest_id = ?', [id])) annotations[r.key as string] = r.value as string;
+  let result: BuilderResult;
+  let source: BuildSource;
+  let platforms = 1;
+  // Build details recorded as referrers against this manifest (referrers.ts).
+  const referrer = await hasBuildReferrer(q, digest);
+  if (isIndexMediaType(mediaType)) {
+    const rows = await q.all<Row>(
+      `SELECT c.os, c.architecture, c.variant, cm.builder, cm.builder_confidence, cm.builder_evidence, cm.build_source
+       FROM manifest_children c LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE c.parent_id = ? ORDER BY c.position`,
+      [id],
+    );
+    const real = rows.filter((r) => isRealPlatform(r.os as string | null, r.architecture as string | null));
+    platforms = new Set(real.map((r) => `${String(r.os)}/${String(r.architecture)}/${String(r.variant ?? '')}`)).size;
+    const children = real.filter((r) => r.builder != null).map((r) => storedResult(r.builder, r.builder_confidence, r.builder_evidence));
+    result = detectBuilder({ manifest: json, mediaType, annotations, children });
+    source = buildDetailsSource({ annotations, referrer, children: real.filter((r) => r.build_source != null).map((r) => r.build_source as BuildSource) });
+  } else {
+    const own = detectBuilder({ manifest: json, mediaType, annotations, configRead: false });
+    result = own;
+    let labels: Annotations | undefined;
+    const cfgType = (json as { config?: { mediaType?: unknown } } | null)?.config?.mediaType;
+    const imageConfig = cfgType === OCI_CONFIG || cfgType === DOCKER_CONFIG;
+    if (m.config_digest != null && imageConfig) {
+      const cfg = (await q.all<Row>('SELECT id, builder, builder_confidence, builder_evidence FROM configs WHERE digest = ?', [m.config_digest as string]))[0];
+      if (cfg) {
+        labels = emptyAnnotations();
+        for (const r of await q.all<Row>('SELECT key, value FROM config_labels WHERE config_id = ?', [num(cfg.id)])) labels[r.key as string] = r.value as string;
+        const said = cfg.builder != null ? storedResult(cfg.builder, cfg.builder_confidence, cfg.builder_evidence) : detectBuilder({ manifest: {}, labels, configRead: true });
+        if (own.builder === 'unread' || rank(said.confidence) > rank(own.confidence)) result = said;
+      }
+    } else if (own.builder === 'unread') {
+      // An artifact, or a manifest without a config: there is no config to read.
+      result = { builder: 'unknown', confidence: 'none', evidence: [] };
+    }
+    source = buildDetailsSource({ annotations, referrer, ...(labels ? { labels } : {}) });
+  }
+  await q.run('UPDATE manifests SET builder = ?, builder_confidence = ?, builder_evidence = ?, build_source = ?, media_family = ?, platform_count = ? WHERE id = ?', [
+    result.builder,
+    result.confidence,
+    JSON.stringify(result.evidence.map(clean)),
+    source,
+    mediaFamily(mediaType),
+    platforms,
+    id,
+  ]);
+}
+
+export async function manifestInsight(db: Queryable, digest: string): Promise<ManifestInsight | null> {
+  const r = (await db.all<Row>('SELECT builder, builder_confidence, builder_evidence, build_source, media_family, platform_count FROM manifests WHERE digest = ?', [digest]))[0];
+  if (!r || r.builder == null) return null;
+  const b = storedResult(r.builder, r.builder_confidence, r.builder_evidence);
+  return {
+    builder: b.builder,
+    confidence: b.confidence,
+    evidence: b.evidence,
+    buildSource: (r.build_source as BuildSource | null) ?? 'none',
+    mediaFamily: (r.media_family as MediaFamily | null) ?? 'other',
+    platformCount: num(r.platform_count ?? 1),
+  };
+}
+
+/** The insights report; `window` from insightsWindow, the query already checked. */
+export async function insights(db: Queryable, query: InsightsQuery, window: { from: number; to: number }): Promise<InsightsReport> {
+  // Events at or after the window's end cannot make an image's first week fall inside it, and
+  // cannot change an earlier minimum: leave them out (tag_events_set serves the range).
+  const where: string[] = [`e.kind = ${SET}`, 'e.at < ?'];
+  const params: Param[] = [window.to];
+  if (query.repository !== undefined) {
+    where.push('r.name = ?');
+    params.push(query.repository);
+  } else if (query.namespace !== undefined) {
+    // Repositories named NS or under NS/: a range on the name, no LIKE ('0' follows '/').
+    where.push('(r.name = ? OR (r.name >= ? AND r.name < ?))');
+    params.push(query.namespace, `${query.namespace}/`, `${query.namespace}0`);
+  }
+  // An image is a (repository, manifest) pair; it appeared when a tag there first pointed at it.
+  const images =
+    `SELECT r.name AS repository, m.id AS manifest_id, m.builder, m.build_source, m.media_family, m.platform_count, min(e.at) AS first_at
+     FROM tag_events e JOIN tags g ON g.id = e.tag_id JOIN repositories r ON r.id = g.repository_id JOIN manifests m ON m.digest = e.digest
+     WHERE ${where.join(' AND ')}
+     GROUP BY r.name, m.id, m.builder, m.build_source, m.media_family, m.platform_count
+     HAVING min(e.at) >= ? AND min(e.at) < ?`;
+  const windowParams: Param[] = [...params, window.from, window.to];
+  const rows = await db.all<Row>(
+    `SELECT repository, (first_at - ${WEEK_ORIGIN}) / ${WEEK_MS} AS wk, builder, build_source, media_family,
+            CASE WHEN platform_count > 1 THEN 1 ELSE 0 END AS multi, count(*) AS n
+     FROM (${images}) s GROUP BY repository, (first_at - ${WEEK_ORIGIN}) / ${WEEK_MS}, builder, build_source, media_family, CASE WHEN platform_count > 1 THEN 1 ELSE 0 END`,
+    windowParams,
+  );
+  // Reference manifests (isReferenceDescriptor) are not platforms.
+  const platformRows = await db.all<Row>(
+    `SELECT c.os, c.architecture, c.variant, count(*) AS n
+     FROM (${images}) s JOIN manifest_children c ON c.parent_id = s.manifest_id
+     WHERE s.platform_count > 1 AND c.os IS NOT NULL AND NOT (c.os = '${REFERENCE_PLATFORM}' AND c.architecture = '${REFERENCE_PLATFORM}')
+     GROUP BY c.os, c.architecture, c.variant`,
+    windowParams,
+  );
+  const groupBy: 'namespace' | 'repository' = query.repository !== undefined || query.namespace !== undefined ? 'repository' : 'namespace';
+  const weekStarts: number[] = [];
+  for (let t = window.from; t < window.to; t += WEEK_MS) weekStarts.push(t);
+  const totals = emptyCounts();
+  const weeks = new Map<number, InsightsCounts>(weekStarts.map((t) => [t, emptyCounts()]));
+  const groups = new Map<string, { totals: InsightsCounts; weeks: Map<number, InsightsCounts> }>();
+  for (const r of rows) {
+    const start = num(r.wk) * WEEK_MS + WEEK_ORIGIN;
+    const repository = r.repository as string;
+    const name = groupBy === 'namespace' ? repository.split('/')[0]! : repository;
+    let g = groups.get(name);
+    if (!g) {
+      g = { totals: emptyCounts(), weeks: new Map(weekStarts.map((t) => [t, emptyCounts()])) };
+      groups.set(name, g);
+    }
+    for (const c of [totals, weeks.get(start), g.totals, g.weeks.get(start)]) if (c) addCounts(c, r);
+  }
+  const weekList = (m: Map<number, InsightsCounts>): InsightsWeek[] => weekStarts.map((t) => ({ start: new Date(t), counts: m.get(t)! }));
+  return {
+    interval: 'week',
+    from: new Date(window.from),
+    to: new Date(window.to),
+    namespace: query.repository === undefined ? (query.namespace ?? null) : null,
+    repository: query.repository ?? null,
+    groupBy,
+    totals,
+    weeks: weekList(weeks),
+    groups: [...groups.entries()]
+      .sort((a, b) => b[1].totals.images - a[1].totals.images || (a[0] < b[0] ? -1 : 1))
+      .map(([name, g]) => ({ name, totals: g.totals, weeks: weekList(g.weeks) })),
+    platforms: platformRows
+      .map((r) => ({ platform: [r.os, r.architecture, r.variant].filter((v) => v != null && v !== '').join('/'), images: num(r.n) }))
+      .sort((a, b) => b.images - a.images || (a.platform < b.platform ? -1 : 1)),
+  };
+}
+
+// ---------------------------------------------------------------- insights helpers
+
+/** Weeks start on Monday 00:00 UTC; 1970-01-05 was the first Monday after the epoch. */
+export const WEEK_ORIGIN = 4 * 86_400_000;
+export const WEEK_MS = 7 * 86_400_000;
+/** The longest window one insights query covers. */
+const DEFAULT_INSIGHT_WEEKS = 52;
+
+export function weekStart(t: number): number {
+  return Math.floor((t - WEEK_ORIGIN) / WEEK_MS) * WEEK_MS + WEEK_ORIGIN;
+}
+
+/** [from, to) in ms, whole weeks: from the Monday of `from` to the Monday after `to`. */
+export function insightsWindow(query: InsightsQuery): { from: number; to: number } {
+  const to = weekStart(query.to === undefined ? Date.now() : ms(query.to, 'insights: to')) + WEEK_MS;
+  const from = query.from === undefined ? to - DEFAULT_INSIGHT_WEEKS * WEEK_MS : weekStart(ms(query.from, 'insights: from'));
+  if (from >= to) throw new UsageError('insights: from must be before to');
+  if ((to - from) / WEEK_MS > MAX_INSIGHT_WEEKS) throw new UsageError(`insights: from and to are more than ${MAX_INSIGHT_WEEKS} weeks apart`, { hint: 'ask for a shorter window' });
+  return { from, to };
+}
+
+function emptyCounts(): InsightsCounts {
+  const zero = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+  return { images: 0, builders: zero(BUILDERS), buildSources: zero(BUILD_SOURCES), mediaTypes: zero(MEDIA_FAMILIES), multiPlatform: 0 };
+}
+
+function addCounts(c: InsightsCounts, r: Row): void {
+  const n = num(r.n);
+  const builder = (BUILDERS as readonly string[]).includes(r.builder as string) ? (r.builder as Builder) : 'unknown';
+  const source = (BUILD_SOURCES as readonly string[]).includes(r.build_source as string) ? (r.build_source as BuildSource) : 'none';
+  const family = (MEDIA_FAMILIES as readonly string[]).includes(r.media_family as string) ? (r.media_family as MediaFamily) : 'other';
+  c.images += n;
+  c.builders[builder] += n;
+  c.buildSources[source] += n;
+  c.mediaTypes[family] += n;
+  if (num(r.multi) === 1) c.multiPlatform += n;
+}
+
+const CONFIDENCE_RANK: Record<Confidence, number> = { none: 0, low: 1, medium: 2, high: 3 };
+
+function rank(c: Confidence): number {
+  return CONFIDENCE_RANK[c] ?? 0;
+}
+
+function storedResult(builder: unknown, confidence: unknown, evidence: unknown): BuilderResult {
+  let list: string[] = [];
+  try {
+    const parsed: unknown = JSON.parse(String(evidence ?? '[]'));
+    if (Array.isArray(parsed)) list = parsed.filter((e): e is string => typeof e === 'string');
+  } catch {
+    list = [];
+  }
+  const b = (BUILDERS as readonly string[]).includes(builder as string) ? (builder as Builder) : 'unknown';
+  const c = confidence === 'high' || confidence === 'medium' || confidence === 'low' ? confidence : 'none';
+  return { builder: b, confidence: c, evidence: list };
+}
+
+

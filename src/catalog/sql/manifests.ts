@@ -1,0 +1,190 @@
+// Manifests and config labels as ingest stores them (each once by digest), what a crawl could
+// not read, and one manifest read back whole (getImage).
+import { type Annotations, emptyAnnotations } from '../../oci/annotations.js';
+import { labelsOfConfig } from '../../oci/config.js';
+import { hasBuildAnnotations } from '../../details/keys.js';
+import { detectBuilder } from '../builder.js';
+import { STORE_MAX_PAGE_SIZE } from '../paging.js';
+import type { ImageChild, ImageDetail, ManifestRecord } from '../types.js';
+import { VERSION } from '../../version.js';
+import { IN_CHUNK, type Queryable, type Row, chunks, clean, cleanRecord, insertMany, marks, num, numOrNull, toBuffer } from './driver.js';
+import { referrersOf, repositoryId } from './referrers.js';
+import { evidenceChanged, platformOf } from './terms.js';
+
+function sameRecord(a: Annotations, b: Annotations): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && a[k] === b[k]);
+}
+
+export async function hasManifest(db: Queryable, digest: string): Promise<boolean> {
+  return (await db.all('SELECT 1 AS one FROM manifests WHERE digest = ?', [digest])).length > 0;
+}
+
+/** Stores a manifest (and the records of its children) once by digest; the images it changes follow (terms.ts). */
+export async function putManifest(q: Queryable, record: ManifestRecord): Promise<{ inserted: boolean }> {
+  const digests = new Set<string>();
+  const configs = new Set<string>();
+  const inserted = await putOne(q, record, digests, configs);
+  await evidenceChanged(q, digests, configs);
+  return { inserted };
+}
+
+async function putOne(q: Queryable, rec: ManifestRecord, digests: Set<string>, configs: Set<string>): Promise<boolean> {
+  for (const child of rec.children ?? []) if (child.manifest) await putOne(q, child.manifest, digests, configs);
+  const configDigest = rec.configDigest ?? null;
+  const labels = rec.labels ?? (rec.config !== undefined ? (labelsOfConfig(rec.config) ?? emptyAnnotations()) : undefined);
+  if (configDigest !== null && labels && (await putLabels(q, configDigest, labels, rec.config))) configs.add(configDigest);
+  const annotations = cleanRecord(rec.annotations ?? {});
+  const raw = toBuffer(rec.raw);
+  const rows = await q.all<{ id: unknown }>(
+    `INSERT INTO manifests (digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING RETURNING id`,
+    [rec.digest, rec.mediaType, raw.byteLength, raw, rec.artifactType ?? null, configDigest, hasBuildAnnotations(annotations) ? 1 : 0, Date.now()],
+  );
+  const first = rows[0];
+  if (!first) return false;
+  const id = num(first.id);
+  await insertMany(q, 'annotations', ['manifest_id', 'key', 'value'], Object.entries(annotations).map(([k, v]) => [id, k, v]));
+  await insertMany(
+    q,
+    'manifest_children',
+    ['parent_id', 'position', 'child_digest', 'media_type', 'size', 'os', 'architecture', 'variant'],
+    (rec.children ?? []).map((c, i) => [
+      id,
+      i,
+      c.digest,
+      c.mediaType ?? c.manifest?.mediaType ?? null,
+      c.size ?? (c.manifest ? c.manifest.raw.byteLength : null),
+      c.platform?.os ?? null,
+      c.platform?.architecture ?? null,
+      c.platform?.variant ?? null,
+    ]),
+  );
+  digests.add(rec.digest);
+  return true;
+}
+
+/**
+ * Records a config's labels and, when the whole config was read, what it says about the builder;
+ * returns whether anything changed.
+ */
+async function putLabels(q: Queryable, configDigest: string, labels: Annotations, config?: unknown): Promise<boolean> {
+  const cleaned = cleanRecord(labels);
+  const said = config === undefined ? null : detectBuilder({ manifest: {}, config, configRead: true });
+  const existing = await q.all<Row>('SELECT id, builder FROM configs WHERE digest = ?', [configDigest]);
+  let id: number;
+  if (existing[0]) {
+    id = num(existing[0].id);
+    const current = emptyAnnotations();
+    for (const r of await q.all<{ key: string; value: string }>('SELECT key, value FROM config_labels WHERE config_id = ?', [id])) current[r.key] = r.value;
+    const newBuilder = said !== null && existing[0].builder == null;
+    if (newBuilder) await q.run('UPDATE configs SET builder = ?, builder_confidence = ?, builder_evidence = ? WHERE id = ?', [said.builder, said.confidence, JSON.stringify(said.evidence.map(clean)), id]);
+    if (sameRecord(current, cleaned)) return newBuilder;
+    await q.run('DELETE FROM config_labels WHERE config_id = ?', [id]);
+    await q.run('UPDATE configs SET fetched_at = ? WHERE id = ?', [Date.now(), id]);
+  } else {
+    const rows = await q.all<{ id: unknown }>('INSERT INTO configs (digest, fetched_at, builder, builder_confidence, builder_evidence) VALUES (?, ?, ?, ?, ?) RETURNING id', [
+      configDigest,
+      Date.now(),
+      said?.builder ?? null,
+      said?.confidence ?? null,
+      said ? JSON.stringify(said.evidence.map(clean)) : null,
+    ]);
+    id = num(rows[0]!.id);
+  }
+  await insertMany(q, 'config_labels', ['config_id', 'key', 'value'], Object.entries(cleaned).map(([k, v]) => [id, k, v]));
+  return true;
+}
+
+export async function putConfigLabels(q: Queryable, configDigest: string, labels: Annotations, config?: unknown): Promise<void> {
+  if (await putLabels(q, configDigest, labels, config)) await evidenceChanged(q, new Set(), new Set([configDigest]));
+}
+
+export async function hasConfigLabels(db: Queryable, configDigest: string): Promise<boolean> {
+  return (await db.all('SELECT 1 AS one FROM configs WHERE digest = ?', [configDigest])).length > 0;
+}
+
+export async function markUnreadable(q: Queryable, digest: string, code: string, reason: string, at: Date): Promise<void> {
+  await q.run(
+      `INSERT INTO unreadable_manifests (digest, code, reason, tagtrail_version, seen_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (digest) DO UPDATE SET code = excluded.code, reason = excluded.reason, tagtrail_version = excluded.tagtrail_version, seen_at = excluded.seen_at`,
+    [digest, code.slice(0, 64), reason.slice(0, 1000), VERSION, at.getTime()],
+  );
+}
+
+export async function unreadable(db: Queryable, digest: string): Promise<{ code: string; reason: string } | undefined> {
+  const rows = await db.all<Row>('SELECT code, reason FROM unreadable_manifests WHERE digest = ? AND tagtrail_version = ?', [digest, VERSION]);
+  return rows[0] ? { code: String(rows[0].code), reason: String(rows[0].reason) } : undefined;
+}
+
+export async function getImage(db: Queryable, digest: string, options: { repository?: string }): Promise<ImageDetail | null> {
+  const rows = await db.all<Row>(
+    'SELECT id, digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at FROM manifests WHERE digest = ?',
+    [digest],
+  );
+  const m = rows[0];
+  if (!m) return null;
+  const id = num(m.id);
+  const annotationsOf = async (ids: number[]): Promise<Map<number, Annotations>> => {
+    const out = new Map<number, Annotations>(ids.map((i) => [i, emptyAnnotations()]));
+    for (const part of chunks(ids, IN_CHUNK)) {
+      for (const r of await db.all<Row>(`SELECT manifest_id, key, value FROM annotations WHERE manifest_id IN (${marks(part.length)})`, part)) {
+        out.get(num(r.manifest_id))![r.key as string] = r.value as string;
+      }
+    }
+    return out;
+  };
+  let labels: Annotations | null = null;
+  if (m.config_digest != null) {
+    const config = await db.all<{ id: unknown }>('SELECT id FROM configs WHERE digest = ?', [m.config_digest as string]);
+    if (config[0]) {
+      labels = emptyAnnotations();
+      for (const r of await db.all<Row>('SELECT key, value FROM config_labels WHERE config_id = ?', [num(config[0].id)])) labels[r.key as string] = r.value as string;
+    }
+  }
+  const childRows = await db.all<Row>(
+    `SELECT c.child_digest, c.media_type, c.size, c.os, c.architecture, c.variant, cm.id AS child_id
+     FROM manifest_children c LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE c.parent_id = ? ORDER BY c.position`,
+    [id],
+  );
+  const childIds = childRows.map((r) => r.child_id).filter((v) => v !== null && v !== undefined).map(num);
+  const annotations = await annotationsOf([id, ...childIds]);
+  const children: ImageChild[] = childRows.map((r) => ({
+    digest: r.child_digest as string,
+    mediaType: (r.media_type as string | null) ?? null,
+    size: numOrNull(r.size),
+    platform: platformOf(r),
+    annotations: r.child_id == null ? null : (annotations.get(num(r.child_id)) ?? null),
+  }));
+  const parents = await db.all<{ digest: string }>(
+    'SELECT DISTINCT m.digest FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest = ? ORDER BY m.digest',
+    [digest],
+  );
+  const tags = await db.all<Row>(
+    `SELECT r.name AS repository, g.name AS tag, g.updated_at FROM tags g JOIN repositories r ON r.id = g.repository_id
+     WHERE g.digest = ? AND g.deleted_at IS NULL ORDER BY r.name, g.name LIMIT ${STORE_MAX_PAGE_SIZE}`,
+    [digest],
+  );
+  const own = annotations.get(id)!;
+  return {
+    digest,
+    mediaType: m.media_type as string,
+    size: num(m.size),
+    raw: Buffer.from(m.raw as Uint8Array),
+    artifactType: (m.artifact_type as string | null) ?? null,
+    configDigest: (m.config_digest as string | null) ?? null,
+    annotations: own,
+    labels,
+    hasBuildAnnotations: num(m.has_build) === 1,
+    children,
+    parents: parents.map((p) => p.digest),
+    tags: tags.map((t) => ({ repository: t.repository as string, tag: t.tag as string, updatedAt: new Date(num(t.updated_at)) })),
+    storedAt: new Date(num(m.stored_at)),
+    referrers:
+      options.repository === undefined
+        ? await referrersOf(db, digest, null)
+        : await referrersOf(db, digest, (await repositoryId(db, options.repository)) ?? -1),
+  };
+}
+

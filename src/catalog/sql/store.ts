@@ -1,0 +1,281 @@
+// SqlStore: the Store over SQL, shared by both dialects (sqlite.ts, postgres.ts supply the Driver).
+// A façade: each method checks its input (checks.ts), opens the transaction a write needs and
+// delegates to the file of its concern. A new concern is a new file here and a delegate below.
+//
+//   driver.ts      the seam to the databases (Queryable, Dialect, Driver) and shared helpers
+//   manifests.ts   manifests, config labels, unreadable manifests, one image read back
+//   terms.ts       search terms: rebuilt in the same transaction as whatever changes them
+//   tags.ts        tag events, tag state and history, crawls' reconciliation
+//   search.ts      search, listings, statistics
+//   insights.ts    derived per-manifest facts and the weekly report
+//   referrers.ts   build-details referrers and the links of each repository's referrers tag
+//   gitlab-projects.ts, checkpoints.ts, migrate.ts
+import { UsageError } from '../../errors.js';
+import type { Annotations } from '../../oci/annotations.js';
+import type { Migration } from '../migrations/types.js';
+import type { Store } from '../store.js';
+import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent } from '../tagstate.js';
+import type {
+  EventOutcome,
+  ImageDetail,
+  InsightsQuery,
+  InsightsReport,
+  LockResult,
+  ManifestInsight,
+  ManifestRecord,
+  Page,
+  ReconcileResult,
+  ReferrerRecord,
+  RepositorySummary,
+  SearchQuery,
+  StoreStats,
+  TagHistory,
+  TagItem,
+} from '../types.js';
+import { HISTORY_PAGE_SIZE, STORE_MAX_PAGE_SIZE } from '../paging.js';
+import * as checkpoints from './checkpoints.js';
+import { checkDigest, checkName, ms, validateRecord } from './checks.js';
+import { type Dialect, type Driver, type Queryable, cleanRecord } from './driver.js';
+import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
+import * as insights from './insights.js';
+import * as manifests from './manifests.js';
+import { migrate } from './migrate.js';
+import * as refs from './referrers.js';
+import * as search from './search.js';
+import * as tags from './tags.js';
+import { evidenceChanged } from './terms.js';
+
+export class SqlStore implements Store {
+  readonly dialect: 'sqlite' | 'postgres';
+
+  constructor(
+    /** The database; public for the benchmarks' plans (bench/catalog/explain.ts), not for the product. */
+    readonly driver: Driver,
+    private readonly migrations: readonly Migration[],
+  ) {
+    this.dialect = driver.dialect.name;
+  }
+
+  private get d(): Dialect {
+    return this.driver.dialect;
+  }
+
+  // ---- lifecycle
+
+  async migrate(): Promise<number[]> {
+    return migrate(this.driver, this.migrations);
+  }
+
+  async close(): Promise<void> {
+    return this.driver.close();
+  }
+
+  async ping(): Promise<void> {
+    await this.driver.all('SELECT 1');
+  }
+
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<LockResult<T>> {
+    checkName(name, 'lock name');
+    return this.driver.withLock(name, fn);
+  }
+
+  // ---- manifests (manifests.ts)
+
+  async hasManifest(digest: string): Promise<boolean> {
+    checkDigest(digest);
+    return manifests.hasManifest(this.driver, digest);
+  }
+
+  async putManifest(record: ManifestRecord): Promise<{ inserted: boolean }> {
+    validateRecord(record);
+    return this.driver.write((q) => manifests.putManifest(q, record));
+  }
+
+  async putConfigLabels(configDigest: string, labels: Annotations, config?: unknown): Promise<void> {
+    checkDigest(configDigest, 'config digest');
+    if (typeof labels !== 'object' || labels === null) throw new UsageError('labels must be a record of strings');
+    await this.driver.write((q) => manifests.putConfigLabels(q, configDigest, labels, config));
+  }
+
+  async hasConfigLabels(configDigest: string): Promise<boolean> {
+    checkDigest(configDigest, 'config digest');
+    return manifests.hasConfigLabels(this.driver, configDigest);
+  }
+
+  async markUnreadable(digest: string, code: string, reason: string, at: Date): Promise<void> {
+    checkDigest(digest);
+    await this.driver.write((q) => manifests.markUnreadable(q, digest, code, reason, at));
+  }
+
+  async unreadable(digest: string): Promise<{ code: string; reason: string } | undefined> {
+    checkDigest(digest);
+    return manifests.unreadable(this.driver, digest);
+  }
+
+  async getImage(digest: string, options: { repository?: string } = {}): Promise<ImageDetail | null> {
+    checkDigest(digest);
+    if (options.repository !== undefined) checkName(options.repository, 'repository');
+    return manifests.getImage(this.driver, digest, options);
+  }
+
+  async setGitlabProject(repository: string, project: GitlabProjectColumns): Promise<void> {
+    await this.driver.write((q) => setGitlabProject(q, repository, project));
+  }
+
+  // ---- build-details referrers (referrers.ts)
+
+  async hasReferrer(digest: string): Promise<boolean> {
+    checkDigest(digest);
+    return refs.hasReferrerRow(this.driver, digest);
+  }
+
+  async referrerSubject(digest: string): Promise<string | null> {
+    checkDigest(digest);
+    return refs.storedSubject(this.driver, digest);
+  }
+
+  async putReferrer(record: ReferrerRecord): Promise<void> {
+    checkDigest(record.digest);
+    checkDigest(record.subjectDigest, 'subject digest');
+    await this.driver.write((q) => refs.insertReferrer(q, record, cleanRecord(record.annotations)));
+  }
+
+  async referrersTagDigest(repository: string, subjectDigest: string): Promise<string | null> {
+    checkName(repository, 'repository');
+    checkDigest(subjectDigest, 'subject digest');
+    const repoId = await refs.repositoryId(this.driver, repository);
+    return repoId === null ? null : refs.tagDigest(this.driver, repoId, subjectDigest);
+  }
+
+  async referrersTagSubjects(repository: string): Promise<string[]> {
+    checkName(repository, 'repository');
+    const repoId = await refs.repositoryId(this.driver, repository);
+    return repoId === null ? [] : refs.tagSubjects(this.driver, repoId);
+  }
+
+  async setReferrersTag(repository: string, subjectDigest: string, indexDigest: string | null, referrerDigests: readonly string[]): Promise<void> {
+    checkName(repository, 'repository');
+    checkDigest(subjectDigest, 'subject digest');
+    if (indexDigest !== null) checkDigest(indexDigest, 'referrers tag digest');
+    await this.driver.write(async (q) => {
+      const now = Date.now();
+      const repoId = indexDigest === null ? await refs.repositoryId(q, repository) : await tags.ensureRepository(q, this.d, repository, now);
+      if (repoId === null) return;
+      if (await refs.replaceLinks(q, repoId, subjectDigest, indexDigest, referrerDigests, now)) await referrersChanged(q, [subjectDigest]);
+    });
+  }
+
+  async removeReferrer(repository: string, referrerDigest: string): Promise<void> {
+    checkName(repository, 'repository');
+    checkDigest(referrerDigest);
+    await this.driver.write(async (q) => {
+      const repoId = await refs.repositoryId(q, repository);
+      if (repoId === null) return;
+      await referrersChanged(q, await refs.dropReferrer(q, repoId, referrerDigest));
+    });
+  }
+
+  // ---- tags (tags.ts)
+
+  async setTag(repository: string, tag: string, digest: string, at: Date): Promise<EventOutcome> {
+    checkName(repository, 'repository');
+    checkName(tag, 'tag');
+    checkDigest(digest);
+    const event: TagEvent = { at: ms(at, 'setTag'), kind: SET, digest };
+    return this.driver.write((q) => tags.tagEvent(q, this.d, repository, tag, event));
+  }
+
+  async deleteTag(repository: string, tag: string, at: Date): Promise<EventOutcome> {
+    checkName(repository, 'repository');
+    checkName(tag, 'tag');
+    const event: TagEvent = { at: ms(at, 'deleteTag'), kind: TAG_DELETE, digest: '' };
+    return this.driver.write((q) => tags.tagEvent(q, this.d, repository, tag, event));
+  }
+
+  async deleteManifest(repository: string, digest: string, at: Date): Promise<{ tagsDeleted: number }> {
+    checkName(repository, 'repository');
+    checkDigest(digest);
+    const event: TagEvent = { at: ms(at, 'deleteManifest'), kind: MANIFEST_DELETE, digest };
+    return this.driver.write((q) => tags.deleteManifest(q, this.d, repository, event));
+  }
+
+  async reconcileRepository(repository: string, liveTags: ReadonlyMap<string, string>, at: Date): Promise<ReconcileResult> {
+    checkName(repository, 'repository');
+    for (const [tag, digest] of liveTags) {
+      checkName(tag, 'tag');
+      checkDigest(digest);
+    }
+    const when = ms(at, 'reconcileRepository');
+    return this.driver.write((q) => tags.reconcileRepository(q, this.d, repository, liveTags, when));
+  }
+
+  async tagHistory(repository: string, tag: string, page: { limit?: number; cursor?: string } = {}): Promise<TagHistory | null> {
+    checkName(repository, 'repository');
+    checkName(tag, 'tag');
+    // The cursor is the start (ms) of the last entry shown: segments start at distinct, increasing times.
+    const before = page.cursor === undefined ? undefined : /^[0-9]{1,15}$/.test(page.cursor) ? Number(page.cursor) : NaN;
+    if (Number.isNaN(before)) throw new UsageError('the history cursor is not one this catalog handed out', { hint: 'pass back the nextCursor of the previous page' });
+    const limit = Math.max(1, Math.min(page.limit ?? HISTORY_PAGE_SIZE, STORE_MAX_PAGE_SIZE));
+    return tags.tagHistory(this.driver, repository, tag, before, limit);
+  }
+
+  // ---- queries (search.ts)
+
+  async listRepositories(options: { q?: string; limit?: number; cursor?: string }): Promise<Page<RepositorySummary>> {
+    return search.listRepositories(this.driver, options);
+  }
+
+  async listTags(repository: string, options: { limit?: number; cursor?: string }): Promise<Page<TagItem>> {
+    checkName(repository, 'repository');
+    return search.listTags(this.driver, repository, options);
+  }
+
+  async searchImages(query: SearchQuery): Promise<Page<TagItem>> {
+    return search.searchImages(this.driver, query);
+  }
+
+  async stats(): Promise<StoreStats> {
+    return search.catalogStats(this.driver);
+  }
+
+  // ---- insights (insights.ts)
+
+  async manifestInsight(digest: string): Promise<ManifestInsight | null> {
+    checkDigest(digest);
+    return insights.manifestInsight(this.driver, digest);
+  }
+
+  async insights(query: InsightsQuery): Promise<InsightsReport> {
+    const window = insights.insightsWindow(query);
+    if (query.repository !== undefined) checkName(query.repository, 'repository');
+    else if (query.namespace !== undefined) {
+      checkName(query.namespace, 'namespace');
+      if (query.namespace.includes('/')) {
+        throw new UsageError(`namespace ${JSON.stringify(query.namespace.slice(0, 100))} has a slash`, { hint: 'a namespace is the first path segment of a repository; pass a whole path as repository' });
+      }
+    }
+    return insights.insights(this.driver, query, window);
+  }
+
+  // ---- checkpoints (checkpoints.ts)
+
+  async getCheckpoint<T = unknown>(key: string): Promise<T | undefined> {
+    checkName(key, 'checkpoint key');
+    return checkpoints.getCheckpoint<T>(this.driver, key);
+  }
+
+  async setCheckpoint(key: string, value: unknown): Promise<void> {
+    checkName(key, 'checkpoint key');
+    await this.driver.write((q) => checkpoints.setCheckpoint(q, key, value));
+  }
+
+  async deleteCheckpoint(key: string): Promise<void> {
+    checkName(key, 'checkpoint key');
+    await this.driver.write((q) => checkpoints.deleteCheckpoint(q, key));
+  }
+}
+
+/** The build details of these subjects changed: the images on them follow (terms.ts). */
+function referrersChanged(q: Queryable, subjects: readonly string[]): Promise<void> {
+  return evidenceChanged(q, new Set(subjects), new Set());
+}

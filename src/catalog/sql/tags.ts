@@ -1,0 +1,342 @@
+// A tag's life in the catalog: each set or delete is logged (tag_events) and folded into the tag's
+// state (tagstate.ts, pure); the state, the repository's counters and the tag's search terms
+// (terms.ts) move together, in the caller's transaction. An event older than the tag's newest is
+// logged for history and replayed; a crawl's observation stands as an event at the crawl's start.
+import type { EventOutcome, ReconcileResult, TagHistory } from '../types.js';
+import { MANIFEST_DELETE, SET, TAG_DELETE, type Segment, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from '../tagstate.js';
+import { IN_CHUNK, MAX_PARAMS, type Dialect, type Param, type Queryable, type Row, chunks, dateOrNull, insertMany, marks, num, numOrNull } from './driver.js';
+import { type WriteContext, loadSummaries, rebuildTerms, splitValue, summaryKey } from './terms.js';
+
+/**
+ * New tags written per step of a first crawl: what one step holds (the images' views, their
+ * terms, the statements' parameters) stays small whatever the repository's size.
+ */
+const NEW_TAGS_CHUNK = 100;
+
+export interface TagRow {
+  id: number;
+  repository_id: number;
+  name: string;
+  digest: string | null;
+  deleted_at: number | null;
+  updated_at: number | null;
+  last_kind: number;
+  last_digest: string;
+  first_seen: number | null;
+  has_build: number;
+  /** The newest crawl that found the tag at observed_digest (migration 5). */
+  observed_at: number | null;
+  observed_digest: string | null;
+}
+
+export const TAG_COLUMNS =
+  'g.id, g.repository_id, g.name, g.digest, g.deleted_at, g.updated_at, g.last_kind, g.last_digest, g.first_seen, g.has_build, g.observed_at, g.observed_digest';
+
+export function tagRow(r: Row): TagRow {
+  return {
+    id: num(r.id),
+    repository_id: num(r.repository_id),
+    name: r.name as string,
+    digest: (r.digest as string | null) ?? null,
+    deleted_at: numOrNull(r.deleted_at),
+    updated_at: numOrNull(r.updated_at),
+    last_kind: num(r.last_kind),
+    last_digest: r.last_digest as string,
+    first_seen: numOrNull(r.first_seen),
+    has_build: num(r.has_build),
+    observed_at: numOrNull(r.observed_at),
+    observed_digest: (r.observed_digest as string | null) ?? null,
+  };
+}
+
+/** A crawl's observation of the tag as the event it stands for (see tagstate.ts). */
+function observation(row: TagRow): TagEvent | null {
+  return row.observed_at === null || row.observed_digest === null ? null : { at: row.observed_at, kind: SET, digest: row.observed_digest };
+}
+
+/** Whether `event` can be applied as one step after `before`: it is newer than the last event and than the crawl's observation. */
+function stepsForward(row: TagRow, before: TagState | null, event: TagEvent): boolean {
+  const seen = observation(row);
+  if (seen !== null && compareEvents(event, seen) <= 0) return false;
+  return before === null || compareEvents(event, lastEvent(before)) > 0;
+}
+
+function stateOf(row: TagRow): TagState | null {
+  if (row.updated_at === null) return null;
+  return {
+    digest: row.digest,
+    deletedAt: row.deleted_at,
+    updatedAt: row.updated_at,
+    lastKind: row.last_kind as TagState['lastKind'],
+    lastDigest: row.last_digest,
+    firstSeen: row.first_seen,
+  };
+}
+
+/** One page of a tag's segments, newest first: those that started before `before`, at most `limit`. */
+function historyPage(segments: readonly Segment[], before: number | undefined, limit: number): { entries: TagHistory['entries']; nextCursor?: string } {
+  const older = segments.filter((s) => before === undefined || s.since < before).reverse();
+  const shown = older.slice(0, limit);
+  const entries = shown.map((s) => ({ digest: s.digest, since: new Date(s.since), until: dateOrNull(s.until), end: s.end }));
+  const last = shown[shown.length - 1];
+  return older.length > limit && last ? { entries, nextCursor: String(last.since) } : { entries };
+}
+
+
+/** One set or delete of a tag, logged and applied (see applyTagEvent). */
+export async function tagEvent(q: Queryable, d: Dialect, repository: string, tag: string, event: TagEvent): Promise<EventOutcome> {
+  const repoId = await ensureRepository(q, d, repository, event.at);
+  return applyTagEvent(q, d, repoId, tag, event, { summaries: new Map() });
+}
+
+/** A manifest deleted from a repository (`event` is its MANIFEST_DELETE): the tags there that pointed at it. */
+export async function deleteManifest(q: Queryable, d: Dialect, repository: string, event: TagEvent): Promise<{ tagsDeleted: number }> {
+  const digest = event.digest;
+  {
+    const repoId = await ensureRepository(q, d, repository, event.at);
+    const fresh = await q.run('INSERT INTO manifest_deletions (repository_id, digest, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [repoId, digest, event.at]);
+    if (fresh === 0) return { tagsDeleted: 0 };
+    // Only tags that were ever set to this digest can be affected.
+    const rows = await q.all(
+      `SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.id IN (SELECT e.tag_id FROM tag_events e WHERE e.digest = ? AND e.kind = ${SET})`,
+      [repoId, digest],
+    );
+    const ctx: WriteContext = { summaries: new Map() };
+    let tagsDeleted = 0;
+    for (const row of rows.map(tagRow)) {
+      const before = stateOf(row);
+      const after = before !== null && stepsForward(row, before, event) ? step(before, event) : await replay(q, row);
+      if (after === before) continue;
+      await writeTagState(q, d, row, before, after, null, ctx);
+      if (isLive(before) && !isLive(after)) tagsDeleted++;
+    }
+    return { tagsDeleted };
+  }
+}
+
+/** Makes the repository's live tags equal `liveTags` as of `when` (a crawl's view of it). */
+export async function reconcileRepository(q: Queryable, d: Dialect, repository: string, liveTags: ReadonlyMap<string, string>, when: number): Promise<ReconcileResult> {
+  {
+    const result: ReconcileResult = { added: 0, updated: 0, deleted: 0, unchanged: 0, skipped: 0 };
+    const repoId = await ensureRepository(q, d, repository, when);
+    const ctx: WriteContext = { summaries: new Map() };
+    const rows = (await q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ?`, [repoId])).map(tagRow);
+    const known = new Set<string>();
+    const unchanged: number[] = [];
+    for (const row of rows) {
+      known.add(row.name);
+      const state = stateOf(row);
+      const digest = liveTags.get(row.name);
+      if (state === null) continue;
+      if (digest !== undefined && isLive(state) && state.digest === digest) {
+        result.unchanged++;
+        unchanged.push(row.id);
+        continue;
+      }
+      if (digest === undefined && !isLive(state)) continue;
+      // A newer event already decided this tag: the crawl's view is older, leave it.
+      if (state.updatedAt > when) {
+        result.skipped++;
+        continue;
+      }
+      const event: TagEvent = digest === undefined ? { at: when, kind: TAG_DELETE, digest: '' } : { at: when, kind: SET, digest };
+      await applyTagEvent(q, d, repoId, row.name, event, ctx);
+      if (digest === undefined) result.deleted++;
+      else if (isLive(state)) result.updated++;
+      else result.added++;
+    }
+    // What the registry says now is an observation at the crawl's start: an event dated before it
+    // that arrives later cannot move the tag away from it (tagstate.ts).
+    for (const part of chunks(unchanged, IN_CHUNK)) {
+      await q.run(
+        `UPDATE tags SET last_seen = ${d.greatest}(COALESCE(last_seen, ?), ?),
+           observed_digest = CASE WHEN observed_at IS NULL OR observed_at < ? THEN digest ELSE observed_digest END,
+           observed_at = ${d.greatest}(COALESCE(observed_at, ?), ?) WHERE id IN (${marks(part.length)})`,
+        [when, when, when, when, when, ...part],
+      );
+    }
+    const fresh = [...liveTags].filter(([tag]) => !known.has(tag));
+    await insertNewTags(q, d, repoId, fresh, when, ctx);
+    result.added += fresh.length;
+    return result;
+  }
+}
+
+/**
+ * Tags the repository has never had, set at `at`: what applyTagEvent would do for each, in
+ * bulk (a first crawl brings thousands). A manifest deletion logged earlier but dated at or
+ * after `at` applies after the set, as in applyTagEvent.
+ */
+async function insertNewTags(q: Queryable, d: Dialect, repoId: number, fresh: readonly (readonly [string, string])[], at: number, ctx: WriteContext): Promise<void> {
+  let live = 0;
+  let build = 0;
+  let newest: number | null = null;
+  for (const part of chunks(fresh, NEW_TAGS_CHUNK)) {
+    const digests = [...new Set(part.map(([, d]) => d))];
+    const deletedAt = new Map<string, number>();
+    const rows = await q.all<Row>(
+      `SELECT digest, min(at) AS at FROM manifest_deletions WHERE repository_id = ? AND at >= ? AND digest IN (${marks(digests.length)}) GROUP BY digest`,
+      [repoId, at, ...digests],
+    );
+    for (const r of rows) deletedAt.set(r.digest as string, num(r.at));
+    await loadSummaries(q, repoId, digests, ctx);
+    const states = part.map(([name, digest]) => {
+      let state = step(null, { at, kind: SET, digest }) as TagState;
+      const md = deletedAt.get(digest);
+      if (md !== undefined) state = step(state, { at: md, kind: MANIFEST_DELETE, digest }) as TagState;
+      const summary = ctx.summaries.get(summaryKey(repoId, digest))!;
+      return { name, digest, state, summary, live: isLive(state) };
+    });
+    const ids = new Map<string, number>();
+    for (const rowsPart of chunks(states, Math.floor(MAX_PARAMS / 10))) {
+      const inserted = await q.all<Row>(
+        `INSERT INTO tags (repository_id, name, digest, deleted_at, updated_at, last_kind, last_digest, first_seen, last_seen, has_build)
+         VALUES ${rowsPart.map(() => `(${marks(10)})`).join(', ')} RETURNING id, name`,
+        rowsPart.flatMap((x) => [
+          repoId,
+          x.name,
+          x.digest,
+          x.state.deletedAt,
+          x.state.updatedAt,
+          x.state.lastKind,
+          x.state.lastDigest,
+          x.state.firstSeen,
+          at,
+          x.summary.hasBuildDetails ? 1 : 0,
+        ]),
+      );
+      for (const r of inserted) ids.set(r.name as string, num(r.id));
+    }
+    await insertMany(q, 'tag_events', ['tag_id', 'at', 'kind', 'digest'], states.map((x) => [ids.get(x.name)!, at, SET, x.digest]));
+    const terms: Param[][] = [];
+    for (const x of states) {
+      newest = Math.max(newest ?? x.state.updatedAt, x.state.updatedAt);
+      if (!x.live) continue;
+      live++;
+      if (x.summary.hasBuildDetails) build++;
+      const id = ids.get(x.name)!;
+      for (const [k, v] of x.summary.terms) {
+        const [prefix, rest] = splitValue(v);
+        terms.push([id, repoId, k, prefix, rest, x.state.updatedAt]);
+      }
+    }
+    await insertMany(q, 'tag_terms', ['tag_id', 'repository_id', 'key', 'value', 'value_rest', 'updated_at'], terms);
+    // Done with these images: a repository of many tags does not keep them all (one further use
+    // in this transaction only reads one again).
+    for (const d of digests) ctx.summaries.delete(summaryKey(repoId, d));
+  }
+  if (newest === null) return;
+  await q.run(`UPDATE repositories SET live_tags = live_tags + ?, build_tags = build_tags + ?, updated_at = ${d.greatest}(COALESCE(updated_at, ?), ?) WHERE id = ?`, [
+    live,
+    build,
+    newest,
+    newest,
+    repoId,
+  ]);
+}
+
+export async function ensureRepository(q: Queryable, d: Dialect, name: string, at: number): Promise<number> {
+  const g = d.greatest;
+  const rows = await q.all<{ id: unknown }>(
+    `INSERT INTO repositories (name, first_seen, last_seen) VALUES (?, ?, ?)
+     ON CONFLICT (name) DO UPDATE SET last_seen = ${g}(repositories.last_seen, excluded.last_seen),
+       first_seen = ${g === 'max' ? 'min' : 'LEAST'}(repositories.first_seen, excluded.first_seen)
+     RETURNING id`,
+    [name, at, at],
+  );
+  return num(rows[0]!.id);
+}
+
+/** Logs one event of a tag and brings the tag's state up to date: one step if it is the newest, else a replay. */
+async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: string, event: TagEvent, ctx: WriteContext): Promise<EventOutcome> {
+  await q.run('INSERT INTO tags (repository_id, name) VALUES (?, ?) ON CONFLICT (repository_id, name) DO NOTHING', [repoId, tag]);
+  const row = tagRow((await q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.name = ?`, [repoId, tag]))[0]!);
+  const fresh = await q.run('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', [row.id, event.at, event.kind, event.digest]);
+  if (fresh === 0) return 'duplicate';
+  const before = stateOf(row);
+  let after: TagState | null;
+  if (stepsForward(row, before, event)) {
+    after = step(before, event);
+    if (event.kind === SET) {
+      // A deletion of this manifest logged earlier but dated later applies after this set.
+      const later = await q.all<{ at: unknown }>('SELECT at FROM manifest_deletions WHERE repository_id = ? AND digest = ? AND at >= ? ORDER BY at LIMIT 1', [
+        repoId,
+        event.digest,
+        event.at,
+      ]);
+      if (later[0]) after = step(after, { at: num(later[0].at), kind: MANIFEST_DELETE, digest: event.digest });
+    }
+  } else {
+    after = await replay(q, row);
+  }
+  await writeTagState(q, d, row, before, after, event.at, ctx);
+  return after !== null && compareEvents(lastEvent(after), event) === 0 ? 'applied' : 'superseded';
+}
+
+async function tagEvents(q: Queryable, row: TagRow): Promise<TagEvent[]> {
+  const own = (await q.all<Row>('SELECT at, kind, digest FROM tag_events WHERE tag_id = ?', [row.id])).map(
+    (r): TagEvent => ({ at: num(r.at), kind: num(r.kind) as TagEvent['kind'], digest: r.digest as string }),
+  );
+  const seen = observation(row);
+  if (seen !== null) own.push(seen);
+  const set = [...new Set(own.filter((e) => e.kind === SET).map((e) => e.digest))];
+  const events = [...own];
+  for (const part of chunks(set, IN_CHUNK)) {
+    const rows = await q.all<Row>(`SELECT digest, at FROM manifest_deletions WHERE repository_id = ? AND digest IN (${marks(part.length)})`, [row.repository_id, ...part]);
+    for (const r of rows) events.push({ at: num(r.at), kind: MANIFEST_DELETE, digest: r.digest as string });
+  }
+  return events;
+}
+
+async function replay(q: Queryable, row: TagRow): Promise<TagState | null> {
+  return fold(await tagEvents(q, row)).state;
+}
+
+/** Stores a tag's new state and keeps its terms and its repository's counters in step. */
+async function writeTagState(q: Queryable, d: Dialect, row: TagRow, before: TagState | null, after: TagState | null, seenAt: number | null, ctx: WriteContext): Promise<void> {
+  if (after === null) return;
+  const g = d.greatest;
+  await q.run(
+    `UPDATE tags SET digest = ?, deleted_at = ?, updated_at = ?, last_kind = ?, last_digest = ?, first_seen = ?,
+       last_seen = ${seenAt === null ? 'last_seen' : `${g}(COALESCE(last_seen, ?), ?)`} WHERE id = ?`,
+    [after.digest, after.deletedAt, after.updatedAt, after.lastKind, after.lastDigest, after.firstSeen, ...(seenAt === null ? [] : [seenAt, seenAt]), row.id],
+  );
+  const wasLive = isLive(before);
+  const nowLive = isLive(after);
+  let hasBuild = row.has_build === 1;
+  if (nowLive) {
+    if (!wasLive || before?.digest !== after.digest) hasBuild = await rebuildTerms(q, row, after.digest as string, after.updatedAt, ctx);
+    else if (before?.updatedAt !== after.updatedAt) await q.run('UPDATE tag_terms SET updated_at = ? WHERE tag_id = ?', [after.updatedAt, row.id]);
+  } else if (wasLive) {
+    await q.run('DELETE FROM tag_terms WHERE tag_id = ?', [row.id]);
+  }
+  const liveDelta = (nowLive ? 1 : 0) - (wasLive ? 1 : 0);
+  const buildDelta = (nowLive && hasBuild ? 1 : 0) - (wasLive && row.has_build ? 1 : 0);
+  // The repository's update time is its tags' newest. A replay can move a tag's time back
+  // (an older event turned out to decide it): then take the maximum afresh.
+  const movedBack = before !== null && after.updatedAt < before.updatedAt;
+  await q.run(
+    `UPDATE repositories SET live_tags = live_tags + ?, build_tags = build_tags + ?, updated_at = ${
+      movedBack ? '(SELECT max(t.updated_at) FROM tags t WHERE t.repository_id = repositories.id)' : `${g}(COALESCE(updated_at, ?), ?)`
+    } WHERE id = ?`,
+    [liveDelta, buildDelta, ...(movedBack ? [] : [after.updatedAt, after.updatedAt]), row.repository_id],
+  );
+}
+/** A page of a tag's history: segments that started before `before` (ms), at most `limit`. */
+export async function tagHistory(db: Queryable, repository: string, tag: string, before: number | undefined, limit: number): Promise<TagHistory | null> {
+  const rows = await db.all(`SELECT ${TAG_COLUMNS} FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = ? AND g.name = ?`, [repository, tag]);
+  if (!rows[0]) return null;
+  const row = tagRow(rows[0]);
+  const { state, segments } = fold(await tagEvents(db, row));
+  if (!state) return null;
+  return {
+    repository,
+    tag,
+    digest: isLive(state) ? state.digest : null,
+    deletedAt: dateOrNull(state.deletedAt),
+    updatedAt: new Date(state.updatedAt),
+    firstSeen: dateOrNull(state.firstSeen),
+    ...historyPage(segments, before, limit),
+  };
+}
+

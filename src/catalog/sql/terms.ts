@@ -1,0 +1,291 @@
+// An image's search terms: the (key, value) pairs a live tag answers to, kept in tag_terms (a table
+// denormalised per live tag; see migrations/sqlite.ts for its indexes). This file owns the rule
+// that every write which changes what a tag points at, or what that image says (its annotations,
+// its children, its config labels, its referrers), rebuilds the tag's terms in the same
+// transaction: writers call rebuildTerms (a tag moved) or evidenceChanged (an image changed).
+import { type Annotations, emptyAnnotations } from '../../oci/annotations.js';
+import { dottedTermsRead, hasBuildAnnotations, labelsAsAnnotations } from '../../details/keys.js';
+import type { Platform, ReferrerInfo } from '../types.js';
+import { IN_CHUNK, type Queryable, type Row, chunks, insertMany, jsonColumn, marks, num, pairsOf } from './driver.js';
+import { deriveManifests } from './insights.js';
+import { newestReferrers } from './referrers.js';
+import { TAG_COLUMNS, type TagRow, tagRow } from './tags.js';
+
+/** Term values are indexed by this many UTF-16 units (≤ 768 UTF-8 bytes, inside PostgreSQL's btree limit). */
+export const TERM_PREFIX = 256;
+/** Keys longer than this are stored but not searchable. */
+const MAX_TERM_KEY = 1024;
+
+/** Splits a value into its indexed prefix and the rest, never between the halves of a surrogate pair. */
+export function splitValue(v: string): [string, string] {
+  if (v.length <= TERM_PREFIX) return [v, ''];
+  let n = TERM_PREFIX;
+  const c = v.charCodeAt(n - 1);
+  if (c >= 0xd800 && c <= 0xdbff) n -= 1;
+  return [v.slice(0, n), v.slice(n)];
+}
+
+function mergeFirstWins(into: Annotations, from: Annotations): void {
+  for (const [k, v] of Object.entries(from)) if (!Object.prototype.hasOwnProperty.call(into, k)) into[k] = v;
+}
+
+interface ManifestRow {
+  id: number;
+  digest: string;
+  media_type: string;
+  has_build: number;
+  config_digest: string | null;
+}
+
+interface ManifestInfo {
+  row: ManifestRow;
+  annotations: Annotations;
+  /** Labels of its config; empty when never read. */
+  labels: Annotations;
+}
+
+/** A manifest with what search and listings need of it and of its children. */
+export interface View {
+  top: ManifestInfo;
+  children: { digest: string; platform: Platform | null; info: ManifestInfo | null }[];
+  /** The newest build-details referrer of the top digest listed in the repository the view was loaded for. */
+  referrer?: ReferrerInfo;
+}
+
+export interface Summary {
+  annotations: Annotations;
+  labelAnnotations: Annotations;
+  hasBuildDetails: boolean;
+  platforms: Platform[];
+  /** Distinct (key, value) pairs the image answers to. */
+  terms: [string, string][];
+  /** Set when the build details come from a referrer (the manifests carry no build annotations). */
+  referrer?: ReferrerInfo;
+}
+
+export function platformOf(r: Row): Platform | null {
+  if (r.os == null && r.architecture == null) return null;
+  const p: Platform = { os: (r.os as string | null) ?? '', architecture: (r.architecture as string | null) ?? '' };
+  if (r.variant != null) p.variant = r.variant as string;
+  return p;
+}
+
+export function summarize(view: View | undefined): Summary {
+  const annotations = emptyAnnotations();
+  const labelAnnotations = emptyAnnotations();
+  const platforms: Platform[] = [];
+  const seen = new Set<string>();
+  const terms: [string, string][] = [];
+  const addTerms = (a: Annotations) => {
+    for (const [k, v] of Object.entries(a)) {
+      if (k.length > MAX_TERM_KEY) continue;
+      const id = `${k}\u0000${v}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      terms.push([k, v]);
+    }
+  };
+  if (!view) return { annotations, labelAnnotations, hasBuildDetails: false, platforms, terms };
+  const infos = [view.top, ...view.children.map((c) => c.info).filter((i): i is ManifestInfo => i !== null)];
+  for (const info of infos) {
+    mergeFirstWins(annotations, info.annotations);
+    addTerms(info.annotations);
+    if (!info.row.has_build) {
+      const mapped = labelsAsAnnotations(info.labels);
+      mergeFirstWins(labelAnnotations, mapped);
+      addTerms(mapped);
+    }
+  }
+  for (const c of view.children) if (c.platform) platforms.push(c.platform);
+  // A referrer's annotations stand in for the manifest's own when it has none: before the labels.
+  const referrer = !hasBuildAnnotations(annotations) && view.referrer ? view.referrer : undefined;
+  if (referrer) addTerms(referrer.annotations);
+  // GitLab's dotted keys answer a search by pipeline, commit or ref where ours are absent (details/keys.ts).
+  for (const [k, v] of dottedTermsRead(terms)) terms.push([k, v]);
+  const hasBuildDetails = hasBuildAnnotations(annotations) || referrer !== undefined || hasBuildAnnotations(labelAnnotations);
+  return { annotations, labelAnnotations, hasBuildDetails, platforms, terms, ...(referrer ? { referrer } : {}) };
+}
+
+export function hydratedView(r: Row): View | undefined {
+  if (r.manifest_id === null || r.manifest_id === undefined) return undefined;
+  const top: ManifestInfo = {
+    row: {
+      id: num(r.manifest_id),
+      digest: r.digest as string,
+      media_type: r.media_type as string,
+      has_build: num(r.has_build),
+      config_digest: (r.config_digest as string | null) ?? null,
+    },
+    annotations: pairsOf(r.annotations),
+    labels: pairsOf(r.labels),
+  };
+  const children = jsonColumn(r.children).map((c) => {
+    const [digest, os, architecture, variant, id, mediaType, hasBuild, configDigest, annotations, labels] = c as unknown[];
+    const info: ManifestInfo | null =
+      id === null || id === undefined
+        ? null
+        : {
+            row: { id: num(id), digest: digest as string, media_type: mediaType as string, has_build: num(hasBuild), config_digest: (configDigest as string | null) ?? null },
+            annotations: pairsOf(annotations),
+            labels: pairsOf(labels),
+          };
+    return { digest: digest as string, platform: platformOf({ os, architecture, variant }), info };
+  });
+  return { top, children };
+}
+
+export interface WriteContext {
+  /** Terms per repository and digest (summaryKey), computed once per transaction. */
+  summaries: Map<string, Summary>;
+}
+
+/** A summary depends on the repository too: only its own referrers lend build details (referrers.ts). */
+export function summaryKey(repoId: number, digest: string): string {
+  return `${repoId}\u0000${digest}`;
+}
+
+/**
+ * What an image's build details are decided from changed (these manifests, or the manifests with
+ * these configs, or their referrers): its derived columns and the terms of the tags on it and on
+ * the indexes listing it, in the caller's transaction.
+ */
+export async function evidenceChanged(q: Queryable, digests: Set<string>, configs: Set<string>): Promise<void> {
+  if (digests.size === 0 && configs.size === 0) return;
+  await deriveManifests(q, digests, configs);
+  await refresh(q, digests, configs);
+}
+
+/** Rebuilds the terms of live tags whose image changed: tags on these digests, on manifests with these configs, or on their parent indexes. */
+async function refresh(q: Queryable, digests: Set<string>, configs: Set<string>): Promise<void> {
+  const changed = new Set(digests);
+  for (const part of chunks([...configs], IN_CHUNK)) {
+    for (const r of await q.all<{ digest: string }>(`SELECT digest FROM manifests WHERE config_digest IN (${marks(part.length)})`, part)) changed.add(r.digest);
+  }
+  if (changed.size === 0) return;
+  const targets = new Set(changed);
+  for (const part of chunks([...changed], IN_CHUNK)) {
+    const rows = await q.all<{ digest: string }>(
+      `SELECT DISTINCT m.digest FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest IN (${marks(part.length)})`,
+      part,
+    );
+    for (const r of rows) targets.add(r.digest);
+  }
+  const ctx: WriteContext = { summaries: new Map() };
+  for (const part of chunks([...targets], IN_CHUNK)) {
+    const rows = await q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.digest IN (${marks(part.length)}) AND g.deleted_at IS NULL AND g.updated_at IS NOT NULL`, part);
+    for (const row of rows.map(tagRow)) {
+      const hasBuild = await rebuildTerms(q, row, row.digest as string, row.updated_at as number, ctx);
+      const delta = (hasBuild ? 1 : 0) - (row.has_build ? 1 : 0);
+      if (delta !== 0) await q.run('UPDATE repositories SET build_tags = build_tags + ? WHERE id = ?', [delta, row.repository_id]);
+    }
+  }
+}
+
+/** Fills the context's summaries for these digests, loading the missing ones together. */
+export async function loadSummaries(q: Queryable, repoId: number, digests: readonly string[], ctx: WriteContext): Promise<void> {
+  const missing = digests.filter((d) => !ctx.summaries.has(summaryKey(repoId, d)));
+  if (missing.length === 0) return;
+  const views = await loadViews(q, repoId, missing);
+  for (const d of missing) ctx.summaries.set(summaryKey(repoId, d), summarize(views.get(d)));
+}
+
+async function summary(q: Queryable, repoId: number, digest: string, ctx: WriteContext): Promise<Summary> {
+  const key = summaryKey(repoId, digest);
+  let s = ctx.summaries.get(key);
+  if (!s) {
+    s = summarize((await loadViews(q, repoId, [digest])).get(digest));
+    ctx.summaries.set(key, s);
+  }
+  return s;
+}
+
+/** Replaces a live tag's terms with those of `digest`; records and returns its build flag. */
+export async function rebuildTerms(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext): Promise<boolean> {
+  const s = await summary(q, row.repository_id, digest, ctx);
+  await q.run('DELETE FROM tag_terms WHERE tag_id = ?', [row.id]);
+  await insertMany(
+    q,
+    'tag_terms',
+    ['tag_id', 'repository_id', 'key', 'value', 'value_rest', 'updated_at'],
+    s.terms.map(([k, v]) => {
+      const [prefix, rest] = splitValue(v);
+      return [row.id, row.repository_id, k, prefix, rest, updatedAt];
+    }),
+  );
+  if ((row.has_build ? 1 : 0) !== (s.hasBuildDetails ? 1 : 0)) await q.run('UPDATE tags SET has_build = ? WHERE id = ?', [s.hasBuildDetails ? 1 : 0, row.id]);
+  return s.hasBuildDetails;
+}
+
+/** Loads manifests by digest with their annotations, labels and children (one level), and the referrers repository `repoId` lists. */
+async function loadViews(q: Queryable, repoId: number, digests: readonly string[]): Promise<Map<string, View>> {
+  const infos = new Map<number, ManifestInfo>();
+  const byDigest = new Map<string, ManifestInfo>();
+  const loadManifests = async (list: readonly string[]) => {
+    for (const part of chunks(list, IN_CHUNK)) {
+      const rows = await q.all<Row>(`SELECT id, digest, media_type, has_build, config_digest FROM manifests WHERE digest IN (${marks(part.length)})`, part);
+      for (const r of rows) {
+        const info: ManifestInfo = {
+          row: { id: num(r.id), digest: r.digest as string, media_type: r.media_type as string, has_build: num(r.has_build), config_digest: (r.config_digest as string | null) ?? null },
+          annotations: emptyAnnotations(),
+          labels: emptyAnnotations(),
+        };
+        infos.set(info.row.id, info);
+        byDigest.set(info.row.digest, info);
+      }
+    }
+  };
+  await loadManifests([...new Set(digests)]);
+  const tops = [...byDigest.values()];
+  const childRows = new Map<number, Row[]>();
+  for (const part of chunks(tops.map((t) => t.row.id), IN_CHUNK)) {
+    const rows = await q.all<Row>(
+      `SELECT parent_id, child_digest, os, architecture, variant FROM manifest_children WHERE parent_id IN (${marks(part.length)}) ORDER BY parent_id, position`,
+      part,
+    );
+    for (const r of rows) {
+      const list = childRows.get(num(r.parent_id)) ?? [];
+      list.push(r);
+      childRows.set(num(r.parent_id), list);
+    }
+  }
+  const missing = new Set<string>();
+  for (const rows of childRows.values()) for (const r of rows) if (!byDigest.has(r.child_digest as string)) missing.add(r.child_digest as string);
+  await loadManifests([...missing]);
+
+  const ids = [...infos.keys()];
+  for (const part of chunks(ids, IN_CHUNK)) {
+    for (const r of await q.all<Row>(`SELECT manifest_id, key, value FROM annotations WHERE manifest_id IN (${marks(part.length)})`, part)) {
+      infos.get(num(r.manifest_id))!.annotations[r.key as string] = r.value as string;
+    }
+  }
+  const byConfig = new Map<string, ManifestInfo[]>();
+  for (const info of infos.values()) {
+    if (info.row.has_build || info.row.config_digest === null) continue;
+    const list = byConfig.get(info.row.config_digest) ?? [];
+    list.push(info);
+    byConfig.set(info.row.config_digest, list);
+  }
+  for (const part of chunks([...byConfig.keys()], IN_CHUNK)) {
+    const rows = await q.all<Row>(
+      `SELECT c.digest, l.key, l.value FROM configs c JOIN config_labels l ON l.config_id = c.id WHERE c.digest IN (${marks(part.length)})`,
+      part,
+    );
+    for (const r of rows) for (const info of byConfig.get(r.digest as string) ?? []) info.labels[r.key as string] = r.value as string;
+  }
+
+  const referrers = await newestReferrers(q, repoId, tops.map((t) => t.row.digest));
+  const views = new Map<string, View>();
+  for (const top of tops) {
+    const referrer = referrers.get(top.row.digest);
+    views.set(top.row.digest, {
+      top,
+      children: (childRows.get(top.row.id) ?? []).map((r) => ({
+        digest: r.child_digest as string,
+        platform: platformOf(r),
+        info: byDigest.get(r.child_digest as string) ?? null,
+      })),
+      ...(referrer ? { referrer } : {}),
+    });
+  }
+  return views;
+}
