@@ -19,6 +19,8 @@ export interface Catalog {
   store: Store;
   /** One query, straight to the database; returns the rows. */
   sql(query: string): Promise<Record<string, unknown>[]>;
+  /** One statement that writes, behind the store's back (to stage what an older catalog held). */
+  exec(statement: string): Promise<void>;
 }
 
 export interface Backend {
@@ -49,6 +51,14 @@ export async function startBackend(name: BackendName): Promise<Backend> {
               db.close();
             }
           },
+          exec: async (statement) => {
+            const db = new Database(path, { fileMustExist: true });
+            try {
+              db.exec(statement);
+            } finally {
+              db.close();
+            }
+          },
         };
       },
       stop: async () => {
@@ -72,6 +82,15 @@ export async function startBackend(name: BackendName): Promise<Backend> {
           await client.connect();
           try {
             return (await client.query(query)).rows as Record<string, unknown>[];
+          } finally {
+            await client.end();
+          }
+        },
+        exec: async (statement) => {
+          const client = new pg.Client({ connectionString: url });
+          await client.connect();
+          try {
+            await client.query(statement);
           } finally {
             await client.end();
           }

@@ -4,8 +4,16 @@
 import { StoreError } from '../../errors.js';
 import { isIndexMediaType } from '../../oci/mediatypes.js';
 import type { Migration } from '../migrations/types.js';
-import { IN_CHUNK, type Driver, type Row, num } from './driver.js';
+import { IN_CHUNK, type Driver, type Queryable, type Row, num } from './driver.js';
 import { deriveManifests } from './insights.js';
+import { rebuildTermsWithKeys } from './terms.js';
+import { DOTTED_KEYS } from '../../details/keys.js';
+
+/** What a migration does in code, after its statements and in its transaction: by version. */
+const IN_CODE: ReadonlyMap<number, (q: Queryable) => Promise<void>> = new Map([
+  // GitLab's dotted keys became searchable (details/keys.ts): the tags that carry one get the terms.
+  [9, (q: Queryable) => rebuildTermsWithKeys(q, DOTTED_KEYS.map(([dotted]) => dotted))],
+]);
 
 /** Applies pending migrations; returns the versions applied. */
 export async function migrate(db: Driver, migrations: readonly Migration[]): Promise<number[]> {
@@ -23,6 +31,7 @@ export async function migrate(db: Driver, migrations: readonly Migration[]): Pro
     for (const m of migrations) {
       if (done.has(m.version)) continue;
       for (const statement of m.statements) await q.run(statement);
+      await IN_CODE.get(m.version)?.(q);
       await q.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, Date.now()]);
       applied.push(m.version);
     }

@@ -173,11 +173,37 @@ async function refresh(q: Queryable, digests: Set<string>, configs: Set<string>)
   const ctx: WriteContext = { summaries: new Map() };
   for (const part of chunks([...targets], IN_CHUNK)) {
     const rows = await q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.digest IN (${marks(part.length)}) AND g.deleted_at IS NULL AND g.updated_at IS NOT NULL`, part);
-    for (const row of rows.map(tagRow)) {
-      const hasBuild = await rebuildTerms(q, row, row.digest as string, row.updated_at as number, ctx);
-      const delta = (hasBuild ? 1 : 0) - (row.has_build ? 1 : 0);
-      if (delta !== 0) await q.run('UPDATE repositories SET build_tags = build_tags + ? WHERE id = ?', [delta, row.repository_id]);
-    }
+    await rebuildLiveTags(q, rows.map(tagRow), ctx);
+  }
+}
+
+/** Rebuilds the terms of these live tags at their digests, and their repositories' build counters. */
+async function rebuildLiveTags(q: Queryable, rows: readonly TagRow[], ctx: WriteContext): Promise<void> {
+  for (const row of rows) {
+    const hasBuild = await rebuildTerms(q, row, row.digest as string, row.updated_at as number, ctx);
+    const delta = (hasBuild ? 1 : 0) - (row.has_build ? 1 : 0);
+    if (delta !== 0) await q.run('UPDATE repositories SET build_tags = build_tags + ? WHERE id = ?', [delta, row.repository_id]);
+  }
+}
+
+/**
+ * Rebuilds the terms of every live tag that has a term under one of these keys: for a catalog
+ * whose rule of terms changed for those keys (a migration's backfill, sql/migrate.ts).
+ */
+export async function rebuildTermsWithKeys(q: Queryable, keys: readonly string[]): Promise<void> {
+  const ctx: WriteContext = { summaries: new Map() };
+  let after = 0;
+  for (;;) {
+    const rows = await q.all(
+      `SELECT ${TAG_COLUMNS} FROM tags g WHERE g.id > ? AND g.deleted_at IS NULL AND g.updated_at IS NOT NULL
+       AND EXISTS (SELECT 1 FROM tag_terms t WHERE t.tag_id = g.id AND t.key IN (${marks(keys.length)})) ORDER BY g.id LIMIT ${IN_CHUNK}`,
+      [after, ...keys],
+    );
+    if (rows.length === 0) return;
+    const tags = rows.map(tagRow);
+    await rebuildLiveTags(q, tags, ctx);
+    after = tags[tags.length - 1]!.id;
+    ctx.summaries.clear();
   }
 }
 
