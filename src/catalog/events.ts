@@ -6,7 +6,7 @@
 //   delete with a digest and no tag        → that manifest was deleted from the repository
 //   delete with a tag                      → the tag was deleted
 //   push or delete of a referrers tag      → follow that tag (sha256-<hex>: the build-details
-//   (sha256-<hex>)                            referrers of sha256:<hex>; see referrers.ts)
+//   (sha256-<hex>)                            referrers of sha256:<hex>; see follow-referrers.ts)
 // What is ignored: pull and mount, blob pushes, and manifests pushed by digest alone (the children
 // of an index come that way; they are read with their index when it is tagged).
 //
@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../oci/reference.js';
 import { isReferrersTag } from '../oci/referrers.js';
-import { subjectOfReferrersTag } from './referrers.js';
+import { subjectOfReferrersTag } from './follow-referrers.js';
 
 export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
 

@@ -16,7 +16,7 @@ import { type Descriptor, type ImageManifest, type Manifest, isReferenceDescript
 import { DOCKER_CONFIG, OCI_CONFIG, isImageManifestMediaType } from '../oci/mediatypes.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { type Limiter, unlimited } from './limit.js';
-import { type FollowOutcome, followReferrersTag } from './referrers.js';
+import { type FollowOutcome, followReferrersTag } from './follow-referrers.js';
 import type { Store } from './store.js';
 import type { ChildRecord, ManifestRecord } from './types.js';
 
@@ -40,7 +40,7 @@ export interface IngestOptions {
   onRead?: (what: 'manifest' | 'config') => void;
   /** Read every new image config (once per config digest) for builder evidence, not only those of unannotated images. */
   readConfigs?: boolean;
-  /** A build-details referrer (or referrers tag) left out, and why; see referrers.ts. */
+  /** A build-details referrer (or referrers tag) left out, and why; see follow-referrers.ts. */
   onWarning?: (message: string) => void;
 }
 
@@ -104,7 +104,7 @@ export class Ingestor {
     this.limit = options.limit ?? unlimited;
   }
 
-  /** Follows a sha256-<hex> referrers tag into the catalog's build-details referrers (referrers.ts). */
+  /** Follows a sha256-<hex> referrers tag into the catalog's build-details referrers (follow-referrers.ts). */
   followReferrersTag(repository: string, tag: string, digest?: string, pushed?: string): Promise<FollowOutcome> {
     const { client, store, registry, onWarning } = this.options;
     return followReferrersTag(
@@ -262,7 +262,7 @@ export class Ingestor {
     if (running) return running.then(() => undefined);
     const p = (async (): Promise<ConfigRead | undefined> => {
       const { client, registry, store } = this.options;
-      if (await store.hasConfigLabels(configDigest)) return undefined;
+      if (await store.hasReadConfig(configDigest)) return undefined;
       if (config.size > MAX_CONFIG_BYTES) return { labels: emptyAnnotations() };
       try {
         const blob = await this.limit(() => client.getBlob(registry, repository, configDigest, MAX_CONFIG_BYTES));

@@ -75,8 +75,8 @@ export interface StoreWriter {
    * none". With `config` (the blob's JSON), also what it says about the builder.
    */
   putConfigLabels(configDigest: string, labels: Annotations, config?: unknown): Promise<void>;
-  /** True once labels were recorded for this config digest: ingest reads each config blob once. */
-  hasConfigLabels(configDigest: string): Promise<boolean>;
+  /** True once the config blob of this digest was read (its labels recorded, maybe none): ingest reads each once. */
+  hasReadConfig(configDigest: string): Promise<boolean>;
   /**
    * Records that the manifest under this digest cannot be read by this version of tagtrail
    * (`code` is the error code, e.g. UNSUPPORTED for schema 1): ingest then does not fetch it again.
@@ -91,7 +91,7 @@ export interface StoreWriter {
   setGitlabProject(repository: string, project: { id: number; path?: string; visibility?: string }): Promise<void>;
 }
 
-/** Build-details referrers, followed through the sha256-<hex> referrers tag (referrers.ts). */
+/** Build-details referrers, followed through the sha256-<hex> referrers tag (follow-referrers.ts). */
 export interface ReferrerLinks {
   /** True when the referrer manifest is in the catalog: each is read once. */
   hasReferrer(digest: string): Promise<boolean>;

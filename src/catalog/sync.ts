@@ -16,7 +16,7 @@ import { isReferrersTag } from '../oci/referrers.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { type GitlabProjectInfo, type RepositorySource, catalogSource } from './discovery.js';
 import { Ingestor } from './ingest.js';
-import { retireReferrersTags, subjectOfReferrersTag } from './referrers.js';
+import { retireReferrersTags, subjectOfReferrersTag } from './follow-referrers.js';
 import { type Limiter, createLimiter } from './limit.js';
 import type { Store } from './store.js';
 import type { ReconcileResult } from './types.js';
@@ -90,7 +90,7 @@ interface SyncOptions {
   onRead?: (what: 'manifest' | 'config') => void;
   /** Read every new image config once for builder evidence (see Ingestor). */
   readConfigs?: boolean;
-  /** A build-details referrer or referrers tag left out, and why (see referrers.ts). */
+  /** A build-details referrer or referrers tag left out, and why (see follow-referrers.ts). */
   onWarning?: (message: string) => void;
   now?: () => Date;
 }
@@ -311,8 +311,8 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
     const referrersTags: string[] = [];
     try {
       for await (const tag of client.listTags(registry, repository)) {
-        // The referrers tag schema's sha256-<hex> lists referrers (tagtrail attach writes one): not
-        // an image tag; its build-details referrers are followed below (referrers.ts).
+        // The referrers tag's sha256-<hex> lists referrers (tagtrail attach writes one): not
+        // an image tag; its build-details referrers are followed below (follow-referrers.ts).
         if (isReferrersTag(tag)) {
           referrersTags.push(tag);
           continue;

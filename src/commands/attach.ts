@@ -8,7 +8,7 @@ import { assertExpanded } from '../gitlab/variables.js';
 import { applyAnnotationChanges, emptyAnnotations } from '../oci/annotations.js';
 import { type AttachResult, attachBuildDetails } from '../oci/attach.js';
 import { type Reference, formatReference, parseReference } from '../oci/reference.js';
-import { type ReferrersMode, fallbackTag } from '../oci/referrers.js';
+import { type ReferrersMode, referrersTag } from '../oci/referrers.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
 import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
@@ -41,7 +41,7 @@ function jsonResult(r: AttachResult): Record<string, unknown> {
 function textResult(r: AttachResult, out: string[], sameBuild: boolean): void {
   const subject = `${r.registry}/${r.repository}@${r.subject.digest}`;
   const referrer = `${r.registry}/${r.repository}@${r.referrer}`;
-  const via = r.path === 'api' ? "the registry's referrers API" : `the referrers tag ${r.repository}:${fallbackTag(r.subject.digest)}`;
+  const via = r.path === 'api' ? "the registry's referrers API" : `the referrers tag ${r.repository}:${referrersTag(r.subject.digest)}`;
   if (r.dryRun) {
     out.push(r.changed ? `${r.image}: would attach build details as ${referrer}, listed through ${via}` : `${r.image}: build details already attached as ${referrer}; nothing to write`);
     for (const k of Object.keys(r.annotations).sort()) out.push(`    ${inertText(k)}=${JSON.stringify(r.annotations[k])}`);

@@ -12,14 +12,14 @@ import {
   BUILD_DETAILS_ARTIFACT_TYPE,
   EMPTY_BLOB,
   EMPTY_DIGEST,
-  type FallbackIndex,
+  type ReferrersTagIndex,
   type ReferrersMode,
   type ReferrersPath,
-  addToFallback,
+  addToReferrersTag,
   buildDetailsManifest,
-  fallbackTag,
+  referrersTag,
   listReferrers,
-  readFallback,
+  readReferrersTag,
   referrerDescriptor,
   referrerSubject,
   artifactTypeOf,
@@ -33,7 +33,7 @@ export interface AttachOptions {
   /** The time of the run: org.opencontainers.image.created when the set has none. */
   readonly now: Date;
   readonly dryRun?: boolean;
-  /** auto: the referrers API where the registry has it, else the tag schema. always: the API or fail. never: the tag schema. */
+  /** auto: the referrers API where the registry has it, else the referrers tag. always: the API or fail. never: the referrers tag. */
   readonly mode?: ReferrersMode;
   /** The least wait between writing the referrers tag and reading it back (default 250 ms). */
   readonly settleMs?: number;
@@ -55,11 +55,11 @@ const MAX_SETTLE_MS = 2_000;
 /** Read-modify-write rounds of the referrers tag before giving up with a conflict. */
 const MAX_MERGES = 4;
 
-async function readUsable(client: RegistryClient, subject: Reference & { digest: string }, childDigests: readonly string[], referrer: string): Promise<FallbackIndex> {
-  const r = await readFallback(client, subject, childDigests);
+async function readUsable(client: RegistryClient, subject: Reference & { digest: string }, childDigests: readonly string[], referrer: string): Promise<ReferrersTagIndex> {
+  const r = await readReferrersTag(client, subject, childDigests);
   if (!r.usable) {
     throw new RegistryError(`the referrer ${referrer} is stored, but the referrers tag of ${subject.repository}@${subject.digest} cannot be updated: ${r.reason}`, 200, [], {
-      hint: 'the registry did not index the referrer itself (no OCI-Subject header) and its sha256-<hex> tag does not hold a referrers index; clients of the tag schema will not find this referrer',
+      hint: 'the registry did not index the referrer itself (no OCI-Subject header) and its sha256-<hex> tag does not hold a referrers index; clients of the referrers tag will not find this referrer',
     });
   }
   return r.index;
@@ -73,11 +73,11 @@ async function readUsable(client: RegistryClient, subject: Reference & { digest:
  * time, 250 ms to 2 s) and read the tag back: if our entry is gone, merge again. Others' entries
  * are never removed. Returns the digest of the last index written, if any.
  */
-async function mergeIntoFallback(
+async function mergeIntoReferrersTag(
   client: RegistryClient,
   subject: Reference & { digest: string },
   childDigests: readonly string[],
-  first: FallbackIndex | undefined,
+  first: ReferrersTagIndex | undefined,
   desc: Descriptor,
   referrer: string,
   settleMs: number | undefined,
@@ -88,7 +88,7 @@ async function mergeIntoFallback(
   for (let round = 1; ; round++) {
     const started = Date.now();
     try {
-      written = (await addToFallback(client, subject, read, desc)) ?? written;
+      written = (await addToReferrersTag(client, subject, read, desc)) ?? written;
     } catch (err) {
       if (!(err instanceof ConflictError) || round >= MAX_MERGES) throw err;
       read = await readUsable(client, subject, childDigests, referrer);
@@ -99,7 +99,7 @@ async function mergeIntoFallback(
     read = await readUsable(client, subject, childDigests, referrer);
     if (read.manifests.some((d) => d.digest === desc.digest)) return written;
     if (round >= MAX_MERGES) {
-      throw new ConflictError(`the referrers tag ${subject.repository}:${fallbackTag(subject.digest)} kept being replaced by other writers; the referrer ${referrer} is stored but not listed there`, {
+      throw new ConflictError(`the referrers tag ${subject.repository}:${referrersTag(subject.digest)} kept being replaced by other writers; the referrer ${referrer} is stored but not listed there`, {
         hint: 'other clients are adding referrers to this image right now; run attach again in a moment (it then only adds the listing)',
       });
     }
@@ -145,6 +145,7 @@ export interface AttachResult {
   /** How the referrer is (or would be) found: the registry's referrers API or the sha256-<hex> tag. */
   readonly path: ReferrersPath;
   /** The referrers tag and the digest of the index written to it, when one was written. */
+  /** The referrers tag written (`fallbackTag` in the JSON output, a name kept for scripts written against it). */
   readonly fallbackTag?: { readonly tag: string; readonly digest: string };
   readonly annotations: Annotations;
   readonly warnings: readonly string[];
@@ -173,7 +174,7 @@ export function sameDetails(a: Annotations | undefined, b: Annotations): boolean
 
 /** A referrer already there with the same details, checked on the manifest itself (subject, type, annotations). */
 async function findSame(client: RegistryClient, subject: Reference & { digest: string }, candidates: readonly Descriptor[], want: Annotations): Promise<Manifest | undefined> {
-  // Descriptors carry the annotations (the API and the tag schema both pull them up); fetch only
+  // Descriptors carry the annotations (the API and the referrers tag both pull them up); fetch only
   // the ones that match, or that carry none to compare.
   const worth = candidates.filter((d) => d.annotations === undefined || sameDetails(d.annotations, want)).slice(0, 16);
   for (const d of worth) {
@@ -202,9 +203,9 @@ export async function attachBuildDetails(client: RegistryClient, ref: Reference,
   const warnings: string[] = [];
 
   const existing = await listReferrers(client, subjectRef, { artifactType: BUILD_DETAILS_ARTIFACT_TYPE, mode, childDigests });
-  if (existing.fallbackUnusable !== undefined) {
+  if (existing.tagUnusable !== undefined) {
     // Writing the tag now would replace whatever it holds with a list built from wrong data.
-    throw new RegistryError(`cannot keep referrers for ${ref.repository}@${top.digest} on ${ref.registry}: ${existing.fallbackUnusable}; nothing was written`, 200, [], {
+    throw new RegistryError(`cannot keep referrers for ${ref.repository}@${top.digest} on ${ref.registry}: ${existing.tagUnusable}; nothing was written`, 200, [], {
       hint: 'this registry has neither a referrers API nor a working sha256-<hex> referrers tag; stamp the build details into the manifest with `tagtrail annotate` (the digest changes) or at build time with `tagtrail flags`',
     });
   }
@@ -241,15 +242,15 @@ export async function attachBuildDetails(client: RegistryClient, ref: Reference,
     return { ...base, referrer: artifact.digest, changed: true, path: 'api', annotations, warnings };
   }
 
-  // The tag schema: the registry does not index referrers itself (or mode never asks for the tag).
+  // The referrers tag: the registry does not index referrers itself (or mode never asks for the tag).
   const desc = referrerDescriptor({ mediaType: OCI_MANIFEST, digest: artifact.digest, bytes: artifact.bytes, artifactType: BUILD_DETAILS_ARTIFACT_TYPE, annotations });
-  const indexDigest = await mergeIntoFallback(client, subjectRef, childDigests, existing.fallback, desc, artifact.digest, opts.settleMs, opts.verify !== false);
+  const indexDigest = await mergeIntoReferrersTag(client, subjectRef, childDigests, existing.tagIndex, desc, artifact.digest, opts.settleMs, opts.verify !== false);
   return {
     ...base,
     referrer: artifact.digest,
     changed: true,
     path: 'fallback-tag',
-    ...(indexDigest ? { fallbackTag: { tag: fallbackTag(subject.digest), digest: indexDigest } } : {}),
+    ...(indexDigest ? { fallbackTag: { tag: referrersTag(subject.digest), digest: indexDigest } } : {}),
     annotations,
     warnings,
   };

@@ -4,7 +4,7 @@ import { toAnnotations } from './annotations.js';
 import { sha256Digest } from './digest.js';
 import { parseManifest, serialize } from './manifest.js';
 import { OCI_INDEX, OCI_MANIFEST } from './mediatypes.js';
-import { BUILD_DETAILS_ARTIFACT_TYPE, EMPTY_BLOB, EMPTY_DIGEST, artifactTypeOf, buildDetailsManifest, fallbackMismatch, fallbackTag, referrerDescriptor, referrerSubject } from './referrers.js';
+import { BUILD_DETAILS_ARTIFACT_TYPE, EMPTY_BLOB, EMPTY_DIGEST, artifactTypeOf, buildDetailsManifest, referrersTagMismatch, referrersTag, referrerDescriptor, referrerSubject } from './referrers.js';
 import { nextLink } from './registry.js';
 
 const SUBJECT = `sha256:${'a'.repeat(64)}`;
@@ -16,10 +16,10 @@ function index(manifests: { digest: string; mediaType?: string }[], mediaType = 
   return parseManifest(serialize({ schemaVersion: 2, mediaType, manifests: manifests.map((m) => ({ mediaType: m.mediaType ?? OCI_MANIFEST, digest: m.digest, size: 10 })) }));
 }
 
-describe('the referrers tag schema', () => {
+describe('the referrers tag', () => {
   it('names the tag after the digest with - for :', () => {
-    expect(fallbackTag(SUBJECT)).toBe(`sha256-${'a'.repeat(64)}`);
-    expect(fallbackTag(`sha512:${'e'.repeat(128)}`)).toBe(`sha512-${'e'.repeat(64)}`);
+    expect(referrersTag(SUBJECT)).toBe(`sha256-${'a'.repeat(64)}`);
+    expect(referrersTag(`sha512:${'e'.repeat(128)}`)).toBe(`sha512-${'e'.repeat(64)}`);
   });
 
   it('the empty blob is {} and its digest is the one the image spec names', () => {
@@ -27,19 +27,19 @@ describe('the referrers tag schema', () => {
   });
 
   it('accepts an OCI index of referrers', () => {
-    expect(fallbackMismatch(index([{ digest: REFERRER }]), { digest: SUBJECT, childDigests: [CHILD1, CHILD2] })).toBeUndefined();
-    expect(fallbackMismatch(index([]), { digest: SUBJECT, childDigests: [CHILD1] })).toBeUndefined();
+    expect(referrersTagMismatch(index([{ digest: REFERRER }]), { digest: SUBJECT, childDigests: [CHILD1, CHILD2] })).toBeUndefined();
+    expect(referrersTagMismatch(index([]), { digest: SUBJECT, childDigests: [CHILD1] })).toBeUndefined();
   });
 
   it("refuses the subject read back under the tag's name (GitLab.com), its platforms, or anything not an OCI index", () => {
     const subjectItself = index([{ digest: CHILD1 }, { digest: CHILD2 }]);
-    expect(fallbackMismatch(subjectItself, { digest: subjectItself.digest })).toMatch(/to the subject .* itself/);
+    expect(referrersTagMismatch(subjectItself, { digest: subjectItself.digest })).toMatch(/to the subject .* itself/);
     // The same list under another digest (say, re-serialised): still the subject's own platforms.
-    expect(fallbackMismatch(subjectItself, { digest: SUBJECT, childDigests: [CHILD1, CHILD2] })).toMatch(/own platform manifests/);
-    expect(fallbackMismatch(index([{ digest: CHILD1 }], 'application/vnd.docker.distribution.manifest.list.v2+json'), { digest: SUBJECT })).toMatch(/not an OCI index/);
+    expect(referrersTagMismatch(subjectItself, { digest: SUBJECT, childDigests: [CHILD1, CHILD2] })).toMatch(/own platform manifests/);
+    expect(referrersTagMismatch(index([{ digest: CHILD1 }], 'application/vnd.docker.distribution.manifest.list.v2+json'), { digest: SUBJECT })).toMatch(/not an OCI index/);
     const image = parseManifest(serialize({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: CHILD1, size: 1 }, layers: [] }));
-    expect(fallbackMismatch(image, { digest: SUBJECT })).toMatch(/not an OCI index/);
-    expect(fallbackMismatch(index([{ digest: SUBJECT }]), { digest: SUBJECT })).toMatch(/subject itself as its referrer/);
+    expect(referrersTagMismatch(image, { digest: SUBJECT })).toMatch(/not an OCI index/);
+    expect(referrersTagMismatch(index([{ digest: SUBJECT }]), { digest: SUBJECT })).toMatch(/subject itself as its referrer/);
   });
 });
 

@@ -1,12 +1,12 @@
 // Referrers of a manifest (OCI 1.1): manifests whose `subject` names it. Read through the
-// registry's referrers API where it has one, else through the referrers tag schema: a tag
+// registry's referrers API where it has one, else through the referrers tag: a tag
 // `<alg>-<hex>` holding an OCI index of referrer descriptors, which clients keep up to date
 // themselves.
 //
-// Some registries answer the tag schema wrongly. GitLab.com's registry resolves the tag
+// Some registries answer the referrers tag wrongly. GitLab.com's registry resolves the tag
 // `sha256-<hex>` to the manifest `sha256:<hex>`, the subject itself: read as a referrers index,
 // an index subject would list its own platform manifests as referrers. So what comes back from
-// the fallback tag is checked before it is believed, and a mismatch means "no usable fallback".
+// the referrers tag is checked before it is believed, and a mismatch means "no usable referrers tag".
 import { ConflictError, InvalidInputError, NotFoundError, RegistryError, UnreadableManifestError } from '../errors.js';
 import type { Annotations } from './annotations.js';
 import { sha256Digest } from './digest.js';
@@ -26,16 +26,17 @@ export const EMPTY_MEDIA_TYPE = 'application/vnd.oci.empty.v1+json';
 export const EMPTY_DESCRIPTOR: Descriptor = { mediaType: EMPTY_MEDIA_TYPE, digest: EMPTY_DIGEST, size: 2 };
 
 export type ReferrersMode = 'auto' | 'always' | 'never';
+/** How referrers are listed: the registry's API, or the referrers tag (`fallback-tag`, the JSON value scripts read). */
 export type ReferrersPath = 'api' | 'fallback-tag';
 
-/** The referrers tag schema: <alg>:<hex> → <alg>-<hex>, the algorithm cut to 32 characters and the hex to 64. */
-export function fallbackTag(digest: string): string {
+/** The referrers tag of a digest: <alg>:<hex> → <alg>-<hex>, the algorithm cut to 32 characters and the hex to 64. */
+export function referrersTag(digest: string): string {
   const colon = digest.indexOf(':');
   return `${digest.slice(0, colon).slice(0, 32)}-${digest.slice(colon + 1).slice(0, 64)}`;
 }
 
 /**
- * True for a tag of the referrers tag schema (sha256-<64 hex>, sha512-<64 hex>): a list of
+ * True for a referrers tag (sha256-<64 hex>, sha512-<64 hex>): a list of
  * another manifest's referrers that clients keep, not an image anyone tagged. cosign's
  * sha256-<hex>.sig and .att tags are not matched.
  */
@@ -43,38 +44,38 @@ export function isReferrersTag(tag: string): boolean {
   return /^sha(256|512)-[a-f0-9]{64}$/.test(tag);
 }
 
-/** What the fallback tag holds, when it is usable. */
-export interface FallbackIndex {
+/** What the referrers tag holds, when it is usable. */
+export interface ReferrersTagIndex {
   /** The tag's manifest, or undefined when the tag does not exist. */
   readonly manifest?: Manifest;
   readonly manifests: readonly Descriptor[];
 }
 
-export type FallbackRead =
-  | { readonly usable: true; readonly index: FallbackIndex }
+export type ReferrersTagRead =
+  | { readonly usable: true; readonly index: ReferrersTagIndex }
   | { readonly usable: false; readonly reason: string };
 
 /**
- * Why a manifest read from the fallback tag cannot be a referrers index of `subject`, or
+ * Why a manifest read from the referrers tag cannot be a referrers index of `subject`, or
  * undefined when it can be. `subjectChildren` are the digests listed by the subject when it is an
  * index: a "referrers index" listing them is the subject read back under another name.
  */
-export function fallbackMismatch(m: Manifest, subject: { digest: string; childDigests?: readonly string[] }): string | undefined {
-  if (m.digest === subject.digest) return `the registry resolved the tag ${fallbackTag(subject.digest)} to the subject ${subject.digest} itself`;
-  if (m.kind !== 'index' || m.mediaType !== OCI_INDEX) return `the tag ${fallbackTag(subject.digest)} holds a ${m.mediaType}, not an OCI index of referrers`;
+export function referrersTagMismatch(m: Manifest, subject: { digest: string; childDigests?: readonly string[] }): string | undefined {
+  if (m.digest === subject.digest) return `the registry resolved the tag ${referrersTag(subject.digest)} to the subject ${subject.digest} itself`;
+  if (m.kind !== 'index' || m.mediaType !== OCI_INDEX) return `the tag ${referrersTag(subject.digest)} holds a ${m.mediaType}, not an OCI index of referrers`;
   const children = new Set(subject.childDigests ?? []);
   if (m.manifests.length > 0 && children.size > 0 && m.manifests.every((d) => children.has(d.digest))) {
-    return `the tag ${fallbackTag(subject.digest)} lists the subject's own platform manifests, not referrers`;
+    return `the tag ${referrersTag(subject.digest)} lists the subject's own platform manifests, not referrers`;
   }
-  if (m.manifests.some((d) => d.digest === subject.digest)) return `the tag ${fallbackTag(subject.digest)} lists the subject itself as its referrer`;
+  if (m.manifests.some((d) => d.digest === subject.digest)) return `the tag ${referrersTag(subject.digest)} lists the subject itself as its referrer`;
   return undefined;
 }
 
 // A 500 on the referrers tag, which several clients write at once by design: read again.
 const TAG_READ_ATTEMPTS = 4;
 
-export async function readFallback(client: RegistryClient, subject: Reference & { digest: string }, childDigests: readonly string[] = []): Promise<FallbackRead> {
-  const tagRef: Reference = { registry: subject.registry, repository: subject.repository, tag: fallbackTag(subject.digest) };
+export async function readReferrersTag(client: RegistryClient, subject: Reference & { digest: string }, childDigests: readonly string[] = []): Promise<ReferrersTagRead> {
+  const tagRef: Reference = { registry: subject.registry, repository: subject.repository, tag: referrersTag(subject.digest) };
   let m: Manifest;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -87,7 +88,7 @@ export async function readFallback(client: RegistryClient, subject: Reference & 
       await sleep(100 * attempt);
     }
   }
-  const why = fallbackMismatch(m, { digest: subject.digest, childDigests });
+  const why = referrersTagMismatch(m, { digest: subject.digest, childDigests });
   if (why) return { usable: false, reason: why };
   return { usable: true, index: { manifest: m, manifests: m.kind === 'index' ? m.manifests : [] } };
 }
@@ -96,16 +97,16 @@ export interface ReferrersList {
   readonly path: ReferrersPath | 'none';
   /** Descriptors of our artifactType (or all, when no type was asked for). */
   readonly manifests: readonly Descriptor[];
-  /** The fallback tag's content as read, for a read-modify-write. */
-  readonly fallback?: FallbackIndex;
-  /** Set when the fallback tag exists but is not a referrers index of this subject. */
-  readonly fallbackUnusable?: string;
+  /** The referrers tag's content as read, for a read-modify-write. */
+  readonly tagIndex?: ReferrersTagIndex;
+  /** Set when the referrers tag exists but is not a referrers index of this subject. */
+  readonly tagUnusable?: string;
   readonly warnings: readonly string[];
 }
 
 /**
  * Lists the referrers of `subject` of one artifactType: the API first (unless mode is never),
- * then the fallback tag (unless mode is always). A fallback tag that does not hold a referrers
+ * then the referrers tag (unless mode is always). A referrers tag that does not hold a referrers
  * index of this subject gives no referrers and a warning, never wrong data.
  */
 export async function listReferrers(
@@ -123,16 +124,16 @@ export async function listReferrers(
       });
     }
   }
-  const read = await readFallback(client, subject, opts.childDigests);
+  const read = await readReferrersTag(client, subject, opts.childDigests);
   if (!read.usable) {
-    return { path: 'none', manifests: [], fallbackUnusable: read.reason, warnings: [`the referrers tag of ${subject.repository}@${subject.digest} is not usable: ${read.reason}; its content was ignored`] };
+    return { path: 'none', manifests: [], tagUnusable: read.reason, warnings: [`the referrers tag of ${subject.repository}@${subject.digest} is not usable: ${read.reason}; its content was ignored`] };
   }
   const all = read.index.manifests;
   const manifests = opts.artifactType === undefined ? all : all.filter((d) => d.artifactType === opts.artifactType);
-  return { path: read.index.manifest ? 'fallback-tag' : 'none', manifests, fallback: read.index, warnings: [] };
+  return { path: read.index.manifest ? 'fallback-tag' : 'none', manifests, tagIndex: read.index, warnings: [] };
 }
 
-/** The descriptor of a referrer as the tag schema lists it: artifactType and annotations pulled up. */
+/** The descriptor of a referrer as the referrers tag lists it: artifactType and annotations pulled up. */
 export function referrerDescriptor(m: { mediaType: string; digest: string; bytes: Uint8Array; artifactType?: string; annotations: Annotations }): Descriptor {
   const d: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.byteLength };
   if (m.artifactType) d.artifactType = m.artifactType;
@@ -141,12 +142,12 @@ export function referrerDescriptor(m: { mediaType: string; digest: string; bytes
 }
 
 /**
- * Adds a referrer to the fallback tag, keeping every other entry (deduplicated by digest). Just
+ * Adds a referrer to the referrers tag, keeping every other entry (deduplicated by digest). Just
  * before the PUT it checks that the tag still holds what was read: if another writer changed it,
  * it stops with a conflict rather than drop their referrer. Returns the index's digest, or
  * undefined when the referrer was listed already and nothing was written.
  */
-export async function addToFallback(client: RegistryClient, subject: Reference & { digest: string }, read: FallbackIndex, referrer: Descriptor): Promise<string | undefined> {
+export async function addToReferrersTag(client: RegistryClient, subject: Reference & { digest: string }, read: ReferrersTagIndex, referrer: Descriptor): Promise<string | undefined> {
   if (read.manifests.some((d) => d.digest === referrer.digest)) return undefined;
   const seen = new Set<string>();
   const kept: Descriptor[] = [];
@@ -160,7 +161,7 @@ export async function addToFallback(client: RegistryClient, subject: Reference &
   const json: Record<string, unknown> = { schemaVersion: 2, mediaType: OCI_INDEX, ...base, manifests: kept };
   const bytes = serialize(json);
   parseManifest(bytes, OCI_INDEX);
-  const tag = fallbackTag(subject.digest);
+  const tag = referrersTag(subject.digest);
   let now: Awaited<ReturnType<RegistryClient['headManifest']>>;
   try {
     now = await client.headManifest({ registry: subject.registry, repository: subject.repository, tag });
@@ -206,7 +207,7 @@ export function artifactTypeOf(m: Manifest): string | undefined {
   return m.kind === 'image' ? m.config.mediaType : undefined;
 }
 
-/** What hangs off a manifest's digest: referrers (API or tag schema) and cosign's tags. */
+/** What hangs off a manifest's digest: referrers (API or referrers tag) and cosign's tags. */
 export interface DigestDependents {
   /** Referrers listed by the registry's referrers API: "digest (artifactType)". */
   readonly referrers: readonly string[];
@@ -235,7 +236,7 @@ export async function findDigestDependents(client: RegistryClient, subject: Refe
     if (!(err instanceof RegistryError) || err.status >= 500) throw err;
     unchecked.push(`the referrers API (HTTP ${err.status})`);
   }
-  const own = fallbackTag(subject.digest);
+  const own = referrersTag(subject.digest);
   const wanted = new Set([own, ...COSIGN_SUFFIXES.map((s) => `${own}${s}`)]);
   const tags: string[] = [];
   try {

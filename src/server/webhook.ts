@@ -139,7 +139,7 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
       case 'manifest-delete':
         // Recorded even when no tag points at it (yet): an older push arriving later stays deleted.
         await store.deleteManifest(e.repository, e.digest, e.at);
-        // A deleted build-details referrer no longer lends its details (referrers.ts).
+        // A deleted build-details referrer no longer lends its details (sql/referrers.ts).
         await store.removeReferrer(e.repository, e.digest);
         outcome = 'applied';
         break;

@@ -1,4 +1,4 @@
-// The referrers tag schema's sha256-<hex> tags (tagtrail attach writes them on registries without
+// The referrers tag's sha256-<hex> tags (tagtrail attach writes them on registries without
 // the referrers API) are lists of referrers, not images: sync and the webhook leave them out of
 // the catalog's tags (their referrers are followed: referrers-follow.e2e.test.ts). Read back with SQL.
 import { join } from 'node:path';

@@ -196,7 +196,7 @@ describe.each([
     expect(got!.configDigest).toBe(config);
     expect({ ...got!.annotations }).toEqual({ 'a.b': 'é\ufffdé 😀' });
     expect({ ...got!.labels }).toEqual({ 'x.y': '1' });
-    expect(await store.hasConfigLabels(config)).toBe(true);
+    expect(await store.hasReadConfig(config)).toBe(true);
     expect(await store.getImage(sha('nothing'))).toBeNull();
   });
 
@@ -522,12 +522,12 @@ describe.each([
     const plain = image({ 'com.example.other': 'x' }, { config });
     await store.putManifest(plain);
     await store.setTag(r, 'plain', plain.digest, t(1));
-    expect(await store.hasConfigLabels(config)).toBe(false);
+    expect(await store.hasReadConfig(config)).toBe(false);
     expect((await store.searchImages({ commit: hex(20) })).items).toEqual([]);
     expect((await store.listRepositories({ q: r })).items[0]).toMatchObject({ buildTagCount: 0 });
 
     await store.putConfigLabels(config, { 'org.label-schema.vcs-ref': hex(20), [`${OCI}source`]: 'https://gitlab.example.com/g/p', maintainer: 'someone' });
-    expect(await store.hasConfigLabels(config)).toBe(true);
+    expect(await store.hasReadConfig(config)).toBe(true);
     const found = await store.searchImages({ commit: hex(20).slice(0, 8) });
     expect(found.items.map((i) => i.tag)).toEqual(['plain']);
     expect({ ...found.items[0]!.labelAnnotations }).toEqual({ [`${OCI}revision`]: hex(20), [`${OCI}source`]: 'https://gitlab.example.com/g/p' });

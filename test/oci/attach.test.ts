@@ -1,5 +1,5 @@
 // tagtrail attach against a real CNCF distribution 2.8 registry, which has no referrers API, so
-// the referrers tag schema (sha256-<hex>) is what it exercises; the API path runs against an
+// the referrers tag (sha256-<hex>) is what it exercises; the API path runs against an
 // emulation of the API in front of the same registry (test/helpers/referrers-api.ts), and
 // GitLab.com's handling of the referrers tag is emulated with the fault proxy. Every result is
 // read back with curl or skopeo, not with tagtrail.
@@ -139,7 +139,7 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-describe('attach to an OCI image on a registry without the referrers API (tag schema)', () => {
+describe('attach to an OCI image on a registry without the referrers API (referrers tag)', () => {
   const repo = 'group/oci';
   let image: ImageInfo & { pushed: string };
   let first: AttachJson;

@@ -101,7 +101,7 @@ export async function putConfigLabels(q: Queryable, configDigest: string, labels
   if (await putLabels(q, configDigest, labels, config)) await evidenceChanged(q, new Set(), new Set([configDigest]));
 }
 
-export async function hasConfigLabels(db: Queryable, configDigest: string): Promise<boolean> {
+export async function hasReadConfig(db: Queryable, configDigest: string): Promise<boolean> {
   return (await db.all('SELECT 1 AS one FROM configs WHERE digest = ?', [configDigest])).length > 0;
 }
 

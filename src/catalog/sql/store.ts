@@ -97,9 +97,9 @@ export class SqlStore implements Store {
     await this.driver.write((q) => manifests.putConfigLabels(q, configDigest, labels, config));
   }
 
-  async hasConfigLabels(configDigest: string): Promise<boolean> {
+  async hasReadConfig(configDigest: string): Promise<boolean> {
     checkDigest(configDigest, 'config digest');
-    return manifests.hasConfigLabels(this.driver, configDigest);
+    return manifests.hasReadConfig(this.driver, configDigest);
   }
 
   async markUnreadable(digest: string, code: string, reason: string, at: Date): Promise<void> {

@@ -14,7 +14,7 @@
 import { InvalidInputError, NotFoundError, UnreadableManifestError } from '../errors.js';
 import type { Manifest } from '../oci/manifest.js';
 import { isValidDigest } from '../oci/reference.js';
-import { BUILD_DETAILS_ARTIFACT_TYPE, artifactTypeOf, fallbackMismatch, referrerSubject } from '../oci/referrers.js';
+import { BUILD_DETAILS_ARTIFACT_TYPE, artifactTypeOf, referrersTagMismatch, referrerSubject } from '../oci/referrers.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { type Limiter, unlimited } from './limit.js';
 import type { ReferrerLinks, StoreReader } from './store.js';
@@ -82,7 +82,7 @@ export async function followReferrersTag(o: FollowOptions, repository: string, t
     throw err;
   }
   const stored = await store.getImage(subject);
-  const why = fallbackMismatch(index, { digest: subject, childDigests: stored?.children.map((c) => c.digest) ?? [] });
+  const why = referrersTagMismatch(index, { digest: subject, childDigests: stored?.children.map((c) => c.digest) ?? [] });
   if (why !== undefined || index.kind !== 'index') {
     warn(`the referrers tag ${repository}:${tag} is not usable: ${why ?? 'not an index'}; ignored`);
     await store.setReferrersTag(repository, subject, current, []);
