@@ -65,7 +65,7 @@ function inertRuntime(rt: Runtime): Runtime {
   return { ...rt, stdout: inertWriter(rt.stdout), stderr: inertWriter(rt.stderr) };
 }
 
-export function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
+function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
   const rt = inertRuntime(raw);
   const program = new Command('tagtrail');
   program

@@ -4,7 +4,7 @@
 
 import { inertText } from './inert-text.js';
 
-export type ErrorCode =
+type ErrorCode =
   | 'USAGE'
   | 'INVALID_REFERENCE'
   | 'INVALID_ANNOTATION'

@@ -13,13 +13,13 @@ export interface GitlabProjectInfo {
   visibility?: string;
 }
 
-export interface DiscoveredRepository {
+interface DiscoveredRepository {
   name: string;
   gitlab?: GitlabProjectInfo;
 }
 
 /** A repository the source listed but that cannot be crawled, and why. */
-export interface SkippedRepository {
+interface SkippedRepository {
   name: string;
   code: string;
   message: string;
@@ -54,7 +54,7 @@ export function catalogSource(client: RegistryClient, registry: string, pageSize
   };
 }
 
-export interface GitlabSourceOptions {
+interface GitlabSourceOptions {
   api: GitlabApi;
   /** Full paths of groups (their subgroups' projects included, as GitLab lists them). */
   groups: readonly string[];
@@ -77,7 +77,7 @@ export async function listGitlabRepositories(api: GitlabApi, groups: readonly st
 }
 
 /** Splits a `location` (host[:port]/path) into its host and path. */
-export function parseLocation(location: string): { host: string; path: string } | undefined {
+function parseLocation(location: string): { host: string; path: string } | undefined {
   const slash = location.indexOf('/');
   if (slash <= 0) return undefined;
   const host = location.slice(0, slash).toLowerCase();

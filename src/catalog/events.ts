@@ -27,7 +27,7 @@ export type CatalogEvent =
   /** A referrers tag was pushed or deleted: read it again (its state now, not the event's). */
   | { kind: 'referrers-tag'; id: string; at: Date; repository: string; tag: string; pushed?: string };
 
-export interface ParsedEnvelope {
+interface ParsedEnvelope {
   /** In the order the envelope lists them. */
   events: CatalogEvent[];
   /** Events that carry nothing for the catalog (pulls, mounts, blobs, pushes by digest, referrers tags). */
@@ -35,7 +35,7 @@ export interface ParsedEnvelope {
 }
 
 /** Events in one envelope; distribution sends one at a time, GitLab a handful. */
-export const MAX_EVENTS_PER_ENVELOPE = 1000;
+const MAX_EVENTS_PER_ENVELOPE = 1000;
 
 const target = z.looseObject({
   mediaType: z.string().max(1024).optional(),

@@ -20,7 +20,7 @@ import { type FollowOutcome, followReferrersTag } from './follow-referrers.js';
 import type { Store } from './store.js';
 import type { ChildRecord, ManifestRecord } from './types.js';
 
-export interface IngestStats {
+interface IngestStats {
   /** Manifest bodies read from the registry. */
   manifestsFetched: number;
   /** Config blobs read for their labels. */
@@ -29,7 +29,7 @@ export interface IngestStats {
   manifestsStored: number;
 }
 
-export interface IngestOptions {
+interface IngestOptions {
   client: RegistryClient;
   store: Store;
   /** host[:port] of the registry every manifest is read from. */
@@ -44,7 +44,7 @@ export interface IngestOptions {
   onWarning?: (message: string) => void;
 }
 
-export type IngestOutcome = 'known' | 'stored';
+type IngestOutcome = 'known' | 'stored';
 
 /** Largest config blob read for labels. */
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;

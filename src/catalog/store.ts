@@ -114,7 +114,7 @@ export interface ReferrerLinks {
 }
 
 /** Where a crawl got to, by key, so an interrupted one resumes. */
-export interface Checkpoints {
+interface Checkpoints {
   getCheckpoint<T = unknown>(key: string): Promise<T | undefined>;
   setCheckpoint(key: string, value: unknown): Promise<void>;
   deleteCheckpoint(key: string): Promise<void>;

@@ -17,7 +17,7 @@ export interface GitlabDiscoveryFlags {
   debug?: boolean;
 }
 
-export interface GitlabDiscovery {
+interface GitlabDiscovery {
   api: GitlabApi;
   groups: string[];
   projects: string[];

@@ -41,7 +41,7 @@ function plural(n: number, one: string, many: string): string {
 }
 
 /** Why there are no build details, in terms of what is listed below it: never "none" next to a list. */
-export function noDetailsLine(d: Pick<ImageDetails, 'annotations' | 'referrers'>): string {
+function noDetailsLine(d: Pick<ImageDetails, 'annotations' | 'referrers'>): string {
   const annotations = Object.keys(d.annotations).length;
   const hold = (n: number) => (n === 1 ? 'holds' : 'hold');
   const parts = [

@@ -85,7 +85,7 @@ export function mergeAnnotations(top: Annotations, children: readonly Annotation
   return out;
 }
 
-export interface BuildEvidence {
+interface BuildEvidence {
   /** The image's own annotations (for an index, merged with its platform manifests': mergeAnnotations). */
   annotations: Annotations;
   /**

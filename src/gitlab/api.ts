@@ -8,7 +8,7 @@ import { isLoopbackHost } from '../oci/reference.js';
 import { DEFAULT_RETRY, parseRetryAfter } from '../oci/transport.js';
 
 /** GitLab caps per_page at 100 (https://docs.gitlab.com/api/rest/#offset-based-pagination). */
-export const GITLAB_PER_PAGE = 100;
+const GITLAB_PER_PAGE = 100;
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const MAX_PAGES = 100_000;
 const MAX_REDIRECTS = 5;
@@ -55,7 +55,7 @@ export interface GitlabProject {
   visibility?: string;
 }
 
-export interface GitlabApiOptions {
+interface GitlabApiOptions {
   /** The server's base URL, checked with checkGitlabUrl. */
   url: URL;
   token: string;
@@ -71,7 +71,7 @@ export interface GitlabApiOptions {
 }
 
 /** Reads `:id` the way the API wants a namespaced path: URL-encoded, slashes included. */
-export function encodeGitlabPath(fullPath: string): string {
+function encodeGitlabPath(fullPath: string): string {
   return encodeURIComponent(fullPath);
 }
 

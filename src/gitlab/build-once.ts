@@ -11,21 +11,21 @@ const PIPELINE_ID = `${CI}pipeline_id`;
 const PIPELINE_URL = `${CI}pipeline_url`;
 const SERVER_URL = `${CI}server_url`;
 
-export interface PipelineClaim {
+interface PipelineClaim {
   readonly id: string;
   readonly url?: string;
   readonly server?: string;
 }
 
 /** The pipeline a set of annotations names, if any. */
-export function claimedPipeline(a: Annotations | undefined): PipelineClaim | undefined {
+function claimedPipeline(a: Annotations | undefined): PipelineClaim | undefined {
   const id = a?.[PIPELINE_ID];
   if (id === undefined || id === '') return undefined;
   return { id, ...(a?.[PIPELINE_URL] ? { url: a[PIPELINE_URL] } : {}), ...(a?.[SERVER_URL] ? { server: a[SERVER_URL] } : {}) };
 }
 
 /** This run's pipeline, in a GitLab CI job. */
-export function currentPipeline(env: Env): PipelineClaim | undefined {
+function currentPipeline(env: Env): PipelineClaim | undefined {
   if (!isGitLabCi(env) || !env.CI_PIPELINE_ID) return undefined;
   return { id: env.CI_PIPELINE_ID, ...(env.CI_PIPELINE_URL ? { url: env.CI_PIPELINE_URL } : {}), ...(env.CI_SERVER_URL ? { server: env.CI_SERVER_URL } : {}) };
 }
@@ -39,7 +39,7 @@ function describe(p: PipelineClaim): string {
   return p.url ? `pipeline ${p.id} (${p.url})` : `pipeline ${p.id}`;
 }
 
-export type BuildDetailsVerdict = 'write' | 'already-this-pipeline';
+type BuildDetailsVerdict = 'write' | 'already-this-pipeline';
 
 /**
  * What a run may do with build details, given what the image (or an existing referrer) already

@@ -98,7 +98,7 @@ export function ciAnnotations(env: Env, now: Date): CiAnnotations {
 }
 
 /** RFC 3339 UTC, whole seconds: 2026-11-26T16:48:13Z. */
-export function rfc3339(d: Date): string {
+function rfc3339(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 

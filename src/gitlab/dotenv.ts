@@ -16,7 +16,7 @@ import type { Env } from './ci.js';
 export const DOTENV_MAX_BYTES = 5 * 1024;
 /** The smallest variable limit GitLab applies by default (plan_limits.dotenv_variables). */
 export const DEFAULT_DOTENV_MAX_VARIABLES = 20;
-export const DOTENV_MAX_VARIABLES_ENV = 'TAGTRAIL_DOTENV_MAX_VARIABLES';
+const DOTENV_MAX_VARIABLES_ENV = 'TAGTRAIL_DOTENV_MAX_VARIABLES';
 
 const KEY = /^[A-Za-z0-9_]{1,255}$/;
 const LINE_BREAK = /[\n\r]/;

@@ -10,10 +10,9 @@ import { InvalidInputError, UsageError } from '../errors.js';
 import type { Annotations } from '../oci/annotations.js';
 import { type DotenvLimits, type DotenvReport, type DotenvVariable, writeDotenv } from './dotenv.js';
 
-export const FLAG_FORMATS = ['buildx', 'buildah', 'podman', 'labels', 'json', 'dotenv'] as const;
-export type FlagFormat = (typeof FLAG_FORMATS)[number];
+export type FlagFormat = 'buildx' | 'buildah' | 'podman' | 'labels' | 'json' | 'dotenv';
 /** The formats that are argument lists for a builder. */
-export type ArgvFormat = Exclude<FlagFormat, 'json' | 'dotenv'>;
+type ArgvFormat = Exclude<FlagFormat, 'json' | 'dotenv'>;
 
 export function isArgvFormat(format: FlagFormat): format is ArgvFormat {
   return format !== 'json' && format !== 'dotenv';
@@ -21,7 +20,7 @@ export function isArgvFormat(format: FlagFormat): format is ArgvFormat {
 
 /** The annotation levels buildx knows (docker buildx build --annotation "LEVELS:KEY=VALUE"). */
 export const BUILDX_LEVELS = ['manifest', 'index', 'manifest-descriptor', 'index-descriptor'] as const;
-export type BuildxLevel = (typeof BUILDX_LEVELS)[number];
+type BuildxLevel = (typeof BUILDX_LEVELS)[number];
 export const DEFAULT_BUILDX_LEVELS = 'index,manifest';
 
 export type Framing = 'shell' | 'nul' | 'lines';
@@ -118,7 +117,7 @@ export function annotationsJson(set: Annotations): string {
 // The annotation set as a GitLab dotenv report: one TAGTRAIL_ANNOTATION_<KEY> variable per
 // annotation, written by gitlab/dotenv.ts within GitLab's limits.
 
-export const DOTENV_PREFIX = 'TAGTRAIL_ANNOTATION_';
+const DOTENV_PREFIX = 'TAGTRAIL_ANNOTATION_';
 
 /**
  * The CI keys, most useful first, for when a report cannot hold them all: what finds the pipeline
@@ -164,7 +163,7 @@ export function dotenvName(key: string): string {
 }
 
 /** The report's variables, most useful first. Refuses values GitLab cannot take and names that collide. */
-export function dotenvVariables(set: Annotations): DotenvVariable[] {
+function dotenvVariables(set: Annotations): DotenvVariable[] {
   const seen = new Map<string, string>();
   const keys = Object.keys(set)
     .map((k, i) => ({ k, i }))

@@ -10,7 +10,7 @@ import { UsageError } from '../errors.js';
 const REFERENCE = /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/;
 
 /** The name of the first variable reference in s ($NAME or ${NAME}), if any. */
-export function unexpandedVariable(s: string): string | undefined {
+function unexpandedVariable(s: string): string | undefined {
   const m = REFERENCE.exec(s);
   return m ? (m[1] ?? m[2]) : undefined;
 }

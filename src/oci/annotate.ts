@@ -34,7 +34,7 @@ import { findDigestDependents } from './referrers.js';
 import { type Reference, formatReference, withDigest } from './reference.js';
 import { type ManifestHead, type RegistryClient, isTagBeingWritten } from './registry.js';
 
-export interface AnnotateOptions {
+interface AnnotateOptions {
   readonly changes: AnnotationChanges;
   /** Annotate only the children of an index on these platforms (the index itself always). */
   readonly platforms?: readonly PlatformFilter[];
@@ -201,7 +201,7 @@ async function readBack(client: RegistryClient, ref: Reference): Promise<Manifes
 }
 
 /** Indexes inside indexes are followed this deep (the top index is level 1); deeper is refused. */
-export const MAX_INDEX_NESTING = 4;
+const MAX_INDEX_NESTING = 4;
 
 interface PlanContext {
   readonly client: RegistryClient;

@@ -8,9 +8,9 @@ export const OCI_PREFIX = 'org.opencontainers.image.';
 /** When the image (or a referrer) was created, RFC 3339: also the order of build-details referrers. */
 export const CREATED_KEY = `${OCI_PREFIX}created`;
 
-export const MAX_KEY_BYTES = 255;
+const MAX_KEY_BYTES = 255;
 export const MAX_VALUE_BYTES = 16 * 1024;
-export const MAX_ANNOTATIONS = 512;
+const MAX_ANNOTATIONS = 512;
 
 // Reverse-DNS style: two or more dot-separated components, the first lowercase (a TLD-like
 // prefix such as com, org, io, vnd), later ones letters, digits, _ and -.

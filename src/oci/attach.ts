@@ -28,7 +28,7 @@ import { type Reference, formatReference, withDigest } from './reference.js';
 import type { RegistryClient } from './registry.js';
 import { sleep } from '../time.js';
 
-export interface AttachOptions {
+interface AttachOptions {
   readonly changes: AnnotationChanges;
   /** The time of the run: org.opencontainers.image.created when the set has none. */
   readonly now: Date;

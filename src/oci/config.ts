@@ -9,7 +9,7 @@ import type { RegistryClient } from './registry.js';
 const CONFIG_MAX_BYTES = 4 * 1024 * 1024;
 
 /** True when the manifest's config is an image config (an artifact's config has no labels to read). */
-export function hasImageConfig(m: ImageManifest): boolean {
+function hasImageConfig(m: ImageManifest): boolean {
   return m.config.mediaType === OCI_CONFIG || m.config.mediaType === DOCKER_CONFIG;
 }
 

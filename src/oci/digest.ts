@@ -7,7 +7,7 @@ export function sha256Digest(bytes: Uint8Array): string {
 }
 
 /** Hashes bytes with the algorithm the expected digest names (sha256 or sha512). */
-export function digestOf(bytes: Uint8Array, algorithm: 'sha256' | 'sha512' = 'sha256'): string {
+function digestOf(bytes: Uint8Array, algorithm: 'sha256' | 'sha512' = 'sha256'): string {
   return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
 }
 

@@ -9,7 +9,7 @@ import { isImageManifestMediaType } from './mediatypes.js';
 import { type Reference, withDigest } from './reference.js';
 import type { RegistryClient } from './registry.js';
 
-export interface PlatformManifest {
+interface PlatformManifest {
   readonly platform: string;
   readonly digest: string;
   readonly mediaType: string;
@@ -17,7 +17,7 @@ export interface PlatformManifest {
   readonly manifest: Manifest;
 }
 
-export interface ImageParts {
+interface ImageParts {
   readonly top: Manifest;
   /** An index's platform manifests (references to other manifests left out); empty for an image. */
   readonly children: readonly PlatformManifest[];

@@ -29,10 +29,10 @@ export const MAX_MANIFEST_DEPTH = 64;
  * Real indexes list a few dozen children at most; one with thousands would cost as many requests
  * per run, so tagtrail reads none past this.
  */
-export const MAX_INDEX_CHILDREN = 1000;
+const MAX_INDEX_CHILDREN = 1000;
 
 /** The deepest nesting of objects and arrays in JSON text, counted on the bytes, outside strings. */
-export function jsonDepth(bytes: Uint8Array): number {
+function jsonDepth(bytes: Uint8Array): number {
   let depth = 0;
   let max = 0;
   let inString = false;
@@ -61,7 +61,7 @@ function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-export interface Platform {
+interface Platform {
   architecture: string;
   os: string;
   variant?: string;
@@ -106,7 +106,7 @@ function invalid(message: string, hint = 'the registry returned a manifest tagtr
   return new UnreadableManifestError(message, { hint });
 }
 
-export const SCHEMA1_MESSAGE = 'this is a Docker schema 1 manifest, which is deprecated and cannot carry annotations; schema 1 is not supported';
+const SCHEMA1_MESSAGE = 'this is a Docker schema 1 manifest, which is deprecated and cannot carry annotations; schema 1 is not supported';
 const SCHEMA1_HINT = 'rebuild and push the image with a current builder (it then gets a schema 2 or OCI manifest), or copy it with `skopeo copy --format oci`';
 
 /**
@@ -297,7 +297,7 @@ export const REFERENCE_DIGEST = 'vnd.docker.reference.digest';
 export const ATTESTATION_REFERENCE = 'attestation-manifest';
 
 /** What an index entry, a catalog child or a stored platform shows of itself; any part may be missing. */
-export interface ReferenceCandidate {
+interface ReferenceCandidate {
   readonly platform?: { readonly os?: string | null; readonly architecture?: string | null } | null;
   readonly annotations?: Readonly<Record<string, string>> | null;
 }

@@ -22,7 +22,7 @@ export const BUILD_DETAILS_ARTIFACT_TYPE = 'application/vnd.tagtrail.build.v1+js
 /** The empty JSON blob `{}` the OCI image spec names for artifacts without a config. */
 export const EMPTY_BLOB = new Uint8Array([0x7b, 0x7d]);
 export const EMPTY_DIGEST = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a';
-export const EMPTY_MEDIA_TYPE = 'application/vnd.oci.empty.v1+json';
+const EMPTY_MEDIA_TYPE = 'application/vnd.oci.empty.v1+json';
 export const EMPTY_DESCRIPTOR: Descriptor = { mediaType: EMPTY_MEDIA_TYPE, digest: EMPTY_DIGEST, size: 2 };
 
 export type ReferrersMode = 'auto' | 'always' | 'never';
@@ -51,7 +51,7 @@ export interface ReferrersTagIndex {
   readonly manifests: readonly Descriptor[];
 }
 
-export type ReferrersTagRead =
+type ReferrersTagRead =
   | { readonly usable: true; readonly index: ReferrersTagIndex }
   | { readonly usable: false; readonly reason: string };
 
@@ -93,7 +93,7 @@ export async function readReferrersTag(client: RegistryClient, subject: Referenc
   return { usable: true, index: { manifest: m, manifests: m.kind === 'index' ? m.manifests : [] } };
 }
 
-export interface ReferrersList {
+interface ReferrersList {
   readonly path: ReferrersPath | 'none';
   /** Descriptors of our artifactType (or all, when no type was asked for). */
   readonly manifests: readonly Descriptor[];
@@ -208,7 +208,7 @@ export function artifactTypeOf(m: Manifest): string | undefined {
 }
 
 /** What hangs off a manifest's digest: referrers (API or referrers tag) and cosign's tags. */
-export interface DigestDependents {
+interface DigestDependents {
   /** Referrers listed by the registry's referrers API: "digest (artifactType)". */
   readonly referrers: readonly string[];
   /** Tags named after the digest: the referrers tag sha256-<hex>, cosign's sha256-<hex>.sig/.att/.sbom. */

@@ -14,7 +14,7 @@ export interface ManifestHead {
   readonly size: number;
 }
 
-export interface ReferrersPage {
+interface ReferrersPage {
   /** Referrer descriptors, all pages together. */
   readonly manifests: readonly Descriptor[];
   /** The registry filtered by artifactType itself (OCI-Filters-Applied). */
@@ -49,7 +49,7 @@ export function nextLink(link: string | null): string | undefined {
 /** Pages of one list (a repository's tags, the catalog, referrers) tagtrail follows at most. */
 export const DEFAULT_MAX_LIST_PAGES = 10_000;
 
-export interface RegistryClientOptions extends TransportOptions {
+interface RegistryClientOptions extends TransportOptions {
   /** Pages of one list followed at most; a registry whose Link never ends is refused past it. */
   readonly maxListPages?: number;
 }

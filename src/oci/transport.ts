@@ -9,7 +9,7 @@ import type { Credential, CredentialResolver } from './auth/credentials.js';
 import { TokenCache, basicAuthorization, checkRealm, parseTokenResponse, scopeString, tokenFetchError, type Scope } from './auth/token.js';
 import { registryBaseUrl } from './reference.js';
 
-export interface RetryPolicy {
+interface RetryPolicy {
   /** Attempts in all, the first included. */
   readonly maxAttempts: number;
   readonly baseDelayMs: number;
@@ -40,7 +40,7 @@ export interface TransportOptions {
   readonly timeoutMs?: number;
 }
 
-export interface RegistryRequest {
+interface RegistryRequest {
   readonly registry: string;
   readonly method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
   /** Path and query, starting with /v2/. */
@@ -55,7 +55,7 @@ export interface RegistryRequest {
   readonly accept?: readonly number[];
 }
 
-export interface RegistryResponse {
+interface RegistryResponse {
   readonly status: number;
   readonly headers: Headers;
   readonly body: Uint8Array;
@@ -81,7 +81,7 @@ class RetryableError extends Error {
   }
 }
 
-export function redactUrl(url: string): string {
+function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     u.username = '';

@@ -9,7 +9,7 @@ import type { StoreReader } from '../catalog/store.js';
 import type { ImageDetail, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
 
 /** The build details as the API gives them: URLs only where the browser would link them (links.ts). */
-export function buildOf(servers: readonly GitlabServer[], annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
+function buildOf(servers: readonly GitlabServer[], annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
   return checkedBuild(servers, resolveBuild({ annotations, labelAnnotations, referrers: referrer ? [referrer] : [] }));
 }
 

@@ -183,12 +183,12 @@ export async function insights(db: Queryable, query: InsightsQuery, window: { fr
 // ---------------------------------------------------------------- insights helpers
 
 /** Weeks start on Monday 00:00 UTC; 1970-01-05 was the first Monday after the epoch. */
-export const WEEK_ORIGIN = 4 * 86_400_000;
-export const WEEK_MS = 7 * 86_400_000;
+const WEEK_ORIGIN = 4 * 86_400_000;
+const WEEK_MS = 7 * 86_400_000;
 /** The longest window one insights query covers. */
 const DEFAULT_INSIGHT_WEEKS = 52;
 
-export function weekStart(t: number): number {
+function weekStart(t: number): number {
   return Math.floor((t - WEEK_ORIGIN) / WEEK_MS) * WEEK_MS + WEEK_ORIGIN;
 }
 

@@ -45,14 +45,14 @@ interface ManifestInfo {
 }
 
 /** A manifest with what search and listings need of it and of its children. */
-export interface View {
+interface View {
   top: ManifestInfo;
   children: { digest: string; platform: Platform | null; info: ManifestInfo | null }[];
   /** The newest build-details referrer of the top digest listed in the repository the view was loaded for. */
   referrer?: ReferrerInfo;
 }
 
-export interface Summary {
+interface Summary {
   annotations: Annotations;
   labelAnnotations: Annotations;
   hasBuildDetails: boolean;

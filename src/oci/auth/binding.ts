@@ -30,7 +30,7 @@ const KNOWN_TOKEN_SERVICES: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** A host name as compared here: lowercased, without IPv6 brackets or a trailing dot. */
-export function comparableHostname(hostname: string): string {
+function comparableHostname(hostname: string): string {
   return hostname.replace(/^\[|\]$/g, '').replace(/\.+$/, '').toLowerCase();
 }
 

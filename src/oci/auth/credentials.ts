@@ -23,7 +23,7 @@ export interface Credential {
 
 export type CredentialResolver = (registry: string) => Credential | undefined;
 
-export interface CredentialSources {
+interface CredentialSources {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** --username and the password read from stdin. */
   readonly explicit?: { username: string; password: string };

@@ -65,7 +65,7 @@ export class TokenCache {
   }
 }
 
-export interface TokenResponse {
+interface TokenResponse {
   readonly token: string;
   readonly expiresIn: number;
 }

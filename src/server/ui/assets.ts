@@ -206,7 +206,7 @@ export const COPY_SCRIPT = String.raw`(function () {
 })();
 `;
 
-export interface Asset {
+interface Asset {
   path: string;
   body: string;
   contentType: string;

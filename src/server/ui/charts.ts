@@ -14,7 +14,7 @@ export interface Series {
   values: readonly number[];
 }
 
-export interface StackedBarsOptions {
+interface StackedBarsOptions {
   /** Unique on the page: the ids of the title and description derive from it. */
   id: string;
   title: string;

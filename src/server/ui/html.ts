@@ -54,7 +54,7 @@ export function withQuery(path: string, params: Record<string, string | number |
 
 // ---------------------------------------------------------------- the page
 
-export interface PageOptions {
+interface PageOptions {
   title: string;
   ctx: ViewContext;
   /** Links above the heading, e.g. Repositories › group › app. */
@@ -139,7 +139,7 @@ export function tagReference(repository: string, tag: string, ctx: ViewContext):
 
 
 /** The build details of a listed image, decided by resolveBuild (details/build.ts). */
-export function buildOf(annotations: Annotations, labelAnnotations?: Annotations | null, referrer?: ReferrerInfo): Build | undefined {
+function buildOf(annotations: Annotations, labelAnnotations?: Annotations | null, referrer?: ReferrerInfo): Build | undefined {
   return resolveBuild({ annotations, labelAnnotations, referrers: referrer ? [referrer] : [] }) ?? undefined;
 }
 
@@ -149,7 +149,7 @@ export function isAttestation(c: ImageChild): boolean {
 }
 
 /** The index's annotations and then each platform manifest's (the first value of a key wins), as the catalog merges them. */
-export function mergedAnnotations(detail: ImageDetail): Annotations {
+function mergedAnnotations(detail: ImageDetail): Annotations {
   return mergeAnnotations(detail.annotations, detail.children.filter((c) => !isAttestation(c)).map((c) => c.annotations ?? {}));
 }
 
@@ -199,7 +199,7 @@ export function userView(b: Build): Html {
 
 // ---------------------------------------------------------------- the tags table
 
-export interface TagTableOptions {
+interface TagTableOptions {
   /** Search results span repositories: name each image as repository:tag. */
   showRepository?: boolean;
   caption: string;

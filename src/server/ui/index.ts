@@ -32,7 +32,7 @@ import { type SearchPageData, type SectionResult, searchPage } from './pages/sea
 import { SEARCH_KINDS, type SearchKind, type SearchTerm, parseSearch } from './query.js';
 import { DEFAULT_PAGE_SIZE, UI_MAX_PAGE_SIZE } from '../../catalog/paging.js';
 
-export interface UiOptions {
+interface UiOptions {
   store: StoreReader;
   /** The GitLab servers whose URLs may become links (see --gitlab-url); others stay text. */
   gitlabUrls: readonly string[];

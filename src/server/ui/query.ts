@@ -26,16 +26,16 @@ export type SearchKind = SearchTerm['kind'];
 
 export const SEARCH_KINDS: readonly SearchKind[] = ['commit', 'pipeline', 'digest', 'annotation', 'ref', 'repository'];
 
-export type ParsedSearch = { ok: true; text: string; terms: SearchTerm[] } | { ok: false; text: string; error: string };
+type ParsedSearch = { ok: true; text: string; terms: SearchTerm[] } | { ok: false; text: string; error: string };
 
 /** The longest query taken (the catalog's names and values are indexed up to this). */
-export const MAX_QUERY_LENGTH = 512;
+const MAX_QUERY_LENGTH = 512;
 
 const HEX_COMMIT = /^[0-9a-fA-F]{7,64}$/;
 const DIGITS = /^[0-9]{1,20}$/;
 const PREFIXES = ['commit', 'pipeline', 'ref', 'repo', 'digest', 'key'] as const;
 
-export function isAnnotationKey(key: string): boolean {
+function isAnnotationKey(key: string): boolean {
   try {
     validateAnnotationKey(key);
     return true;

@@ -31,7 +31,7 @@ import {
 } from '../html.js';
 import { annotationLabel, sortAnnotationKeys } from '../labels.js';
 
-export interface ImagePageData {
+interface ImagePageData {
   repository: string;
   /** Set for the tag page; absent for a page of one digest. */
   tag?: string;
@@ -195,7 +195,7 @@ function annotationTable(a: Annotations, ctx: ViewContext, of: string): Html {
 }
 
 /** Raw manifest JSON shown on a page at most; a larger one is cut, with a link to all of it. */
-export const MAX_RAW_ON_PAGE = 256 * 1024;
+const MAX_RAW_ON_PAGE = 256 * 1024;
 
 function rawBlock(d: ImageDetail, name: string, open: boolean): Html {
   const cut = d.raw.length > MAX_RAW_ON_PAGE;

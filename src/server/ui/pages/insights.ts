@@ -33,7 +33,7 @@ const MEDIA_LABELS: Record<MediaFamily, string> = { oci: 'OCI', docker: 'Docker'
 
 export const WEEK_CHOICES = [12, 26, 52, 104] as const;
 
-export interface InsightsPageData {
+interface InsightsPageData {
   report: InsightsReport;
   namespace?: string;
   weeks: number;
@@ -44,7 +44,7 @@ function day(d: Date): string {
 }
 
 /** The CSV of the report shown: same scope, same weeks. */
-export function csvHref(report: InsightsReport): string {
+function csvHref(report: InsightsReport): string {
   const lastDay = new Date(report.to.getTime() - 86_400_000);
   return withQuery('/api/v1/insights.csv', { namespace: report.namespace ?? undefined, repository: report.repository ?? undefined, from: day(report.from), to: day(lastDay) });
 }
