@@ -4,7 +4,8 @@
 // its children, its config labels, its referrers), rebuilds the tag's terms in the same
 // transaction: writers call rebuildTerms (a tag moved) or evidenceChanged (an image changed).
 import { type Annotations, emptyAnnotations } from '../../oci/annotations.js';
-import { dottedTermsRead, hasBuildAnnotations, labelsAsAnnotations } from '../../details/keys.js';
+import { mergeAnnotations, resolveBuild } from '../../details/build.js';
+import { dottedTermsRead, labelsAsAnnotations } from '../../details/keys.js';
 import type { Platform, ReferrerInfo } from '../types.js';
 import { IN_CHUNK, type Queryable, type Row, chunks, insertMany, jsonColumn, marks, num, pairsOf } from './driver.js';
 import { deriveManifests } from './insights.js';
@@ -23,10 +24,6 @@ export function splitValue(v: string): [string, string] {
   const c = v.charCodeAt(n - 1);
   if (c >= 0xd800 && c <= 0xdbff) n -= 1;
   return [v.slice(0, n), v.slice(n)];
-}
-
-function mergeFirstWins(into: Annotations, from: Annotations): void {
-  for (const [k, v] of Object.entries(from)) if (!Object.prototype.hasOwnProperty.call(into, k)) into[k] = v;
 }
 
 interface ManifestRow {
@@ -71,8 +68,6 @@ export function platformOf(r: Row): Platform | null {
 }
 
 export function summarize(view: View | undefined): Summary {
-  const annotations = emptyAnnotations();
-  const labelAnnotations = emptyAnnotations();
   const platforms: Platform[] = [];
   const seen = new Set<string>();
   const terms: [string, string][] = [];
@@ -85,24 +80,27 @@ export function summarize(view: View | undefined): Summary {
       terms.push([k, v]);
     }
   };
-  if (!view) return { annotations, labelAnnotations, hasBuildDetails: false, platforms, terms };
+  if (!view) return { annotations: emptyAnnotations(), labelAnnotations: emptyAnnotations(), hasBuildDetails: false, platforms, terms };
   const infos = [view.top, ...view.children.map((c) => c.info).filter((i): i is ManifestInfo => i !== null)];
+  const mappedLabels: Annotations[] = [];
   for (const info of infos) {
-    mergeFirstWins(annotations, info.annotations);
     addTerms(info.annotations);
     if (!info.row.has_build) {
       const mapped = labelsAsAnnotations(info.labels);
-      mergeFirstWins(labelAnnotations, mapped);
+      mappedLabels.push(mapped);
       addTerms(mapped);
     }
   }
+  const annotations = mergeAnnotations(view.top.annotations, infos.slice(1).map((i) => i.annotations));
+  const labelAnnotations = mergeAnnotations(emptyAnnotations(), mappedLabels);
   for (const c of view.children) if (c.platform) platforms.push(c.platform);
   // A referrer's annotations stand in for the manifest's own when it has none: before the labels.
-  const referrer = !hasBuildAnnotations(annotations) && view.referrer ? view.referrer : undefined;
+  const build = resolveBuild({ annotations, referrers: view.referrer ? [view.referrer] : [], labelAnnotations });
+  const referrer = build?.source === 'referrer' ? view.referrer : undefined;
   if (referrer) addTerms(referrer.annotations);
   // GitLab's dotted keys answer a search by pipeline, commit or ref where ours are absent (details/keys.ts).
   for (const [k, v] of dottedTermsRead(terms)) terms.push([k, v]);
-  const hasBuildDetails = hasBuildAnnotations(annotations) || referrer !== undefined || hasBuildAnnotations(labelAnnotations);
+  const hasBuildDetails = build !== null;
   return { annotations, labelAnnotations, hasBuildDetails, platforms, terms, ...(referrer ? { referrer } : {}) };
 }
 
