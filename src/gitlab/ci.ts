@@ -1,12 +1,11 @@
 // GitLab CI predefined variables → OCI annotations. An allow-list: nothing outside it is ever
 // stamped, so job tokens, passwords, commit messages and e-mail addresses cannot leak in.
 import { InvalidInputError } from '../errors.js';
-import { type Annotations, CREATED_KEY, OCI_PREFIX, emptyAnnotations } from '../oci/annotations.js';
+import { type Annotations, CREATED_KEY, OCI_PREFIX, emptyAnnotations, rfc3339 } from '../oci/annotations.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
 export const CI = 'com.gitlab.ci.';
-export const OCI = OCI_PREFIX;
 
 /** annotation key → the CI variable it comes from. */
 const CI_VARIABLE_ANNOTATIONS: readonly (readonly [string, string])[] = [
@@ -29,13 +28,13 @@ const CI_VARIABLE_ANNOTATIONS: readonly (readonly [string, string])[] = [
   [`${CI}merge_request_iid`, 'CI_MERGE_REQUEST_IID'],
   [`${CI}user_id`, 'GITLAB_USER_ID'],
   [`${CI}user_login`, 'GITLAB_USER_LOGIN'],
-  [`${OCI}source`, 'CI_PROJECT_URL'],
-  [`${OCI}url`, 'CI_PROJECT_URL'],
-  [`${OCI}revision`, 'CI_COMMIT_SHA'],
-  [`${OCI}version`, 'CI_COMMIT_TAG'],
+  [`${OCI_PREFIX}source`, 'CI_PROJECT_URL'],
+  [`${OCI_PREFIX}url`, 'CI_PROJECT_URL'],
+  [`${OCI_PREFIX}revision`, 'CI_COMMIT_SHA'],
+  [`${OCI_PREFIX}version`, 'CI_COMMIT_TAG'],
 ];
 
-const TITLE_KEY = `${OCI}title`;
+const TITLE_KEY = `${OCI_PREFIX}title`;
 
 /** Variables whose values must never appear in an annotation. */
 const SECRET_VARIABLES = [
@@ -89,7 +88,7 @@ export function ciAnnotations(env: Env, now: Date): CiAnnotations {
   if (!isGitLabCi(env)) return { set, setIfAbsent };
   for (const [key, variable] of CI_VARIABLE_ANNOTATIONS) {
     const v = value(env, variable);
-    if (v !== undefined) set[key] = key.endsWith('_url') || key === `${OCI}source` || key === `${OCI}url` ? withoutUserinfo(v) : v;
+    if (v !== undefined) set[key] = key.endsWith('_url') || key === `${OCI_PREFIX}source` || key === `${OCI_PREFIX}url` ? withoutUserinfo(v) : v;
   }
   const title = value(env, 'CI_PROJECT_TITLE') ?? value(env, 'CI_PROJECT_NAME');
   if (title !== undefined) set[TITLE_KEY] = title;
@@ -97,10 +96,6 @@ export function ciAnnotations(env: Env, now: Date): CiAnnotations {
   return { set, setIfAbsent };
 }
 
-/** RFC 3339 UTC, whole seconds: 2026-11-26T16:48:13Z. */
-function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 /** Refuses an annotation that would carry the value of a secret CI variable. Names the key, never the value. */
 export function assertNoSecrets(annotations: Annotations, env: Env): void {

@@ -8,6 +8,11 @@ export const OCI_PREFIX = 'org.opencontainers.image.';
 /** When the image (or a referrer) was created, RFC 3339: also the order of build-details referrers. */
 export const CREATED_KEY = `${OCI_PREFIX}created`;
 
+/** A CREATED_KEY value: RFC 3339 UTC, whole seconds (2026-11-26T16:48:13Z). */
+export function rfc3339(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 const MAX_KEY_BYTES = 255;
 export const MAX_VALUE_BYTES = 16 * 1024;
 const MAX_ANNOTATIONS = 512;

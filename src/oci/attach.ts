@@ -5,7 +5,7 @@
 // manifest by digest, and, unless the registry has the referrers API, the referrers tag
 // `sha256-<hex>` with the new referrer added to what it listed before.
 import { ConflictError, RegistryError } from '../errors.js';
-import { type AnnotationChanges, type Annotations, CREATED_KEY, applyAnnotationChanges, emptyAnnotations, validateAnnotations } from './annotations.js';
+import { type AnnotationChanges, type Annotations, CREATED_KEY, applyAnnotationChanges, emptyAnnotations, rfc3339, validateAnnotations } from './annotations.js';
 import type { Descriptor, Manifest } from './manifest.js';
 import { OCI_MANIFEST } from './mediatypes.js';
 import {
@@ -149,10 +149,6 @@ export interface AttachResult {
   readonly fallbackTag?: { readonly tag: string; readonly digest: string };
   readonly annotations: Annotations;
   readonly warnings: readonly string[];
-}
-
-function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** The annotation set of the referrer: the build set, and the creation time. */

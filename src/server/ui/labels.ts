@@ -1,6 +1,7 @@
 // Plain-word names for the annotation keys people meet most: the OCI image spec's pre-defined
 // keys and the com.gitlab.ci.* set tagtrail writes. Other keys are shown as they are.
-import { CI, OCI } from '../../gitlab/ci.js';
+import { CI } from '../../gitlab/ci.js';
+import { OCI_PREFIX as OCI } from '../../oci/annotations.js';
 
 const NAMES: Readonly<Record<string, string>> = {
   [`${OCI}created`]: 'Created',
