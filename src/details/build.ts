@@ -4,6 +4,7 @@
 // build-details referrer of its own repository, else its config labels.
 import { type Annotations, OCI_PREFIX as OCI, emptyAnnotations } from '../oci/annotations.js';
 import { CI } from '../gitlab/ci.js';
+import { type Platform, isReferenceDescriptor } from '../oci/manifest.js';
 import { hasBuildAnnotations, labelsAsAnnotations, readDottedKeys } from './keys.js';
 
 export interface Build {
@@ -83,6 +84,17 @@ export function mergeAnnotations(top: Annotations, children: readonly Annotation
   Object.assign(out, top);
   for (const c of children) for (const [k, v] of Object.entries(c)) if (!(k in out)) out[k] = v;
   return out;
+}
+
+/**
+ * mergeAnnotations over an index's children as the catalog lists them: reference manifests
+ * (attestations: isReferenceDescriptor) and children not read are left out.
+ */
+export function mergeIndexAnnotations(top: Annotations, children: readonly { annotations: Annotations | null; platform: Platform | null }[]): Annotations {
+  return mergeAnnotations(
+    top,
+    children.filter((c) => c.annotations !== null && !isReferenceDescriptor({ platform: c.platform })).map((c) => c.annotations as Annotations),
+  );
 }
 
 interface BuildEvidence {

@@ -61,7 +61,7 @@ function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-interface Platform {
+export interface Platform {
   architecture: string;
   os: string;
   variant?: string;

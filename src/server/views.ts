@@ -1,6 +1,6 @@
 // Store records → the JSON the API answers with. `build` is shaped as `tagtrail show` prints it,
 // decided by resolveBuild (details/build.ts).
-import { type Build, mergeAnnotations, resolveBuild } from '../details/build.js';
+import { type Build, mergeIndexAnnotations, resolveBuild } from '../details/build.js';
 import { hasBuildAnnotations, labelsAsAnnotations } from '../details/keys.js';
 import { type GitlabServer, checkedBuildLinks } from './ui/links.js';
 import type { Annotations } from '../oci/annotations.js';
@@ -64,8 +64,7 @@ export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
  * of the image as a whole (the index's annotations, then its children's, then config labels).
  */
 export async function imageDetail(store: StoreReader, d: ImageDetail, servers: readonly GitlabServer[]): Promise<Record<string, unknown>> {
-  const childAnnotations = d.children.map((c) => c.annotations).filter((a): a is Annotations => a !== null);
-  const merged = mergeAnnotations(d.annotations, childAnnotations);
+  const merged = mergeIndexAnnotations(d.annotations, d.children);
   let labelAnnotations: Annotations | undefined;
   if (!hasBuildAnnotations(merged)) {
     if (d.labels) labelAnnotations = labelsAsAnnotations(d.labels);

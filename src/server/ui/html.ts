@@ -4,7 +4,7 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { ImageChild, ImageDetail, ReferrerInfo, TagItem } from '../../catalog/types.js';
-import { type Build, mergeAnnotations, resolveBuild } from '../../details/build.js';
+import { type Build, mergeIndexAnnotations, resolveBuild } from '../../details/build.js';
 import { labelsAsAnnotations } from '../../details/keys.js';
 import type { Annotations } from '../../oci/annotations.js';
 import { isReferenceDescriptor, platformNames } from '../../oci/manifest.js';
@@ -150,7 +150,7 @@ export function isAttestation(c: ImageChild): boolean {
 
 /** The index's annotations and then each platform manifest's (the first value of a key wins), as the catalog merges them. */
 function mergedAnnotations(detail: ImageDetail): Annotations {
-  return mergeAnnotations(detail.annotations, detail.children.filter((c) => !isAttestation(c)).map((c) => c.annotations ?? {}));
+  return mergeIndexAnnotations(detail.annotations, detail.children);
 }
 
 /** The build details of one manifest, given the config labels that apply to it (if read). */
