@@ -1,7 +1,7 @@
 // The seam between the catalog's SQL and the two databases: what a statement runs on (Queryable,
 // Driver) and what differs between SQLite and PostgreSQL (Dialect); sqlite.ts and postgres.ts
 // implement it. Statements use `?` placeholders (the PostgreSQL driver numbers them) and only SQL
-// both accept. Also the small helpers every statement builder shares.
+// both accept. Also the small functions every statement builder shares.
 import { type Annotations, emptyAnnotations } from '../../oci/annotations.js';
 import type { ExplainOptions, LockResult } from '../types.js';
 
@@ -55,7 +55,7 @@ export const IN_CHUNK = 500;
 /** Bound parameters per statement: well inside SQLite's 32766 and PostgreSQL's 65535. */
 export const MAX_PARAMS = 4000;
 
-// ---------------------------------------------------------------- small helpers
+// ---------------------------------------------------------------- small functions
 
 export function marks(n: number): string {
   return new Array(n).fill('?').join(', ');

@@ -180,7 +180,7 @@ export async function insights(db: Queryable, query: InsightsQuery, window: { fr
   };
 }
 
-// ---------------------------------------------------------------- insights helpers
+// ---------------------------------------------------------------- insights: weeks and counts
 
 /** Weeks start on Monday 00:00 UTC; 1970-01-05 was the first Monday after the epoch. */
 const WEEK_ORIGIN = 4 * 86_400_000;

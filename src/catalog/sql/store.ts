@@ -2,7 +2,7 @@
 // A façade: each method checks its input (checks.ts), opens the transaction a write needs and
 // delegates to the file of its concern. A new concern is a new file here and a delegate below.
 //
-//   driver.ts      the seam to the databases (Queryable, Dialect, Driver) and shared helpers
+//   driver.ts      the seam to the databases (Queryable, Dialect, Driver) and shared functions
 //   manifests.ts   manifests, config labels, unreadable manifests, one image read back
 //   terms.ts       search terms: rebuilt in the same transaction as whatever changes them
 //   tags.ts        tag events, tag state and history, crawls' reconciliation
