@@ -41,6 +41,7 @@ import type { Store } from './store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
 import type { ReferrerInfo, ReferrerRecord } from './types.js';
 import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
+import * as verified from './verifications.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_PAGE_SIZE, MAX_INSIGHT_WEEKS, STORE_MAX_PAGE_SIZE } from './paging.js';
@@ -193,6 +194,12 @@ function cursorString(c: Record<string, unknown>, field: string): string {
   const v = c[field];
   if (typeof v !== 'string') throw new InvalidCursorError('invalid cursor');
   return v;
+}
+
+/** The item's verification, when its repository and digest are verified (verifications.ts). */
+function verifiedOf(found: ReadonlyMap<string, verified.VerifiedBuild>, repository: string, digest: string): { verified?: verified.VerifiedBuild } {
+  const v = found.get(verified.verificationKey(repository, digest));
+  return v ? { verified: { by: v.by, issuer: v.issuer, projectPath: v.projectPath, pipelineId: v.pipelineId, jobId: v.jobId, sha: v.sha, ref: v.ref, at: v.at } } : {};
 }
 
 function num(v: unknown): number {
@@ -635,6 +642,23 @@ export class SqlStore implements Store {
 
   async setGitlabProject(repository: string, project: GitlabProjectColumns): Promise<void> {
     await this.db.write((q) => setGitlabProject(q, repository, project));
+  }
+
+  // ---- verified builds and pushers (verifications.ts)
+
+  async recordVerification(repository: string, digest: string, v: verified.VerifiedBuild): Promise<void> {
+    await this.db.write((q) => verified.recordVerification(q, repository, digest, v));
+  }
+  async recordPusher(digest: string, userAgent: string, pusher: string, at: Date): Promise<void> {
+    await this.db.write((q) => verified.recordPusher(q, digest, userAgent, pusher, at));
+  }
+  async pusherOf(digest: string): Promise<verified.PusherRecord | undefined> {
+    return verified.pusherOf(this.db, digest);
+  }
+  async verifiedInsights(query: InsightsQuery): Promise<{ verified: number; pushedBy: Record<string, number> }> {
+    const window = insightsWindow(query);
+    const filter = { ...(query.namespace !== undefined ? { namespace: query.namespace } : {}), ...(query.repository !== undefined ? { repository: query.repository } : {}) };
+    return { verified: await verified.countVerified(this.db, window.from, window.to, filter), pushedBy: await verified.pusherCounts(this.db, window.from, window.to, filter) };
   }
 
   // ---- build-details referrers (referrer-store.ts)
@@ -1421,6 +1445,10 @@ export class SqlStore implements Store {
   }
 
   async searchImages(query: SearchQuery): Promise<Page<TagItem>> {
+    if (query.verified === true) {
+      const found = await verified.searchVerified(this.db, query, pageSize(query.limit));
+      return { items: await this.hydrate(found.ids), ...(found.next ? { nextCursor: verified.encodeVerifiedCursor(found.next) } : {}) };
+    }
     const plan = await this.planSearch(query);
     if (!plan) return { items: [] };
     const rows = await this.db.all<Row>(plan.sql, plan.params, { prepare: plan.prepare });
@@ -1472,6 +1500,7 @@ export class SqlStore implements Store {
     const rows = await this.db.all<Row>(this.hydrateSql, [this.d.idList(ids)], { prepare: true });
     const byId = new Map(rows.map((r) => [num(r.id), r]));
     const referrers = await refs.newestReferrers(this.db, rows.filter((r) => r.digest != null).map((r) => r.digest as string));
+    const verifications = await verified.verificationsOf(this.db, rows.filter((r) => r.digest != null).map((r) => r.digest as string));
     const items: TagItem[] = [];
     for (const id of ids) {
       const r = byId.get(id);
@@ -1491,6 +1520,7 @@ export class SqlStore implements Store {
         labelAnnotations: s.labelAnnotations,
         hasBuildDetails: s.hasBuildDetails,
         ...(s.referrer ? { referrer: s.referrer } : {}),
+        ...verifiedOf(verifications, r.repository as string, r.digest as string),
       });
     }
     return items;
@@ -1561,6 +1591,7 @@ export class SqlStore implements Store {
       tags: tags.map((t) => ({ repository: t.repository as string, tag: t.tag as string, updatedAt: new Date(num(t.updated_at)) })),
       storedAt: new Date(num(m.stored_at)),
       referrers: await refs.referrersOf(this.db, digest),
+      verifications: [...(await verified.verificationsOf(this.db, [digest])).values()],
     };
   }
 

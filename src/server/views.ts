@@ -5,6 +5,7 @@ import type { Annotations } from '../oci/annotations.js';
 import { mergeAnnotations } from '../oci/inspect.js';
 import { formatPlatform } from '../oci/manifest.js';
 import type { StoreReader } from '../catalog/store.js';
+import type { VerifiedBuild } from '../catalog/verifications.js';
 import type { ImageDetail, Platform, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
 
 export function buildOf(annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
@@ -39,8 +40,15 @@ export function imageItem(t: TagItem): Record<string, unknown> {
     platforms: platformList(t.platforms),
     updatedAt: t.updatedAt.toISOString(),
     annotations: plain(t.annotations),
-    build: buildOf(t.annotations, t.labelAnnotations, t.referrer),
+    build: withVerified(buildOf(t.annotations, t.labelAnnotations, t.referrer), t.verified),
   };
+}
+
+/** `build.verified`: present only when a build report for this repository and digest was verified. */
+export function withVerified(build: Build | null, verified: VerifiedBuild | undefined): (Build & { verified?: Record<string, string> }) | null {
+  if (!build || !verified) return build;
+  const { by, issuer, projectPath, pipelineId, jobId, sha, ref, at } = verified;
+  return { ...build, verified: { by, issuer, projectPath, pipelineId, jobId, sha, ref, at: at.toISOString() } };
 }
 
 export function repositoryItem(r: RepositorySummary): Record<string, unknown> {
@@ -101,7 +109,8 @@ export async function imageDetail(store: StoreReader, d: ImageDetail): Promise<R
     platforms: platformList(d.children.map((c) => c.platform).filter((p): p is Platform => p !== null)),
     annotations: plain(d.annotations),
     labels: d.labels ? plain(d.labels) : null,
-    build: buildOf(merged, labelAnnotations, d.referrers?.[0]),
+    build: withVerified(buildOf(merged, labelAnnotations, d.referrers?.[0]), d.verifications?.[0]),
+    verifications: (d.verifications ?? []).map((v) => ({ repository: v.repository, ...withVerified({} as Build, v)?.verified })),
     referrers: (d.referrers ?? []).map((r) => ({ digest: r.digest, created: r.created === '' ? null : r.created, annotations: plain(r.annotations) })),
     children: d.children.map((c) => ({
       digest: c.digest,
