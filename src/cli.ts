@@ -54,6 +54,8 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       setExit(await mod.run(output.rawStdout ? { ...rt, stdout: raw.stdout } : rt, args, opts));
     };
 
+  const REPORT_HELP = 'after the write, report the images to tagtrail serve at this URL, authenticated by the GitLab ID token in TAGTRAIL_ID_TOKEN, so that serve verifies them (env TAGTRAIL_REPORT_URL)';
+
   registryOptions(
     program
       .command('annotate')
@@ -67,6 +69,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       .option('--from-labels', 'also copy the image config labels org.opencontainers.image.*, org.label-schema.* (mapped to OCI keys) and com.gitlab.ci.* into annotations the manifest lacks; reads each config blob')
       .option('--dry-run', 'print what would change, write nothing')
       .option('--no-verify', 'do not read the tag back after writing it: one request and a short wait fewer, but a concurrent writer that replaces the result goes unnoticed')
+      .option('--report <url>', REPORT_HELP)
       .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json', 'dotenv']).default('text')),
   ).action(run(() => import('./commands/annotate.js')));
 
@@ -85,6 +88,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
           .choices(['auto', 'always', 'never'])
           .default('auto'),
       )
+      .option('--report <url>', REPORT_HELP)
       .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json', 'dotenv']).default('text')),
   ).action(run(() => import('./commands/attach.js')));
 
@@ -143,7 +147,9 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       .option('--read-configs', 'read every new image config once for builder evidence, not only those of images without build annotations (env TAGTRAIL_READ_CONFIGS=1)')
       .option('--gitlab-url <url>', 'a GitLab server whose URLs in annotations the browser shows as links; others stay text; the first one serves --gitlab-group and --gitlab-project (repeatable; env TAGTRAIL_GITLAB_URL, comma-separated; default https://gitlab.com)', collect, [])
       .option('--gitlab-group <path>', GITLAB_GROUP_HELP, collect, [])
-      .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect, []),
+      .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect, [])
+      .option('--gitlab-webhook-secret <secret>', "take GitLab's Pipeline and Job events at /api/v1/gitlab/events, sent with this secret token, and re-crawl the project's repositories when a pipeline or job ends (env TAGTRAIL_GITLAB_WEBHOOK_SECRET, preferred)")
+      .option('--public-url <url>', 'the URL people and CI jobs reach serve at; with it serve verifies build reports (POST /api/v1/builds) whose GitLab ID token has this audience (env TAGTRAIL_PUBLIC_URL)'),
   ).action(run(() => import('./commands/serve.js')));
 
   return program;

@@ -9,6 +9,7 @@ import { type Reference, parseReference } from '../oci/reference.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
 import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
+import { type ReportOutcome, reportUrlFrom, sendReport } from './report.js';
 
 interface AnnotateFlags extends RegistryFlags {
   annotation: string[];
@@ -20,6 +21,7 @@ interface AnnotateFlags extends RegistryFlags {
   verify: boolean;
   fromLabels?: boolean;
   output: 'text' | 'json' | 'dotenv';
+  report?: string;
 }
 
 function jsonResult(r: AnnotateResult): Record<string, unknown> {
@@ -87,6 +89,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), pass --annotation KEY=VALUE, or --from-labels to copy the image config labels',
     });
   }
+  const reportUrl = reportUrlFrom(rt, flags.report);
   const client = await registryClient(rt, flags, refs.map((r) => r.registry));
 
   const out: string[] = [];
@@ -103,7 +106,14 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
     if (flags.output === 'text') textResult(r, out, warn);
     return r;
   });
-  if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, jsonResult));
+  // After the write: the images written go to serve with the job's ID token (report.ts).
+  let report: ReportOutcome | undefined;
+  if (reportUrl && !(flags.dryRun ?? false)) {
+    const imageOf = (r: AnnotateResult): string => `${r.registry}/${r.repository}${r.tag !== undefined ? `:${r.tag}` : `@${r.after}`}`;
+    report = await sendReport(rt, reportUrl, results.map((r) => ({ image: imageOf(r), digest: r.after })));
+  }
+  const withReport = (r: AnnotateResult): Record<string, unknown> => ({ ...jsonResult(r), ...(report ? { report: { accepted: report.accepted, ...(report.message ? { message: report.message } : {}) } } : {}) });
+  if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, withReport));
   if (flags.output === 'dotenv' && results.length > 0) out.push(...dotenvResult(results));
   if (out.length > 0) rt.stdout.write(`${out.join('\n')}\n`);
   if (warn.length > 0) rt.stderr.write(`${warn.join('\n')}\n`);

@@ -8,6 +8,7 @@ import { type ReferrersMode, fallbackTag } from '../oci/referrers.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
 import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
+import { type ReportOutcome, reportUrlFrom, sendReport } from './report.js';
 
 interface AttachFlags extends RegistryFlags {
   annotation: string[];
@@ -17,6 +18,7 @@ interface AttachFlags extends RegistryFlags {
   verify: boolean;
   referrersApi: ReferrersMode;
   output: 'text' | 'json' | 'dotenv';
+  report?: string;
 }
 
 function jsonResult(r: AttachResult): Record<string, unknown> {
@@ -77,6 +79,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), or pass --annotation KEY=VALUE',
     });
   }
+  const reportUrl = reportUrlFrom(rt, flags.report);
   const client = await registryClient(rt, flags, refs.map((r) => r.registry));
 
   const out: string[] = [];
@@ -87,7 +90,14 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
     for (const w of r.warnings) warn.push(`warning: ${formatReference(ref)}: ${inertText(w)}`);
     return r;
   });
-  if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, jsonResult));
+  // After the write: the images written go to serve with the job's ID token (report.ts).
+  let report: ReportOutcome | undefined;
+  if (reportUrl && !(flags.dryRun ?? false)) {
+    const imageOf = (r: AttachResult): string => `${r.registry}/${r.repository}${r.tag !== undefined ? `:${r.tag}` : `@${r.subject.digest}`}`;
+    report = await sendReport(rt, reportUrl, results.map((r) => ({ image: imageOf(r), digest: r.subject.digest, referrer: r.referrer })));
+  }
+  const withReport = (r: AttachResult): Record<string, unknown> => ({ ...jsonResult(r), ...(report ? { report: { accepted: report.accepted, ...(report.message ? { message: report.message } : {}) } } : {}) });
+  if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, withReport));
   if (flags.output === 'dotenv' && results.length > 0) out.push(...dotenvResult(results));
   if (out.length > 0) rt.stdout.write(`${out.join('\n')}\n`);
   if (warn.length > 0) rt.stderr.write(`${warn.join('\n')}\n`);

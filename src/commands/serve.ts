@@ -17,8 +17,9 @@ import { type RegistryTarget, fromEnv, parseRegistryUrl, positiveInt, readConfig
 import { type RegistryFlags, registryClient } from './common.js';
 import { withTimeout } from '../time.js';
 import { type GitlabDiscoveryFlags, gitlabDiscoveryFrom } from './gitlab-discovery.js';
+import { type ServeGitlabFlags, checkServeGitlabFlags, serveGitlab } from './serve-gitlab.js';
 
-interface ServeFlags extends RegistryFlags, GitlabDiscoveryFlags {
+interface ServeFlags extends RegistryFlags, GitlabDiscoveryFlags, ServeGitlabFlags {
   listen?: string;
   registry?: string;
   db?: string;
@@ -73,6 +74,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     throw new UsageError('the webhook needs --registry (or TAGTRAIL_REGISTRY): manifests are read from there, never from URLs in events');
   }
 
+  const gitlabChecked = checkServeGitlabFlags(rt, flags, target !== undefined);
   const logger = createLogger(rt.stdout, rt.env.TAGTRAIL_LOG_LEVEL || 'info');
 
   const client = target
@@ -90,7 +92,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
       now: rt.now,
       onError: (err) => logger.error({ err: { message: err instanceof Error ? err.message : String(err) } }, 'page failed'),
     });
-  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, ...(webhook ? { webhook } : {}) });
+  const gitlabServe = serveGitlab(rt, gitlabChecked, { client, registry: target?.host, store, gitlabUrls, discovery: gitlab, concurrency, readConfigs, logger, metrics });
+  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, ...(webhook ? { webhook } : {}), ...(gitlabServe.gitlabEvents ? { gitlabEvents: gitlabServe.gitlabEvents } : {}), ...(gitlabServe.builds ? { builds: gitlabServe.builds } : {}) });
 
   // Before taking traffic: reach the registry once (auth challenge, connection) and run a first
   // query, so the first notification is not slowed by either, and a wrong registry shows at once.
@@ -118,6 +121,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
         db: redactDatabaseUrl(dbUrl),
         dialect: store.dialect,
         webhook: webhook ? 'on' : 'off',
+        gitlabEvents: gitlabServe.gitlabEvents ? 'on' : 'off',
+        buildReports: gitlabServe.builds ? 'on' : 'off',
         reconcileIntervalSeconds: target ? interval : 0,
       },
       'listening',
@@ -155,6 +160,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     server.closeAllConnections();
   }
   await reconciler?.stop();
+  await gitlabServe.stop();
   await store.close();
   logger.info('stopped');
   return 0;

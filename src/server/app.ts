@@ -18,6 +18,8 @@ import { parseImageQuery, parseInsightsQuery, parseListQuery, parseRepositoryQue
 import { csvFilename, insightsCsv, insightsItem } from './insights.js';
 import { DEFAULT_MAX_EVENT_BYTES, applyEvents, checkContentType, readBodyText, secretChecker } from './webhook.js';
 import { withTimeout } from '../time.js';
+import { type BuildReportOptions, buildsApp } from './builds.js';
+import { type GitlabEventsOptions, gitlabEventsApp } from './gitlab-events.js';
 
 export interface WebhookOptions {
   /** The shared secret registries send in the Authorization header (bare or as Bearer). */
@@ -44,6 +46,10 @@ interface AppOptions {
   accepting?: () => boolean;
   /** Mounts the browser UI (routes outside /api/, /healthz, /readyz and /metrics). */
   ui?: (app: Hono) => void;
+  /** GitLab's Pipeline and Job events as the event feed (gitlab-events.ts). */
+  gitlabEvents?: GitlabEventsOptions;
+  /** Build reports verified against GitLab ID tokens (builds.ts); off without a public URL. */
+  builds?: BuildReportOptions;
 }
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
@@ -232,6 +238,9 @@ export function createApp(options: AppOptions): Hono {
       throw new NotFoundError('the webhook is off', { hint: 'start tagtrail serve with --registry and --webhook-secret (or TAGTRAIL_WEBHOOK_SECRET)' });
     });
   }
+
+  if (options.gitlabEvents) app.route('/', gitlabEventsApp(options.gitlabEvents));
+  if (options.builds) app.route('/', buildsApp(store, options.builds));
 
   options.ui?.(app);
   return app;
