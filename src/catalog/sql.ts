@@ -1592,6 +1592,7 @@ export class SqlStore implements Store {
       storedAt: new Date(num(m.stored_at)),
       referrers: await refs.referrersOf(this.db, digest),
       verifications: [...(await verified.verificationsOf(this.db, [digest])).values()],
+      ...(await verified.pusherOf(this.db, digest).then((p) => (p ? { pusher: p } : {}))),
     };
   }
 

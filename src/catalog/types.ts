@@ -2,7 +2,7 @@
 import type { Annotations } from '../oci/annotations.js';
 import type { Builder, Confidence } from './builder.js';
 import type { BuildSource, MediaFamily } from './derived.js';
-import type { VerifiedBuild } from './verifications.js';
+import type { PusherRecord, VerifiedBuild } from './verifications.js';
 
 export interface Platform {
   os: string;
@@ -147,6 +147,8 @@ export interface ImageDetail {
   referrers?: ReferrerInfo[];
   /** Verified build reports of this digest, one per repository, newest first. */
   verifications?: (VerifiedBuild & { repository: string })[];
+  /** The tool that pushed it, from the registry notification's user agent. */
+  pusher?: PusherRecord;
 }
 
 interface TagHistoryEntry {

@@ -173,7 +173,8 @@ export function createApp(options: AppOptions): Hono {
       ...(q.from ? { from: q.from } : {}),
       ...(q.to ? { to: q.to } : {}),
     });
-    if (q.format === 'json') return c.json(insightsItem(report));
+    // Verified images and pushers (verifications.ts) ride along in the JSON.
+    if (q.format === 'json') return c.json({ ...insightsItem(report), ...(await store.verifiedInsights({ ...(report.namespace !== null ? { namespace: report.namespace } : {}), ...(report.repository !== null ? { repository: report.repository } : {}), from: report.from, to: new Date(report.to.getTime() - 1) })) });
     return c.body(insightsCsv(report), 200, {
       'content-type': 'text/csv; charset=utf-8; header=present',
       'content-disposition': `attachment; filename="${csvFilename(report)}"`,
