@@ -12,8 +12,9 @@ const RULES: readonly [RegExp, Pusher][] = [
   [/^buildkit\//i, 'buildkit'],
   // kaniko's executor: "kaniko/v1.23.0".
   [/^kaniko\//i, 'kaniko'],
-  // containers/image (buildah, podman, skopeo): "containers/5.29.2 (github.com/containers/image)".
-  [/^containers\//i, 'containers'],
+  // containers/image (buildah, podman, skopeo): "containers/5.29.2 (github.com/containers/image)"
+  // by default; skopeo names itself ("skopeo/1.9.3"), podman as libpod.
+  [/^(?:containers|skopeo|buildah|podman|libpod)\//i, 'containers'],
   // The Docker engine: "docker/24.0.7 go/go1.20.10 git-commit/311b9ff kernel/… os/linux arch/amd64 UpstreamClient(…)".
   [/^docker\//i, 'docker'],
   // Jib: "jib 3.4.0 jib-maven-plugin Google-HTTP-Java-Client/…".

@@ -123,6 +123,7 @@ export async function imageDetail(store: StoreReader, d: ImageDetail): Promise<R
     tags: d.tags.map((t) => ({ repository: t.repository, tag: t.tag, updatedAt: t.updatedAt.toISOString() })),
     storedAt: d.storedAt.toISOString(),
     insight,
+    pushedBy: d.pusher ? { pusher: d.pusher.pusher, userAgent: d.pusher.userAgent } : null,
     manifest,
   };
 }
