@@ -48,7 +48,7 @@ describe('template and component', () => {
   it('declare the component inputs, each with a default and a description', () => {
     const spec = COMPONENT.slice(COMPONENT.indexOf('spec:\n'), COMPONENT.indexOf('\n---\n'));
     const names = [...spec.matchAll(/^ {4}([a-z_-]+):$/gm)].map((m) => m[1]);
-    expect(names).toEqual(['image', 'stage', 'images', 'annotations', 'mode', 'platforms']);
+    expect(names).toEqual(['image', 'stage', 'images', 'annotations', 'mode', 'report_url', 'platforms']);
     expect(spec).toContain('      options: [annotate, attach]\n');
     for (const n of names) {
       const block = spec.slice(spec.indexOf(`    ${n}:\n`)).split(/\n {4}(?=[a-z])/)[0] as string;
