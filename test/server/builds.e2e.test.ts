@@ -172,6 +172,15 @@ describe.each(BACKENDS)('build reports verified by GitLab on %s', (backendName) 
     }
     expect(manifestReads()).toBe(before);
     expect(await verifiedRows(digest)).toBe(0);
+
+    // An unknown kid: the keys were fetched within the minute, so they are not fetched again.
+    const keyFetches = (): number => gitlab().count((r) => r.path === '/oauth/discovery/keys');
+    const fetched = keyFetches();
+    expect(fetched).toBeGreaterThanOrEqual(1);
+    const unknownKid = await new SignJWT(decodeJwt(j.token)).setProtectedHeader({ alg: 'RS256', kid: 'not-a-published-key', typ: 'JWT' }).sign(forger.privateKey);
+    expect((await report(unknownKid, body)).status).toBe(401);
+    expect((await report(unknownKid, body)).status).toBe(401);
+    expect(keyFetches()).toBe(fetched);
   });
 
   it('answers 422 naming what disagrees: pipeline, SHA, a repository outside project_path, an unknown digest', async () => {
