@@ -98,6 +98,7 @@ export function openApiDocument(): Record<string, unknown> {
             { name: 'commit', in: 'query', description: 'A commit SHA or a prefix of at least 4 hex digits (com.gitlab.ci.commit_sha or org.opencontainers.image.revision).', schema: { type: 'string', pattern: '^[0-9a-fA-F]{4,64}$' } },
             { name: 'pipeline', in: 'query', description: 'A pipeline ID (com.gitlab.ci.pipeline_id).', schema: { type: 'string', pattern: '^[0-9]{1,20}$' } },
             { name: 'ref', in: 'query', description: 'A branch or tag name (com.gitlab.ci.commit_ref_name).', schema: { type: 'string', maxLength: 255 } },
+            { name: 'verified', in: 'query', description: 'true: only images whose build report GitLab verified (build.verified); not with annotation=.', schema: { type: 'string', enum: ['true', 'false'] } },
             limitParam,
             cursorParam,
           ],
@@ -146,6 +147,36 @@ export function openApiDocument(): Record<string, unknown> {
           responses: {
             200: { description: 'CSV, as an attachment.', content: { 'text/csv': { schema: { type: 'string' } } } },
             400: errorResponse('A bad or unknown parameter; the message names it.'),
+          },
+        },
+      },
+      '/api/v1/builds': {
+        post: {
+          operationId: 'buildReport',
+          summary: 'A build report from a GitLab CI job (tagtrail annotate/attach --report), verified against its ID token.',
+          description:
+            'Authorization: Bearer <GitLab ID token>, RS256, issued by one of --gitlab-url, with aud the public URL of serve. ' +
+            'Body: {"images": [{"image": "REGISTRY/REPOSITORY:TAG", "digest": "sha256:…", "referrer": "sha256:…"}]}. ' +
+            "Each repository must be the token's project_path or under it; each manifest (or, with referrer, the referrer) must carry the token's pipeline, job, commit and ref. " +
+            'Only on with --public-url (TAGTRAIL_PUBLIC_URL).',
+          security: [{ idToken: [] }],
+          responses: {
+            200: { description: 'Verified and recorded.', content: { 'application/json': { schema: { type: 'object' } } } },
+            401: errorResponse('Bad signature, another issuer, wrong audience or expired: nothing fetched, nothing recorded.'),
+            422: errorResponse('A claim disagrees with the report or the registry, or the digest is unknown; the message names what.'),
+          },
+        },
+      },
+      '/api/v1/gitlab/events': {
+        post: {
+          operationId: 'gitlabEvents',
+          summary: "GitLab's Pipeline and Job events (project or group webhook), with the secret token in X-Gitlab-Token.",
+          description: "A pipeline or job that ends (success, failed, canceled) queues a re-crawl of its project's container repositories. Other events answer 200 and are ignored. Only on with --gitlab-webhook-secret.",
+          security: [{ gitlabToken: [] }],
+          responses: {
+            202: { description: 'A crawl of the project is queued.', content: { 'application/json': { schema: { type: 'object' } } } },
+            200: { description: 'Ignored: another kind of event, or a pipeline or job that has not ended.', content: { 'application/json': { schema: { type: 'object' } } } },
+            401: errorResponse('A missing or wrong X-Gitlab-Token; the body is not read.'),
           },
         },
       },
@@ -204,6 +235,8 @@ export function openApiDocument(): Record<string, unknown> {
       securitySchemes: {
         webhookSecret: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'The secret itself, as GitLab and distribution send it.' },
         webhookBearer: { type: 'http', scheme: 'bearer' },
+        idToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "A GitLab CI ID token (id_tokens) whose aud is serve's public URL." },
+        gitlabToken: { type: 'apiKey', in: 'header', name: 'X-Gitlab-Token', description: "The webhook's secret token, as GitLab sends it." },
       },
       schemas: {
         Error: {
