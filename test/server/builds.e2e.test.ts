@@ -112,6 +112,9 @@ describe.each(BACKENDS)('build reports verified by GitLab on %s', (backendName) 
     expect(items).toHaveLength(1);
     expect(items[0]).toMatchObject({ repository: 'acme/app', tag: 'v1', digest: out.after });
     expect(items[0]?.build?.verified).toMatchObject({ by: 'gitlab-id-token', issuer: gitlab().url, projectPath: 'acme/app', pipelineId: j.pipeline, jobId: j.jobId, sha: j.sha, ref: 'main' });
+    expect((await search(`verified=true&commit=${j.sha.slice(0, 10)}`)).map((i) => i.digest)).toEqual([out.after]);
+    expect((await search(`verified=true&pipeline=${j.pipeline}&ref=main`)).map((i) => i.digest)).toEqual([out.after]);
+    expect(await search('verified=true&pipeline=1')).toEqual([]);
     const detail = (await (await fetch(`${serve.url}/api/v1/images/${out.after}`)).json()) as { build: { verified?: Verified } };
     expect(detail.build.verified?.pipelineId).toBe(j.pipeline);
     const insights = (await (await fetch(`${serve.url}/api/v1/insights`)).json()) as { verified: number };
