@@ -119,6 +119,7 @@ describe.each(BACKENDS)('build reports verified by GitLab on %s', (backendName) 
     expect(detail.build.verified?.pipelineId).toBe(j.pipeline);
     const insights = (await (await fetch(`${serve.url}/api/v1/insights`)).json()) as { verified: number };
     expect(insights.verified).toBeGreaterThanOrEqual(1);
+    expect(await (await fetch(`${serve.url}/insights`)).text()).toMatch(/data-insight="verified">[1-9]/);
 
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: the browser check cannot run`);
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });

@@ -51,6 +51,8 @@ describe.each(BACKENDS)('the pusher of a manifest on %s', (backendName) => {
     expect(rows).toEqual([{ pusher: 'containers' }]);
     const insights = (await (await fetch(`${serve.url}/api/v1/insights`)).json()) as { pushedBy: Record<string, number> };
     expect(insights.pushedBy.containers).toBeGreaterThanOrEqual(1);
+    const insightsPage = await (await fetch(`${serve.url}/insights`)).text();
+    expect(insightsPage).toMatch(/data-insight="pushed-by">[^<]*containers 1/);
     const page = await (await fetch(`${serve.url}/r/push/app/-/tags/v1`)).text();
     expect(page).toContain('Pushed by');
     expect(page).toContain('containers');

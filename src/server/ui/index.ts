@@ -17,7 +17,7 @@
 // name from what follows, as in GitLab's own URLs.
 import type { Context, Hono } from 'hono';
 import { InvalidCursorError, httpStatusFor, isTagtrailError } from '../../errors.js';
-import type { StoreReader } from '../../catalog/store.js';
+import type { BuildEvidence, StoreReader } from '../../catalog/store.js';
 import type { ImageDetail, TagHistory } from '../../catalog/types.js';
 import type { Build } from '../../gitlab/build.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../../oci/reference.js';
@@ -33,7 +33,7 @@ import { SEARCH_KINDS, type SearchKind, type SearchTerm, parseSearch } from './q
 import { DEFAULT_PAGE_SIZE, UI_MAX_PAGE_SIZE } from '../../catalog/paging.js';
 
 export interface UiOptions {
-  store: StoreReader;
+  store: StoreReader & Pick<BuildEvidence, 'verifiedInsights'>;
   /** The GitLab servers whose URLs may become links (see --gitlab-url); others stay text. */
   gitlabUrls: readonly string[];
   /** host[:port] of the registry, to show pullable references; without it, references are repository@digest. */
@@ -152,7 +152,8 @@ export function mountUi(app: Hono, options: UiOptions): void {
       const now = options.now();
       const from = new Date(now.getTime() - (weeks - 1) * 7 * 86_400_000);
       const report = await store.insights({ ...(namespace ? { namespace } : {}), from, to: now });
-      return send(c, insightsPage({ report, weeks, ...(namespace ? { namespace } : {}) }, context()));
+      const evidence = await store.verifiedInsights({ ...(namespace ? { namespace } : {}), from, to: now });
+      return send(c, insightsPage({ report, weeks, evidence, ...(namespace ? { namespace } : {}) }, context()));
     }),
   );
 
