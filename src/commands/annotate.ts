@@ -5,10 +5,10 @@ import { labelsAsAnnotations } from '../gitlab/build.js';
 import { isGitLabCi } from '../gitlab/ci.js';
 import { type AnnotateResult, type ManifestOutcome, annotateImage } from '../oci/annotate.js';
 import { type PlatformFilter, parsePlatform } from '../oci/manifest.js';
-import { type Reference, parseReference } from '../oci/reference.js';
+import type { Reference } from '../oci/reference.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
-import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
+import { type RegistryFlags, forEachImage, jsonOutput, parseImageArguments, registryClient, withSchemes } from './common.js';
 
 interface AnnotateFlags extends RegistryFlags {
   annotation: string[];
@@ -78,7 +78,8 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   const images = (args[0] as string[] | undefined) ?? [];
 
   // Check every input before the first request, so bad input never leaves half the images done.
-  const refs: Reference[] = images.map((i) => parseReference(i));
+  const parsed = parseImageArguments(images);
+  const refs: Reference[] = parsed.refs;
   const platforms: PlatformFilter[] = flags.platform.map(parsePlatform);
   const changes = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: flags.ci });
   const nothingToDo = Object.keys(changes.set).length === 0 && Object.keys(changes.setIfAbsent ?? {}).length === 0 && changes.remove.length === 0 && !flags.toOci && !flags.fromLabels;
@@ -87,7 +88,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), pass --annotation KEY=VALUE, or --from-labels to copy the image config labels',
     });
   }
-  const client = await registryClient(rt, flags, refs.map((r) => r.registry));
+  const client = await registryClient(rt, withSchemes(flags, parsed), refs.map((r) => r.registry));
 
   const out: string[] = [];
   const warn: string[] = [];

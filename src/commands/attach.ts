@@ -3,11 +3,11 @@ import { UsageError } from '../errors.js';
 import { annotationChanges } from '../gitlab/annotation-set.js';
 import { isGitLabCi } from '../gitlab/ci.js';
 import { type AttachResult, attachBuildDetails } from '../oci/attach.js';
-import { type Reference, formatReference, parseReference } from '../oci/reference.js';
+import { type Reference, formatReference } from '../oci/reference.js';
 import { type ReferrersMode, fallbackTag } from '../oci/referrers.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
-import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
+import { type RegistryFlags, forEachImage, jsonOutput, parseImageArguments, registryClient, withSchemes } from './common.js';
 
 interface AttachFlags extends RegistryFlags {
   annotation: string[];
@@ -70,14 +70,15 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   const images = (args[0] as string[] | undefined) ?? [];
 
   // Check every input before the first request, so bad input never leaves half the images done.
-  const refs: Reference[] = images.map((i) => parseReference(i));
+  const parsed = parseImageArguments(images);
+  const refs: Reference[] = parsed.refs;
   const changes = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: flags.ci });
   if (Object.keys(changes.set).length === 0) {
     throw new UsageError(flags.ci && !isGitLabCi(rt.env) ? 'no build details to attach: this is not a GitLab CI job and no --annotation was given' : 'no build details to attach', {
       hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), or pass --annotation KEY=VALUE',
     });
   }
-  const client = await registryClient(rt, flags, refs.map((r) => r.registry));
+  const client = await registryClient(rt, withSchemes(flags, parsed), refs.map((r) => r.registry));
 
   const out: string[] = [];
   const warn: string[] = [];

@@ -5,7 +5,7 @@ import { CRAWL_LOCK, type SyncProgress, type SyncSummary, sync } from '../catalo
 import { isValidRepository } from '../oci/reference.js';
 import { inertText, writeControl } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
-import { fromEnv, positiveInt, readConfigsFlag, requireRegistry } from './catalog-common.js';
+import { concurrencySetting, fromEnv, readConfigsFlag, requireRegistry, targetFlags } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
 
 /**
@@ -54,14 +54,15 @@ function summaryText(s: SyncSummary): string {
 export async function run(rt: Runtime, _args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as SyncFlags;
   const target = requireRegistry(rt, flags.registry);
-  if (flags.repository !== undefined && !isValidRepository(flags.repository.replace(/\/+$/, ''))) {
-    throw new UsageError(`--repository ${JSON.stringify(flags.repository.slice(0, 100))} is not a repository path`, { hint: 'e.g. --repository group or --repository group/project/app' });
+  const repository = fromEnv(rt, flags.repository, 'TAGTRAIL_REPOSITORY');
+  if (repository !== undefined && !isValidRepository(repository.replace(/\/+$/, ''))) {
+    throw new UsageError(`--repository ${JSON.stringify(repository.slice(0, 100))} is not a repository path`, { hint: 'e.g. --repository group or --repository group/project/app' });
   }
-  const prefix = flags.repository?.replace(/\/+$/, '');
-  const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
+  const prefix = repository?.replace(/\/+$/, '');
+  const concurrency = concurrencySetting(rt, flags.concurrency);
   const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
-  const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, [target.host]);
+  const client = await registryClient(rt, targetFlags(flags, target), [target.host]);
   const store = await openStore(dbUrl, { sqliteCacheMiB: SYNC_SQLITE_CACHE_MIB });
 
   const controller = new AbortController();

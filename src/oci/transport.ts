@@ -2,7 +2,8 @@
 // redirects that never carry credentials to another origin, bounded bodies, and a debug log
 // with every secret redacted.
 import { readBounded } from '../bounded-body.js';
-import { AuthError, InvalidInputError, NetworkError, NotFoundError, RegistryError, type TagtrailError } from '../errors.js';
+import { AuthError, InvalidInputError, NetworkError, NotFoundError, RegistryError, type TagtrailError, isTagtrailError } from '../errors.js';
+import { isTlsVerificationCode, tlsVerificationError } from '../net/tls-errors.js';
 import { realmMayReceiveCredentials, untrustedRealmError } from './auth/binding.js';
 import { parseChallenges, type Challenge } from './auth/challenge.js';
 import type { Credential, CredentialResolver } from './auth/credentials.js';
@@ -24,6 +25,8 @@ export interface TransportOptions {
   readonly fetch: typeof fetch;
   readonly credentials: CredentialResolver;
   readonly insecureRegistries?: readonly string[];
+  /** Registries (host[:port]) named with https:// by the user: https even on loopback. */
+  readonly httpsRegistries?: readonly string[];
   /**
    * Host names besides each registry's own whose token realms may receive Basic credentials
    * (--trusted-realm-host, the configured GitLab servers). See auth/binding.ts.
@@ -149,7 +152,7 @@ export class Transport {
   }
 
   baseUrl(registry: string): string {
-    return registryBaseUrl(registry, this.opts.insecureRegistries);
+    return registryBaseUrl(registry, this.opts.insecureRegistries, this.opts.httpsRegistries);
   }
 
   private log(line: string): void {
@@ -335,7 +338,10 @@ export class Transport {
           signal: AbortSignal.timeout(this.opts.timeoutMs ?? 60_000),
         });
       } catch (err) {
+        // A bad proxy variable or CA file: the user's input, said as such.
+        if (isTagtrailError(err)) throw err;
         const code = errorCode(err);
+        if (isTlsVerificationCode(code)) throw tlsVerificationError(new URL(url).host, code as string);
         if ((code && RETRY_ERROR_CODES.has(code)) || (err as Error)?.name === 'TimeoutError') throw new RetryableError(`connection failed (${code ?? 'timeout'})`);
         throw new NetworkError(`cannot reach ${new URL(url).host}: ${code ?? (err instanceof Error ? err.message : String(err))}`, {
           hint: url.startsWith('https:') ? 'check the host and port; for a registry served over plain http, add --insecure-registry HOST' : 'check the host and port',
