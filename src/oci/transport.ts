@@ -177,6 +177,12 @@ export class Transport {
     if (res.status === 404) {
       throw new RegistryError(`${registry} does not answer the registry API (GET /v2/ gave 404)`, 404, [], { hint: 'check the host name; a registry answers /v2/ with 200 or 401' });
     }
+    if (res.status === 400 && res.url.startsWith('http:')) {
+      // What a TLS server answers to plain http on its port (Go: "Client sent an HTTP request to an HTTPS server").
+      throw new RegistryError(`${registry}: GET /v2/ over plain http was refused (HTTP 400); the registry may serve https`, 400, [], {
+        hint: `write the registry with https:// in front (e.g. https://${registry}/group/app:tag or --registry https://${registry}); loopback registries are reached over http otherwise`,
+      });
+    }
     throw this.statusError(res, `${registry}: GET /v2/`);
   }
 

@@ -72,10 +72,17 @@ describe('a registry served over TLS with a private CA', () => {
     expect(res.stderr).toContain('holds no PEM certificate');
   });
 
-  it('a loopback registry without https:// is still reached over plain http', async () => {
+  it('a loopback registry without https:// is still reached over plain http, and the error says to write https://', async () => {
     const res = await runBin(['show', `${tlsRegistry().host}/group/app:v1`], { env: { TAGTRAIL_CA_FILE: certs.caCertificate } });
     expect(res.code).toBe(1);
-    expect(res.stderr).not.toContain('TLS verification');
+    expect(res.stderr).toContain('over plain http was refused (HTTP 400)');
+    expect(res.stderr).toContain(`https://${tlsRegistry().host}`);
+  });
+
+  it('an image written with both http:// and https:// for one registry is refused before any request (exit 2)', async () => {
+    const res = await runBin(['annotate', '--no-ci', '-a', 'k=v', '--dry-run', `https://${tlsRegistry().host}/group/app:v1`, `http://${tlsRegistry().host}/group/app:v2`]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(`${tlsRegistry().host} is named with both http:// and https://`);
   });
 });
 
