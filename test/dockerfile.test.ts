@@ -96,7 +96,7 @@ const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as Pa
 
 describe('Dockerfile', () => {
   it('builds on Node.js 20, as package.json asks, in named stages', () => {
-    expect(pkg.engines.node).toBe('>=20');
+    expect(pkg.engines.node).toBe('>=20.18.1');
     for (const s of stages) expect(s.from).toMatch(/^node:20(-[a-z0-9.-]+)?$/);
     expect(stages.slice(0, -1).every((s) => s.name !== undefined)).toBe(true);
     const run = stages.flatMap((s) => s.instructions.filter((i) => i.op === 'RUN').map((i) => i.args));
