@@ -10,10 +10,9 @@ import { rootCertificates } from 'node:tls';
 import { Agent, Dispatcher, ProxyAgent, fetch as undiciFetch } from 'undici';
 import { UsageError } from '../errors.js';
 import { bypassesProxy, proxySettingsFromEnv, type ProxySettings } from './proxy.js';
+import { CA_FILE_VARIABLE } from './tls-errors.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
-
-export const CA_FILE_VARIABLE = 'TAGTRAIL_CA_FILE';
 
 /**
  * The trusted roots: Node's bundled Mozilla set plus every certificate in TAGTRAIL_CA_FILE, or

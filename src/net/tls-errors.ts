@@ -1,7 +1,9 @@
 // TLS verification failures, told apart from other connection failures so the error can say what
 // to do (trust the CA) instead of "cannot reach".
 import { NetworkError } from '../errors.js';
-import { CA_FILE_VARIABLE } from './dispatcher.js';
+
+/** The variable naming a PEM file of CAs trusted besides the default roots (dispatcher.ts reads it). */
+export const CA_FILE_VARIABLE = 'TAGTRAIL_CA_FILE';
 
 /** OpenSSL's and Node's codes for a certificate that does not verify. */
 const TLS_VERIFY_CODES = new Set([
