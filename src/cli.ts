@@ -16,9 +16,9 @@ function registryOptions(cmd: Command): Command {
   return cmd
     .option('--username <name>', 'registry user name (the password is read with --password-stdin)')
     .option('--password-stdin', 'read the registry password or token from standard input')
-    .option('--insecure-registry <host>', 'reach this registry host over plain http (repeatable)', collect, [])
+    .option('--insecure-registry <host>', 'reach this registry host over plain http (repeatable; env TAGTRAIL_INSECURE_REGISTRY, comma-separated)', collect, [])
     .option('--trusted-realm-host <host>', "a host whose token realm may receive the registry credentials besides the registry's own host, e.g. the GitLab server of a registry on another name (repeatable; env TAGTRAIL_TRUSTED_REALM_HOSTS, comma-separated)", collect, [])
-    .option('--debug', 'log each registry request (credentials are always redacted)');
+    .option('--debug', 'log each registry request (credentials are always redacted; env TAGTRAIL_DEBUG=1)');
 }
 
 type Action = (rt: Runtime, args: unknown[], opts: Record<string, unknown>) => Promise<number>;
@@ -58,7 +58,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
     program
       .command('annotate')
       .description('write GitLab CI build details into the manifests of images already in a registry')
-      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0')
+      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0 (https://127.0.0.1:5443/app:1 for https on loopback)')
       .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect, [])
       .option('--remove-annotation <key>', 'remove an annotation (repeatable)', collect, [])
       .option('--no-ci', 'leave out the GitLab CI annotation set')
@@ -74,7 +74,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
     program
       .command('attach')
       .description('attach GitLab CI build details to images as an OCI 1.1 referrer; the image digest never changes')
-      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0')
+      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0 (https://127.0.0.1:5443/app:1 for https on loopback)')
       .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect, [])
       .option('--remove-annotation <key>', 'leave out an annotation (repeatable)', collect, [])
       .option('--no-ci', 'leave out the GitLab CI annotation set')
@@ -115,9 +115,9 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       .command('sync')
       .description('crawl a registry (catalog, tags, manifests) into the catalog database')
       .option('--registry <url>', 'registry URL or host[:port] (env TAGTRAIL_REGISTRY)')
-      .option('--repository <prefix>', 'only repositories at this path or under it')
+      .option('--repository <prefix>', 'only repositories at this path or under it (env TAGTRAIL_REPOSITORY)')
       .option('--db <url>', 'catalog database: sqlite:PATH or postgres://… (env TAGTRAIL_DB; default sqlite:./tagtrail.db)')
-      .option('--concurrency <n>', 'registry requests in flight at most (default 8)')
+      .option('--concurrency <n>', 'registry requests in flight at most (env TAGTRAIL_CONCURRENCY; default 8)')
       .option('--restart', 'start over instead of resuming an interrupted sync')
       .option('--read-configs', 'read every new image config once for builder evidence, not only those of images without build annotations (env TAGTRAIL_READ_CONFIGS=1)')
       .addOption(new Option('-o, --output <format>', 'summary format').choices(['text', 'json']).default('text')),
@@ -133,7 +133,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       .option('--db <url>', 'catalog database: sqlite:PATH or postgres://… (env TAGTRAIL_DB; default sqlite:./tagtrail.db)')
       .option('--webhook-secret <secret>', 'shared secret registries send in the Authorization header (env TAGTRAIL_WEBHOOK_SECRET, preferred: flags show in ps); no secret, no webhook')
       .option('--reconcile-interval <seconds>', 'seconds between full reconciles; 0 turns them off (env TAGTRAIL_RECONCILE_INTERVAL; default 600)')
-      .option('--concurrency <n>', 'registry requests in flight at most, per reconcile and for the webhook (default 8)')
+      .option('--concurrency <n>', 'registry requests in flight at most, per reconcile and for the webhook (env TAGTRAIL_CONCURRENCY; default 8)')
       .option('--read-configs', 'read every new image config once for builder evidence, not only those of images without build annotations (env TAGTRAIL_READ_CONFIGS=1)')
       .option('--gitlab-url <url>', 'a GitLab server whose URLs in annotations the browser shows as links; others stay text (repeatable; env TAGTRAIL_GITLAB_URL, comma-separated; default https://gitlab.com)', collect, []),
   ).action(run(() => import('./commands/serve.js')));
