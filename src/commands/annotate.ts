@@ -8,10 +8,10 @@ import { type DotenvVariable, dotenvLimits, writeDotenv } from '../gitlab/dotenv
 import { assertExpanded } from '../gitlab/variables.js';
 import { type AnnotateResult, type ManifestOutcome, annotateImage } from '../oci/annotate.js';
 import { type PlatformFilter, parsePlatform } from '../oci/manifest.js';
-import { type Reference, formatReference, parseReference } from '../oci/reference.js';
+import { type Reference, formatReference } from '../oci/reference.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
-import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
+import { type RegistryFlags, forEachImage, jsonOutput, parseImageArguments, registryClient, withSchemes } from './common.js';
 
 interface AnnotateFlags extends RegistryFlags {
   annotation?: string[];
@@ -96,7 +96,8 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
 
   // Check every input before the first request, so bad input never leaves half the images done.
   images.forEach(assertExpanded);
-  const refs: Reference[] = images.map((i) => parseReference(i));
+  const parsed = parseImageArguments(images);
+  const refs: Reference[] = parsed.refs;
   const limits = flags.output === 'dotenv' ? dotenvLimits(rt.env) : undefined;
   const platforms: PlatformFilter[] = (flags.platform ?? []).map(parsePlatform);
   const changes = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: flags.ci });
@@ -108,7 +109,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   }
   // Build details are written once (gitlab/build-once.ts); explicit --annotation values still apply.
   const explicitOnly = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: false });
-  const client = await registryClient(rt, flags, refs.map((r) => r.registry));
+  const client = await registryClient(rt, withSchemes(flags, parsed), refs.map((r) => r.registry));
 
   const out: string[] = [];
   const warn: string[] = [];
