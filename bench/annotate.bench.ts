@@ -15,7 +15,7 @@ const RUNS = 7;
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
 
 function annotateArgs(ref: string, i: number, verify = true): string[] {
-  return [BIN, 'annotate', ref, '-a', `com.example.bench.run=${i}`, ...(verify ? [] : ['--no-verify'])];
+  return [BIN, 'annotate', ref, '-a', `com.example.bench.run=${i}`, ...(verify ? [] : ['--no-read-back'])];
 }
 
 async function tagtrail(args: string[]): Promise<void> {
@@ -124,7 +124,7 @@ export default async function bench(): Promise<void> {
         const requests = slow.count();
         const blobRequests = slow.count({ kind: 'blob' }) + slow.count({ kind: 'upload' });
         const times = await timeRuns(RUNS, (i) => tagtrail(annotateArgs(`${slow.host}/${repo}:v1`, i + 1, false)));
-        fanout.push({ platforms: n, requests, requestBound: 2 * n + 4, blobRequests, wallMsMedian: median(times) });
+        fanout.push({ platforms: n, requests, requestBound: 2 * n + 6, blobRequests, wallMsMedian: median(times) });
       }
     } finally {
       await slow.stop();
@@ -154,15 +154,15 @@ export default async function bench(): Promise<void> {
 
 Median of ${RUNS} runs (skopeo round trip: 3), local CNCF distribution registry, requests counted by a proxy in front of it.
 tagtrail runs as a process (node start-up included), as in a CI job; the floor is two curl processes.
-tagtrail figures are given as default / \`--no-verify\` (the default reads the tag back after a wait of at least 250 ms, to catch a concurrent writer).
+tagtrail figures are given as default / \`--no-read-back\` (the default reads the tag back after a wait of at least 250 ms, to catch a concurrent writer).
 
 | image | tagtrail requests | curl floor requests | skopeo out+in requests | tagtrail ms | floor ms | skopeo out+in ms | tagtrail / floor | skopeo / tagtrail (default) |
 |---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
-Index over a link with 20 ms added per request, with \`--no-verify\` (children fetched and written 4 at a time):
+Index over a link with 20 ms added per request, with \`--no-read-back\` (children fetched and written 4 at a time):
 
-| platforms | requests | bound 2N+4 | blob requests | wall ms |
+| platforms | requests | bound 2N+6 | blob requests | wall ms |
 |---|---|---|---|---|
 ${fanout.map((f) => { const x = f as { platforms: number; requests: number; requestBound: number; blobRequests: number; wallMsMedian: number }; return `| ${x.platforms} | ${x.requests} | ${x.requestBound} | ${x.blobRequests} | ${fmt(x.wallMsMedian, 0)} |`; }).join('\n')}
 

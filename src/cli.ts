@@ -16,9 +16,52 @@ function registryOptions(cmd: Command): Command {
   return cmd
     .option('--username <name>', 'registry user name (the password is read with --password-stdin)')
     .option('--password-stdin', 'read the registry password or token from standard input')
-    .option('--insecure-registry <host>', 'reach this registry host over plain http (repeatable)', collect, [])
-    .option('--trusted-realm-host <host>', "a host whose token realm may receive the registry credentials besides the registry's own host, e.g. the GitLab server of a registry on another name (repeatable; env TAGTRAIL_TRUSTED_REALM_HOSTS, comma-separated)", collect, [])
+    .option('--insecure-registry <host>', 'reach this registry host over plain http (repeatable)', collect)
+    .option('--trusted-realm-host <host>', "a host whose token realm may receive the registry credentials besides the registry's own host, e.g. the GitLab server of a registry on another name (repeatable)", collect)
     .option('--debug', 'log each registry request (credentials are always redacted)');
+}
+
+/** The environment variables every registry-facing command reads for credentials. */
+const CREDENTIAL_ENV: readonly (readonly [string, string])[] = [
+  ['TAGTRAIL_REGISTRY_USER, TAGTRAIL_REGISTRY_PASSWORD', 'registry credentials (after --username with --password-stdin)'],
+  ['CI_REGISTRY, CI_REGISTRY_USER, CI_REGISTRY_PASSWORD', "a GitLab job's own credentials, for images on $CI_REGISTRY"],
+  ['DOCKER_AUTH_CONFIG', 'Docker config JSON with `auths`'],
+  ['DOCKER_CONFIG', 'directory of config.json (default: ~/.docker)'],
+  ['TAGTRAIL_REGISTRY_HOSTS', 'the registries TAGTRAIL_REGISTRY_USER and --username are for, comma-separated (default: the command\'s own)'],
+  ['TAGTRAIL_TRUSTED_REALM_HOSTS', 'as --trusted-realm-host, comma-separated'],
+  ['TAGTRAIL_INSECURE_REGISTRY', 'as --insecure-registry, comma-separated'],
+  ['TAGTRAIL_CA_FILE', 'PEM certificates to trust besides the default ones (an internal CA)'],
+  ['https_proxy, http_proxy, no_proxy', "proxies, by curl's rules (HTTPS_PROXY and NO_PROXY too; not HTTP_PROXY)"],
+  ['TAGTRAIL_DEBUG', '1: as --debug'],
+];
+
+/** Read by serve, whose log lines are JSON on standard output. */
+const LOG_ENV = ['TAGTRAIL_LOG_LEVEL', 'the log level: trace, debug, info, warn, error, fatal or silent (default: info)'] as const;
+
+const CI_ENV = [
+  'CI_PIPELINE_ID, CI_JOB_ID, CI_COMMIT_SHA, …',
+  "GitLab's predefined variables: the build details (docs/gitlab-ci.md lists them all)",
+] as const;
+
+/** Read by annotate and attach for --report. */
+const REPORT_ENV: readonly (readonly [string, string])[] = [
+  ['TAGTRAIL_REPORT_URL', 'as --report'],
+  ['TAGTRAIL_ID_TOKEN', 'the GitLab ID token --report sends (id_tokens in the job, aud: the report URL)'],
+];
+
+const DOTENV_ENV = ['TAGTRAIL_DOTENV_MAX_VARIABLES', "the instance's dotenv variable limit, for --output dotenv (default: 20)"] as const;
+
+/** The end of a command's help: examples, then the environment variables it reads. */
+function helpFooter(examples: readonly string[], env: readonly (readonly [string, string])[]): string {
+  const width = Math.max(...env.map(([n]) => n.length));
+  return [
+    '',
+    'Examples:',
+    ...examples.map((e) => `  ${e}`),
+    '',
+    'Environment:',
+    ...env.map(([n, d]) => `  ${n.padEnd(width)}  ${d}`),
+  ].join('\n');
 }
 
 type Action = (rt: Runtime, args: unknown[], opts: Record<string, unknown>) => Promise<number>;
@@ -42,6 +85,17 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       writeOut: (s) => rt.stdout.write(s),
       writeErr: (s) => rt.stderr.write(s),
     })
+    // One way to write defaults and choices: "(one of a, b; default: a)". Empty lists are not
+    // defaults worth showing, and a --no-x flag has none.
+    .configureHelp({
+      optionDescription: (o) => {
+        const extra: string[] = [];
+        if (o.argChoices) extra.push(`one of ${o.argChoices.join(', ')}`);
+        const d = o.defaultValueDescription ?? (typeof o.defaultValue === 'string' || typeof o.defaultValue === 'number' ? String(o.defaultValue) : undefined);
+        if (d !== undefined && !o.negate) extra.push(`default: ${d}`);
+        return extra.length > 0 ? `${o.description} (${extra.join('; ')})` : o.description;
+      },
+    })
     .exitOverride()
     .showSuggestionAfterError(true);
 
@@ -54,42 +108,69 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       setExit(await mod.run(output.rawStdout ? { ...rt, stdout: raw.stdout } : rt, args, opts));
     };
 
-  const REPORT_HELP = 'after the write, report the images to tagtrail serve at this URL, authenticated by the GitLab ID token in TAGTRAIL_ID_TOKEN, so that serve verifies them (env TAGTRAIL_REPORT_URL)';
+  const output = (formats: string[]) => new Option('-o, --output <format>', 'output format').choices(formats).default(formats[0]);
+  // The old name of --no-read-back: it read like "skip TLS verification". Still taken, not shown.
+  const noVerify = () => new Option('--no-verify', 'old name of --no-read-back').hideHelp();
+  const overwrite = 'replace build details another pipeline wrote, or write them again in the pipeline that wrote them (both are refused otherwise)';
+  const report = 'after the write, report the images to tagtrail serve at this URL, authenticated by the GitLab ID token in TAGTRAIL_ID_TOKEN, so that serve verifies them';
 
   registryOptions(
     program
       .command('annotate')
       .description('write GitLab CI build details into the manifests of images already in a registry')
-      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0')
-      .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect, [])
-      .option('--remove-annotation <key>', 'remove an annotation (repeatable)', collect, [])
+      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0 (https://127.0.0.1:5443/app:1 for https on loopback)')
+      .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect)
+      .option('--remove-annotation <key>', "leave this key out and delete it from the manifest's own annotations (repeatable)", collect)
       .option('--no-ci', 'leave out the GitLab CI annotation set')
-      .option('--platform <os/arch[/variant]>', 'annotate only these platforms of an index (repeatable)', collect, [])
+      .option('--platform <os/arch[/variant]>', 'annotate only these platforms of an index (repeatable)', collect)
       .option('--to-oci', 'convert Docker schema 2 manifests and manifest lists to OCI media types')
       .option('--from-labels', 'also copy the image config labels org.opencontainers.image.*, org.label-schema.* (mapped to OCI keys) and com.gitlab.ci.* into annotations the manifest lacks; reads each config blob')
+      .option('--overwrite', overwrite)
       .option('--dry-run', 'print what would change, write nothing')
-      .option('--no-verify', 'do not read the tag back after writing it: one request and a short wait fewer, but a concurrent writer that replaces the result goes unnoticed')
-      .option('--report <url>', REPORT_HELP)
-      .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json', 'dotenv']).default('text')),
+      .option('--no-read-back', 'do not read the tag back after writing it: one request and a short wait fewer, but a concurrent writer that replaces the result goes unnoticed')
+      .addOption(noVerify())
+      .option('--force', 'annotate a manifest that carries a subject (a signature, an SBOM, a referrer) anyway: it gets a new digest and leaves its subject\'s referrers')
+      .option('--report <url>', report)
+      .addOption(output(['text', 'json', 'dotenv']))
+      .addHelpText(
+        'after',
+        helpFooter(
+          [
+            'tagtrail annotate "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA"',
+            'tagtrail annotate --output dotenv "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA" > tagtrail.env',
+            'tagtrail annotate --no-ci -a com.example.team=payments --dry-run registry.example.com/app:1.0',
+          ],
+          [CI_ENV, DOTENV_ENV, ...REPORT_ENV, ...CREDENTIAL_ENV],
+        ),
+      ),
   ).action(run(() => import('./commands/annotate.js')));
 
   registryOptions(
     program
       .command('attach')
       .description('attach GitLab CI build details to images as an OCI 1.1 referrer; the image digest never changes')
-      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0')
-      .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect, [])
-      .option('--remove-annotation <key>', 'leave out an annotation (repeatable)', collect, [])
+      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0 (https://127.0.0.1:5443/app:1 for https on loopback)')
+      .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect)
+      .option('--remove-annotation <key>', 'leave this key out of the referrer (repeatable)', collect)
       .option('--no-ci', 'leave out the GitLab CI annotation set')
+      .option('--overwrite', `${overwrite}; a new referrer is added beside the old one`)
       .option('--dry-run', 'print what would be attached, write nothing')
-      .option('--no-verify', 'do not read the referrers tag back after writing it: one request and a short wait fewer, but a concurrent writer that drops our entry goes unnoticed')
+      .option('--no-read-back', 'do not read the referrers tag back after writing it: one request and a short wait fewer, but a concurrent writer that drops our entry goes unnoticed')
+      .addOption(noVerify())
       .addOption(
         new Option('--referrers-api <mode>', "auto: the registry's referrers API where it has one, else the sha256-<hex> referrers tag; always: the API or fail; never: the tag")
           .choices(['auto', 'always', 'never'])
           .default('auto'),
       )
-      .option('--report <url>', REPORT_HELP)
-      .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json', 'dotenv']).default('text')),
+      .option('--report <url>', report)
+      .addOption(output(['text', 'json', 'dotenv']))
+      .addHelpText(
+        'after',
+        helpFooter(
+          ['tagtrail attach "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA"', 'tagtrail attach --output dotenv "$CI_REGISTRY_IMAGE@$DIGEST" > tagtrail.env'],
+          [CI_ENV, DOTENV_ENV, ...REPORT_ENV, ...CREDENTIAL_ENV],
+        ),
+      ),
   ).action(run(() => import('./commands/attach.js')));
 
   registryOptions(
@@ -97,40 +178,76 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       .command('show')
       .description('show the build details of an image')
       .argument('<image>', 'image reference')
-      .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text')),
+      .addOption(output(['text', 'json']))
+      .addHelpText('after', helpFooter(['tagtrail show registry.gitlab.com/group/app:1.0', 'tagtrail show --output json registry.gitlab.com/group/app@sha256:…'], [...CREDENTIAL_ENV])),
   ).action(run(() => import('./commands/show.js')));
 
   // tagtrail flags: the same annotation set, for builders that write annotations themselves.
   program
     .command('flags')
     .description('print the annotation set as builder flags (buildx, buildah, podman), labels, json or dotenv')
-    .addOption(new Option('-f, --format <format>', 'output form').choices(['buildx', 'buildah', 'podman', 'labels', 'json', 'dotenv']).default('buildx'))
-    .option('--levels <levels>', 'buildx annotation levels, comma-separated: manifest, index, manifest-descriptor, index-descriptor (default: index,manifest)')
-    .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect, [])
-    .option('--remove-annotation <key>', 'leave out an annotation (repeatable)', collect, [])
+    .addOption(output(['buildx', 'buildah', 'podman', 'labels', 'json', 'dotenv']).default(undefined, 'buildx'))
+    // The old name of --output, still taken.
+    .addOption(new Option('-f, --format <format>', 'old name of --output').choices(['buildx', 'buildah', 'podman', 'labels', 'json', 'dotenv']).hideHelp())
+    .addOption(new Option('--levels <levels>', 'buildx annotation levels, comma-separated: manifest, index, manifest-descriptor, index-descriptor').default(undefined, 'index,manifest'))
+    .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect)
+    .option('--remove-annotation <key>', 'leave this key out of the output (repeatable)', collect)
     .option('--no-ci', 'leave out the GitLab CI annotation set')
-    .option('-0, --null', 'raw arguments, each ended by a NUL byte, for xargs -0 (default: shell-quoted words for eval)')
+    .addOption(new Option('-0, --null', 'raw arguments, each ended by a NUL byte, for xargs -0').default(undefined, 'shell-quoted words for eval'))
     .option('--lines', 'raw arguments, one per line (refused when a value holds a line break)')
+    .addHelpText(
+      'after',
+      helpFooter(
+        [
+          'eval "set -- $(tagtrail flags --output buildx)"; docker buildx build --push -t "$IMAGE" "$@" .',
+          'tagtrail flags --output buildah --null | xargs -0 sh -c \'exec buildah build "$@" -t "$IMAGE" .\' sh',
+          'tagtrail flags --output dotenv > flags.env',
+        ],
+        [CI_ENV, DOTENV_ENV],
+      ),
+    )
     .action(run(() => import('./commands/flags.js'), { rawStdout: true }));
 
-  const GITLAB_GROUP_HELP = "crawl the container repositories of this GitLab group and its subgroups, listed through GitLab's API instead of /v2/_catalog (repeatable; env TAGTRAIL_GITLAB_GROUPS, comma-separated; token in TAGTRAIL_GITLAB_TOKEN)";
-  const GITLAB_PROJECT_HELP = "crawl the container repositories of this GitLab project, listed through GitLab's API (repeatable; env TAGTRAIL_GITLAB_PROJECTS, comma-separated; token in TAGTRAIL_GITLAB_TOKEN)";
+  const GITLAB_GROUP_HELP = "crawl the container repositories of this GitLab group and its subgroups, listed through GitLab's API instead of /v2/_catalog (repeatable; token in TAGTRAIL_GITLAB_TOKEN)";
+  const GITLAB_PROJECT_HELP = "crawl the container repositories of this GitLab project, listed through GitLab's API (repeatable; token in TAGTRAIL_GITLAB_TOKEN)";
+  const GITLAB_ENV: readonly (readonly [string, string])[] = [
+    ['TAGTRAIL_GITLAB_GROUPS', 'as --gitlab-group, comma-separated'],
+    ['TAGTRAIL_GITLAB_PROJECTS', 'as --gitlab-project, comma-separated'],
+    ['TAGTRAIL_GITLAB_TOKEN', 'the access token (read_api, read_registry) for --gitlab-group and --gitlab-project; also the registry credential'],
+  ];
 
   // tagtrail sync: crawl a registry into the catalog database.
   registryOptions(
     program
       .command('sync')
       .description('crawl a registry (catalog, tags, manifests) into the catalog database')
-      .option('--registry <url>', 'registry URL or host[:port] (env TAGTRAIL_REGISTRY)')
+      .usage('--registry <url> [options]')
+      .option('--registry <url>', 'registry URL or host[:port]; required, here or as TAGTRAIL_REGISTRY')
       .option('--repository <prefix>', 'only repositories at this path or under it')
-      .option('--db <url>', 'catalog database: sqlite:PATH or postgres://… (env TAGTRAIL_DB; default sqlite:./tagtrail.db)')
-      .option('--concurrency <n>', 'registry requests in flight at most (default 8)')
+      .addOption(new Option('--db <url>', 'catalog database: sqlite:PATH or postgres://…').default(undefined, 'sqlite:./tagtrail.db'))
+      .addOption(new Option('--concurrency <n>', 'registry requests in flight at most').default(undefined, '8'))
       .option('--restart', 'start over instead of resuming an interrupted sync')
-      .option('--gitlab-group <path>', GITLAB_GROUP_HELP, collect, [])
-      .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect, [])
-      .option('--gitlab-url <url>', 'the GitLab server of --gitlab-group and --gitlab-project (env TAGTRAIL_GITLAB_URL; default https://gitlab.com)', collect, [])
-      .option('--read-configs', 'read every new image config once for builder evidence, not only those of images without build annotations (env TAGTRAIL_READ_CONFIGS=1)')
-      .addOption(new Option('-o, --output <format>', 'summary format').choices(['text', 'json']).default('text')),
+      .option('--gitlab-group <path>', GITLAB_GROUP_HELP, collect)
+      .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect)
+      .addOption(new Option('--gitlab-url <url>', 'the GitLab server of --gitlab-group and --gitlab-project').argParser(collect).default(undefined, 'https://gitlab.com'))
+      .option('--read-configs', 'read every new image config once for builder evidence, not only those of images without build annotations')
+      .addOption(output(['text', 'json']))
+      .addHelpText(
+        'after',
+        helpFooter(
+          ['tagtrail sync --registry registry.example.com --db sqlite:./tagtrail.db', 'TAGTRAIL_REGISTRY=127.0.0.1:5000 tagtrail sync --repository group/app'],
+          [
+            ['TAGTRAIL_REGISTRY', 'the registry, when --registry is not given'],
+            ['TAGTRAIL_DB', 'the catalog database, when --db is not given'],
+            ['TAGTRAIL_REPOSITORY', 'as --repository'],
+            ['TAGTRAIL_CONCURRENCY', 'as --concurrency'],
+            ['TAGTRAIL_READ_CONFIGS', '1: as --read-configs'],
+            ['TAGTRAIL_GITLAB_URL', 'as --gitlab-url, comma-separated'],
+            ...GITLAB_ENV,
+            ...CREDENTIAL_ENV,
+          ],
+        ),
+      ),
   ).action(run(() => import('./commands/sync.js')));
 
   // tagtrail serve: the catalog API, the registry webhook and the periodic reconcile.
@@ -138,26 +255,49 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
     program
       .command('serve')
       .description('serve the registry browser and the catalog API, take registry notifications, and reconcile with the registry periodically')
-      .option('--listen <host:port>', 'address to listen on (env TAGTRAIL_LISTEN; default 127.0.0.1:8080)')
-      .option('--registry <url>', 'registry URL or host[:port] (env TAGTRAIL_REGISTRY)')
-      .option('--db <url>', 'catalog database: sqlite:PATH or postgres://… (env TAGTRAIL_DB; default sqlite:./tagtrail.db)')
-      .option('--webhook-secret <secret>', 'shared secret registries send in the Authorization header (env TAGTRAIL_WEBHOOK_SECRET, preferred: flags show in ps); no secret, no webhook')
-      .option('--reconcile-interval <seconds>', 'seconds between full reconciles; 0 turns them off (env TAGTRAIL_RECONCILE_INTERVAL; default 600)')
-      .option('--concurrency <n>', 'registry requests in flight at most, per reconcile and for the webhook (default 8)')
-      .option('--read-configs', 'read every new image config once for builder evidence, not only those of images without build annotations (env TAGTRAIL_READ_CONFIGS=1)')
-      .option('--gitlab-url <url>', 'a GitLab server whose URLs in annotations the browser shows as links; others stay text; the first one serves --gitlab-group and --gitlab-project (repeatable; env TAGTRAIL_GITLAB_URL, comma-separated; default https://gitlab.com)', collect, [])
-      .option('--gitlab-group <path>', GITLAB_GROUP_HELP, collect, [])
-      .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect, [])
-      .option('--gitlab-webhook-secret <secret>', "take GitLab's Pipeline and Job events at /api/v1/gitlab/events, sent with this secret token, and re-crawl the project's repositories when a pipeline or job ends (env TAGTRAIL_GITLAB_WEBHOOK_SECRET, preferred)")
-      .option('--public-url <url>', 'the URL people and CI jobs reach serve at; with it serve verifies build reports (POST /api/v1/builds) whose GitLab ID token has this audience (env TAGTRAIL_PUBLIC_URL)'),
+      .addOption(new Option('--listen <host:port>', 'address to listen on').default(undefined, '127.0.0.1:8080'))
+      .option('--registry <url>', 'registry URL or host[:port]')
+      .addOption(new Option('--db <url>', 'catalog database: sqlite:PATH or postgres://…').default(undefined, 'sqlite:./tagtrail.db'))
+      .option('--webhook-secret <secret>', 'shared secret registries send in the Authorization header (prefer TAGTRAIL_WEBHOOK_SECRET: flags show in ps); no secret, no webhook')
+      .addOption(new Option('--reconcile-interval <seconds>', 'seconds between full reconciles; 0 turns them off').default(undefined, '600'))
+      .addOption(new Option('--concurrency <n>', 'registry requests in flight at most, per reconcile and for the webhook').default(undefined, '8'))
+      .option('--read-configs', 'read every new image config once for builder evidence, not only those of images without build annotations')
+      .addOption(
+        new Option('--gitlab-url <url>', 'a GitLab server whose URLs in annotations the browser shows as links; others stay text; the first one serves --gitlab-group and --gitlab-project (repeatable)').argParser(collect).default(undefined, 'https://gitlab.com'),
+      )
+      .option('--gitlab-group <path>', GITLAB_GROUP_HELP, collect)
+      .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect)
+      .option('--gitlab-webhook-secret <secret>', "take GitLab's Pipeline and Job events at /api/v1/gitlab/events, sent with this secret token, and re-crawl the project's repositories when a pipeline or job ends (prefer TAGTRAIL_GITLAB_WEBHOOK_SECRET: flags show in ps)")
+      .option('--public-url <url>', 'the URL people and CI jobs reach serve at; with it serve verifies build reports (POST /api/v1/builds) whose GitLab ID token has this audience')
+      .addHelpText(
+        'after',
+        helpFooter(
+          ['tagtrail serve --registry registry.example.com --db postgres://tagtrail@db/tagtrail', 'TAGTRAIL_WEBHOOK_SECRET=… tagtrail serve --registry 127.0.0.1:5000'],
+          [
+            ['TAGTRAIL_LISTEN', 'as --listen'],
+            ['TAGTRAIL_REGISTRY', 'as --registry'],
+            ['TAGTRAIL_DB', 'as --db'],
+            ['TAGTRAIL_WEBHOOK_SECRET', 'as --webhook-secret'],
+            ['TAGTRAIL_RECONCILE_INTERVAL', 'as --reconcile-interval'],
+            ['TAGTRAIL_CONCURRENCY', 'as --concurrency'],
+            ['TAGTRAIL_READ_CONFIGS', '1: as --read-configs'],
+            ['TAGTRAIL_GITLAB_URL', 'as --gitlab-url, comma-separated'],
+            ...GITLAB_ENV,
+            ['TAGTRAIL_GITLAB_WEBHOOK_SECRET', 'as --gitlab-webhook-secret'],
+            ['TAGTRAIL_PUBLIC_URL', 'as --public-url'],
+            ...CREDENTIAL_ENV,
+            LOG_ENV,
+          ],
+        ),
+      ),
   ).action(run(() => import('./commands/serve.js')));
 
   return program;
 }
 
 export async function main(argv: readonly string[], raw: Runtime = processRuntime()): Promise<number> {
-  let exitCode = 0;
   const rt = inertRuntime(raw);
+  let exitCode = 0;
   const program = buildProgram(raw, (c) => {
     exitCode = c;
   });

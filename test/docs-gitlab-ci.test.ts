@@ -70,8 +70,8 @@ describe('the one-liners in docs/gitlab-ci.md', () => {
     const dir = join(work(), `snippet-${Math.random().toString(36).slice(2)}`);
     await mkdir(dir);
     const argsFile = join(dir, 'args');
-    const format = /--format (\w+)/.exec(snippet)?.[1] as string;
-    const want = JSON.parse((await sh(process.execPath, [BIN, 'flags', '--format', 'json'], JOB_ENV)).stdout) as Record<string, string>;
+    const format = /--output (\w+)/.exec(snippet)?.[1] as string;
+    const want = JSON.parse((await sh(process.execPath, [BIN, 'flags', '--output', 'json'], JOB_ENV)).stdout) as Record<string, string>;
     const flag = format === 'labels' ? '--label' : '--annotation';
     const prefix = format === 'buildx' ? 'index,manifest:' : '';
     const flags = Object.entries(want).flatMap(([k, v]) => [flag, `${prefix}${k}=${v}`]);
@@ -150,5 +150,20 @@ describe('the recipes in docs/gitlab-ci.md', () => {
     }
     expect(args).toContain(`${prefix}com.gitlab.ci.job_name=${job}`);
     expect(args.some((a) => a.startsWith(`${prefix}com.gitlab.ci.commit_sha=`))).toBe(true);
+  }, 180_000);
+
+  it("README's GitLab CI example: loads, builds in one job, and annotates in the template's job, each in its own image", async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const at = readme.indexOf('## Use it in GitLab CI\n');
+    const open = readme.indexOf('```yaml\n', at);
+    const yaml = readme.slice(open + 8, readme.indexOf('\n```\n', open) + 1);
+    expect(yaml).toContain(REMOTE_INCLUDE);
+    // No image has docker and tagtrail both: no job may run the two.
+    expect(yaml).not.toMatch(/tagtrail (annotate|attach)/);
+    const dir = await project('readme', yaml);
+    const list = await gitlabCiLocal(dir, ['--list']);
+    expect(list.code, `${list.stdout}\n${list.stderr}`).toBe(0);
+    expect(list.stdout).toMatch(/build-image\s.*\bbuild\b/);
+    expect(list.stdout).toMatch(/tagtrail-annotate\s.*\btest\b/);
   }, 180_000);
 });

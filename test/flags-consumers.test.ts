@@ -83,7 +83,7 @@ function annotationArgs(values: readonly string[]): string[] {
 
 /** The annotation set as tagtrail computes it, read through JSON (not through any shell). */
 async function expectedSet(flagArgs: readonly string[]): Promise<Record<string, string>> {
-  const { stdout } = await exec(TAGTRAIL[0] as string, [...TAGTRAIL.slice(1), 'flags', '--format', 'json', ...flagArgs], jobEnv());
+  const { stdout } = await exec(TAGTRAIL[0] as string, [...TAGTRAIL.slice(1), 'flags', '--output', 'json', ...flagArgs], jobEnv());
   return JSON.parse(stdout.toString('utf8')) as Record<string, string>;
 }
 
@@ -110,13 +110,13 @@ describe.each([
   { format: 'buildx', flag: '--annotation', prefix: 'index,manifest:' },
   { format: 'buildah', flag: '--annotation', prefix: '' },
   { format: 'labels', flag: '--label', prefix: '' },
-])('tagtrail flags --format $format', ({ format, flag, prefix }) => {
+])('tagtrail flags --output $format', ({ format, flag, prefix }) => {
   it('survives bash: eval "args=($(tagtrail flags))", value by value', async () => {
     const args = annotationArgs(hostileValues());
     const want = expectedArgv(await expectedSet(args), flag, prefix);
     expect(want.length).toBeGreaterThan(40);
     const script = 'eval "args=($("$@"))" && printf "%s\\0" "${args[@]}"';
-    const { stdout } = await exec('bash', ['-c', script, 'bash', ...TAGTRAIL, 'flags', '--format', format, ...args], jobEnv());
+    const { stdout } = await exec('bash', ['-c', script, 'bash', ...TAGTRAIL, 'flags', '--output', format, ...args], jobEnv());
     expect(nulSplit(stdout)).toEqual(want);
     await expectNothingRan();
   });
@@ -125,7 +125,7 @@ describe.each([
     const args = annotationArgs(hostileValues());
     const want = expectedArgv(await expectedSet(args), flag, prefix);
     const script = 'eval "set -- $("$@")" && printf "%s\\0" "$@"';
-    const { stdout } = await exec('sh', ['-c', script, 'sh', ...TAGTRAIL, 'flags', '--format', format, ...args], jobEnv());
+    const { stdout } = await exec('sh', ['-c', script, 'sh', ...TAGTRAIL, 'flags', '--output', format, ...args], jobEnv());
     expect(nulSplit(stdout)).toEqual(want);
     await expectNothingRan();
   });
@@ -134,7 +134,7 @@ describe.each([
     const args = annotationArgs(hostileValues());
     const want = expectedArgv(await expectedSet(args), flag, prefix);
     const script = '"$@" | xargs -0 printf "%s\\0"';
-    const { stdout } = await exec('bash', ['-c', `set -o pipefail; ${script}`, 'bash', ...TAGTRAIL, 'flags', '--null', '--format', format, ...args], jobEnv());
+    const { stdout } = await exec('bash', ['-c', `set -o pipefail; ${script}`, 'bash', ...TAGTRAIL, 'flags', '--null', '--output', format, ...args], jobEnv());
     expect(nulSplit(stdout)).toEqual(want);
     await expectNothingRan();
   });
@@ -143,7 +143,7 @@ describe.each([
     const args = annotationArgs(hostileValues().filter((v) => !/[\r\n]/.test(v)));
     const want = expectedArgv(await expectedSet(args), flag, prefix);
     const script = 'mapfile -t args < <("$@") && printf "%s\\0" "${args[@]}"';
-    const { stdout } = await exec('bash', ['-c', script, 'bash', ...TAGTRAIL, 'flags', '--lines', '--format', format, ...args], jobEnv());
+    const { stdout } = await exec('bash', ['-c', script, 'bash', ...TAGTRAIL, 'flags', '--lines', '--output', format, ...args], jobEnv());
     expect(nulSplit(stdout)).toEqual(want);
   });
 });
@@ -165,7 +165,7 @@ describe('buildah takes the flags', () => {
   });
 
   // The documented one-liners, as a job would run them, with "$@" standing for `tagtrail flags
-  // --format FORMAT ...` and $BUILDAH for `buildah` with the test's storage options.
+  // --output FORMAT ...` and $BUILDAH for `buildah` with the test's storage options.
   const ONE_LINERS = {
     eval: 'eval "set -- $("$@")" && $BUILDAH build --quiet "$@" -t "$TAG" -f "$CONTEXT/Containerfile" "$CONTEXT"',
     xargs: `"$@" --null | xargs -0 sh -c 'exec $BUILDAH build --quiet "$@" -t "$TAG" -f "$CONTEXT/Containerfile" "$CONTEXT"' sh`,
@@ -175,7 +175,7 @@ describe('buildah takes the flags', () => {
     const layout = join(work, `layout-${tag}`);
     const image = `localhost/tagtrail-flags:${tag}`;
     const script = ['set -e -o pipefail', `${ONE_LINERS[how]} >/dev/null`, '$BUILDAH push --quiet "$TAG" "oci:$LAYOUT:latest"'].join('\n');
-    await exec('bash', ['-c', script, 'bash', ...TAGTRAIL, 'flags', '--format', format, ...args], { ...jobEnv(), BUILDAH: `buildah ${storage}`, TAG: image, CONTEXT: work, LAYOUT: layout });
+    await exec('bash', ['-c', script, 'bash', ...TAGTRAIL, 'flags', '--output', format, ...args], { ...jobEnv(), BUILDAH: `buildah ${storage}`, TAG: image, CONTEXT: work, LAYOUT: layout });
     const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     const blob = (d: string) => readFile(join(layout, 'blobs', ...d.split(':')), 'utf8');
     const manifest = JSON.parse(await blob((index.manifests[0] as { digest: string }).digest)) as { config: { digest: string }; annotations?: Record<string, string> };

@@ -62,10 +62,10 @@ interface PipelineRun {
   output: string;
 }
 
-function gitlabCiLocal(project: Project, variables: Record<string, string> = {}): Promise<PipelineRun> {
+function gitlabCiLocal(project: Project, extra: readonly string[] = []): Promise<PipelineRun> {
   const args = [
     GITLAB_CI_LOCAL,
-    ...Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]),
+    ...extra,
     '--shell-executor-no-image',
     '--force-shell-executor',
     '--variable',
@@ -265,7 +265,7 @@ describe('templates/tagtrail.gitlab-ci.yml, included locally', () => {
       ].join('\n');
       const project = await makeProject('report', yaml, ['tagtrail.gitlab-ci.yml']);
       await makeImage(join(project.dir, 'layout'), { seed: 'report' });
-      const result = await gitlabCiLocal(project, { TAGTRAIL_ID_TOKEN: idToken });
+      const result = await gitlabCiLocal(project, ['--variable', `TAGTRAIL_ID_TOKEN=${idToken}`]);
       expect(result.code, result.output).toBe(0);
       expect(result.output).not.toContain(idToken.split('.')[2]);
       const image = `${registry().host}/group/app:${project.sha.slice(0, 8)}`;
@@ -297,6 +297,103 @@ describe('templates/tagtrail.gitlab-ci.yml, included locally', () => {
     expect(result.code, result.output).toBe(0);
     expect(result.output).toMatch(/PASS\s+build/);
     expect(result.output).not.toMatch(/tagtrail-annotate\s+starting/);
+  }, PIPELINE_TIMEOUT);
+});
+
+/** The job names gitlab-ci-local --list puts in the pipeline for these variables. */
+async function listed(project: Project, variables: Record<string, string>): Promise<string[]> {
+  const r = await gitlabCiLocal(project, ['--list', ...Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`])]);
+  expect(r.code, r.output).toBe(0);
+  const lines = r.output.split('\n');
+  const header = lines.findIndex((l) => /^name\s+description\s+stage/.test(l));
+  expect(header, r.output).toBeGreaterThanOrEqual(0);
+  // Rows of the table: name, (description), stage, when, …; warnings on stderr come after it.
+  return lines
+    .slice(header + 1)
+    .map((l) => /^(\S+)\s.*\s(on_success|manual|always|delayed)\s/.exec(l)?.[1])
+    .filter((n): n is string => n !== undefined);
+}
+
+describe('when the job runs (GitLab: avoid duplicate pipelines)', () => {
+  it('in branch pipelines without an open merge request, merge request pipelines and tag pipelines; never twice for one push', async () => {
+    const yaml = [
+      'include:',
+      '  - local: templates/tagtrail.gitlab-ci.yml',
+      '  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/annotate@$CI_COMMIT_SHA',
+      '    inputs:',
+      '      job-name: annotate-worker',
+      '      stage: deploy',
+      '      images: $CI_REGISTRY_IMAGE/worker:$CI_COMMIT_SHORT_SHA',
+      '',
+      'build:',
+      '  stage: build',
+      '  script:',
+      '    - echo built',
+      '',
+    ].join('\n');
+    const project = await makeProject('rules', yaml, ['tagtrail.gitlab-ci.yml', 'annotate.yml']);
+    const both = ['build', 'tagtrail-annotate', 'annotate-worker'];
+    // A branch pipeline with no merge request open.
+    expect(await listed(project, {})).toEqual(both);
+    // A push to a branch with an open merge request: GitLab starts a branch pipeline and a merge
+    // request pipeline; the job is in the second only.
+    expect(await listed(project, { CI_OPEN_MERGE_REQUESTS: 'group/app!1' })).toEqual(['build']);
+    expect(await listed(project, { CI_PIPELINE_SOURCE: 'merge_request_event', CI_MERGE_REQUEST_IID: '1', CI_OPEN_MERGE_REQUESTS: 'group/app!1' })).toEqual(both);
+    // A tag pipeline: no branch.
+    expect(await listed(project, { CI_COMMIT_TAG: 'v1.0.0', CI_COMMIT_BRANCH: '', CI_COMMIT_REF_NAME: 'v1.0.0' })).toEqual(both);
+    // Neither branch, nor tag, nor merge request (say, a pipeline of another kind): not run.
+    expect(await listed(project, { CI_COMMIT_BRANCH: '' })).toEqual(['build']);
+    expect(await listed(project, { TAGTRAIL_DISABLED: '1' })).toEqual(['build']);
+  }, PIPELINE_TIMEOUT);
+});
+
+describe('a later pipeline that built nothing', () => {
+  it('stops with exit 3 naming the pipeline that built the image, and leaves the image as it was', async () => {
+    const yaml = [
+      'include:',
+      '  - local: templates/tagtrail.gitlab-ci.yml',
+      '',
+      'build:',
+      '  stage: build',
+      '  rules:',
+      '    - if: $BUILD == "yes"',
+      '  script:',
+      '    - skopeo --insecure-policy copy --dest-tls-verify=false oci:layout:latest "docker://$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA"',
+      '',
+    ].join('\n');
+    const project = await makeProject('rerun', yaml, ['tagtrail.gitlab-ci.yml']);
+    await makeImage(join(project.dir, 'layout'), { seed: 'rerun' });
+    const ref = `${registry().host}/group/app:${project.sha.slice(0, 8)}`;
+
+    const first = await gitlabCiLocal(project, ['--variable', 'BUILD=yes']);
+    expect(first.code, first.output).toBe(0);
+    const built = await manifest(ref);
+    const builder = built.json.annotations?.['com.gitlab.ci.pipeline_id'];
+    expect(builder).toMatch(/^\d+$/);
+
+    const later = await gitlabCiLocal(project);
+    expect(later.code, later.output).not.toBe(0);
+    expect(later.output).toContain(`already carries the build details of pipeline ${builder}`);
+    expect(later.output).toMatch(/tagtrail-annotate finished in .* FAIL 3/);
+    expect((await manifest(ref)).digest).toBe(built.digest);
+  }, PIPELINE_TIMEOUT);
+});
+
+describe("the project's own .gitlab-ci.yml", () => {
+  it('tests, builds, stamps the image with its own template and checks its component; a version tag also releases', async () => {
+    const project = await makeProject('own', await readFile(join(ROOT, '.gitlab-ci.yml'), 'utf8'), ['tagtrail.gitlab-ci.yml', 'annotate.yml']);
+    const branch = ['test', 'tagtrail-labels', 'build-image', 'tagtrail-annotate', 'component-check'];
+    expect(await listed(project, {})).toEqual(branch);
+    expect(await listed(project, { CI_COMMIT_TAG: '0.1.0', CI_COMMIT_BRANCH: '', CI_COMMIT_REF_NAME: '0.1.0' })).toEqual([...branch, 'create-release']);
+    // With a merge request open, GitLab's workflow:rules drop the branch pipeline; gitlab-ci-local
+    // 4.60 does not apply workflow:rules to the list, but the jobs' own rules still drop the
+    // tagtrail jobs (docs/gitlab-ci.md says what it cannot check).
+    expect(await listed(project, { CI_OPEN_MERGE_REQUESTS: 'tagtrail/tagtrail!1' })).toEqual(['test', 'tagtrail-labels', 'build-image']);
+
+    const preview = await gitlabCiLocal(project, ['--preview', '--variable', 'CI_COMMIT_TAG=0.1.0', '--variable', 'CI_COMMIT_BRANCH=']);
+    expect(preview.code, preview.output).toBe(0);
+    expect(preview.output).toMatch(/create-release:[\s\S]*release:\n\s+tag_name: \$CI_COMMIT_TAG/);
+    expect(preview.output).toContain('TAGTRAIL_IMAGES: $CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA $CI_REGISTRY_IMAGE:$CI_COMMIT_TAG');
   }, PIPELINE_TIMEOUT);
 });
 

@@ -35,9 +35,8 @@ describe('template and component', () => {
 
   it('run in the tagtrail image of this release by default', () => {
     const image = `registry.gitlab.com/tagtrail/tagtrail:${VERSION}`;
-    expect(TEMPLATE).toContain(`  TAGTRAIL_CLI_IMAGE: ${image}\n`);
-    expect(TEMPLATE).toContain('  image: $TAGTRAIL_CLI_IMAGE\n');
-    expect(COMPONENT).toMatch(new RegExp(`\\n    image:\\n      default: ${image.replace(/[.]/g, '\\.')}\\n`));
+    expect(TEMPLATE).toContain(`.tagtrail-annotate:\n  image: ${image}\n`);
+    expect(COMPONENT).toMatch(new RegExp(`\\n    image:\\n      type: string\\n      default: ${image.replace(/[.]/g, '\\.')}\\n`));
     expect(COMPONENT).toContain('  image: $[[ inputs.image ]]\n');
   });
 
@@ -45,16 +44,51 @@ describe('template and component', () => {
     for (const f of [TEMPLATE, COMPONENT]) expect(f).not.toMatch(/^\s+TAGTRAIL_IMAGE:/m);
   });
 
-  it('declare the component inputs, each with a default and a description', () => {
+  it('set no global keywords: only jobs at the top level (GitLab\'s template guide)', () => {
+    const top = (yaml: string) => [...yaml.matchAll(/^([^\s#][^:]*):/gm)].map((m) => m[1]);
+    expect(top(TEMPLATE)).toEqual(['.tagtrail-annotate', 'tagtrail-annotate']);
+    expect(top(COMPONENT.slice(COMPONENT.indexOf('\n---\n') + 5))).toEqual(['$[[ inputs.job-name ]]']);
+  });
+
+  it('share the rules: merge request pipelines, branch pipelines without an open merge request, tags; never when disabled', () => {
+    const rules = (yaml: string) => {
+      const at = yaml.indexOf('\n  rules:\n');
+      return yaml.slice(at, yaml.indexOf('\n  script:', at));
+    };
+    expect(rules(COMPONENT)).toBe(rules(TEMPLATE));
+    expect(rules(TEMPLATE)).toBe(
+      [
+        '',
+        '  rules:',
+        '    - if: $TAGTRAIL_DISABLED == "true" || $TAGTRAIL_DISABLED == "1"',
+        '      when: never',
+        '    - if: $CI_PIPELINE_SOURCE == "merge_request_event"',
+        '    - if: $CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS',
+        '      when: never',
+        '    - if: $CI_COMMIT_BRANCH',
+        '    - if: $CI_COMMIT_TAG',
+      ].join('\n'),
+    );
+    // No catch-all rule: it is what starts the job a second time in merge request pipelines.
+    for (const f of [TEMPLATE, COMPONENT]) expect(f).not.toMatch(/^\s+- when: (on_success|always)$/m);
+  });
+
+  it('declare the component inputs, each with a type, a default and a description, and use each one', () => {
     const spec = COMPONENT.slice(COMPONENT.indexOf('spec:\n'), COMPONENT.indexOf('\n---\n'));
     const names = [...spec.matchAll(/^ {4}([a-z_-]+):$/gm)].map((m) => m[1]);
-    expect(names).toEqual(['image', 'stage', 'images', 'annotations', 'mode', 'report_url', 'platforms']);
+    expect(names).toEqual(['job-name', 'image', 'stage', 'images', 'annotations', 'mode', 'report-url', 'platforms', 'args', 'dotenv-max-variables']);
     expect(spec).toContain('      options: [annotate, attach]\n');
     for (const n of names) {
       const block = spec.slice(spec.indexOf(`    ${n}:\n`)).split(/\n {4}(?=[a-z])/)[0] as string;
+      expect(block, n).toMatch(/\n {6}type: (string|number|boolean|array)\n/);
       expect(block, n).toMatch(/\n {6}default: /);
       expect(block, n).toMatch(/\n {6}description: \S/);
       expect(COMPONENT, n).toContain(`$[[ inputs.${n} ]]`);
+    }
+    // Every variable the shared script reads is set from an input: none is left to the caller.
+    const body = COMPONENT.slice(COMPONENT.indexOf('\n---\n'));
+    for (const v of ['TAGTRAIL_IMAGES', 'TAGTRAIL_ANNOTATIONS', 'TAGTRAIL_PLATFORMS', 'TAGTRAIL_MODE', 'TAGTRAIL_ANNOTATE_ARGS', 'TAGTRAIL_DOTENV_MAX_VARIABLES', 'TAGTRAIL_REPORT_URL']) {
+      expect(body, v).toMatch(new RegExp(`\\n    ${v}: \\$\\[\\[ inputs\\.[a-z-]+ \\]\\]\\n`));
     }
   });
 
@@ -126,6 +160,16 @@ describe('the job script, under POSIX sh', () => {
     const r = await job({ TAGTRAIL_IMAGES: 'registry.example.com/g/app:1' });
     expect(r.code, r.stderr).toBe(0);
     expect(r.args).toEqual(['annotate', '--output', 'dotenv', 'registry.example.com/g/app:1']);
+  });
+
+  it('annotates $CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA when TAGTRAIL_IMAGES is unset, and says so when the project has no registry', async () => {
+    const r = await job({ CI_REGISTRY_IMAGE: 'registry.example.com/g/app', CI_COMMIT_SHORT_SHA: '0123abcd' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.args).toEqual(['annotate', '--output', 'dotenv', 'registry.example.com/g/app:0123abcd']);
+    const none = await job({ CI_COMMIT_SHORT_SHA: '0123abcd' });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('no container registry');
+    expect(none.args).toEqual([]);
   });
 
   it('runs attach instead with TAGTRAIL_MODE=attach, and refuses platforms or another mode with exit 2', async () => {

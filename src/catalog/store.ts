@@ -45,8 +45,13 @@ export interface StoreReader {
   listTags(repository: string, options: { limit?: number; cursor?: string }): Promise<Page<TagItem>>;
   /** Live tags matching every filter, newest first. */
   searchImages(query: SearchQuery): Promise<Page<TagItem>>;
-  getImage(digest: string): Promise<ImageDetail | null>;
-  tagHistory(repository: string, tag: string): Promise<TagHistory | null>;
+  /**
+   * One manifest. Its `referrers` are those `repository` lists; without a repository, those listed
+   * by a repository that tags the digest (a referrer listed elsewhere never counts: referrer-store.ts).
+   */
+  getImage(digest: string, options?: { repository?: string }): Promise<ImageDetail | null>;
+  /** A tag's history, newest first, a page at a time (`limit`, default HISTORY_PAGE_SIZE; `cursor` from the page before). */
+  tagHistory(repository: string, tag: string, page?: { limit?: number; cursor?: string }): Promise<TagHistory | null>;
   stats(): Promise<StoreStats>;
   /** Counts and shares of builders, build-detail sources, media types and multi-platform images, by week. */
   insights(query: InsightsQuery): Promise<InsightsReport>;

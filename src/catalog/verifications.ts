@@ -1,4 +1,4 @@
-// The SQL of verified builds and of pushers (tables from migration 6), shared by both dialects and
+// The SQL of verified builds and of pushers (tables from migration 7), shared by both dialects and
 // called from SqlStore. A verification is a build report checked against a GitLab ID token
 // (src/server/builds.ts); it is kept per repository and digest, so when a tag moves to another
 // digest the mark does not follow it. A pusher is the user agent of the registry notification that

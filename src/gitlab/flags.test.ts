@@ -3,7 +3,6 @@ import { InvalidInputError, UsageError, exitCodeFor } from '../errors.js';
 import { toAnnotations } from '../oci/annotations.js';
 import {
   BUILDX_LEVELS,
-  DOTENV_MAX_BYTES,
   annotationsJson,
   builderArgs,
   dotenvName,
@@ -15,6 +14,10 @@ import {
   shellQuote,
   shellWords,
 } from './flags.js';
+import { DEFAULT_DOTENV_MAX_VARIABLES, DOTENV_MAX_BYTES } from './dotenv.js';
+import { parseAsGitLab } from '../../test/helpers/gitlab-dotenv.js';
+
+const LIMITS = { maxVariables: DEFAULT_DOTENV_MAX_VARIABLES, maxBytes: DOTENV_MAX_BYTES };
 
 const SET = toAnnotations([
   ['com.gitlab.ci.pipeline_id', '1001'],
@@ -113,29 +116,55 @@ describe('dotenv', () => {
   });
 
   it('writes values as they are: GitLab neither unquotes nor expands them', () => {
-    const r = dotenvReport(toAnnotations([['com.example.q', `"quoted" 'x' $HOME a=b #c`]]));
+    const r = dotenvReport(toAnnotations([['com.example.q', `"quoted" 'x' $HOME a=b #c`]]), LIMITS);
     expect(r.text).toBe(`TAGTRAIL_ANNOTATION_COM_EXAMPLE_Q="quoted" 'x' $HOME a=b #c\n`);
     expect(r.warnings).toEqual([]);
+    expect(parseAsGitLab(r.text).get('TAGTRAIL_ANNOTATION_COM_EXAMPLE_Q')).toBe(`"quoted" 'x' $HOME a=b #c`);
   });
 
   it('writes nothing at all for an empty set (GitLab refuses empty lines)', () => {
-    expect(dotenvReport(toAnnotations([])).text).toBe('');
+    expect(dotenvReport(toAnnotations([]), LIMITS).text).toBe('');
   });
 
   it('refuses a value with a line break', () => {
-    expect(() => dotenvReport(toAnnotations([['com.example.m', 'a\nb']]))).toThrow(/line break/);
+    expect(() => dotenvReport(toAnnotations([['com.example.m', 'a\nb']]), LIMITS)).toThrow(/line break/);
   });
 
   it('refuses two keys that become one variable', () => {
-    expect(() => dotenvReport(toAnnotations([['com.example.a-b', '1'], ['com.example.a_b', '2']]))).toThrow(/both become the variable TAGTRAIL_ANNOTATION_COM_EXAMPLE_A_B/);
+    expect(() => dotenvReport(toAnnotations([['com.example.a-b', '1'], ['com.example.a_b', '2']]), LIMITS)).toThrow(/both become the variable TAGTRAIL_ANNOTATION_COM_EXAMPLE_A_B/);
   });
 
-  it('warns where GitLab would change or refuse the report', () => {
-    expect(dotenvReport(toAnnotations([['com.example.s', ' padded ']])).warnings.join()).toMatch(/strips the spaces/);
-    const big = toAnnotations(Array.from({ length: 6 }, (_, i) => [`com.example.k${i}`, 'x'.repeat(1000)] as const));
-    expect(dotenvReport(big).warnings.join()).toMatch(new RegExp(`over ${DOTENV_MAX_BYTES} bytes`));
-    const many = toAnnotations(Array.from({ length: 51 }, (_, i) => [`com.example.k${i}`, 'x'] as const));
-    expect(dotenvReport(many).warnings.join()).toMatch(/51 variables/);
+  it('warns where GitLab would strip spaces', () => {
+    expect(dotenvReport(toAnnotations([['com.example.s', ' padded ']]), LIMITS).warnings.join()).toMatch(/strips the spaces/);
+  });
+
+  it('keeps within the variable limit: --annotation keys first, then the CI keys most useful first, and names the rest', () => {
+    const ci = [
+      'com.gitlab.ci.user_id',
+      'org.opencontainers.image.url',
+      'com.gitlab.ci.pipeline_id',
+      'com.gitlab.ci.pipeline_url',
+      'com.gitlab.ci.commit_sha',
+      'com.gitlab.ci.job_url',
+    ].map((k) => [k, '1'] as const);
+    const set = toAnnotations([...ci, ['com.example.team', 'pay']]);
+    const r = dotenvReport(set, { maxVariables: 4, maxBytes: DOTENV_MAX_BYTES });
+    expect([...parseAsGitLab(r.text, { maxVariables: 4, maxBytes: DOTENV_MAX_BYTES }).keys()]).toEqual([
+      'TAGTRAIL_ANNOTATION_COM_EXAMPLE_TEAM',
+      'TAGTRAIL_ANNOTATION_COM_GITLAB_CI_PIPELINE_URL',
+      'TAGTRAIL_ANNOTATION_COM_GITLAB_CI_PIPELINE_ID',
+      'TAGTRAIL_ANNOTATION_COM_GITLAB_CI_COMMIT_SHA',
+    ]);
+    expect(r.leftOut).toEqual(['TAGTRAIL_ANNOTATION_COM_GITLAB_CI_JOB_URL', 'TAGTRAIL_ANNOTATION_COM_GITLAB_CI_USER_ID', 'TAGTRAIL_ANNOTATION_ORG_OPENCONTAINERS_IMAGE_URL']);
+    expect(r.warnings.join()).toContain('left out: TAGTRAIL_ANNOTATION_COM_GITLAB_CI_JOB_URL, TAGTRAIL_ANNOTATION_COM_GITLAB_CI_USER_ID');
+  });
+
+  it('keeps within 5 KiB, still taking a smaller variable after one that did not fit', () => {
+    const set = toAnnotations([...Array.from({ length: 6 }, (_, i) => [`com.example.k${i}`, 'x'.repeat(1000)] as const), ['com.example.small', 'y']]);
+    const r = dotenvReport(set, LIMITS);
+    expect(Buffer.byteLength(r.text)).toBeLessThanOrEqual(DOTENV_MAX_BYTES);
+    expect(r.leftOut).toEqual(['TAGTRAIL_ANNOTATION_COM_EXAMPLE_K4', 'TAGTRAIL_ANNOTATION_COM_EXAMPLE_K5']);
+    expect(parseAsGitLab(r.text).get('TAGTRAIL_ANNOTATION_COM_EXAMPLE_SMALL')).toBe('y');
   });
 });
 

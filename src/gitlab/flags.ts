@@ -8,6 +8,7 @@
 //   lines  raw arguments, one per line, refused when a value holds a line break.
 import { InvalidInputError, UsageError } from '../errors.js';
 import type { Annotations } from '../oci/annotations.js';
+import { type DotenvLimits, type DotenvReport, type DotenvVariable, writeDotenv } from './dotenv.js';
 
 export const FLAG_FORMATS = ['buildx', 'buildah', 'podman', 'labels', 'json', 'dotenv'] as const;
 export type FlagFormat = (typeof FLAG_FORMATS)[number];
@@ -114,54 +115,78 @@ export function annotationsJson(set: Annotations): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// GitLab dotenv reports (artifacts:reports:dotenv)
-//
-// GitLab reads KEY=VALUE lines: the key is everything before the first "=", and may hold only
-// ASCII letters, digits and "_"; the value is taken as written (quotes are not removed, nothing is
-// expanded) but stripped of spaces at both ends; a value cannot span lines; no empty lines. The
-// file may be at most 5 KiB, and an instance limits how many variables one report may hold.
+// The annotation set as a GitLab dotenv report: one TAGTRAIL_ANNOTATION_<KEY> variable per
+// annotation, written by gitlab/dotenv.ts within GitLab's limits.
 
 export const DOTENV_PREFIX = 'TAGTRAIL_ANNOTATION_';
-/** GitLab's default size limit for a dotenv report (plan_limits.dotenv_size). */
-export const DOTENV_MAX_BYTES = 5 * 1024;
-/** The variable limit on GitLab.com's Free plan; self-managed instances default to 150. */
-export const DOTENV_MAX_VARIABLES = 50;
+
+/**
+ * The CI keys, most useful first, for when a report cannot hold them all: what finds the pipeline
+ * and the commit, then the ref, then the rest; the OCI keys that repeat a CI value come last.
+ * Keys not listed (those given with --annotation) rank above all of these: they were asked for.
+ */
+const DOTENV_RANK = [
+  'com.gitlab.ci.pipeline_url',
+  'com.gitlab.ci.pipeline_id',
+  'com.gitlab.ci.commit_sha',
+  'com.gitlab.ci.job_url',
+  'com.gitlab.ci.commit_ref_name',
+  'com.gitlab.ci.tag',
+  'com.gitlab.ci.merge_request_iid',
+  'com.gitlab.ci.project_path',
+  'org.opencontainers.image.created',
+  'org.opencontainers.image.version',
+  'com.gitlab.ci.job_id',
+  'com.gitlab.ci.branch',
+  'com.gitlab.ci.project_url',
+  'com.gitlab.ci.pipeline_source',
+  'com.gitlab.ci.job_name',
+  'com.gitlab.ci.commit_timestamp',
+  'com.gitlab.ci.pipeline_iid',
+  'com.gitlab.ci.project_id',
+  'com.gitlab.ci.server_url',
+  'com.gitlab.ci.user_login',
+  'com.gitlab.ci.user_id',
+  'org.opencontainers.image.title',
+  'org.opencontainers.image.revision',
+  'org.opencontainers.image.source',
+  'org.opencontainers.image.url',
+];
+
+function rank(key: string): number {
+  const i = DOTENV_RANK.indexOf(key);
+  return i < 0 ? -1 : i;
+}
 
 /** com.gitlab.ci.pipeline_id → TAGTRAIL_ANNOTATION_COM_GITLAB_CI_PIPELINE_ID */
 export function dotenvName(key: string): string {
   return DOTENV_PREFIX + key.toUpperCase().replace(/[^A-Z0-9]/g, '_');
 }
 
-export interface DotenvResult {
-  readonly text: string;
-  /** Things GitLab would do differently from what the annotations say; for standard error. */
-  readonly warnings: readonly string[];
-}
-
-export function dotenvReport(set: Annotations): DotenvResult {
+/** The report's variables, most useful first. Refuses values GitLab cannot take and names that collide. */
+export function dotenvVariables(set: Annotations): DotenvVariable[] {
   const seen = new Map<string, string>();
-  const lines: string[] = [];
-  const warnings: string[] = [];
-  for (const [key, value] of Object.entries(set)) {
-    if (LINE_BREAK.test(value)) throw lineBreakError('a GitLab dotenv report', key, `leave it out with --remove-annotation ${key}, or use --format json`);
+  const keys = Object.keys(set)
+    .map((k, i) => ({ k, i }))
+    .sort((a, b) => rank(a.k) - rank(b.k) || a.i - b.i)
+    .map(({ k }) => k);
+  const out: DotenvVariable[] = [];
+  for (const key of keys) {
+    const value = set[key] as string;
+    if (LINE_BREAK.test(value)) throw lineBreakError('a GitLab dotenv report', key, `leave it out with --remove-annotation ${key}, or use --output json`);
     const name = dotenvName(key);
     const other = seen.get(name);
     if (other !== undefined) {
       throw new InvalidInputError('INVALID_ANNOTATION', `annotations ${JSON.stringify(other)} and ${JSON.stringify(key)} both become the variable ${name}`, {
-        hint: `leave one out with --remove-annotation, or use --format json`,
+        hint: `leave one out with --remove-annotation, or use --output json`,
       });
     }
     seen.set(name, key);
-    if (value !== value.trim()) warnings.push(`warning: GitLab strips the spaces around the value of ${name} (annotation ${key})`);
-    lines.push(`${name}=${value}`);
+    out.push({ name, value });
   }
-  const text = lines.length === 0 ? '' : `${lines.join('\n')}\n`;
-  const bytes = Buffer.byteLength(text, 'utf8');
-  if (bytes > DOTENV_MAX_BYTES) {
-    warnings.push(`warning: the dotenv report is ${bytes} bytes; GitLab refuses reports over ${DOTENV_MAX_BYTES} bytes unless the instance allows more`);
-  }
-  if (lines.length > DOTENV_MAX_VARIABLES) {
-    warnings.push(`warning: the dotenv report has ${lines.length} variables; GitLab.com Free takes at most ${DOTENV_MAX_VARIABLES} in one report`);
-  }
-  return { text, warnings };
+  return out;
+}
+
+export function dotenvReport(set: Annotations, limits: DotenvLimits): DotenvReport {
+  return writeDotenv(dotenvVariables(set), limits);
 }

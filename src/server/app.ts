@@ -12,6 +12,8 @@ import type { Store } from '../catalog/store.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../oci/reference.js';
 import { imageDetail, imageItem, repositoryItem, tagHistoryItem } from './views.js';
+import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
+import { DEFAULT_GITLAB_URL, type GitlabServer, parseGitlabUrls } from './ui/links.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { parseImageQuery, parseInsightsQuery, parseListQuery, parseRepositoryQuery } from './params.js';
@@ -50,7 +52,14 @@ interface AppOptions {
   gitlabEvents?: GitlabEventsOptions;
   /** Build reports verified against GitLab ID tokens (builds.ts); off without a public URL. */
   builds?: BuildReportOptions;
+  /** The clock; default the system's. */
+  now?: () => Date;
+  /** The GitLab servers whose URLs the API gives as links (as the browser links them); default https://gitlab.com. */
+  gitlabServers?: readonly GitlabServer[];
 }
+
+/** Media types the raw manifest endpoint declares as they are; any other is served as bytes. */
+const MANIFEST_MEDIA_TYPES = new Set([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, 'application/vnd.docker.distribution.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v1+prettyjws']);
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -64,9 +73,17 @@ function errorBody(code: string, message: string): ErrorBody {
 
 export function createApp(options: AppOptions): Hono {
   const { store } = options;
+  const servers = options.gitlabServers ?? parseGitlabUrls([DEFAULT_GITLAB_URL]);
   const metrics = options.metrics ?? new Metrics({ defaultMetrics: false });
   const log = options.logger;
   const app = new Hono();
+
+  // Every answer declares its type for good: a JSON body (API, errors, probes) echoes names and
+  // annotation values someone else wrote, and must never be sniffed into HTML.
+  app.use('*', async (c, next) => {
+    await next();
+    c.res.headers.set('X-Content-Type-Options', 'nosniff');
+  });
 
   // Metrics and one log line per request. Only the path is logged: never headers or bodies.
   app.use('*', async (c, next) => {
@@ -135,7 +152,7 @@ export function createApp(options: AppOptions): Hono {
       const repository = checkRepositoryPath(history[1] as string);
       const tag = decodeURIComponent(history[2] as string);
       if (!isValidTag(tag)) throw new UsageError(`tag ${JSON.stringify(tag.slice(0, 130))} in the path is not a valid tag`);
-      const h = await store.tagHistory(repository, tag);
+      const h = await store.tagHistory(repository, tag, parseListQuery(new URL(c.req.url).searchParams));
       if (!h) throw new NotFoundError(`no tag ${repository}:${tag} in the catalog`);
       return c.json(tagHistoryItem(h));
     }
@@ -143,7 +160,7 @@ export function createApp(options: AppOptions): Hono {
     if (tags) {
       const repository = checkRepositoryPath(tags[1] as string);
       const page = await store.listTags(repository, parseListQuery(new URL(c.req.url).searchParams));
-      return c.json({ items: page.items.map(imageItem), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
+      return c.json({ items: page.items.map((i) => imageItem(i, servers)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
     }
     throw new NotFoundError(`no such endpoint: GET ${c.req.path.slice(0, 200)}`, { hint: 'try /api/v1/repositories/NAME/tags or /api/v1/repositories/NAME/tags/TAG/history' });
   });
@@ -151,7 +168,7 @@ export function createApp(options: AppOptions): Hono {
   app.get('/api/v1/images', async (c) => {
     const query = parseImageQuery(new URL(c.req.url).searchParams);
     const page = await store.searchImages(query);
-    return c.json({ items: page.items.map(imageItem), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
+    return c.json({ items: page.items.map((i) => imageItem(i, servers)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
   });
 
   app.get('/api/v1/images/:digest', async (c) => {
@@ -159,9 +176,28 @@ export function createApp(options: AppOptions): Hono {
     if (!isValidDigest(digest)) {
       throw new UsageError(`digest ${JSON.stringify(digest.slice(0, 140))} in the path is not sha256:<64 hex> or sha512:<128 hex>`);
     }
+    // ?repository=NAME: the build details as that repository lists them (its referrers only).
+    const repository = c.req.query('repository');
+    if (repository !== undefined && !isValidRepository(repository)) throw new UsageError(`repository ${JSON.stringify(repository.slice(0, 260))} is not a valid repository name`);
+    const detail = await store.getImage(digest, repository !== undefined ? { repository } : {});
+    if (!detail) throw new NotFoundError(`no image ${digest} in the catalog`);
+    return c.json(await imageDetail(store, detail, servers));
+  });
+
+  // The manifest's bytes exactly as stored (the pages show at most 256 KiB of them). Only a
+  // manifest media type is declared: the stored one came from whoever pushed the image.
+  app.get('/api/v1/images/:digest/manifest', async (c) => {
+    const digest = c.req.param('digest');
+    if (!isValidDigest(digest)) throw new UsageError(`digest ${JSON.stringify(digest.slice(0, 140))} in the path is not sha256:<64 hex> or sha512:<128 hex>`);
     const detail = await store.getImage(digest);
     if (!detail) throw new NotFoundError(`no image ${digest} in the catalog`);
-    return c.json(await imageDetail(store, detail));
+    const type = MANIFEST_MEDIA_TYPES.has(detail.mediaType) ? detail.mediaType : 'application/octet-stream';
+    return c.body(new Uint8Array(detail.raw), 200, {
+      'content-type': type,
+      'docker-content-digest': digest,
+      'content-security-policy': "default-src 'none'; sandbox",
+      'cache-control': 'public, max-age=31536000, immutable',
+    });
   });
 
   // How images are built, by week: JSON, or CSV with ?format=csv or at /api/v1/insights.csv.
@@ -220,11 +256,13 @@ export function createApp(options: AppOptions): Hono {
         const result = await applyEvents(events.events, {
           store,
           ingestor,
+          receivedAt: (options.now ?? (() => new Date()))(),
           onEvent: (e, outcome) => metrics.webhookEvents.inc({ kind: e.kind, outcome }),
           onUnreadable: (e, err) =>
             log?.warn({ repository: e.repository, digest: e.kind === 'tag-push' ? e.digest : undefined, err: { message: err instanceof Error ? err.message : String(err) } }, 'pushed manifest could not be read'),
         });
         if (events.ignored > 0) metrics.webhookEvents.inc({ kind: 'ignored', outcome: 'ignored' }, events.ignored);
+        if (result.clamped > 0) log?.warn({ clamped: result.clamped }, 'events dated more than 5 minutes ahead were recorded at their receipt');
         metrics.webhookEnvelopes.inc({ result: 'accepted' });
         log?.info({ events: events.events.length, ignored: events.ignored, ...result }, 'notification applied');
         return c.json({ events: events.events.length, ignored: events.ignored, ...result });

@@ -71,8 +71,8 @@ export function openApiDocument(): Record<string, unknown> {
       '/api/v1/repositories/{repository}/tags/{tag}/history': {
         get: {
           operationId: 'tagHistory',
-          summary: 'Every digest a tag pointed at, newest first; kept after the tag is deleted.',
-          parameters: [repositoryPathParam, { name: 'tag', in: 'path', required: true, schema: { type: 'string' } }],
+          summary: 'Every digest a tag pointed at, newest first, 50 a page (nextCursor for older ones); kept after the tag is deleted.',
+          parameters: [repositoryPathParam, { name: 'tag', in: 'path', required: true, schema: { type: 'string' } }, limitParam, cursorParam],
           responses: {
             200: { description: 'The history.', content: { 'application/json': { schema: { $ref: '#/components/schemas/TagHistory' } } } },
             400: errorResponse('A bad repository or tag.'),
@@ -112,9 +112,30 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'getImage',
           summary: 'One manifest in detail: its annotations, each child’s (for an index), labels, build details, tags.',
-          parameters: [{ name: 'digest', in: 'path', required: true, schema: { type: 'string', pattern: '^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$' } }],
+          parameters: [
+            { name: 'digest', in: 'path', required: true, schema: { type: 'string', pattern: '^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$' } },
+            {
+              name: 'repository',
+              in: 'query',
+              required: false,
+              description: 'Referrers (and build details from them) as this repository lists them; without it, as the repositories that tag the digest list them.',
+              schema: { type: 'string' },
+            },
+          ],
           responses: {
             200: { description: 'The image.', content: { 'application/json': { schema: { $ref: '#/components/schemas/ImageDetail' } } } },
+            400: errorResponse('Not a digest.'),
+            404: errorResponse('Not in the catalog.'),
+          },
+        },
+      },
+      '/api/v1/images/{digest}/manifest': {
+        get: {
+          operationId: 'getRawManifest',
+          summary: 'The manifest’s bytes exactly as stored, with its media type (an unknown one is served as application/octet-stream).',
+          parameters: [{ name: 'digest', in: 'path', required: true, schema: { type: 'string', pattern: '^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$' } }],
+          responses: {
+            200: { description: 'The manifest.', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
             400: errorResponse('Not a digest.'),
             404: errorResponse('Not in the catalog.'),
           },
@@ -355,6 +376,7 @@ export function openApiDocument(): Record<string, unknown> {
                 },
               },
             },
+            nextCursor: { type: 'string', description: 'Present when older entries follow: pass it as cursor.' },
           },
         },
         InsightsCounts: {

@@ -1,46 +1,36 @@
 // Store records → the JSON the API answers with. `build` is shaped as `tagtrail show` prints it
 // (buildFromAnnotations): from the annotations, else from the config labels, else null.
-import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
+import { type Build, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
+import { buildDetails } from '../catalog/derived.js';
+import { type GitlabServer, checkedBuildLinks } from './ui/links.js';
 import type { Annotations } from '../oci/annotations.js';
 import { mergeAnnotations } from '../oci/inspect.js';
-import { formatPlatform } from '../oci/manifest.js';
+import { formatPlatform, platformNames } from '../oci/manifest.js';
 import type { StoreReader } from '../catalog/store.js';
 import type { VerifiedBuild } from '../catalog/verifications.js';
-import type { ImageDetail, Platform, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
+import type { ImageDetail, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
 
-export function buildOf(annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
-  if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
-  // A build-details referrer (tagtrail attach) when the manifests carry none, before the labels.
-  if (referrer && hasBuildAnnotations(referrer.annotations)) return { ...buildFromAnnotations(referrer.annotations, 'referrer'), referrer: referrer.digest };
-  if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) return buildFromAnnotations(labelAnnotations, 'labels');
-  return null;
+/** The build details as the API gives them: URLs only where the browser would link them (links.ts). */
+export function buildOf(servers: readonly GitlabServer[], annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
+  const build = buildDetails(annotations, labelAnnotations, referrer);
+  return build === null ? null : checkedBuildLinks(build, servers);
 }
 
-/** "linux/arm64/v8"; attestation manifests (unknown/unknown) are not platforms of the image. */
-export function platformList(platforms: readonly Platform[]): string[] {
-  const out: string[] = [];
-  for (const p of platforms) {
-    if (p.os === 'unknown' && p.architecture === 'unknown') continue;
-    const s = formatPlatform(p);
-    if (!out.includes(s)) out.push(s);
-  }
-  return out;
-}
 
 function plain(a: Annotations): Record<string, string> {
   return { ...a };
 }
 
-export function imageItem(t: TagItem): Record<string, unknown> {
+export function imageItem(t: TagItem, servers: readonly GitlabServer[]): Record<string, unknown> {
   return {
     repository: t.repository,
     tag: t.tag,
     digest: t.digest,
     mediaType: t.mediaType,
-    platforms: platformList(t.platforms),
+    platforms: platformNames(t.platforms),
     updatedAt: t.updatedAt.toISOString(),
     annotations: plain(t.annotations),
-    build: withVerified(buildOf(t.annotations, t.labelAnnotations, t.referrer), t.verified),
+    build: withVerified(buildOf(servers, t.annotations, t.labelAnnotations, t.referrer), t.verified),
   };
 }
 
@@ -71,6 +61,7 @@ export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
     updatedAt: h.updatedAt.toISOString(),
     firstSeen: h.firstSeen?.toISOString() ?? null,
     entries: h.entries.map((e) => ({ digest: e.digest, since: e.since.toISOString(), until: e.until?.toISOString() ?? null, end: e.end })),
+    ...(h.nextCursor ? { nextCursor: h.nextCursor } : {}),
   };
 }
 
@@ -78,7 +69,7 @@ export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
  * One manifest in detail: its own annotations, each child's, the labels, and the build details
  * of the image as a whole (the index's annotations, then its children's, then config labels).
  */
-export async function imageDetail(store: StoreReader, d: ImageDetail): Promise<Record<string, unknown>> {
+export async function imageDetail(store: StoreReader, d: ImageDetail, servers: readonly GitlabServer[]): Promise<Record<string, unknown>> {
   const childAnnotations = d.children.map((c) => c.annotations).filter((a): a is Annotations => a !== null);
   const merged = mergeAnnotations(d.annotations, childAnnotations);
   let labelAnnotations: Annotations | undefined;
@@ -106,10 +97,10 @@ export async function imageDetail(store: StoreReader, d: ImageDetail): Promise<R
     size: d.size,
     artifactType: d.artifactType,
     configDigest: d.configDigest,
-    platforms: platformList(d.children.map((c) => c.platform).filter((p): p is Platform => p !== null)),
+    platforms: platformNames(d.children.map((c) => c.platform)),
     annotations: plain(d.annotations),
     labels: d.labels ? plain(d.labels) : null,
-    build: withVerified(buildOf(merged, labelAnnotations, d.referrers?.[0]), d.verifications?.[0]),
+    build: withVerified(buildOf(servers, merged, labelAnnotations, d.referrers?.[0]), d.verifications?.[0]),
     verifications: (d.verifications ?? []).map((v) => ({ repository: v.repository, ...withVerified({} as Build, v)?.verified })),
     referrers: (d.referrers ?? []).map((r) => ({ digest: r.digest, created: r.created === '' ? null : r.created, annotations: plain(r.annotations) })),
     children: d.children.map((c) => ({

@@ -28,8 +28,8 @@ async function search(base: string, query: string): Promise<Item[]> {
   return ((await res.json()) as { items: Item[] }).items;
 }
 
-async function attach(image: string, pipeline: string, commit: string): Promise<{ referrer: string; fallbackTag: { tag: string; digest: string } }> {
-  const r = await runCli(['attach', image, '-o', 'json'], { env: gitlabEnv({ CI_PIPELINE_ID: pipeline, CI_COMMIT_SHA: commit, CI_COMMIT_SHORT_SHA: commit.slice(0, 8) }) });
+async function attach(image: string, pipeline: string, commit: string, extra: string[] = []): Promise<{ referrer: string; fallbackTag: { tag: string; digest: string } }> {
+  const r = await runCli(['attach', image, '-o', 'json', ...extra], { env: gitlabEnv({ CI_PIPELINE_ID: pipeline, CI_COMMIT_SHA: commit, CI_COMMIT_SHORT_SHA: commit.slice(0, 8) }) });
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   return JSON.parse(r.stdout) as { referrer: string; fallbackTag: { tag: string; digest: string } };
@@ -165,7 +165,8 @@ describe.each(BACKENDS)('build-details referrers followed by the catalog on %s',
 
     // A second attach, later: its details are the ones shown and searched.
     await new Promise((r) => setTimeout(r, 1100)); // org.opencontainers.image.created has whole seconds
-    const second = await attach(`${registry.host}/hook/app:v1`, '9102', commit);
+    // Build details are written once: a second pipeline attaches only with --overwrite.
+    const second = await attach(`${registry.host}/hook/app:v1`, '9102', commit, ['--overwrite']);
     await until(async () => ((await search(base, 'pipeline=9102')).length > 0 ? true : undefined), 5000);
     expect(await search(base, 'pipeline=9101')).toEqual([]);
     expect((await search(base, 'pipeline=9102'))[0]?.build).toMatchObject({ source: 'referrer', referrer: second.referrer });

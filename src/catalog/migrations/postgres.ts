@@ -196,7 +196,16 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
     ],
   },
   {
+    // A crawl's last observation of a tag ("the registry says this digest now"): a SET event at
+    // the crawl's start, kept as one pair per tag rather than logged on every crawl. It outranks
+    // every event dated before it (tagstate.ts), so an old or forged event arriving later cannot
+    // undo what the registry said.
     version: 6,
+    name: 'tag observations',
+    statements: [`ALTER TABLE tags ADD COLUMN observed_at bigint`, `ALTER TABLE tags ADD COLUMN observed_digest text`],
+  },
+  {
+    version: 7,
     name: 'verified builds and pushers',
     statements: [
       // A build report checked against a GitLab ID token (src/catalog/verifications.ts): per

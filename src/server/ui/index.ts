@@ -176,19 +176,20 @@ export function mountUi(app: Hono, options: UiOptions): void {
       if (extra.length > 0 || id === undefined) return notFound(c, 'No such page.');
       if (what === 'tags') {
         if (!isValidTag(id)) return notFound(c, 'That is not a tag name.');
-        const history = await store.tagHistory(repository, id);
+        const historyCursor = cursorParam(c.req.query('history'));
+        const history = await store.tagHistory(repository, id, historyCursor ? { cursor: historyCursor } : {});
         if (!history) return notFound(c, `No tag “${id}” in “${repository}” in the catalog.`);
         const [detail, earlier, insight] = await Promise.all([
-          history.digest ? store.getImage(history.digest) : null,
+          history.digest ? store.getImage(history.digest, { repository }) : null,
           earlierBuilds(store, history),
           history.digest ? store.manifestInsight(history.digest) : null,
         ]);
         const children = await childDetails(store, detail);
-        return send(c, imagePage({ repository, tag: id, history, detail, digest: history.digest, children, earlier, insight }, context()));
+        return send(c, imagePage({ repository, tag: id, history, ...(historyCursor ? { historyCursor } : {}), detail, digest: history.digest, children, earlier, insight }, context()));
       }
       if (what === 'manifests') {
         if (!isValidDigest(id)) return notFound(c, 'That is not a digest.');
-        const [detail, insight] = await Promise.all([store.getImage(id), store.manifestInsight(id)]);
+        const [detail, insight] = await Promise.all([store.getImage(id, { repository }), store.manifestInsight(id)]);
         if (!detail) return notFound(c, `No manifest ${id} in the catalog.`);
         const children = await childDetails(store, detail);
         return send(c, imagePage({ repository, detail, digest: id, children, insight }, context()));
@@ -256,7 +257,7 @@ const EARLIER_BUILDS = 25;
 async function earlierBuilds(store: StoreReader, history: TagHistory): Promise<Map<string, Build | null>> {
   const digests = [...new Set(history.entries.map((e) => e.digest).filter((d) => d !== history.digest))].slice(0, EARLIER_BUILDS);
   const out = new Map<string, Build | null>();
-  const details = await Promise.all(digests.map((d) => store.getImage(d)));
+  const details = await Promise.all(digests.map((d) => store.getImage(d, { repository: history.repository })));
   for (const d of details) if (d) out.set(d.digest, buildOfImage(d, d.labels) ?? null);
   return out;
 }
