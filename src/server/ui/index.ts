@@ -31,6 +31,7 @@ import { repositoriesPage, repositoryPage } from './pages/repositories.js';
 import { type SearchPageData, type SectionResult, searchPage } from './pages/search.js';
 import { SEARCH_KINDS, type SearchKind, type SearchTerm, parseSearch } from './query.js';
 import { DEFAULT_PAGE_SIZE, UI_MAX_PAGE_SIZE } from '../../catalog/paging.js';
+import { parseCursor, parsePaging } from '../params.js';
 
 export interface UiOptions {
   store: StoreReader;
@@ -57,14 +58,9 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Cross-Origin-Opener-Policy': 'same-origin',
 };
 
-function pageSize(value: string | undefined): number | undefined {
-  if (value === undefined || !/^[0-9]{1,4}$/.test(value)) return undefined;
-  const n = Number(value);
-  return n >= 1 && n <= UI_MAX_PAGE_SIZE ? n : undefined;
-}
-
-function cursorParam(value: string | undefined): string | undefined {
-  return value !== undefined && value !== '' && value.length <= 2048 ? value : undefined;
+/** limit= and cursor= of a page, by the API's parser: a bad one is a 400 page naming it. */
+function pagingOf(c: Context): { limit?: number; cursor?: string } {
+  return parsePaging(new URL(c.req.url).searchParams, { max: UI_MAX_PAGE_SIZE });
 }
 
 /** Splits /r/… into the repository and what follows "/-/", each segment percent-decoded. */
@@ -113,7 +109,8 @@ export function mountUi(app: Hono, options: UiOptions): void {
         const status = isTagtrailError(err) ? httpStatusFor(err) : 500;
         if (isTagtrailError(err) && status < 500) {
           const stale = err instanceof InvalidCursorError;
-          const message = stale ? 'This page link is out of date or broken. Start again from the first page.' : err.message;
+          // A bad parameter's message names it (params.ts); its hint says what it takes.
+          const message = stale ? 'This page link is out of date or broken. Start again from the first page.' : [err.message, err.hint].filter(Boolean).join('. ');
           return send(c, errorPage(status, stale ? 'Page link not valid' : 'Cannot show this page', message, context()), status);
         }
         options.onError?.(err);
@@ -134,8 +131,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
     '/',
     page(async (c) => {
       const q = (c.req.query('q') ?? '').trim().slice(0, 512);
-      const cursor = cursorParam(c.req.query('cursor'));
-      const limit = pageSize(c.req.query('limit'));
+      const { cursor, limit } = pagingOf(c);
       const result = await store.listRepositories({ ...(q ? { q } : {}), ...(cursor ? { cursor } : {}), limit: limit ?? DEFAULT_PAGE_SIZE });
       return send(c, repositoriesPage(result, { q, ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context()));
     }),
@@ -165,8 +161,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
       if (!parsed) return notFound(c, 'That is not a repository name.');
       const { repository, rest } = parsed;
       if (rest.length === 0) {
-        const cursor = cursorParam(c.req.query('cursor'));
-        const limit = pageSize(c.req.query('limit'));
+        const { cursor, limit } = pagingOf(c);
         const result = await store.listTags(repository, { limit: limit ?? DEFAULT_PAGE_SIZE, ...(cursor ? { cursor } : {}) });
         if (result.items.length === 0 && !cursor) return notFound(c, `No repository “${repository}” with live tags in the catalog.`);
         return send(c, repositoryPage(repository, result, { ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context()));
@@ -175,7 +170,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
       if (extra.length > 0 || id === undefined) return notFound(c, 'No such page.');
       if (what === 'tags') {
         if (!isValidTag(id)) return notFound(c, 'That is not a tag name.');
-        const historyCursor = cursorParam(c.req.query('history'));
+        const historyCursor = parseCursor(new URL(c.req.url).searchParams, 'history');
         const history = await store.tagHistory(repository, id, historyCursor ? { cursor: historyCursor } : {});
         if (!history) return notFound(c, `No tag “${id}” in “${repository}” in the catalog.`);
         const [detail, earlier, insight] = await Promise.all([
@@ -203,14 +198,15 @@ export function mountUi(app: Hono, options: UiOptions): void {
       const q = c.req.query('q') ?? '';
       const kindParam = c.req.query('kind');
       const only = SEARCH_KINDS.includes(kindParam as SearchKind) ? (kindParam as SearchKind) : undefined;
-      const limit = pageSize(c.req.query('limit'));
+      const paging = pagingOf(c);
+      const limit = paging.limit;
       const parsed = parseSearch(q, options.registryHost);
       if (!parsed.ok) {
         return send(c, searchPage({ q: parsed.text.slice(0, 512), error: parsed.error, terms: [], sections: [] }, context()), 400);
       }
       const terms = only ? parsed.terms.filter((t) => t.kind === only) : parsed.terms;
       const several = terms.length > 1;
-      const cursor = several ? undefined : cursorParam(c.req.query('cursor'));
+      const cursor = several ? undefined : paging.cursor;
       const size = several ? SECTION_PAGE_SIZE : (limit ?? DEFAULT_PAGE_SIZE);
       const sections = await Promise.all(terms.map((t) => runTerm(store, t, size, cursor)));
       const data: SearchPageData = {
