@@ -69,12 +69,15 @@ export async function imageDetail(store: StoreReader, d: ImageDetail, servers: r
   let labelAnnotations: Annotations | undefined;
   if (!hasBuildAnnotations(merged)) {
     if (d.labels) labelAnnotations = labelsAsAnnotations(d.labels);
-    // An index has no config: its platform manifests' labels stand in.
-    for (const c of d.children) {
+    // An index has no config: its platform manifests' labels stand in, the first that has build
+    // details, all read at once.
+    const stored = d.children.filter((c) => c.annotations !== null).map((c) => c.digest);
+    const needed = stored.length > 0 && !(labelAnnotations && hasBuildAnnotations(labelAnnotations));
+    const children = needed ? await store.getImages(stored) : new Map<string, ImageDetail>();
+    for (const digest of stored) {
       if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) break;
-      if (c.annotations === null) continue;
-      const child = await store.getImage(c.digest);
-      const mapped = child?.labels ? labelsAsAnnotations(child.labels) : undefined;
+      const labels = children.get(digest)?.labels;
+      const mapped = labels ? labelsAsAnnotations(labels) : undefined;
       if (mapped && hasBuildAnnotations(mapped)) labelAnnotations = mapped;
     }
   }

@@ -248,20 +248,17 @@ async function runTerm(store: StoreReader, term: SearchTerm, limit: number, curs
 /** How many earlier digests of a tag get their build details looked up. */
 const EARLIER_BUILDS = 25;
 
-/** The build details of a tag's earlier digests (the newest 25), for the history table. */
+/** The build details of a tag's earlier digests (the newest 25), for the history table: one read. */
 async function earlierBuilds(store: StoreReader, history: TagHistory): Promise<Map<string, Build | null>> {
   const digests = [...new Set(history.entries.map((e) => e.digest).filter((d) => d !== history.digest))].slice(0, EARLIER_BUILDS);
   const out = new Map<string, Build | null>();
-  const details = await Promise.all(digests.map((d) => store.getImage(d, { repository: history.repository })));
-  for (const d of details) if (d) out.set(d.digest, buildOfImage(d, d.labels) ?? null);
+  if (digests.length === 0) return out;
+  for (const d of (await store.getImages(digests, { repository: history.repository })).values()) out.set(d.digest, buildOfImage(d, d.labels) ?? null);
   return out;
 }
 
-/** The catalog's records of an index's children, for their raw JSON and config labels. */
+/** The catalog's records of an index's children, for their raw JSON and config labels: one read. */
 async function childDetails(store: StoreReader, detail: ImageDetail | null): Promise<Map<string, ImageDetail>> {
-  const out = new Map<string, ImageDetail>();
-  if (!detail) return out;
-  const found = await Promise.all(detail.children.filter((c) => c.annotations !== null).map((c) => store.getImage(c.digest)));
-  for (const d of found) if (d) out.set(d.digest, d);
-  return out;
+  const digests = detail?.children.filter((c) => c.annotations !== null).map((c) => c.digest) ?? [];
+  return digests.length === 0 ? new Map() : store.getImages(digests);
 }
