@@ -141,6 +141,14 @@ export function parseListQuery(params: URLSearchParams): { limit?: number; curso
   return paging(params);
 }
 
+/** A whole number from a fixed set (the insights page's weeks=); absent, `fallback`. */
+export function parseChoice(params: URLSearchParams, name: string, choices: readonly number[], fallback: number): number {
+  const v = one(params, name);
+  if (v === undefined) return fallback;
+  if (!/^\d{1,6}$/.test(v) || !choices.includes(Number(v))) throw bad(name, `${shown(v)} is not one of ${choices.join(', ')}`);
+  return Number(v);
+}
+
 const INSIGHTS_PARAMS = ['namespace', 'repository', 'from', 'to', 'interval', 'format'] as const;
 const NAMESPACE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const WEEK_MS = 7 * 86_400_000;

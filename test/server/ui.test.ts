@@ -171,6 +171,10 @@ describe('pages', () => {
     const res = await api.request('/api/v1/repositories?limit=abc');
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { message: string } }).error.message).toContain('parameter limit: "abc" is not a whole number from 1 to 500');
+    const weeks = await get('/insights?weeks=7');
+    expect(weeks.status).toBe(400);
+    expect(weeks.text).toContain('parameter weeks: &quot;7&quot; is not one of 12, 26, 52, 104');
+    expect((await get('/insights?weeks=52')).status).toBe(200);
     const broken = await get('/r/group/app/-/tags/v1?history=!!');
     expect(broken.status).toBe(400);
     expect(broken.text).toContain('Page link not valid');

@@ -31,7 +31,7 @@ import { repositoriesPage, repositoryPage } from './pages/repositories.js';
 import { type SearchPageData, type SectionResult, searchPage } from './pages/search.js';
 import { SEARCH_KINDS, type SearchKind, type SearchTerm, parseSearch } from './query.js';
 import { DEFAULT_PAGE_SIZE, UI_MAX_PAGE_SIZE } from '../../catalog/paging.js';
-import { parseCursor, parsePaging } from '../params.js';
+import { parseChoice, parseCursor, parsePaging } from '../params.js';
 
 export interface UiOptions {
   store: StoreReader;
@@ -143,8 +143,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
     '/insights',
     page(async (c) => {
       const namespace = (c.req.query('namespace') ?? '').trim().toLowerCase();
-      const weeksParam = Number(c.req.query('weeks') ?? 26);
-      const weeks = (WEEK_CHOICES as readonly number[]).includes(weeksParam) ? weeksParam : 26;
+      const weeks = parseChoice(new URL(c.req.url).searchParams, 'weeks', WEEK_CHOICES, 26);
       const now = options.now();
       const from = new Date(now.getTime() - (weeks - 1) * 7 * 86_400_000);
       const report = await store.insights({ ...(namespace ? { namespace } : {}), from, to: now });
