@@ -41,6 +41,7 @@ import type { Store } from './store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type Segment, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
 import type { ReferrerInfo, ReferrerRecord } from './types.js';
 import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
+import { getImages } from './image-batch.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_PAGE_SIZE, HISTORY_PAGE_SIZE, MAX_INSIGHT_WEEKS, STORE_MAX_PAGE_SIZE } from './paging.js';
@@ -1619,6 +1620,12 @@ export class SqlStore implements Store {
           ? await refs.referrersOf(this.db, digest, null)
           : await refs.referrersOf(this.db, digest, (await refs.repositoryId(this.db, options.repository)) ?? -1),
     };
+  }
+
+  async getImages(digests: readonly string[], options: { repository?: string } = {}): Promise<Map<string, ImageDetail>> {
+    for (const d of digests) checkDigest(d);
+    if (options.repository !== undefined) checkName(options.repository, 'repository');
+    return getImages(this.db, digests, options);
   }
 
   async tagHistory(repository: string, tag: string, page: { limit?: number; cursor?: string } = {}): Promise<TagHistory | null> {

@@ -8,6 +8,8 @@ import { mergeAnnotations } from '../oci/inspect.js';
 import { formatPlatform, platformNames } from '../oci/manifest.js';
 import type { StoreReader } from '../catalog/store.js';
 import type { ImageDetail, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
+import type { z } from 'zod';
+import type { ImageDetailSchema, ImageItemSchema, RepositorySchema, TagHistorySchema } from './api/schemas.js';
 
 /** The build details as the API gives them: URLs only where the browser would link them (links.ts). */
 export function buildOf(servers: readonly GitlabServer[], annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
@@ -20,7 +22,7 @@ function plain(a: Annotations): Record<string, string> {
   return { ...a };
 }
 
-export function imageItem(t: TagItem, servers: readonly GitlabServer[]): Record<string, unknown> {
+export function imageItem(t: TagItem, servers: readonly GitlabServer[]): z.output<typeof ImageItemSchema> {
   return {
     repository: t.repository,
     tag: t.tag,
@@ -33,7 +35,7 @@ export function imageItem(t: TagItem, servers: readonly GitlabServer[]): Record<
   };
 }
 
-export function repositoryItem(r: RepositorySummary): Record<string, unknown> {
+export function repositoryItem(r: RepositorySummary): z.output<typeof RepositorySchema> {
   return {
     name: r.name,
     tagCount: r.tagCount,
@@ -43,7 +45,7 @@ export function repositoryItem(r: RepositorySummary): Record<string, unknown> {
   };
 }
 
-export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
+export function tagHistoryItem(h: TagHistory): z.output<typeof TagHistorySchema> {
   return {
     repository: h.repository,
     tag: h.tag,
@@ -61,18 +63,21 @@ export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
  * One manifest in detail: its own annotations, each child's, the labels, and the build details
  * of the image as a whole (the index's annotations, then its children's, then config labels).
  */
-export async function imageDetail(store: StoreReader, d: ImageDetail, servers: readonly GitlabServer[]): Promise<Record<string, unknown>> {
+export async function imageDetail(store: StoreReader, d: ImageDetail, servers: readonly GitlabServer[]): Promise<z.output<typeof ImageDetailSchema>> {
   const childAnnotations = d.children.map((c) => c.annotations).filter((a): a is Annotations => a !== null);
   const merged = mergeAnnotations(d.annotations, childAnnotations);
   let labelAnnotations: Annotations | undefined;
   if (!hasBuildAnnotations(merged)) {
     if (d.labels) labelAnnotations = labelsAsAnnotations(d.labels);
-    // An index has no config: its platform manifests' labels stand in.
-    for (const c of d.children) {
+    // An index has no config: its platform manifests' labels stand in, the first that has build
+    // details, all read at once.
+    const stored = d.children.filter((c) => c.annotations !== null).map((c) => c.digest);
+    const needed = stored.length > 0 && !(labelAnnotations && hasBuildAnnotations(labelAnnotations));
+    const children = needed ? await store.getImages(stored) : new Map<string, ImageDetail>();
+    for (const digest of stored) {
       if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) break;
-      if (c.annotations === null) continue;
-      const child = await store.getImage(c.digest);
-      const mapped = child?.labels ? labelsAsAnnotations(child.labels) : undefined;
+      const labels = children.get(digest)?.labels;
+      const mapped = labels ? labelsAsAnnotations(labels) : undefined;
       if (mapped && hasBuildAnnotations(mapped)) labelAnnotations = mapped;
     }
   }
