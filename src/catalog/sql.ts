@@ -42,6 +42,7 @@ import { MANIFEST_DELETE, SET, TAG_DELETE, type Segment, type TagEvent, type Tag
 import type { ReferrerInfo, ReferrerRecord } from './types.js';
 import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
 import * as verified from './verifications.js';
+import { getImages } from './image-batch.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_PAGE_SIZE, HISTORY_PAGE_SIZE, MAX_INSIGHT_WEEKS, STORE_MAX_PAGE_SIZE } from './paging.js';
@@ -1651,6 +1652,12 @@ export class SqlStore implements Store {
       verifications: [...(await verified.verificationsOf(this.db, [digest])).values()],
       ...(await verified.pusherOf(this.db, digest).then((p) => (p ? { pusher: p } : {}))),
     };
+  }
+
+  async getImages(digests: readonly string[], options: { repository?: string } = {}): Promise<Map<string, ImageDetail>> {
+    for (const d of digests) checkDigest(d);
+    if (options.repository !== undefined) checkName(options.repository, 'repository');
+    return getImages(this.db, digests, options);
   }
 
   async tagHistory(repository: string, tag: string, page: { limit?: number; cursor?: string } = {}): Promise<TagHistory | null> {

@@ -50,6 +50,11 @@ export interface StoreReader {
    * by a repository that tags the digest (a referrer listed elsewhere never counts: referrer-store.ts).
    */
   getImage(digest: string, options?: { repository?: string }): Promise<ImageDetail | null>;
+  /**
+   * The stored manifests among `digests`, by digest, each as getImage gives it, in a fixed number
+   * of queries: for pages that show one row per digest. Digests not in the catalog are left out.
+   */
+  getImages(digests: readonly string[], options?: { repository?: string }): Promise<Map<string, ImageDetail>>;
   /** A tag's history, newest first, a page at a time (`limit`, default HISTORY_PAGE_SIZE; `cursor` from the page before). */
   tagHistory(repository: string, tag: string, page?: { limit?: number; cursor?: string }): Promise<TagHistory | null>;
   stats(): Promise<StoreStats>;

@@ -176,6 +176,18 @@ export async function pusherOf(q: Queryable, digest: string): Promise<PusherReco
   return r ? { userAgent: String(r.user_agent), pusher: String(r.pusher) } : undefined;
 }
 
+/** The pushers of these digests (as pusherOf, for several at once). */
+export async function pushersOf(q: Queryable, digests: readonly string[]): Promise<Map<string, PusherRecord>> {
+  const out = new Map<string, PusherRecord>();
+  const unique = [...new Set(digests)];
+  for (let i = 0; i < unique.length; i += 500) {
+    const chunk = unique.slice(i, i + 500);
+    const rows = await q.all<Record<string, unknown>>(`SELECT digest, user_agent, pusher FROM manifest_pushers WHERE digest IN (${chunk.map(() => '?').join(', ')})`, chunk);
+    for (const r of rows) out.set(String(r.digest), { userAgent: String(r.user_agent), pusher: String(r.pusher) });
+  }
+  return out;
+}
+
 /** Images (distinct repository and digest a tag moved to in [from, to)) by pusher. */
 export async function pusherCounts(q: Queryable, from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }): Promise<Record<string, number>> {
   const where = ['g.updated_at >= ?', 'g.updated_at < ?'];

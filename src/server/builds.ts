@@ -16,6 +16,43 @@ import { type Reference, isValidDigest, parseReference } from '../oci/reference.
 import { fallbackTag } from '../oci/referrers.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { readBodyText } from './webhook.js';
+import { type ApiModule, type RouteSpec, errorResponse, serve } from './api/route.js';
+import { BuildReportMismatchSchema, BuildReportSchema } from './api/schemas.js';
+
+export const BUILD_REPORT: RouteSpec = {
+  method: 'post',
+  path: '/builds',
+  operationId: 'buildReport',
+  summary: 'A build report from a GitLab CI job (tagtrail annotate/attach --report), verified against its ID token.',
+  description:
+    'Authorization: Bearer <GitLab ID token>, RS256, issued by one of --gitlab-url, with aud the public URL of serve. ' +
+    'Body: {"images": [{"image": "REGISTRY/REPOSITORY:TAG", "digest": "sha256:…", "referrer": "sha256:…"}]}. ' +
+    "Each repository must be the token's project_path or under it; each manifest (or, with referrer, the referrer) must carry the token's pipeline, job, commit and ref. " +
+    'Only on with --public-url (TAGTRAIL_PUBLIC_URL).',
+  security: [{ idToken: [] }],
+  requestBody: {
+    required: true,
+    content: {
+      'application/json': {
+        schema: {
+          type: 'object',
+          required: ['images'],
+          properties: { images: { type: 'array', items: { type: 'object', required: ['image', 'digest'], properties: { image: { type: 'string' }, digest: { type: 'string' }, referrer: { type: 'string' } } } } },
+        },
+      },
+    },
+  },
+  responses: {
+    200: { description: 'Verified and recorded.', json: BuildReportSchema },
+    400: errorResponse('Not a valid report; nothing was recorded.'),
+    401: errorResponse('Bad signature, another issuer, wrong audience or expired: nothing fetched, nothing recorded.'),
+    404: errorResponse('Build reports are off (serve runs without --public-url).'),
+    413: errorResponse('The body is over the size limit.'),
+    422: { description: 'A claim disagrees with the report or the registry, or the digest is unknown; the message names what.', json: BuildReportMismatchSchema },
+  },
+};
+
+export const BUILDS_API: ApiModule = { base: '/api/v1', routes: [BUILD_REPORT] };
 
 export interface BuildReportOptions {
   verifier: IdTokenVerifier;
@@ -116,11 +153,18 @@ function errorJson(code: string, message: string): { error: { code: string; mess
   return { error: { code, message } };
 }
 
-export function buildsApp(store: Store, o: BuildReportOptions): Hono {
+/** Without options (no --public-url) the route answers 404. */
+export function buildsApp(store: Store, o: BuildReportOptions | undefined): Hono {
   const app = new Hono();
+  if (!o) {
+    serve(app, BUILD_REPORT, () => {
+      throw new NotFoundError('build reports are off', { hint: 'start tagtrail serve with --public-url (or TAGTRAIL_PUBLIC_URL) and --registry' });
+    });
+    return app;
+  }
   const ingestor = new Ingestor({ client: o.client, store, registry: o.registry, onWarning: (message) => o.logger?.warn({ message }, 'referrer ignored') });
 
-  app.post('/api/v1/builds', async (c) => {
+  serve(app, BUILD_REPORT, async (c) => {
     // The token first: a report that is not signed by a trusted GitLab is not read at all.
     const authorization = c.req.header('authorization') ?? '';
     const bearer = /^bearer\s+(\S+)\s*$/i.exec(authorization);

@@ -8,10 +8,32 @@
 // (the secret token comes back in X-Gitlab-Token; the kind of event in X-Gitlab-Event)
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
-import { isTagtrailError, httpStatusFor } from '../errors.js';
+import { NotFoundError, isTagtrailError, httpStatusFor } from '../errors.js';
 import type { Metrics } from './metrics.js';
 import type { ProjectCrawler } from './project-crawls.js';
 import { DEFAULT_MAX_EVENT_BYTES, checkContentType, readBodyText, secretChecker } from './webhook.js';
+import { type ApiModule, type RouteSpec, errorResponse, serve } from './api/route.js';
+import { GitlabEventResultSchema } from './api/schemas.js';
+
+export const GITLAB_EVENTS: RouteSpec = {
+  method: 'post',
+  path: '/gitlab/events',
+  operationId: 'gitlabEvents',
+  summary: "GitLab's Pipeline and Job events (project or group webhook), with the secret token in X-Gitlab-Token.",
+  description: "A pipeline or job that ends (success, failed, canceled) queues a re-crawl of its project's container repositories. Other events answer 200 and are ignored. Only on with --gitlab-webhook-secret.",
+  security: [{ gitlabToken: [] }],
+  requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
+  responses: {
+    202: { description: 'A crawl of the project is queued.', json: GitlabEventResultSchema },
+    200: { description: 'Ignored: another kind of event, a pipeline or job that has not ended, or a project serve does not crawl.', json: GitlabEventResultSchema },
+    400: errorResponse('Not a JSON object, or no project named.'),
+    401: errorResponse('A missing or wrong X-Gitlab-Token; the body is not read.'),
+    404: errorResponse('The GitLab webhook is off (serve runs without --gitlab-webhook-secret).'),
+    413: errorResponse('The body is over the size limit.'),
+  },
+};
+
+export const GITLAB_EVENTS_API: ApiModule = { base: '/api/v1', routes: [GITLAB_EVENTS] };
 
 /** A pipeline or job in one of these has ended (GitLab's statuses: created, pending, running, success, failed, canceled, skipped, manual, ...). */
 const FINAL_STATUSES = new Set(['success', 'failed', 'canceled']);
@@ -66,11 +88,18 @@ export function statusOf(event: string, body: Obj): string | undefined {
   return typeof s === 'string' ? s : undefined;
 }
 
-export function gitlabEventsApp(o: GitlabEventsOptions): Hono {
+/** Without options (no --gitlab-webhook-secret) the route answers 404. */
+export function gitlabEventsApp(o: GitlabEventsOptions | undefined): Hono {
   const app = new Hono();
+  if (!o) {
+    serve(app, GITLAB_EVENTS, () => {
+      throw new NotFoundError('the GitLab webhook is off', { hint: 'start tagtrail serve with --gitlab-webhook-secret (or TAGTRAIL_GITLAB_WEBHOOK_SECRET)' });
+    });
+    return app;
+  }
   const check = secretChecker(o.secret);
   const maxBytes = o.maxBodyBytes ?? DEFAULT_MAX_EVENT_BYTES;
-  app.post('/api/v1/gitlab/events', async (c) => {
+  serve(app, GITLAB_EVENTS, async (c) => {
     // The token before anything else: a wrong one never gets its body read.
     if (!check(c.req.header('x-gitlab-token'))) {
       o.metrics?.webhookEnvelopes.inc({ result: 'unauthorized' });

@@ -10,6 +10,7 @@ import { runCli } from '../helpers/cli.js';
 import { useRegistry } from '../helpers/fixtures.js';
 import { BACKENDS, type Catalog, countRows, useBackend } from '../catalog/backends.js';
 import { type Seeded, seedRegistry } from '../catalog/seed.js';
+import { expectMatchesContract } from './api-contract.js';
 
 const registry = useRegistry();
 
@@ -31,6 +32,7 @@ async function get(app: Hono, path: string): Promise<Json> {
   } catch {
     body = { text };
   }
+  if (res.headers.get('content-type')?.startsWith('application/json')) expectMatchesContract('GET', path, res.status, body);
   return { status: res.status, body };
 }
 

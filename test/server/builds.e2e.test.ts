@@ -13,6 +13,7 @@ import { freePort } from '../helpers/ports.js';
 import { BACKENDS, type Catalog, useBackend } from '../catalog/backends.js';
 import { hex } from '../catalog/seed.js';
 import { type ServeProcess, ensureBuilt, startServe } from './serve-process.js';
+import { expectMatchesContract } from './api-contract.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -91,7 +92,9 @@ describe.each(BACKENDS)('build reports verified by GitLab on %s', (backendName) 
   async function search(query: string): Promise<Item[]> {
     const res = await fetch(`${serve.url}/api/v1/images?${query}`);
     expect(res.status).toBe(200);
-    return ((await res.json()) as { items: Item[] }).items;
+    const page = await res.json();
+    expectMatchesContract('GET', '/api/v1/images', 200, page);
+    return (page as { items: Item[] }).items;
   }
 
   const verifiedRows = async (digest: string): Promise<number> => (await catalog.sql(`SELECT repository FROM build_verifications WHERE digest = '${digest}'`)).length;
@@ -116,8 +119,10 @@ describe.each(BACKENDS)('build reports verified by GitLab on %s', (backendName) 
     expect((await search(`verified=true&pipeline=${j.pipeline}&ref=main`)).map((i) => i.digest)).toEqual([out.after]);
     expect(await search('verified=true&pipeline=1')).toEqual([]);
     const detail = (await (await fetch(`${serve.url}/api/v1/images/${out.after}`)).json()) as { build: { verified?: Verified } };
+    expectMatchesContract('GET', `/api/v1/images/${out.after}`, 200, detail);
     expect(detail.build.verified?.pipelineId).toBe(j.pipeline);
     const insights = (await (await fetch(`${serve.url}/api/v1/insights`)).json()) as { verified: number };
+    expectMatchesContract('GET', '/api/v1/insights', 200, insights);
     expect(insights.verified).toBeGreaterThanOrEqual(1);
     expect(await (await fetch(`${serve.url}/insights`)).text()).toMatch(/data-insight="verified">[1-9]/);
 
@@ -204,6 +209,7 @@ describe.each(BACKENDS)('build reports verified by GitLab on %s', (backendName) 
       const res = await report(token, body);
       expect(res.status, what).toBe(422);
       const answer = (await res.json()) as { error: { message: string } };
+      expectMatchesContract('POST', '/api/v1/builds', 422, answer);
       expect(answer.error.message, what).toMatch(names);
     }
     expect(await verifiedRows(after)).toBe(0);

@@ -7,6 +7,7 @@ import { makeImage, pushImage } from '../helpers/images.js';
 import { BACKENDS, useBackend } from '../catalog/backends.js';
 import { ciAnnotations, hex } from '../catalog/seed.js';
 import { type ServeProcess, ensureBuilt, startServe, until } from './serve-process.js';
+import { expectMatchesContract } from './api-contract.js';
 
 const SECRET = `gitlab-hook-${hex(16)}`;
 const TOKEN = `glpat-${hex(10)}`;
@@ -51,7 +52,9 @@ describe('GitLab Pipeline and Job events into tagtrail serve', () => {
     const digest = await pushImage(image, `${registry().host}/acme/app:v1`);
     const res = await gitlab().sendPipelineEvent(hook(), SECRET, { project: 'acme/app', pipelineId: 7001, status: 'success', sha: commit, ref: 'main' });
     expect(res.status).toBe(202);
-    expect(await res.json()).toMatchObject({ queued: true, project: 'acme/app', status: 'success' });
+    const queued = await res.json();
+    expectMatchesContract('POST', '/api/v1/gitlab/events', 202, queued);
+    expect(queued).toMatchObject({ queued: true, project: 'acme/app', status: 'success' });
     const found = await until(async () => {
       const r = await fetch(`${serve.url}/api/v1/images?commit=${commit}`);
       const items = ((await r.json()) as { items: { repository: string; tag: string; digest: string }[] }).items;
@@ -91,7 +94,9 @@ describe('GitLab Pipeline and Job events into tagtrail serve', () => {
   it('answers 200 to other events and to pipelines that have not ended, and queues nothing', async () => {
     const push = await fetch(hook(), { method: 'POST', headers: { 'content-type': 'application/json', 'x-gitlab-event': 'Push Hook', 'x-gitlab-token': SECRET }, body: '{"object_kind":"push"}' });
     expect(push.status).toBe(200);
-    expect(await push.json()).toMatchObject({ ignored: true });
+    const ignored = await push.json();
+    expectMatchesContract('POST', '/api/v1/gitlab/events', 200, ignored);
+    expect(ignored).toMatchObject({ ignored: true });
     const running = await gitlab().sendPipelineEvent(hook(), SECRET, { project: 'acme/app', pipelineId: 7003, status: 'running', sha: hex(20), ref: 'main' });
     expect(running.status).toBe(200);
     expect(await running.json()).toMatchObject({ queued: false });
