@@ -50,9 +50,20 @@ const event = z.looseObject({
   timestamp: z.string().max(64).optional(),
   action: z.string().max(64),
   target: target.optional(),
-  // The push request's User-Agent: which tool pushed (pushers.ts).
-  request: z.looseObject({ useragent: z.string().max(4096).optional() }).optional(),
+  // The push request's User-Agent: which tool pushed (pushers.ts). Evidence only: a `request`
+  // of another shape leaves the pusher unknown rather than refusing the event.
+  request: z.unknown().optional(),
 });
+
+const MAX_USER_AGENT = 4096;
+
+/** `request.useragent` when it is a string of sane length; anything else is no evidence. */
+function userAgentOf(request: unknown): string | undefined {
+  if (typeof request !== 'object' || request === null || Array.isArray(request) || !Object.hasOwn(request, 'useragent')) return undefined;
+  const ua = (request as { useragent?: unknown }).useragent;
+  if (typeof ua !== 'string' || ua.length > MAX_USER_AGENT) return undefined;
+  return ua.trim() || undefined;
+}
 
 const envelope = z.looseObject({
   events: z.array(event).max(MAX_EVENTS_PER_ENVELOPE),
@@ -116,7 +127,7 @@ export function parseEnvelope(body: unknown): ParsedEnvelope {
 
     if (action === 'push') {
       if (digest === undefined) throw bad(`${where}.target.digest is missing from a tag push`);
-      const userAgent = e.request?.useragent?.trim();
+      const userAgent = userAgentOf(e.request);
       events.push({ kind: 'tag-push', id, at, repository, tag: tag as string, digest, mediaType: t.mediaType || undefined, ...(userAgent ? { userAgent } : {}) });
     } else if (tag !== undefined) {
       events.push({ kind: 'tag-delete', id, at, repository, tag });
