@@ -1,0 +1,212 @@
+// annotate over a realistic link: every request through a proxy that adds 20 ms and limits the
+// link to 100 Mbit/s per direction (test/helpers/shaped-link.ts), for a 200 MiB image in 10
+// layers and an index of 4 such platforms. Side by side, in the same run and through the same link:
+//  (a) the seed's way of rewriting a manifest: skopeo copy out to an OCI layout and back in
+//      (--all for the index), against tagtrail's default (race check, write, pause, read-back);
+//      goal: tagtrail at most 0.03× of skopeo out+in;
+//  (b) the floor: a curl GET of the manifest and a curl PUT of the new one, plus `node -e 0`,
+//      against `tagtrail --no-read-back`; goal: at most 1.5× that floor.
+// The cost of the read-back (default minus --no-read-back) is reported with the pause the rule
+// in src/oci/annotate.ts chose.
+//
+// Sizes, for a smoke run (such a run's files are not results to keep): BENCH_ANNOTATE_LINK_MIB
+// (per image, default 200), BENCH_ANNOTATE_LINK_PLATFORMS (default 4), BENCH_ANNOTATE_LINK_RUNS
+// (tagtrail and curl runs, default 5), BENCH_ANNOTATE_LINK_SKOPEO_RUNS (default 1: a round trip
+// moves the whole image), BENCH_ANNOTATE_LINK_LATENCY_MS (20), BENCH_ANNOTATE_LINK_MBIT (100).
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, gitlabEnv } from '../test/helpers/cli.js';
+import { startFaultProxy, type FaultProxy } from '../test/helpers/fault-proxy.js';
+import { makeImage, makeIndex, pushImage, type Platform } from '../test/helpers/images.js';
+import { startRegistry } from '../test/helpers/registry.js';
+import { exec, fmt, loadLine, machineLoad, median, progress, writeResults } from './lib.js';
+
+const num = (name: string, fallback: number): number => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number, got ${process.env[name]}`);
+  return v;
+};
+const MIB = num('BENCH_ANNOTATE_LINK_MIB', 200);
+const PLATFORMS = Math.round(num('BENCH_ANNOTATE_LINK_PLATFORMS', 4));
+const RUNS = Math.round(num('BENCH_ANNOTATE_LINK_RUNS', 5));
+const SKOPEO_RUNS = Math.round(num('BENCH_ANNOTATE_LINK_SKOPEO_RUNS', 1));
+const LATENCY_MS = num('BENCH_ANNOTATE_LINK_LATENCY_MS', 20);
+const MBIT = num('BENCH_ANNOTATE_LINK_MBIT', 100);
+const LAYERS = 10;
+const GOAL_VS_SKOPEO = 0.03;
+const GOAL_VS_FLOOR = 1.5;
+/** The pause rule of src/oci/annotate.ts: twice the PUT, at least 250 ms, at most 2 s. */
+const PAUSE_RULE = { minMs: 250, maxMs: 2000 };
+
+// Two skopeo directions over the link per round trip, plus generating and pushing the images.
+export const estimatedSeconds = 480;
+
+const ALL_PLATFORMS: Platform[] = [
+  { os: 'linux', architecture: 'amd64' },
+  { os: 'linux', architecture: 'arm64' },
+  { os: 'linux', architecture: 'arm', variant: 'v7' },
+  { os: 'linux', architecture: 'ppc64le' },
+  { os: 'linux', architecture: 's390x' },
+  { os: 'linux', architecture: '386' },
+];
+
+const OCI_TYPES = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
+
+async function elapsed(fn: () => Promise<unknown>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}
+
+async function timeEach(label: string, n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(await elapsed(() => fn(i)));
+    progress(label, i + 1, n);
+  }
+  return out;
+}
+
+function tagtrail(ref: string, host: string, run: string, readBack: boolean): Promise<unknown> {
+  const args = [BIN, 'annotate', '--insecure-registry', host, ref, '-a', `com.example.bench.run=${run}`, ...(readBack ? [] : ['--no-read-back'])];
+  return exec(process.execPath, args, { PATH: process.env.PATH, ...gitlabEnv() });
+}
+
+/** The floor: GET the manifest, add one annotation, PUT it back: two requests, two curl processes. */
+async function curlFloor(url: string, file: string, run: string): Promise<void> {
+  const { stdout } = await exec('curl', ['-sSf', '-H', `Accept: ${OCI_TYPES}`, '-D', '-', '-o', file, url]);
+  const type = /^content-type:\s*([^\r\n;]+)/im.exec(stdout)?.[1]?.trim() ?? 'application/vnd.oci.image.manifest.v1+json';
+  const m = JSON.parse(await readFile(file, 'utf8')) as { annotations?: Record<string, string> };
+  m.annotations = { ...m.annotations, 'com.example.bench.run': run };
+  await writeFile(file, JSON.stringify(m));
+  await exec('curl', ['-sSf', '-X', 'PUT', '-H', `Content-Type: ${type}`, '--data-binary', `@${file}`, url]);
+}
+
+/** The seed's way: copy the whole image out, annotate the top manifest in the layout, copy it back. */
+async function skopeoRoundTrip(ref: string, tag: string, dir: string, all: boolean, run: string): Promise<{ outMs: number; inMs: number }> {
+  const layout = `oci:${dir}:${tag}`;
+  const common = ['--insecure-policy', 'copy', '--retry-times', '0', ...(all ? ['--all'] : [])];
+  const outMs = await elapsed(() => exec('skopeo', [...common, '--src-tls-verify=false', `docker://${ref}`, layout]));
+  const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string; size: number }[] };
+  const top = index.manifests[0];
+  if (!top) throw new Error(`skopeo wrote no manifest for ${ref}`);
+  const m = JSON.parse(await readFile(join(dir, 'blobs', 'sha256', top.digest.slice(7)), 'utf8')) as { annotations?: Record<string, string> };
+  m.annotations = { ...m.annotations, 'com.example.bench.run': run };
+  const bytes = Buffer.from(JSON.stringify(m));
+  const hex = createHash('sha256').update(bytes).digest('hex');
+  await writeFile(join(dir, 'blobs', 'sha256', hex), bytes);
+  index.manifests = [{ ...top, digest: `sha256:${hex}`, size: bytes.length }];
+  await writeFile(join(dir, 'index.json'), JSON.stringify(index));
+  const inMs = await elapsed(() => exec('skopeo', [...common, '--dest-tls-verify=false', layout, `docker://${ref}`]));
+  return { outMs, inMs };
+}
+
+interface Subject {
+  name: string;
+  repo: string;
+  all: boolean;
+}
+
+async function measure(link: FaultProxy, subject: Subject, work: string, nodeMs: number): Promise<Record<string, unknown>> {
+  const ref = (tag: string): string => `${link.host}/${subject.repo}:${tag}`;
+  link.reset();
+  await tagtrail(ref('tt'), link.host, 'count', true);
+  const requestsDefault = link.count();
+  link.reset();
+  await tagtrail(ref('nv'), link.host, 'count', false);
+  const requestsNoReadBack = link.count();
+
+  const ttDefault = await timeEach(`${subject.name}: tagtrail (default)`, RUNS, (i) => tagtrail(ref('tt'), link.host, String(i), true));
+  const ttNoReadBack = await timeEach(`${subject.name}: tagtrail --no-read-back`, RUNS, (i) => tagtrail(ref('nv'), link.host, String(i), false));
+  const floorFile = join(work, 'floor.json');
+  const curl = await timeEach(`${subject.name}: curl GET + PUT`, RUNS, (i) => curlFloor(`${link.url}/v2/${subject.repo}/manifests/floor`, floorFile, String(i)));
+
+  const skopeo: { outMs: number; inMs: number }[] = [];
+  for (let i = 0; i < SKOPEO_RUNS; i++) {
+    const dir = join(work, `rt-${subject.name}-${i}`);
+    skopeo.push(await skopeoRoundTrip(ref('rt'), 'rt', dir, subject.all, String(i)));
+    await rm(dir, { recursive: true, force: true });
+    progress(`${subject.name}: skopeo out + in`, i + 1, SKOPEO_RUNS);
+  }
+  const skopeoMs = median(skopeo.map((s) => s.outMs + s.inMs));
+  const dMs = median(ttDefault);
+  const nvMs = median(ttNoReadBack);
+  const floorMs = median(curl) + nodeMs;
+  return {
+    subject: subject.name,
+    requests: { default: requestsDefault, noReadBack: requestsNoReadBack },
+    ms: { tagtrailDefault: dMs, tagtrailNoReadBack: nvMs, curlFloor: median(curl), floorWithNode: floorMs, skopeoOut: median(skopeo.map((s) => s.outMs)), skopeoIn: median(skopeo.map((s) => s.inMs)), skopeoOutIn: skopeoMs },
+    raw: { tagtrailDefault: ttDefault, tagtrailNoReadBack: ttNoReadBack, curl, skopeo },
+    readBackCostMs: dMs - nvMs,
+    ratios: { defaultOverSkopeo: dMs / skopeoMs, noReadBackOverFloor: nvMs / floorMs, defaultOverFloor: dMs / floorMs },
+  };
+}
+
+export default async function bench(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'tagtrail-bench-link-'));
+  const registry = await startRegistry({ logLevel: 'warn' });
+  let link: FaultProxy | undefined;
+  try {
+    const layerSize = Math.round((MIB * 1024 * 1024) / LAYERS);
+    if (process.stdout.isTTY) process.stdout.write(`annotate-link: making a ${MIB} MiB image and an index of ${PLATFORMS}…\n`);
+    const image = await makeImage(join(work, 'image'), { layers: LAYERS, layerSize, tag: 'v1' });
+    const index = await makeIndex(join(work, 'index'), { platforms: ALL_PLATFORMS.slice(0, PLATFORMS), tag: 'v1', image: { layers: LAYERS, layerSize } });
+    // Pushed straight to the registry: setting up is not part of any figure.
+    for (const tag of ['tt', 'nv', 'floor', 'rt']) {
+      await pushImage(image, `${registry.directHost}/bench/image:${tag}`);
+      await pushImage(index, `${registry.directHost}/bench/index:${tag}`);
+    }
+    await rm(join(work, 'image'), { recursive: true, force: true });
+    await rm(join(work, 'index'), { recursive: true, force: true });
+
+    link = await startFaultProxy({ upstream: `http://${registry.directHost}`, link: { latencyMs: LATENCY_MS, bitsPerSecond: MBIT * 1_000_000 } });
+    const loadBefore = machineLoad();
+    const nodeRuns = await timeEach('node -e 0', 15, () => exec(process.execPath, ['-e', '0']));
+    const nodeMs = median(nodeRuns);
+    const results = [];
+    for (const subject of [
+      { name: 'image', repo: 'bench/image', all: false },
+      { name: 'index', repo: 'bench/index', all: true },
+    ]) {
+      results.push({ ...(await measure(link, subject, work, nodeMs)), load: machineLoad() });
+    }
+    const loadAfter = machineLoad();
+
+    type R = { subject: string; requests: { default: number; noReadBack: number }; ms: Record<string, number>; readBackCostMs: number; ratios: Record<string, number> };
+    const rows = results as unknown as R[];
+    const pause = PAUSE_RULE.minMs;
+    const data = {
+      link: { latencyMs: LATENCY_MS, mbit: MBIT },
+      sizes: { mibPerImage: MIB, layers: LAYERS, platforms: PLATFORMS, runs: RUNS, skopeoRuns: SKOPEO_RUNS },
+      goals: { defaultOverSkopeo: GOAL_VS_SKOPEO, noReadBackOverFloor: GOAL_VS_FLOOR },
+      nodeE0Ms: nodeMs,
+      load: { before: loadBefore, after: loadAfter },
+      results,
+    };
+    const verdict = (v: number, goal: number): string => `${fmt(v, 3)}× (${v <= goal ? 'met' : 'missed'})`;
+    const md = `
+# annotate over a shaped link
+
+Every request through a proxy that adds ${LATENCY_MS} ms and limits the link to ${MBIT} Mbit/s per direction (shared by concurrent transfers).
+Image: ${MIB} MiB in ${LAYERS} layers of random data; index: ${PLATFORMS} such platforms (${MIB * PLATFORMS} MiB).
+tagtrail and curl: median of ${RUNS} runs; skopeo out + in: ${SKOPEO_RUNS === 1 ? 'one run' : `median of ${SKOPEO_RUNS} runs`}. \`node -e 0\`: ${fmt(nodeMs, 0)} ms (median of 15).
+skopeo copies back into the registry it read from, so the way in finds every blob there and moves only the manifests.
+
+| subject | tagtrail default ms (requests) | \`--no-read-back\` ms (requests) | read-back cost ms | curl GET + PUT ms | floor (curl + node -e 0) ms | skopeo out / in ms | (a) default / skopeo (goal ≤ ${GOAL_VS_SKOPEO}) | (b) \`--no-read-back\` / floor (goal ≤ ${GOAL_VS_FLOOR}) | default / floor |
+|---|---|---|---|---|---|---|---|---|---|
+${rows.map((r) => `| ${r.subject} | ${fmt(r.ms.tagtrailDefault ?? NaN, 0)} (${r.requests.default}) | ${fmt(r.ms.tagtrailNoReadBack ?? NaN, 0)} (${r.requests.noReadBack}) | ${fmt(r.readBackCostMs, 0)} | ${fmt(r.ms.curlFloor ?? NaN, 0)} | ${fmt(r.ms.floorWithNode ?? NaN, 0)} | ${fmt(r.ms.skopeoOut ?? NaN, 0)} / ${fmt(r.ms.skopeoIn ?? NaN, 0)} | ${verdict(r.ratios.defaultOverSkopeo ?? NaN, GOAL_VS_SKOPEO)} | ${verdict(r.ratios.noReadBackOverFloor ?? NaN, GOAL_VS_FLOOR)} | ${fmt(r.ratios.defaultOverFloor ?? NaN, 2)}× |`).join('\n')}
+
+The read-back cost is the pause (on this link the rule's floor, ${pause} ms: twice a PUT of ~${2 * LATENCY_MS} ms is less) plus one HEAD of the tag.
+The floor of (b) is two requests for the index too, while tagtrail also rewrites each platform manifest below it.
+
+${loadLine(loadBefore, loadAfter)}
+`;
+    await writeResults(`annotate-link${MIB === 200 && PLATFORMS === 4 ? '' : `-${MIB}mib-${PLATFORMS}p`}`, data, md);
+  } finally {
+    await link?.stop();
+    await registry.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
