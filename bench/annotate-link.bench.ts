@@ -11,7 +11,7 @@
 //
 // Sizes, for a smoke run (such a run's files are not results to keep): BENCH_ANNOTATE_LINK_MIB
 // (per image, default 200), BENCH_ANNOTATE_LINK_PLATFORMS (default 4), BENCH_ANNOTATE_LINK_RUNS
-// (tagtrail and curl runs, default 5), BENCH_ANNOTATE_LINK_SKOPEO_RUNS (default 1: a round trip
+// (rounds of tagtrail, curl and node -e 0, default 9), BENCH_ANNOTATE_LINK_SKOPEO_RUNS (default 1: a round trip
 // moves the whole image), BENCH_ANNOTATE_LINK_LATENCY_MS (20), BENCH_ANNOTATE_LINK_MBIT (100).
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -30,7 +30,7 @@ const num = (name: string, fallback: number): number => {
 };
 const MIB = num('BENCH_ANNOTATE_LINK_MIB', 200);
 const PLATFORMS = Math.round(num('BENCH_ANNOTATE_LINK_PLATFORMS', 4));
-const RUNS = Math.round(num('BENCH_ANNOTATE_LINK_RUNS', 5));
+const RUNS = Math.round(num('BENCH_ANNOTATE_LINK_RUNS', 9));
 const SKOPEO_RUNS = Math.round(num('BENCH_ANNOTATE_LINK_SKOPEO_RUNS', 1));
 const LATENCY_MS = num('BENCH_ANNOTATE_LINK_LATENCY_MS', 20);
 const MBIT = num('BENCH_ANNOTATE_LINK_MBIT', 100);
@@ -58,15 +58,6 @@ async function elapsed(fn: () => Promise<unknown>): Promise<number> {
   const started = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - started) / 1e6;
-}
-
-async function timeEach(label: string, n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    out.push(await elapsed(() => fn(i)));
-    progress(label, i + 1, n);
-  }
-  return out;
 }
 
 function tagtrail(ref: string, host: string, run: string, readBack: boolean): Promise<unknown> {
@@ -109,7 +100,18 @@ interface Subject {
   all: boolean;
 }
 
-async function measure(link: FaultProxy, subject: Subject, work: string, nodeMs: number): Promise<Record<string, unknown>> {
+/** Where a run's time went, from the link's own records: its requests' span, and the read-back pause. */
+function linkTimes(link: FaultProxy, repo: string, tag: string): { spanMs: number; readBackMs?: number } {
+  const rs = link.requests;
+  const first = Math.min(...rs.map((r) => r.receivedAt));
+  const last = Math.max(...rs.map((r) => r.endedAt ?? r.receivedAt));
+  const onTag = (method: string) => rs.filter((r) => r.method === method && r.kind === 'manifest' && r.repository === repo && r.reference === tag);
+  const put = onTag('PUT').at(-1);
+  const readBack = onTag('HEAD').filter((r) => put !== undefined && r.receivedAt > put.receivedAt).at(-1);
+  return { spanMs: last - first, ...(put?.endedAt !== undefined && readBack?.endedAt !== undefined ? { readBackMs: readBack.endedAt - put.endedAt } : {}) };
+}
+
+async function measure(link: FaultProxy, subject: Subject, work: string): Promise<Record<string, unknown>> {
   const ref = (tag: string): string => `${link.host}/${subject.repo}:${tag}`;
   link.reset();
   await tagtrail(ref('tt'), link.host, 'count', true);
@@ -118,10 +120,23 @@ async function measure(link: FaultProxy, subject: Subject, work: string, nodeMs:
   await tagtrail(ref('nv'), link.host, 'count', false);
   const requestsNoReadBack = link.count();
 
-  const ttDefault = await timeEach(`${subject.name}: tagtrail (default)`, RUNS, (i) => tagtrail(ref('tt'), link.host, String(i), true));
-  const ttNoReadBack = await timeEach(`${subject.name}: tagtrail --no-read-back`, RUNS, (i) => tagtrail(ref('nv'), link.host, String(i), false));
+  // Round after round, each kind once, so a change in the machine's load falls on all alike.
+  const runs = { node: [] as number[], tagtrailDefault: [] as number[], tagtrailNoReadBack: [] as number[], curl: [] as number[] };
+  const network = { defaultSpan: [] as number[], readBack: [] as number[], noReadBackSpan: [] as number[] };
   const floorFile = join(work, 'floor.json');
-  const curl = await timeEach(`${subject.name}: curl GET + PUT`, RUNS, (i) => curlFloor(`${link.url}/v2/${subject.repo}/manifests/floor`, floorFile, String(i)));
+  for (let i = 0; i < RUNS; i++) {
+    runs.node.push(await elapsed(() => exec(process.execPath, ['-e', '0'])));
+    link.reset();
+    runs.tagtrailDefault.push(await elapsed(() => tagtrail(ref('tt'), link.host, String(i), true)));
+    const d = linkTimes(link, subject.repo, 'tt');
+    network.defaultSpan.push(d.spanMs);
+    if (d.readBackMs !== undefined) network.readBack.push(d.readBackMs);
+    link.reset();
+    runs.tagtrailNoReadBack.push(await elapsed(() => tagtrail(ref('nv'), link.host, String(i), false)));
+    network.noReadBackSpan.push(linkTimes(link, subject.repo, 'nv').spanMs);
+    runs.curl.push(await elapsed(() => curlFloor(`${link.url}/v2/${subject.repo}/manifests/floor`, floorFile, String(i))));
+    progress(`${subject.name}: tagtrail, tagtrail --no-read-back, curl, node -e 0`, i + 1, RUNS);
+  }
 
   const skopeo: { outMs: number; inMs: number }[] = [];
   for (let i = 0; i < SKOPEO_RUNS; i++) {
@@ -130,17 +145,30 @@ async function measure(link: FaultProxy, subject: Subject, work: string, nodeMs:
     await rm(dir, { recursive: true, force: true });
     progress(`${subject.name}: skopeo out + in`, i + 1, SKOPEO_RUNS);
   }
-  const skopeoMs = median(skopeo.map((s) => s.outMs + s.inMs));
-  const dMs = median(ttDefault);
-  const nvMs = median(ttNoReadBack);
-  const floorMs = median(curl) + nodeMs;
+  const skopeoMs = median(skopeo.map((x) => x.outMs + x.inMs));
+  const dMs = median(runs.tagtrailDefault);
+  const nvMs = median(runs.tagtrailNoReadBack);
+  const nodeMs = median(runs.node);
+  const floorMs = median(runs.curl) + nodeMs;
   return {
     subject: subject.name,
     requests: { default: requestsDefault, noReadBack: requestsNoReadBack },
-    ms: { tagtrailDefault: dMs, tagtrailNoReadBack: nvMs, curlFloor: median(curl), floorWithNode: floorMs, skopeoOut: median(skopeo.map((s) => s.outMs)), skopeoIn: median(skopeo.map((s) => s.inMs)), skopeoOutIn: skopeoMs },
-    raw: { tagtrailDefault: ttDefault, tagtrailNoReadBack: ttNoReadBack, curl, skopeo },
+    ms: {
+      node: nodeMs,
+      tagtrailDefault: dMs,
+      tagtrailNoReadBack: nvMs,
+      curlFloor: median(runs.curl),
+      floorWithNode: floorMs,
+      skopeoOut: median(skopeo.map((x) => x.outMs)),
+      skopeoIn: median(skopeo.map((x) => x.inMs)),
+      skopeoOutIn: skopeoMs,
+      defaultNetworkSpan: median(network.defaultSpan),
+      noReadBackNetworkSpan: median(network.noReadBackSpan),
+      readBack: median(network.readBack),
+    },
+    raw: { ...runs, ...network, skopeo },
     readBackCostMs: dMs - nvMs,
-    ratios: { defaultOverSkopeo: dMs / skopeoMs, noReadBackOverFloor: nvMs / floorMs, defaultOverFloor: dMs / floorMs },
+    ratios: { defaultOverSkopeo: dMs / skopeoMs, noReadBackOverFloor: nvMs / floorMs, defaultOverFloor: dMs / floorMs, defaultWithoutPauseOverSkopeo: (dMs - median(network.readBack)) / skopeoMs },
   };
 }
 
@@ -163,14 +191,12 @@ export default async function bench(): Promise<void> {
 
     link = await startFaultProxy({ upstream: `http://${registry.directHost}`, link: { latencyMs: LATENCY_MS, bitsPerSecond: MBIT * 1_000_000 } });
     const loadBefore = machineLoad();
-    const nodeRuns = await timeEach('node -e 0', 15, () => exec(process.execPath, ['-e', '0']));
-    const nodeMs = median(nodeRuns);
     const results = [];
     for (const subject of [
       { name: 'image', repo: 'bench/image', all: false },
       { name: 'index', repo: 'bench/index', all: true },
     ]) {
-      results.push({ ...(await measure(link, subject, work, nodeMs)), load: machineLoad() });
+      results.push({ ...(await measure(link, subject, work)), load: machineLoad() });
     }
     const loadAfter = machineLoad();
 
@@ -181,24 +207,31 @@ export default async function bench(): Promise<void> {
       link: { latencyMs: LATENCY_MS, mbit: MBIT },
       sizes: { mibPerImage: MIB, layers: LAYERS, platforms: PLATFORMS, runs: RUNS, skopeoRuns: SKOPEO_RUNS },
       goals: { defaultOverSkopeo: GOAL_VS_SKOPEO, noReadBackOverFloor: GOAL_VS_FLOOR },
-      nodeE0Ms: nodeMs,
       load: { before: loadBefore, after: loadAfter },
       results,
     };
     const verdict = (v: number, goal: number): string => `${fmt(v, 3)}× (${v <= goal ? 'met' : 'missed'})`;
+    const ms = (v: number | undefined): string => fmt(v ?? NaN, 0);
     const md = `
 # annotate over a shaped link
 
 Every request through a proxy that adds ${LATENCY_MS} ms and limits the link to ${MBIT} Mbit/s per direction (shared by concurrent transfers).
 Image: ${MIB} MiB in ${LAYERS} layers of random data; index: ${PLATFORMS} such platforms (${MIB * PLATFORMS} MiB).
-tagtrail and curl: median of ${RUNS} runs; skopeo out + in: ${SKOPEO_RUNS === 1 ? 'one run' : `median of ${SKOPEO_RUNS} runs`}. \`node -e 0\`: ${fmt(nodeMs, 0)} ms (median of 15).
+tagtrail (default and \`--no-read-back\`), the curl floor and \`node -e 0\` ran in turn, ${RUNS} rounds, medians; skopeo out + in: ${SKOPEO_RUNS === 1 ? 'one run' : `median of ${SKOPEO_RUNS} runs`}.
 skopeo copies back into the registry it read from, so the way in finds every blob there and moves only the manifests.
 
-| subject | tagtrail default ms (requests) | \`--no-read-back\` ms (requests) | read-back cost ms | curl GET + PUT ms | floor (curl + node -e 0) ms | skopeo out / in ms | (a) default / skopeo (goal ≤ ${GOAL_VS_SKOPEO}) | (b) \`--no-read-back\` / floor (goal ≤ ${GOAL_VS_FLOOR}) | default / floor |
-|---|---|---|---|---|---|---|---|---|---|
-${rows.map((r) => `| ${r.subject} | ${fmt(r.ms.tagtrailDefault ?? NaN, 0)} (${r.requests.default}) | ${fmt(r.ms.tagtrailNoReadBack ?? NaN, 0)} (${r.requests.noReadBack}) | ${fmt(r.readBackCostMs, 0)} | ${fmt(r.ms.curlFloor ?? NaN, 0)} | ${fmt(r.ms.floorWithNode ?? NaN, 0)} | ${fmt(r.ms.skopeoOut ?? NaN, 0)} / ${fmt(r.ms.skopeoIn ?? NaN, 0)} | ${verdict(r.ratios.defaultOverSkopeo ?? NaN, GOAL_VS_SKOPEO)} | ${verdict(r.ratios.noReadBackOverFloor ?? NaN, GOAL_VS_FLOOR)} | ${fmt(r.ratios.defaultOverFloor ?? NaN, 2)}× |`).join('\n')}
+| subject | (a) tagtrail default / skopeo out + in (goal ≤ ${GOAL_VS_SKOPEO}) | (b) \`--no-read-back\` / (curl GET + PUT + node -e 0) (goal ≤ ${GOAL_VS_FLOOR}) | default / floor | (a) without the read-back |
+|---|---|---|---|---|
+${rows.map((r) => `| ${r.subject} | ${verdict(r.ratios.defaultOverSkopeo ?? NaN, GOAL_VS_SKOPEO)} | ${verdict(r.ratios.noReadBackOverFloor ?? NaN, GOAL_VS_FLOOR)} | ${fmt(r.ratios.defaultOverFloor ?? NaN, 2)}× | ${fmt(r.ratios.defaultWithoutPauseOverSkopeo ?? NaN, 3)}× |`).join('\n')}
 
-The read-back cost is the pause (on this link the rule's floor, ${pause} ms: twice a PUT of ~${2 * LATENCY_MS} ms is less) plus one HEAD of the tag.
+Times in ms (medians):
+
+| subject | tagtrail default (requests) | its requests' span | its read-back (PUT answered → HEAD answered) | \`--no-read-back\` (requests) | its requests' span | curl GET + PUT | node -e 0 | skopeo out / in |
+|---|---|---|---|---|---|---|---|---|
+${rows.map((r) => `| ${r.subject} | ${ms(r.ms.tagtrailDefault)} (${r.requests.default}) | ${ms(r.ms.defaultNetworkSpan)} | ${ms(r.ms.readBack)} | ${ms(r.ms.tagtrailNoReadBack)} (${r.requests.noReadBack}) | ${ms(r.ms.noReadBackNetworkSpan)} | ${ms(r.ms.curlFloor)} | ${ms(r.ms.node)} | ${ms(r.ms.skopeoOut)} / ${ms(r.ms.skopeoIn)} |`).join('\n')}
+
+A run's requests' span is from its first request reaching the link to its last answer, taken by the proxy; the rest of the run is the process: node's start, loading the command, work between requests.
+The read-back is the pause (on this link the rule's floor, ${pause} ms: twice a PUT of ~${2 * LATENCY_MS} ms is less) plus one HEAD of the tag.
 The floor of (b) is two requests for the index too, while tagtrail also rewrites each platform manifest below it.
 
 ${loadLine(loadBefore, loadAfter)}

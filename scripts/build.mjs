@@ -2,8 +2,17 @@
 // then records the fixed answers (--version, --help, <command> --help) the bin prints without
 // loading the command line parser (src/fixed-output.ts).
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
+
+// Chunk names carry content hashes: start from an empty dist/ so no stale chunk stays behind.
+rmSync('dist', { recursive: true, force: true });
+
+// commander, which every command loads, goes into the bundle: one ESM chunk loads faster than its
+// CommonJS files through node's CommonJS loader. The other packages stay in node_modules; each is
+// loaded only by the command that needs it.
+const { dependencies } = JSON.parse(readFileSync('package.json', 'utf8'));
+const bundled = new Set(['commander']);
 
 await build({
   entryPoints: ['src/cli.ts', 'src/fixed-output.ts'],
@@ -13,7 +22,9 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  packages: 'external',
+  external: Object.keys(dependencies).filter((name) => !bundled.has(name)),
+  // Bundled CommonJS code calls require() for node's own modules.
+  banner: { js: "import { createRequire as __tagtrailCreateRequire } from 'node:module'; const require = __tagtrailCreateRequire(import.meta.url);" },
   sourcemap: true,
   logLevel: 'warning',
 });

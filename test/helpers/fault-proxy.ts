@@ -33,6 +33,9 @@ export interface RecordedRequest {
   fault?: Fault['kind'];
   /** Set when the exchange has ended: the client's response finished or the connection closed. */
   done: boolean;
+  /** performance.now() when the request arrived, and when the exchange ended (as done). */
+  receivedAt: number;
+  endedAt?: number;
 }
 
 export type Fault =
@@ -144,6 +147,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     requests.push(record);
     res.once('close', () => {
       record.done = true;
+      record.endedAt = performance.now();
     });
     const fault = pickFault(rules, record);
     if (fault) record.fault = fault.kind;
@@ -419,6 +423,7 @@ function recordRequest(req: IncomingMessage, seq: number): RecordedRequest {
     headers: { ...req.headers },
     hasAuthorization: req.headers.authorization !== undefined,
     done: false,
+    receivedAt: performance.now(),
   };
 }
 
