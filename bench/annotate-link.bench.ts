@@ -13,6 +13,7 @@
 // (per image, default 200), BENCH_ANNOTATE_LINK_PLATFORMS (default 4), BENCH_ANNOTATE_LINK_RUNS
 // (rounds of tagtrail, curl and node -e 0, default 9), BENCH_ANNOTATE_LINK_SKOPEO_RUNS (default 1: a round trip
 // moves the whole image), BENCH_ANNOTATE_LINK_LATENCY_MS (20), BENCH_ANNOTATE_LINK_MBIT (100).
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -42,6 +43,8 @@ const PAUSE_RULE = { minMs: 250, maxMs: 2000 };
 
 // Two skopeo directions over the link per round trip, plus generating and pushing the images.
 export const estimatedSeconds = 480;
+/** Shows its own progress line on a terminal. */
+export const reportsProgress = true;
 
 const ALL_PLATFORMS: Platform[] = [
   { os: 'linux', architecture: 'amd64' },
@@ -60,19 +63,47 @@ async function elapsed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - started) / 1e6;
 }
 
-function tagtrail(ref: string, host: string, run: string, readBack: boolean): Promise<unknown> {
-  const args = [BIN, 'annotate', '--insecure-registry', host, ref, '-a', `com.example.bench.run=${run}`, ...(readBack ? [] : ['--no-read-back'])];
-  return exec(process.execPath, args, { PATH: process.env.PATH, ...gitlabEnv() });
+const HAS_BASH = spawnSync('bash', ['-c', 'times'], { stdio: 'ignore' }).status === 0;
+
+/**
+ * Runs a command and returns its CPU time (user + system) in ms: under bash, whose `times` reads
+ * getrusage of its children. CPU time suffers less from a loaded machine than wall time. NaN
+ * without bash.
+ */
+async function cpuTimed(file: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<number> {
+  if (!HAS_BASH) {
+    await exec(file, args, env);
+    return NaN;
+  }
+  const { stdout } = await exec('bash', ['-c', '"$@" >/dev/null || exit $?; times', 'bash', file, ...args], env);
+  const children = stdout.trim().split('\n').at(-1) ?? '';
+  const seconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  return seconds.length === 2 ? ((seconds[0] ?? NaN) + (seconds[1] ?? NaN)) * 1000 : NaN;
 }
 
-/** The floor: GET the manifest, add one annotation, PUT it back: two requests, two curl processes. */
-async function curlFloor(url: string, file: string, run: string): Promise<void> {
-  const { stdout } = await exec('curl', ['-sSf', '-H', `Accept: ${OCI_TYPES}`, '-D', '-', '-o', file, url]);
-  const type = /^content-type:\s*([^\r\n;]+)/im.exec(stdout)?.[1]?.trim() ?? 'application/vnd.oci.image.manifest.v1+json';
+function tagtrail(ref: string, host: string, run: string, readBack: boolean): Promise<number> {
+  const args = [BIN, 'annotate', '--insecure-registry', host, ref, '-a', `com.example.bench.run=${run}`, ...(readBack ? [] : ['--no-read-back'])];
+  return cpuTimed(process.execPath, args, { PATH: process.env.PATH, ...gitlabEnv() });
+}
+
+/** The floor: GET the manifest, add one annotation, PUT it back: two requests, two curl processes. Returns their CPU time. */
+async function curlFloor(url: string, file: string, run: string): Promise<number> {
+  const headers = `${file}.headers`;
+  const getCpu = await cpuTimed('curl', ['-sSf', '-H', `Accept: ${OCI_TYPES}`, '-D', headers, '-o', file, url]);
+  const type = /^content-type:\s*([^\r\n;]+)/im.exec(await readFile(headers, 'utf8'))?.[1]?.trim() ?? 'application/vnd.oci.image.manifest.v1+json';
   const m = JSON.parse(await readFile(file, 'utf8')) as { annotations?: Record<string, string> };
   m.annotations = { ...m.annotations, 'com.example.bench.run': run };
   await writeFile(file, JSON.stringify(m));
-  await exec('curl', ['-sSf', '-X', 'PUT', '-H', `Content-Type: ${type}`, '--data-binary', `@${file}`, url]);
+  return getCpu + (await cpuTimed('curl', ['-sSf', '-X', 'PUT', '-H', `Content-Type: ${type}`, '--data-binary', `@${file}`, url]));
+}
+
+/** Wall and CPU time of one run. */
+async function both(fn: () => Promise<number>): Promise<{ wall: number; cpu: number }> {
+  let cpu = NaN;
+  const wall = await elapsed(async () => {
+    cpu = await fn();
+  });
+  return { wall, cpu };
 }
 
 /** The seed's way: copy the whole image out, annotate the top manifest in the layout, copy it back. */
@@ -122,19 +153,24 @@ async function measure(link: FaultProxy, subject: Subject, work: string): Promis
 
   // Round after round, each kind once, so a change in the machine's load falls on all alike.
   const runs = { node: [] as number[], tagtrailDefault: [] as number[], tagtrailNoReadBack: [] as number[], curl: [] as number[] };
+  const cpu = { node: [] as number[], tagtrailDefault: [] as number[], tagtrailNoReadBack: [] as number[], curl: [] as number[] };
   const network = { defaultSpan: [] as number[], readBack: [] as number[], noReadBackSpan: [] as number[] };
   const floorFile = join(work, 'floor.json');
+  const record = (kind: keyof typeof runs, t: { wall: number; cpu: number }): void => {
+    runs[kind].push(t.wall);
+    cpu[kind].push(t.cpu);
+  };
   for (let i = 0; i < RUNS; i++) {
-    runs.node.push(await elapsed(() => exec(process.execPath, ['-e', '0'])));
+    record('node', await both(() => cpuTimed(process.execPath, ['-e', '0'])));
     link.reset();
-    runs.tagtrailDefault.push(await elapsed(() => tagtrail(ref('tt'), link.host, String(i), true)));
+    record('tagtrailDefault', await both(() => tagtrail(ref('tt'), link.host, String(i), true)));
     const d = linkTimes(link, subject.repo, 'tt');
     network.defaultSpan.push(d.spanMs);
     if (d.readBackMs !== undefined) network.readBack.push(d.readBackMs);
     link.reset();
-    runs.tagtrailNoReadBack.push(await elapsed(() => tagtrail(ref('nv'), link.host, String(i), false)));
+    record('tagtrailNoReadBack', await both(() => tagtrail(ref('nv'), link.host, String(i), false)));
     network.noReadBackSpan.push(linkTimes(link, subject.repo, 'nv').spanMs);
-    runs.curl.push(await elapsed(() => curlFloor(`${link.url}/v2/${subject.repo}/manifests/floor`, floorFile, String(i))));
+    record('curl', await both(() => curlFloor(`${link.url}/v2/${subject.repo}/manifests/floor`, floorFile, String(i))));
     progress(`${subject.name}: tagtrail, tagtrail --no-read-back, curl, node -e 0`, i + 1, RUNS);
   }
 
@@ -166,9 +202,16 @@ async function measure(link: FaultProxy, subject: Subject, work: string): Promis
       noReadBackNetworkSpan: median(network.noReadBackSpan),
       readBack: median(network.readBack),
     },
-    raw: { ...runs, ...network, skopeo },
+    cpuMs: { node: median(cpu.node), tagtrailDefault: median(cpu.tagtrailDefault), tagtrailNoReadBack: median(cpu.tagtrailNoReadBack), curlFloor: median(cpu.curl) },
+    raw: { wall: runs, cpu, ...network, skopeo },
     readBackCostMs: dMs - nvMs,
-    ratios: { defaultOverSkopeo: dMs / skopeoMs, noReadBackOverFloor: nvMs / floorMs, defaultOverFloor: dMs / floorMs, defaultWithoutPauseOverSkopeo: (dMs - median(network.readBack)) / skopeoMs },
+    ratios: {
+      defaultOverSkopeo: dMs / skopeoMs,
+      noReadBackOverFloor: nvMs / floorMs,
+      defaultOverFloor: dMs / floorMs,
+      defaultWithoutPauseOverSkopeo: (dMs - median(network.readBack)) / skopeoMs,
+      noReadBackOverFloorCpu: median(cpu.tagtrailNoReadBack) / (median(cpu.curl) + median(cpu.node)),
+    },
   };
 }
 
@@ -200,7 +243,7 @@ export default async function bench(): Promise<void> {
     }
     const loadAfter = machineLoad();
 
-    type R = { subject: string; requests: { default: number; noReadBack: number }; ms: Record<string, number>; readBackCostMs: number; ratios: Record<string, number> };
+    type R = { subject: string; requests: { default: number; noReadBack: number }; ms: Record<string, number>; cpuMs: Record<string, number>; readBackCostMs: number; ratios: Record<string, number> };
     const rows = results as unknown as R[];
     const pause = PAUSE_RULE.minMs;
     const data = {
@@ -229,6 +272,12 @@ Times in ms (medians):
 | subject | tagtrail default (requests) | its requests' span | its read-back (PUT answered → HEAD answered) | \`--no-read-back\` (requests) | its requests' span | curl GET + PUT | node -e 0 | skopeo out / in |
 |---|---|---|---|---|---|---|---|---|
 ${rows.map((r) => `| ${r.subject} | ${ms(r.ms.tagtrailDefault)} (${r.requests.default}) | ${ms(r.ms.defaultNetworkSpan)} | ${ms(r.ms.readBack)} | ${ms(r.ms.tagtrailNoReadBack)} (${r.requests.noReadBack}) | ${ms(r.ms.noReadBackNetworkSpan)} | ${ms(r.ms.curlFloor)} | ${ms(r.ms.node)} | ${ms(r.ms.skopeoOut)} / ${ms(r.ms.skopeoIn)} |`).join('\n')}
+
+CPU time (user + system, median; bash's \`times\`), which a loaded machine disturbs less than wall time:
+
+| subject | tagtrail default | \`--no-read-back\` | curl GET + PUT | node -e 0 | \`--no-read-back\` / (curl + node -e 0) |
+|---|---|---|---|---|---|
+${rows.map((r) => `| ${r.subject} | ${ms(r.cpuMs.tagtrailDefault)} | ${ms(r.cpuMs.tagtrailNoReadBack)} | ${ms(r.cpuMs.curlFloor)} | ${ms(r.cpuMs.node)} | ${fmt(r.ratios.noReadBackOverFloorCpu ?? NaN, 2)}× |`).join('\n')}
 
 A run's requests' span is from its first request reaching the link to its last answer, taken by the proxy; the rest of the run is the process: node's start, loading the command, work between requests.
 The read-back is the pause (on this link the rule's floor, ${pause} ms: twice a PUT of ~${2 * LATENCY_MS} ms is less) plus one HEAD of the tag.

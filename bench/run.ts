@@ -18,7 +18,8 @@ const only = process.argv.slice(2).map((arg) => {
   return { name, parts };
 });
 const files = (await readdir(here)).filter((f) => f.endsWith('.bench.ts') && (only.length === 0 || only.some((o) => f.includes(o.name)))).sort();
-type BenchModule = { default: () => Promise<void>; estimatedSeconds?: number };
+/** reportsProgress: the benchmark shows its own progress line (lib.ts progress()); others get a heartbeat. */
+type BenchModule = { default: () => Promise<void>; estimatedSeconds?: number; reportsProgress?: boolean };
 // Sizes set through BENCH_* variables make a run shorter than the next full one: not a fair estimate.
 const sized = Object.keys(process.env).some((k) => k.startsWith('BENCH_'));
 const DURATIONS = join(here, 'results', 'durations.json');
@@ -34,7 +35,8 @@ for (const f of files) {
   if (seconds === undefined) unknown = [...unknown, f];
   else expected += seconds;
 }
-process.stdout.write(`Running ${files.length} benchmark${files.length === 1 ? '' : 's'} (${files.join(', ')}): about ${formatDuration(expected)}${unknown.length > 0 ? ` plus ${unknown.join(', ')} (no estimate)` : ''}; environment variables can make them smaller (bench/results/README.md).\n`);
+const known = files.length > unknown.length ? `about ${formatDuration(expected)}${unknown.length > 0 ? ` plus ${unknown.join(', ')} (no estimate)` : ''}` : 'no estimate';
+process.stdout.write(`Running ${files.length} benchmark${files.length === 1 ? '' : 's'} (${files.join(', ')}): ${known}; environment variables can make them smaller (bench/results/README.md).\n`);
 
 let failed = 0;
 for (const f of files) {
@@ -42,8 +44,14 @@ for (const f of files) {
   if (parts !== undefined) process.env[`BENCH_${f.replace(/\.bench\.ts$/, '').toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PARTS`] = parts;
   process.stdout.write(`\n== ${f}${parts !== undefined ? ` (${parts})` : ''}\n`);
   const started = Date.now();
+  const mod = modules.get(f);
+  // On a terminal, a part without a progress line of its own says every 15 s that it still runs.
+  const expectedSeconds = durations[f] ?? mod?.estimatedSeconds;
+  const heartbeat = process.stdout.isTTY && !mod?.reportsProgress
+    ? setInterval(() => process.stdout.write(`== ${f}: ${Math.round((Date.now() - started) / 1000)} s so far${expectedSeconds !== undefined ? ` (about ${formatDuration(expectedSeconds)} in all)` : ''}\n`), 15_000)
+    : undefined;
   try {
-    await modules.get(f)?.default();
+    await mod?.default();
     const seconds = (Date.now() - started) / 1000;
     process.stdout.write(`== ${f} done in ${seconds.toFixed(1)} s\n`);
     // Only a full run at the default sizes is a fair estimate for the next one.
@@ -54,6 +62,8 @@ for (const f of files) {
   } catch (err) {
     failed++;
     process.stdout.write(`== ${f} FAILED: ${err instanceof Error ? err.stack : String(err)}\n`);
+  } finally {
+    clearInterval(heartbeat);
   }
 }
 process.exitCode = failed > 0 ? 1 : 0;

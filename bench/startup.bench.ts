@@ -15,6 +15,8 @@ import { BIN } from '../test/helpers/cli.js';
 import { fmt, loadLine, machineLoad, median, progress, writeResults } from './lib.js';
 
 export const estimatedSeconds = 40;
+/** Shows its own progress line on a terminal. */
+export const reportsProgress = true;
 
 const RUNS = 15;
 const WARMUP = 3;
