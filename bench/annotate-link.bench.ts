@@ -273,7 +273,7 @@ Times in ms (medians):
 |---|---|---|---|---|---|---|---|---|
 ${rows.map((r) => `| ${r.subject} | ${ms(r.ms.tagtrailDefault)} (${r.requests.default}) | ${ms(r.ms.defaultNetworkSpan)} | ${ms(r.ms.readBack)} | ${ms(r.ms.tagtrailNoReadBack)} (${r.requests.noReadBack}) | ${ms(r.ms.noReadBackNetworkSpan)} | ${ms(r.ms.curlFloor)} | ${ms(r.ms.node)} | ${ms(r.ms.skopeoOut)} / ${ms(r.ms.skopeoIn)} |`).join('\n')}
 
-CPU time (user + system, median; bash's \`times\`), which a loaded machine disturbs less than wall time:
+CPU time (user + system, median; bash's \`times\`). On a shared virtual machine this moves too (steal and frequency), so read it beside the wall times, not instead of them:
 
 | subject | tagtrail default | \`--no-read-back\` | curl GET + PUT | node -e 0 | \`--no-read-back\` / (curl + node -e 0) |
 |---|---|---|---|---|---|
