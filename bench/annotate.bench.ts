@@ -73,6 +73,9 @@ const PLATFORMS: Platform[] = [
   { os: 'linux', architecture: 'riscv64' },
 ];
 
+/** A rough guess for `npm run bench` to announce; a full run's measured duration replaces it (bench/results/durations.json). */
+export const estimatedSeconds = 180;
+
 export default async function bench(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'tagtrail-bench-'));
   const registry = await startRegistry({ logLevel: 'warn' });

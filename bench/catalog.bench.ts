@@ -43,6 +43,9 @@ import { MEMORY_ONLY, PARTS, WEBHOOK_EVENTS } from './catalog/settings.js';
 import { type SyncPart, memoryMarkdown, syncMarkdown, syncPart } from './catalog/sync.js';
 import { webhookMarkdown, webhookPart } from './catalog/webhook.js';
 
+/** A rough guess for `npm run bench` to announce; a full run's measured duration replaces it (bench/results/durations.json). */
+export const estimatedSeconds = 1800;
+
 export default async function bench(): Promise<void> {
   const startedAll = now();
   if (!existsSync(new URL('../dist/cli.js', import.meta.url))) throw new Error('the CLI is not built: run npm run build (npm run bench does)');

@@ -1,6 +1,7 @@
 // Small shared pieces for the benchmarks: timing, percentiles and result files.
 import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -45,3 +46,24 @@ export async function writeResults(name: string, data: unknown, markdown: string
 }
 
 export const fmt = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+/** The machine's load, to be written beside every figure: a figure taken under load above the core count is noisy. */
+export function machineLoad(): { loadavg: [number, number, number]; cores: number } {
+  const [a = 0, b = 0, c = 0] = loadavg();
+  return { loadavg: [round2(a), round2(b), round2(c)], cores: availableParallelism() };
+}
+
+const round2 = (n: number): number => Math.round(n * 100) / 100;
+
+/** One line saying how busy the machine was, for the markdown of a result. */
+export function loadLine(before: ReturnType<typeof machineLoad>, after: ReturnType<typeof machineLoad>): string {
+  const busy = Math.max(before.loadavg[0], after.loadavg[0]) > before.cores;
+  return `Load average (1, 5, 15 min) before: ${before.loadavg.join(', ')}; after: ${after.loadavg.join(', ')}; ${before.cores} cores.${busy ? ' **The 1-minute load was above the core count: the times are noisy, read the ratios as rough.**' : ''}`;
+}
+
+/** A progress line that rewrites itself, on a terminal only (logs of CI runs stay clean). */
+export function progress(label: string, done: number, total: number): void {
+  if (!process.stdout.isTTY) return;
+  process.stdout.write(`\r\x1b[K${label}: ${done}/${total}`);
+  if (done >= total) process.stdout.write('\n');
+}

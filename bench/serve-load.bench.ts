@@ -204,6 +204,9 @@ async function runOne(backend: string, db: string, registryHost: string, pushed:
   };
 }
 
+/** A rough guess for `npm run bench` to announce; a full run's measured duration replaces it (bench/results/durations.json). */
+export const estimatedSeconds = 90;
+
 export default async function main(): Promise<void> {
   ensureBuilt();
   const registry = await startRegistry({ logLevel: 'warn' });

@@ -57,6 +57,9 @@ interface Timing {
   rows: number;
 }
 
+/** A rough guess for `npm run bench` to announce; a full run's measured duration replaces it (bench/results/durations.json). */
+export const estimatedSeconds = 120;
+
 export default async function bench(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'tagtrail-bench-ui-'));
   const store = await openStore(`sqlite:${join(dir, 'catalog.db')}`);

@@ -29,6 +29,10 @@ const CREDENTIAL_ENV: readonly (readonly [string, string])[] = [
   ['DOCKER_CONFIG', 'directory of config.json (default: ~/.docker)'],
   ['TAGTRAIL_REGISTRY_HOSTS', 'the registries TAGTRAIL_REGISTRY_USER and --username are for, comma-separated (default: the command\'s own)'],
   ['TAGTRAIL_TRUSTED_REALM_HOSTS', 'as --trusted-realm-host, comma-separated'],
+  ['TAGTRAIL_INSECURE_REGISTRY', 'as --insecure-registry, comma-separated'],
+  ['TAGTRAIL_CA_FILE', 'PEM certificates to trust besides the default ones (an internal CA)'],
+  ['https_proxy, http_proxy, no_proxy', "proxies, by curl's rules (HTTPS_PROXY and NO_PROXY too; not HTTP_PROXY)"],
+  ['TAGTRAIL_DEBUG', '1: as --debug'],
 ];
 
 /** Read by serve, whose log lines are JSON on standard output. */
@@ -38,6 +42,12 @@ const CI_ENV = [
   'CI_PIPELINE_ID, CI_JOB_ID, CI_COMMIT_SHA, …',
   "GitLab's predefined variables: the build details (docs/gitlab-ci.md lists them all)",
 ] as const;
+
+/** Read by annotate and attach for --report. */
+const REPORT_ENV: readonly (readonly [string, string])[] = [
+  ['TAGTRAIL_REPORT_URL', 'as --report'],
+  ['TAGTRAIL_ID_TOKEN', 'the GitLab ID token --report sends (id_tokens in the job, aud: the report URL)'],
+];
 
 const DOTENV_ENV = ['TAGTRAIL_DOTENV_MAX_VARIABLES', "the instance's dotenv variable limit, for --output dotenv (default: 20)"] as const;
 
@@ -65,7 +75,7 @@ function inertRuntime(rt: Runtime): Runtime {
   return { ...rt, stdout: inertWriter(rt.stdout), stderr: inertWriter(rt.stderr) };
 }
 
-function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
+export function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
   const rt = inertRuntime(raw);
   const program = new Command('tagtrail');
   program
@@ -102,12 +112,13 @@ function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
   // The old name of --no-read-back: it read like "skip TLS verification". Still taken, not shown.
   const noVerify = () => new Option('--no-verify', 'old name of --no-read-back').hideHelp();
   const overwrite = 'replace build details another pipeline wrote, or write them again in the pipeline that wrote them (both are refused otherwise)';
+  const report = 'after the write, report the images to tagtrail serve at this URL, authenticated by the GitLab ID token in TAGTRAIL_ID_TOKEN, so that serve verifies them';
 
   registryOptions(
     program
       .command('annotate')
       .description('write GitLab CI build details into the manifests of images already in a registry')
-      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0')
+      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0 (https://127.0.0.1:5443/app:1 for https on loopback)')
       .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect)
       .option('--remove-annotation <key>', "leave this key out and delete it from the manifest's own annotations (repeatable)", collect)
       .option('--no-ci', 'leave out the GitLab CI annotation set')
@@ -119,6 +130,7 @@ function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
       .option('--no-read-back', 'do not read the tag back after writing it: one request and a short wait fewer, but a concurrent writer that replaces the result goes unnoticed')
       .addOption(noVerify())
       .option('--force', 'annotate a manifest that carries a subject (a signature, an SBOM, a referrer) anyway: it gets a new digest and leaves its subject\'s referrers')
+      .option('--report <url>', report)
       .addOption(output(['text', 'json', 'dotenv']))
       .addHelpText(
         'after',
@@ -128,7 +140,7 @@ function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
             'tagtrail annotate --output dotenv "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA" > tagtrail.env',
             'tagtrail annotate --no-ci -a com.example.team=payments --dry-run registry.example.com/app:1.0',
           ],
-          [CI_ENV, DOTENV_ENV, ...CREDENTIAL_ENV],
+          [CI_ENV, DOTENV_ENV, ...REPORT_ENV, ...CREDENTIAL_ENV],
         ),
       ),
   ).action(run(() => import('./commands/annotate.js')));
@@ -137,7 +149,7 @@ function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
     program
       .command('attach')
       .description('attach GitLab CI build details to images as an OCI 1.1 referrer; the image digest never changes')
-      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0')
+      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0 (https://127.0.0.1:5443/app:1 for https on loopback)')
       .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect)
       .option('--remove-annotation <key>', 'leave this key out of the referrer (repeatable)', collect)
       .option('--no-ci', 'leave out the GitLab CI annotation set')
@@ -150,12 +162,13 @@ function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
           .choices(['auto', 'always', 'never'])
           .default('auto'),
       )
+      .option('--report <url>', report)
       .addOption(output(['text', 'json', 'dotenv']))
       .addHelpText(
         'after',
         helpFooter(
           ['tagtrail attach "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA"', 'tagtrail attach --output dotenv "$CI_REGISTRY_IMAGE@$DIGEST" > tagtrail.env'],
-          [CI_ENV, DOTENV_ENV, ...CREDENTIAL_ENV],
+          [CI_ENV, DOTENV_ENV, ...REPORT_ENV, ...CREDENTIAL_ENV],
         ),
       ),
   ).action(run(() => import('./commands/attach.js')));
@@ -226,6 +239,8 @@ function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
           [
             ['TAGTRAIL_REGISTRY', 'the registry, when --registry is not given'],
             ['TAGTRAIL_DB', 'the catalog database, when --db is not given'],
+            ['TAGTRAIL_REPOSITORY', 'as --repository'],
+            ['TAGTRAIL_CONCURRENCY', 'as --concurrency'],
             ['TAGTRAIL_READ_CONFIGS', '1: as --read-configs'],
             ['TAGTRAIL_GITLAB_URL', 'as --gitlab-url, comma-separated'],
             ...GITLAB_ENV,
@@ -252,6 +267,8 @@ function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
       )
       .option('--gitlab-group <path>', GITLAB_GROUP_HELP, collect)
       .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect)
+      .option('--gitlab-webhook-secret <secret>', "take GitLab's Pipeline and Job events at /api/v1/gitlab/events, sent with this secret token, and re-crawl the project's repositories when a pipeline or job ends (prefer TAGTRAIL_GITLAB_WEBHOOK_SECRET: flags show in ps)")
+      .option('--public-url <url>', 'the URL people and CI jobs reach serve at; with it serve verifies build reports (POST /api/v1/builds) whose GitLab ID token has this audience')
       .addHelpText(
         'after',
         helpFooter(
@@ -262,9 +279,12 @@ function buildProgram(raw: Runtime, setExit: (code: number) => void): Command {
             ['TAGTRAIL_DB', 'as --db'],
             ['TAGTRAIL_WEBHOOK_SECRET', 'as --webhook-secret'],
             ['TAGTRAIL_RECONCILE_INTERVAL', 'as --reconcile-interval'],
+            ['TAGTRAIL_CONCURRENCY', 'as --concurrency'],
             ['TAGTRAIL_READ_CONFIGS', '1: as --read-configs'],
             ['TAGTRAIL_GITLAB_URL', 'as --gitlab-url, comma-separated'],
             ...GITLAB_ENV,
+            ['TAGTRAIL_GITLAB_WEBHOOK_SECRET', 'as --gitlab-webhook-secret'],
+            ['TAGTRAIL_PUBLIC_URL', 'as --public-url'],
             ...CREDENTIAL_ENV,
             LOG_ENV,
           ],

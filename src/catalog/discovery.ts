@@ -77,7 +77,7 @@ export async function listGitlabRepositories(api: GitlabApi, groups: readonly st
 }
 
 /** Splits a `location` (host[:port]/path) into its host and path. */
-function parseLocation(location: string): { host: string; path: string } | undefined {
+export function parseLocation(location: string): { host: string; path: string } | undefined {
   const slash = location.indexOf('/');
   if (slash <= 0) return undefined;
   const host = location.slice(0, slash).toLowerCase();

@@ -21,7 +21,7 @@ import { subjectOfReferrersTag } from './follow-referrers.js';
 export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
 
 export type CatalogEvent =
-  | { kind: 'tag-push'; id: string; at: Date; repository: string; tag: string; digest: string; mediaType: string | undefined }
+  | { kind: 'tag-push'; id: string; at: Date; repository: string; tag: string; digest: string; mediaType: string | undefined; userAgent?: string }
   | { kind: 'manifest-delete'; id: string; at: Date; repository: string; digest: string }
   | { kind: 'tag-delete'; id: string; at: Date; repository: string; tag: string }
   /** A referrers tag was pushed or deleted: read it again (its state now, not the event's). */
@@ -50,7 +50,20 @@ const event = z.looseObject({
   timestamp: z.string().max(64).optional(),
   action: z.string().max(64),
   target: target.optional(),
+  // The push request's User-Agent: which tool pushed (pushers.ts). Evidence only: a `request`
+  // of another shape leaves the pusher unknown rather than refusing the event.
+  request: z.unknown().optional(),
 });
+
+const MAX_USER_AGENT = 4096;
+
+/** `request.useragent` when it is a string of sane length; anything else is no evidence. */
+function userAgentOf(request: unknown): string | undefined {
+  if (typeof request !== 'object' || request === null || Array.isArray(request) || !Object.hasOwn(request, 'useragent')) return undefined;
+  const ua = (request as { useragent?: unknown }).useragent;
+  if (typeof ua !== 'string' || ua.length > MAX_USER_AGENT) return undefined;
+  return ua.trim() || undefined;
+}
 
 const envelope = z.looseObject({
   events: z.array(event).max(MAX_EVENTS_PER_ENVELOPE),
@@ -114,7 +127,8 @@ export function parseEnvelope(body: unknown): ParsedEnvelope {
 
     if (action === 'push') {
       if (digest === undefined) throw bad(`${where}.target.digest is missing from a tag push`);
-      events.push({ kind: 'tag-push', id, at, repository, tag: tag as string, digest, mediaType: t.mediaType || undefined });
+      const userAgent = userAgentOf(e.request);
+      events.push({ kind: 'tag-push', id, at, repository, tag: tag as string, digest, mediaType: t.mediaType || undefined, ...(userAgent ? { userAgent } : {}) });
     } else if (tag !== undefined) {
       events.push({ kind: 'tag-delete', id, at, repository, tag });
     } else if (digest !== undefined) {

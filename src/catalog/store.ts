@@ -24,6 +24,7 @@ import type {
   TagHistory,
   TagItem,
 } from './types.js';
+import type { PusherRecord, VerifiedBuild } from './sql/verifications.js';
 
 /** Opening, migrating, probing and closing the catalog; the crawl lock. */
 interface StoreLifecycle {
@@ -49,6 +50,11 @@ export interface StoreReader {
    * by a repository that tags the digest (a referrer listed elsewhere never counts: sql/referrers.ts).
    */
   getImage(digest: string, options?: { repository?: string }): Promise<ImageDetail | null>;
+  /**
+   * The stored manifests among `digests`, by digest, each as getImage gives it, in a fixed number
+   * of queries: for pages that show one row per digest. Digests not in the catalog are left out.
+   */
+  getImages(digests: readonly string[], options?: { repository?: string }): Promise<Map<string, ImageDetail>>;
   /** A tag's history, newest first, a page at a time (`limit`, default HISTORY_PAGE_SIZE; `cursor` from the page before). */
   tagHistory(repository: string, tag: string, page?: { limit?: number; cursor?: string }): Promise<TagHistory | null>;
   stats(): Promise<StoreStats>;
@@ -120,4 +126,15 @@ interface Checkpoints {
   deleteCheckpoint(key: string): Promise<void>;
 }
 
-export type Store = StoreLifecycle & StoreReader & StoreWriter & ReferrerLinks & Checkpoints;
+/** Build reports verified against GitLab ID tokens, and who pushed a manifest (verifications.ts). */
+export interface BuildEvidence {
+  /** Records (or renews) that a GitLab job of the token's project pushed this digest to this repository. */
+  recordVerification(repository: string, digest: string, verified: VerifiedBuild): Promise<void>;
+  /** Records the User-Agent of a manifest's first push, and the tool it names. */
+  recordPusher(digest: string, userAgent: string, pusher: string, at: Date): Promise<void>;
+  pusherOf(digest: string): Promise<PusherRecord | undefined>;
+  /** Verified images and images by pusher, over the insights window and filters. */
+  verifiedInsights(query: InsightsQuery): Promise<{ verified: number; pushedBy: Record<string, number> }>;
+}
+
+export type Store = StoreLifecycle & StoreReader & StoreWriter & ReferrerLinks & Checkpoints & BuildEvidence;

@@ -17,7 +17,7 @@ export interface GitlabDiscoveryFlags {
   debug?: boolean;
 }
 
-interface GitlabDiscovery {
+export interface GitlabDiscovery {
   api: GitlabApi;
   groups: string[];
   projects: string[];

@@ -13,12 +13,13 @@ import { gitlabUrlsFrom, parseGitlabUrls } from '../server/ui/links.js';
 import { MIN_SECRET_LENGTH } from '../server/webhook.js';
 import type { Runtime } from '../runtime.js';
 import { VERSION } from '../version.js';
-import { type RegistryTarget, fromEnv, parseRegistryUrl, positiveInt, readConfigsFlag } from './catalog-common.js';
+import { type RegistryTarget, concurrencySetting, fromEnv, parseRegistryUrl, positiveInt, readConfigsFlag, targetFlags } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
 import { withTimeout } from '../time.js';
 import { type GitlabDiscoveryFlags, gitlabDiscoveryFrom } from './gitlab-discovery.js';
+import { type ServeGitlabFlags, checkServeGitlabFlags, serveGitlab } from './serve-gitlab.js';
 
-interface ServeFlags extends RegistryFlags, GitlabDiscoveryFlags {
+interface ServeFlags extends RegistryFlags, GitlabDiscoveryFlags, ServeGitlabFlags {
   listen?: string;
   registry?: string;
   db?: string;
@@ -51,11 +52,11 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     // Without --registry, the registry is where GitLab locates the repositories.
     const host = await gitlab.discoverRegistry();
     if (host === undefined) throw new UsageError('the GitLab groups and projects named hold no container repository, so the registry is unknown', { hint: 'pass --registry URL as well' });
-    target = { host, insecure: false };
+    target = { host, insecure: false, https: false };
   }
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
   const interval = positiveInt(fromEnv(rt, flags.reconcileInterval, 'TAGTRAIL_RECONCILE_INTERVAL'), '--reconcile-interval', 600, 0, 7 * 24 * 3600);
-  const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
+  const concurrency = concurrencySetting(rt, flags.concurrency);
   const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const gitlabUrls = gitlabUrlsFrom(flags.gitlabUrl, rt.env.TAGTRAIL_GITLAB_URL);
   // Only GitLab servers named on purpose are trusted token realms; the links default (gitlab.com) is not.
@@ -73,10 +74,11 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     throw new UsageError('the webhook needs --registry (or TAGTRAIL_REGISTRY): manifests are read from there, never from URLs in events');
   }
 
+  const gitlabChecked = checkServeGitlabFlags(rt, flags, target !== undefined);
   const logger = createLogger(rt.stdout, rt.env.TAGTRAIL_LOG_LEVEL || 'info');
 
   const client = target
-    ? await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, [target.host], configuredGitlabUrls, gitlab?.credentials(target.host))
+    ? await registryClient(rt, targetFlags(flags, target), [target.host], configuredGitlabUrls, gitlab?.credentials(target.host))
     : undefined;
   const store = await openStore(dbUrl);
   const metrics = new Metrics();
@@ -90,7 +92,19 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
       now: rt.now,
       onError: (err) => logger.error({ err: { message: err instanceof Error ? err.message : String(err) } }, 'page failed'),
     });
-  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, now: rt.now, gitlabServers: parseGitlabUrls(gitlabUrls), ...(webhook ? { webhook } : {}) });
+  const gitlabServe = serveGitlab(rt, gitlabChecked, { client, registry: target?.host, store, gitlabUrls, discovery: gitlab, concurrency, readConfigs, logger, metrics });
+  const app = createApp({
+    store,
+    logger,
+    metrics,
+    accepting: () => accepting,
+    ui,
+    now: rt.now,
+    gitlabServers: parseGitlabUrls(gitlabUrls),
+    ...(webhook ? { webhook } : {}),
+    ...(gitlabServe.gitlabEvents ? { gitlabEvents: gitlabServe.gitlabEvents } : {}),
+    ...(gitlabServe.builds ? { builds: gitlabServe.builds } : {}),
+  });
 
   // Before taking traffic: reach the registry once (auth challenge, connection) and run a first
   // query, so the first notification is not slowed by either, and a wrong registry shows at once.
@@ -118,6 +132,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
         db: redactDatabaseUrl(dbUrl),
         dialect: store.dialect,
         webhook: webhook ? 'on' : 'off',
+        gitlabEvents: gitlabServe.gitlabEvents ? 'on' : 'off',
+        buildReports: gitlabServe.builds ? 'on' : 'off',
         reconcileIntervalSeconds: target ? interval : 0,
       },
       'listening',
@@ -155,6 +171,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     server.closeAllConnections();
   }
   await reconciler?.stop();
+  await gitlabServe.stop();
   await store.close();
   logger.info('stopped');
   return 0;

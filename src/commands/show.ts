@@ -1,10 +1,10 @@
 // tagtrail show IMAGE: the build details of a tag.
 import type { Build } from '../details/build.js';
 import { type ImageDetails, inspectImage } from '../details/inspect.js';
-import { parseReference } from '../oci/reference.js';
+import type { Reference } from '../oci/reference.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
-import { type RegistryFlags, registryClient } from './common.js';
+import { type RegistryFlags, parseImageArguments, registryClient, withSchemes } from './common.js';
 
 interface ShowFlags extends RegistryFlags {
   output: 'text' | 'json';
@@ -75,8 +75,9 @@ function text(d: ImageDetails): string {
 
 export async function run(rt: Runtime, args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as ShowFlags;
-  const ref = parseReference(String(args[0]));
-  const client = await registryClient(rt, flags, [ref.registry]);
+  const image = parseImageArguments([String(args[0])]);
+  const ref = image.refs[0] as Reference;
+  const client = await registryClient(rt, withSchemes(flags, image), [ref.registry]);
   const details = await inspectImage(client, ref);
   for (const w of details.warnings) rt.stderr.write(`warning: ${inertText(w)}\n`);
   rt.stdout.write(flags.output === 'json' ? `${JSON.stringify(details, null, 2)}\n` : text(details));

@@ -6,7 +6,10 @@ import { type GitlabServer, checkedBuildLinks } from './ui/links.js';
 import type { Annotations } from '../oci/annotations.js';
 import { formatPlatform, platformNames } from '../oci/manifest.js';
 import type { StoreReader } from '../catalog/store.js';
+import type { VerifiedBuild } from '../catalog/sql/verifications.js';
 import type { ImageDetail, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
+import type { z } from 'zod';
+import type { ImageDetailSchema, ImageItemSchema, RepositorySchema, TagHistorySchema, VerifiedSchema } from './api/schemas.js';
 
 /** The build details as the API gives them: URLs only where the browser would link them (links.ts). */
 function buildOf(servers: readonly GitlabServer[], annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
@@ -17,12 +20,11 @@ function checkedBuild(servers: readonly GitlabServer[], build: Build | null): Bu
   return build === null ? null : checkedBuildLinks(build, servers);
 }
 
-
 function plain(a: Annotations): Record<string, string> {
   return { ...a };
 }
 
-export function imageItem(t: TagItem, servers: readonly GitlabServer[]): Record<string, unknown> {
+export function imageItem(t: TagItem, servers: readonly GitlabServer[]): z.output<typeof ImageItemSchema> {
   return {
     repository: t.repository,
     tag: t.tag,
@@ -31,11 +33,24 @@ export function imageItem(t: TagItem, servers: readonly GitlabServer[]): Record<
     platforms: platformNames(t.platforms),
     updatedAt: t.updatedAt.toISOString(),
     annotations: plain(t.annotations),
-    build: buildOf(servers, t.annotations, t.labelAnnotations, t.referrer),
+    build: withVerified(buildOf(servers, t.annotations, t.labelAnnotations, t.referrer), t.verified),
   };
 }
 
-export function repositoryItem(r: RepositorySummary): Record<string, unknown> {
+type VerifiedJson = z.output<typeof VerifiedSchema>;
+
+function verifiedJson(v: VerifiedBuild): VerifiedJson {
+  const { by, issuer, projectPath, pipelineId, jobId, sha, ref, at } = v;
+  return { by, issuer, projectPath, pipelineId, jobId, sha, ref, at: at.toISOString() };
+}
+
+/** `build.verified`: present only when a build report for this repository and digest was verified. */
+function withVerified(build: Build | null, verified: VerifiedBuild | undefined): (Build & { verified?: VerifiedJson }) | null {
+  if (!build || !verified) return build;
+  return { ...build, verified: verifiedJson(verified) };
+}
+
+export function repositoryItem(r: RepositorySummary): z.output<typeof RepositorySchema> {
   return {
     name: r.name,
     tagCount: r.tagCount,
@@ -45,7 +60,7 @@ export function repositoryItem(r: RepositorySummary): Record<string, unknown> {
   };
 }
 
-export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
+export function tagHistoryItem(h: TagHistory): z.output<typeof TagHistorySchema> {
   return {
     repository: h.repository,
     tag: h.tag,
@@ -63,17 +78,20 @@ export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
  * One manifest in detail: its own annotations, each child's, the labels, and the build details
  * of the image as a whole (the index's annotations, then its children's, then config labels).
  */
-export async function imageDetail(store: StoreReader, d: ImageDetail, servers: readonly GitlabServer[]): Promise<Record<string, unknown>> {
+export async function imageDetail(store: StoreReader, d: ImageDetail, servers: readonly GitlabServer[]): Promise<z.output<typeof ImageDetailSchema>> {
   const merged = mergeIndexAnnotations(d.annotations, d.children);
   let labelAnnotations: Annotations | undefined;
   if (!hasBuildAnnotations(merged)) {
     if (d.labels) labelAnnotations = labelsAsAnnotations(d.labels);
-    // An index has no config: its platform manifests' labels stand in.
-    for (const c of d.children) {
+    // An index has no config: its platform manifests' labels stand in, the first that has build
+    // details, all read at once.
+    const stored = d.children.filter((c) => c.annotations !== null).map((c) => c.digest);
+    const needed = stored.length > 0 && !(labelAnnotations && hasBuildAnnotations(labelAnnotations));
+    const children = needed ? await store.getImages(stored) : new Map<string, ImageDetail>();
+    for (const digest of stored) {
       if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) break;
-      if (c.annotations === null) continue;
-      const child = await store.getImage(c.digest);
-      const mapped = child?.labels ? labelsAsAnnotations(child.labels) : undefined;
+      const labels = children.get(digest)?.labels;
+      const mapped = labels ? labelsAsAnnotations(labels) : undefined;
       if (mapped && hasBuildAnnotations(mapped)) labelAnnotations = mapped;
     }
   }
@@ -93,7 +111,8 @@ export async function imageDetail(store: StoreReader, d: ImageDetail, servers: r
     platforms: platformNames(d.children.map((c) => c.platform)),
     annotations: plain(d.annotations),
     labels: d.labels ? plain(d.labels) : null,
-    build: checkedBuild(servers, resolveBuild({ annotations: merged, labelAnnotations, referrers: d.referrers ?? [] })),
+    build: withVerified(checkedBuild(servers, resolveBuild({ annotations: merged, labelAnnotations, referrers: d.referrers ?? [] })), d.verifications?.[0]),
+    verifications: (d.verifications ?? []).map((v) => ({ repository: v.repository, ...verifiedJson(v) })),
     referrers: (d.referrers ?? []).map((r) => ({ digest: r.digest, created: r.created === '' ? null : r.created, annotations: plain(r.annotations) })),
     children: d.children.map((c) => ({
       digest: c.digest,
@@ -106,6 +125,7 @@ export async function imageDetail(store: StoreReader, d: ImageDetail, servers: r
     tags: d.tags.map((t) => ({ repository: t.repository, tag: t.tag, updatedAt: t.updatedAt.toISOString() })),
     storedAt: d.storedAt.toISOString(),
     insight,
+    pushedBy: d.pusher ? { pusher: d.pusher.pusher, userAgent: d.pusher.userAgent } : null,
     manifest,
   };
 }

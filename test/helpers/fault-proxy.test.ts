@@ -197,3 +197,52 @@ describe('fault proxy before a token-auth registry', () => {
     ]);
   });
 });
+
+// Only lower bounds on time: a busy machine can make a shaped link slower, never faster.
+describe('fault proxy shaping a slow link', () => {
+  const LATENCY = 100;
+  const BPS = 4_000_000; // 0.5 MB/s
+  const LAYER = 256 * 1024;
+  const linked = useFaultProxy(() => ({ upstream: registry().url, link: { latencyMs: LATENCY, bitsPerSecond: BPS } }));
+  let layered: ImageInfo | undefined;
+  async function layerImage(): Promise<ImageInfo> {
+    if (!layered) {
+      layered = await makeImage(join(tmp(), 'layered'), { layers: 1, layerSize: LAYER });
+      await pushImage(layered, `${registry().host}/group/shaped:v1`);
+    }
+    return layered;
+  }
+  const seconds = (bytes: number): number => (bytes * 8 * 1000) / BPS;
+
+  it('adds its latency to every request', async () => {
+    const started = performance.now();
+    expect((await fetch(`${linked().url}/v2/`)).status).toBe(200);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(LATENCY);
+  });
+
+  it('sends a body no faster than the bandwidth, whole, and shares it between concurrent downloads', async () => {
+    const img = await layerImage();
+    const layer = img.layers[0]!;
+    const url = `${linked().url}/v2/group/shaped/blobs/${layer.digest}`;
+    const get = async (): Promise<string> => sha256(Buffer.from(await (await fetch(url)).arrayBuffer()));
+    let started = performance.now();
+    expect(await get()).toBe(layer.digest);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(LATENCY + seconds(layer.size) * 0.95);
+    started = performance.now();
+    expect(await Promise.all([get(), get()])).toEqual([layer.digest, layer.digest]);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(LATENCY + seconds(2 * layer.size) * 0.95);
+  });
+
+  it('takes an upload no faster than the bandwidth', async () => {
+    const body = Buffer.alloc(LAYER, 7);
+    const start = await fetch(`${linked().url}/v2/group/shaped/blobs/uploads/`, { method: 'POST' });
+    expect(start.status).toBe(202);
+    const location = new URL(start.headers.get('location') ?? '', linked().url);
+    location.searchParams.set('digest', sha256(body));
+    const started = performance.now();
+    const put = await fetch(location, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body });
+    expect(put.status).toBe(201);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(LATENCY + seconds(body.length) * 0.95);
+    expect(Buffer.from(await (await fetch(`${registry().url}/v2/group/shaped/blobs/${sha256(body)}`)).arrayBuffer()).equals(body)).toBe(true);
+  });
+});

@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { LOOPBACK } from './ports.js';
+import { LinkDirection, type LinkShape } from './shaped-link.js';
 import { sleep } from '../../src/time.js';
 
 /** What a request is, by its path in the registry API, so benchmarks can count by kind. */
@@ -32,6 +33,9 @@ export interface RecordedRequest {
   fault?: Fault['kind'];
   /** Set when the exchange has ended: the client's response finished or the connection closed. */
   done: boolean;
+  /** performance.now() when the request arrived, and when the exchange ended (as done). */
+  receivedAt: number;
+  endedAt?: number;
 }
 
 export type Fault =
@@ -112,6 +116,8 @@ export interface FaultProxyOptions {
   upstream: string;
   /** Port to listen on; default a free one chosen by the kernel. */
   port?: number;
+  /** Shape every request as over a slow link: added latency, and a bandwidth shared per direction. */
+  link?: LinkShape;
 }
 
 // Per connection, not forwarded (RFC 9110 7.6.1); expect is answered by this proxy itself.
@@ -132,12 +138,16 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   let seq = 0;
   let upstreamDemandsAuth: Promise<boolean> | undefined;
   let origin = '';
+  const link = options.link;
+  const uplink = link ? new LinkDirection(link.bitsPerSecond) : undefined;
+  const downlink = link ? new LinkDirection(link.bitsPerSecond) : undefined;
 
   const server = createServer((req, res) => {
     const record = recordRequest(req, ++seq);
     requests.push(record);
     res.once('close', () => {
       record.done = true;
+      record.endedAt = performance.now();
     });
     const fault = pickFault(rules, record);
     if (fault) record.fault = fault.kind;
@@ -156,6 +166,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse, record: RecordedRequest, fault: Fault | undefined): Promise<void> {
+    if (link && link.latencyMs > 0) await sleep(link.latencyMs);
     switch (fault?.kind) {
       case undefined:
         return forward(req, res, record, {});
@@ -222,7 +233,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         record.status = upRes.statusCode ?? 502;
         if (!change.cut) {
           res.writeHead(record.status, upRes.statusMessage, out);
-          upRes.pipe(res);
+          (downlink ? upRes.pipe(downlink.throttle()) : upRes).pipe(res);
           upRes.once('end', () => resolve());
           upRes.once('error', reject);
           return;
@@ -250,7 +261,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
           else setImmediate(finish);
         });
       });
-      req.pipe(upReq);
+      (uplink ? req.pipe(uplink.throttle()) : req).pipe(upReq);
     });
   }
 
@@ -412,6 +423,7 @@ function recordRequest(req: IncomingMessage, seq: number): RecordedRequest {
     headers: { ...req.headers },
     hasAuthorization: req.headers.authorization !== undefined,
     done: false,
+    receivedAt: performance.now(),
   };
 }
 

@@ -10,6 +10,7 @@ import { runCli } from '../helpers/cli.js';
 import { useRegistry } from '../helpers/fixtures.js';
 import { BACKENDS, type Catalog, countRows, useBackend } from '../catalog/backends.js';
 import { type Seeded, seedRegistry } from '../catalog/seed.js';
+import { expectMatchesContract } from './api-contract.js';
 
 const registry = useRegistry();
 
@@ -31,6 +32,7 @@ async function get(app: Hono, path: string): Promise<Json> {
   } catch {
     body = { text };
   }
+  if (res.headers.get('content-type')?.startsWith('application/json')) expectMatchesContract('GET', path, res.status, body);
   return { status: res.status, body };
 }
 
@@ -77,7 +79,9 @@ describe.each(BACKENDS)('the API on %s', (backendName) => {
     expect(doc.body.openapi).toBe('3.1.0');
     expect(Object.keys(doc.body.paths as object).sort()).toEqual(
       [
+        '/api/v1/builds',
         '/api/v1/events',
+        '/api/v1/gitlab/events',
         '/api/v1/images',
         '/api/v1/images/{digest}',
         '/api/v1/images/{digest}/manifest',
@@ -93,7 +97,7 @@ describe.each(BACKENDS)('the API on %s', (backendName) => {
       ].sort(),
     );
     const imageParams = ((doc.body.paths as Record<string, { get: { parameters: { name: string }[] } }>)['/api/v1/images']?.get.parameters ?? []).map((p) => p.name);
-    expect(imageParams).toEqual(['repository', 'tag', 'annotation', 'commit', 'pipeline', 'ref', 'limit', 'cursor']);
+    expect(imageParams).toEqual(['repository', 'tag', 'annotation', 'commit', 'pipeline', 'ref', 'verified', 'limit', 'cursor']);
   });
 
   it('lists repositories, filtered by q and paged', async () => {

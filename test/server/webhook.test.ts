@@ -11,6 +11,7 @@ import { useRegistry } from '../helpers/fixtures.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { BACKENDS, type Catalog, countRows, useBackend } from '../catalog/backends.js';
 import { ciAnnotations, hex } from '../catalog/seed.js';
+import { expectMatchesContract } from './api-contract.js';
 
 const SECRET = 'webhook-secret-0123456789abcdef';
 const MEDIA = 'application/vnd.docker.distribution.events.v1+json';
@@ -49,7 +50,9 @@ async function post(app: Hono, body: BodyInit | null, headers: Record<string, st
     headers: { 'content-type': MEDIA, authorization: SECRET, ...headers },
     ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
   } as RequestInit);
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  const json = (await res.json()) as Record<string, unknown>;
+  expectMatchesContract('POST', '/api/v1/events', res.status, json);
+  return { status: res.status, json };
 }
 
 function envelope(...events: Record<string, unknown>[]): string {

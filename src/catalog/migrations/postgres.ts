@@ -205,6 +205,34 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
     statements: [`ALTER TABLE tags ADD COLUMN observed_at bigint`, `ALTER TABLE tags ADD COLUMN observed_digest text`],
   },
   {
+    version: 7,
+    name: 'verified builds and pushers',
+    statements: [
+      // A build report checked against a GitLab ID token (src/catalog/sql/verifications.ts): per
+      // repository and digest, so a tag moved to another digest does not carry the mark along.
+      `CREATE TABLE build_verifications (
+        repository text NOT NULL,
+        digest text NOT NULL,
+        issuer text NOT NULL,
+        project_path text NOT NULL,
+        pipeline_id text NOT NULL,
+        job_id text NOT NULL,
+        sha text NOT NULL,
+        ref text NOT NULL,
+        verified_at bigint NOT NULL,
+        PRIMARY KEY (repository, digest)
+      )`,
+      `CREATE INDEX build_verifications_digest ON build_verifications (digest)`,
+      // The user agent of the push that brought a manifest (registry notifications), per digest.
+      `CREATE TABLE manifest_pushers (
+        digest text PRIMARY KEY,
+        user_agent text NOT NULL,
+        pusher text NOT NULL,
+        seen_at bigint NOT NULL
+      )`,
+    ],
+  },
+  {
     // GitLab's dotted keys (com.gitlab.ci.pipeline.id, …) answer searches by pipeline, commit and
     // ref where ours are absent (details/keys.ts). Terms are built at ingest, so the tags of
     // images already stored are given them in code, in this migration's transaction (sql/migrate.ts).

@@ -216,6 +216,34 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = checkMigrations([
     statements: [`ALTER TABLE tags ADD COLUMN observed_at INTEGER`, `ALTER TABLE tags ADD COLUMN observed_digest TEXT`],
   },
   {
+    version: 7,
+    name: 'verified builds and pushers',
+    statements: [
+      // A build report checked against a GitLab ID token (src/catalog/sql/verifications.ts): per
+      // repository and digest, so a tag moved to another digest does not carry the mark along.
+      `CREATE TABLE build_verifications (
+        repository TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        project_path TEXT NOT NULL,
+        pipeline_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        verified_at INTEGER NOT NULL,
+        PRIMARY KEY (repository, digest)
+      )`,
+      `CREATE INDEX build_verifications_digest ON build_verifications (digest)`,
+      // The user agent of the push that brought a manifest (registry notifications), per digest.
+      `CREATE TABLE manifest_pushers (
+        digest TEXT PRIMARY KEY,
+        user_agent TEXT NOT NULL,
+        pusher TEXT NOT NULL,
+        seen_at INTEGER NOT NULL
+      )`,
+    ],
+  },
+  {
     // GitLab's dotted keys (com.gitlab.ci.pipeline.id, …) answer searches by pipeline, commit and
     // ref where ours are absent (details/keys.ts). Terms are built at ingest, so the tags of
     // images already stored are given them in code, in this migration's transaction (sql/migrate.ts).

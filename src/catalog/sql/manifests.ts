@@ -10,6 +10,7 @@ import { VERSION } from '../../version.js';
 import { IN_CHUNK, type Queryable, type Row, chunks, clean, cleanRecord, insertMany, marks, num, numOrNull, toBuffer } from './driver.js';
 import { referrersOf, repositoryId } from './referrers.js';
 import { evidenceChanged, platformOf } from './terms.js';
+import * as verified from './verifications.js';
 
 function sameRecord(a: Annotations, b: Annotations): boolean {
   const ka = Object.keys(a);
@@ -185,6 +186,8 @@ export async function getImage(db: Queryable, digest: string, options: { reposit
       options.repository === undefined
         ? await referrersOf(db, digest, null)
         : await referrersOf(db, digest, (await repositoryId(db, options.repository)) ?? -1),
+    verifications: [...(await verified.verificationsOf(db, [digest])).values()],
+    ...(await verified.pusherOf(db, digest).then((p) => (p ? { pusher: p } : {}))),
   };
 }
 

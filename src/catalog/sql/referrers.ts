@@ -80,6 +80,26 @@ export async function referrersOf(q: Queryable, digest: string, repoId: number |
     .filter((r) => !seen.has(r.digest) && seen.add(r.digest) !== undefined);
 }
 
+/** referrersOf for several digests in one query a chunk: each digest's list, newest first. */
+export async function referrersOfMany(q: Queryable, digests: readonly string[], repoId: number | null): Promise<Map<string, ReferrerInfo[]>> {
+  const out = new Map<string, ReferrerInfo[]>();
+  const unique = [...new Set(digests)];
+  for (let i = 0; i < unique.length; i += IN_CHUNK) {
+    const part = unique.slice(i, i + IN_CHUNK);
+    const rows =
+      repoId === null
+        ? await q.all<Row>(`${LINKED} WHERE l.subject_digest IN (${marks(part.length)}) AND ${TAGGED_HERE}`, part)
+        : await q.all<Row>(`${LINKED} WHERE l.subject_digest IN (${marks(part.length)}) AND l.repository_id = ?`, [...part, repoId]);
+    for (const r of rows) {
+      const list = out.get(r.subject_digest as string) ?? [];
+      if (!list.some((x) => x.digest === r.digest)) list.push(info(r));
+      out.set(r.subject_digest as string, list);
+    }
+  }
+  for (const list of out.values()) list.sort(newestFirst);
+  return out;
+}
+
 /** Whether a referrer with build details is listed for `digest` in a repository that tags it (the insights' build source). */
 export async function hasBuildReferrer(q: Queryable, digest: string): Promise<boolean> {
   const rows = await q.all(`SELECT 1 AS one FROM referrer_links l JOIN referrers r ON r.digest = l.referrer_digest WHERE l.subject_digest = ? AND r.has_build = 1 AND ${TAGGED_HERE}`, [digest]);

@@ -8,6 +8,7 @@ import { type Dialect, type Driver, type Param, type Queryable, type Row, clean,
 import { checkName, cursorNumber, cursorString, decodeCursor, encodeCursor, pageSize } from './checks.js';
 import { newestReferrers } from './referrers.js';
 import { TERM_PREFIX, hydratedView, splitValue, summarize, summaryKey } from './terms.js';
+import * as verified from './verifications.js';
 
 const MAX_ANNOTATION_FILTERS = 16;
 /** A search filter matching at least this many terms counts as common (see planSearch). */
@@ -210,6 +211,10 @@ async function planSearch(db: Driver, query: SearchQuery): Promise<{ sql: string
 }
 
 export async function searchImages(db: Driver, query: SearchQuery): Promise<Page<TagItem>> {
+  if (query.verified === true) {
+    const found = await verified.searchVerified(db, query, pageSize(query.limit));
+    return { items: await hydrate(db, found.ids), ...(found.next ? { nextCursor: verified.encodeVerifiedCursor(found.next) } : {}) };
+  }
   const plan = await planSearch(db, query);
   if (!plan) return { items: [] };
   const rows = await db.all<Row>(plan.sql, plan.params, { prepare: plan.prepare });
@@ -259,6 +264,12 @@ function hydrateSql(d: Dialect): string {
   );
 }
 
+/** The item's verification, when its repository and digest are verified (verifications.ts). */
+function verifiedOf(found: ReadonlyMap<string, verified.VerifiedBuild>, repository: string, digest: string): { verified?: verified.VerifiedBuild } {
+  const v = found.get(verified.verificationKey(repository, digest));
+  return v ? { verified: { by: v.by, issuer: v.issuer, projectPath: v.projectPath, pipelineId: v.pipelineId, jobId: v.jobId, sha: v.sha, ref: v.ref, at: v.at } } : {};
+}
+
 /** Tag ids → items, in the same order. */
 async function hydrate(db: Driver, ids: number[]): Promise<TagItem[]> {
   if (ids.length === 0) return [];
@@ -276,6 +287,7 @@ async function hydrate(db: Driver, ids: number[]): Promise<TagItem[]> {
   for (const [repoId, digests] of byRepository) {
     for (const [digest, referrer] of await newestReferrers(db, repoId, digests)) referrers.set(summaryKey(repoId, digest), referrer);
   }
+  const verifications = await verified.verificationsOf(db, rows.filter((r) => r.digest != null).map((r) => r.digest as string));
   const items: TagItem[] = [];
   for (const id of ids) {
     const r = byId.get(id);
@@ -295,6 +307,7 @@ async function hydrate(db: Driver, ids: number[]): Promise<TagItem[]> {
       labelAnnotations: s.labelAnnotations,
       hasBuildDetails: s.hasBuildDetails,
       ...(s.referrer ? { referrer: s.referrer } : {}),
+      ...verifiedOf(verifications, r.repository as string, r.digest as string),
     });
   }
   return items;

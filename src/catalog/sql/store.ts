@@ -9,6 +9,8 @@
 //   search.ts      search, listings, statistics
 //   insights.ts    derived per-manifest facts and the weekly report
 //   referrers.ts   build-details referrers and the links of each repository's referrers tag
+//   verifications.ts  verified builds and who pushed a manifest
+//   image-batch.ts many images read back at once (getImages)
 //   gitlab-projects.ts, checkpoints.ts, migrate.ts
 import { UsageError } from '../../errors.js';
 import type { Annotations } from '../../oci/annotations.js';
@@ -37,12 +39,14 @@ import * as checkpoints from './checkpoints.js';
 import { checkDigest, checkName, ms, validateRecord } from './checks.js';
 import { type Dialect, type Driver, type Queryable, cleanRecord } from './driver.js';
 import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
+import { getImages } from './image-batch.js';
 import * as insights from './insights.js';
 import * as manifests from './manifests.js';
 import { migrate } from './migrate.js';
 import * as refs from './referrers.js';
 import * as search from './search.js';
 import * as tags from './tags.js';
+import * as verified from './verifications.js';
 import { evidenceChanged } from './terms.js';
 
 export class SqlStore implements Store {
@@ -118,8 +122,31 @@ export class SqlStore implements Store {
     return manifests.getImage(this.driver, digest, options);
   }
 
+  async getImages(digests: readonly string[], options: { repository?: string } = {}): Promise<Map<string, ImageDetail>> {
+    for (const d of digests) checkDigest(d);
+    if (options.repository !== undefined) checkName(options.repository, 'repository');
+    return getImages(this.driver, digests, options);
+  }
+
   async setGitlabProject(repository: string, project: GitlabProjectColumns): Promise<void> {
     await this.driver.write((q) => setGitlabProject(q, repository, project));
+  }
+
+  // ---- verified builds and pushers (verifications.ts)
+
+  async recordVerification(repository: string, digest: string, v: verified.VerifiedBuild): Promise<void> {
+    await this.driver.write((q) => verified.recordVerification(q, repository, digest, v));
+  }
+  async recordPusher(digest: string, userAgent: string, pusher: string, at: Date): Promise<void> {
+    await this.driver.write((q) => verified.recordPusher(q, digest, userAgent, pusher, at));
+  }
+  async pusherOf(digest: string): Promise<verified.PusherRecord | undefined> {
+    return verified.pusherOf(this.driver, digest);
+  }
+  async verifiedInsights(query: InsightsQuery): Promise<{ verified: number; pushedBy: Record<string, number> }> {
+    const window = insights.insightsWindow(query);
+    const filter = { ...(query.namespace !== undefined ? { namespace: query.namespace } : {}), ...(query.repository !== undefined ? { repository: query.repository } : {}) };
+    return { verified: await verified.countVerified(this.driver, window.from, window.to, filter), pushedBy: await verified.pusherCounts(this.driver, window.from, window.to, filter) };
   }
 
   // ---- build-details referrers (referrers.ts)

@@ -17,7 +17,7 @@
 // name from what follows, as in GitLab's own URLs.
 import type { Context, Hono } from 'hono';
 import { InvalidCursorError, httpStatusFor, isTagtrailError } from '../../errors.js';
-import type { StoreReader } from '../../catalog/store.js';
+import type { BuildEvidence, StoreReader } from '../../catalog/store.js';
 import type { ImageDetail, TagHistory } from '../../catalog/types.js';
 import type { Build } from '../../details/build.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../../oci/reference.js';
@@ -31,9 +31,10 @@ import { repositoriesPage, repositoryPage } from './pages/repositories.js';
 import { type SearchPageData, type SectionResult, searchPage } from './pages/search.js';
 import { SEARCH_KINDS, type SearchKind, type SearchTerm, parseSearch } from './query.js';
 import { DEFAULT_PAGE_SIZE, UI_MAX_PAGE_SIZE } from '../../catalog/paging.js';
+import { parseChoice, parseCursor, parsePaging } from '../params.js';
 
 interface UiOptions {
-  store: StoreReader;
+  store: StoreReader & Pick<BuildEvidence, 'verifiedInsights'>;
   /** The GitLab servers whose URLs may become links (see --gitlab-url); others stay text. */
   gitlabUrls: readonly string[];
   /** host[:port] of the registry, to show pullable references; without it, references are repository@digest. */
@@ -57,14 +58,9 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Cross-Origin-Opener-Policy': 'same-origin',
 };
 
-function pageSize(value: string | undefined): number | undefined {
-  if (value === undefined || !/^[0-9]{1,4}$/.test(value)) return undefined;
-  const n = Number(value);
-  return n >= 1 && n <= UI_MAX_PAGE_SIZE ? n : undefined;
-}
-
-function cursorParam(value: string | undefined): string | undefined {
-  return value !== undefined && value !== '' && value.length <= 2048 ? value : undefined;
+/** limit= and cursor= of a page, by the API's parser: a bad one is a 400 page naming it. */
+function pagingOf(c: Context): { limit?: number; cursor?: string } {
+  return parsePaging(new URL(c.req.url).searchParams, { max: UI_MAX_PAGE_SIZE });
 }
 
 /** Splits /r/… into the repository and what follows "/-/", each segment percent-decoded. */
@@ -113,7 +109,8 @@ export function mountUi(app: Hono, options: UiOptions): void {
         const status = isTagtrailError(err) ? httpStatusFor(err) : 500;
         if (isTagtrailError(err) && status < 500) {
           const stale = err instanceof InvalidCursorError;
-          const message = stale ? 'This page link is out of date or broken. Start again from the first page.' : err.message;
+          // A bad parameter's message names it (params.ts); its hint says what it takes.
+          const message = stale ? 'This page link is out of date or broken. Start again from the first page.' : [err.message, err.hint].filter(Boolean).join('. ');
           return send(c, errorPage(status, stale ? 'Page link not valid' : 'Cannot show this page', message, context()), status);
         }
         options.onError?.(err);
@@ -134,8 +131,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
     '/',
     page(async (c) => {
       const q = (c.req.query('q') ?? '').trim().slice(0, 512);
-      const cursor = cursorParam(c.req.query('cursor'));
-      const limit = pageSize(c.req.query('limit'));
+      const { cursor, limit } = pagingOf(c);
       const result = await store.listRepositories({ ...(q ? { q } : {}), ...(cursor ? { cursor } : {}), limit: limit ?? DEFAULT_PAGE_SIZE });
       return send(c, repositoriesPage(result, { q, ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context()));
     }),
@@ -147,12 +143,12 @@ export function mountUi(app: Hono, options: UiOptions): void {
     '/insights',
     page(async (c) => {
       const namespace = (c.req.query('namespace') ?? '').trim().toLowerCase();
-      const weeksParam = Number(c.req.query('weeks') ?? 26);
-      const weeks = (WEEK_CHOICES as readonly number[]).includes(weeksParam) ? weeksParam : 26;
+      const weeks = parseChoice(new URL(c.req.url).searchParams, 'weeks', WEEK_CHOICES, 26);
       const now = options.now();
       const from = new Date(now.getTime() - (weeks - 1) * 7 * 86_400_000);
       const report = await store.insights({ ...(namespace ? { namespace } : {}), from, to: now });
-      return send(c, insightsPage({ report, weeks, ...(namespace ? { namespace } : {}) }, context()));
+      const evidence = await store.verifiedInsights({ ...(namespace ? { namespace } : {}), from, to: now });
+      return send(c, insightsPage({ report, weeks, evidence, ...(namespace ? { namespace } : {}) }, context()));
     }),
   );
 
@@ -165,8 +161,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
       if (!parsed) return notFound(c, 'That is not a repository name.');
       const { repository, rest } = parsed;
       if (rest.length === 0) {
-        const cursor = cursorParam(c.req.query('cursor'));
-        const limit = pageSize(c.req.query('limit'));
+        const { cursor, limit } = pagingOf(c);
         const result = await store.listTags(repository, { limit: limit ?? DEFAULT_PAGE_SIZE, ...(cursor ? { cursor } : {}) });
         if (result.items.length === 0 && !cursor) return notFound(c, `No repository “${repository}” with live tags in the catalog.`);
         return send(c, repositoryPage(repository, result, { ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context()));
@@ -175,7 +170,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
       if (extra.length > 0 || id === undefined) return notFound(c, 'No such page.');
       if (what === 'tags') {
         if (!isValidTag(id)) return notFound(c, 'That is not a tag name.');
-        const historyCursor = cursorParam(c.req.query('history'));
+        const historyCursor = parseCursor(new URL(c.req.url).searchParams, 'history');
         const history = await store.tagHistory(repository, id, historyCursor ? { cursor: historyCursor } : {});
         if (!history) return notFound(c, `No tag “${id}” in “${repository}” in the catalog.`);
         const [detail, earlier, insight] = await Promise.all([
@@ -203,14 +198,15 @@ export function mountUi(app: Hono, options: UiOptions): void {
       const q = c.req.query('q') ?? '';
       const kindParam = c.req.query('kind');
       const only = SEARCH_KINDS.includes(kindParam as SearchKind) ? (kindParam as SearchKind) : undefined;
-      const limit = pageSize(c.req.query('limit'));
+      const paging = pagingOf(c);
+      const limit = paging.limit;
       const parsed = parseSearch(q, options.registryHost);
       if (!parsed.ok) {
         return send(c, searchPage({ q: parsed.text.slice(0, 512), error: parsed.error, terms: [], sections: [] }, context()), 400);
       }
       const terms = only ? parsed.terms.filter((t) => t.kind === only) : parsed.terms;
       const several = terms.length > 1;
-      const cursor = several ? undefined : cursorParam(c.req.query('cursor'));
+      const cursor = several ? undefined : paging.cursor;
       const size = several ? SECTION_PAGE_SIZE : (limit ?? DEFAULT_PAGE_SIZE);
       const sections = await Promise.all(terms.map((t) => runTerm(store, t, size, cursor)));
       const data: SearchPageData = {
@@ -252,20 +248,17 @@ async function runTerm(store: StoreReader, term: SearchTerm, limit: number, curs
 /** How many earlier digests of a tag get their build details looked up. */
 const EARLIER_BUILDS = 25;
 
-/** The build details of a tag's earlier digests (the newest 25), for the history table. */
+/** The build details of a tag's earlier digests (the newest 25), for the history table: one read. */
 async function earlierBuilds(store: StoreReader, history: TagHistory): Promise<Map<string, Build | null>> {
   const digests = [...new Set(history.entries.map((e) => e.digest).filter((d) => d !== history.digest))].slice(0, EARLIER_BUILDS);
   const out = new Map<string, Build | null>();
-  const details = await Promise.all(digests.map((d) => store.getImage(d, { repository: history.repository })));
-  for (const d of details) if (d) out.set(d.digest, buildOfImage(d, d.labels) ?? null);
+  if (digests.length === 0) return out;
+  for (const d of (await store.getImages(digests, { repository: history.repository })).values()) out.set(d.digest, buildOfImage(d, d.labels) ?? null);
   return out;
 }
 
-/** The catalog's records of an index's children, for their raw JSON and config labels. */
+/** The catalog's records of an index's children, for their raw JSON and config labels: one read. */
 async function childDetails(store: StoreReader, detail: ImageDetail | null): Promise<Map<string, ImageDetail>> {
-  const out = new Map<string, ImageDetail>();
-  if (!detail) return out;
-  const found = await Promise.all(detail.children.filter((c) => c.annotations !== null).map((c) => store.getImage(c.digest)));
-  for (const d of found) if (d) out.set(d.digest, d);
-  return out;
+  const digests = detail?.children.filter((c) => c.annotations !== null).map((c) => c.digest) ?? [];
+  return digests.length === 0 ? new Map() : store.getImages(digests);
 }

@@ -9,7 +9,9 @@ import { LOOPBACK } from '../ports.js';
 import { type TokenIssuerOptions, type TokenService, createTokenService } from '../token-issuer.js';
 import { ACCESS_LEVEL, type GroupSpec, GitlabModel, type ProjectSpec, type TokenScope, type TokenSpec, type UserSpec } from './model.js';
 import { MAX_PER_PAGE } from './pagination.js';
+import { type IdTokenSpec, registerOidcRoutes } from './oidc.js';
 import { registerRestRoutes } from './rest.js';
+import { type JobEventSpec, type PipelineEventSpec, deliver, jobEvent, pipelineEvent } from './webhooks.js';
 import { type Handler, Router, send } from './router.js';
 
 export interface GitlabRequestRecord {
@@ -61,6 +63,13 @@ export interface GitlabStandIn {
   rateLimit(times: number, retryAfterSeconds: number): void;
   /** More routes (OIDC discovery, JWKS, webhooks, …); tried after the built-in ones. */
   route(method: string, pattern: RegExp, handler: Handler): void;
+  /** A CI ID token signed with the server's OIDC key (oidc.ts); its iss is `url`. */
+  issueIdToken(spec: IdTokenSpec): Promise<string>;
+  /** Publishes a new OIDC signing key and signs with it from now on; returns its kid. */
+  rotateOidcKey(): Promise<string>;
+  /** Sends a Pipeline Hook or Job Hook delivery to a webhook URL (webhooks.ts). */
+  sendPipelineEvent(url: string, token: string | undefined, spec: PipelineEventSpec): Promise<Response>;
+  sendJobEvent(url: string, token: string | undefined, spec: JobEventSpec): Promise<Response>;
   stop(): Promise<void>;
 }
 
@@ -115,6 +124,7 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
   const requests: GitlabRequestRecord[] = [];
   let seq = 0;
   let origin = '';
+  const oidc = await registerOidcRoutes(router, model, () => origin);
   const server = createServer((req, res) => {
     const rawUrl = req.url ?? '/';
     const path = rawUrl.split('?')[0] ?? '/';
@@ -199,6 +209,10 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
       rateLimitSeconds = seconds;
     },
     route: (method, pattern, handler) => router.add(method, pattern, handler),
+    issueIdToken: (spec) => oidc.issueIdToken(spec),
+    rotateOidcKey: () => oidc.rotateKey(),
+    sendPipelineEvent: (url, token, spec) => deliver(url, token, pipelineEvent(model, origin, spec), origin),
+    sendJobEvent: (url, token, spec) => deliver(url, token, jobEvent(model, origin, spec), origin),
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
