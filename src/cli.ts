@@ -251,6 +251,9 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       )
       .option('--gitlab-group <path>', GITLAB_GROUP_HELP, collect)
       .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect)
+      .addOption(new Option('--auth <mode>', 'who may read the catalog: gitlab (sign in with the first --gitlab-url) or none (anyone who reaches serve); required on a non-loopback --listen').choices(['gitlab', 'none']).default(undefined, 'none on a loopback --listen'))
+      .option('--public-url <url>', 'the URL people use to reach serve, e.g. https://tagtrail.example.com: only its host is answered, and sign-in returns there')
+      .option('--metrics-token <token>', 'bearer token that opens /metrics when --listen is not loopback (prefer TAGTRAIL_METRICS_TOKEN)')
       .addHelpText(
         'after',
         helpFooter(
@@ -263,6 +266,12 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
             ['TAGTRAIL_RECONCILE_INTERVAL', 'as --reconcile-interval'],
             ['TAGTRAIL_READ_CONFIGS', '1: as --read-configs'],
             ['TAGTRAIL_GITLAB_URL', 'as --gitlab-url, comma-separated'],
+            ['TAGTRAIL_AUTH', 'as --auth'],
+            ['TAGTRAIL_PUBLIC_URL', 'as --public-url'],
+            ['TAGTRAIL_METRICS_TOKEN', 'as --metrics-token'],
+            ['TAGTRAIL_OAUTH_CLIENT_ID', "with --auth gitlab: the GitLab OAuth application's id"],
+            ['TAGTRAIL_OAUTH_CLIENT_SECRET', "with --auth gitlab: the GitLab OAuth application's secret"],
+            ['TAGTRAIL_SESSION_SECRET', 'with --auth gitlab: at least 32 characters; signs session cookies and encrypts GitLab tokens'],
             ...GITLAB_ENV,
             ...CREDENTIAL_ENV,
             LOG_ENV,

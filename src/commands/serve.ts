@@ -16,6 +16,9 @@ import { VERSION } from '../version.js';
 import { type RegistryTarget, fromEnv, parseRegistryUrl, positiveInt, readConfigsFlag } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
 import { withTimeout } from '../time.js';
+import { accessSettings } from '../server/auth/settings.js';
+import { hostCheck } from '../server/auth/host-check.js';
+import { metricsGuard } from '../server/auth/metrics-guard.js';
 import { type GitlabDiscoveryFlags, gitlabDiscoveryFrom } from './gitlab-discovery.js';
 
 interface ServeFlags extends RegistryFlags, GitlabDiscoveryFlags {
@@ -27,6 +30,9 @@ interface ServeFlags extends RegistryFlags, GitlabDiscoveryFlags {
   concurrency?: string;
   readConfigs?: boolean;
   gitlabUrl?: string[];
+  auth?: string;
+  publicUrl?: string;
+  metricsToken?: string;
 }
 
 const DEFAULT_LISTEN = '127.0.0.1:8080';
@@ -44,6 +50,13 @@ function parseListen(value: string): { hostname: string; port: number } {
 export async function run(rt: Runtime, _args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as ServeFlags;
   const address = parseListen(fromEnv(rt, flags.listen, 'TAGTRAIL_LISTEN') ?? DEFAULT_LISTEN);
+  const access = accessSettings({
+    listenHostname: address.hostname,
+    ...optional('auth', fromEnv(rt, flags.auth, 'TAGTRAIL_AUTH')),
+    ...optional('publicUrl', fromEnv(rt, flags.publicUrl, 'TAGTRAIL_PUBLIC_URL')),
+    ...optional('metricsToken', flags.metricsToken ?? rt.env.TAGTRAIL_METRICS_TOKEN),
+  });
+  if (access.mode === 'gitlab') throw new UsageError('--auth gitlab is not available yet');
   const registryValue = fromEnv(rt, flags.registry, 'TAGTRAIL_REGISTRY');
   const gitlab = gitlabDiscoveryFrom(rt, flags);
   let target: RegistryTarget | undefined = registryValue === undefined ? undefined : parseRegistryUrl(registryValue);
@@ -90,7 +103,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
       now: rt.now,
       onError: (err) => logger.error({ err: { message: err instanceof Error ? err.message : String(err) } }, 'page failed'),
     });
-  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, ...(webhook ? { webhook } : {}) });
+  const guards = [hostCheck(access.publicUrl), metricsGuard({ loopbackListen: access.loopbackListen, ...optional('token', access.metricsToken) })];
+  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, guards, ...(webhook ? { webhook } : {}) });
 
   // Before taking traffic: reach the registry once (auth challenge, connection) and run a first
   // query, so the first notification is not slowed by either, and a wrong registry shows at once.
@@ -118,6 +132,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
         db: redactDatabaseUrl(dbUrl),
         dialect: store.dialect,
         webhook: webhook ? 'on' : 'off',
+        auth: access.mode,
+        publicUrl: access.publicUrl?.origin ?? null,
         reconcileIntervalSeconds: target ? interval : 0,
       },
       'listening',
@@ -158,4 +174,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   await store.close();
   logger.info('stopped');
   return 0;
+}
+
+function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: string };
 }

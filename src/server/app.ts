@@ -1,7 +1,7 @@
 // The hono app of `tagtrail serve`: the JSON API, the registry webhook, health, metrics and the
 // OpenAPI document. Stateless: everything lives in the store, so several processes can serve
 // one PostgreSQL catalog. The browser UI mounts itself through `ui`.
-import { type Context, Hono } from 'hono';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
 import type { Logger } from 'pino';
 import { NotFoundError, RegistryError, StoreError, UsageError, httpStatusFor, isTagtrailError } from '../errors.js';
@@ -44,6 +44,10 @@ interface AppOptions {
   accepting?: () => boolean;
   /** Mounts the browser UI (routes outside /api/, /healthz, /readyz and /metrics). */
   ui?: (app: Hono) => void;
+  /** Run before every route, in order: the Host check, /metrics, sign-in (server/auth/). */
+  guards?: readonly MiddlewareHandler[];
+  /** Routes of its own before the rest (sign-in and sign-out). */
+  routes?: (app: Hono) => void;
 }
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
@@ -88,6 +92,9 @@ export function createApp(options: AppOptions): Hono {
     log?.error({ err: { message: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined } }, 'unexpected error');
     return c.json(errorBody('INTERNAL', 'internal server error; see the server log'), 500);
   });
+
+  for (const guard of options.guards ?? []) app.use('*', guard);
+  options.routes?.(app);
 
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path.slice(0, 200)}`), 404));
 
