@@ -41,6 +41,9 @@ import type { Store } from './store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
 import type { ReferrerInfo, ReferrerRecord } from './types.js';
 import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
+import { type SessionRecord, deleteSession, findSession, putSession } from './sessions.js';
+import type { ReadScope } from './read-scope.js';
+import { anyDigestReadable, readableRepositories, readableSql } from './read-scope-sql.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_PAGE_SIZE, MAX_INSIGHT_WEEKS, STORE_MAX_PAGE_SIZE } from './paging.js';
@@ -637,6 +640,20 @@ export class SqlStore implements Store {
     await this.db.write((q) => setGitlabProject(q, repository, project));
   }
 
+  // ---- signed-in sessions (sessions.ts)
+
+  putSession(session: SessionRecord): Promise<void> {
+    return this.db.write((q) => putSession(q, session));
+  }
+
+  findSession(id: string, now: Date): Promise<SessionRecord | undefined> {
+    return findSession(this.db, id, now);
+  }
+
+  deleteSession(id: string, now: Date): Promise<void> {
+    return this.db.write((q) => deleteSession(q, id, now));
+  }
+
   // ---- build-details referrers (referrer-store.ts)
 
   async hasReferrer(digest: string): Promise<boolean> {
@@ -933,6 +950,11 @@ export class SqlStore implements Store {
     // cannot change an earlier minimum: leave them out (tag_events_set serves the range).
     const where: string[] = [`e.kind = ${SET}`, 'e.at < ?'];
     const params: Param[] = [window.to];
+    if (query.scope) {
+      const readable = readableSql(this.d, query.scope, 'r');
+      where.push(readable.sql);
+      params.push(...readable.params);
+    }
     if (query.repository !== undefined) {
       checkName(query.repository, 'repository');
       where.push('r.name = ?');
@@ -1292,11 +1314,16 @@ export class SqlStore implements Store {
 
   // ---- queries
 
-  async listRepositories(options: { q?: string; limit?: number; cursor?: string }): Promise<Page<RepositorySummary>> {
+  async listRepositories(options: { q?: string; limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<RepositorySummary>> {
     const limit = pageSize(options.limit);
     const cursor = decodeCursor(options.cursor, 'r');
     const where: string[] = [];
     const params: Param[] = [];
+    if (options.scope) {
+      const readable = readableSql(this.d, options.scope, 'repositories');
+      where.push(readable.sql);
+      params.push(...readable.params);
+    }
     if (cursor) {
       where.push('name > ?');
       params.push(cursorString(cursor, 'n'));
@@ -1323,8 +1350,9 @@ export class SqlStore implements Store {
     return rows.length > limit && last ? { items, nextCursor: encodeCursor('r', { n: last.name }) } : { items };
   }
 
-  async listTags(repository: string, options: { limit?: number; cursor?: string }): Promise<Page<TagItem>> {
+  async listTags(repository: string, options: { limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<TagItem>> {
     checkName(repository, 'repository');
+    if (options.scope && !(await readableRepositories(this.db, this.d, [repository], options.scope)).has(repository)) return { items: [] };
     const limit = pageSize(options.limit);
     const cursor = decodeCursor(options.cursor, 't');
     const repo = await this.db.all<{ id: unknown }>('SELECT id FROM repositories WHERE name = ?', [repository]);
@@ -1393,6 +1421,11 @@ export class SqlStore implements Store {
     if (repo !== null) {
       where.push(`${a}.repository_id = ?`);
       params.push(repo.id);
+    }
+    if (query.scope) {
+      const readable = readableSql(this.d, query.scope, 'rs');
+      where.push(`${a}.repository_id IN (SELECT rs.id FROM repositories rs WHERE ${readable.sql})`);
+      params.push(...readable.params);
     }
     if (query.tag !== undefined) {
       where.push(driver ? 'EXISTS (SELECT 1 FROM tags g WHERE g.id = t0.tag_id AND g.name = ?)' : 'g.name = ?');
@@ -1496,7 +1529,16 @@ export class SqlStore implements Store {
     return items;
   }
 
-  async getImage(digest: string): Promise<ImageDetail | null> {
+  async getImage(digest: string, scope?: ReadScope): Promise<ImageDetail | null> {
+    const detail = await this.readImage(digest);
+    if (!detail || !scope) return detail;
+    // Readable through a tag of a readable repository on it, or on an index that holds it.
+    if (!(await anyDigestReadable(this.db, this.d, [digest, ...detail.parents], scope))) return null;
+    const readable = await readableRepositories(this.db, this.d, detail.tags.map((t) => t.repository), scope);
+    return { ...detail, tags: detail.tags.filter((t) => readable.has(t.repository)) };
+  }
+
+  private async readImage(digest: string): Promise<ImageDetail | null> {
     checkDigest(digest);
     const rows = await this.db.all<Row>(
       'SELECT id, digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at FROM manifests WHERE digest = ?',
@@ -1564,9 +1606,10 @@ export class SqlStore implements Store {
     };
   }
 
-  async tagHistory(repository: string, tag: string): Promise<TagHistory | null> {
+  async tagHistory(repository: string, tag: string, scope?: ReadScope): Promise<TagHistory | null> {
     checkName(repository, 'repository');
     checkName(tag, 'tag');
+    if (scope && !(await readableRepositories(this.db, this.d, [repository], scope)).has(repository)) return null;
     const rows = await this.db.all(`SELECT ${TAG_COLUMNS} FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = ? AND g.name = ?`, [repository, tag]);
     if (!rows[0]) return null;
     const row = tagRow(rows[0]);

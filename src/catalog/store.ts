@@ -24,6 +24,8 @@ import type {
   TagHistory,
   TagItem,
 } from './types.js';
+import type { SessionRecord } from './sessions.js';
+import type { ReadScope } from './read-scope.js';
 
 /** Opening, migrating, probing and closing the catalog; the crawl lock. */
 interface StoreLifecycle {
@@ -39,13 +41,16 @@ interface StoreLifecycle {
 
 /** Queries: keyset pagination with opaque cursors. */
 export interface StoreReader {
-  listRepositories(options: { q?: string; limit?: number; cursor?: string }): Promise<Page<RepositorySummary>>;
+  // A `scope` keeps to what one person may read (read-scope.ts): anything else is as if it
+  // were not in the catalog. Without it, everything.
+  listRepositories(options: { q?: string; limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<RepositorySummary>>;
   /** Live tags, newest first (by update time, then tag name). */
-  listTags(repository: string, options: { limit?: number; cursor?: string }): Promise<Page<TagItem>>;
+  listTags(repository: string, options: { limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<TagItem>>;
   /** Live tags matching every filter, newest first. */
   searchImages(query: SearchQuery): Promise<Page<TagItem>>;
-  getImage(digest: string): Promise<ImageDetail | null>;
-  tagHistory(repository: string, tag: string): Promise<TagHistory | null>;
+  /** With a scope: null unless a readable repository tags (or once tagged) it or an index holding it; only readable repositories' tags. */
+  getImage(digest: string, scope?: ReadScope): Promise<ImageDetail | null>;
+  tagHistory(repository: string, tag: string, scope?: ReadScope): Promise<TagHistory | null>;
   stats(): Promise<StoreStats>;
   /** Counts and shares of builders, build-detail sources, media types and multi-platform images, by week. */
   insights(query: InsightsQuery): Promise<InsightsReport>;
@@ -115,4 +120,13 @@ export interface Checkpoints {
   deleteCheckpoint(key: string): Promise<void>;
 }
 
-export type Store = StoreLifecycle & StoreReader & StoreWriter & ReferrerLinks & Checkpoints;
+/** Signed-in sessions (sessions.ts), shared by every serve process of the catalog. */
+export interface Sessions {
+  putSession(session: SessionRecord): Promise<void>;
+  /** The session while it lasts at `now`. */
+  findSession(id: string, now: Date): Promise<SessionRecord | undefined>;
+  /** Ends the session, and drops expired ones. */
+  deleteSession(id: string, now: Date): Promise<void>;
+}
+
+export type Store = StoreLifecycle & StoreReader & StoreWriter & ReferrerLinks & Checkpoints & Sessions;

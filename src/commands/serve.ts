@@ -17,8 +17,7 @@ import { type RegistryTarget, fromEnv, parseRegistryUrl, positiveInt, readConfig
 import { type RegistryFlags, registryClient } from './common.js';
 import { withTimeout } from '../time.js';
 import { accessSettings } from '../server/auth/settings.js';
-import { hostCheck } from '../server/auth/host-check.js';
-import { metricsGuard } from '../server/auth/metrics-guard.js';
+import { accessSetup } from '../server/auth/setup.js';
 import { type GitlabDiscoveryFlags, gitlabDiscoveryFrom } from './gitlab-discovery.js';
 
 interface ServeFlags extends RegistryFlags, GitlabDiscoveryFlags {
@@ -56,7 +55,6 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     ...optional('publicUrl', fromEnv(rt, flags.publicUrl, 'TAGTRAIL_PUBLIC_URL')),
     ...optional('metricsToken', flags.metricsToken ?? rt.env.TAGTRAIL_METRICS_TOKEN),
   });
-  if (access.mode === 'gitlab') throw new UsageError('--auth gitlab is not available yet');
   const registryValue = fromEnv(rt, flags.registry, 'TAGTRAIL_REGISTRY');
   const gitlab = gitlabDiscoveryFrom(rt, flags);
   let target: RegistryTarget | undefined = registryValue === undefined ? undefined : parseRegistryUrl(registryValue);
@@ -103,8 +101,15 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
       now: rt.now,
       onError: (err) => logger.error({ err: { message: err instanceof Error ? err.message : String(err) } }, 'page failed'),
     });
-  const guards = [hostCheck(access.publicUrl), metricsGuard({ loopbackListen: access.loopbackListen, ...optional('token', access.metricsToken) })];
-  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, guards, ...(webhook ? { webhook } : {}) });
+  let setup: ReturnType<typeof accessSetup>;
+  try {
+    setup = accessSetup(access, { env: rt.env, fetch: rt.fetch, now: rt.now, sessions: store, gitlabUrl: gitlabUrls.flatMap((u) => u.split(',')).map((u) => u.trim()).find((u) => u !== '') as string, discovery: gitlab !== undefined, logger });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const { guards, routes } = setup;
+  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, guards, ...(routes ? { routes } : {}), ...(webhook ? { webhook } : {}) });
 
   // Before taking traffic: reach the registry once (auth challenge, connection) and run a first
   // query, so the first notification is not slowed by either, and a wrong registry shows at once.

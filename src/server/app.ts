@@ -18,6 +18,7 @@ import { parseImageQuery, parseInsightsQuery, parseListQuery, parseRepositoryQue
 import { csvFilename, insightsCsv, insightsItem } from './insights.js';
 import { DEFAULT_MAX_EVENT_BYTES, applyEvents, checkContentType, readBodyText, secretChecker } from './webhook.js';
 import { withTimeout } from '../time.js';
+import { readScopeOf, scoped } from './auth/viewer.js';
 
 export interface WebhookOptions {
   /** The shared secret registries send in the Authorization header (bare or as Bearer). */
@@ -124,7 +125,7 @@ export function createApp(options: AppOptions): Hono {
 
   app.get('/api/v1/repositories', async (c) => {
     const q = parseRepositoryQuery(new URL(c.req.url).searchParams);
-    const page = await store.listRepositories(q);
+    const page = await store.listRepositories({ ...q, ...scoped(c) });
     return c.json({ items: page.items.map(repositoryItem), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
   });
 
@@ -136,14 +137,14 @@ export function createApp(options: AppOptions): Hono {
       const repository = checkRepositoryPath(history[1] as string);
       const tag = decodeURIComponent(history[2] as string);
       if (!isValidTag(tag)) throw new UsageError(`tag ${JSON.stringify(tag.slice(0, 130))} in the path is not a valid tag`);
-      const h = await store.tagHistory(repository, tag);
+      const h = await store.tagHistory(repository, tag, readScopeOf(c));
       if (!h) throw new NotFoundError(`no tag ${repository}:${tag} in the catalog`);
       return c.json(tagHistoryItem(h));
     }
     const tags = /^(.+)\/tags$/.exec(path);
     if (tags) {
       const repository = checkRepositoryPath(tags[1] as string);
-      const page = await store.listTags(repository, parseListQuery(new URL(c.req.url).searchParams));
+      const page = await store.listTags(repository, { ...parseListQuery(new URL(c.req.url).searchParams), ...scoped(c) });
       return c.json({ items: page.items.map(imageItem), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
     }
     throw new NotFoundError(`no such endpoint: GET ${c.req.path.slice(0, 200)}`, { hint: 'try /api/v1/repositories/NAME/tags or /api/v1/repositories/NAME/tags/TAG/history' });
@@ -151,7 +152,7 @@ export function createApp(options: AppOptions): Hono {
 
   app.get('/api/v1/images', async (c) => {
     const query = parseImageQuery(new URL(c.req.url).searchParams);
-    const page = await store.searchImages(query);
+    const page = await store.searchImages({ ...query, ...scoped(c) });
     return c.json({ items: page.items.map(imageItem), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
   });
 
@@ -160,7 +161,7 @@ export function createApp(options: AppOptions): Hono {
     if (!isValidDigest(digest)) {
       throw new UsageError(`digest ${JSON.stringify(digest.slice(0, 140))} in the path is not sha256:<64 hex> or sha512:<128 hex>`);
     }
-    const detail = await store.getImage(digest);
+    const detail = await store.getImage(digest, readScopeOf(c));
     if (!detail) throw new NotFoundError(`no image ${digest} in the catalog`);
     return c.json(await imageDetail(store, detail));
   });
@@ -169,6 +170,7 @@ export function createApp(options: AppOptions): Hono {
   const insights = async (c: Context, csvPath: boolean): Promise<Response> => {
     const q = parseInsightsQuery(new URL(c.req.url).searchParams, csvPath);
     const report = await store.insights({
+      ...scoped(c),
       ...(q.namespace !== undefined ? { namespace: q.namespace } : {}),
       ...(q.repository !== undefined ? { repository: q.repository } : {}),
       ...(q.from ? { from: q.from } : {}),

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { LOOPBACK } from '../ports.js';
 import { type TokenIssuerOptions, type TokenService, createTokenService } from '../token-issuer.js';
 import { ACCESS_LEVEL, type GroupSpec, GitlabModel, type ProjectSpec, type TokenScope, type TokenSpec, type UserSpec } from './model.js';
+import { type OidcClientSpec, type OidcProvider, createOidcProvider } from './oidc.js';
 import { MAX_PER_PAGE } from './pagination.js';
 import { registerRestRoutes } from './rest.js';
 import { type Handler, Router, send } from './router.js';
@@ -32,6 +33,8 @@ export interface GitlabStandInOptions {
   registryHost?: string;
   /** The largest per_page served; default 100 as on GitLab. */
   maxPerPage?: number;
+  /** OAuth applications: with them, the stand-in is an OpenID Connect provider too (oidc.ts). */
+  oidcClients?: OidcClientSpec[];
   /** For the token realm: lifetime, service, issuer, key header (see token-issuer.ts). */
   realmOptions?: Omit<TokenIssuerOptions, 'users' | 'authenticate' | 'publicRepositories'>;
 }
@@ -115,6 +118,7 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
   const requests: GitlabRequestRecord[] = [];
   let seq = 0;
   let origin = '';
+  let oidc: OidcProvider | undefined;
   const server = createServer((req, res) => {
     const rawUrl = req.url ?? '/';
     const path = rawUrl.split('?')[0] ?? '/';
@@ -123,6 +127,11 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
     res.once('finish', () => {
       record.status = res.statusCode;
     });
+    // The OpenID Connect provider reads its own request bodies.
+    if (oidc?.handles(path)) {
+      oidc.handle(req, res);
+      return;
+    }
     req.resume();
     const head = req.method === 'HEAD';
     if (path.startsWith('/api/') && rateLimited > 0) {
@@ -172,6 +181,7 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
   const { port } = server.address() as AddressInfo;
   const host = `${LOOPBACK}:${port}`;
   origin = `http://${host}`;
+  if (options.oidcClients) oidc = await createOidcProvider(origin, model, options.oidcClients);
 
   return {
     url: origin,

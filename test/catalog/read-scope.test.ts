@@ -1,0 +1,108 @@
+// What one person may read, on both stores: the repository list, tags, tag history, search,
+// one image by digest and insights all keep to the repositories of the person's GitLab projects
+// (and, with discovery, public and internal ones); anything else is as if it were not there.
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ReadScope } from '../../src/catalog/read-scope.js';
+import type { Store } from '../../src/catalog/store.js';
+import { imageRecord } from '../helpers/records.js';
+import { BACKENDS, useBackend } from './backends.js';
+import { hex } from './seed.js';
+
+const AT = new Date('2026-03-04T10:00:00Z');
+
+interface Repo {
+  name: string;
+  project?: { path: string; visibility: string };
+}
+
+const REPOS: Repo[] = [
+  { name: 'alpha/app' },
+  { name: 'alpha/app/sub/image' },
+  // A name that starts like the member project but is not under it.
+  { name: 'alpha/appx' },
+  { name: 'beta/svc' },
+  { name: 'pub/open', project: { path: 'pub/open', visibility: 'public' } },
+  { name: 'int/inside/image', project: { path: 'int/inside', visibility: 'internal' } },
+  // Discovery recorded a private project the person is not a member of: the record wins.
+  { name: 'alpha/app/other', project: { path: 'alpha/app-other', visibility: 'private' } },
+];
+
+const MEMBER: ReadScope = { projects: ['alpha/app'], publicAndInternal: false };
+const WITH_OPEN: ReadScope = { projects: ['alpha/app'], publicAndInternal: true };
+const NOBODY: ReadScope = { projects: [], publicAndInternal: false };
+
+describe.each(BACKENDS)('read scopes on %s', (backendName) => {
+  const backend = useBackend(backendName);
+  let store: Store;
+  const commits = new Map<string, string>();
+  const digests = new Map<string, string>();
+  let shared: string;
+
+  beforeAll(async () => {
+    store = (await backend().fresh()).store;
+    for (const r of REPOS) {
+      const commit = hex(20);
+      const record = imageRecord({ annotations: { 'com.gitlab.ci.commit_sha': commit } });
+      await store.putManifest(record);
+      await store.setTag(r.name, 'v1', record.digest, AT);
+      commits.set(r.name, commit);
+      digests.set(r.name, record.digest);
+      if (r.project) await store.setGitlabProject(r.name, { id: 1, ...r.project });
+    }
+    // One manifest tagged in a readable and an unreadable repository.
+    const both = imageRecord({ annotations: { 'com.gitlab.ci.commit_sha': hex(20) } });
+    await store.putManifest(both);
+    await store.setTag('alpha/app', 'shared', both.digest, AT);
+    await store.setTag('beta/svc', 'shared', both.digest, AT);
+    shared = both.digest;
+  });
+
+  const names = async (scope?: ReadScope): Promise<string[]> => (await store.listRepositories({ limit: 100, ...(scope ? { scope } : {}) })).items.map((r) => r.name);
+
+  it('lists the member project and what lies under it, nothing else', async () => {
+    expect(await names()).toHaveLength(REPOS.length);
+    expect(await names(MEMBER)).toEqual(['alpha/app', 'alpha/app/sub/image']);
+    expect(await names(WITH_OPEN)).toEqual(['alpha/app', 'alpha/app/sub/image', 'int/inside/image', 'pub/open']);
+    expect(await names(NOBODY)).toEqual([]);
+    expect((await store.listRepositories({ q: 'beta', scope: MEMBER })).items).toEqual([]);
+  });
+
+  it('answers an unreadable repository as a missing one: no tags, no history', async () => {
+    expect((await store.listTags('beta/svc', { scope: MEMBER })).items).toEqual([]);
+    expect((await store.listTags('beta/svc', {})).items.length).toBe(2);
+    expect(await store.tagHistory('beta/svc', 'v1', MEMBER)).toBeNull();
+    expect(await store.tagHistory('alpha/appx', 'v1', MEMBER)).toBeNull();
+    expect(await store.tagHistory('alpha/app/other', 'v1', MEMBER)).toBeNull();
+    expect(await store.tagHistory('alpha/app', 'v1', MEMBER)).not.toBeNull();
+    expect((await store.listTags('alpha/app/sub/image', { scope: MEMBER })).items.map((t) => t.tag)).toEqual(['v1']);
+  });
+
+  it('finds nothing of unreadable repositories by commit, and only readable ones in a listing', async () => {
+    expect((await store.searchImages({ commit: commits.get('beta/svc')!, scope: MEMBER })).items).toEqual([]);
+    expect((await store.searchImages({ commit: commits.get('beta/svc')! })).items).toHaveLength(1);
+    expect((await store.searchImages({ commit: commits.get('alpha/app')!, scope: MEMBER })).items.map((t) => t.repository)).toEqual(['alpha/app']);
+    const all = (await store.searchImages({ limit: 100, scope: MEMBER })).items.map((t) => `${t.repository}:${t.tag}`).sort();
+    expect(all).toEqual(['alpha/app/sub/image:v1', 'alpha/app:shared', 'alpha/app:v1']);
+    const open = (await store.searchImages({ commit: commits.get('pub/open')!, scope: WITH_OPEN })).items;
+    expect(open.map((t) => t.repository)).toEqual(['pub/open']);
+  });
+
+  it('shows an image by digest only through a readable repository, with only its readable tags', async () => {
+    expect(await store.getImage(digests.get('beta/svc')!, MEMBER)).toBeNull();
+    expect(await store.getImage(digests.get('beta/svc')!)).not.toBeNull();
+    const detail = await store.getImage(shared, MEMBER);
+    expect(detail?.tags.map((t) => t.repository)).toEqual(['alpha/app']);
+    expect((await store.getImage(shared))?.tags.map((t) => t.repository).sort()).toEqual(['alpha/app', 'beta/svc']);
+  });
+
+  it('counts readable repositories only in insights', async () => {
+    const window = { from: new Date('2026-01-05T00:00:00Z'), to: new Date('2026-06-01T00:00:00Z') };
+    const all = await store.insights(window);
+    const mine = await store.insights({ ...window, scope: MEMBER });
+    // Images are counted once per repository: every tag above, and the shared one twice.
+    expect(all.totals.images).toBe(REPOS.length + 2);
+    expect(mine.totals.images).toBe(3);
+    expect(mine.groups.map((g) => g.name)).toEqual(['alpha']);
+    expect((await store.insights({ ...window, scope: NOBODY })).totals.images).toBe(0);
+  });
+});
