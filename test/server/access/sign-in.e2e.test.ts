@@ -324,5 +324,11 @@ describe('the API with a GitLab access token', () => {
     const none = await fetch(`${base}/api/v1/repositories`);
     expect(none.status).toBe(401);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    // The registry webhook keeps its own secret: not the session's or a token's business (off here: 404).
+    const hook = await fetch(`${base}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(hook.status).toBe(404);
+    expect(((await hook.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
+    // /metrics on a loopback --listen is open; the pages and API are not.
+    expect((await fetch(`${base}/metrics`)).status).toBe(200);
   });
 });
