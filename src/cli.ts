@@ -272,6 +272,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
             ['TAGTRAIL_OAUTH_CLIENT_ID', "with --auth gitlab: the GitLab OAuth application's id"],
             ['TAGTRAIL_OAUTH_CLIENT_SECRET', "with --auth gitlab: the GitLab OAuth application's secret"],
             ['TAGTRAIL_SESSION_SECRET', 'with --auth gitlab: at least 32 characters; signs session cookies and encrypts GitLab tokens'],
+            ['TAGTRAIL_ACCESS_CACHE_SECONDS', "with --auth gitlab: seconds a person's GitLab projects are remembered, 300 at most"],
             ...GITLAB_ENV,
             ...CREDENTIAL_ENV,
             LOG_ENV,
