@@ -44,6 +44,11 @@ export async function findSession(q: Queryable, id: string, now: Date): Promise<
   };
 }
 
+/** Replaces the session's encrypted GitLab token (after a refresh); its lifetime stays. */
+export async function setSessionToken(q: Queryable, id: string, token: string): Promise<void> {
+  await q.run('UPDATE sessions SET token = ? WHERE id = ?', [token, id]);
+}
+
 /** Ends one session, and drops every expired one on the way. */
 export async function deleteSession(q: Queryable, id: string, now: Date): Promise<void> {
   await q.run('DELETE FROM sessions WHERE id = ? OR expires_at <= ?', [id, now.getTime()]);

@@ -41,7 +41,7 @@ import type { Store } from './store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
 import type { ReferrerInfo, ReferrerRecord } from './types.js';
 import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
-import { type SessionRecord, deleteSession, findSession, putSession } from './sessions.js';
+import { type SessionRecord, deleteSession, findSession, putSession, setSessionToken } from './sessions.js';
 import type { ReadScope } from './read-scope.js';
 import { anyDigestReadable, readableRepositories, readableSql } from './read-scope-sql.js';
 import * as refs from './referrer-store.js';
@@ -648,6 +648,10 @@ export class SqlStore implements Store {
 
   findSession(id: string, now: Date): Promise<SessionRecord | undefined> {
     return findSession(this.db, id, now);
+  }
+
+  setSessionToken(id: string, token: string): Promise<void> {
+    return this.db.write((q) => setSessionToken(q, id, token));
   }
 
   deleteSession(id: string, now: Date): Promise<void> {

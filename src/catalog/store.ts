@@ -125,6 +125,8 @@ export interface Sessions {
   putSession(session: SessionRecord): Promise<void>;
   /** The session while it lasts at `now`. */
   findSession(id: string, now: Date): Promise<SessionRecord | undefined>;
+  /** Replaces the session's encrypted GitLab token, after a refresh. */
+  setSessionToken(id: string, token: string): Promise<void>;
   /** Ends the session, and drops expired ones. */
   deleteSession(id: string, now: Date): Promise<void>;
 }

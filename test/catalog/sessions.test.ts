@@ -20,6 +20,9 @@ describe.each(BACKENDS)('sessions on %s', (backendName) => {
     expect(await store.findSession('a'.repeat(64), new Date(t0.getTime() + 11 * 3600_000))).toEqual(session('a'.repeat(64), t0, 12));
     expect(await store.findSession('a'.repeat(64), new Date(t0.getTime() + 12 * 3600_000))).toBeUndefined();
     expect(await store.findSession('c'.repeat(64), t0)).toBeUndefined();
+    await store.setSessionToken('a'.repeat(64), 'refreshed-token');
+    expect((await store.findSession('a'.repeat(64), t0))?.token).toBe('refreshed-token');
+    expect((await store.findSession('a'.repeat(64), t0))?.expiresAt).toEqual(new Date(t0.getTime() + 12 * 3600_000));
     // Ending one, two hours in, also drops the other, expired after one hour.
     await store.deleteSession('a'.repeat(64), new Date(t0.getTime() + 2 * 3600_000));
     expect(await countRows(catalog, 'sessions')).toBe(0);

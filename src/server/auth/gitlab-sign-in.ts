@@ -16,8 +16,8 @@ import type { Logger } from 'pino';
 import { AuthError } from '../../errors.js';
 import type { Sessions } from '../../catalog/store.js';
 import { isMachineEndpoint, isProbe } from './paths.js';
-import type { People } from './people.js';
-import { type Keys, openToken, openTransaction, sealToken, sealTransaction, sha256 } from './seal.js';
+import type { People, Person } from './people.js';
+import { type Keys, openTokens, openTransaction, sealTokens, sealTransaction, sha256 } from './seal.js';
 
 /** GitLab's OpenID Connect scopes: openid for the ID token, read_api for the projects list (https://docs.gitlab.com/integration/openid_connect_provider/). */
 export const SIGN_IN_SCOPES = 'openid read_api';
@@ -131,6 +131,7 @@ export function gitlabSignIn(options: SignInOptions): { routes: (app: Hono) => v
       const again = html`<p><a href="/auth/login">Sign in again</a></p>`;
       if (!t) return page(c, 400, 'Sign-in expired', html`<p>The sign-in took too long or was started elsewhere.</p>${again}`);
       let accessToken: string;
+      let refreshToken: string | undefined;
       let subject: string;
       let username: string;
       try {
@@ -140,6 +141,7 @@ export function gitlabSignIn(options: SignInOptions): { routes: (app: Hono) => v
         const claims = tokens.claims();
         if (!claims) throw new Error('no ID token');
         accessToken = tokens.access_token;
+        refreshToken = tokens.refresh_token;
         subject = claims.sub;
         // GitLab gives the username (nickname) in userinfo only, not in the ID token.
         const info = await oidc.fetchUserInfo(cfg, accessToken, subject);
@@ -154,7 +156,7 @@ export function gitlabSignIn(options: SignInOptions): { routes: (app: Hono) => v
         id: sha256(secret),
         subject,
         username,
-        token: await sealToken(options.keys, accessToken),
+        token: await sealTokens(options.keys, { access: accessToken, ...(refreshToken !== undefined ? { refresh: refreshToken } : {}) }),
         csrf: randomBytes(24).toString('base64url'),
         createdAt: now,
         expiresAt: new Date(now.getTime() + SESSION_HOURS * 3600_000),
@@ -178,6 +180,27 @@ export function gitlabSignIn(options: SignInOptions): { routes: (app: Hono) => v
     app.get('/auth/signed-out', (c) => page(c, 200, 'Signed out', html`<p>You are signed out of tagtrail.</p><p><a href="/auth/login">Sign in</a></p>`));
   };
 
+  /** The session's person; an expired GitLab access token is renewed once with the refresh token. */
+  const sessionPerson = async (id: string, sealed: string): Promise<Person | undefined> => {
+    const tokens = await openTokens(options.keys, sealed);
+    if (!tokens) return undefined;
+    try {
+      return await options.people.resolve(tokens.access);
+    } catch (err) {
+      if (!(err instanceof AuthError) || tokens.refresh === undefined) throw err;
+    }
+    let renewed: oidc.TokenEndpointResponse;
+    try {
+      renewed = await oidc.refreshTokenGrant(await configuration(), tokens.refresh);
+    } catch (err) {
+      // Refused (revoked, or already used by another replica): the person signs in again.
+      log?.info({ err: { message: err instanceof Error ? err.message : String(err) } }, 'session token not renewed');
+      return undefined;
+    }
+    await options.sessions.setSessionToken(id, await sealTokens(options.keys, { access: renewed.access_token, refresh: renewed.refresh_token ?? tokens.refresh }));
+    return options.people.resolve(renewed.access_token);
+  };
+
   const guard: MiddlewareHandler = async (c, next) => {
     const path = c.req.path;
     if (isProbe(path) || path === '/metrics' || path.startsWith('/auth/') || path.startsWith('/assets/') || isMachineEndpoint(c.req.method, path)) return next();
@@ -190,9 +213,8 @@ export function gitlabSignIn(options: SignInOptions): { routes: (app: Hono) => v
         return next();
       }
       const found = await readSession(c);
-      const token = found ? await openToken(options.keys, found.session.token) : undefined;
-      if (found && token !== undefined) {
-        const person = await options.people.resolve(token);
+      const person = found ? await sessionPerson(found.id, found.session.token) : undefined;
+      if (found && person) {
         c.set('viewer', { username: found.session.username, scope: person.scope, csrf: found.session.csrf });
         return next();
       }

@@ -21,11 +21,34 @@ export function deriveKeys(secret: string): Keys {
   return { cookie: Buffer.from(derive(secret, 'session cookie')).toString('hex'), token: derive(secret, 'gitlab token'), transaction: derive(secret, 'sign-in transaction') };
 }
 
-export async function sealToken(keys: Keys, token: string): Promise<string> {
+/** What a session keeps of GitLab's token response. */
+export interface SessionTokens {
+  access: string;
+  /** GitLab's OAuth access tokens last two hours; the refresh token renews them. */
+  refresh?: string;
+}
+
+export async function sealTokens(keys: Keys, tokens: SessionTokens): Promise<string> {
+  return sealToken(keys, JSON.stringify(tokens));
+}
+
+export async function openTokens(keys: Keys, sealed: string): Promise<SessionTokens | undefined> {
+  const text = await openToken(keys, sealed);
+  if (text === undefined) return undefined;
+  try {
+    const t = JSON.parse(text) as { access?: unknown; refresh?: unknown };
+    if (typeof t.access !== 'string') return undefined;
+    return { access: t.access, ...(typeof t.refresh === 'string' ? { refresh: t.refresh } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+async function sealToken(keys: Keys, token: string): Promise<string> {
   return new CompactEncrypt(new TextEncoder().encode(token)).setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).encrypt(keys.token);
 }
 
-export async function openToken(keys: Keys, sealed: string): Promise<string | undefined> {
+async function openToken(keys: Keys, sealed: string): Promise<string | undefined> {
   try {
     const { plaintext } = await compactDecrypt(sealed, keys.token, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
     return new TextDecoder().decode(plaintext);

@@ -44,7 +44,7 @@ export async function createOidcProvider(issuer: string, model: GitlabModel, cli
       client_id: c.clientId,
       client_secret: c.clientSecret,
       redirect_uris: c.redirectUris,
-      grant_types: ['authorization_code'],
+      grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     })),
@@ -53,6 +53,8 @@ export async function createOidcProvider(issuer: string, model: GitlabModel, cli
     scopes: SCOPES,
     claims: { openid: ['sub', 'nickname', 'preferred_username', 'name'] },
     pkce: { required: () => true },
+    // GitLab answers every code exchange with a refresh token (https://docs.gitlab.com/api/oauth2/#authorization-code-with-proof-key-for-code-exchange-pkce).
+    issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
     features: { devInteractions: { enabled: true }, revocation: { enabled: true }, userinfo: { enabled: true } },
     cookies: { keys: ['gitlab-stand-in-cookie-key'] },
     ttl: { AccessToken: 7200, AuthorizationCode: 600, IdToken: 3600, Interaction: 3600, Session: 86400, Grant: 86400 },

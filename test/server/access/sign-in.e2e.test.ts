@@ -304,6 +304,31 @@ describe.each(BACKENDS)('sign-in with GitLab on %s', (backendName) => {
       expect(csv).not.toContain('beta');
     });
 
+    it("renews the session's GitLab token with the refresh token when it expires", async () => {
+      const { context } = await signIn('alice', '/');
+      try {
+        const cookie = `tagtrail_session=${(await context.cookies(base)).find((c) => c.name === 'tagtrail_session')!.value}`;
+        const sealedBefore = await catalog.sql('SELECT token FROM sessions');
+        // GitLab's OAuth access tokens expire after two hours: here, every one issued so far goes.
+        for (const t of gitlab().model.tokens.values()) if (t.username === 'alice' && t.token !== ALICE_TOKEN) gitlab().model.revokeToken(t.token);
+        const refreshes = (): number => gitlab().count((r) => r.method === 'POST' && r.path === '/oauth/token' && r.status === 200);
+        const before = refreshes();
+        // Until the cached answer (2 s here) runs out, then once more: every answer stays 200.
+        for (let i = 0; i < 200 && refreshes() === before; i++) {
+          const r = await rawRequest(`${base}/api/v1/repositories`, { headers: { cookie } });
+          expect(r.status).toBe(200);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        expect(refreshes()).toBe(before + 1);
+        const after = await rawRequest(`${base}/api/v1/repositories`, { headers: { cookie } });
+        expect(after.status).toBe(200);
+        expect((JSON.parse(after.body) as { items: { name: string }[] }).items.map((r) => r.name)).toContain(alpha.app.repository);
+        expect(await catalog.sql('SELECT token FROM sessions')).not.toEqual(sealedBefore);
+      } finally {
+        await context.close();
+      }
+    });
+
     it('stops showing a project within the cache lifetime once the membership is gone', async () => {
       const token = 'glpat-carol-0123456789';
       gitlab().model.addToken({ token, username: 'carol', scopes: ['read_api'] });
