@@ -3,6 +3,7 @@
 // both dialects; only the JSON-to-rows function differs.
 import type { Dialect, Param, Queryable } from './sql.js';
 import type { ReadScope } from './read-scope.js';
+import type { ImageDetail } from './types.js';
 
 /** Rows of a JSON array of strings bound as one parameter, as a table with column `value`. */
 function stringSet(d: Dialect): string {
@@ -42,4 +43,14 @@ export async function anyDigestReadable(q: Queryable, d: Dialect, digests: reado
     [JSON.stringify([...new Set(digests)]), ...cond.params],
   );
   return rows.length > 0;
+}
+
+/**
+ * One image as the person may see it: null unless a readable repository tags it (or once did),
+ * or tags an index that holds it; then with its tags in readable repositories only.
+ */
+export async function scopedImage(q: Queryable, d: Dialect, detail: ImageDetail, scope: ReadScope): Promise<ImageDetail | null> {
+  if (!(await anyDigestReadable(q, d, [detail.digest, ...detail.parents], scope))) return null;
+  const readable = await readableRepositories(q, d, detail.tags.map((t) => t.repository), scope);
+  return { ...detail, tags: detail.tags.filter((t) => readable.has(t.repository)) };
 }

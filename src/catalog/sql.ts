@@ -43,7 +43,7 @@ import type { ReferrerInfo, ReferrerRecord } from './types.js';
 import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
 import { type SessionRecord, deleteSession, findSession, putSession, setSessionToken } from './sessions.js';
 import type { ReadScope } from './read-scope.js';
-import { anyDigestReadable, readableRepositories, readableSql } from './read-scope-sql.js';
+import { readableRepositories, readableSql, scopedImage } from './read-scope-sql.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_PAGE_SIZE, MAX_INSIGHT_WEEKS, STORE_MAX_PAGE_SIZE } from './paging.js';
@@ -1535,11 +1535,7 @@ export class SqlStore implements Store {
 
   async getImage(digest: string, scope?: ReadScope): Promise<ImageDetail | null> {
     const detail = await this.readImage(digest);
-    if (!detail || !scope) return detail;
-    // Readable through a tag of a readable repository on it, or on an index that holds it.
-    if (!(await anyDigestReadable(this.db, this.d, [digest, ...detail.parents], scope))) return null;
-    const readable = await readableRepositories(this.db, this.d, detail.tags.map((t) => t.repository), scope);
-    return { ...detail, tags: detail.tags.filter((t) => readable.has(t.repository)) };
+    return detail && scope ? scopedImage(this.db, this.d, detail, scope) : detail;
   }
 
   private async readImage(digest: string): Promise<ImageDetail | null> {
