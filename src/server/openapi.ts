@@ -43,8 +43,12 @@ export function openApiDocument(): Record<string, unknown> {
       version: VERSION,
       description:
         'Search container images by the GitLab CI build details in their OCI annotations (com.gitlab.ci.*, org.opencontainers.image.*), ' +
-        'or, for images without them, their config labels. Errors are {"error": {"code", "message"}}; a bad parameter gets 400 and a message naming it.',
+        'or, for images without them, their config labels. Errors are {"error": {"code", "message"}}; a bad parameter gets 400 and a message naming it. ' +
+        'With serve --auth gitlab every call needs a GitLab access token (read_api) as Bearer, or the signed-in session cookie, else 401; ' +
+        'each person then sees only the repositories of GitLab projects they can read, and anything else answers as if it were not in the catalog.',
     },
+    // None with --auth none; a GitLab token or the session cookie with --auth gitlab.
+    security: [{}, { gitlabToken: [] }, { session: [] }],
     paths: {
       '/api/v1/repositories': {
         get: {
@@ -204,6 +208,8 @@ export function openApiDocument(): Record<string, unknown> {
       securitySchemes: {
         webhookSecret: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'The secret itself, as GitLab and distribution send it.' },
         webhookBearer: { type: 'http', scheme: 'bearer' },
+        gitlabToken: { type: 'http', scheme: 'bearer', description: 'A GitLab personal, project or group access token with read_api (serve --auth gitlab).' },
+        session: { type: 'apiKey', in: 'cookie', name: 'tagtrail_session', description: 'The signed-in session (__Host-tagtrail_session over https).' },
       },
       schemas: {
         Error: {
