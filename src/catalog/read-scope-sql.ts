@@ -47,10 +47,13 @@ export async function anyDigestReadable(q: Queryable, d: Dialect, digests: reado
 
 /**
  * One image as the person may see it: null unless a readable repository tags it (or once did),
- * or tags an index that holds it; then with its tags in readable repositories only.
+ * or tags an index that holds it; then with its tags and parent indexes in readable repositories only.
  */
 export async function scopedImage(q: Queryable, d: Dialect, detail: ImageDetail, scope: ReadScope): Promise<ImageDetail | null> {
   if (!(await anyDigestReadable(q, d, [detail.digest, ...detail.parents], scope))) return null;
   const readable = await readableRepositories(q, d, detail.tags.map((t) => t.repository), scope);
-  return { ...detail, tags: detail.tags.filter((t) => readable.has(t.repository)) };
+  // An index that holds it, but only one a readable repository tags, is named.
+  const parents: string[] = [];
+  for (const parent of detail.parents) if (await anyDigestReadable(q, d, [parent], scope)) parents.push(parent);
+  return { ...detail, tags: detail.tags.filter((t) => readable.has(t.repository)), parents };
 }

@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ReadScope } from '../../src/catalog/read-scope.js';
 import type { Store } from '../../src/catalog/store.js';
-import { imageRecord } from '../helpers/records.js';
+import { imageRecord, indexRecord } from '../helpers/records.js';
 import { BACKENDS, useBackend } from './backends.js';
 import { hex } from './seed.js';
 
@@ -37,6 +37,7 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
   const commits = new Map<string, string>();
   const digests = new Map<string, string>();
   let shared: string;
+  let indexed: { index: string; tagged: string; other: string };
 
   beforeAll(async () => {
     store = (await backend().fresh()).store;
@@ -55,6 +56,12 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
     await store.setTag('alpha/app', 'shared', both.digest, AT);
     await store.setTag('beta/svc', 'shared', both.digest, AT);
     shared = both.digest;
+    // An index tagged in the unreadable repository; one of its platform manifests also tagged alone in a readable one.
+    const index = indexRecord();
+    await store.putManifest(index);
+    await store.setTag('beta/svc', 'multi', index.digest, AT);
+    await store.setTag('alpha/app', 'amd64', index.children![0]!.digest, AT);
+    indexed = { index: index.digest, tagged: index.children![0]!.digest, other: index.children![1]!.digest };
   });
 
   const names = async (scope?: ReadScope): Promise<string[]> => (await store.listRepositories({ limit: 100, ...(scope ? { scope } : {}) })).items.map((r) => r.name);
@@ -69,7 +76,7 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
 
   it('answers an unreadable repository as a missing one: no tags, no history', async () => {
     expect((await store.listTags('beta/svc', { scope: MEMBER })).items).toEqual([]);
-    expect((await store.listTags('beta/svc', {})).items.length).toBe(2);
+    expect((await store.listTags('beta/svc', {})).items.length).toBe(3);
     expect(await store.tagHistory('beta/svc', 'v1', MEMBER)).toBeNull();
     expect(await store.tagHistory('alpha/appx', 'v1', MEMBER)).toBeNull();
     expect(await store.tagHistory('alpha/app/other', 'v1', MEMBER)).toBeNull();
@@ -82,7 +89,7 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
     expect((await store.searchImages({ commit: commits.get('beta/svc')! })).items).toHaveLength(1);
     expect((await store.searchImages({ commit: commits.get('alpha/app')!, scope: MEMBER })).items.map((t) => t.repository)).toEqual(['alpha/app']);
     const all = (await store.searchImages({ limit: 100, scope: MEMBER })).items.map((t) => `${t.repository}:${t.tag}`).sort();
-    expect(all).toEqual(['alpha/app/sub/image:v1', 'alpha/app:shared', 'alpha/app:v1']);
+    expect(all).toEqual(['alpha/app/sub/image:v1', 'alpha/app:amd64', 'alpha/app:shared', 'alpha/app:v1']);
     const open = (await store.searchImages({ commit: commits.get('pub/open')!, scope: WITH_OPEN })).items;
     expect(open.map((t) => t.repository)).toEqual(['pub/open']);
   });
@@ -93,15 +100,20 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
     const detail = await store.getImage(shared, MEMBER);
     expect(detail?.tags.map((t) => t.repository)).toEqual(['alpha/app']);
     expect((await store.getImage(shared))?.tags.map((t) => t.repository).sort()).toEqual(['alpha/app', 'beta/svc']);
+    // Neither the unreadable index nor its other platform manifest shows through the shared one.
+    expect((await store.getImage(indexed.tagged))?.parents).toEqual([indexed.index]);
+    expect((await store.getImage(indexed.tagged, MEMBER))?.parents).toEqual([]);
+    expect(await store.getImage(indexed.other, MEMBER)).toBeNull();
+    expect(await store.getImage(indexed.index, MEMBER)).toBeNull();
   });
 
   it('counts readable repositories only in insights', async () => {
     const window = { from: new Date('2026-01-05T00:00:00Z'), to: new Date('2026-06-01T00:00:00Z') };
     const all = await store.insights(window);
     const mine = await store.insights({ ...window, scope: MEMBER });
-    // Images are counted once per repository: every tag above, and the shared one twice.
-    expect(all.totals.images).toBe(REPOS.length + 2);
-    expect(mine.totals.images).toBe(3);
+    // Images are counted once per repository: every tag above, the shared one twice, the index and its tagged child.
+    expect(all.totals.images).toBe(REPOS.length + 4);
+    expect(mine.totals.images).toBe(4);
     expect(mine.groups.map((g) => g.name)).toEqual(['alpha']);
     expect((await store.insights({ ...window, scope: NOBODY })).totals.images).toBe(0);
   });
