@@ -955,8 +955,9 @@ export class SqlStore implements Store {
     const where: string[] = [`e.kind = ${SET}`, 'e.at < ?'];
     const params: Param[] = [window.to];
     if (query.scope) {
-      const readable = readableSql(this.d, query.scope, 'r');
-      where.push(readable.sql);
+      // Decided once per repository, not once per event.
+      const readable = readableSql(this.d, query.scope, 'rs');
+      where.push(`r.id IN (SELECT rs.id FROM repositories rs WHERE ${readable.sql})`);
       params.push(...readable.params);
     }
     if (query.repository !== undefined) {
