@@ -29,6 +29,10 @@ const CREDENTIAL_ENV: readonly (readonly [string, string])[] = [
   ['DOCKER_CONFIG', 'directory of config.json (default: ~/.docker)'],
   ['TAGTRAIL_REGISTRY_HOSTS', 'the registries TAGTRAIL_REGISTRY_USER and --username are for, comma-separated (default: the command\'s own)'],
   ['TAGTRAIL_TRUSTED_REALM_HOSTS', 'as --trusted-realm-host, comma-separated'],
+  ['TAGTRAIL_INSECURE_REGISTRY', 'as --insecure-registry, comma-separated'],
+  ['TAGTRAIL_CA_FILE', 'PEM certificates to trust besides the default ones (an internal CA)'],
+  ['https_proxy, http_proxy, no_proxy', "proxies, by curl's rules (HTTPS_PROXY and NO_PROXY too; not HTTP_PROXY)"],
+  ['TAGTRAIL_DEBUG', '1: as --debug'],
 ];
 
 /** Read by serve, whose log lines are JSON on standard output. */
@@ -107,7 +111,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
     program
       .command('annotate')
       .description('write GitLab CI build details into the manifests of images already in a registry')
-      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0')
+      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0 (https://127.0.0.1:5443/app:1 for https on loopback)')
       .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect)
       .option('--remove-annotation <key>', "leave this key out and delete it from the manifest's own annotations (repeatable)", collect)
       .option('--no-ci', 'leave out the GitLab CI annotation set')
@@ -118,6 +122,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       .option('--dry-run', 'print what would change, write nothing')
       .option('--no-read-back', 'do not read the tag back after writing it: one request and a short wait fewer, but a concurrent writer that replaces the result goes unnoticed')
       .addOption(noVerify())
+      .option('--force', 'annotate a manifest that carries a subject (a signature, an SBOM, a referrer) anyway: it gets a new digest and leaves its subject\'s referrers')
       .addOption(output(['text', 'json', 'dotenv']))
       .addHelpText(
         'after',
@@ -136,7 +141,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
     program
       .command('attach')
       .description('attach GitLab CI build details to images as an OCI 1.1 referrer; the image digest never changes')
-      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0')
+      .argument('<image...>', 'image references, e.g. registry.gitlab.com/group/app:1.0 (https://127.0.0.1:5443/app:1 for https on loopback)')
       .option('-a, --annotation <key=value>', 'add or override an annotation (repeatable)', collect)
       .option('--remove-annotation <key>', 'leave this key out of the referrer (repeatable)', collect)
       .option('--no-ci', 'leave out the GitLab CI annotation set')
@@ -225,6 +230,8 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
           [
             ['TAGTRAIL_REGISTRY', 'the registry, when --registry is not given'],
             ['TAGTRAIL_DB', 'the catalog database, when --db is not given'],
+            ['TAGTRAIL_REPOSITORY', 'as --repository'],
+            ['TAGTRAIL_CONCURRENCY', 'as --concurrency'],
             ['TAGTRAIL_READ_CONFIGS', '1: as --read-configs'],
             ['TAGTRAIL_GITLAB_URL', 'as --gitlab-url, comma-separated'],
             ...GITLAB_ENV,
@@ -264,6 +271,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
             ['TAGTRAIL_DB', 'as --db'],
             ['TAGTRAIL_WEBHOOK_SECRET', 'as --webhook-secret'],
             ['TAGTRAIL_RECONCILE_INTERVAL', 'as --reconcile-interval'],
+            ['TAGTRAIL_CONCURRENCY', 'as --concurrency'],
             ['TAGTRAIL_READ_CONFIGS', '1: as --read-configs'],
             ['TAGTRAIL_GITLAB_URL', 'as --gitlab-url, comma-separated'],
             ['TAGTRAIL_AUTH', 'as --auth'],

@@ -9,6 +9,7 @@ import {
   NetworkError,
   NotFoundError,
   PaginationLimitError,
+  UnreadableManifestError,
   PayloadTooLargeError,
   RegistryError,
   StoreError,
@@ -32,6 +33,7 @@ const CASES: [TagtrailError, errors.ErrorFamily, number, number][] = [
   [new RegistryError('x', 500), 'upstream', 1, 502],
   [new PaginationLimitError('x'), 'upstream', 1, 502],
   [new NetworkError('x'), 'upstream', 1, 502],
+  [new UnreadableManifestError('x'), 'upstream', 1, 502],
   [new ConflictError('x'), 'conflict', 3, 409],
   [new StoreError('x'), 'store', 1, 500],
 ];

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'INVALID_ANNOTATION'
   | 'INVALID_MANIFEST'
   | 'UNSUPPORTED'
+  | 'UNREADABLE_MANIFEST'
   | 'UNAUTHORIZED'
   | 'DENIED'
   | 'NOT_FOUND'
@@ -87,6 +88,17 @@ export class InvalidInputError extends TagtrailError {
   ) {
     super(message, options);
   }
+}
+
+/**
+/**
+ * A manifest the registry serves that tagtrail cannot read: Docker schema 1, over 4 MiB, not
+ * JSON, nested too deep, an unknown media type, an index too large or nested. The registry's
+ * content, not the user's input: exit 1, HTTP 502.
+ */
+export class UnreadableManifestError extends TagtrailError {
+  readonly code = 'UNREADABLE_MANIFEST';
+  readonly family = 'upstream';
 }
 
 /**

@@ -23,13 +23,25 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * undici's fetch with the proxy variables (curl's rules) and TAGTRAIL_CA_FILE honoured
+ * (net/dispatcher.ts), loaded on the first request so --help and --version stay quick.
+ */
+function lazyNetworkFetch(env: Runtime['env']): typeof fetch {
+  let loaded: Promise<typeof fetch> | undefined;
+  return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    loaded ??= import('./net/dispatcher.js').then((m) => m.networkFetch(env));
+    return (await loaded)(input, init);
+  }) as typeof fetch;
+}
+
 export function processRuntime(): Runtime {
   return {
     env: process.env,
     stdout: process.stdout,
     stderr: process.stderr,
     readStdin: () => readAll(process.stdin),
-    fetch: globalThis.fetch,
+    fetch: lazyNetworkFetch(process.env),
     now: () => new Date(),
     cwd: process.cwd(),
   };

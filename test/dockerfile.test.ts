@@ -9,60 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { type Stage, copySources, parseDockerfile, stageEnv } from './helpers/dockerfile.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-interface Instruction {
-  op: string;
-  args: string;
-}
-
-interface Stage {
-  from: string;
-  name?: string;
-  instructions: Instruction[];
-}
-
-/** Instructions by stage: comments dropped, backslash continuations joined. */
-function parseDockerfile(text: string): Stage[] {
-  const logical: string[] = [];
-  let current = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trimEnd();
-    if (current === '' && (line.trim() === '' || line.trimStart().startsWith('#'))) continue;
-    if (line.endsWith('\\')) {
-      current += `${line.slice(0, -1)} `;
-      continue;
-    }
-    logical.push(current + line);
-    current = '';
-  }
-  const stages: Stage[] = [];
-  for (const l of logical) {
-    const m = /^\s*([A-Za-z]+)\s+(.*)$/.exec(l);
-    if (!m) throw new Error(`cannot read Dockerfile line: ${l}`);
-    const op = (m[1] as string).toUpperCase();
-    const args = (m[2] as string).trim();
-    if (op === 'FROM') {
-      const f = /^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args);
-      if (!f) throw new Error(`cannot read FROM ${args}`);
-      stages.push({ from: f[1] as string, ...(f[2] ? { name: f[2] } : {}), instructions: [] });
-    } else {
-      const stage = stages[stages.length - 1];
-      if (!stage) throw new Error(`${op} before the first FROM`);
-      stage.instructions.push({ op, args });
-    }
-  }
-  return stages;
-}
-
-/** Sources of a COPY without --from: every word but the last, options dropped. */
-function copySources(args: string): { from?: string; sources: string[] } {
-  const words = args.split(/\s+/);
-  const from = words.find((w) => w.startsWith('--from='))?.slice('--from='.length);
-  const rest = words.filter((w) => !w.startsWith('--'));
-  return { ...(from ? { from } : {}), sources: rest.slice(0, -1) };
-}
 
 function dockerignore(text: string): string[] {
   return text
@@ -76,14 +25,78 @@ function ignored(path: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => clean === p || clean.startsWith(`${p}/`));
 }
 
+interface PackageJson {
+  version: string;
+  engines: { node: string };
+  scripts?: Record<string, string>;
+  dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+}
+
+const INSTALL_SCRIPTS = ['preinstall', 'install', 'postinstall', 'prepublish', 'preprepare', 'prepare', 'postprepare'];
+
+/**
+ * What `npm ci` runs of our own package.json, and what that needs: the files each lifecycle
+ * script names, the entry points of a build script it runs, and the packages those import.
+ */
+async function lifecycleInputs(pkg: PackageJson): Promise<{ script: string; files: string[]; packages: string[] }[]> {
+  const out: { script: string; files: string[]; packages: string[] }[] = [];
+  for (const name of INSTALL_SCRIPTS) {
+    const command = pkg.scripts?.[name];
+    if (!command) continue;
+    const files = command.split(/\s+/).filter((w) => /[/.]/.test(w) && existsSync(join(ROOT, w)));
+    const packages: string[] = [];
+    for (const f of [...files]) {
+      const text = await readFile(join(ROOT, f), 'utf8');
+      for (const m of text.matchAll(/entryPoints:\s*\[([^\]]*)\]/g)) for (const e of (m[1] as string).matchAll(/'([^']+)'|"([^"]+)"/g)) files.push((e[1] ?? e[2]) as string);
+      for (const m of text.matchAll(/from\s+'([^'./][^']*)'/g)) if (!(m[1] as string).startsWith('node:')) packages.push(m[1] as string);
+    }
+    out.push({ script: name, files, packages });
+  }
+  return out;
+}
+
+/**
+ * Every stage that runs `npm ci` or `npm install` without --ignore-scripts runs our lifecycle
+ * scripts, so it must have copied their inputs in before, and must not leave out the dev
+ * dependencies they import. Returns what is wrong, one line each.
+ */
+async function lifecycleProblems(stages: readonly Stage[], pkg: PackageJson): Promise<string[]> {
+  const needs = await lifecycleInputs(pkg);
+  const problems: string[] = [];
+  for (const stage of stages) {
+    const copied: string[] = [];
+    for (const i of stage.instructions) {
+      if (i.op === 'COPY') {
+        const { from, sources } = copySources(i.args);
+        if (from === undefined) copied.push(...sources.map((src) => src.replace(/^\.\//, '').replace(/\/$/, '')));
+        continue;
+      }
+      if (i.op !== 'RUN' || !/\bnpm\s+(ci|install|i)\b/.test(i.args) || i.args.includes('--ignore-scripts')) continue;
+      for (const need of needs) {
+        for (const f of need.files) {
+          const present = copied.some((c) => c === '.' || c === f || f.startsWith(`${c}/`));
+          if (!present) problems.push(`stage ${stage.name ?? stage.from}: \`${i.args}\` runs the ${need.script} script, which needs ${f}, not copied in before it`);
+        }
+        if (/--omit[= ]dev|--production\b/.test(i.args)) {
+          for (const p of need.packages.filter((x) => pkg.devDependencies?.[x] !== undefined)) {
+            problems.push(`stage ${stage.name ?? stage.from}: \`${i.args}\` runs the ${need.script} script, which imports the dev dependency ${p} that --omit=dev leaves out`);
+          }
+        }
+      }
+    }
+  }
+  return problems;
+}
+
 const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
 const stages = parseDockerfile(dockerfile);
 const final = stages[stages.length - 1] as Stage;
-const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string; engines: { node: string } };
+const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as PackageJson;
 
 describe('Dockerfile', () => {
   it('builds on Node.js 20, as package.json asks, in named stages', () => {
-    expect(pkg.engines.node).toBe('>=20');
+    expect(pkg.engines.node).toBe('>=20.18.1');
     for (const s of stages) expect(s.from).toMatch(/^node:20(-[a-z0-9.-]+)?$/);
     expect(stages.slice(0, -1).every((s) => s.name !== undefined)).toBe(true);
     const run = stages.flatMap((s) => s.instructions.filter((i) => i.op === 'RUN').map((i) => i.args));
@@ -160,5 +173,38 @@ describe('Dockerfile', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('runs npm ci with the lifecycle scripts only where their inputs are, and builds the native module', async () => {
+    expect(pkg.scripts?.prepare, 'package.json builds on install').toBeDefined();
+    expect(await lifecycleProblems(stages, pkg)).toEqual([]);
+    const deps = stages.find((st) => st.name === 'deps');
+    expect(deps?.instructions.some((i) => i.op === 'RUN' && /npm rebuild better-sqlite3/.test(i.args)), 'better-sqlite3 is built in the deps stage').toBe(true);
+  });
+
+  it('the lifecycle check catches a deps stage that runs prepare without its inputs', async () => {
+    // The deps stage as it once was: `npm ci --omit=dev` runs `prepare` (node scripts/build.mjs)
+    // with neither scripts/ nor src/ nor esbuild in the stage.
+    const broken = parseDockerfile(['FROM node:20-alpine AS deps', 'WORKDIR /src', 'COPY package.json package-lock.json ./', 'RUN npm ci --omit=dev --no-audit --no-fund'].join('\n'));
+    const problems = await lifecycleProblems(broken, pkg);
+    expect(problems.some((p) => p.includes('needs scripts/build.mjs'))).toBe(true);
+    expect(problems.some((p) => p.includes('needs src/cli.ts'))).toBe(true);
+    expect(problems.some((p) => p.includes('dev dependency esbuild'))).toBe(true);
+  });
+
+  it('serves by default in a container: every interface, the catalog on a volume owned by node', () => {
+    const env = stageEnv(final);
+    expect(env.TAGTRAIL_LISTEN).toBe('0.0.0.0:8080');
+    expect(env.TAGTRAIL_DB).toBe('sqlite:/var/lib/tagtrail/tagtrail.db');
+    // Who may read the catalog is the deployment's choice: on 0.0.0.0 serve refuses to start without it.
+    expect(env.TAGTRAIL_AUTH).toBeUndefined();
+    const volumes = final.instructions.filter((i) => i.op === 'VOLUME').map((i) => i.args);
+    expect(volumes).toEqual(['/var/lib/tagtrail']);
+    const volumeAt = final.instructions.findIndex((i) => i.op === 'VOLUME');
+    const chownAt = final.instructions.findIndex((i) => i.op === 'RUN' && /chown node:node \/var\/lib\/tagtrail/.test(i.args));
+    expect(chownAt, 'the data directory is given to node').toBeGreaterThanOrEqual(0);
+    expect(chownAt, 'before VOLUME, so a fresh volume keeps the owner').toBeLessThan(volumeAt);
+    expect(final.instructions.find((i) => i.op === 'CMD')?.args).toBe('["tagtrail", "serve"]');
+    expect(final.instructions.some((i) => i.op === 'EXPOSE' && i.args === '8080')).toBe(true);
   });
 });

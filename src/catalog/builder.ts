@@ -8,6 +8,8 @@
 // base come after it; manifest-level signals that only the last writer could have put there
 // (attestation manifests in an index) come before everything.
 
+import { ATTESTATION_REFERENCE, REFERENCE_TYPE } from '../oci/manifest.js';
+
 export const BUILDERS = ['buildkit', 'kaniko', 'buildah', 'docker', 'jib', 'ko', 'unknown', 'unread'] as const;
 /** `unknown`: the evidence read says nothing; `unread`: nothing at manifest level, and the config was not read. */
 export type Builder = (typeof BUILDERS)[number];
@@ -37,8 +39,6 @@ interface BuilderInput {
   configRead?: boolean;
 }
 
-const ATTESTATION_TYPE_KEY = 'vnd.docker.reference.type';
-const ATTESTATION_MANIFEST = 'attestation-manifest';
 const BUILDAH_VERSION_LABEL = 'io.buildah.version';
 const BASE_NAME = 'org.opencontainers.image.base.name';
 const BASE_DIGEST = 'org.opencontainers.image.base.digest';
@@ -117,7 +117,7 @@ function fromIndex(manifest: Obj, children: readonly BuilderResult[]): BuilderRe
   for (let i = 0; i < list.length; i++) {
     const d = obj(list[i]);
     const a = stringRecord(d?.annotations);
-    if (a[ATTESTATION_TYPE_KEY] === ATTESTATION_MANIFEST) return result('buildkit', 'high', `manifests[${i}] is an attestation manifest (${ATTESTATION_TYPE_KEY}=${ATTESTATION_MANIFEST})`);
+    if (a[REFERENCE_TYPE] === ATTESTATION_REFERENCE) return result('buildkit', 'high', `manifests[${i}] is an attestation manifest (${REFERENCE_TYPE}=${ATTESTATION_REFERENCE})`);
   }
   const known = children.filter((c) => c.builder !== 'unknown' && c.builder !== 'unread');
   if (known.length === 0) {

@@ -1,8 +1,10 @@
 // Per-manifest facts the insights count, decided in one place each: where an image's build
 // details come from, its media type family and its platforms. The store computes them at ingest
 // and when its evidence changes (see sql.ts, deriveManifests).
-import { hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
+import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
 import type { Annotations } from '../oci/annotations.js';
+import type { ReferrerInfo } from './types.js';
+import { isReferenceDescriptor } from '../oci/manifest.js';
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 
 export const BUILD_SOURCES = ['annotations', 'referrer', 'labels', 'none'] as const;
@@ -33,6 +35,19 @@ export function buildDetailsSource(e: BuildEvidence): BuildSource {
   return 'none';
 }
 
+/**
+ * The build details shown for an image (API and browser), in the order buildDetailsSource
+ * decides: its own annotations; else a build-details referrer, which the caller must have taken
+ * from the image's own repository (referrer-store.ts); else its config labels. A referrer never
+ * outranks the image's own annotations, whatever `created` it claims.
+ */
+export function buildDetails(annotations: Annotations, labelAnnotations?: Annotations | null, referrer?: ReferrerInfo): Build | null {
+  if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
+  if (referrer && hasBuildAnnotations(referrer.annotations)) return { ...buildFromAnnotations(referrer.annotations, 'referrer'), referrer: referrer.digest };
+  if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) return buildFromAnnotations(labelAnnotations, 'labels');
+  return null;
+}
+
 export const MEDIA_FAMILIES = ['oci', 'docker', 'other'] as const;
 export type MediaFamily = (typeof MEDIA_FAMILIES)[number];
 
@@ -44,5 +59,5 @@ export function mediaFamily(mediaType: string): MediaFamily {
 
 /** A platform of an index child that counts: attestation manifests (unknown/unknown) do not. */
 export function isRealPlatform(os: string | null | undefined, architecture: string | null | undefined): boolean {
-  return !!os && !!architecture && !(os === 'unknown' && architecture === 'unknown');
+  return !!os && !!architecture && !isReferenceDescriptor({ platform: { os, architecture } });
 }

@@ -126,6 +126,18 @@ export function parseEnvelope(body: unknown): ParsedEnvelope {
   return { events, ignored };
 }
 
+/** How far past its receipt an event may be dated (clock skew between registry and tagtrail). */
+export const MAX_EVENT_SKEW_MS = 5 * 60 * 1000;
+
+/**
+ * An event's time as the catalog records it: dated more than MAX_EVENT_SKEW_MS after its
+ * receipt, it is recorded at its receipt. A time in the future would outrank every crawl to come
+ * (tagstate.ts orders by time), so the registry's present state could never repair the tag.
+ */
+export function recordedTime(at: Date, receivedAt: Date): Date {
+  return at.getTime() > receivedAt.getTime() + MAX_EVENT_SKEW_MS ? receivedAt : at;
+}
+
 /** RFC 3339 with any fraction (distribution writes nanoseconds); milliseconds are kept. */
 export function parseTimestamp(value: string | undefined, where = 'timestamp'): Date {
   if (value === undefined || value === '') throw bad(`${where} is missing`);

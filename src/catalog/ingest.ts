@@ -8,11 +8,11 @@
 // --read-configs), every new image config is read, still once per digest, for builder evidence
 // (its history, author and labels; see builder.ts). A digest already in the catalog costs
 // nothing; two callers asking for the same new digest at once share one fetch.
-import { InvalidInputError, NotFoundError, PayloadTooLargeError } from '../errors.js';
+import { InvalidInputError, NotFoundError, PayloadTooLargeError, UnreadableManifestError } from '../errors.js';
 import { hasBuildAnnotations } from '../gitlab/build.js';
 import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
 import { labelsOfConfig } from '../oci/config.js';
-import { type Descriptor, type ImageManifest, type Manifest, isAttestationDescriptor } from '../oci/manifest.js';
+import { type Descriptor, type ImageManifest, type Manifest, isReferenceDescriptor } from '../oci/manifest.js';
 import { DOCKER_CONFIG, OCI_CONFIG, isImageManifestMediaType } from '../oci/mediatypes.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { type Limiter, unlimited } from './limit.js';
@@ -53,9 +53,9 @@ function isImageConfig(d: Descriptor): boolean {
   return d.mediaType === OCI_CONFIG || d.mediaType === DOCKER_CONFIG;
 }
 
-/** A child worth reading with its index: an image manifest, not an attestation. */
+/** A child worth reading with its index: an image manifest, not a reference (attestation, builder reference). */
 function isPlatformManifest(d: Descriptor): boolean {
-  return isImageManifestMediaType(d.mediaType) && !isAttestationDescriptor(d);
+  return isImageManifestMediaType(d.mediaType) && !isReferenceDescriptor(d);
 }
 
 interface ConfigRead {
@@ -88,9 +88,10 @@ function baseRecord(m: Manifest): ManifestRecord {
 }
 
 /** The error a recorded unreadable manifest stands for, as when it was read. */
-function unreadableError(code: string, message: string): InvalidInputError | PayloadTooLargeError {
+function unreadableError(code: string, message: string): UnreadableManifestError | PayloadTooLargeError {
   if (code === 'PAYLOAD_TOO_LARGE') return new PayloadTooLargeError(message);
-  return new InvalidInputError(code === 'UNSUPPORTED' ? 'UNSUPPORTED' : 'INVALID_MANIFEST', message);
+  // UNREADABLE_MANIFEST, and UNSUPPORTED or INVALID_MANIFEST as earlier versions recorded it.
+  return new UnreadableManifestError(message);
 }
 
 export class Ingestor {
@@ -123,6 +124,12 @@ export class Ingestor {
       digest,
       pushed,
     );
+  }
+
+  /** Whether the registry has the manifest `digest` in `repository` now (a HEAD; the catalog is not asked). */
+  async registryHas(repository: string, digest: string): Promise<boolean> {
+    const { client, registry } = this.options;
+    return (await this.limit(() => client.headManifest({ registry, repository, digest }))) !== undefined;
   }
 
   /**
@@ -215,7 +222,7 @@ export class Ingestor {
     if (!detail) return;
     const images = detail.configDigest
       ? [detail]
-      : (await Promise.all(detail.children.filter((c) => c.annotations !== null && !(c.platform?.os === 'unknown' && c.platform.architecture === 'unknown')).map((c) => store.getImage(c.digest)))).filter(
+      : (await Promise.all(detail.children.filter((c) => c.annotations !== null && !isReferenceDescriptor({ platform: c.platform })).map((c) => store.getImage(c.digest)))).filter(
           (d): d is NonNullable<typeof d> => d !== null,
         );
     for (const image of images) {
@@ -235,7 +242,7 @@ export class Ingestor {
     try {
       m = await this.limit(() => client.getManifest({ registry, repository, digest }));
     } catch (err) {
-      const unreadable = (err instanceof InvalidInputError && (err.code === 'INVALID_MANIFEST' || err.code === 'UNSUPPORTED')) || err instanceof PayloadTooLargeError;
+      const unreadable = err instanceof UnreadableManifestError || err instanceof PayloadTooLargeError;
       if (unreadable) await store.markUnreadable(digest, err.code, err.message, new Date());
       throw err;
     }
@@ -264,7 +271,7 @@ export class Ingestor {
         return readConfig(blob);
       } catch (err) {
         // Gone, or not something we can read: remember it as read, so no later pass tries again.
-        if (err instanceof NotFoundError || err instanceof InvalidInputError || err instanceof PayloadTooLargeError) return { labels: emptyAnnotations() };
+        if (err instanceof NotFoundError || err instanceof InvalidInputError || err instanceof UnreadableManifestError || err instanceof PayloadTooLargeError) return { labels: emptyAnnotations() };
         throw err;
       }
     })().finally(() => this.configsInflight.delete(configDigest));

@@ -1,17 +1,16 @@
 // Opening the catalog from its URL. Each dialect's module is imported only when that dialect is
 // opened: a SQLite catalog never loads pg, a PostgreSQL one never loads the native better-sqlite3.
 import { UsageError } from '../errors.js';
+import { redactDatabaseUrl } from './database-url.js';
 import type { Store } from './store.js';
+
+export { redactDatabaseUrl };
 
 export const DEFAULT_STORE_URL = 'sqlite:./tagtrail.db';
 const DEFAULT_SQLITE_PATH = './tagtrail.db';
 
 type StoreLocation = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 
-/** Hides the password of a database URL: scheme://user:***@host. For messages and logs. */
-export function redactDatabaseUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:?#]*):[^@/?#]*@/i, '$1:***@');
-}
 
 export function parseStoreUrl(url: string): StoreLocation {
   if (url.startsWith('sqlite:')) {

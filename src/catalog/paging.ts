@@ -9,3 +9,5 @@ export const API_MAX_PAGE_SIZE = 500;
 export const UI_MAX_PAGE_SIZE = 200;
 /** The longest insights window, in weeks. */
 export const MAX_INSIGHT_WEEKS = 520;
+/** Entries of a tag's history per page (the API and the tag page). */
+export const HISTORY_PAGE_SIZE = 50;

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
 import { type Dialect, type Driver, type Param, type QueryOptions, type Queryable, SqlStore } from './sql.js';
-import { redactDatabaseUrl } from './open.js';
+import { databaseUrlSecrets, redactDatabaseUrl } from './database-url.js';
 import type { ExplainOptions, LockResult } from './types.js';
 
 const INT8_OID = 20;
@@ -82,13 +82,7 @@ class PostgresDriver implements Driver {
 
   constructor(url: string) {
     this.shownUrl = redactDatabaseUrl(url);
-    this.secrets = [];
-    try {
-      const password = new URL(url).password;
-      if (password) this.secrets.push(password, decodeURIComponent(password));
-    } catch {
-      // pg reports an unusable URL itself, and that message goes through redact() too.
-    }
+    this.secrets = databaseUrlSecrets(url);
     const parsers = pg.types;
     this.pool = new pg.Pool({
       connectionString: url,

@@ -34,26 +34,40 @@ export async function readableRepositories(q: Queryable, d: Dialect, names: read
   return new Set(rows.map((row) => String(row.name)));
 }
 
-/** True when a tag of a readable repository points, or once pointed, at one of the digests. */
-export async function anyDigestReadable(q: Queryable, d: Dialect, digests: readonly string[], scope: ReadScope): Promise<boolean> {
-  if (digests.length === 0) return false;
+/** The digests among `digests` that a tag of a readable repository points, or once pointed, at. */
+export async function readableDigests(q: Queryable, d: Dialect, digests: readonly string[], scope: ReadScope): Promise<Set<string>> {
+  if (digests.length === 0) return new Set();
   const cond = readableSql(d, scope, 'r');
-  const rows = await q.all(
-    `SELECT 1 AS one FROM tag_events e JOIN tags g ON g.id = e.tag_id JOIN repositories r ON r.id = g.repository_id WHERE e.digest IN (SELECT value FROM ${stringSet(d)}) AND ${cond.sql} LIMIT 1`,
+  const rows = await q.all<{ digest: unknown }>(
+    `SELECT DISTINCT e.digest FROM tag_events e JOIN tags g ON g.id = e.tag_id JOIN repositories r ON r.id = g.repository_id WHERE e.digest IN (SELECT value FROM ${stringSet(d)}) AND ${cond.sql}`,
     [JSON.stringify([...new Set(digests)]), ...cond.params],
   );
-  return rows.length > 0;
+  return new Set(rows.map((row) => String(row.digest)));
 }
 
 /**
- * One image as the person may see it: null unless a readable repository tags it (or once did),
- * or tags an index that holds it; then with its tags and parent indexes in readable repositories only.
+ * Images as the person may see them, in two queries whatever their number: one is left out
+ * unless a readable repository tags it (or once did), or tags an index that holds it; the rest
+ * keep their tags and parent indexes in readable repositories only. Asked through `repository`,
+ * one the person may not read, there are none.
  */
-export async function scopedImage(q: Queryable, d: Dialect, detail: ImageDetail, scope: ReadScope): Promise<ImageDetail | null> {
-  if (!(await anyDigestReadable(q, d, [detail.digest, ...detail.parents], scope))) return null;
-  const readable = await readableRepositories(q, d, detail.tags.map((t) => t.repository), scope);
-  // An index that holds it, but only one a readable repository tags, is named.
-  const parents: string[] = [];
-  for (const parent of detail.parents) if (await anyDigestReadable(q, d, [parent], scope)) parents.push(parent);
-  return { ...detail, tags: detail.tags.filter((t) => readable.has(t.repository)), parents };
+export async function scopedImages(q: Queryable, d: Dialect, details: ReadonlyMap<string, ImageDetail>, scope: ReadScope, repository?: string): Promise<Map<string, ImageDetail>> {
+  const out = new Map<string, ImageDetail>();
+  if (details.size === 0) return out;
+  const all = [...details.values()];
+  const names = all.flatMap((detail) => detail.tags.map((t) => t.repository));
+  const readable = await readableRepositories(q, d, repository === undefined ? names : [...names, repository], scope);
+  if (repository !== undefined && !readable.has(repository)) return out;
+  const digests = await readableDigests(q, d, all.flatMap((detail) => [detail.digest, ...detail.parents]), scope);
+  for (const [key, detail] of details) {
+    if (!digests.has(detail.digest) && !detail.parents.some((p) => digests.has(p))) continue;
+    // An index that holds it is named only when a readable repository tags it.
+    out.set(key, { ...detail, tags: detail.tags.filter((t) => readable.has(t.repository)), parents: detail.parents.filter((p) => digests.has(p)) });
+  }
+  return out;
+}
+
+/** One image as the person may see it (scopedImages), or null. */
+export async function scopedImage(q: Queryable, d: Dialect, detail: ImageDetail, scope: ReadScope, repository?: string): Promise<ImageDetail | null> {
+  return (await scopedImages(q, d, new Map([[detail.digest, detail]]), scope, repository)).get(detail.digest) ?? null;
 }

@@ -1,9 +1,14 @@
 // The SQL of build-details referrers (tables from migration 3), shared by both dialects and
 // called from SqlStore inside its transactions. A referrer manifest is stored once by digest;
-// links say which repository's referrers tag lists it for which subject. What a digest's build
-// details are: the newest linked referrer (by org.opencontainers.image.created, then digest) that
-// carries build annotations. Links are per repository, the referrer applies to the subject digest
-// wherever it is tagged (one catalog holds one registry, and a digest names the same bytes).
+// links say which repository's referrers tag lists it for which subject.
+//
+// The rule, owned here: a referrer lends build details to a digest only in the repository whose
+// referrers tag lists it. Anyone who can push to some repository can push a referrer naming any
+// digest as its subject (distribution does not check that the subject exists), so a referrer
+// listed in another repository never counts. Among a repository's referrers of a digest the newest
+// (by org.opencontainers.image.created, then digest) with build annotations wins; it stands in
+// only when the image carries no build annotations itself (see summarize in sql.ts, buildOf in
+// server/views.ts), so a self-declared `created` never outranks the image's own details.
 import { hasBuildAnnotations } from '../gitlab/build.js';
 import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
 import type { Queryable, Row } from './sql.js';
@@ -45,13 +50,13 @@ function newestFirst(a: ReferrerInfo, b: ReferrerInfo): number {
   return a.digest < b.digest ? 1 : a.digest > b.digest ? -1 : 0;
 }
 
-/** The newest referrer with build details of each digest that has one. */
-export async function newestReferrers(q: Queryable, digests: readonly string[]): Promise<Map<string, ReferrerInfo>> {
+/** The newest referrer with build details, listed in repository `repoId`, of each digest that has one. */
+export async function newestReferrers(q: Queryable, repoId: number, digests: readonly string[]): Promise<Map<string, ReferrerInfo>> {
   const out = new Map<string, ReferrerInfo>();
   const unique = [...new Set(digests)];
   for (let i = 0; i < unique.length; i += IN_CHUNK) {
     const part = unique.slice(i, i + IN_CHUNK);
-    const rows = await q.all<Row>(`${LINKED} WHERE l.subject_digest IN (${marks(part.length)}) AND r.has_build = 1`, part);
+    const rows = await q.all<Row>(`${LINKED} WHERE l.repository_id = ? AND l.subject_digest IN (${marks(part.length)}) AND r.has_build = 1`, [repoId, ...part]);
     for (const r of rows) {
       const subject = r.subject_digest as string;
       const candidate = info(r);
@@ -62,14 +67,49 @@ export async function newestReferrers(q: Queryable, digests: readonly string[]):
   return out;
 }
 
-/** Every referrer linked to `digest`, newest first. */
-export async function referrersOf(q: Queryable, digest: string): Promise<ReferrerInfo[]> {
-  const rows = await q.all<Row>(`${LINKED} WHERE l.subject_digest = ?`, [digest]);
-  return rows.map(info).sort(newestFirst);
+/** The link's repository has a tag on its subject (any state: a tag once set is evidence enough for the insights). */
+const TAGGED_HERE = 'EXISTS (SELECT 1 FROM tags g WHERE g.repository_id = l.repository_id AND g.digest = l.subject_digest)';
+
+/**
+ * The referrers of `digest` that count, newest first: those listed in repository `repoId`; with
+ * null, those listed in a repository that tags the digest (a digest alone names no repository).
+ */
+export async function referrersOf(q: Queryable, digest: string, repoId: number | null): Promise<ReferrerInfo[]> {
+  const rows =
+    repoId === null
+      ? await q.all<Row>(`${LINKED} WHERE l.subject_digest = ? AND ${TAGGED_HERE}`, [digest])
+      : await q.all<Row>(`${LINKED} WHERE l.subject_digest = ? AND l.repository_id = ?`, [digest, repoId]);
+  const seen = new Set<string>();
+  return rows
+    .map(info)
+    .sort(newestFirst)
+    .filter((r) => !seen.has(r.digest) && seen.add(r.digest) !== undefined);
 }
 
+/** referrersOf for several digests in one query a chunk: each digest's list, newest first. */
+export async function referrersOfMany(q: Queryable, digests: readonly string[], repoId: number | null): Promise<Map<string, ReferrerInfo[]>> {
+  const out = new Map<string, ReferrerInfo[]>();
+  const unique = [...new Set(digests)];
+  for (let i = 0; i < unique.length; i += IN_CHUNK) {
+    const part = unique.slice(i, i + IN_CHUNK);
+    const rows =
+      repoId === null
+        ? await q.all<Row>(`${LINKED} WHERE l.subject_digest IN (${marks(part.length)}) AND ${TAGGED_HERE}`, part)
+        : await q.all<Row>(`${LINKED} WHERE l.subject_digest IN (${marks(part.length)}) AND l.repository_id = ?`, [...part, repoId]);
+    for (const r of rows) {
+      const list = out.get(r.subject_digest as string) ?? [];
+      if (!list.some((x) => x.digest === r.digest)) list.push(info(r));
+      out.set(r.subject_digest as string, list);
+    }
+  }
+  for (const list of out.values()) list.sort(newestFirst);
+  return out;
+}
+
+/** Whether a referrer with build details is listed for `digest` in a repository that tags it (the insights' build source). */
 export async function hasBuildReferrer(q: Queryable, digest: string): Promise<boolean> {
-  return (await newestReferrers(q, [digest])).has(digest);
+  const rows = await q.all(`SELECT 1 AS one FROM referrer_links l JOIN referrers r ON r.digest = l.referrer_digest WHERE l.subject_digest = ? AND r.has_build = 1 AND ${TAGGED_HERE}`, [digest]);
+  return rows.length > 0;
 }
 
 export async function hasReferrerRow(q: Queryable, digest: string): Promise<boolean> {

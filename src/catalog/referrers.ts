@@ -11,7 +11,7 @@
 // index of referrers of that subject, not the subject itself nor its platform manifests (the
 // GitLab.com quirks), and each referrer manifest must name the subject and carry our artifactType;
 // what fails is left out with a warning.
-import { InvalidInputError, NotFoundError } from '../errors.js';
+import { InvalidInputError, NotFoundError, UnreadableManifestError } from '../errors.js';
 import type { Manifest } from '../oci/manifest.js';
 import { isValidDigest } from '../oci/reference.js';
 import { BUILD_DETAILS_ARTIFACT_TYPE, artifactTypeOf, fallbackMismatch, referrerSubject } from '../oci/referrers.js';
@@ -74,7 +74,7 @@ export async function followReferrersTag(o: FollowOptions, repository: string, t
     o.onRead?.();
   } catch (err) {
     if (err instanceof NotFoundError) return 'skipped'; // moved or deleted since: the next event or crawl has it
-    if (err instanceof InvalidInputError) {
+    if (err instanceof InvalidInputError || err instanceof UnreadableManifestError) {
       warn(`the referrers tag ${repository}:${tag} does not hold a manifest tagtrail can read (${err.message}); ignored`);
       await store.setReferrersTag(repository, subject, current, []);
       return 'read';
@@ -104,7 +104,7 @@ export async function followReferrersTag(o: FollowOptions, repository: string, t
       m = await limit(() => client.getManifest({ registry, repository, digest: d.digest }));
       o.onRead?.();
     } catch (err) {
-      if (err instanceof NotFoundError || err instanceof InvalidInputError) {
+      if (err instanceof NotFoundError || err instanceof InvalidInputError || err instanceof UnreadableManifestError) {
         warn(`the referrer ${repository}@${d.digest} is listed in ${tag} but cannot be read; ignored`);
         continue;
       }

@@ -1,4 +1,4 @@
-// The SQL of signed-in sessions (table from migration 7), shared by both dialects and called from
+// The SQL of signed-in sessions (table from migration 8), shared by both dialects and called from
 // SqlStore. What a session holds is decided in server/auth/: here, rows in and out.
 import type { Queryable } from './sql.js';
 

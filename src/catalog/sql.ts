@@ -38,15 +38,16 @@ import type {
   TagItem,
 } from './types.js';
 import type { Store } from './store.js';
-import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
+import { MANIFEST_DELETE, SET, TAG_DELETE, type Segment, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
 import type { ReferrerInfo, ReferrerRecord } from './types.js';
 import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
 import { type SessionRecord, deleteSession, findSession, putSession, setSessionToken } from './sessions.js';
 import type { ReadScope } from './read-scope.js';
-import { readableRepositories, readableSql, scopedImage } from './read-scope-sql.js';
+import { readableRepositories, readableSql, scopedImage, scopedImages } from './read-scope-sql.js';
+import { getImages } from './image-batch.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
-import { DEFAULT_PAGE_SIZE, MAX_INSIGHT_WEEKS, STORE_MAX_PAGE_SIZE } from './paging.js';
+import { DEFAULT_PAGE_SIZE, HISTORY_PAGE_SIZE, MAX_INSIGHT_WEEKS, STORE_MAX_PAGE_SIZE } from './paging.js';
 import { labelsOfConfig } from '../oci/config.js';
 
 export type Param = string | number | null | Buffer;
@@ -237,9 +238,13 @@ interface TagRow {
   last_digest: string;
   first_seen: number | null;
   has_build: number;
+  /** The newest crawl that found the tag at observed_digest (migration 5). */
+  observed_at: number | null;
+  observed_digest: string | null;
 }
 
-const TAG_COLUMNS = 'g.id, g.repository_id, g.name, g.digest, g.deleted_at, g.updated_at, g.last_kind, g.last_digest, g.first_seen, g.has_build';
+const TAG_COLUMNS =
+  'g.id, g.repository_id, g.name, g.digest, g.deleted_at, g.updated_at, g.last_kind, g.last_digest, g.first_seen, g.has_build, g.observed_at, g.observed_digest';
 
 function tagRow(r: Row): TagRow {
   return {
@@ -253,7 +258,21 @@ function tagRow(r: Row): TagRow {
     last_digest: r.last_digest as string,
     first_seen: numOrNull(r.first_seen),
     has_build: num(r.has_build),
+    observed_at: numOrNull(r.observed_at),
+    observed_digest: (r.observed_digest as string | null) ?? null,
   };
+}
+
+/** A crawl's observation of the tag as the event it stands for (see tagstate.ts). */
+function observation(row: TagRow): TagEvent | null {
+  return row.observed_at === null || row.observed_digest === null ? null : { at: row.observed_at, kind: SET, digest: row.observed_digest };
+}
+
+/** Whether `event` can be applied as one step after `before`: it is newer than the last event and than the crawl's observation. */
+function stepsForward(row: TagRow, before: TagState | null, event: TagEvent): boolean {
+  const seen = observation(row);
+  if (seen !== null && compareEvents(event, seen) <= 0) return false;
+  return before === null || compareEvents(event, lastEvent(before)) > 0;
 }
 
 function stateOf(row: TagRow): TagState | null {
@@ -287,7 +306,7 @@ interface ManifestInfo {
 interface View {
   top: ManifestInfo;
   children: { digest: string; platform: Platform | null; info: ManifestInfo | null }[];
-  /** The newest build-details referrer of the top digest. */
+  /** The newest build-details referrer of the top digest listed in the repository the view was loaded for. */
   referrer?: ReferrerInfo;
 }
 
@@ -451,11 +470,25 @@ function searchFilters(query: SearchQuery): Filter[] {
   return [...filters, ...exists];
 }
 
+/** One page of a tag's segments, newest first: those that started before `before`, at most `limit`. */
+function historyPage(segments: readonly Segment[], before: number | undefined, limit: number): { entries: TagHistory['entries']; nextCursor?: string } {
+  const older = segments.filter((s) => before === undefined || s.since < before).reverse();
+  const shown = older.slice(0, limit);
+  const entries = shown.map((s) => ({ digest: s.digest, since: new Date(s.since), until: dateOrNull(s.until), end: s.end }));
+  const last = shown[shown.length - 1];
+  return older.length > limit && last ? { entries, nextCursor: String(last.since) } : { entries };
+}
+
 // ---------------------------------------------------------------- the store
 
 interface WriteContext {
-  /** Terms per digest, computed once per transaction. */
+  /** Terms per repository and digest (summaryKey), computed once per transaction. */
   summaries: Map<string, Summary>;
+}
+
+/** A summary depends on the repository too: only its own referrers lend build details (referrer-store.ts). */
+function summaryKey(repoId: number, digest: string): string {
+  return `${repoId}\u0000${digest}`;
 }
 
 export class SqlStore implements Store {
@@ -745,25 +778,26 @@ export class SqlStore implements Store {
   }
 
   /** Fills the context's summaries for these digests, loading the missing ones together. */
-  private async summaries(q: Queryable, digests: readonly string[], ctx: WriteContext): Promise<void> {
-    const missing = digests.filter((d) => !ctx.summaries.has(d));
+  private async summaries(q: Queryable, repoId: number, digests: readonly string[], ctx: WriteContext): Promise<void> {
+    const missing = digests.filter((d) => !ctx.summaries.has(summaryKey(repoId, d)));
     if (missing.length === 0) return;
-    const views = await this.loadViews(q, missing);
-    for (const d of missing) ctx.summaries.set(d, summarize(views.get(d)));
+    const views = await this.loadViews(q, repoId, missing);
+    for (const d of missing) ctx.summaries.set(summaryKey(repoId, d), summarize(views.get(d)));
   }
 
-  private async summary(q: Queryable, digest: string, ctx: WriteContext): Promise<Summary> {
-    let s = ctx.summaries.get(digest);
+  private async summary(q: Queryable, repoId: number, digest: string, ctx: WriteContext): Promise<Summary> {
+    const key = summaryKey(repoId, digest);
+    let s = ctx.summaries.get(key);
     if (!s) {
-      s = summarize((await this.loadViews(q, [digest])).get(digest));
-      ctx.summaries.set(digest, s);
+      s = summarize((await this.loadViews(q, repoId, [digest])).get(digest));
+      ctx.summaries.set(key, s);
     }
     return s;
   }
 
   /** Replaces a live tag's terms with those of `digest`; records and returns its build flag. */
   private async rebuildTerms(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext): Promise<boolean> {
-    const s = await this.summary(q, digest, ctx);
+    const s = await this.summary(q, row.repository_id, digest, ctx);
     await q.run('DELETE FROM tag_terms WHERE tag_id = ?', [row.id]);
     await insertMany(
       q,
@@ -778,8 +812,8 @@ export class SqlStore implements Store {
     return s.hasBuildDetails;
   }
 
-  /** Loads manifests by digest with their annotations, labels and children (one level). */
-  private async loadViews(q: Queryable, digests: readonly string[]): Promise<Map<string, View>> {
+  /** Loads manifests by digest with their annotations, labels and children (one level), and the referrers repository `repoId` lists. */
+  private async loadViews(q: Queryable, repoId: number, digests: readonly string[]): Promise<Map<string, View>> {
     const infos = new Map<number, ManifestInfo>();
     const byDigest = new Map<string, ManifestInfo>();
     const loadManifests = async (list: readonly string[]) => {
@@ -835,7 +869,7 @@ export class SqlStore implements Store {
       for (const r of rows) for (const info of byConfig.get(r.digest as string) ?? []) info.labels[r.key as string] = r.value as string;
     }
 
-    const referrers = await refs.newestReferrers(q, tops.map((t) => t.row.digest));
+    const referrers = await refs.newestReferrers(q, repoId, tops.map((t) => t.row.digest));
     const views = new Map<string, View>();
     for (const top of tops) {
       const referrer = referrers.get(top.row.digest);
@@ -1068,7 +1102,7 @@ export class SqlStore implements Store {
       let tagsDeleted = 0;
       for (const row of rows.map(tagRow)) {
         const before = stateOf(row);
-        const after = before !== null && compareEvents(event, lastEvent(before)) > 0 ? step(before, event) : await this.replay(q, row);
+        const after = before !== null && stepsForward(row, before, event) ? step(before, event) : await this.replay(q, row);
         if (after === before) continue;
         await this.writeTagState(q, row, before, after, null, ctx);
         if (isLive(before) && !isLive(after)) tagsDeleted++;
@@ -1113,8 +1147,15 @@ export class SqlStore implements Store {
         else if (isLive(state)) result.updated++;
         else result.added++;
       }
+      // What the registry says now is an observation at the crawl's start: an event dated before it
+      // that arrives later cannot move the tag away from it (tagstate.ts).
       for (const part of chunks(unchanged, IN_CHUNK)) {
-        await q.run(`UPDATE tags SET last_seen = ${this.d.greatest}(COALESCE(last_seen, ?), ?) WHERE id IN (${marks(part.length)})`, [when, when, ...part]);
+        await q.run(
+          `UPDATE tags SET last_seen = ${this.d.greatest}(COALESCE(last_seen, ?), ?),
+             observed_digest = CASE WHEN observed_at IS NULL OR observed_at < ? THEN digest ELSE observed_digest END,
+             observed_at = ${this.d.greatest}(COALESCE(observed_at, ?), ?) WHERE id IN (${marks(part.length)})`,
+          [when, when, when, when, when, ...part],
+        );
       }
       const fresh = [...liveTags].filter(([tag]) => !known.has(tag));
       await this.insertNewTags(q, repoId, fresh, when, ctx);
@@ -1140,12 +1181,12 @@ export class SqlStore implements Store {
         [repoId, at, ...digests],
       );
       for (const r of rows) deletedAt.set(r.digest as string, num(r.at));
-      await this.summaries(q, digests, ctx);
+      await this.summaries(q, repoId, digests, ctx);
       const states = part.map(([name, digest]) => {
         let state = step(null, { at, kind: SET, digest }) as TagState;
         const md = deletedAt.get(digest);
         if (md !== undefined) state = step(state, { at: md, kind: MANIFEST_DELETE, digest }) as TagState;
-        const summary = ctx.summaries.get(digest)!;
+        const summary = ctx.summaries.get(summaryKey(repoId, digest))!;
         return { name, digest, state, summary, live: isLive(state) };
       });
       const ids = new Map<string, number>();
@@ -1184,7 +1225,7 @@ export class SqlStore implements Store {
       await insertMany(q, 'tag_terms', ['tag_id', 'repository_id', 'key', 'value', 'value_rest', 'updated_at'], terms);
       // Done with these images: a repository of many tags does not keep them all (one further use
       // in this transaction only reads one again).
-      for (const d of digests) ctx.summaries.delete(d);
+      for (const d of digests) ctx.summaries.delete(summaryKey(repoId, d));
     }
     if (newest === null) return;
     await q.run(`UPDATE repositories SET live_tags = live_tags + ?, build_tags = build_tags + ?, updated_at = ${this.d.greatest}(COALESCE(updated_at, ?), ?) WHERE id = ?`, [
@@ -1216,7 +1257,7 @@ export class SqlStore implements Store {
     if (fresh === 0) return 'duplicate';
     const before = stateOf(row);
     let after: TagState | null;
-    if (before === null || compareEvents(event, lastEvent(before)) > 0) {
+    if (stepsForward(row, before, event)) {
       after = step(before, event);
       if (event.kind === SET) {
         // A deletion of this manifest logged earlier but dated later applies after this set.
@@ -1238,6 +1279,8 @@ export class SqlStore implements Store {
     const own = (await q.all<Row>('SELECT at, kind, digest FROM tag_events WHERE tag_id = ?', [row.id])).map(
       (r): TagEvent => ({ at: num(r.at), kind: num(r.kind) as TagEvent['kind'], digest: r.digest as string }),
     );
+    const seen = observation(row);
+    if (seen !== null) own.push(seen);
     const set = [...new Set(own.filter((e) => e.kind === SET).map((e) => e.digest))];
     const events = [...own];
     for (const part of chunks(set, IN_CHUNK)) {
@@ -1498,7 +1541,7 @@ export class SqlStore implements Store {
     ]);
     const children = `(SELECT ${d.jsonAgg(child, 'c.position')} FROM manifest_children c LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE c.parent_id = m.id)`;
     return (
-      `SELECT g.id, r.name AS repository, g.name AS tag, g.digest, g.updated_at, m.id AS manifest_id, m.media_type, m.has_build, m.config_digest, ` +
+      `SELECT g.id, g.repository_id, r.name AS repository, g.name AS tag, g.digest, g.updated_at, m.id AS manifest_id, m.media_type, m.has_build, m.config_digest, ` +
       `${annotations('m')} AS annotations, ${labels('m')} AS labels, ${children} AS children ` +
       `FROM tags g JOIN repositories r ON r.id = g.repository_id LEFT JOIN manifests m ON m.digest = g.digest WHERE ${d.inIdList('g.id')}`
     );
@@ -1509,13 +1552,24 @@ export class SqlStore implements Store {
     if (ids.length === 0) return [];
     const rows = await this.db.all<Row>(this.hydrateSql, [this.d.idList(ids)], { prepare: true });
     const byId = new Map(rows.map((r) => [num(r.id), r]));
-    const referrers = await refs.newestReferrers(this.db, rows.filter((r) => r.digest != null).map((r) => r.digest as string));
+    // Each tag's referrers are those its own repository lists (referrer-store.ts).
+    const byRepository = new Map<number, string[]>();
+    for (const r of rows) {
+      if (r.digest == null) continue;
+      const list = byRepository.get(num(r.repository_id)) ?? [];
+      list.push(r.digest as string);
+      byRepository.set(num(r.repository_id), list);
+    }
+    const referrers = new Map<string, ReferrerInfo>();
+    for (const [repoId, digests] of byRepository) {
+      for (const [digest, referrer] of await refs.newestReferrers(this.db, repoId, digests)) referrers.set(summaryKey(repoId, digest), referrer);
+    }
     const items: TagItem[] = [];
     for (const id of ids) {
       const r = byId.get(id);
       if (!r || r.digest == null) continue;
       const view = hydratedView(r);
-      const referrer = referrers.get(r.digest as string);
+      const referrer = referrers.get(summaryKey(num(r.repository_id), r.digest as string));
       if (view && referrer) view.referrer = referrer;
       const s = summarize(view);
       items.push({
@@ -1534,13 +1588,14 @@ export class SqlStore implements Store {
     return items;
   }
 
-  async getImage(digest: string, scope?: ReadScope): Promise<ImageDetail | null> {
-    const detail = await this.readImage(digest);
-    return detail && scope ? scopedImage(this.db, this.d, detail, scope) : detail;
+  async getImage(digest: string, options: { repository?: string; scope?: ReadScope } = {}): Promise<ImageDetail | null> {
+    const detail = await this.readImage(digest, options);
+    return detail && options.scope ? scopedImage(this.db, this.d, detail, options.scope, options.repository) : detail;
   }
 
-  private async readImage(digest: string): Promise<ImageDetail | null> {
+  private async readImage(digest: string, options: { repository?: string }): Promise<ImageDetail | null> {
     checkDigest(digest);
+    if (options.repository !== undefined) checkName(options.repository, 'repository');
     const rows = await this.db.all<Row>(
       'SELECT id, digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at FROM manifests WHERE digest = ?',
       [digest],
@@ -1603,14 +1658,28 @@ export class SqlStore implements Store {
       parents: parents.map((p) => p.digest),
       tags: tags.map((t) => ({ repository: t.repository as string, tag: t.tag as string, updatedAt: new Date(num(t.updated_at)) })),
       storedAt: new Date(num(m.stored_at)),
-      referrers: await refs.referrersOf(this.db, digest),
+      referrers:
+        options.repository === undefined
+          ? await refs.referrersOf(this.db, digest, null)
+          : await refs.referrersOf(this.db, digest, (await refs.repositoryId(this.db, options.repository)) ?? -1),
     };
   }
 
-  async tagHistory(repository: string, tag: string, scope?: ReadScope): Promise<TagHistory | null> {
+  async getImages(digests: readonly string[], options: { repository?: string; scope?: ReadScope } = {}): Promise<Map<string, ImageDetail>> {
+    for (const d of digests) checkDigest(d);
+    if (options.repository !== undefined) checkName(options.repository, 'repository');
+    const details = await getImages(this.db, digests, options);
+    return options.scope ? scopedImages(this.db, this.d, details, options.scope, options.repository) : details;
+  }
+
+  async tagHistory(repository: string, tag: string, page: { limit?: number; cursor?: string; scope?: ReadScope } = {}): Promise<TagHistory | null> {
     checkName(repository, 'repository');
     checkName(tag, 'tag');
-    if (scope && !(await readableRepositories(this.db, this.d, [repository], scope)).has(repository)) return null;
+    if (page.scope && !(await readableRepositories(this.db, this.d, [repository], page.scope)).has(repository)) return null;
+    // The cursor is the start (ms) of the last entry shown: segments start at distinct, increasing times.
+    const before = page.cursor === undefined ? undefined : /^[0-9]{1,15}$/.test(page.cursor) ? Number(page.cursor) : NaN;
+    if (Number.isNaN(before)) throw new UsageError('the history cursor is not one this catalog handed out', { hint: 'pass back the nextCursor of the previous page' });
+    const limit = Math.max(1, Math.min(page.limit ?? HISTORY_PAGE_SIZE, STORE_MAX_PAGE_SIZE));
     const rows = await this.db.all(`SELECT ${TAG_COLUMNS} FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = ? AND g.name = ?`, [repository, tag]);
     if (!rows[0]) return null;
     const row = tagRow(rows[0]);
@@ -1623,9 +1692,7 @@ export class SqlStore implements Store {
       deletedAt: dateOrNull(state.deletedAt),
       updatedAt: new Date(state.updatedAt),
       firstSeen: dateOrNull(state.firstSeen),
-      entries: segments
-        .map((s) => ({ digest: s.digest, since: new Date(s.since), until: dateOrNull(s.until), end: s.end }))
-        .reverse(),
+      ...historyPage(segments, before, limit),
     };
   }
 

@@ -6,7 +6,7 @@
 // take SQLite's write lock up front (waiting up to the busy timeout) instead of failing half-way.
 // WAL lets readers in other processes go on meanwhile.
 import { randomUUID } from 'node:crypto';
-import { readlinkSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
 import { StoreError, isTagtrailError } from '../errors.js';
@@ -76,6 +76,30 @@ function storeError(what: string, err: unknown): unknown {
   });
 }
 
+/** A catalog file, and its -wal and -shm files, are readable by their owner only: the catalog may index private images. */
+const CATALOG_FILE_MODE = 0o600;
+
+/** Creates a new catalog file with CATALOG_FILE_MODE before SQLite opens it (SQLite creates its -wal and -shm with the same mode). */
+function createPrivate(path: string): void {
+  if (path === ':memory:' || path.startsWith('file:') || existsSync(path)) return;
+  try {
+    closeSync(openSync(path, 'wx', CATALOG_FILE_MODE));
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'EEXIST') throw err;
+  }
+}
+
+/** The -wal and -shm of a catalog created here, made private too (in case an older file mode was inherited). */
+function privateCompanions(path: string): void {
+  for (const suffix of ['-wal', '-shm']) {
+    try {
+      chmodSync(`${path}${suffix}`, CATALOG_FILE_MODE);
+    } catch {
+      // Not there (yet): SQLite creates it with the database file's mode.
+    }
+  }
+}
+
 /** The page cache of a connection opened without `cacheMiB`: index pages of a large catalog stay in memory for search. */
 const SQLITE_CACHE_MIB = 64;
 
@@ -102,8 +126,11 @@ class SqliteDriver implements Driver {
     const cacheMiB = options.cacheMiB ?? SQLITE_CACHE_MIB;
     if (!Number.isInteger(cacheMiB) || cacheMiB < 1 || cacheMiB > 4096) throw new StoreError(`SQLite cache of ${cacheMiB} MiB: not an integer from 1 to 4096`);
     try {
+      const created = path !== ':memory:' && !existsSync(path);
+      createPrivate(path);
       this.db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
       if (path !== ':memory:') this.db.pragma('journal_mode = WAL');
+      if (created) privateCompanions(path);
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('synchronous = NORMAL');
       // A negative cache_size is in KiB. Memory-mapped I/O stays off (pages read through it would

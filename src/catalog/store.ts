@@ -48,9 +48,24 @@ export interface StoreReader {
   listTags(repository: string, options: { limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<TagItem>>;
   /** Live tags matching every filter, newest first. */
   searchImages(query: SearchQuery): Promise<Page<TagItem>>;
-  /** With a scope: null unless a readable repository tags (or once tagged) it or an index holding it; only readable repositories' tags. */
-  getImage(digest: string, scope?: ReadScope): Promise<ImageDetail | null>;
-  tagHistory(repository: string, tag: string, scope?: ReadScope): Promise<TagHistory | null>;
+  /**
+   * One manifest. Its `referrers` are those `repository` lists; without a repository, those listed
+   * by a repository that tags the digest (a referrer listed elsewhere never counts: referrer-store.ts).
+   * With a scope: null unless a readable repository tags (or once tagged) it or an index holding
+   * it, or when `repository` is not readable; only readable repositories' tags and indexes.
+   */
+  getImage(digest: string, options?: { repository?: string; scope?: ReadScope }): Promise<ImageDetail | null>;
+  /**
+   * The stored manifests among `digests`, by digest, each as getImage gives it, in a fixed number
+   * of queries: for pages that show one row per digest. Digests not in the catalog (or, with a
+   * scope, not readable) are left out.
+   */
+  getImages(digests: readonly string[], options?: { repository?: string; scope?: ReadScope }): Promise<Map<string, ImageDetail>>;
+  /**
+   * A tag's history, newest first, a page at a time (`limit`, default HISTORY_PAGE_SIZE; `cursor`
+   * from the page before). With a scope: null when the repository is not readable.
+   */
+  tagHistory(repository: string, tag: string, page?: { limit?: number; cursor?: string; scope?: ReadScope }): Promise<TagHistory | null>;
   stats(): Promise<StoreStats>;
   /** Counts and shares of builders, build-detail sources, media types and multi-platform images, by week. */
   insights(query: InsightsQuery): Promise<InsightsReport>;

@@ -363,8 +363,6 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
       }
     });
     if (aborted()) return false;
-    if (!(await followReferrers(repository, referrersTags))) return false;
-    report();
     if (complete) {
       count(await store.reconcileRepository(repository, live, at));
     } else {
@@ -381,6 +379,9 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
         fail({ repository, ...describe(err) });
       }
     }
+    // After the tags: a referrer counts only where its repository tags the subject (referrer-store.ts).
+    if (!(await followReferrers(repository, referrersTags))) return false;
+    report();
     return true;
   }
 }

@@ -6,6 +6,13 @@
 // its events in that order. The tags row caches the fold and the key of the newest event that took
 // effect: an event newer than that key is applied as one step; an older one makes the store replay
 // the tag's log. A duplicate (same key) changes nothing.
+//
+// A crawl's finding ("the registry has this digest under the tag now") is a SET at the crawl's
+// start, so it outranks every event dated before the crawl started. When the crawl changes the tag
+// it is logged like any event; when it changes nothing, only its newest one is kept on the tags
+// row (observed_at, observed_digest) and joins the fold from there. Events cannot be dated in the
+// future (events.ts clamps them to their receipt), so a crawl can always bring a tag back to what
+// the registry says.
 
 export const SET = 0;
 export const MANIFEST_DELETE = 1;
@@ -33,7 +40,7 @@ export interface TagState {
   firstSeen: number | null;
 }
 
-interface Segment {
+export interface Segment {
   digest: string;
   since: number;
   until: number | null;

@@ -162,8 +162,13 @@ export interface TagHistory {
   /** The time of the newest event that took effect. */
   updatedAt: Date;
   firstSeen: Date | null;
-  /** Newest first; the first entry is the current digest (or the last one, for a deleted tag). */
+  /**
+   * Newest first, one page (HISTORY_PAGE_SIZE by default); on the first page the first entry is
+   * the current digest (or the last one, for a deleted tag).
+   */
   entries: TagHistoryEntry[];
+  /** Set when older entries follow: pass it back as `cursor` for the next page. */
+  nextCursor?: string;
 }
 
 export interface ReconcileResult {

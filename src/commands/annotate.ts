@@ -8,10 +8,10 @@ import { type DotenvVariable, dotenvLimits, writeDotenv } from '../gitlab/dotenv
 import { assertExpanded } from '../gitlab/variables.js';
 import { type AnnotateResult, type ManifestOutcome, annotateImage } from '../oci/annotate.js';
 import { type PlatformFilter, parsePlatform } from '../oci/manifest.js';
-import { type Reference, formatReference, parseReference } from '../oci/reference.js';
+import { type Reference, formatReference } from '../oci/reference.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
-import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
+import { type RegistryFlags, forEachImage, jsonOutput, parseImageArguments, registryClient, withSchemes } from './common.js';
 
 interface AnnotateFlags extends RegistryFlags {
   annotation?: string[];
@@ -24,6 +24,7 @@ interface AnnotateFlags extends RegistryFlags {
   verify: boolean;
   overwrite?: boolean;
   fromLabels?: boolean;
+  force?: boolean;
   output: 'text' | 'json' | 'dotenv';
 }
 
@@ -63,6 +64,8 @@ function textResult(r: AnnotateResult, out: string[], warn: string[], sameBuild:
     return;
   }
   out.push(`annotated ${r.image}`, pinned);
+  const nested = r.manifests.filter((m) => m.platform.endsWith(' index')).length;
+  if (nested > 0) out.push(`  including ${nested} nested ${nested === 1 ? 'index' : 'indexes'} and ${nested === 1 ? 'its' : 'their'} platform manifests, written innermost first`);
   if (r.tag !== undefined) {
     warn.push(`warning: the previous digest ${r.before} of ${r.repository}:${r.tag} is now untagged; a registry cleanup policy may remove it`);
   }
@@ -93,7 +96,8 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
 
   // Check every input before the first request, so bad input never leaves half the images done.
   images.forEach(assertExpanded);
-  const refs: Reference[] = images.map((i) => parseReference(i));
+  const parsed = parseImageArguments(images);
+  const refs: Reference[] = parsed.refs;
   const limits = flags.output === 'dotenv' ? dotenvLimits(rt.env) : undefined;
   const platforms: PlatformFilter[] = (flags.platform ?? []).map(parsePlatform);
   const changes = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: flags.ci });
@@ -105,7 +109,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   }
   // Build details are written once (gitlab/build-once.ts); explicit --annotation values still apply.
   const explicitOnly = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: false });
-  const client = await registryClient(rt, flags, refs.map((r) => r.registry));
+  const client = await registryClient(rt, withSchemes(flags, parsed), refs.map((r) => r.registry));
 
   const out: string[] = [];
   const warn: string[] = [];
@@ -126,8 +130,10 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       toOci: flags.toOci ?? false,
       dryRun: flags.dryRun ?? false,
       verify: flags.readBack && flags.verify,
+      force: flags.force ?? false,
       ...(flags.fromLabels ? { fromLabels: labelsAsAnnotations } : {}),
     });
+    for (const w of r.warnings) warn.push(`warning: ${inertText(w)}`);
     if (flags.output === 'text') textResult(r, out, warn, sameBuild);
     else if (sameBuild) warn.push(`${r.image}: ${ALREADY_THIS_PIPELINE}; build details left as they are`);
     return r;

@@ -7,11 +7,11 @@ import { type DotenvVariable, dotenvLimits, writeDotenv } from '../gitlab/dotenv
 import { assertExpanded } from '../gitlab/variables.js';
 import { applyAnnotationChanges, emptyAnnotations } from '../oci/annotations.js';
 import { type AttachResult, attachBuildDetails } from '../oci/attach.js';
-import { type Reference, formatReference, parseReference } from '../oci/reference.js';
+import { type Reference, formatReference } from '../oci/reference.js';
 import { type ReferrersMode, fallbackTag } from '../oci/referrers.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
-import { type RegistryFlags, forEachImage, jsonOutput, registryClient } from './common.js';
+import { type RegistryFlags, forEachImage, jsonOutput, parseImageArguments, registryClient, withSchemes } from './common.js';
 
 interface AttachFlags extends RegistryFlags {
   annotation?: string[];
@@ -82,7 +82,8 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
 
   // Check every input before the first request, so bad input never leaves half the images done.
   images.forEach(assertExpanded);
-  const refs: Reference[] = images.map((i) => parseReference(i));
+  const parsed = parseImageArguments(images);
+  const refs: Reference[] = parsed.refs;
   const limits = flags.output === 'dotenv' ? dotenvLimits(rt.env) : undefined;
   const changes = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: flags.ci });
   if (Object.keys(changes.set).length === 0) {
@@ -91,7 +92,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
     });
   }
   const wanted = applyAnnotationChanges(emptyAnnotations(), changes);
-  const client = await registryClient(rt, flags, refs.map((r) => r.registry));
+  const client = await registryClient(rt, withSchemes(flags, parsed), refs.map((r) => r.registry));
 
   const out: string[] = [];
   const warn: string[] = [];

@@ -2,15 +2,18 @@
 import { EXIT_CONFLICT, UsageError, exitCodeFor, formatError, isTagtrailError } from '../errors.js';
 import { parseTrustedRealmHost } from '../oci/auth/binding.js';
 import { type CredentialResolver, credentialResolver } from '../oci/auth/credentials.js';
-import { type Reference, formatReference } from '../oci/reference.js';
+import { type Reference, formatReference, parseReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
 import type { Runtime } from '../runtime.js';
 import { VERSION } from '../version.js';
+import { booleanFromEnv, listFromEnv } from './catalog-common.js';
 
 export interface RegistryFlags {
   username?: string;
   passwordStdin?: boolean;
   insecureRegistry?: string[];
+  /** Not a flag: registries the user wrote with https:// (image references, --registry URLs). */
+  httpsRegistry?: string[];
   trustedRealmHost?: string[];
   debug?: boolean;
 }
@@ -22,7 +25,7 @@ export interface RegistryFlags {
  * GitLab serves the /jwt/auth realm of its registry.
  */
 function trustedRealmHosts(rt: Runtime, flags: RegistryFlags, gitlabUrls: readonly string[]): string[] {
-  const fromEnv = (rt.env.TAGTRAIL_TRUSTED_REALM_HOSTS ?? '').split(',').filter((h) => h.trim() !== '');
+  const fromEnv = listFromEnv(rt, 'TAGTRAIL_TRUSTED_REALM_HOSTS');
   const hosts = [
     ...(flags.trustedRealmHost ?? []).map((h) => parseTrustedRealmHost(h)),
     ...fromEnv.map((h) => parseTrustedRealmHost(h, 'TAGTRAIL_TRUSTED_REALM_HOSTS entry')),
@@ -60,15 +63,51 @@ export async function registryClient(rt: Runtime, flags: RegistryFlags, registri
   return new RegistryClient({
     fetch: rt.fetch,
     credentials: withFallback(credentialResolver({ env: rt.env, registries, ...(explicit ? { explicit } : {}) }), fallback),
-    insecureRegistries: flags.insecureRegistry ?? [],
+    // TAGTRAIL_INSECURE_REGISTRY adds to --insecure-registry, as TAGTRAIL_TRUSTED_REALM_HOSTS adds to --trusted-realm-host.
+    insecureRegistries: [...(flags.insecureRegistry ?? []), ...listFromEnv(rt, 'TAGTRAIL_INSECURE_REGISTRY')],
+    httpsRegistries: flags.httpsRegistry ?? [],
     trustedRealmHosts: trustedRealmHosts(rt, flags, gitlabUrls),
     userAgent: `tagtrail/${VERSION}`,
-    ...(flags.debug ? { debug: (line: string) => rt.stderr.write(`debug: ${line}\n`) } : {}),
+    ...(booleanFromEnv(rt, flags.debug, 'TAGTRAIL_DEBUG', '--debug') ? { debug: (line: string) => rt.stderr.write(`debug: ${line}\n`) } : {}),
   });
 }
 
 function withFallback(first: CredentialResolver, fallback: CredentialResolver | undefined): CredentialResolver {
   return fallback ? (registry) => first(registry) ?? fallback(registry) : first;
+}
+
+export interface ImageArguments {
+  refs: Reference[];
+  /** Registries named with https://: https even on loopback. */
+  httpsRegistry: string[];
+  /** Registries named with http://: plain http, as --insecure-registry. */
+  insecureRegistry: string[];
+}
+
+/**
+ * Image arguments, each optionally led by the registry's scheme: `https://127.0.0.1:5443/app:1`
+ * reaches a loopback registry over https (loopback hosts are otherwise http), and
+ * `http://registry.internal/app:1` reaches that host over plain http (as --insecure-registry).
+ */
+export function parseImageArguments(inputs: readonly string[]): ImageArguments {
+  const result: ImageArguments = { refs: [], httpsRegistry: [], insecureRegistry: [] };
+  for (const input of inputs) {
+    const m = /^(https?):\/\//i.exec(input);
+    const ref = parseReference(m ? input.slice(m[0].length) : input);
+    result.refs.push(ref);
+    if (!m) continue;
+    const https = (m[1] as string).toLowerCase() === 'https';
+    (https ? result.httpsRegistry : result.insecureRegistry).push(ref.registry);
+    if ((https ? result.insecureRegistry : result.httpsRegistry).includes(ref.registry)) {
+      throw new UsageError(`${ref.registry} is named with both http:// and https://`, { hint: 'use one scheme for a registry in one command' });
+    }
+  }
+  return result;
+}
+
+/** The flags with the schemes named in image arguments added. */
+export function withSchemes<F extends RegistryFlags>(flags: F, images: Pick<ImageArguments, 'httpsRegistry' | 'insecureRegistry'>): F {
+  return { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...images.insecureRegistry], httpsRegistry: [...(flags.httpsRegistry ?? []), ...images.httpsRegistry] };
 }
 
 /** Worst exit code wins; a conflict outranks other failures so a CI job can tell races apart. */

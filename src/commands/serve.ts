@@ -13,7 +13,7 @@ import { gitlabUrlsFrom, parseGitlabUrls } from '../server/ui/links.js';
 import { MIN_SECRET_LENGTH } from '../server/webhook.js';
 import type { Runtime } from '../runtime.js';
 import { VERSION } from '../version.js';
-import { type RegistryTarget, fromEnv, parseRegistryUrl, positiveInt, readConfigsFlag } from './catalog-common.js';
+import { type RegistryTarget, concurrencySetting, fromEnv, parseRegistryUrl, positiveInt, readConfigsFlag, targetFlags } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
 import { withTimeout } from '../time.js';
 import { accessSettings } from '../server/auth/settings.js';
@@ -62,11 +62,11 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     // Without --registry, the registry is where GitLab locates the repositories.
     const host = await gitlab.discoverRegistry();
     if (host === undefined) throw new UsageError('the GitLab groups and projects named hold no container repository, so the registry is unknown', { hint: 'pass --registry URL as well' });
-    target = { host, insecure: false };
+    target = { host, insecure: false, https: false };
   }
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
   const interval = positiveInt(fromEnv(rt, flags.reconcileInterval, 'TAGTRAIL_RECONCILE_INTERVAL'), '--reconcile-interval', 600, 0, 7 * 24 * 3600);
-  const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
+  const concurrency = concurrencySetting(rt, flags.concurrency);
   const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const gitlabUrls = gitlabUrlsFrom(flags.gitlabUrl, rt.env.TAGTRAIL_GITLAB_URL);
   // Only GitLab servers named on purpose are trusted token realms; the links default (gitlab.com) is not.
@@ -87,7 +87,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const logger = createLogger(rt.stdout, rt.env.TAGTRAIL_LOG_LEVEL || 'info');
 
   const client = target
-    ? await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, [target.host], configuredGitlabUrls, gitlab?.credentials(target.host))
+    ? await registryClient(rt, targetFlags(flags, target), [target.host], configuredGitlabUrls, gitlab?.credentials(target.host))
     : undefined;
   const store = await openStore(dbUrl);
   const metrics = new Metrics();
@@ -109,7 +109,18 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     throw err;
   }
   const { guards, routes } = setup;
-  const app = createApp({ store, logger, metrics, accepting: () => accepting, ui, guards, ...(routes ? { routes } : {}), ...(webhook ? { webhook } : {}) });
+  const app = createApp({
+    store,
+    logger,
+    metrics,
+    accepting: () => accepting,
+    ui,
+    now: rt.now,
+    gitlabServers: parseGitlabUrls(gitlabUrls),
+    guards,
+    ...(routes ? { routes } : {}),
+    ...(webhook ? { webhook } : {}),
+  });
 
   // Before taking traffic: reach the registry once (auth challenge, connection) and run a first
   // query, so the first notification is not slowed by either, and a wrong registry shows at once.

@@ -1,10 +1,10 @@
 // tagtrail show IMAGE: the build details of a tag.
 import type { Build } from '../gitlab/build.js';
 import { type ImageDetails, inspectImage } from '../oci/inspect.js';
-import { parseReference } from '../oci/reference.js';
+import type { Reference } from '../oci/reference.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
-import { type RegistryFlags, registryClient } from './common.js';
+import { type RegistryFlags, parseImageArguments, registryClient, withSchemes } from './common.js';
 
 interface ShowFlags extends RegistryFlags {
   output: 'text' | 'json';
@@ -34,16 +34,32 @@ function sourceLine(d: ImageDetails): string {
   }
 }
 
+const BUILD_KEYS = 'com.gitlab.ci.*, org.opencontainers.image.revision or org.opencontainers.image.source';
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** Why there are no build details, in terms of what is listed below it: never "none" next to a list. */
+export function noDetailsLine(d: Pick<ImageDetails, 'annotations' | 'referrers'>): string {
+  const annotations = Object.keys(d.annotations).length;
+  const hold = (n: number) => (n === 1 ? 'holds' : 'hold');
+  const parts = [
+    annotations === 0 ? 'the manifest carries no annotations' : `the manifest's ${plural(annotations, 'annotation', 'annotations')} (listed below) ${hold(annotations)} no ${BUILD_KEYS}`,
+    d.referrers.length === 0
+      ? 'no build-details referrer is attached'
+      : `the ${plural(d.referrers.length, 'build-details referrer', 'build-details referrers')} (listed below) ${hold(d.referrers.length)} none of them`,
+    'and the config has no labels that map to them',
+  ];
+  return `no build details: ${parts.join(', ')}.`;
+}
+
 function text(d: ImageDetails): string {
   const lines = [inertText(d.image), `  digest:        ${inertText(d.digest)}`, `  media type:    ${inertText(d.mediaType)}`];
   if (d.build) {
     lines.push('', sourceLine(d), ...buildLines(d.build));
   } else {
-    lines.push(
-      '',
-      'no build details: the manifest carries no com.gitlab.ci.* or org.opencontainers.image.* annotations, no build-details referrer is attached, and the config has no such labels.',
-      'add them with `tagtrail attach` or `tagtrail annotate` after the push, or `tagtrail flags` at build time.',
-    );
+    lines.push('', noDetailsLine(d), 'add them with `tagtrail attach` or `tagtrail annotate` after the push, or `tagtrail flags` at build time.');
   }
   const keys = Object.keys(d.annotations).sort();
   if (keys.length > 0) lines.push('', 'annotations (manifest):', ...keys.map((k) => `  ${inertText(k)}=${JSON.stringify(d.annotations[k])}`));
@@ -59,8 +75,9 @@ function text(d: ImageDetails): string {
 
 export async function run(rt: Runtime, args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as ShowFlags;
-  const ref = parseReference(String(args[0]));
-  const client = await registryClient(rt, flags, [ref.registry]);
+  const image = parseImageArguments([String(args[0])]);
+  const ref = image.refs[0] as Reference;
+  const client = await registryClient(rt, withSchemes(flags, image), [ref.registry]);
   const details = await inspectImage(client, ref);
   for (const w of details.warnings) rt.stderr.write(`warning: ${inertText(w)}\n`);
   rt.stdout.write(flags.output === 'json' ? `${JSON.stringify(details, null, 2)}\n` : text(details));

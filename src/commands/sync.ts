@@ -5,7 +5,7 @@ import { CRAWL_LOCK, type SyncProgress, type SyncSummary, sync } from '../catalo
 import { isValidRepository } from '../oci/reference.js';
 import { inertText, writeControl } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
-import { fromEnv, positiveInt, readConfigsFlag, requireRegistry } from './catalog-common.js';
+import { type RegistryTarget, concurrencySetting, fromEnv, readConfigsFlag, requireRegistry, targetFlags } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
 import { type GitlabDiscoveryFlags, gitlabDiscoveryFrom } from './gitlab-discovery.js';
 
@@ -53,12 +53,12 @@ function summaryText(s: SyncSummary): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function registryOfGitlab(gitlab: NonNullable<ReturnType<typeof gitlabDiscoveryFrom>>): Promise<{ host: string; insecure: boolean }> {
+async function registryOfGitlab(gitlab: NonNullable<ReturnType<typeof gitlabDiscoveryFrom>>): Promise<RegistryTarget> {
   const host = await gitlab.discoverRegistry();
   if (host === undefined) {
     throw new UsageError('the GitLab groups and projects named hold no container repository, so the registry is unknown', { hint: 'pass --registry URL as well' });
   }
-  return { host, insecure: false };
+  return { host, insecure: false, https: false };
 }
 
 export async function run(rt: Runtime, _args: unknown[], opts: Record<string, unknown>): Promise<number> {
@@ -66,14 +66,15 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const gitlab = gitlabDiscoveryFrom(rt, flags);
   // With GitLab discovery the registry may come from the listing's `location` instead.
   const target = gitlab && fromEnv(rt, flags.registry, 'TAGTRAIL_REGISTRY') === undefined ? await registryOfGitlab(gitlab) : requireRegistry(rt, flags.registry);
-  if (flags.repository !== undefined && !isValidRepository(flags.repository.replace(/\/+$/, ''))) {
-    throw new UsageError(`--repository ${JSON.stringify(flags.repository.slice(0, 100))} is not a repository path`, { hint: 'e.g. --repository group or --repository group/project/app' });
+  const repository = fromEnv(rt, flags.repository, 'TAGTRAIL_REPOSITORY');
+  if (repository !== undefined && !isValidRepository(repository.replace(/\/+$/, ''))) {
+    throw new UsageError(`--repository ${JSON.stringify(repository.slice(0, 100))} is not a repository path`, { hint: 'e.g. --repository group or --repository group/project/app' });
   }
-  const prefix = flags.repository?.replace(/\/+$/, '');
-  const concurrency = positiveInt(flags.concurrency, '--concurrency', 8, 1, 64);
+  const prefix = repository?.replace(/\/+$/, '');
+  const concurrency = concurrencySetting(rt, flags.concurrency);
   const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
-  const client = await registryClient(rt, { ...flags, insecureRegistry: [...(flags.insecureRegistry ?? []), ...(target.insecure ? [target.host] : [])] }, [target.host], gitlab ? [gitlab.api.origin] : [], gitlab?.credentials(target.host));
+  const client = await registryClient(rt, targetFlags(flags, target), [target.host], gitlab ? [gitlab.api.origin] : [], gitlab?.credentials(target.host));
   const store = await openStore(dbUrl, { sqliteCacheMiB: SYNC_SQLITE_CACHE_MIB });
 
   const controller = new AbortController();

@@ -1,7 +1,7 @@
 // Writes annotations into an image's manifests in place: the manifest only, never a blob.
 // For an index, the changed children are PUT by digest first and the index last, so the tag never
 // points at a child or at a manifest that does not exist yet.
-import { ConflictError } from '../errors.js';
+import { ConflictError, InvalidInputError, UnreadableManifestError } from '../errors.js';
 import {
   type AnnotationChanges,
   type AnnotationDiff,
@@ -16,11 +16,12 @@ import { readConfigLabels } from './config.js';
 import { sha256Digest } from './digest.js';
 import {
   type Descriptor,
+  type IndexManifest,
   type Manifest,
   type PlatformFilter,
   REFERENCE_DIGEST,
   formatPlatform,
-  isAttestationDescriptor,
+  isReferenceDescriptor,
   isDockerMediaType,
   jsonToOci,
   jsonWithAnnotations,
@@ -28,10 +29,10 @@ import {
   platformMatches,
   serialize,
 } from './manifest.js';
-import { isImageManifestMediaType } from './mediatypes.js';
+import { isImageManifestMediaType, isIndexMediaType } from './mediatypes.js';
+import { findDigestDependents } from './referrers.js';
 import { type Reference, formatReference, withDigest } from './reference.js';
 import { type ManifestHead, type RegistryClient, isTagBeingWritten } from './registry.js';
-import { sleep } from '../time.js';
 
 export interface AnnotateOptions {
   readonly changes: AnnotationChanges;
@@ -55,6 +56,8 @@ export interface AnnotateOptions {
    * index takes the values all its annotated children agree on.
    */
   readonly fromLabels?: (labels: Annotations) => Annotations;
+  /** Annotate a manifest that carries a `subject` (an artifact) anyway; it then leaves its subject's referrers. */
+  readonly force?: boolean;
   /**
    * Decides the changes from the annotations the image carries now (the top manifest's, read
    * before anything is written); it may also throw to stop before any write. Without it,
@@ -87,6 +90,10 @@ function commonLabels(all: readonly (Annotations | undefined)[]): Annotations | 
 const DEFAULT_SETTLE_MS = 250;
 const MAX_SETTLE_MS = 2_000;
 
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 export interface ManifestOutcome {
   /** "index" for the index itself, else os/arch[/variant]. */
   readonly platform: string;
@@ -110,6 +117,8 @@ export interface AnnotateResult {
   readonly manifests: readonly ManifestOutcome[];
   /** The top-level manifest's annotations after the change. */
   readonly annotations: Annotations;
+  /** Referrers and digest-named tags that stay with the old digest. */
+  readonly warnings: readonly string[];
 }
 
 interface Rewritten {
@@ -155,7 +164,7 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, 
 }
 
 function selected(d: Descriptor, platforms: readonly PlatformFilter[] | undefined): boolean {
-  if (!isImageManifestMediaType(d.mediaType) || isAttestationDescriptor(d)) return false;
+  if (!isImageManifestMediaType(d.mediaType) || isReferenceDescriptor(d)) return false;
   if (!platforms || platforms.length === 0) return true;
   return platforms.some((f) => platformMatches(d.platform, f));
 }
@@ -191,6 +200,129 @@ async function readBack(client: RegistryClient, ref: Reference): Promise<Manifes
   }
 }
 
+/** Indexes inside indexes are followed this deep (the top index is level 1); deeper is refused. */
+export const MAX_INDEX_NESTING = 4;
+
+interface PlanContext {
+  readonly client: RegistryClient;
+  readonly ref: Reference;
+  readonly opts: AnnotateOptions;
+  readonly toOci: boolean;
+  readonly labelsOf: (m: Manifest) => Promise<Annotations | undefined>;
+  readonly outcomes: ManifestOutcome[];
+}
+
+/**
+ * A rewritten manifest and the rewritten manifests below it, which must be written before it:
+ * its children first, then the references whose `subject` names one of those children.
+ */
+interface Planned {
+  readonly r: Rewritten;
+  readonly labels: Annotations | undefined;
+  readonly children: readonly Planned[];
+  readonly references: readonly Planned[];
+}
+
+function subjectDigest(m: Manifest): string | undefined {
+  const s = m.json.subject;
+  return typeof s === 'object' && s !== null && typeof (s as { digest?: unknown }).digest === 'string' ? (s as { digest: string }).digest : undefined;
+}
+
+function isNestedIndex(d: Descriptor): boolean {
+  return isIndexMediaType(d.mediaType) && !isReferenceDescriptor(d);
+}
+
+/** A warning naming the referrers and digest-named tags (cosign) that a new digest leaves behind. */
+async function dependentsWarning(client: RegistryClient, ref: Reference, digest: string): Promise<string[]> {
+  const found = await findDigestDependents(client, { registry: ref.registry, repository: ref.repository, digest });
+  const named = [...found.referrers.map((r) => `referrer ${r}`), ...found.tags.map((t) => `tag ${t}`)];
+  const out = found.unchecked.length > 0 ? [`could not check ${found.unchecked.join(' or ')} for referrers of ${ref.repository}@${digest}; any there stay with the old digest`] : [];
+  if (named.length === 0) return out;
+  return [
+    ...out,
+    `${ref.repository}@${digest} has ${named.join(', ')}; they stay with the old digest, and signatures there no longer match the tag once annotate gives it a new digest. To keep them, attach the build details with \`tagtrail attach\` instead: the digest then stays.`,
+  ];
+}
+
+/** Writes what sits below a planned index: children (each with what sits below it) before the references that name them. */
+async function writeBelow(client: RegistryClient, ref: Reference, p: Planned, concurrency: number): Promise<void> {
+  const put = async (q: Planned): Promise<void> => {
+    await writeBelow(client, ref, q, concurrency);
+    if (q.r.changed) await client.putManifest(ref.registry, ref.repository, q.r.digest, q.r.bytes, q.r.mediaType);
+  };
+  await mapLimit(p.children, concurrency, put);
+  await mapLimit(p.references, concurrency, put);
+}
+
+/**
+ * Rewrites an index and what it lists, without writing: its platform manifests, indexes nested in
+ * it (recursively, up to MAX_INDEX_NESTING levels), and reference manifests (attestations, builder
+ * references) whose `subject` names a child that changed. The index's descriptors then follow
+ * every new digest, and vnd.docker.reference.digest follows the child it names.
+ */
+async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, where: string): Promise<Planned> {
+  const { client, ref, opts, toOci } = ctx;
+  const concurrency = opts.concurrency ?? 4;
+  const entries = index.manifests.map((d, i) => ({ d, i })).filter(({ d }) => selected(d, opts.platforms) || isNestedIndex(d));
+  const fetched = await mapLimit(entries, concurrency, async ({ d, i }) => ({ d, i, child: await client.getManifest(withDigest(ref, d.digest)) }));
+  const planned: { d: Descriptor; p: Planned }[] = [];
+  for (const { d, i, child } of fetched) {
+    if (child.kind === 'index') {
+      if (level >= MAX_INDEX_NESTING) {
+        throw new UnreadableManifestError(`${where}manifests[${i}] (${d.digest}) is an index nested ${level + 1} levels deep; tagtrail follows nested indexes ${MAX_INDEX_NESTING} levels deep at most`, {
+          hint: 'nothing was written; flatten the index (one level of platform manifests) and push it again',
+        });
+      }
+      const p = await planIndex(ctx, child, level + 1, `${where}manifests[${i}] > `);
+      planned.push({ d, p });
+      ctx.outcomes.push({ platform: `${where}manifests[${i}] index`, mediaType: p.r.mediaType, before: d.digest, after: p.r.digest, diff: p.r.diff, converted: p.r.converted });
+    } else {
+      const labels = await ctx.labelsOf(child);
+      const r = rewrite(child, withLabels(opts.changes, labels), toOci);
+      planned.push({ d, p: { r, labels, children: [], references: [] } });
+      ctx.outcomes.push({ platform: `${where}${formatPlatform(d.platform)}`, mediaType: r.mediaType, before: d.digest, after: r.digest, diff: r.diff, converted: r.converted });
+    }
+  }
+  const moved = new Map<string, Rewritten>();
+  for (const { d, p } of planned) if (p.r.changed) moved.set(d.digest, p.r);
+
+  // A reference manifest may name the child it describes in a `subject`, which must follow the
+  // child's new digest; only references of a changed child can need it, so only they are read.
+  const references = index.manifests.filter((d) => isReferenceDescriptor(d) && isImageManifestMediaType(d.mediaType) && moved.has(d.annotations?.[REFERENCE_DIGEST] ?? ''));
+  const followed = await mapLimit(references, concurrency, async (d) => ({ d, m: await client.getManifest(withDigest(ref, d.digest)) }));
+  const referenceWrites: Planned[] = [];
+  for (const { d, m } of followed) {
+    const target = moved.get(subjectDigest(m) ?? '');
+    if (!target) continue;
+    const withSubject = (json: Record<string, unknown>): Record<string, unknown> => ({
+      ...json,
+      subject: { ...(json.subject as Record<string, unknown>), mediaType: target.mediaType, digest: target.digest, size: target.bytes.byteLength },
+    });
+    const r = rewrite(m, { set: {}, remove: [] }, false, withSubject);
+    moved.set(d.digest, r);
+    referenceWrites.push({ r, labels: undefined, children: [], references: [] });
+  }
+
+  const updateDescriptors = (json: Record<string, unknown>): Record<string, unknown> => {
+    const list = Array.isArray(json.manifests) ? (json.manifests as Descriptor[]) : [];
+    return {
+      ...json,
+      manifests: list.map((d) => {
+        const r = moved.get(d.digest);
+        let out: Descriptor = r ? { ...d, mediaType: r.mediaType, digest: r.digest, size: r.bytes.byteLength } : d;
+        // References name the manifest they describe; follow its new digest.
+        const refDigest = d.annotations?.[REFERENCE_DIGEST];
+        const target = refDigest ? moved.get(refDigest) : undefined;
+        if (target) out = { ...out, annotations: { ...d.annotations, [REFERENCE_DIGEST]: target.digest } };
+        return out;
+      }),
+    };
+  };
+  const labels = commonLabels(planned.map(({ p }) => p.labels));
+  const r = rewrite(index, withLabels(opts.changes, labels), toOci, moved.size > 0 ? updateDescriptors : undefined);
+  return { r, labels, children: planned.map(({ p }) => p), references: referenceWrites };
+}
+
 export async function annotateImage(client: RegistryClient, ref: Reference, opts: AnnotateOptions): Promise<AnnotateResult> {
   const toOci = opts.toOci ?? false;
   if (!opts.dryRun) client.intendToWrite(ref.registry, ref.repository);
@@ -202,48 +334,22 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
   const labelsOf = async (m: Manifest): Promise<Annotations | undefined> =>
     opts.fromLabels && m.kind === 'image' ? opts.fromLabels(await readConfigLabels(client, ref.registry, ref.repository, m)) : undefined;
 
+  if (top.json.subject !== undefined && !opts.force) {
+    throw new InvalidInputError('UNSUPPORTED', `${formatReference(ref)} carries a subject: it is an artifact (a signature, an SBOM, a referrer) of ${subjectDigest(top) ?? 'another manifest'}`, {
+      hint: 'annotating it changes its digest, and it then drops out of its subject\'s referrers list; pass --force to annotate it anyway',
+    });
+  }
+  // Plan the whole tree first (every read, no write), so that bad input found anywhere stops
+  // the run before the first write; then PUT what changed by digest, innermost first.
+  let plan: Planned | undefined;
   if (top.kind === 'image') {
     result = rewrite(top, withLabels(changes, await labelsOf(top)), toOci);
   } else {
-    // Children first: fetch and rewrite them all, a few at a time, so that bad input found in
-    // any of them stops the run before the first write; then PUT the changed ones by digest.
-    const indexed = top.manifests.map((d, i) => ({ d, i })).filter(({ d }) => selected(d, opts.platforms));
-    const concurrency = opts.concurrency ?? 4;
-    const fetched = await mapLimit(indexed, concurrency, async ({ d }) => {
-      const child = await client.getManifest(withDigest(ref, d.digest));
-      return { d, child, labels: await labelsOf(child) };
-    });
-    const rewritten = fetched.map(({ d, child, labels }) => ({ d, r: rewrite(child, withLabels(changes, labels), toOci) }));
-    if (!opts.dryRun) {
-      await mapLimit(
-        rewritten.filter(({ r }) => r.changed),
-        concurrency,
-        ({ r }) => client.putManifest(ref.registry, ref.repository, r.digest, r.bytes, r.mediaType),
-      );
-    }
-    const moved = new Map<string, Rewritten>();
-    for (const { d, r } of rewritten) {
-      outcomes.push({ platform: formatPlatform(d.platform), mediaType: r.mediaType, before: d.digest, after: r.digest, diff: r.diff, converted: r.converted });
-      if (r.changed) moved.set(d.digest, r);
-    }
-    const updateDescriptors = (json: Record<string, unknown>): Record<string, unknown> => {
-      const list = Array.isArray(json.manifests) ? (json.manifests as Descriptor[]) : [];
-      return {
-        ...json,
-        manifests: list.map((d) => {
-          const r = moved.get(d.digest);
-          let out: Descriptor = r ? { ...d, mediaType: r.mediaType, digest: r.digest, size: r.bytes.byteLength } : d;
-          // Attestation manifests name the manifest they describe; follow its new digest.
-          const refDigest = d.annotations?.[REFERENCE_DIGEST];
-          const target = refDigest ? moved.get(refDigest) : undefined;
-          if (target) out = { ...out, annotations: { ...d.annotations, [REFERENCE_DIGEST]: target.digest } };
-          return out;
-        }),
-      };
-    };
-    const indexChanges = withLabels(changes, commonLabels(fetched.map((f) => f.labels)));
-    result = rewrite(top, indexChanges, toOci, moved.size > 0 ? updateDescriptors : undefined);
+    plan = await planIndex({ client, ref, opts: { ...opts, changes }, toOci, labelsOf, outcomes }, top, 1, '');
+    result = plan.r;
   }
+  const warnings = result.changed ? await dependentsWarning(client, ref, top.digest) : [];
+  if (plan && !opts.dryRun) await writeBelow(client, ref, plan, opts.concurrency ?? 4);
   outcomes.unshift({
     platform: top.kind === 'index' ? 'index' : 'manifest',
     mediaType: result.mediaType,
@@ -307,5 +413,6 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
     mediaType: result.mediaType,
     manifests: outcomes,
     annotations: result.annotations,
+    warnings,
   };
 }

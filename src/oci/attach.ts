@@ -107,6 +107,31 @@ async function mergeIntoFallback(
   }
 }
 
+/** PUTs of the referrer manifest that the registry answered "blob unknown" to, before giving up. */
+const MAX_BLOB_UNKNOWN_PUTS = 4;
+
+function isManifestBlobUnknown(err: unknown): boolean {
+  return err instanceof RegistryError && err.registryCodes.includes('MANIFEST_BLOB_UNKNOWN');
+}
+
+/**
+ * Uploads the empty config blob when missing, then PUTs the referrer manifest. Several clients
+ * uploading that same blob at once race inside distribution: one can be told the blob is there
+ * and then have its manifest refused with MANIFEST_BLOB_UNKNOWN. So on that answer, look for the
+ * blob again (upload it if it is really gone), wait a moment and PUT again, a bounded number of times.
+ */
+async function putWithEmptyBlob(client: RegistryClient, ref: Reference, digest: string, bytes: Uint8Array): Promise<{ digest: string; ociSubject?: string }> {
+  for (let attempt = 1; ; attempt++) {
+    await client.uploadBlob(ref.registry, ref.repository, EMPTY_BLOB, EMPTY_DIGEST);
+    try {
+      return await client.putManifestWithResult(ref.registry, ref.repository, digest, bytes, OCI_MANIFEST);
+    } catch (err) {
+      if (!isManifestBlobUnknown(err) || attempt >= MAX_BLOB_UNKNOWN_PUTS) throw err;
+      await sleep(100 * attempt);
+    }
+  }
+}
+
 export interface AttachResult {
   readonly image: string;
   readonly registry: string;
@@ -207,8 +232,7 @@ export async function attachBuildDetails(client: RegistryClient, ref: Reference,
   const predicted: ReferrersPath = existing.path === 'api' ? 'api' : 'fallback-tag';
   if (dryRun) return { ...base, referrer: artifact.digest, changed: true, path: predicted, annotations, warnings };
 
-  await client.uploadBlob(ref.registry, ref.repository, EMPTY_BLOB, EMPTY_DIGEST);
-  const put = await client.putManifestWithResult(ref.registry, ref.repository, artifact.digest, artifact.bytes, OCI_MANIFEST);
+  const put = await putWithEmptyBlob(client, ref, artifact.digest, artifact.bytes);
   const apiConfirmed = put.ociSubject === subject.digest;
   if (put.ociSubject !== undefined && !apiConfirmed) {
     warnings.push(`the registry answered OCI-Subject ${put.ociSubject}, not the subject ${subject.digest}`);

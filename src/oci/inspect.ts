@@ -5,7 +5,7 @@
 import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
 import { type Annotations, emptyAnnotations } from './annotations.js';
 import { CREATED_KEY } from '../gitlab/ci.js';
-import { type Manifest, formatPlatform, isAttestationDescriptor } from './manifest.js';
+import { type Manifest, formatPlatform, isReferenceDescriptor } from './manifest.js';
 import { labelsOfConfig } from './config.js';
 import { BUILD_DETAILS_ARTIFACT_TYPE, type ReferrersPath, artifactTypeOf, listReferrers, referrerSubject } from './referrers.js';
 import { isImageManifestMediaType } from './mediatypes.js';
@@ -55,7 +55,7 @@ async function buildReferrers(client: RegistryClient, ref: Reference, top: Manif
     try {
       m = await client.getManifest(withDigest(ref, d.digest));
     } catch (err) {
-      if ((err as { code?: unknown }).code === 'NOT_FOUND' || (err as { code?: unknown }).code === 'INVALID_MANIFEST') {
+      if ((err as { code?: unknown }).code === 'NOT_FOUND' || (err as { code?: unknown }).code === 'UNREADABLE_MANIFEST') {
         warnings.push(`the referrer ${d.digest} is listed but cannot be read; ignored`);
         continue;
       }
@@ -92,7 +92,7 @@ export async function inspectImage(client: RegistryClient, ref: Reference): Prom
   const top = await client.getManifest(ref);
   const children: { platform: string; digest: string; mediaType: string; annotations: Annotations; manifest: Manifest }[] = [];
   if (top.kind === 'index') {
-    const wanted = top.manifests.filter((d) => isImageManifestMediaType(d.mediaType) && !isAttestationDescriptor(d));
+    const wanted = top.manifests.filter((d) => isImageManifestMediaType(d.mediaType) && !isReferenceDescriptor(d));
     const fetched = await Promise.all(wanted.map((d) => client.getManifest(withDigest(ref, d.digest))));
     wanted.forEach((d, i) => {
       const m = fetched[i] as Manifest;

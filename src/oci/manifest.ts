@@ -1,6 +1,6 @@
 // Manifests keep their raw bytes; the parsed JSON is a view of them. Every change goes through
 // `withAnnotations` or `toOci`, which produce new bytes and the digest of those bytes.
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, UnreadableManifestError } from '../errors.js';
 import type { Annotations } from './annotations.js';
 import { sha256Digest } from './digest.js';
 import {
@@ -24,6 +24,12 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
  * parsed could not be written back. Refuse deep nesting at the door instead.
  */
 export const MAX_MANIFEST_DEPTH = 64;
+
+/**
+ * Real indexes list a few dozen children at most; one with thousands would cost as many requests
+ * per run, so tagtrail reads none past this.
+ */
+export const MAX_INDEX_CHILDREN = 1000;
 
 /** The deepest nesting of objects and arrays in JSON text, counted on the bytes, outside strings. */
 export function jsonDepth(bytes: Uint8Array): number {
@@ -96,8 +102,34 @@ export interface IndexManifest extends ManifestCommon {
 
 export type Manifest = ImageManifest | IndexManifest;
 
-function invalid(message: string, hint = 'the registry returned a manifest tagtrail cannot read'): InvalidInputError {
-  return new InvalidInputError('INVALID_MANIFEST', message, { hint });
+function invalid(message: string, hint = 'the registry returned a manifest tagtrail cannot read'): UnreadableManifestError {
+  return new UnreadableManifestError(message, { hint });
+}
+
+export const SCHEMA1_MESSAGE = 'this is a Docker schema 1 manifest, which is deprecated and cannot carry annotations; schema 1 is not supported';
+const SCHEMA1_HINT = 'rebuild and push the image with a current builder (it then gets a schema 2 or OCI manifest), or copy it with `skopeo copy --format oci`';
+
+/**
+ * Docker schema 1, told by the Content-Type or by the document itself. Checked before anything
+ * else, the digest included: the digest of a signed schema 1 manifest covers its payload without
+ * the signatures, so its bytes never hash to the digest the registry names.
+ */
+export function isSchema1Manifest(bytes: Uint8Array, contentType?: string): boolean {
+  const ct = contentType?.split(';')[0]?.trim().toLowerCase();
+  if (ct !== undefined && isSchema1MediaType(ct)) return true;
+  // Cheap on any size: only a document that says so near its start is parsed.
+  const head = Buffer.from(bytes.subarray(0, 4096)).toString('utf8');
+  if (!/"schemaVersion"\s*:\s*1\b/.test(head)) return false;
+  if (bytes.byteLength > MAX_MANIFEST_BYTES) return true;
+  try {
+    return (JSON.parse(Buffer.from(bytes).toString('utf8')) as { schemaVersion?: unknown }).schemaVersion === 1;
+  } catch {
+    return false;
+  }
+}
+
+export function schema1Error(): UnreadableManifestError {
+  return new UnreadableManifestError(SCHEMA1_MESSAGE, { hint: SCHEMA1_HINT });
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -135,7 +167,7 @@ function checkDescriptor(v: unknown, where: string): Descriptor {
  */
 export function parseManifest(bytes: Uint8Array, contentType?: string, knownDigest?: string): Manifest {
   if (bytes.byteLength > MAX_MANIFEST_BYTES) {
-    throw new InvalidInputError('UNSUPPORTED', `the manifest is ${bytes.byteLength} bytes, over the 4 MiB limit`, {
+    throw new UnreadableManifestError(`the manifest is ${bytes.byteLength} bytes, over the 4 MiB limit`, {
       hint: 'registries refuse manifests over 4 MiB; tagtrail will not read or write one',
     });
   }
@@ -148,11 +180,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, knownDige
   }
   if (!isRecord(json)) throw invalid('the manifest is not a JSON object');
   const ct = contentType?.split(';')[0]?.trim().toLowerCase();
-  if (json.schemaVersion === 1 || (ct !== undefined && isSchema1MediaType(ct))) {
-    throw new InvalidInputError('UNSUPPORTED', 'this is a Docker schema 1 manifest, which is deprecated and cannot carry annotations', {
-      hint: 'rebuild and push the image with a current builder (it then gets a schema 2 or OCI manifest), or copy it with `skopeo copy --format oci`',
-    });
-  }
+  if (json.schemaVersion === 1 || (ct !== undefined && isSchema1MediaType(ct))) throw schema1Error();
   if (json.schemaVersion !== 2) throw invalid('the manifest has no schemaVersion 2');
   let mediaType: string;
   if (json.mediaType !== undefined) {
@@ -167,6 +195,9 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, knownDige
   const annotations = checkAnnotations(json.annotations, 'the manifest');
   if (isIndexMediaType(mediaType)) {
     if (!Array.isArray(json.manifests)) throw invalid('the index has no "manifests" list');
+    if (json.manifests.length > MAX_INDEX_CHILDREN) {
+      throw invalid(`the index lists ${json.manifests.length} manifests, over the limit of ${MAX_INDEX_CHILDREN}`, 'real images list a few dozen platforms and references; an index this large is refused rather than read one child at a time');
+    }
     const manifests = json.manifests.map((d, i) => checkDescriptor(d, `manifests[${i}]`));
     return { kind: 'index', mediaType, bytes, digest, json, annotations, manifests };
   }
@@ -176,7 +207,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, knownDige
     const layers = json.layers.map((d, i) => checkDescriptor(d, `layers[${i}]`));
     return { kind: 'image', mediaType, bytes, digest, json, annotations, config, layers };
   }
-  throw new InvalidInputError('UNSUPPORTED', `unsupported manifest media type ${JSON.stringify(mediaType.slice(0, 100))}`, {
+  throw new UnreadableManifestError(`unsupported manifest media type ${JSON.stringify(mediaType.slice(0, 100))}`, {
     hint: 'tagtrail reads OCI manifests and indexes, and Docker schema 2 manifests and manifest lists',
   });
 }
@@ -260,9 +291,35 @@ export function platformMatches(p: Platform | undefined, f: PlatformFilter): boo
   return normVariant(p.architecture, p.variant) === normVariant(f.architecture, f.variant);
 }
 
-/** BuildKit attestation manifests: platform unknown/unknown, typed by an annotation. */
-export function isAttestationDescriptor(d: Descriptor): boolean {
-  return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
+export const REFERENCE_TYPE = 'vnd.docker.reference.type';
+export const REFERENCE_DIGEST = 'vnd.docker.reference.digest';
+/** The REFERENCE_TYPE of BuildKit's provenance and SBOM attestations. */
+export const ATTESTATION_REFERENCE = 'attestation-manifest';
+
+/** What an index entry, a catalog child or a stored platform shows of itself; any part may be missing. */
+export interface ReferenceCandidate {
+  readonly platform?: { readonly os?: string | null; readonly architecture?: string | null } | null;
+  readonly annotations?: Readonly<Record<string, string>> | null;
 }
 
-export const REFERENCE_DIGEST = 'vnd.docker.reference.digest';
+/**
+ * The one rule for "a reference, not a platform": an index entry that describes another entry
+ * (BuildKit attestations, builder references, anything with vnd.docker.reference.type) or that
+ * sits on the unknown/unknown platform. Such entries are never annotated as platforms, never
+ * listed as platforms, and follow the manifest they name when it changes.
+ */
+export function isReferenceDescriptor(d: ReferenceCandidate): boolean {
+  if (typeof d.annotations?.[REFERENCE_TYPE] === 'string') return true;
+  return d.platform?.os === 'unknown' && d.platform.architecture === 'unknown';
+}
+
+/** The platforms of an image as "os/arch[/variant]", once each, references left out. */
+export function platformNames(platforms: readonly (Platform | null | undefined)[]): string[] {
+  const out: string[] = [];
+  for (const p of platforms) {
+    if (!p || isReferenceDescriptor({ platform: p })) continue;
+    const s = formatPlatform(p);
+    if (!out.includes(s)) out.push(s);
+  }
+  return out;
+}

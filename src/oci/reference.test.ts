@@ -73,6 +73,12 @@ describe('registryScheme', () => {
     expect(registryScheme('other.internal', ['reg.internal'])).toBe('https');
   });
 
+  it('uses https for a registry the user wrote with https://, on loopback too', () => {
+    expect(registryScheme('127.0.0.1:5443', [], ['127.0.0.1:5443'])).toBe('https');
+    expect(registryScheme('127.0.0.1:5000', [], ['127.0.0.1:5443'])).toBe('http');
+    expect(registryBaseUrl('localhost:5443', ['localhost:5443'], ['localhost:5443'])).toBe('https://localhost:5443');
+  });
+
   it('talks to Docker Hub at registry-1.docker.io', () => {
     expect(registryBaseUrl('index.docker.io')).toBe('https://registry-1.docker.io');
   });

@@ -161,12 +161,15 @@ export function isLoopbackHost(registry: string): boolean {
 }
 
 /**
- * https, except plain http for loopback hosts and for hosts named insecure. An insecure entry
- * with a port matches only that host:port; one without a port matches the host on any port.
+ * https, except plain http for loopback hosts and for hosts named insecure. A registry the user
+ * wrote with https:// (`httpsRegistries`, exact host[:port]) is https even on loopback. An
+ * insecure entry with a port matches only that host:port; one without a port matches the host
+ * on any port.
  */
-export function registryScheme(registry: string, insecureRegistries: readonly string[] = []): 'http' | 'https' {
-  if (isLoopbackHost(registry)) return 'http';
+export function registryScheme(registry: string, insecureRegistries: readonly string[] = [], httpsRegistries: readonly string[] = []): 'http' | 'https' {
   const reg = registry.toLowerCase();
+  if (httpsRegistries.some((h) => h.toLowerCase() === reg)) return 'https';
+  if (isLoopbackHost(registry)) return 'http';
   for (const entry of insecureRegistries) {
     const e = entry.toLowerCase().replace(/^https?:\/\//, '').replace(/\/+$/, '');
     if (e === reg) return 'http';
@@ -177,7 +180,7 @@ export function registryScheme(registry: string, insecureRegistries: readonly st
   return 'https';
 }
 
-export function registryBaseUrl(registry: string, insecureRegistries: readonly string[] = []): string {
+export function registryBaseUrl(registry: string, insecureRegistries: readonly string[] = [], httpsRegistries: readonly string[] = []): string {
   const host = registry === DOCKER_HUB ? 'registry-1.docker.io' : registry;
-  return `${registryScheme(registry, insecureRegistries)}://${host}`;
+  return `${registryScheme(registry, insecureRegistries, httpsRegistries)}://${host}`;
 }

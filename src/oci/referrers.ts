@@ -7,7 +7,7 @@
 // `sha256-<hex>` to the manifest `sha256:<hex>`, the subject itself: read as a referrers index,
 // an index subject would list its own platform manifests as referrers. So what comes back from
 // the fallback tag is checked before it is believed, and a mismatch means "no usable fallback".
-import { ConflictError, InvalidInputError, NotFoundError, RegistryError } from '../errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, RegistryError, UnreadableManifestError } from '../errors.js';
 import type { Annotations } from './annotations.js';
 import { sha256Digest } from './digest.js';
 import { type Descriptor, type Manifest, parseManifest, serialize } from './manifest.js';
@@ -82,7 +82,7 @@ export async function readFallback(client: RegistryClient, subject: Reference & 
       break;
     } catch (err) {
       if (err instanceof NotFoundError) return { usable: true, index: { manifests: [] } };
-      if (err instanceof InvalidInputError) return { usable: false, reason: `the tag ${tagRef.tag} does not hold a manifest tagtrail can read (${err.message})` };
+      if (err instanceof InvalidInputError || err instanceof UnreadableManifestError) return { usable: false, reason: `the tag ${tagRef.tag} does not hold a manifest tagtrail can read (${err.message})` };
       if (!isTagBeingWritten(err) || attempt >= TAG_READ_ATTEMPTS) throw err;
       await sleep(100 * attempt);
     }
@@ -204,4 +204,45 @@ export function artifactTypeOf(m: Manifest): string | undefined {
   const a = m.json.artifactType;
   if (typeof a === 'string') return a;
   return m.kind === 'image' ? m.config.mediaType : undefined;
+}
+
+/** What hangs off a manifest's digest: referrers (API or tag schema) and cosign's tags. */
+export interface DigestDependents {
+  /** Referrers listed by the registry's referrers API: "digest (artifactType)". */
+  readonly referrers: readonly string[];
+  /** Tags named after the digest: the referrers tag sha256-<hex>, cosign's sha256-<hex>.sig/.att/.sbom. */
+  readonly tags: readonly string[];
+  /** Lookups the registry refused, so what they would list is unknown. */
+  readonly unchecked: readonly string[];
+}
+
+/** cosign keeps signatures, attestations and SBOMs under tags named after the digest. */
+const COSIGN_SUFFIXES = ['.sig', '.att', '.sbom'];
+
+/**
+ * Finds what other manifests or tags name `subject` by digest, at the cost of one referrers API
+ * request and one tag list (a tag list page holds up to 1,000 tags). Anything found stays with
+ * that digest when the manifest is rewritten.
+ */
+export async function findDigestDependents(client: RegistryClient, subject: Reference & { digest: string }): Promise<DigestDependents> {
+  const unchecked: string[] = [];
+  let referrers: string[] = [];
+  try {
+    const page = await client.listReferrers(subject.registry, subject.repository, subject.digest);
+    referrers = (page?.manifests ?? []).map((d) => (d.artifactType ? `${d.digest} (${d.artifactType})` : d.digest));
+  } catch (err) {
+    // Some registries answer the referrers API with 400 or 405 rather than 404: no API, then.
+    if (!(err instanceof RegistryError) || err.status >= 500) throw err;
+    unchecked.push(`the referrers API (HTTP ${err.status})`);
+  }
+  const own = fallbackTag(subject.digest);
+  const wanted = new Set([own, ...COSIGN_SUFFIXES.map((s) => `${own}${s}`)]);
+  const tags: string[] = [];
+  try {
+    for await (const tag of client.listTags(subject.registry, subject.repository)) if (wanted.has(tag)) tags.push(tag);
+  } catch (err) {
+    if (!(err instanceof RegistryError) || err.status >= 500) throw err;
+    unchecked.push(`the tag list (HTTP ${err.status})`);
+  }
+  return { referrers, tags: tags.sort(), unchecked };
 }

@@ -3,7 +3,7 @@
 import { AuthError, DigestMismatchError, PaginationLimitError, RegistryError } from '../errors.js';
 import { CATALOG_SCOPE, pullScope, pushScope, type Scope } from './auth/token.js';
 import { sha256Digest, verifyDigest } from './digest.js';
-import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type Manifest } from './manifest.js';
+import { MAX_MANIFEST_BYTES, isSchema1Manifest, parseManifest, schema1Error, type Descriptor, type Manifest } from './manifest.js';
 import { MANIFEST_ACCEPT, OCI_INDEX } from './mediatypes.js';
 import { type Reference, isValidDigest, manifestReference } from './reference.js';
 import { Transport, type TransportOptions } from './transport.js';
@@ -91,6 +91,9 @@ export class RegistryClient {
       scope: this.readScope(ref.registry, ref.repository),
       maxBodyBytes: MAX_MANIFEST_BYTES,
     });
+    // Schema 1 first: a signed one's digest covers its payload without the signatures, so the
+    // digest checks below would blame a proxy for what is only an old format.
+    if (isSchema1Manifest(res.body, res.headers.get('content-type') ?? undefined)) throw schema1Error();
     const digest = sha256Digest(res.body);
     if (ref.digest) verifyDigest(res.body, ref.digest, `the manifest ${ref.repository}@${ref.digest}`);
     const header = res.headers.get('docker-content-digest');

@@ -2,7 +2,8 @@
 // redirects that never carry credentials to another origin, bounded bodies, and a debug log
 // with every secret redacted.
 import { readBounded } from '../bounded-body.js';
-import { AuthError, InvalidInputError, NetworkError, NotFoundError, RegistryError, type TagtrailError } from '../errors.js';
+import { AuthError, NetworkError, NotFoundError, RegistryError, UnreadableManifestError, type TagtrailError, isTagtrailError } from '../errors.js';
+import { isTlsVerificationCode, tlsVerificationError } from '../net/tls-errors.js';
 import { realmMayReceiveCredentials, untrustedRealmError } from './auth/binding.js';
 import { parseChallenges, type Challenge } from './auth/challenge.js';
 import type { Credential, CredentialResolver } from './auth/credentials.js';
@@ -24,6 +25,8 @@ export interface TransportOptions {
   readonly fetch: typeof fetch;
   readonly credentials: CredentialResolver;
   readonly insecureRegistries?: readonly string[];
+  /** Registries (host[:port]) named with https:// by the user: https even on loopback. */
+  readonly httpsRegistries?: readonly string[];
   /**
    * Host names besides each registry's own whose token realms may receive Basic credentials
    * (--trusted-realm-host, the configured GitLab servers). See auth/binding.ts.
@@ -126,7 +129,7 @@ function registryErrors(body: Uint8Array): { codes: string[]; message: string } 
 
 function readBody(res: Response, max: number, what: string): Promise<Uint8Array> {
   return readBounded(res.body, res.headers.get('content-length'), max, (declared) =>
-    new InvalidInputError('UNSUPPORTED', `${what} is ${declared !== undefined ? `${declared} bytes, ` : ''}over the ${max}-byte limit`, {
+    new UnreadableManifestError(`${what} is ${declared !== undefined ? `${declared} bytes, ` : ''}over the ${max}-byte limit`, {
       hint: 'registries refuse manifests over 4 MiB; tagtrail will not read one',
     }),
   );
@@ -149,7 +152,7 @@ export class Transport {
   }
 
   baseUrl(registry: string): string {
-    return registryBaseUrl(registry, this.opts.insecureRegistries);
+    return registryBaseUrl(registry, this.opts.insecureRegistries, this.opts.httpsRegistries);
   }
 
   private log(line: string): void {
@@ -173,6 +176,12 @@ export class Transport {
     if (res.status >= 200 && res.status < 300) return { kind: 'none' };
     if (res.status === 404) {
       throw new RegistryError(`${registry} does not answer the registry API (GET /v2/ gave 404)`, 404, [], { hint: 'check the host name; a registry answers /v2/ with 200 or 401' });
+    }
+    if (res.status === 400 && res.url.startsWith('http:')) {
+      // What a TLS server answers to plain http on its port (Go: "Client sent an HTTP request to an HTTPS server").
+      throw new RegistryError(`${registry}: GET /v2/ over plain http was refused (HTTP 400); the registry may serve https`, 400, [], {
+        hint: `write the registry with https:// in front (e.g. https://${registry}/group/app:tag or --registry https://${registry}); loopback registries are reached over http otherwise`,
+      });
     }
     throw this.statusError(res, `${registry}: GET /v2/`);
   }
@@ -340,7 +349,10 @@ export class Transport {
           signal: AbortSignal.timeout(this.opts.timeoutMs ?? 60_000),
         });
       } catch (err) {
+        // A bad proxy variable or CA file: the user's input, said as such.
+        if (isTagtrailError(err)) throw err;
         const code = errorCode(err);
+        if (isTlsVerificationCode(code)) throw tlsVerificationError(new URL(url).host, code as string);
         if ((code && RETRY_ERROR_CODES.has(code)) || (err as Error)?.name === 'TimeoutError') throw new RetryableError(`connection failed (${code ?? 'timeout'})`);
         throw new NetworkError(`cannot reach ${new URL(url).host}: ${code ?? (err instanceof Error ? err.message : String(err))}`, {
           hint: url.startsWith('https:') ? 'check the host and port; for a registry served over plain http, add --insecure-registry HOST' : 'check the host and port',
@@ -367,7 +379,7 @@ export class Transport {
       try {
         bytes = method === 'HEAD' ? new Uint8Array(0) : await readBody(res, r.maxBodyBytes, `the response to ${method} ${new URL(url).pathname}`);
       } catch (err) {
-        if (err instanceof InvalidInputError) throw err;
+        if (err instanceof UnreadableManifestError) throw err;
         throw new RetryableError(`the connection broke while reading the body (${errorCode(err) ?? 'terminated'})`);
       }
       this.log(`<-- ${res.status} ${method} ${redactUrl(url)} (${bytes.byteLength} bytes, ${this.now() - started} ms)`);

@@ -1,5 +1,6 @@
-// Query parameters of the API, checked before they reach the store. A bad one is a 400 whose
-// message names it; an unknown one too, so a typo (commits=…) never silently widens a search.
+// Query parameters of the API and the browser pages, checked before they reach the store. A bad
+// one is a 400 whose message names it (the pages show it on an error page); in the API an unknown
+// one too, so a typo (commits=…) never silently widens a search.
 import { InvalidCursorError, UsageError } from '../errors.js';
 import type { AnnotationFilter, SearchQuery } from '../catalog/types.js';
 import { API_MAX_PAGE_SIZE, MAX_INSIGHT_WEEKS } from '../catalog/paging.js';
@@ -43,26 +44,41 @@ function text(params: URLSearchParams, name: string, max: number): string | unde
   return v;
 }
 
-function limit(params: URLSearchParams): number | undefined {
+function limit(params: URLSearchParams, max: number): number | undefined {
   const v = one(params, 'limit');
   if (v === undefined) return undefined;
-  if (!/^\d{1,6}$/.test(v) || Number(v) < 1 || Number(v) > API_MAX_PAGE_SIZE) throw bad('limit', `${shown(v)} is not a whole number from 1 to ${API_MAX_PAGE_SIZE}`);
+  if (!/^\d{1,6}$/.test(v) || Number(v) < 1 || Number(v) > max) throw bad('limit', `${shown(v)} is not a whole number from 1 to ${max}`);
   return Number(v);
 }
 
-function cursor(params: URLSearchParams): string | undefined {
-  const v = one(params, 'cursor');
+/** A cursor parameter: the nextCursor of a page before, as handed out. */
+export function parseCursor(params: URLSearchParams, name = 'cursor'): string | undefined {
+  const v = one(params, name);
   if (v === undefined) return undefined;
   if (v.length === 0 || v.length > MAX_CURSOR || !/^[A-Za-z0-9_-]+$/.test(v)) {
-    throw new InvalidCursorError('parameter cursor: is not a cursor this API handed out', { hint: 'pass back the nextCursor of the previous page, with the same query' });
+    throw new InvalidCursorError(`parameter ${name}: is not a cursor this API handed out`, { hint: 'pass back the nextCursor of the previous page, with the same query' });
   }
   return v;
 }
 
-function paging(params: URLSearchParams): { limit?: number; cursor?: string } {
-  const l = limit(params);
-  const c = cursor(params);
+interface PagingOptions {
+  /** The largest page the caller serves (the API's, or the pages' UI_MAX_PAGE_SIZE). */
+  max?: number;
+  cursorName?: string;
+}
+
+/**
+ * limit= and cursor=: one parser for the API and the browser pages. The pages call it alone, as
+ * they take parameters of their own; the API calls it after checking every name is known.
+ */
+export function parsePaging(params: URLSearchParams, options: PagingOptions = {}): { limit?: number; cursor?: string } {
+  const l = limit(params, options.max ?? API_MAX_PAGE_SIZE);
+  const c = parseCursor(params, options.cursorName ?? 'cursor');
   return { ...(l !== undefined ? { limit: l } : {}), ...(c !== undefined ? { cursor: c } : {}) };
+}
+
+function paging(params: URLSearchParams): { limit?: number; cursor?: string } {
+  return parsePaging(params);
 }
 
 /** annotation=KEY=VALUE (equal), annotation=KEY (exists). A value may hold further = signs and may be empty. */
@@ -123,6 +139,14 @@ export function parseRepositoryQuery(params: URLSearchParams): { q?: string; lim
 export function parseListQuery(params: URLSearchParams): { limit?: number; cursor?: string } {
   checkKnown(params, ['limit', 'cursor']);
   return paging(params);
+}
+
+/** A whole number from a fixed set (the insights page's weeks=); absent, `fallback`. */
+export function parseChoice(params: URLSearchParams, name: string, choices: readonly number[], fallback: number): number {
+  const v = one(params, name);
+  if (v === undefined) return fallback;
+  if (!/^\d{1,6}$/.test(v) || !choices.includes(Number(v))) throw bad(name, `${shown(v)} is not one of ${choices.join(', ')}`);
+  return Number(v);
 }
 
 const INSIGHTS_PARAMS = ['namespace', 'repository', 'from', 'to', 'interval', 'format'] as const;

@@ -1,49 +1,41 @@
 // Store records → the JSON the API answers with. `build` is shaped as `tagtrail show` prints it
 // (buildFromAnnotations): from the annotations, else from the config labels, else null.
-import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
+import { type Build, hasBuildAnnotations, labelsAsAnnotations } from '../gitlab/build.js';
+import { buildDetails } from '../catalog/derived.js';
+import { type GitlabServer, checkedBuildLinks } from './ui/links.js';
 import type { Annotations } from '../oci/annotations.js';
 import { mergeAnnotations } from '../oci/inspect.js';
-import { formatPlatform } from '../oci/manifest.js';
+import { formatPlatform, platformNames } from '../oci/manifest.js';
 import type { StoreReader } from '../catalog/store.js';
-import type { ImageDetail, Platform, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
+import type { ImageDetail, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
+import type { z } from 'zod';
+import type { ImageDetailSchema, ImageItemSchema, RepositorySchema, TagHistorySchema } from './api/schemas.js';
 
-export function buildOf(annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
-  if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
-  // A build-details referrer (tagtrail attach) when the manifests carry none, before the labels.
-  if (referrer && hasBuildAnnotations(referrer.annotations)) return { ...buildFromAnnotations(referrer.annotations, 'referrer'), referrer: referrer.digest };
-  if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) return buildFromAnnotations(labelAnnotations, 'labels');
-  return null;
+/** The build details as the API gives them: URLs only where the browser would link them (links.ts). */
+export function buildOf(servers: readonly GitlabServer[], annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
+  const build = buildDetails(annotations, labelAnnotations, referrer);
+  return build === null ? null : checkedBuildLinks(build, servers);
 }
 
-/** "linux/arm64/v8"; attestation manifests (unknown/unknown) are not platforms of the image. */
-export function platformList(platforms: readonly Platform[]): string[] {
-  const out: string[] = [];
-  for (const p of platforms) {
-    if (p.os === 'unknown' && p.architecture === 'unknown') continue;
-    const s = formatPlatform(p);
-    if (!out.includes(s)) out.push(s);
-  }
-  return out;
-}
 
 function plain(a: Annotations): Record<string, string> {
   return { ...a };
 }
 
-export function imageItem(t: TagItem): Record<string, unknown> {
+export function imageItem(t: TagItem, servers: readonly GitlabServer[]): z.output<typeof ImageItemSchema> {
   return {
     repository: t.repository,
     tag: t.tag,
     digest: t.digest,
     mediaType: t.mediaType,
-    platforms: platformList(t.platforms),
+    platforms: platformNames(t.platforms),
     updatedAt: t.updatedAt.toISOString(),
     annotations: plain(t.annotations),
-    build: buildOf(t.annotations, t.labelAnnotations, t.referrer),
+    build: buildOf(servers, t.annotations, t.labelAnnotations, t.referrer),
   };
 }
 
-export function repositoryItem(r: RepositorySummary): Record<string, unknown> {
+export function repositoryItem(r: RepositorySummary): z.output<typeof RepositorySchema> {
   return {
     name: r.name,
     tagCount: r.tagCount,
@@ -53,7 +45,7 @@ export function repositoryItem(r: RepositorySummary): Record<string, unknown> {
   };
 }
 
-export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
+export function tagHistoryItem(h: TagHistory): z.output<typeof TagHistorySchema> {
   return {
     repository: h.repository,
     tag: h.tag,
@@ -63,6 +55,7 @@ export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
     updatedAt: h.updatedAt.toISOString(),
     firstSeen: h.firstSeen?.toISOString() ?? null,
     entries: h.entries.map((e) => ({ digest: e.digest, since: e.since.toISOString(), until: e.until?.toISOString() ?? null, end: e.end })),
+    ...(h.nextCursor ? { nextCursor: h.nextCursor } : {}),
   };
 }
 
@@ -70,18 +63,21 @@ export function tagHistoryItem(h: TagHistory): Record<string, unknown> {
  * One manifest in detail: its own annotations, each child's, the labels, and the build details
  * of the image as a whole (the index's annotations, then its children's, then config labels).
  */
-export async function imageDetail(store: StoreReader, d: ImageDetail): Promise<Record<string, unknown>> {
+export async function imageDetail(store: StoreReader, d: ImageDetail, servers: readonly GitlabServer[]): Promise<z.output<typeof ImageDetailSchema>> {
   const childAnnotations = d.children.map((c) => c.annotations).filter((a): a is Annotations => a !== null);
   const merged = mergeAnnotations(d.annotations, childAnnotations);
   let labelAnnotations: Annotations | undefined;
   if (!hasBuildAnnotations(merged)) {
     if (d.labels) labelAnnotations = labelsAsAnnotations(d.labels);
-    // An index has no config: its platform manifests' labels stand in.
-    for (const c of d.children) {
+    // An index has no config: its platform manifests' labels stand in, the first that has build
+    // details, all read at once.
+    const stored = d.children.filter((c) => c.annotations !== null).map((c) => c.digest);
+    const needed = stored.length > 0 && !(labelAnnotations && hasBuildAnnotations(labelAnnotations));
+    const children = needed ? await store.getImages(stored) : new Map<string, ImageDetail>();
+    for (const digest of stored) {
       if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) break;
-      if (c.annotations === null) continue;
-      const child = await store.getImage(c.digest);
-      const mapped = child?.labels ? labelsAsAnnotations(child.labels) : undefined;
+      const labels = children.get(digest)?.labels;
+      const mapped = labels ? labelsAsAnnotations(labels) : undefined;
       if (mapped && hasBuildAnnotations(mapped)) labelAnnotations = mapped;
     }
   }
@@ -98,10 +94,10 @@ export async function imageDetail(store: StoreReader, d: ImageDetail): Promise<R
     size: d.size,
     artifactType: d.artifactType,
     configDigest: d.configDigest,
-    platforms: platformList(d.children.map((c) => c.platform).filter((p): p is Platform => p !== null)),
+    platforms: platformNames(d.children.map((c) => c.platform)),
     annotations: plain(d.annotations),
     labels: d.labels ? plain(d.labels) : null,
-    build: buildOf(merged, labelAnnotations, d.referrers?.[0]),
+    build: buildOf(servers, merged, labelAnnotations, d.referrers?.[0]),
     referrers: (d.referrers ?? []).map((r) => ({ digest: r.digest, created: r.created === '' ? null : r.created, annotations: plain(r.annotations) })),
     children: d.children.map((c) => ({
       digest: c.digest,

@@ -6,6 +6,7 @@ import {
   AuthError,
   DigestMismatchError,
   InvalidInputError,
+  UnreadableManifestError,
   NetworkError,
   NotFoundError,
   PayloadTooLargeError,
@@ -13,7 +14,7 @@ import {
   UsageError,
 } from '../errors.js';
 import { readBounded } from '../bounded-body.js';
-import { type CatalogEvent, EVENTS_MEDIA_TYPE } from '../catalog/events.js';
+import { type CatalogEvent, EVENTS_MEDIA_TYPE, recordedTime } from '../catalog/events.js';
 import type { Ingestor } from '../catalog/ingest.js';
 import type { ReferrerLinks, StoreWriter } from '../catalog/store.js';
 import type { EventOutcome } from '../catalog/types.js';
@@ -64,14 +65,18 @@ export function checkContentType(contentType: string | undefined): void {
   });
 }
 
-type EventResult = EventOutcome | 'unreadable';
+type EventResult = EventOutcome | 'unreadable' | 'missing';
 
 interface ApplyResult {
   applied: number;
   superseded: number;
   duplicate: number;
-  /** Tag pushes whose manifest could not be read or parsed; the tag itself was recorded. */
+  /** Tag pushes whose manifest could not be parsed; the tag itself was recorded. */
   unreadable: number;
+  /** Tag pushes of a digest the registry does not have in that repository: nothing was recorded. */
+  missing: number;
+  /** Events dated more than 5 minutes after their receipt: recorded at their receipt (events.ts). */
+  clamped: number;
 }
 
 interface ApplyOptions {
@@ -79,6 +84,8 @@ interface ApplyOptions {
   ingestor: Ingestor;
   onEvent?: (event: CatalogEvent, result: EventResult) => void;
   onUnreadable?: (event: CatalogEvent, err: unknown) => void;
+  /** When the envelope arrived (the server's clock). */
+  receivedAt: Date;
 }
 
 /**
@@ -87,17 +94,24 @@ interface ApplyOptions {
  */
 export async function applyEvents(events: readonly CatalogEvent[], options: ApplyOptions): Promise<ApplyResult> {
   const { store, ingestor } = options;
-  const result: ApplyResult = { applied: 0, superseded: 0, duplicate: 0, unreadable: 0 };
-  for (const e of events) {
+  const result: ApplyResult = { applied: 0, superseded: 0, duplicate: 0, unreadable: 0, missing: 0, clamped: 0 };
+  for (const sent of events) {
+    const at = recordedTime(sent.at, options.receivedAt);
+    if (at !== sent.at) result.clamped++;
+    const e: CatalogEvent = { ...sent, at };
     let outcome: EventOutcome;
     let unreadable = false;
     switch (e.kind) {
       case 'tag-push': {
+        let missing = false;
         try {
-          await ingestor.ingest(e.repository, e.digest);
+          // A known manifest is not read again, but the registry must have it in this repository.
+          if ((await ingestor.ingest(e.repository, e.digest)) === 'known') missing = !(await ingestor.registryHas(e.repository, e.digest));
         } catch (err) {
-          if (err instanceof NotFoundError || err instanceof InvalidInputError) {
-            // Deleted since, or a manifest tagtrail cannot read (schema 1): the tag still moved.
+          if (err instanceof NotFoundError) {
+            missing = true;
+          } else if (err instanceof InvalidInputError || err instanceof UnreadableManifestError) {
+            // A manifest tagtrail cannot read (schema 1): the tag still moved.
             unreadable = true;
             options.onUnreadable?.(e, err);
           } else if (err instanceof AuthError || err instanceof RegistryError || err instanceof NetworkError || err instanceof DigestMismatchError) {
@@ -108,6 +122,13 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
           } else {
             throw err;
           }
+        }
+        if (missing) {
+          // The registry does not have it (deleted since, or never pushed): nothing changes. A
+          // deletion's own event follows; the crawl records what the registry says now.
+          result.missing++;
+          options.onEvent?.(e, 'missing');
+          continue;
         }
         outcome = await store.setTag(e.repository, e.tag, e.digest, e.at);
         break;

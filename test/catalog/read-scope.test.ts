@@ -77,10 +77,10 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
   it('answers an unreadable repository as a missing one: no tags, no history', async () => {
     expect((await store.listTags('beta/svc', { scope: MEMBER })).items).toEqual([]);
     expect((await store.listTags('beta/svc', {})).items.length).toBe(3);
-    expect(await store.tagHistory('beta/svc', 'v1', MEMBER)).toBeNull();
-    expect(await store.tagHistory('alpha/appx', 'v1', MEMBER)).toBeNull();
-    expect(await store.tagHistory('alpha/app/other', 'v1', MEMBER)).toBeNull();
-    expect(await store.tagHistory('alpha/app', 'v1', MEMBER)).not.toBeNull();
+    expect(await store.tagHistory('beta/svc', 'v1', { scope: MEMBER })).toBeNull();
+    expect(await store.tagHistory('alpha/appx', 'v1', { scope: MEMBER })).toBeNull();
+    expect(await store.tagHistory('alpha/app/other', 'v1', { scope: MEMBER })).toBeNull();
+    expect(await store.tagHistory('alpha/app', 'v1', { scope: MEMBER })).not.toBeNull();
     expect((await store.listTags('alpha/app/sub/image', { scope: MEMBER })).items.map((t) => t.tag)).toEqual(['v1']);
   });
 
@@ -95,16 +95,29 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
   });
 
   it('shows an image by digest only through a readable repository, with only its readable tags', async () => {
-    expect(await store.getImage(digests.get('beta/svc')!, MEMBER)).toBeNull();
+    expect(await store.getImage(digests.get('beta/svc')!, { scope: MEMBER })).toBeNull();
     expect(await store.getImage(digests.get('beta/svc')!)).not.toBeNull();
-    const detail = await store.getImage(shared, MEMBER);
+    const detail = await store.getImage(shared, { scope: MEMBER });
     expect(detail?.tags.map((t) => t.repository)).toEqual(['alpha/app']);
     expect((await store.getImage(shared))?.tags.map((t) => t.repository).sort()).toEqual(['alpha/app', 'beta/svc']);
     // Neither the unreadable index nor its other platform manifest shows through the shared one.
     expect((await store.getImage(indexed.tagged))?.parents).toEqual([indexed.index]);
-    expect((await store.getImage(indexed.tagged, MEMBER))?.parents).toEqual([]);
-    expect(await store.getImage(indexed.other, MEMBER)).toBeNull();
-    expect(await store.getImage(indexed.index, MEMBER)).toBeNull();
+    expect((await store.getImage(indexed.tagged, { scope: MEMBER }))?.parents).toEqual([]);
+    expect(await store.getImage(indexed.other, { scope: MEMBER })).toBeNull();
+    expect(await store.getImage(indexed.index, { scope: MEMBER })).toBeNull();
+    // Asked through a repository the person may not read, even a readable image is not there.
+    expect(await store.getImage(shared, { repository: 'beta/svc', scope: MEMBER })).toBeNull();
+    expect((await store.getImage(shared, { repository: 'alpha/app', scope: MEMBER }))?.tags.map((t) => t.repository)).toEqual(['alpha/app']);
+  });
+
+  it('reads several images at once by the same rule as one', async () => {
+    const asked = [digests.get('beta/svc')!, shared, indexed.tagged, indexed.other, indexed.index];
+    const all = await store.getImages(asked);
+    expect([...all.keys()].sort()).toEqual([...asked].sort());
+    const mine = await store.getImages(asked, { scope: MEMBER });
+    expect([...mine.keys()].sort()).toEqual([shared, indexed.tagged].sort());
+    for (const [digest, detail] of mine) expect(detail).toEqual(await store.getImage(digest, { scope: MEMBER }));
+    expect((await store.getImages(asked, { repository: 'beta/svc', scope: MEMBER })).size).toBe(0);
   });
 
   it('counts readable repositories only in insights', async () => {

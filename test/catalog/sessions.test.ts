@@ -1,4 +1,4 @@
-// Signed-in sessions in the catalog (migration 7), on both stores: what goes in comes back while
+// Signed-in sessions in the catalog (migration 8), on both stores: what goes in comes back while
 // it lasts, an expired one is not found, and ending one drops it and every expired one.
 import { describe, expect, it } from 'vitest';
 import type { SessionRecord } from '../../src/catalog/sessions.js';

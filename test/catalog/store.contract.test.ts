@@ -969,6 +969,48 @@ describe.each([
       await store.setTag(r, 'later', plain.digest, t(2));
       expect((await store.searchImages({ pipeline: '7300' })).items.map((i) => i.tag)).toEqual(['later', 'early']);
     });
+
+    it('reads several manifests at once, each as getImage reads it', async () => {
+      const r = repo();
+      const other = repo('other');
+      const labelled = image({ 'com.example.other': 'x' }, { config: sha(`batch-config-${++nonce}`) });
+      await store.putConfigLabels(labelled.configDigest!, { maintainer: 'someone' });
+      const unread = image({});
+      const emptyLabels = image({}, { config: sha(`batch-empty-${++nonce}`) });
+      await store.putConfigLabels(emptyLabels.configDigest!, {});
+      const amd = image({ [`${CI}commit_sha`]: hex(60) });
+      const idx = index([{ record: amd, platform: { os: 'linux', architecture: 'amd64' } }, { record: labelled, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }], { [`${OCI}title`]: 'batch' });
+      for (const m of [labelled, unread, emptyLabels, idx]) await store.putManifest(m);
+      await store.setTag(r, 'b', labelled.digest, t(2));
+      await store.setTag(r, 'a', labelled.digest, t(3));
+      await store.setTag(other, 'z', labelled.digest, t(4));
+      await store.setTag(r, 'idx', idx.digest, t(5));
+      await store.setTag(r, 'gone', unread.digest, t(6));
+      await store.deleteTag(r, 'gone', t(7));
+      // A referrer listed in `other` only: it counts there, and (without a repository) since `other` tags the digest.
+      const ref = referrer(labelled.digest, { [`${CI}pipeline_id`]: '7400', [`${OCI}created`]: '2026-01-03T10:00:00Z' });
+      await store.putReferrer(ref);
+      await store.setReferrersTag(other, labelled.digest, sha(`batch-tag-${nonce}`), [ref.digest]);
+
+      const missing = sha(`batch-missing-${nonce}`);
+      const digests = [labelled.digest, unread.digest, emptyLabels.digest, idx.digest, amd.digest, missing, labelled.digest];
+      for (const options of [{}, { repository: r }, { repository: other }, { repository: repo('never') }]) {
+        const batch = await store.getImages(digests, options);
+        expect([...batch.keys()].sort(), JSON.stringify(options)).toEqual([labelled.digest, unread.digest, emptyLabels.digest, idx.digest, amd.digest].sort());
+        for (const d of batch.keys()) expect(batch.get(d), `${d} ${JSON.stringify(options)}`).toEqual(await store.getImage(d, options));
+      }
+      const all = await store.getImages(digests);
+      expect(all.get(labelled.digest)!.labels).toEqual({ maintainer: 'someone' });
+      expect(all.get(emptyLabels.digest)!.labels).toEqual({});
+      expect(all.get(unread.digest)!.labels).toBeNull();
+      expect(all.get(labelled.digest)!.tags.map((x) => `${x.repository}:${x.tag}`)).toEqual([`${r}:a`, `${r}:b`, `${other}:z`]);
+      expect(all.get(labelled.digest)!.parents).toEqual([idx.digest]);
+      expect(all.get(labelled.digest)!.referrers?.map((x) => x.digest)).toEqual([ref.digest]);
+      expect((await store.getImages([labelled.digest], { repository: r })).get(labelled.digest)!.referrers).toEqual([]);
+      expect(all.get(idx.digest)!.children.map((c) => c.digest)).toEqual([amd.digest, labelled.digest]);
+      expect(await store.getImages([])).toEqual(new Map());
+      await expect(store.getImages([labelled.digest, 'sha256:nope'])).rejects.toBeInstanceOf(InvalidInputError);
+    });
   });
 
   it('remembers manifests it cannot read, by digest, and updates the reason', async () => {

@@ -39,7 +39,7 @@ describe('a manifest tagtrail cannot read', () => {
     const db = new Database(path, { readonly: true });
     try {
       const row = db.prepare('SELECT code, reason, tagtrail_version FROM unreadable_manifests WHERE digest = ?').get(digest) as { code: string; reason: string; tagtrail_version: string } | undefined;
-      expect(row?.code).toBe('INVALID_MANIFEST');
+      expect(row?.code).toBe('UNREADABLE_MANIFEST');
       expect(row?.reason).toContain('64 levels');
       // The tag stays live, without details; the readable image is catalogued as usual.
       const tags = db.prepare("SELECT g.name FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = 'odd/app' AND g.deleted_at IS NULL ORDER BY g.name").all() as { name: string }[];

@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EVENTS_MEDIA_TYPE, parseEnvelope, parseEnvelopeText } from '../../src/catalog/events.js';
-import { InvalidInputError, TagtrailError, UsageError } from '../../src/errors.js';
+import { InvalidInputError, TagtrailError, UnreadableManifestError, UsageError } from '../../src/errors.js';
 import {
   MAX_VALUE_BYTES,
   applyAnnotationChanges,
@@ -279,7 +279,7 @@ describe('the manifest parser', () => {
     );
   });
 
-  it('any bytes, any JSON: parses or throws InvalidInputError', () => {
+  it('any bytes, any JSON: parses or throws UnreadableManifestError', () => {
     check(
       fc.property(
         fc.oneof(
@@ -293,7 +293,7 @@ describe('the manifest parser', () => {
           }),
         ),
         fc.option(fc.constantFrom(OCI_MANIFEST, OCI_INDEX, DOCKER_LIST, 'application/vnd.docker.distribution.manifest.v1+prettyjws', 'text/plain; charset=utf-8', ''), { nil: undefined }),
-        (bytes, contentType) => onlyOurErrors(() => parseManifest(bytes, contentType), InvalidInputError),
+        (bytes, contentType) => onlyOurErrors(() => parseManifest(bytes, contentType), UnreadableManifestError),
       ),
     );
   });
@@ -303,12 +303,12 @@ describe('the manifest parser', () => {
       fc.property(manifestJsonArb, fc.nat(), fc.constantFrom(...INVALID_UTF8), (m, at, bad) => {
         const b = Buffer.from(manifestText(m));
         const i = at % (b.length + 1);
-        expect(() => parseManifest(Buffer.concat([b.subarray(0, i), bad, b.subarray(i)]))).toThrow(InvalidInputError);
+        expect(() => parseManifest(Buffer.concat([b.subarray(0, i), bad, b.subarray(i)]))).toThrow(UnreadableManifestError);
       }),
     );
   });
 
-  it('deep nesting, in any field: refused with INVALID_MANIFEST past the limit, and what parses can be written back', () => {
+  it('deep nesting, in any field: refused with UNREADABLE_MANIFEST past the limit, and what parses can be written back', () => {
     check(
       fc.property(
         fc.integer({ min: 1, max: 20_000 }),
@@ -318,7 +318,7 @@ describe('the manifest parser', () => {
           const base = `"schemaVersion":2,"mediaType":"${OCI_MANIFEST}","config":{"mediaType":"x","digest":"sha256:${'a'.repeat(64)}","size":1},"layers":[]`;
           const text = `{${base},${JSON.stringify(field)}:${nested(depth, kind)}}`;
           let parsed: ReturnType<typeof parseManifest> | undefined;
-          onlyOurErrors(() => (parsed = parseManifest(Buffer.from(text))), InvalidInputError);
+          onlyOurErrors(() => (parsed = parseManifest(Buffer.from(text))), UnreadableManifestError);
           if (depth + 1 > MAX_MANIFEST_DEPTH) expect(parsed).toBeUndefined();
           if (parsed) expect(() => serialize(jsonWithAnnotations(parsed!.json, { 'com.example.k': 'v' }))).not.toThrow();
         },
@@ -331,7 +331,7 @@ describe('the manifest parser', () => {
     const m = (pad: number): Buffer =>
       Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'x', digest: `sha256:${'a'.repeat(64)}`, size: 1 }, layers: [], annotations: { 'com.example.pad': 'x'.repeat(pad) } }));
     expect(parseManifest(m(3 * 1024 * 1024)).annotations['com.example.pad']).toHaveLength(3 * 1024 * 1024);
-    expect(() => parseManifest(m(5 * 1024 * 1024))).toThrow(InvalidInputError);
+    expect(() => parseManifest(m(5 * 1024 * 1024))).toThrow(UnreadableManifestError);
   });
 
   it('a top-level __proto__ carrying annotations neither hides nor replaces the new annotations', () => {

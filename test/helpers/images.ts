@@ -513,6 +513,8 @@ export interface CurlOptions {
   auth?: { bearer: string } | { basic: string };
   method?: 'GET' | 'HEAD' | 'DELETE';
   headers?: Record<string, string>;
+  /** A CA certificate (PEM file) to verify an https server with, as curl --cacert. */
+  cacert?: string;
 }
 
 export interface CurlResponse {
@@ -538,6 +540,7 @@ export async function curlManifest(url: string, options: CurlOptions = {}): Prom
     if (options.auth && 'bearer' in options.auth) args.push('-H', `Authorization: Bearer ${options.auth.bearer}`);
     if (options.auth && 'basic' in options.auth) args.push('-u', options.auth.basic);
     for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}: ${value}`);
+    if (options.cacert) args.push('--cacert', options.cacert);
     args.push(url);
     await run('curl', args);
     const headerText = await readFile(headerFile, 'utf8');

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { killChild, makeTempDir, removeTempDir, spawnGroup } from './cleanup.js';
@@ -43,6 +44,14 @@ export interface RegistryOptions {
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** How long to wait for /v2/ to answer. Default 15 s. */
   startTimeoutMs?: number;
+  /** compatibility.schema1.enabled: accept pushes of (signed) Docker schema 1 manifests. Default false, as in distribution. */
+  schema1?: boolean;
+  /**
+   * Serve https with this certificate and key (PEM file paths; see tls.ts). The registry is then
+   * reached directly, without the counting proxy: host is its own address, url https://…, and
+   * requests/count() are not available.
+   */
+  tls?: { certificate: string; key: string };
 }
 
 /** A request line of distribution's own access log (Apache combined format, on its stdout). */
@@ -98,7 +107,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       await writeFile(configPath, registryConfig(options, storageDir, port));
       lines.length = 0;
       child = spawnRegistry(configPath, lines);
-      const ready = await waitReady(child, port, options.startTimeoutMs ?? 15_000);
+      const ready = await waitReady(child, port, options.startTimeoutMs ?? 15_000, options.tls !== undefined);
       if (ready === 'ready') break;
       await killChild(child);
       const bindFailed = lines.some((l) => /address already in use/.test(l));
@@ -107,6 +116,29 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       }
     }
     const directHost = `${LOOPBACK}:${port}`;
+    if (options.tls) {
+      const running = child;
+      const noCounting = (): never => {
+        throw new Error('a TLS registry has no counting proxy in front: requests cannot be counted');
+      };
+      return {
+        host: directHost,
+        url: `https://${directHost}`,
+        directHost,
+        storageDir,
+        configPath,
+        pid: running.pid as number,
+        requests: [],
+        count: noCounting,
+        resetRequests: noCounting,
+        accessLog: () => lines.map(parseAccessLine).filter((e): e is AccessLogEntry => e !== undefined),
+        log: () => [...lines],
+        stop: async () => {
+          await killChild(running);
+          await removeTempDir(dir);
+        },
+      };
+    }
     front = await startFaultProxy({ upstream: `http://${directHost}` });
     const proxy = front;
     const running = child;
@@ -164,8 +196,10 @@ export function registryConfig(options: RegistryOptions, storageDir: string, por
       addr: `${LOOPBACK}:${port}`,
       // A fixed secret silences the warning, and is what signs upload state between requests.
       secret: randomBytes(16).toString('hex'),
+      ...(options.tls ? { tls: { certificate: options.tls.certificate, key: options.tls.key } } : {}),
     },
   };
+  if (options.schema1) config.compatibility = { schema1: { enabled: true } };
   const auth = options.auth ?? 'none';
   if (auth !== 'none') {
     const { tokenIssuer } = auth;
@@ -210,7 +244,19 @@ function spawnRegistry(configPath: string, lines: string[]): ChildProcess {
   return child;
 }
 
-async function waitReady(child: ChildProcess, port: number, timeoutMs: number): Promise<'ready' | string> {
+/** Whether the TLS registry answers /v2/: a readiness probe only, so the certificate is not checked here. */
+function tlsAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpsGet({ host: LOOPBACK, port, path: '/v2/', rejectUnauthorized: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 || res.statusCode === 401);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+async function waitReady(child: ChildProcess, port: number, timeoutMs: number, tls = false): Promise<'ready' | string> {
   const deadline = Date.now() + timeoutMs;
   let exited: string | undefined;
   child.once('exit', (code, signal) => {
@@ -221,6 +267,11 @@ async function waitReady(child: ChildProcess, port: number, timeoutMs: number): 
   });
   while (Date.now() < deadline) {
     if (exited) return exited;
+    if (tls) {
+      if (await tlsAnswers(port)) return 'ready';
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      continue;
+    }
     try {
       const res = await fetch(`http://${LOOPBACK}:${port}/v2/`, { signal: AbortSignal.timeout(1000) });
       await res.arrayBuffer();

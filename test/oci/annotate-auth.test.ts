@@ -182,22 +182,22 @@ describe('faults', () => {
     expect(proxy.count({ method: 'PUT' })).toBe(0);
   });
 
-  it('refuses a manifest over 4 MiB', async () => {
+  it('refuses a manifest over 4 MiB as the registry\'s problem (exit 1)', async () => {
     await freshImage('group/huge', 'v1');
     const big = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', annotations: { 'com.example.pad': 'x'.repeat(4 * 1024 * 1024) } });
     proxy.addRule({ method: 'GET', path: /\/manifests\/v1/, fault: { kind: 'status', status: 200, body: big, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } } });
     const r = await runCli(['annotate', `${proxy.host}/group/huge:v1`], { env: ciEnv(proxy.host) });
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toContain('4 MiB');
     expect(proxy.count({ method: 'PUT' })).toBe(0);
   });
 
-  it('refuses a schema 1 manifest clearly', async () => {
+  it('refuses a schema 1 manifest clearly, exit 1', async () => {
     await freshImage('group/schema1', 'v1');
     const s1 = JSON.stringify({ schemaVersion: 1, name: 'group/schema1', tag: 'v1', architecture: 'amd64', fsLayers: [], history: [] });
     proxy.addRule({ method: 'GET', path: /\/manifests\/v1/, fault: { kind: 'status', status: 200, body: s1, headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v1+prettyjws' } } });
     const r = await runCli(['annotate', `${proxy.host}/group/schema1:v1`], { env: ciEnv(proxy.host) });
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toContain('schema 1');
     expect(proxy.count({ method: 'PUT' })).toBe(0);
   });

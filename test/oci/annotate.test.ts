@@ -79,13 +79,14 @@ describe('annotate a single OCI image', () => {
     await pushImage(image, `${registry.host}/${repo}:v1`);
   });
 
-  it('writes the CI annotations with 5 requests (ping, GET, HEAD before and after the PUT) and no blob traffic, and the image still pulls whole', async () => {
+  it('writes the CI annotations with 7 requests (ping, GET, referrers API and tag list for what stays with the old digest, HEAD before and after the PUT) and no blob traffic, and the image still pulls whole', async () => {
     registry.resetRequests();
     const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '-a', 'com.example.team=payments'], { env });
     expect(r.stderr).toContain('is now untagged');
     expect(r.code).toBe(0);
     const c = counts();
-    expect(c).toEqual({ total: 5, blobs: 0, puts: 1, heads: 2, gets: 1 });
+    expect(c).toEqual({ total: 7, blobs: 0, puts: 1, heads: 2, gets: 1 });
+    expect([registry.count({ kind: 'referrers' }), registry.count({ kind: 'tags' })]).toEqual([1, 1]);
 
     const after = await read(repo, 'v1');
     expect(after.contentType).toBe(OCI_MANIFEST);
@@ -99,11 +100,11 @@ describe('annotate a single OCI image', () => {
     expect((await read(repo, image.digest)).status).toBe(200);
   });
 
-  it('--no-verify makes the request floor: ping, GET, race-check HEAD, PUT, and no blob', async () => {
+  it('--no-verify makes the request floor: ping, GET, referrers API, tag list, race-check HEAD, PUT, and no blob', async () => {
     registry.resetRequests();
     const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '-a', 'com.example.floor=yes', '--no-verify'], { env });
     expect(r.code).toBe(0);
-    expect(counts()).toEqual({ total: 4, blobs: 0, puts: 1, heads: 1, gets: 1 });
+    expect(counts()).toEqual({ total: 6, blobs: 0, puts: 1, heads: 1, gets: 1 });
     expect((await read(repo, 'v1')).json.annotations?.['com.example.floor']).toBe('yes');
     await runCli(['annotate', `${registry.host}/${repo}:v1`, '--remove-annotation', 'com.example.floor', '--no-verify'], { env });
   });
@@ -205,21 +206,22 @@ describe('annotate an OCI index with attestations', () => {
     await pushImage(index, `${registry.host}/${repo}:floor`);
   });
 
-  it('--no-verify stays within 2N+4 requests for an index of N platform manifests', async () => {
+  it('--no-verify stays within 2N+A+6 requests for an index of N platform manifests and A references of them', async () => {
     registry.resetRequests();
     const r = await runCli(['annotate', `${registry.host}/${repo}:floor`, '--no-verify'], { env });
     expect(r.code).toBe(0);
-    expect(registry.count()).toBeLessThanOrEqual(2 * index.images.length + 4);
+    expect(registry.count()).toBeLessThanOrEqual(2 * index.images.length + index.attestations.length + 6);
     expect(registry.count({ kind: 'blob' }) + registry.count({ kind: 'upload' })).toBe(0);
     expectCiAnnotations((await read(repo, 'floor')).json.annotations);
   });
 
-  it('annotates the index and every platform manifest, children first, within 2N+5 requests', async () => {
+  it('annotates the index and every platform manifest, children first, within 2N+A+7 requests', async () => {
     registry.resetRequests();
     const r = await runCli(['annotate', `${registry.host}/${repo}:v1`], { env });
     expect(r.code).toBe(0);
     const n = index.images.length;
-    expect(registry.count()).toBeLessThanOrEqual(2 * n + 5);
+    // A: each attestation of a changed platform is read once, to see whether its subject must follow.
+    expect(registry.count()).toBeLessThanOrEqual(2 * n + index.attestations.length + 7);
     expect(registry.count({ kind: 'blob' }) + registry.count({ kind: 'upload' })).toBe(0);
     // The index is PUT last, after every child.
     const puts = registry.requests.filter((q) => q.method === 'PUT');

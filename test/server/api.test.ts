@@ -5,10 +5,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { sync } from '../../src/catalog/sync.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import { createApp } from '../../src/server/app.js';
+import { parseGitlabUrls } from '../../src/server/ui/links.js';
 import { runCli } from '../helpers/cli.js';
 import { useRegistry } from '../helpers/fixtures.js';
 import { BACKENDS, type Catalog, countRows, useBackend } from '../catalog/backends.js';
 import { type Seeded, seedRegistry } from '../catalog/seed.js';
+import { expectMatchesContract } from './api-contract.js';
 
 const registry = useRegistry();
 
@@ -30,6 +32,7 @@ async function get(app: Hono, path: string): Promise<Json> {
   } catch {
     body = { text };
   }
+  if (res.headers.get('content-type')?.startsWith('application/json')) expectMatchesContract('GET', path, res.status, body);
   return { status: res.status, body };
 }
 
@@ -59,7 +62,8 @@ describe.each(BACKENDS)('the API on %s', (backendName) => {
     catalog = await backend().fresh();
     const summary = await sync({ client: client(), store: catalog.store, registry: registry().host, prefix });
     expect(summary).toMatchObject({ complete: true, added: 4 });
-    app = createApp({ store: catalog.store });
+    // The seeded images name gitlab.example.com: the API gives their URLs only for an allowed server.
+    app = createApp({ store: catalog.store, gitlabServers: parseGitlabUrls(['https://gitlab.example.com']) });
   });
 
   it('answers /healthz, /readyz, /metrics and the OpenAPI document', async () => {
@@ -78,6 +82,7 @@ describe.each(BACKENDS)('the API on %s', (backendName) => {
         '/api/v1/events',
         '/api/v1/images',
         '/api/v1/images/{digest}',
+        '/api/v1/images/{digest}/manifest',
         '/api/v1/insights',
         '/api/v1/insights.csv',
         '/api/v1/openapi.json',

@@ -17,6 +17,7 @@ import { useRegistry } from '../helpers/fixtures.js';
 import { makeImage, makeIndex, pushImage, skopeoInspectRaw } from '../helpers/images.js';
 import { BACKENDS, type Catalog, useBackend } from '../catalog/backends.js';
 import { type ServeProcess, ensureBuilt, startServe } from './serve-process.js';
+import { expectMatchesContract } from './api-contract.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = new URL('../../test-results/ui/', import.meta.url).pathname;
@@ -208,6 +209,7 @@ describe.each(BACKENDS)('insights on %s', (backendName) => {
     const res = await app.request(`/api/v1/images/${expected.docker!.digest}`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { mediaType: string; insight: Record<string, unknown> };
+    expectMatchesContract('GET', `/api/v1/images/${expected.docker!.digest}`, res.status, body);
     expect(body.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
     expect(body.insight).toEqual({
       builder: 'docker',
@@ -228,6 +230,7 @@ describe.each(BACKENDS)('insights on %s', (backendName) => {
       weeks: { week: string; images: number }[];
       groups: { name: string; totals: { images: number } }[];
     };
+    expectMatchesContract('GET', '/api/v1/insights', res.status, body);
     expect(body.groupBy).toBe('namespace');
     expect(body.totals).toMatchObject({
       images: 7,
@@ -242,6 +245,7 @@ describe.each(BACKENDS)('insights on %s', (backendName) => {
     expect(Object.fromEntries(body.groups.map((g) => [g.name, g.totals.images]))).toEqual({ web: 3, legacy: 1, java: 1, go: 1, tools: 1 });
 
     const web = (await (await app.request('/api/v1/insights?namespace=web&interval=week')).json()) as { groupBy: string; groups: { name: string }[]; totals: { images: number } };
+    expectMatchesContract('GET', '/api/v1/insights?namespace=web&interval=week', 200, web);
     expect(web.groupBy).toBe('repository');
     expect(web.groups.map((g) => g.name).sort()).toEqual(['web/admin', 'web/frontend', 'web/worker']);
     expect(web.totals.images).toBe(3);
@@ -278,6 +282,7 @@ describe.each(BACKENDS)('insights on %s', (backendName) => {
       const res = await app.request(`/api/v1/insights?${query}`);
       expect(res.status, query).toBe(400);
       const body = (await res.json()) as { error: { code: string; message: string } };
+      expectMatchesContract('GET', `/api/v1/insights?${query}`, res.status, body);
       expect(Object.keys(body)).toEqual(['error']);
       expect(body.error.code).toBe('USAGE');
       expect(body.error.message, query).toContain(`parameter ${name}`);

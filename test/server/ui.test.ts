@@ -150,6 +150,36 @@ describe('pages', () => {
     expect(bad.text).toContain('Page link not valid');
   });
 
+  it('answers a bad limit with a 400 page naming it, as the API does, on every paged page', async () => {
+    const api = createApp({ store });
+    for (const path of ['/', '/r/group/app', '/search?q=main']) {
+      for (const value of ['0', 'abc', '201', '<b>9</b>']) {
+        const sep = path.includes('?') ? '&' : '?';
+        const page = await get(`${path}${sep}limit=${encodeURIComponent(value)}`);
+        expect(page.status, `${path} limit=${value}`).toBe(400);
+        expect(page.headers.get('content-type')).toContain('text/html');
+        // The site's layout, the parameter named, and what was given escaped.
+        expect(page.text).toContain('<header class="site">');
+        expect(page.text).toContain('<h1>Cannot show this page</h1>');
+        expect(page.text).toContain('parameter limit:');
+        expect(page.text).toContain('is not a whole number from 1 to 200');
+        expect(page.text).not.toContain('<b>9</b>');
+      }
+    }
+    expect((await get('/r/group/app?limit=200')).status).toBe(200);
+    // The same parser answers the API (whose pages go up to 500).
+    const res = await api.request('/api/v1/repositories?limit=abc');
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain('parameter limit: "abc" is not a whole number from 1 to 500');
+    const weeks = await get('/insights?weeks=7');
+    expect(weeks.status).toBe(400);
+    expect(weeks.text).toContain('parameter weeks: &quot;7&quot; is not one of 12, 26, 52, 104');
+    expect((await get('/insights?weeks=52')).status).toBe(200);
+    const broken = await get('/r/group/app/-/tags/v1?history=!!');
+    expect(broken.status).toBe(400);
+    expect(broken.text).toContain('Page link not valid');
+  });
+
   it('shows a tag: annotations by platform, labels in plain words, raw JSON and earlier digests', async () => {
     const { status, text } = await get('/r/group/app/-/tags/v2');
     expect(status).toBe(200);

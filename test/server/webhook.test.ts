@@ -11,6 +11,7 @@ import { useRegistry } from '../helpers/fixtures.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { BACKENDS, type Catalog, countRows, useBackend } from '../catalog/backends.js';
 import { ciAnnotations, hex } from '../catalog/seed.js';
+import { expectMatchesContract } from './api-contract.js';
 
 const SECRET = 'webhook-secret-0123456789abcdef';
 const MEDIA = 'application/vnd.docker.distribution.events.v1+json';
@@ -49,7 +50,9 @@ async function post(app: Hono, body: BodyInit | null, headers: Record<string, st
     headers: { 'content-type': MEDIA, authorization: SECRET, ...headers },
     ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
   } as RequestInit);
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  const json = (await res.json()) as Record<string, unknown>;
+  expectMatchesContract('POST', '/api/v1/events', res.status, json);
+  return { status: res.status, json };
 }
 
 function envelope(...events: Record<string, unknown>[]): string {
@@ -212,12 +215,13 @@ describe.each(BACKENDS)('the webhook on %s', (backendName) => {
     expect((await catalog.store.tagHistory(repo, 'v2'))?.entries.map((e) => e.end)).toEqual(['deleted']);
   });
 
-  it('records a tag whose manifest is gone, and answers 502 when the registry cannot be read', async () => {
+  it('records nothing for a push whose manifest the registry does not have, and answers 502 when the registry cannot be read', async () => {
     const repo = `${prefix}/gone`;
     const missing = `sha256:${'e'.repeat(64)}`;
+    const untouched = await counts(catalog);
     const r = await post(app, envelope(pushEvent(repo, 'v1', missing, t(1))));
-    expect(r).toMatchObject({ status: 200, json: { applied: 1, unreadable: 1 } });
-    expect((await catalog.store.searchImages({ repository: repo })).items).toMatchObject([{ digest: missing, mediaType: null }]);
+    expect(r).toMatchObject({ status: 200, json: { applied: 0, missing: 1 } });
+    expect(await counts(catalog)).toEqual(untouched);
 
     const down = createApp({ store: catalog.store, webhook: { secret: SECRET, client: client(1), registry: '127.0.0.1:1' } });
     const before = await counts(catalog);

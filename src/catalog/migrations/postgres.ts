@@ -196,15 +196,24 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
     ],
   },
   {
-    // Reserved for a migration of another change in flight; it is replaced by that one on merge.
+    // A crawl's last observation of a tag ("the registry says this digest now"): a SET event at
+    // the crawl's start, kept as one pair per tag rather than logged on every crawl. It outranks
+    // every event dated before it (tagstate.ts), so an old or forged event arriving later cannot
+    // undo what the registry said.
     version: 6,
+    name: 'tag observations',
+    statements: [`ALTER TABLE tags ADD COLUMN observed_at bigint`, `ALTER TABLE tags ADD COLUMN observed_digest text`],
+  },
+  {
+    // Reserved for a migration of another change in flight; it is replaced by that one on merge.
+    version: 7,
     name: 'reserved',
     statements: [],
   },
   {
     // Signed-in sessions (--auth gitlab), shared by every serve process of the catalog. The id
     // is the SHA-256 of the cookie's secret; the GitLab token is stored encrypted (server/auth/).
-    version: 7,
+    version: 8,
     name: 'sessions',
     statements: [
       `CREATE TABLE sessions (

@@ -3,13 +3,15 @@
 // values are always quoted, so an escaped value cannot leave its attribute.
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
-import type { ImageChild, ImageDetail, Platform, ReferrerInfo, TagItem } from '../../catalog/types.js';
-import { type Build, buildFromAnnotations, hasBuildAnnotations, labelsAsAnnotations } from '../../gitlab/build.js';
+import type { ImageChild, ImageDetail, ReferrerInfo, TagItem } from '../../catalog/types.js';
+import { buildDetails } from '../../catalog/derived.js';
+import { type Build, labelsAsAnnotations } from '../../gitlab/build.js';
 import type { Annotations } from '../../oci/annotations.js';
+import { isReferenceDescriptor, platformNames } from '../../oci/manifest.js';
 import { VERSION } from '../../version.js';
 import { ASSETS } from './assets.js';
-import { absoluteTime, platformText, relativeTime, shortDigest, shortSha } from './format.js';
-import { type GitlabServer, safeHref } from './links.js';
+import { absoluteTime, relativeTime, shortDigest, shortSha } from './format.js';
+import { type GitlabServer, isCommitSha, safeHref } from './links.js';
 
 /** Markup, or '' for nothing (a plain string could only ever be the empty one). */
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString> | '';
@@ -39,6 +41,8 @@ export const paths = {
   repository: (name: string): string => `/r/${segments(name)}`,
   tag: (repository: string, tag: string): string => `/r/${segments(repository)}/-/tags/${encodeURIComponent(tag)}`,
   manifest: (repository: string, digest: string): string => `/r/${segments(repository)}/-/manifests/${encodeURIComponent(digest).replace(/%3A/g, ':')}`,
+  /** The manifest's bytes as stored, served by the API. */
+  rawManifest: (digest: string): string => `/api/v1/images/${encodeURIComponent(digest).replace(/%3A/g, ':')}/manifest`,
   search: (q: string, extra: Record<string, string | undefined> = {}): string => withQuery('/search', { q, ...extra }),
 };
 
@@ -142,28 +146,15 @@ export function tagReference(repository: string, tag: string, ctx: ViewContext):
   return ctx.registryHost ? `${ctx.registryHost}/${repository}:${tag}` : `${repository}:${tag}`;
 }
 
-/** Attestation manifests (unknown/unknown) are not platforms of the image. */
-export function imagePlatforms(platforms: readonly Platform[]): string[] {
-  const out: string[] = [];
-  for (const p of platforms) {
-    if (p.os === 'unknown' && p.architecture === 'unknown') continue;
-    const s = platformText(p);
-    if (!out.includes(s)) out.push(s);
-  }
-  return out;
-}
 
 /** Build details from the annotations, else from a build-details referrer, else from the config labels, else none. */
 export function buildOf(annotations: Annotations, labelAnnotations?: Annotations | null, referrer?: ReferrerInfo): Build | undefined {
-  if (hasBuildAnnotations(annotations)) return buildFromAnnotations(annotations);
-  if (referrer && hasBuildAnnotations(referrer.annotations)) return { ...buildFromAnnotations(referrer.annotations, 'referrer'), referrer: referrer.digest };
-  if (labelAnnotations && hasBuildAnnotations(labelAnnotations)) return buildFromAnnotations(labelAnnotations, 'labels');
-  return undefined;
+  return buildDetails(annotations, labelAnnotations, referrer) ?? undefined;
 }
 
-/** Attestation manifests (unknown/unknown) describe an image; they are not one of its platforms. */
+/** Reference manifests (attestations, builder references: unknown/unknown) describe an image; they are not one of its platforms. */
 export function isAttestation(c: ImageChild): boolean {
-  return c.platform?.os === 'unknown' && c.platform.architecture === 'unknown';
+  return isReferenceDescriptor({ platform: c.platform });
 }
 
 /** The index's annotations and then each platform manifest's (the first value of a key wins), as the catalog merges them. */
@@ -209,7 +200,8 @@ export function commitView(b: Build, ctx: ViewContext, full = false): Html {
   if (!b.commit) return '';
   const sha = b.commit.sha;
   const link = gitlabLink(b.commit.url, html`<code>${full ? sha : shortSha(sha)}</code>`, ctx);
-  const copy = copyButton(sha, 'commit SHA', 'Copy commit SHA');
+  // Only a value that is a commit SHA is offered to copy as one (annotations are untrusted).
+  const copy = isCommitSha(sha) ? copyButton(sha, 'commit SHA', 'Copy commit SHA') : '';
   return full ? html`${link} ${copy}` : html`<span class="nowrap">${link} ${copy}</span>`;
 }
 
@@ -241,7 +233,7 @@ ${items.map((t) => tagRow(t, ctx, options))}
 
 function tagRow(t: TagItem, ctx: ViewContext, options: TagTableOptions): Html {
   const build = buildOf(t.annotations, t.labelAnnotations, t.referrer);
-  const platforms = imagePlatforms(t.platforms);
+  const platforms = platformNames(t.platforms);
   const name = options.showRepository ? `${t.repository}:${t.tag}` : t.tag;
   const cells = build
     ? html`<td data-label="Pipeline">${pipelineView(build, ctx)}</td>

@@ -31,6 +31,7 @@ import { repositoriesPage, repositoryPage } from './pages/repositories.js';
 import { type SearchPageData, type SectionResult, searchPage } from './pages/search.js';
 import { SEARCH_KINDS, type SearchKind, type SearchTerm, parseSearch } from './query.js';
 import { DEFAULT_PAGE_SIZE, UI_MAX_PAGE_SIZE } from '../../catalog/paging.js';
+import { parseChoice, parseCursor, parsePaging } from '../params.js';
 import { readScopeOf, scoped, viewerOf } from '../auth/viewer.js';
 import type { ReadScope } from '../../catalog/read-scope.js';
 
@@ -64,14 +65,9 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Cross-Origin-Opener-Policy': 'same-origin',
 };
 
-function pageSize(value: string | undefined): number | undefined {
-  if (value === undefined || !/^[0-9]{1,4}$/.test(value)) return undefined;
-  const n = Number(value);
-  return n >= 1 && n <= UI_MAX_PAGE_SIZE ? n : undefined;
-}
-
-function cursorParam(value: string | undefined): string | undefined {
-  return value !== undefined && value !== '' && value.length <= 2048 ? value : undefined;
+/** limit= and cursor= of a page, by the API's parser: a bad one is a 400 page naming it. */
+function pagingOf(c: Context): { limit?: number; cursor?: string } {
+  return parsePaging(new URL(c.req.url).searchParams, { max: UI_MAX_PAGE_SIZE });
 }
 
 /** Splits /r/… into the repository and what follows "/-/", each segment percent-decoded. */
@@ -121,7 +117,8 @@ export function mountUi(app: Hono, options: UiOptions): void {
         const status = isTagtrailError(err) ? httpStatusFor(err) : 500;
         if (isTagtrailError(err) && status < 500) {
           const stale = err instanceof InvalidCursorError;
-          const message = stale ? 'This page link is out of date or broken. Start again from the first page.' : err.message;
+          // A bad parameter's message names it (params.ts); its hint says what it takes.
+          const message = stale ? 'This page link is out of date or broken. Start again from the first page.' : [err.message, err.hint].filter(Boolean).join('. ');
           return send(c, errorPage(status, stale ? 'Page link not valid' : 'Cannot show this page', message, context(c)), status);
         }
         options.onError?.(err);
@@ -142,8 +139,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
     '/',
     page(async (c) => {
       const q = (c.req.query('q') ?? '').trim().slice(0, 512);
-      const cursor = cursorParam(c.req.query('cursor'));
-      const limit = pageSize(c.req.query('limit'));
+      const { cursor, limit } = pagingOf(c);
       const result = await store.listRepositories({ ...scoped(c), ...(q ? { q } : {}), ...(cursor ? { cursor } : {}), limit: limit ?? DEFAULT_PAGE_SIZE });
       return send(c, repositoriesPage(result, { q, ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context(c)));
     }),
@@ -155,8 +151,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
     '/insights',
     page(async (c) => {
       const namespace = (c.req.query('namespace') ?? '').trim().toLowerCase();
-      const weeksParam = Number(c.req.query('weeks') ?? 26);
-      const weeks = (WEEK_CHOICES as readonly number[]).includes(weeksParam) ? weeksParam : 26;
+      const weeks = parseChoice(new URL(c.req.url).searchParams, 'weeks', WEEK_CHOICES, 26);
       const now = options.now();
       const from = new Date(now.getTime() - (weeks - 1) * 7 * 86_400_000);
       const report = await store.insights({ ...scoped(c), ...(namespace ? { namespace } : {}), from, to: now });
@@ -173,8 +168,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
       if (!parsed) return notFound(c, 'That is not a repository name.');
       const { repository, rest } = parsed;
       if (rest.length === 0) {
-        const cursor = cursorParam(c.req.query('cursor'));
-        const limit = pageSize(c.req.query('limit'));
+        const { cursor, limit } = pagingOf(c);
         const result = await store.listTags(repository, { ...scoped(c), limit: limit ?? DEFAULT_PAGE_SIZE, ...(cursor ? { cursor } : {}) });
         if (result.items.length === 0 && !cursor) return notFound(c, `No repository “${repository}” with live tags in the catalog.`);
         return send(c, repositoryPage(repository, result, { ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context(c)));
@@ -183,20 +177,22 @@ export function mountUi(app: Hono, options: UiOptions): void {
       if (extra.length > 0 || id === undefined) return notFound(c, 'No such page.');
       if (what === 'tags') {
         if (!isValidTag(id)) return notFound(c, 'That is not a tag name.');
-        const scope = readScopeOf(c);
-        const history = await store.tagHistory(repository, id, scope);
+        const scope = scoped(c);
+        const historyCursor = parseCursor(new URL(c.req.url).searchParams, 'history');
+        const history = await store.tagHistory(repository, id, { ...scope, ...(historyCursor ? { cursor: historyCursor } : {}) });
         if (!history) return notFound(c, `No tag “${id}” in “${repository}” in the catalog.`);
         const [detail, earlier, insight] = await Promise.all([
-          history.digest ? store.getImage(history.digest, scope) : null,
+          history.digest ? store.getImage(history.digest, { repository, ...scope }) : null,
           earlierBuilds(store, history, scope),
           history.digest ? store.manifestInsight(history.digest) : null,
         ]);
         const children = await childDetails(store, detail);
-        return send(c, imagePage({ repository, tag: id, history, detail, digest: history.digest, children, earlier, insight }, context(c)));
+        return send(c, imagePage({ repository, tag: id, history, ...(historyCursor ? { historyCursor } : {}), detail, digest: history.digest, children, earlier, insight }, context(c)));
       }
       if (what === 'manifests') {
         if (!isValidDigest(id)) return notFound(c, 'That is not a digest.');
-        const detail = await store.getImage(id, readScopeOf(c));
+        // Its insight is read only once the person may see it.
+        const detail = await store.getImage(id, { repository, ...scoped(c) });
         if (!detail) return notFound(c, `No manifest ${id} in the catalog.`);
         const insight = await store.manifestInsight(id);
         const children = await childDetails(store, detail);
@@ -212,14 +208,15 @@ export function mountUi(app: Hono, options: UiOptions): void {
       const q = c.req.query('q') ?? '';
       const kindParam = c.req.query('kind');
       const only = SEARCH_KINDS.includes(kindParam as SearchKind) ? (kindParam as SearchKind) : undefined;
-      const limit = pageSize(c.req.query('limit'));
+      const paging = pagingOf(c);
+      const limit = paging.limit;
       const parsed = parseSearch(q, options.registryHost);
       if (!parsed.ok) {
         return send(c, searchPage({ q: parsed.text.slice(0, 512), error: parsed.error, terms: [], sections: [] }, context(c)), 400);
       }
       const terms = only ? parsed.terms.filter((t) => t.kind === only) : parsed.terms;
       const several = terms.length > 1;
-      const cursor = several ? undefined : cursorParam(c.req.query('cursor'));
+      const cursor = several ? undefined : paging.cursor;
       const size = several ? SECTION_PAGE_SIZE : (limit ?? DEFAULT_PAGE_SIZE);
       const sections = await Promise.all(terms.map((t) => runTerm(store, t, size, cursor, readScopeOf(c))));
       const data: SearchPageData = {
@@ -252,7 +249,7 @@ async function runTerm(store: StoreReader, term: SearchTerm, limit: number, curs
     case 'repository':
       return { term, kind: 'repositories', page: await store.listRepositories({ q: term.name, ...page }) };
     case 'digest': {
-      const detail = await store.getImage(term.digest, scope);
+      const detail = await store.getImage(term.digest, scope ? { scope } : {});
       return { term, kind: 'digest', digest: term.digest, tags: detail?.tags ?? [] };
     }
   }
@@ -261,20 +258,17 @@ async function runTerm(store: StoreReader, term: SearchTerm, limit: number, curs
 /** How many earlier digests of a tag get their build details looked up. */
 const EARLIER_BUILDS = 25;
 
-/** The build details of a tag's earlier digests (the newest 25), for the history table. */
-async function earlierBuilds(store: StoreReader, history: TagHistory, scope: ReadScope | undefined): Promise<Map<string, Build | null>> {
+/** The build details of a tag's earlier digests (the newest 25), for the history table: one read. */
+async function earlierBuilds(store: StoreReader, history: TagHistory, scope: { scope?: ReadScope }): Promise<Map<string, Build | null>> {
   const digests = [...new Set(history.entries.map((e) => e.digest).filter((d) => d !== history.digest))].slice(0, EARLIER_BUILDS);
   const out = new Map<string, Build | null>();
-  const details = await Promise.all(digests.map((d) => store.getImage(d, scope)));
-  for (const d of details) if (d) out.set(d.digest, buildOfImage(d, d.labels) ?? null);
+  if (digests.length === 0) return out;
+  for (const d of (await store.getImages(digests, { repository: history.repository, ...scope })).values()) out.set(d.digest, buildOfImage(d, d.labels) ?? null);
   return out;
 }
 
-/** The catalog's records of an index's children, for their raw JSON and config labels. */
+/** The catalog's records of an index's children, for their raw JSON and config labels: one read. */
 async function childDetails(store: StoreReader, detail: ImageDetail | null): Promise<Map<string, ImageDetail>> {
-  const out = new Map<string, ImageDetail>();
-  if (!detail) return out;
-  const found = await Promise.all(detail.children.filter((c) => c.annotations !== null).map((c) => store.getImage(c.digest)));
-  for (const d of found) if (d) out.set(d.digest, d);
-  return out;
+  const digests = detail?.children.filter((c) => c.annotations !== null).map((c) => c.digest) ?? [];
+  return digests.length === 0 ? new Map() : store.getImages(digests);
 }

@@ -3,6 +3,7 @@
 // of the GitLab servers named with --gitlab-url; anything else is shown as plain text.
 // Pure: no I/O.
 import { UsageError } from '../../errors.js';
+import type { Build } from '../../gitlab/build.js';
 
 export const DEFAULT_GITLAB_URL = 'https://gitlab.com';
 
@@ -47,6 +48,24 @@ function suspicious(s: string): boolean {
 }
 
 const MAX_URL_LENGTH = 4096;
+
+/** A commit SHA as git writes it (abbreviated to 7 or more, SHA-1 or SHA-256): the only value offered to copy as one. */
+const COMMIT_SHA = /^[0-9a-f]{7,64}$/;
+
+export function isCommitSha(value: unknown): value is string {
+  return typeof value === 'string' && COMMIT_SHA.test(value);
+}
+
+// A dot segment, or a percent-encoded slash, backslash or dot (also double-encoded): each can
+// move a link built from an annotation (a ref name, a pipeline URL) to another page of the server
+// once the URL parser or GitLab decodes and resolves it.
+const TRAVERSAL = /%(?:25)*(?:2e|2f|5c)/i;
+
+function hasDotSegment(value: string): boolean {
+  const rest = value.slice(value.indexOf('//') + 2);
+  const path = rest.slice(rest.search(/[/?#]|$/)).split(/[?#]/, 1)[0] ?? '';
+  return path.split('/').some((s) => s === '.' || s === '..');
+}
 
 /**
  * Parses the --gitlab-url values (each may be a comma-separated list, as TAGTRAIL_GITLAB_URL is)
@@ -95,7 +114,7 @@ export function gitlabUrlsFrom(flags: readonly string[] | undefined, env: string
  */
 export function safeHref(value: unknown, servers: readonly GitlabServer[]): string | undefined {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_URL_LENGTH) return undefined;
-  if (suspicious(value)) return undefined;
+  if (suspicious(value) || TRAVERSAL.test(value) || hasDotSegment(value)) return undefined;
   // Absolute URLs only: no scheme-relative (//host), no relative paths.
   if (!/^https?:\/\/[^/]/i.test(value)) return undefined;
   let u: URL;
@@ -115,4 +134,21 @@ export function safeHref(value: unknown, servers: readonly GitlabServer[]): stri
     if (s.pathPrefix === '' || u.pathname === s.pathPrefix || u.pathname.startsWith(`${s.pathPrefix}/`)) return u.href;
   }
   return undefined;
+}
+
+/**
+ * A build's URLs as the API gives them: each only when safeHref accepts it (in its normal form),
+ * exactly as the browser links them. The raw values stay in the annotations.
+ */
+export function checkedBuildLinks(build: Build, servers: readonly GitlabServer[]): Build {
+  const out: Build = { ...build };
+  const keys = ['pipeline', 'job', 'commit', 'ref', 'mergeRequest', 'project'] as const;
+  for (const key of keys) {
+    const part = build[key] as { url?: string } | undefined;
+    if (part === undefined || part.url === undefined) continue;
+    const { url, ...rest } = part;
+    const href = safeHref(url, servers);
+    (out as unknown as Record<string, unknown>)[key] = href === undefined ? rest : { ...rest, url: href };
+  }
+  return out;
 }

@@ -34,7 +34,9 @@ describe('an open catalog must be written down', () => {
     for (const [args, env] of [[['--auth', 'none'], {}], [[], { TAGTRAIL_AUTH: 'none' }]] as const) {
       const r = await runBin(['serve', '--listen', '0.0.0.0:0', '--db', missing, ...args], { env });
       expect(r.stderr).not.toContain('--auth');
-      expect(r.stderr.toLowerCase()).toContain('database');
+      // The catalog's own failure (exit 1), not the usage error of the access check (exit 2).
+      expect(r.code).toBe(1);
+      expect(r.stderr.toLowerCase()).toContain('catalog');
     }
   });
 

@@ -35,7 +35,10 @@ export interface ImagePageData {
   repository: string;
   /** Set for the tag page; absent for a page of one digest. */
   tag?: string;
+  /** One page of the tag's history (newest first). */
   history?: TagHistory;
+  /** Set when the history shown is an older page. */
+  historyCursor?: string;
   /** The manifest the tag points at (or the digest asked for); null when it is not in the catalog. */
   detail: ImageDetail | null;
   /** The digest shown, even when its manifest is not in the catalog. */
@@ -191,10 +194,23 @@ function annotationTable(a: Annotations, ctx: ViewContext, of: string): Html {
 </table></div>`;
 }
 
+/** Raw manifest JSON shown on a page at most; a larger one is cut, with a link to all of it. */
+export const MAX_RAW_ON_PAGE = 256 * 1024;
+
+function rawBlock(d: ImageDetail, name: string, open: boolean): Html {
+  const cut = d.raw.length > MAX_RAW_ON_PAGE;
+  const whole = paths.rawManifest(d.digest);
+  const summary = cut
+    ? html`<span class="muted">(the first ${formatBytes(MAX_RAW_ON_PAGE)} as stored; <a href="${whole}">the whole manifest</a>)</span>`
+    : html`<span class="muted">(shown indented; the digest covers the bytes as stored; <a href="${whole}">as stored</a>)</span>`;
+  // A large manifest is neither parsed nor indented here: its first bytes as stored, then the link.
+  const text = cut ? Buffer.from(d.raw.subarray(0, MAX_RAW_ON_PAGE)).toString('utf8') : prettyJson(d.raw);
+  return html`<details${open ? html` open` : ''}><summary>${name} <code>${shortDigest(d.digest)}</code>, ${formatBytes(d.size)} ${summary}</summary>
+<pre class="raw"><code>${text}</code></pre>${cut ? html`<p class="notice">Cut at ${formatBytes(MAX_RAW_ON_PAGE)}. <a href="${whole}">Open the whole manifest</a> (${formatBytes(d.raw.length)}).</p>` : ''}</details>`;
+}
+
 function rawSection(detail: ImageDetail, data: ImagePageData): Html {
-  const block = (d: ImageDetail, name: string, open: boolean): Html =>
-    html`<details${open ? html` open` : ''}><summary>${name} <code>${shortDigest(d.digest)}</code>, ${formatBytes(d.size)} <span class="muted">(shown indented; the digest covers the bytes as stored)</span></summary>
-<pre class="raw"><code>${prettyJson(d.raw)}</code></pre></details>`;
+  const block = rawBlock;
   const children = detail.children.map((c) => data.children.get(c.digest)).filter((d): d is ImageDetail => d !== undefined);
   const names = new Map(detail.children.map((c) => [c.digest, isAttestation(c) ? 'Attestation' : platformText(c.platform)]));
   return html`<h2 id="raw">Raw manifest</h2>
@@ -234,7 +250,16 @@ ${
 <td data-label="Then">${e.end ? END_TEXT[e.end] : ''}</td>
 </tr>`,
       )}</tbody></table></div>`
-}`;
+}
+${historyPager(h, data)}`;
+}
+
+function historyPager(h: TagHistory, data: ImagePageData): Html {
+  if (data.tag === undefined || (!h.nextCursor && !data.historyCursor)) return '';
+  const tag = paths.tag(data.repository, data.tag);
+  return html`<nav class="pager" aria-label="History pages">${data.historyCursor ? html`<a href="${tag}#history">« Newest digests</a>` : ''}${
+    h.nextCursor ? html`<a href="${tag}?history=${encodeURIComponent(h.nextCursor)}#history" rel="next">Older digests »</a>` : ''
+  }</nav>`;
 }
 
 function relatedSection(detail: ImageDetail, data: ImagePageData, ctx: ViewContext): Html {

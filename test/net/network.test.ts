@@ -1,0 +1,161 @@
+// Corporate networks, against real parts: distribution served over TLS with a certificate of a
+// private CA (made with openssl), and a recording CONNECT/forward proxy. The built CLI runs as a
+// process, so it reads its environment as in production.
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runBin } from '../helpers/cli.js';
+import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
+import { useRegistry, useTempDir } from '../helpers/fixtures.js';
+import { curlManifest, makeImage, pushImage } from '../helpers/images.js';
+import { makeCertificates, type TestCertificates } from '../helpers/tls.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { ensureBuilt } from '../server/serve-process.js';
+import { afterAll } from 'vitest';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+describe('a registry served over TLS with a private CA', () => {
+  const dir = useTempDir('tls');
+  let certs: TestCertificates;
+  let registry: TestRegistry | undefined;
+  const tlsRegistry = (): TestRegistry => registry as TestRegistry;
+
+  beforeAll(async () => {
+    ensureBuilt();
+    certs = await makeCertificates(dir());
+    registry = await startRegistry({ tls: { certificate: certs.certificate, key: certs.key } });
+    const image = await makeImage(join(dir(), 'layout'), { layers: 1 });
+    await pushImage(image, `${tlsRegistry().host}/group/app:v1`);
+  }, 60_000);
+  afterAll(async () => {
+    await registry?.stop();
+  });
+
+  it('with TAGTRAIL_CA_FILE, annotate and show work over https on loopback, and curl --cacert reads the result back', async () => {
+    const image = `https://${tlsRegistry().host}/group/app:v1`;
+    const env = { TAGTRAIL_CA_FILE: certs.caCertificate };
+    const annotated = await runBin(['annotate', '--no-ci', '-a', 'com.example.network=tls', '-o', 'json', image], { env });
+    expect(annotated.stderr).toBe('');
+    expect(annotated.code).toBe(0);
+    const after = (JSON.parse(annotated.stdout) as { after: string }).after;
+
+    const back = await curlManifest(`${tlsRegistry().url}/v2/group/app/manifests/v1`, { accept: OCI_MANIFEST, cacert: certs.caCertificate });
+    expect(back.status).toBe(200);
+    expect(back.digest).toBe(after);
+    expect((JSON.parse(back.body.toString('utf8')) as { annotations?: Record<string, string> }).annotations).toMatchObject({ 'com.example.network': 'tls' });
+
+    const shown = await runBin(['show', '-o', 'json', image], { env });
+    expect(shown.code).toBe(0);
+    expect(JSON.stringify(JSON.parse(shown.stdout))).toContain('com.example.network');
+  });
+
+  it('syncs from --registry https://127.0.0.1:PORT with TAGTRAIL_CA_FILE', async () => {
+    const db = `sqlite:${join(dir(), 'tls.db')}`;
+    const synced = await runBin(['sync', '--registry', `https://${tlsRegistry().host}`, '--db', db, '-o', 'json'], { env: { TAGTRAIL_CA_FILE: certs.caCertificate } });
+    expect(synced.stderr).toBe('');
+    expect(synced.code).toBe(0);
+    expect(JSON.parse(synced.stdout)).toMatchObject({ complete: true, added: 1 });
+  });
+
+  it('without TAGTRAIL_CA_FILE, fails with exit 1 naming TLS verification and the CA option', async () => {
+    const res = await runBin(['show', `https://${tlsRegistry().host}/group/app:v1`]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`TLS verification of ${tlsRegistry().host} failed`);
+    expect(res.stderr).toContain('TAGTRAIL_CA_FILE');
+    expect(res.stderr).toContain('never skips TLS verification');
+  });
+
+  it('a CA file that holds no certificate is refused as input (exit 2)', async () => {
+    const res = await runBin(['show', `https://${tlsRegistry().host}/group/app:v1`], { env: { TAGTRAIL_CA_FILE: certs.key } });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('TAGTRAIL_CA_FILE');
+    expect(res.stderr).toContain('holds no PEM certificate');
+  });
+
+  it('a loopback registry without https:// is still reached over plain http, and the error says to write https://', async () => {
+    const res = await runBin(['show', `${tlsRegistry().host}/group/app:v1`], { env: { TAGTRAIL_CA_FILE: certs.caCertificate } });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('over plain http was refused (HTTP 400)');
+    expect(res.stderr).toContain(`https://${tlsRegistry().host}`);
+  });
+
+  it('an image written with both http:// and https:// for one registry is refused before any request (exit 2)', async () => {
+    const res = await runBin(['annotate', '--no-ci', '-a', 'k=v', '--dry-run', `https://${tlsRegistry().host}/group/app:v1`, `http://${tlsRegistry().host}/group/app:v2`]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(`${tlsRegistry().host} is named with both http:// and https://`);
+  });
+});
+
+describe('proxies by curl\'s rules', () => {
+  const registry = useRegistry();
+  const dir = useTempDir('proxy');
+  let proxy: ForwardProxy | undefined;
+  let certs: TestCertificates;
+  let tls: TestRegistry | undefined;
+  const p = (): ForwardProxy => proxy as ForwardProxy;
+
+  beforeAll(async () => {
+    ensureBuilt();
+    proxy = await startForwardProxy();
+    certs = await makeCertificates(dir());
+    tls = await startRegistry({ tls: { certificate: certs.certificate, key: certs.key } });
+    const image = await makeImage(join(dir(), 'layout'), { layers: 1 });
+    await pushImage(image, `${registry().host}/group/app:v1`);
+    await pushImage(image, `${(tls as TestRegistry).host}/group/app:v1`);
+  }, 60_000);
+  afterAll(async () => {
+    await proxy?.stop();
+    await tls?.stop();
+  });
+
+  it('http_proxy carries http requests, loopback included, as absolute-form requests', async () => {
+    p().reset();
+    registry().resetRequests();
+    const res = await runBin(['show', `${registry().host}/group/app:v1`], { env: { http_proxy: p().url } });
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(p().requests.length).toBeGreaterThan(0);
+    expect(p().requests.every((r) => r.target.startsWith(`http://${registry().host}/v2/`))).toBe(true);
+    // Every request the registry saw came through the proxy.
+    expect(registry().count()).toBe(p().requests.length);
+  });
+
+  it('upper-case HTTP_PROXY is ignored, as curl ignores it', async () => {
+    p().reset();
+    const res = await runBin(['show', `${registry().host}/group/app:v1`], { env: { HTTP_PROXY: p().url } });
+    expect(res.code).toBe(0);
+    expect(p().requests).toEqual([]);
+  });
+
+  it('HTTPS_PROXY tunnels https requests with CONNECT; the CA still verifies the registry through the tunnel', async () => {
+    p().reset();
+    const host = (tls as TestRegistry).host;
+    const res = await runBin(['show', `https://${host}/group/app:v1`], { env: { HTTPS_PROXY: p().url, TAGTRAIL_CA_FILE: certs.caCertificate } });
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(p().requests.length).toBeGreaterThan(0);
+    expect(p().requests.every((r) => r.method === 'CONNECT' && r.target === host)).toBe(true);
+  });
+
+  it('NO_PROXY listing the host (or its CIDR) bypasses the proxy', async () => {
+    for (const noProxy of ['127.0.0.1', 'example.com, 127.0.0.0/8', '*']) {
+      p().reset();
+      const res = await runBin(['show', `https://${(tls as TestRegistry).host}/group/app:v1`], { env: { HTTPS_PROXY: p().url, NO_PROXY: noProxy, TAGTRAIL_CA_FILE: certs.caCertificate } });
+      expect(res.code, noProxy).toBe(0);
+      expect(p().requests, noProxy).toEqual([]);
+    }
+  });
+
+  it('NO_PROXY naming other hosts leaves loopback on the proxy', async () => {
+    p().reset();
+    const res = await runBin(['show', `${registry().host}/group/app:v1`], { env: { http_proxy: p().url, no_proxy: 'localhost,.example.com' } });
+    expect(res.code).toBe(0);
+    expect(p().requests.length).toBeGreaterThan(0);
+  });
+
+  it('a proxy that is not http or https is refused as input (exit 2)', async () => {
+    const res = await runBin(['show', `${registry().host}/group/app:v1`], { env: { http_proxy: 'socks5://127.0.0.1:1080' } });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('http_proxy');
+  });
+});
