@@ -54,6 +54,22 @@ describe('command help', () => {
     for (const cmd of ['annotate', 'attach', 'flags']) expect((await tagtrail([cmd, '--help'])).out).toContain('TAGTRAIL_DOTENV_MAX_VARIABLES');
   });
 
+  it('names the build report variables in annotate and attach, and the GitLab webhook and public URL variables in serve', async () => {
+    const environment = async (cmd: string) => {
+      const help = (await tagtrail([cmd, '--help'])).out;
+      return help.slice(help.indexOf('\nEnvironment:\n'));
+    };
+    for (const cmd of ['annotate', 'attach']) {
+      const help = (await tagtrail([cmd, '--help'])).out;
+      expect(help, cmd).toContain('--report <url>');
+      for (const v of ['TAGTRAIL_REPORT_URL', 'TAGTRAIL_ID_TOKEN']) expect(await environment(cmd), cmd).toContain(v);
+    }
+    const serve = (await tagtrail(['serve', '--help'])).out;
+    expect(serve).toContain('--gitlab-webhook-secret <secret>');
+    expect(serve).toContain('--public-url <url>');
+    for (const v of ['TAGTRAIL_GITLAB_WEBHOOK_SECRET', 'TAGTRAIL_PUBLIC_URL']) expect(await environment('serve')).toContain(v);
+  });
+
   it('shows the new names --output (flags), --no-read-back (annotate, attach) and a required --registry (sync)', async () => {
     const flags = (await tagtrail(['flags', '--help'])).out;
     expect(flags).toContain('-o, --output <format>');

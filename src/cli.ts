@@ -43,6 +43,12 @@ const CI_ENV = [
   "GitLab's predefined variables: the build details (docs/gitlab-ci.md lists them all)",
 ] as const;
 
+/** Read by annotate and attach for --report. */
+const REPORT_ENV: readonly (readonly [string, string])[] = [
+  ['TAGTRAIL_REPORT_URL', 'as --report'],
+  ['TAGTRAIL_ID_TOKEN', 'the GitLab ID token --report sends (id_tokens in the job, aud: the report URL)'],
+];
+
 const DOTENV_ENV = ['TAGTRAIL_DOTENV_MAX_VARIABLES', "the instance's dotenv variable limit, for --output dotenv (default: 20)"] as const;
 
 /** The end of a command's help: examples, then the environment variables it reads. */
@@ -106,6 +112,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
   // The old name of --no-read-back: it read like "skip TLS verification". Still taken, not shown.
   const noVerify = () => new Option('--no-verify', 'old name of --no-read-back').hideHelp();
   const overwrite = 'replace build details another pipeline wrote, or write them again in the pipeline that wrote them (both are refused otherwise)';
+  const report = 'after the write, report the images to tagtrail serve at this URL, authenticated by the GitLab ID token in TAGTRAIL_ID_TOKEN, so that serve verifies them';
 
   registryOptions(
     program
@@ -123,6 +130,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       .option('--no-read-back', 'do not read the tag back after writing it: one request and a short wait fewer, but a concurrent writer that replaces the result goes unnoticed')
       .addOption(noVerify())
       .option('--force', 'annotate a manifest that carries a subject (a signature, an SBOM, a referrer) anyway: it gets a new digest and leaves its subject\'s referrers')
+      .option('--report <url>', report)
       .addOption(output(['text', 'json', 'dotenv']))
       .addHelpText(
         'after',
@@ -132,7 +140,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
             'tagtrail annotate --output dotenv "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA" > tagtrail.env',
             'tagtrail annotate --no-ci -a com.example.team=payments --dry-run registry.example.com/app:1.0',
           ],
-          [CI_ENV, DOTENV_ENV, ...CREDENTIAL_ENV],
+          [CI_ENV, DOTENV_ENV, ...REPORT_ENV, ...CREDENTIAL_ENV],
         ),
       ),
   ).action(run(() => import('./commands/annotate.js')));
@@ -154,12 +162,13 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
           .choices(['auto', 'always', 'never'])
           .default('auto'),
       )
+      .option('--report <url>', report)
       .addOption(output(['text', 'json', 'dotenv']))
       .addHelpText(
         'after',
         helpFooter(
           ['tagtrail attach "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA"', 'tagtrail attach --output dotenv "$CI_REGISTRY_IMAGE@$DIGEST" > tagtrail.env'],
-          [CI_ENV, DOTENV_ENV, ...CREDENTIAL_ENV],
+          [CI_ENV, DOTENV_ENV, ...REPORT_ENV, ...CREDENTIAL_ENV],
         ),
       ),
   ).action(run(() => import('./commands/attach.js')));
@@ -259,8 +268,9 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       .option('--gitlab-group <path>', GITLAB_GROUP_HELP, collect)
       .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect)
       .addOption(new Option('--auth <mode>', 'who may read the catalog: gitlab (sign in with the first --gitlab-url) or none (anyone who reaches serve); required on a non-loopback --listen').choices(['gitlab', 'none']).default(undefined, 'none on a loopback --listen'))
-      .option('--public-url <url>', 'the URL people use to reach serve, e.g. https://tagtrail.example.com: only its host is answered, and sign-in returns there')
+      .option('--public-url <url>', 'the origin people and CI jobs reach serve at, e.g. https://tagtrail.example.com: only its host is answered, sign-in returns there, and build reports (POST /api/v1/builds) are verified when their GitLab ID token has it as audience')
       .option('--metrics-token <token>', 'bearer token that opens /metrics when --listen is not loopback (prefer TAGTRAIL_METRICS_TOKEN)')
+      .option('--gitlab-webhook-secret <secret>', "take GitLab's Pipeline and Job events at /api/v1/gitlab/events, sent with this secret token, and re-crawl the project's repositories when a pipeline or job ends (prefer TAGTRAIL_GITLAB_WEBHOOK_SECRET: flags show in ps)")
       .addHelpText(
         'after',
         helpFooter(
@@ -282,6 +292,7 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
             ['TAGTRAIL_SESSION_SECRET', 'with --auth gitlab: at least 32 characters; signs session cookies and encrypts GitLab tokens'],
             ['TAGTRAIL_ACCESS_CACHE_SECONDS', "with --auth gitlab: seconds a person's GitLab projects are remembered, 300 at most"],
             ...GITLAB_ENV,
+            ['TAGTRAIL_GITLAB_WEBHOOK_SECRET', 'as --gitlab-webhook-secret'],
             ...CREDENTIAL_ENV,
             LOG_ENV,
           ],

@@ -8,6 +8,8 @@
 // tagtrail job names an image), with the built CLI on PATH as `tagtrail`. Run `npm run build`
 // first; `npm test` does.
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -228,6 +230,52 @@ describe('templates/tagtrail.gitlab-ci.yml, included locally', () => {
     const artifact = await manifest(`${registry().host}/group/app@${referrer}`);
     expect((artifact.json as { subject?: { digest: string } }).subject?.digest).toBe(pushed);
     expectBuildDetails(artifact.json.annotations, seen, project.sha);
+  }, PIPELINE_TIMEOUT);
+
+  it('with TAGTRAIL_REPORT_URL, reports the images to serve with the ID token TAGTRAIL_ID_TOKEN', async () => {
+    // serve's side is tested in test/server/builds.e2e.test.ts; here a listener records the report.
+    const received: { method: string; url: string; authorization: string | undefined; body: string }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => {
+        received.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, body });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"images":[]}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const reportUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    // gitlab-ci-local does not mint ID tokens: the job gets one as a variable, as GitLab would set it.
+    const idToken = `eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.${'s'.repeat(40)}`;
+    try {
+      const yaml = [
+        'include:',
+        '  - local: templates/tagtrail.gitlab-ci.yml',
+        '',
+        'variables:',
+        `  TAGTRAIL_REPORT_URL: ${reportUrl}`,
+        '',
+        'build:',
+        '  stage: build',
+        '  script:',
+        '    - skopeo --insecure-policy copy --dest-tls-verify=false oci:layout:latest "docker://$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA"',
+        '',
+      ].join('\n');
+      const project = await makeProject('report', yaml, ['tagtrail.gitlab-ci.yml']);
+      await makeImage(join(project.dir, 'layout'), { seed: 'report' });
+      const result = await gitlabCiLocal(project, ['--variable', `TAGTRAIL_ID_TOKEN=${idToken}`]);
+      expect(result.code, result.output).toBe(0);
+      expect(result.output).not.toContain(idToken.split('.')[2]);
+      const image = `${registry().host}/group/app:${project.sha.slice(0, 8)}`;
+      const after = await manifest(image);
+      expect(received).toHaveLength(1);
+      expect(received[0]).toMatchObject({ method: 'POST', url: '/api/v1/builds', authorization: `Bearer ${idToken}` });
+      expect(JSON.parse(received[0]?.body ?? '')).toEqual({ images: [{ image, digest: after.digest }] });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   }, PIPELINE_TIMEOUT);
 
   it('leaves the job out when TAGTRAIL_DISABLED is true', async () => {

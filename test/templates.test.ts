@@ -76,7 +76,7 @@ describe('template and component', () => {
   it('declare the component inputs, each with a type, a default and a description, and use each one', () => {
     const spec = COMPONENT.slice(COMPONENT.indexOf('spec:\n'), COMPONENT.indexOf('\n---\n'));
     const names = [...spec.matchAll(/^ {4}([a-z_-]+):$/gm)].map((m) => m[1]);
-    expect(names).toEqual(['job-name', 'image', 'stage', 'images', 'annotations', 'mode', 'platforms', 'args', 'dotenv-max-variables']);
+    expect(names).toEqual(['job-name', 'image', 'stage', 'images', 'annotations', 'mode', 'report-url', 'platforms', 'args', 'dotenv-max-variables']);
     expect(spec).toContain('      options: [annotate, attach]\n');
     for (const n of names) {
       const block = spec.slice(spec.indexOf(`    ${n}:\n`)).split(/\n {4}(?=[a-z])/)[0] as string;
@@ -87,7 +87,7 @@ describe('template and component', () => {
     }
     // Every variable the shared script reads is set from an input: none is left to the caller.
     const body = COMPONENT.slice(COMPONENT.indexOf('\n---\n'));
-    for (const v of ['TAGTRAIL_IMAGES', 'TAGTRAIL_ANNOTATIONS', 'TAGTRAIL_PLATFORMS', 'TAGTRAIL_MODE', 'TAGTRAIL_ANNOTATE_ARGS', 'TAGTRAIL_DOTENV_MAX_VARIABLES']) {
+    for (const v of ['TAGTRAIL_IMAGES', 'TAGTRAIL_ANNOTATIONS', 'TAGTRAIL_PLATFORMS', 'TAGTRAIL_MODE', 'TAGTRAIL_ANNOTATE_ARGS', 'TAGTRAIL_DOTENV_MAX_VARIABLES', 'TAGTRAIL_REPORT_URL']) {
       expect(body, v).toMatch(new RegExp(`\\n    ${v}: \\$\\[\\[ inputs\\.[a-z-]+ \\]\\]\\n`));
     }
   });

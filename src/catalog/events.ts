@@ -21,7 +21,7 @@ import { subjectOfReferrersTag } from './referrers.js';
 export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
 
 export type CatalogEvent =
-  | { kind: 'tag-push'; id: string; at: Date; repository: string; tag: string; digest: string; mediaType: string | undefined }
+  | { kind: 'tag-push'; id: string; at: Date; repository: string; tag: string; digest: string; mediaType: string | undefined; userAgent?: string }
   | { kind: 'manifest-delete'; id: string; at: Date; repository: string; digest: string }
   | { kind: 'tag-delete'; id: string; at: Date; repository: string; tag: string }
   /** A referrers tag was pushed or deleted: read it again (its state now, not the event's). */
@@ -50,6 +50,8 @@ const event = z.looseObject({
   timestamp: z.string().max(64).optional(),
   action: z.string().max(64),
   target: target.optional(),
+  // The push request's User-Agent: which tool pushed (pushers.ts).
+  request: z.looseObject({ useragent: z.string().max(4096).optional() }).optional(),
 });
 
 const envelope = z.looseObject({
@@ -114,7 +116,8 @@ export function parseEnvelope(body: unknown): ParsedEnvelope {
 
     if (action === 'push') {
       if (digest === undefined) throw bad(`${where}.target.digest is missing from a tag push`);
-      events.push({ kind: 'tag-push', id, at, repository, tag: tag as string, digest, mediaType: t.mediaType || undefined });
+      const userAgent = e.request?.useragent?.trim();
+      events.push({ kind: 'tag-push', id, at, repository, tag: tag as string, digest, mediaType: t.mediaType || undefined, ...(userAgent ? { userAgent } : {}) });
     } else if (tag !== undefined) {
       events.push({ kind: 'tag-delete', id, at, repository, tag });
     } else if (digest !== undefined) {

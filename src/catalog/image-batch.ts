@@ -6,6 +6,7 @@ import { type Annotations, emptyAnnotations } from '../oci/annotations.js';
 import type { Platform } from '../oci/manifest.js';
 import { referrersOfMany, repositoryId } from './referrer-store.js';
 import { STORE_MAX_PAGE_SIZE } from './paging.js';
+import { type VerifiedBuild, pushersOf, verificationKey, verificationsOf } from './verifications.js';
 import type { Queryable, Row } from './sql.js';
 import type { ImageChild, ImageDetail } from './types.js';
 
@@ -92,6 +93,14 @@ export async function getImages(q: Queryable, digests: readonly string[], option
 
   const repoId = options.repository === undefined ? null : ((await repositoryId(q, options.repository)) ?? -1);
   const referrers = await referrersOfMany(q, found, repoId);
+  // Verified build reports (newest first) and pushers, as getImage gives them.
+  const verifications = new Map<string, (VerifiedBuild & { repository: string })[]>();
+  const allVerifications = await verificationsOf(q, found);
+  for (const digest of found) {
+    const list = [...allVerifications.values()].filter((v) => allVerifications.get(verificationKey(v.repository, digest)) === v);
+    if (list.length > 0) verifications.set(digest, list);
+  }
+  const pushers = await pushersOf(q, found);
 
   const children = new Map<number, ImageChild[]>();
   for (const r of childRows) {
@@ -123,6 +132,8 @@ export async function getImages(q: Queryable, digests: readonly string[], option
       tags: tags.get(digest) ?? [],
       storedAt: new Date(num(m.stored_at)),
       referrers: referrers.get(digest) ?? [],
+      verifications: verifications.get(digest) ?? [],
+      ...(pushers.has(digest) ? { pusher: pushers.get(digest)! } : {}),
     });
   }
   return out;

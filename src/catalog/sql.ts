@@ -44,6 +44,7 @@ import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.j
 import { type SessionRecord, deleteSession, findSession, putSession, setSessionToken } from './sessions.js';
 import type { ReadScope } from './read-scope.js';
 import { readableRepositories, readableSql, scopedImage, scopedImages } from './read-scope-sql.js';
+import * as verified from './verifications.js';
 import { getImages } from './image-batch.js';
 import * as refs from './referrer-store.js';
 import { VERSION } from '../version.js';
@@ -197,6 +198,12 @@ function cursorString(c: Record<string, unknown>, field: string): string {
   const v = c[field];
   if (typeof v !== 'string') throw new InvalidCursorError('invalid cursor');
   return v;
+}
+
+/** The item's verification, when its repository and digest are verified (verifications.ts). */
+function verifiedOf(found: ReadonlyMap<string, verified.VerifiedBuild>, repository: string, digest: string): { verified?: verified.VerifiedBuild } {
+  const v = found.get(verified.verificationKey(repository, digest));
+  return v ? { verified: { by: v.by, issuer: v.issuer, projectPath: v.projectPath, pipelineId: v.pipelineId, jobId: v.jobId, sha: v.sha, ref: v.ref, at: v.at } } : {};
 }
 
 function num(v: unknown): number {
@@ -689,6 +696,28 @@ export class SqlStore implements Store {
 
   deleteSession(id: string, now: Date): Promise<void> {
     return this.db.write((q) => deleteSession(q, id, now));
+  }
+
+  // ---- verified builds and pushers (verifications.ts)
+
+  async recordVerification(repository: string, digest: string, v: verified.VerifiedBuild): Promise<void> {
+    await this.db.write((q) => verified.recordVerification(q, repository, digest, v));
+  }
+  async recordPusher(digest: string, userAgent: string, pusher: string, at: Date): Promise<void> {
+    await this.db.write((q) => verified.recordPusher(q, digest, userAgent, pusher, at));
+  }
+  async pusherOf(digest: string): Promise<verified.PusherRecord | undefined> {
+    return verified.pusherOf(this.db, digest);
+  }
+  async verifiedInsights(query: InsightsQuery): Promise<{ verified: number; pushedBy: Record<string, number> }> {
+    const window = insightsWindow(query);
+    const filter = { ...(query.namespace !== undefined ? { namespace: query.namespace } : {}), ...(query.repository !== undefined ? { repository: query.repository } : {}) };
+    // A signed-in person counts readable repositories only, as in insights().
+    const readable = query.scope ? readableSql(this.d, query.scope, 'r') : undefined;
+    return {
+      verified: await verified.countVerified(this.db, window.from, window.to, filter, readable),
+      pushedBy: await verified.pusherCounts(this.db, window.from, window.to, filter, readable),
+    };
   }
 
   // ---- build-details referrers (referrer-store.ts)
@@ -1502,6 +1531,10 @@ export class SqlStore implements Store {
   }
 
   async searchImages(query: SearchQuery): Promise<Page<TagItem>> {
+    if (query.verified === true) {
+      const found = await verified.searchVerified(this.db, query, pageSize(query.limit), query.scope ? readableSql(this.d, query.scope, 'r') : undefined);
+      return { items: await this.hydrate(found.ids), ...(found.next ? { nextCursor: verified.encodeVerifiedCursor(found.next) } : {}) };
+    }
     const plan = await this.planSearch(query);
     if (!plan) return { items: [] };
     const rows = await this.db.all<Row>(plan.sql, plan.params, { prepare: plan.prepare });
@@ -1564,6 +1597,7 @@ export class SqlStore implements Store {
     for (const [repoId, digests] of byRepository) {
       for (const [digest, referrer] of await refs.newestReferrers(this.db, repoId, digests)) referrers.set(summaryKey(repoId, digest), referrer);
     }
+    const verifications = await verified.verificationsOf(this.db, rows.filter((r) => r.digest != null).map((r) => r.digest as string));
     const items: TagItem[] = [];
     for (const id of ids) {
       const r = byId.get(id);
@@ -1583,6 +1617,7 @@ export class SqlStore implements Store {
         labelAnnotations: s.labelAnnotations,
         hasBuildDetails: s.hasBuildDetails,
         ...(s.referrer ? { referrer: s.referrer } : {}),
+        ...verifiedOf(verifications, r.repository as string, r.digest as string),
       });
     }
     return items;
@@ -1662,6 +1697,8 @@ export class SqlStore implements Store {
         options.repository === undefined
           ? await refs.referrersOf(this.db, digest, null)
           : await refs.referrersOf(this.db, digest, (await refs.repositoryId(this.db, options.repository)) ?? -1),
+      verifications: [...(await verified.verificationsOf(this.db, [digest])).values()],
+      ...(await verified.pusherOf(this.db, digest).then((p) => (p ? { pusher: p } : {}))),
     };
   }
 

@@ -26,6 +26,7 @@ import type {
 } from './types.js';
 import type { SessionRecord } from './sessions.js';
 import type { ReadScope } from './read-scope.js';
+import type { PusherRecord, VerifiedBuild } from './verifications.js';
 
 /** Opening, migrating, probing and closing the catalog; the crawl lock. */
 interface StoreLifecycle {
@@ -146,4 +147,15 @@ export interface Sessions {
   deleteSession(id: string, now: Date): Promise<void>;
 }
 
-export type Store = StoreLifecycle & StoreReader & StoreWriter & ReferrerLinks & Checkpoints & Sessions;
+/** Build reports verified against GitLab ID tokens, and who pushed a manifest (verifications.ts). */
+export interface BuildEvidence {
+  /** Records (or renews) that a GitLab job of the token's project pushed this digest to this repository. */
+  recordVerification(repository: string, digest: string, verified: VerifiedBuild): Promise<void>;
+  /** Records the User-Agent of a manifest's first push, and the tool it names. */
+  recordPusher(digest: string, userAgent: string, pusher: string, at: Date): Promise<void>;
+  pusherOf(digest: string): Promise<PusherRecord | undefined>;
+  /** Verified images and images by pusher, over the insights window and filters. */
+  verifiedInsights(query: InsightsQuery): Promise<{ verified: number; pushedBy: Record<string, number> }>;
+}
+
+export type Store = StoreLifecycle & StoreReader & StoreWriter & ReferrerLinks & Checkpoints & Sessions & BuildEvidence;

@@ -3,6 +3,7 @@ import type { ReadScope } from './read-scope.js';
 import type { Annotations } from '../oci/annotations.js';
 import type { Builder, Confidence } from './builder.js';
 import type { BuildSource, MediaFamily } from './derived.js';
+import type { PusherRecord, VerifiedBuild } from './verifications.js';
 
 export interface Platform {
   os: string;
@@ -73,6 +74,8 @@ export interface TagItem {
   hasBuildDetails: boolean;
   /** The newest build-details referrer of the digest, when the manifests carry no build annotations. */
   referrer?: ReferrerInfo;
+  /** A build report for this repository and digest, checked against a GitLab ID token. */
+  verified?: VerifiedBuild;
 }
 
 /** A build-details referrer manifest (tagtrail attach), read from the registry and checked. */
@@ -110,6 +113,8 @@ export interface SearchQuery {
   pipeline?: string;
   /** com.gitlab.ci.commit_ref_name: a branch or tag name. */
   ref?: string;
+  /** Only images whose build report was verified (verifications.ts). */
+  verified?: boolean;
   limit?: number;
   cursor?: string;
 }
@@ -143,6 +148,10 @@ export interface ImageDetail {
   storedAt: Date;
   /** Build-details referrers linked to this digest, newest first. */
   referrers?: ReferrerInfo[];
+  /** Verified build reports of this digest, one per repository, newest first. */
+  verifications?: (VerifiedBuild & { repository: string })[];
+  /** The tool that pushed it, from the registry notification's user agent. */
+  pusher?: PusherRecord;
 }
 
 interface TagHistoryEntry {

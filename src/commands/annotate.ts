@@ -12,6 +12,7 @@ import { type Reference, formatReference } from '../oci/reference.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
 import { type RegistryFlags, forEachImage, jsonOutput, parseImageArguments, registryClient, withSchemes } from './common.js';
+import { type ReportOutcome, reportUrlFrom, sendReport } from './report.js';
 
 interface AnnotateFlags extends RegistryFlags {
   annotation?: string[];
@@ -26,6 +27,7 @@ interface AnnotateFlags extends RegistryFlags {
   fromLabels?: boolean;
   force?: boolean;
   output: 'text' | 'json' | 'dotenv';
+  report?: string;
 }
 
 function jsonResult(r: AnnotateResult): Record<string, unknown> {
@@ -107,6 +109,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), pass --annotation KEY=VALUE, or --from-labels to copy the image config labels',
     });
   }
+  const reportUrl = reportUrlFrom(rt, flags.report);
   // Build details are written once (gitlab/build-once.ts); explicit --annotation values still apply.
   const explicitOnly = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: false });
   const client = await registryClient(rt, withSchemes(flags, parsed), refs.map((r) => r.registry));
@@ -138,11 +141,18 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
     else if (sameBuild) warn.push(`${r.image}: ${ALREADY_THIS_PIPELINE}; build details left as they are`);
     return r;
   });
-  if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, jsonResult));
+  // After the write: the images written go to serve with the job's ID token (report.ts).
+  let report: ReportOutcome | undefined;
+  if (reportUrl && !(flags.dryRun ?? false)) {
+    const imageOf = (r: AnnotateResult): string => `${r.registry}/${r.repository}${r.tag !== undefined ? `:${r.tag}` : `@${r.after}`}`;
+    report = await sendReport(rt, reportUrl, results.map((r) => ({ image: imageOf(r), digest: r.after })));
+  }
+  const withReport = (r: AnnotateResult): Record<string, unknown> => ({ ...jsonResult(r), ...(report ? { report: { accepted: report.accepted, ...(report.message ? { message: report.message } : {}) } } : {}) });
+  if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, withReport));
   if (limits && results.length > 0) {
-    const report = writeDotenv(dotenvVariables(results), limits);
-    if (report.text !== '') out.push(report.text.trimEnd());
-    warn.push(...report.warnings);
+    const dotenv = writeDotenv(dotenvVariables(results), limits);
+    if (dotenv.text !== '') out.push(dotenv.text.trimEnd());
+    warn.push(...dotenv.warnings);
   }
   if (out.length > 0) rt.stdout.write(`${out.join('\n')}\n`);
   if (warn.length > 0) rt.stderr.write(`${warn.join('\n')}\n`);

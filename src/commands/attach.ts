@@ -12,6 +12,7 @@ import { type ReferrersMode, fallbackTag } from '../oci/referrers.js';
 import { inertText } from '../inert-text.js';
 import type { Runtime } from '../runtime.js';
 import { type RegistryFlags, forEachImage, jsonOutput, parseImageArguments, registryClient, withSchemes } from './common.js';
+import { type ReportOutcome, reportUrlFrom, sendReport } from './report.js';
 
 interface AttachFlags extends RegistryFlags {
   annotation?: string[];
@@ -23,6 +24,7 @@ interface AttachFlags extends RegistryFlags {
   overwrite?: boolean;
   referrersApi: ReferrersMode;
   output: 'text' | 'json' | 'dotenv';
+  report?: string;
 }
 
 function jsonResult(r: AttachResult): Record<string, unknown> {
@@ -91,6 +93,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
       hint: 'run it in a GitLab CI job (CI_PIPELINE_ID is set there), or pass --annotation KEY=VALUE',
     });
   }
+  const reportUrl = reportUrlFrom(rt, flags.report);
   const wanted = applyAnnotationChanges(emptyAnnotations(), changes);
   const client = await registryClient(rt, withSchemes(flags, parsed), refs.map((r) => r.registry));
 
@@ -134,11 +137,18 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
     for (const w of r.warnings) warn.push(`warning: ${formatReference(ref)}: ${inertText(w)}`);
     return r;
   });
-  if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, jsonResult));
+  // After the write: the images written go to serve with the job's ID token (report.ts).
+  let report: ReportOutcome | undefined;
+  if (reportUrl && !(flags.dryRun ?? false)) {
+    const imageOf = (r: AttachResult): string => `${r.registry}/${r.repository}${r.tag !== undefined ? `:${r.tag}` : `@${r.subject.digest}`}`;
+    report = await sendReport(rt, reportUrl, results.map((r) => ({ image: imageOf(r), digest: r.subject.digest, referrer: r.referrer })));
+  }
+  const withReport = (r: AttachResult): Record<string, unknown> => ({ ...jsonResult(r), ...(report ? { report: { accepted: report.accepted, ...(report.message ? { message: report.message } : {}) } } : {}) });
+  if (flags.output === 'json' && results.length > 0) out.push(jsonOutput(results, refs.length, withReport));
   if (limits && results.length > 0) {
-    const report = writeDotenv(dotenvVariables(results), limits);
-    if (report.text !== '') out.push(report.text.trimEnd());
-    warn.push(...report.warnings);
+    const dotenv = writeDotenv(dotenvVariables(results), limits);
+    if (dotenv.text !== '') out.push(dotenv.text.trimEnd());
+    warn.push(...dotenv.warnings);
   }
   if (out.length > 0) rt.stdout.write(`${out.join('\n')}\n`);
   if (warn.length > 0) rt.stderr.write(`${warn.join('\n')}\n`);

@@ -19,8 +19,9 @@ import { withTimeout } from '../time.js';
 import { accessSettings } from '../server/auth/settings.js';
 import { accessSetup } from '../server/auth/setup.js';
 import { type GitlabDiscoveryFlags, gitlabDiscoveryFrom } from './gitlab-discovery.js';
+import { type ServeGitlabFlags, checkServeGitlabFlags, serveGitlab } from './serve-gitlab.js';
 
-interface ServeFlags extends RegistryFlags, GitlabDiscoveryFlags {
+interface ServeFlags extends RegistryFlags, GitlabDiscoveryFlags, ServeGitlabFlags {
   listen?: string;
   registry?: string;
   db?: string;
@@ -84,6 +85,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     throw new UsageError('the webhook needs --registry (or TAGTRAIL_REGISTRY): manifests are read from there, never from URLs in events');
   }
 
+  const gitlabChecked = checkServeGitlabFlags(rt, flags, target !== undefined, access.publicUrl);
   const logger = createLogger(rt.stdout, rt.env.TAGTRAIL_LOG_LEVEL || 'info');
 
   const client = target
@@ -109,6 +111,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     throw err;
   }
   const { guards, routes } = setup;
+  const gitlabServe = serveGitlab(rt, gitlabChecked, { client, registry: target?.host, store, gitlabUrls, discovery: gitlab, concurrency, readConfigs, logger, metrics });
+  if (access.publicUrl && !gitlabServe.builds) logger.warn('build reports (POST /api/v1/builds) are off: they need --registry (or TAGTRAIL_REGISTRY) to read the reported manifests');
   const app = createApp({
     store,
     logger,
@@ -120,6 +124,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     guards,
     ...(routes ? { routes } : {}),
     ...(webhook ? { webhook } : {}),
+    ...(gitlabServe.gitlabEvents ? { gitlabEvents: gitlabServe.gitlabEvents } : {}),
+    ...(gitlabServe.builds ? { builds: gitlabServe.builds } : {}),
   });
 
   // Before taking traffic: reach the registry once (auth challenge, connection) and run a first
@@ -150,6 +156,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
         webhook: webhook ? 'on' : 'off',
         auth: access.mode,
         publicUrl: access.publicUrl?.origin ?? null,
+        gitlabEvents: gitlabServe.gitlabEvents ? 'on' : 'off',
+        buildReports: gitlabServe.builds ? 'on' : 'off',
         reconcileIntervalSeconds: target ? interval : 0,
       },
       'listening',
@@ -187,6 +195,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     server.closeAllConnections();
   }
   await reconciler?.stop();
+  await gitlabServe.stop();
   await store.close();
   logger.info('stopped');
   return 0;

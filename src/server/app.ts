@@ -15,6 +15,8 @@ import { insightsApi } from './api/insights.js';
 import { openApiApi } from './api/openapi.js';
 import { probesApi } from './api/probes.js';
 import { repositoriesApi } from './api/repositories.js';
+import { type BuildReportOptions, buildsApp } from './builds.js';
+import { type GitlabEventsOptions, gitlabEventsApp } from './gitlab-events.js';
 
 export type { WebhookOptions };
 
@@ -28,6 +30,10 @@ interface AppOptions {
   accepting?: () => boolean;
   /** Mounts the browser UI (routes outside /api/, /healthz, /readyz and /metrics). */
   ui?: (app: Hono) => void;
+  /** GitLab's Pipeline and Job events as the event feed (gitlab-events.ts). */
+  gitlabEvents?: GitlabEventsOptions;
+  /** Build reports verified against GitLab ID tokens (builds.ts); off without a public URL. */
+  builds?: BuildReportOptions;
   /** The clock; default the system's. */
   now?: () => Date;
   /** The GitLab servers whose URLs the API gives as links (as the browser links them); default https://gitlab.com. */
@@ -100,6 +106,8 @@ export function createApp(options: AppOptions): Hono {
   app.route('/api/v1', imagesApi(store, servers));
   app.route('/api/v1', insightsApi(store));
   app.route('/api/v1', eventsApi({ store, metrics, now: options.now ?? (() => new Date()), ...(options.webhook ? { webhook: options.webhook } : {}), ...(log ? { logger: log } : {}) }));
+  app.route('/api/v1', gitlabEventsApp(options.gitlabEvents));
+  app.route('/api/v1', buildsApp(store, options.builds));
 
   options.ui?.(app);
   return app;

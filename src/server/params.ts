@@ -96,7 +96,7 @@ function parseAnnotationFilter(raw: string): AnnotationFilter {
   return { key, value };
 }
 
-const IMAGE_PARAMS = ['repository', 'tag', 'annotation', 'commit', 'pipeline', 'ref', 'limit', 'cursor'] as const;
+const IMAGE_PARAMS = ['repository', 'tag', 'annotation', 'commit', 'pipeline', 'ref', 'verified', 'limit', 'cursor'] as const;
 
 export function parseImageQuery(params: URLSearchParams): SearchQuery {
   checkKnown(params, IMAGE_PARAMS, ['annotation']);
@@ -126,6 +126,11 @@ export function parseImageQuery(params: URLSearchParams): SearchQuery {
   }
   const ref = text(params, 'ref', 255);
   if (ref !== undefined) query.ref = ref;
+  const verified = one(params, 'verified');
+  if (verified !== undefined) {
+    if (verified !== 'true' && verified !== 'false') throw bad('verified', `${shown(verified)} is not true or false`, 'verified=true lists only images whose build report GitLab verified');
+    if (verified === 'true') query.verified = true;
+  }
   return query;
 }
 

@@ -7,9 +7,10 @@ import type { Annotations } from '../oci/annotations.js';
 import { mergeAnnotations } from '../oci/inspect.js';
 import { formatPlatform, platformNames } from '../oci/manifest.js';
 import type { StoreReader } from '../catalog/store.js';
+import type { VerifiedBuild } from '../catalog/verifications.js';
 import type { ImageDetail, ReferrerInfo, RepositorySummary, TagHistory, TagItem } from '../catalog/types.js';
 import type { z } from 'zod';
-import type { ImageDetailSchema, ImageItemSchema, RepositorySchema, TagHistorySchema } from './api/schemas.js';
+import type { ImageDetailSchema, ImageItemSchema, RepositorySchema, TagHistorySchema, VerifiedSchema } from './api/schemas.js';
 
 /** The build details as the API gives them: URLs only where the browser would link them (links.ts). */
 export function buildOf(servers: readonly GitlabServer[], annotations: Annotations, labelAnnotations: Annotations | undefined | null, referrer?: ReferrerInfo): Build | null {
@@ -31,8 +32,21 @@ export function imageItem(t: TagItem, servers: readonly GitlabServer[]): z.outpu
     platforms: platformNames(t.platforms),
     updatedAt: t.updatedAt.toISOString(),
     annotations: plain(t.annotations),
-    build: buildOf(servers, t.annotations, t.labelAnnotations, t.referrer),
+    build: withVerified(buildOf(servers, t.annotations, t.labelAnnotations, t.referrer), t.verified),
   };
+}
+
+type VerifiedJson = z.output<typeof VerifiedSchema>;
+
+function verifiedJson(v: VerifiedBuild): VerifiedJson {
+  const { by, issuer, projectPath, pipelineId, jobId, sha, ref, at } = v;
+  return { by, issuer, projectPath, pipelineId, jobId, sha, ref, at: at.toISOString() };
+}
+
+/** `build.verified`: present only when a build report for this repository and digest was verified. */
+export function withVerified(build: Build | null, verified: VerifiedBuild | undefined): (Build & { verified?: VerifiedJson }) | null {
+  if (!build || !verified) return build;
+  return { ...build, verified: verifiedJson(verified) };
 }
 
 export function repositoryItem(r: RepositorySummary): z.output<typeof RepositorySchema> {
@@ -97,7 +111,8 @@ export async function imageDetail(store: StoreReader, d: ImageDetail, servers: r
     platforms: platformNames(d.children.map((c) => c.platform)),
     annotations: plain(d.annotations),
     labels: d.labels ? plain(d.labels) : null,
-    build: buildOf(servers, merged, labelAnnotations, d.referrers?.[0]),
+    build: withVerified(buildOf(servers, merged, labelAnnotations, d.referrers?.[0]), d.verifications?.[0]),
+    verifications: (d.verifications ?? []).map((v) => ({ repository: v.repository, ...verifiedJson(v) })),
     referrers: (d.referrers ?? []).map((r) => ({ digest: r.digest, created: r.created === '' ? null : r.created, annotations: plain(r.annotations) })),
     children: d.children.map((c) => ({
       digest: c.digest,
@@ -110,6 +125,7 @@ export async function imageDetail(store: StoreReader, d: ImageDetail, servers: r
     tags: d.tags.map((t) => ({ repository: t.repository, tag: t.tag, updatedAt: t.updatedAt.toISOString() })),
     storedAt: d.storedAt.toISOString(),
     insight,
+    pushedBy: d.pusher ? { pusher: d.pusher.pusher, userAgent: d.pusher.userAgent } : null,
     manifest,
   };
 }

@@ -16,7 +16,8 @@ import {
 import { readBounded } from '../bounded-body.js';
 import { type CatalogEvent, EVENTS_MEDIA_TYPE, recordedTime } from '../catalog/events.js';
 import type { Ingestor } from '../catalog/ingest.js';
-import type { ReferrerLinks, StoreWriter } from '../catalog/store.js';
+import type { BuildEvidence, ReferrerLinks, StoreWriter } from '../catalog/store.js';
+import { pusherOfUserAgent } from '../catalog/pushers.js';
 import type { EventOutcome } from '../catalog/types.js';
 
 /** The body cap: distribution sends one event per envelope, GitLab a few. */
@@ -80,7 +81,7 @@ interface ApplyResult {
 }
 
 interface ApplyOptions {
-  store: StoreWriter & ReferrerLinks;
+  store: StoreWriter & ReferrerLinks & BuildEvidence;
   ingestor: Ingestor;
   onEvent?: (event: CatalogEvent, result: EventResult) => void;
   onUnreadable?: (event: CatalogEvent, err: unknown) => void;
@@ -131,6 +132,8 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
           continue;
         }
         outcome = await store.setTag(e.repository, e.tag, e.digest, e.at);
+        // Builder evidence: the first push of a manifest names the tool that pushed it.
+        if (e.userAgent) await store.recordPusher(e.digest, e.userAgent, pusherOfUserAgent(e.userAgent), e.at);
         break;
       }
       case 'tag-delete':

@@ -130,4 +130,27 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
     expect(mine.groups.map((g) => g.name)).toEqual(['alpha']);
     expect((await store.insights({ ...window, scope: NOBODY })).totals.images).toBe(0);
   });
+
+  it('keeps verified builds and pushers to readable repositories: search, insights and the image', async () => {
+    const verification = (repository: string) => ({ by: 'gitlab-id-token' as const, issuer: 'https://gitlab.example.com', projectPath: repository, pipelineId: '7', jobId: '8', sha: 'a'.repeat(40), ref: 'main', at: AT });
+    await store.recordVerification('alpha/app', shared, verification('alpha/app'));
+    await store.recordVerification('beta/svc', shared, verification('beta/svc'));
+    await store.recordVerification('beta/svc', digests.get('beta/svc')!, verification('beta/svc'));
+    await store.recordPusher(shared, 'buildkit/v0.20', 'buildkit', AT);
+    await store.recordPusher(digests.get('beta/svc')!, 'kaniko/1.23', 'kaniko', AT);
+    const found = async (scope?: ReadScope): Promise<string[]> =>
+      (await store.searchImages({ verified: true, limit: 50, ...(scope ? { scope } : {}) })).items.map((i) => `${i.repository}:${i.tag}`).sort();
+    expect(await found()).toEqual(['alpha/app:shared', 'beta/svc:shared', 'beta/svc:v1']);
+    expect(await found(MEMBER)).toEqual(['alpha/app:shared']);
+    expect(await found(NOBODY)).toEqual([]);
+
+    const window = { from: new Date('2026-01-05T00:00:00Z'), to: new Date('2026-06-01T00:00:00Z') };
+    expect(await store.verifiedInsights(window)).toEqual({ verified: 3, pushedBy: { buildkit: 2, kaniko: 1 } });
+    expect(await store.verifiedInsights({ ...window, scope: MEMBER })).toEqual({ verified: 1, pushedBy: { buildkit: 1 } });
+    expect(await store.verifiedInsights({ ...window, scope: NOBODY })).toEqual({ verified: 0, pushedBy: {} });
+
+    expect((await store.getImage(shared))?.verifications?.map((v) => v.repository).sort()).toEqual(['alpha/app', 'beta/svc']);
+    expect((await store.getImage(shared, { scope: MEMBER }))?.verifications?.map((v) => v.repository)).toEqual(['alpha/app']);
+    expect((await store.getImages([shared], { scope: MEMBER })).get(shared)?.verifications?.map((v) => v.repository)).toEqual(['alpha/app']);
+  });
 });

@@ -79,7 +79,9 @@ describe.each(BACKENDS)('the API on %s', (backendName) => {
     expect(doc.body.openapi).toBe('3.1.0');
     expect(Object.keys(doc.body.paths as object).sort()).toEqual(
       [
+        '/api/v1/builds',
         '/api/v1/events',
+        '/api/v1/gitlab/events',
         '/api/v1/images',
         '/api/v1/images/{digest}',
         '/api/v1/images/{digest}/manifest',
@@ -95,7 +97,7 @@ describe.each(BACKENDS)('the API on %s', (backendName) => {
       ].sort(),
     );
     const imageParams = ((doc.body.paths as Record<string, { get: { parameters: { name: string }[] } }>)['/api/v1/images']?.get.parameters ?? []).map((p) => p.name);
-    expect(imageParams).toEqual(['repository', 'tag', 'annotation', 'commit', 'pipeline', 'ref', 'limit', 'cursor']);
+    expect(imageParams).toEqual(['repository', 'tag', 'annotation', 'commit', 'pipeline', 'ref', 'verified', 'limit', 'cursor']);
   });
 
   it('lists repositories, filtered by q and paged', async () => {

@@ -205,10 +205,32 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
     statements: [`ALTER TABLE tags ADD COLUMN observed_at bigint`, `ALTER TABLE tags ADD COLUMN observed_digest text`],
   },
   {
-    // Reserved for a migration of another change in flight; it is replaced by that one on merge.
     version: 7,
-    name: 'reserved',
-    statements: [],
+    name: 'verified builds and pushers',
+    statements: [
+      // A build report checked against a GitLab ID token (src/catalog/verifications.ts): per
+      // repository and digest, so a tag moved to another digest does not carry the mark along.
+      `CREATE TABLE build_verifications (
+        repository text NOT NULL,
+        digest text NOT NULL,
+        issuer text NOT NULL,
+        project_path text NOT NULL,
+        pipeline_id text NOT NULL,
+        job_id text NOT NULL,
+        sha text NOT NULL,
+        ref text NOT NULL,
+        verified_at bigint NOT NULL,
+        PRIMARY KEY (repository, digest)
+      )`,
+      `CREATE INDEX build_verifications_digest ON build_verifications (digest)`,
+      // The user agent of the push that brought a manifest (registry notifications), per digest.
+      `CREATE TABLE manifest_pushers (
+        digest text PRIMARY KEY,
+        user_agent text NOT NULL,
+        pusher text NOT NULL,
+        seen_at bigint NOT NULL
+      )`,
+    ],
   },
   {
     // Signed-in sessions (--auth gitlab), shared by every serve process of the catalog. The id

@@ -216,10 +216,32 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = checkMigrations([
     statements: [`ALTER TABLE tags ADD COLUMN observed_at INTEGER`, `ALTER TABLE tags ADD COLUMN observed_digest TEXT`],
   },
   {
-    // Reserved for a migration of another change in flight; it is replaced by that one on merge.
     version: 7,
-    name: 'reserved',
-    statements: [],
+    name: 'verified builds and pushers',
+    statements: [
+      // A build report checked against a GitLab ID token (src/catalog/verifications.ts): per
+      // repository and digest, so a tag moved to another digest does not carry the mark along.
+      `CREATE TABLE build_verifications (
+        repository TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        project_path TEXT NOT NULL,
+        pipeline_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        verified_at INTEGER NOT NULL,
+        PRIMARY KEY (repository, digest)
+      )`,
+      `CREATE INDEX build_verifications_digest ON build_verifications (digest)`,
+      // The user agent of the push that brought a manifest (registry notifications), per digest.
+      `CREATE TABLE manifest_pushers (
+        digest TEXT PRIMARY KEY,
+        user_agent TEXT NOT NULL,
+        pusher TEXT NOT NULL,
+        seen_at INTEGER NOT NULL
+      )`,
+    ],
   },
   {
     // Signed-in sessions (--auth gitlab), shared by every serve process of the catalog. The id

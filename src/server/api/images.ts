@@ -34,6 +34,7 @@ export const SEARCH_IMAGES: RouteSpec = {
     { name: 'commit', in: 'query', description: 'A commit SHA or a prefix of at least 4 hex digits (com.gitlab.ci.commit_sha or org.opencontainers.image.revision).', schema: { type: 'string', pattern: '^[0-9a-fA-F]{4,64}$' } },
     { name: 'pipeline', in: 'query', description: 'A pipeline ID (com.gitlab.ci.pipeline_id).', schema: { type: 'string', pattern: '^[0-9]{1,20}$' } },
     { name: 'ref', in: 'query', description: 'A branch or tag name (com.gitlab.ci.commit_ref_name).', schema: { type: 'string', maxLength: 255 } },
+    { name: 'verified', in: 'query', description: 'true: only images whose build report GitLab verified (build.verified); not with annotation=.', schema: { type: 'string', enum: ['true', 'false'] } },
     LIMIT_PARAMETER,
     CURSOR_PARAMETER,
   ],

@@ -1,6 +1,6 @@
 // GET /api/v1/insights and /api/v1/insights.csv: how images are built, by week, as JSON or CSV.
 import { type Context, Hono } from 'hono';
-import type { StoreReader } from '../../catalog/store.js';
+import type { BuildEvidence, StoreReader } from '../../catalog/store.js';
 import { MAX_INSIGHT_WEEKS } from '../../catalog/paging.js';
 import { parseInsightsQuery } from '../params.js';
 import { csvFilename, insightsCsv, insightsItem } from '../insights.js';
@@ -46,7 +46,7 @@ export const INSIGHTS_CSV: RouteSpec = {
 
 export const INSIGHTS_API: ApiModule = { base: '/api/v1', routes: [INSIGHTS, INSIGHTS_CSV] };
 
-export function insightsApi(store: StoreReader): Hono {
+export function insightsApi(store: StoreReader & Pick<BuildEvidence, 'verifiedInsights'>): Hono {
   const app = new Hono();
   const report = async (c: Context, csvPath: boolean): Promise<Response> => {
     const q = parseInsightsQuery(new URL(c.req.url).searchParams, csvPath);
@@ -57,7 +57,11 @@ export function insightsApi(store: StoreReader): Hono {
       ...(q.from ? { from: q.from } : {}),
       ...(q.to ? { to: q.to } : {}),
     });
-    if (q.format === 'json') return c.json(insightsItem(r));
+    // Verified images and pushers (verifications.ts) ride along in the JSON.
+    if (q.format === 'json') {
+      const evidence = await store.verifiedInsights({ ...scoped(c), ...(r.namespace !== null ? { namespace: r.namespace } : {}), ...(r.repository !== null ? { repository: r.repository } : {}), from: r.from, to: new Date(r.to.getTime() - 1) });
+      return c.json({ ...insightsItem(r), ...evidence });
+    }
     return c.body(insightsCsv(r), 200, {
       'content-type': 'text/csv; charset=utf-8; header=present',
       'content-disposition': `attachment; filename="${csvFilename(r)}"`,

@@ -78,6 +78,8 @@ export function openApiDocument(modules: readonly ApiModule[]): Record<string, u
         gitlabToken: { type: 'http', scheme: 'bearer', description: 'A GitLab personal, project or group access token with read_api (serve --auth gitlab).' },
         session: { type: 'apiKey', in: 'cookie', name: 'tagtrail_session', description: 'The signed-in session (__Host-tagtrail_session over https).' },
         metricsToken: { type: 'http', scheme: 'bearer', description: 'The --metrics-token, which /metrics needs when serve listens on an address others can reach.' },
+        idToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "A GitLab CI ID token (id_tokens) whose aud is serve's public URL." },
+        gitlabWebhookToken: { type: 'apiKey', in: 'header', name: 'X-Gitlab-Token', description: "The webhook's secret token, as GitLab sends it." },
       },
       schemas: componentSchemas(),
     },

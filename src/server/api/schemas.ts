@@ -23,6 +23,22 @@ export const ErrorSchema = named(
   z.strictObject({ error: z.strictObject({ code: z.string(), message: z.string() }) }).meta({ description: 'Every error: a stable code and a sentence naming the problem.' }),
 );
 
+export const VerifiedSchema = named(
+  'Verified',
+  z
+    .strictObject({
+      by: z.string().meta({ description: 'How: gitlab-id-token.' }),
+      issuer: z.string(),
+      projectPath: z.string(),
+      pipelineId: z.string(),
+      jobId: z.string(),
+      sha: z.string(),
+      ref: z.string(),
+      at: dateTime,
+    })
+    .meta({ description: 'A build report for this repository and digest, checked against a GitLab CI ID token (docs/gitlab.md).' }),
+);
+
 export const BuildSchema = named(
   'Build',
   z
@@ -36,6 +52,7 @@ export const BuildSchema = named(
       mergeRequest: z.strictObject({ iid: z.string(), url: z.string().optional() }).optional(),
       project: z.strictObject({ path: z.string().optional(), url: z.string().optional() }).optional(),
       user: z.strictObject({ id: z.string().optional(), login: z.string().optional() }).optional(),
+      verified: VerifiedSchema.optional().meta({ description: 'Present only when GitLab verified a build report of this image.' }),
     })
     .nullable()
     .meta({ description: 'As `tagtrail show -o json` prints it; null when the image carries no build details.' }),
@@ -115,6 +132,11 @@ export const ImageDetailSchema = named(
     tags: z.array(z.strictObject({ repository: z.string(), tag: z.string(), updatedAt: dateTime })),
     storedAt: dateTime,
     insight: ManifestInsightSchema.nullable(),
+    verifications: z.array(VerifiedSchema.extend({ repository: z.string() })).meta({ description: 'Every verified build report of this digest, by repository, newest first.' }),
+    pushedBy: z
+      .strictObject({ pusher: z.string(), userAgent: z.string() })
+      .nullable()
+      .meta({ description: 'The tool that pushed the manifest, from the User-Agent of the registry notification.' }),
     manifest: z.unknown().meta({ description: 'The manifest JSON as the registry served it; null when it is not JSON.' }),
   }),
 );
@@ -173,6 +195,8 @@ export const InsightsSchema = named(
     weeks: z.array(WeekCountsSchema),
     groups: z.array(z.strictObject({ name: z.string(), totals: InsightsCountsSchema, weeks: z.array(WeekCountsSchema) })),
     platforms: z.array(z.strictObject({ platform: z.string(), images: count })),
+    verified: count.meta({ description: 'Images whose build report GitLab verified.' }),
+    pushedBy: z.record(z.string(), count).meta({ description: 'Images by the tool that pushed them (registry notifications).' }),
   }),
 );
 
@@ -205,6 +229,35 @@ export const EnvelopeSchema = named(
       }),
     ),
   }),
+);
+
+export const BuildReportSchema = named(
+  'BuildReport',
+  z.strictObject({
+    images: z.array(z.strictObject({ image: z.string(), digest: z.string(), referrer: z.string().optional(), accepted: z.boolean() })),
+    verified: VerifiedSchema,
+  }),
+);
+
+export const BuildReportMismatchSchema = named(
+  'BuildReportMismatch',
+  z.strictObject({
+    error: z.strictObject({ code: z.string(), message: z.string() }),
+    images: z.array(z.strictObject({ image: z.string(), problems: z.array(z.string()) })),
+  }),
+);
+
+export const GitlabEventResultSchema = named(
+  'GitlabEventResult',
+  z
+    .strictObject({
+      ignored: z.boolean().optional(),
+      event: z.string().optional(),
+      queued: z.boolean().optional(),
+      project: z.string().optional(),
+      status: z.string().nullable().optional(),
+    })
+    .meta({ description: 'queued: a crawl of the project is queued; ignored: another kind of event.' }),
 );
 
 export const HealthSchema = named('Health', z.strictObject({ status: z.string() }));

@@ -82,6 +82,7 @@ h2 { font-size: 1.15rem; margin: 1.6rem 0 0.6rem; overflow-wrap: anywhere; }
 h3 { font-size: 1rem; margin: 1.2rem 0 0.4rem; overflow-wrap: anywhere; }
 p { margin: 0.5rem 0; }
 .muted { color: var(--muted); }
+.verified { color: #1a7f37; }
 .crumbs { margin: 0 0 0.3rem; color: var(--muted); overflow-wrap: anywhere; }
 .crumbs a { color: var(--muted); }
 .notice { border: 1px solid var(--warn-line); background: var(--warn-bg); padding: 0.6rem 0.8rem; border-radius: 6px; }

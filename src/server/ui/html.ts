@@ -1,6 +1,7 @@
 // The pieces every page is made of. Everything goes through hono's `html` tagged template, which
 // escapes each interpolated value; nothing here builds markup from strings by hand. Attribute
 // values are always quoted, so an escaped value cannot leave its attribute.
+import { verifiedMark } from './verified.js';
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { ImageChild, ImageDetail, ReferrerInfo, TagItem } from '../../catalog/types.js';
@@ -243,7 +244,7 @@ function tagRow(t: TagItem, ctx: ViewContext, options: TagTableOptions): Html {
 <td data-label="User">${userView(build)}${build.source === 'labels' ? html` <span class="kind">(from image labels)</span>` : ''}</td>`
     : html`<td class="none" colspan="5" data-label="Build">${noBuildDetails()}</td>`;
   return html`<tr data-tag="${t.tag}" data-repository="${t.repository}">
-<td class="lead" data-label="Tag"><a class="tag-name" href="${paths.tag(t.repository, t.tag)}">${name}</a></td>
+<td class="lead" data-label="Tag"><a class="tag-name" href="${paths.tag(t.repository, t.tag)}">${name}</a>${verifiedMark(t.verified, true)}</td>
 <td data-label="Digest" class="nowrap"><code title="${t.digest}">${shortDigest(t.digest)}</code></td>
 <td data-label="Platforms">${platforms.length > 0 ? platforms.join(', ') : html`<span class="muted">${t.mediaType === null ? 'not read yet' : 'single platform'}</span>`}</td>
 <td data-label="Updated" class="nowrap">${timeAgo(t.updatedAt, ctx.now)}</td>

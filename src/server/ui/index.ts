@@ -17,7 +17,7 @@
 // name from what follows, as in GitLab's own URLs.
 import type { Context, Hono } from 'hono';
 import { InvalidCursorError, httpStatusFor, isTagtrailError } from '../../errors.js';
-import type { StoreReader } from '../../catalog/store.js';
+import type { BuildEvidence, StoreReader } from '../../catalog/store.js';
 import type { ImageDetail, TagHistory } from '../../catalog/types.js';
 import type { Build } from '../../gitlab/build.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../../oci/reference.js';
@@ -41,7 +41,7 @@ function viewerContext(c: Context): Pick<ViewContext, 'viewer'> {
 }
 
 export interface UiOptions {
-  store: StoreReader;
+  store: StoreReader & Pick<BuildEvidence, 'verifiedInsights'>;
   /** The GitLab servers whose URLs may become links (see --gitlab-url); others stay text. */
   gitlabUrls: readonly string[];
   /** host[:port] of the registry, to show pullable references; without it, references are repository@digest. */
@@ -155,7 +155,8 @@ export function mountUi(app: Hono, options: UiOptions): void {
       const now = options.now();
       const from = new Date(now.getTime() - (weeks - 1) * 7 * 86_400_000);
       const report = await store.insights({ ...scoped(c), ...(namespace ? { namespace } : {}), from, to: now });
-      return send(c, insightsPage({ report, weeks, ...(namespace ? { namespace } : {}) }, context(c)));
+      const evidence = await store.verifiedInsights({ ...scoped(c), ...(namespace ? { namespace } : {}), from, to: now });
+      return send(c, insightsPage({ report, weeks, evidence, ...(namespace ? { namespace } : {}) }, context(c)));
     }),
   );
 

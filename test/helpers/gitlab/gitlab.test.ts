@@ -75,3 +75,22 @@ describe('GitLab stand-in: /jwt/auth', () => {
     expect((await token('wrong', 'repository:g/a:pull')).status).toBe(401);
   });
 });
+
+describe('GitLab stand-in: OIDC', () => {
+  it('publishes its discovery document and keys, and signs ID tokens that verify against them', async () => {
+    const { createRemoteJWKSet, jwtVerify } = await import('jose');
+    const doc = (await (await fetch(`${gitlab().url}/.well-known/openid-configuration`)).json()) as { issuer: string; jwks_uri: string; id_token_signing_alg_values_supported: string[] };
+    expect(doc.issuer).toBe(gitlab().url);
+    expect(doc.jwks_uri).toBe(`${gitlab().url}/oauth/discovery/keys`);
+    expect(doc.id_token_signing_alg_values_supported).toEqual(['RS256']);
+    const token = await gitlab().issueIdToken({ project: 'g/a', aud: 'https://tagtrail.test', pipelineId: 12, jobId: 34, sha: 'a'.repeat(40), ref: 'main' });
+    const { payload, protectedHeader } = await jwtVerify(token, createRemoteJWKSet(new URL(doc.jwks_uri)), { issuer: gitlab().url, audience: 'https://tagtrail.test' });
+    expect(protectedHeader.alg).toBe('RS256');
+    // One issuer, one key set: the JWKS oidc-provider serves for sign-in is the CI token's key.
+    const jwks = (await (await fetch(doc.jwks_uri)).json()) as { keys: { kid: string; d?: string }[] };
+    expect(jwks.keys.map((k) => k.kid)).toEqual([protectedHeader.kid]);
+    expect(jwks.keys[0]?.d).toBeUndefined();
+    expect(payload).toMatchObject({ project_path: 'g/a', pipeline_id: '12', job_id: '34', ref: 'main', ref_type: 'branch', sub: 'project_path:g/a:ref_type:branch:ref:main' });
+    expect((payload.exp as number) - (payload.iat as number)).toBe(300);
+  });
+});

@@ -8,9 +8,11 @@ import type { AddressInfo } from 'node:net';
 import { LOOPBACK } from '../ports.js';
 import { type TokenIssuerOptions, type TokenService, createTokenService } from '../token-issuer.js';
 import { ACCESS_LEVEL, type GroupSpec, GitlabModel, type ProjectSpec, type TokenScope, type TokenSpec, type UserSpec } from './model.js';
-import { type OidcClientSpec, type OidcProvider, createOidcProvider } from './oidc.js';
+import { type IdTokenSpec, createSigningKey, mintIdToken } from './id-tokens.js';
+import { type OidcClientSpec, type OidcProvider, createOidcProvider } from './openid-provider.js';
 import { MAX_PER_PAGE } from './pagination.js';
 import { registerRestRoutes } from './rest.js';
+import { type JobEventSpec, type PipelineEventSpec, deliver, jobEvent, pipelineEvent } from './webhooks.js';
 import { type Handler, Router, send } from './router.js';
 
 export interface GitlabRequestRecord {
@@ -33,7 +35,7 @@ export interface GitlabStandInOptions {
   registryHost?: string;
   /** The largest per_page served; default 100 as on GitLab. */
   maxPerPage?: number;
-  /** OAuth applications: with them, the stand-in is an OpenID Connect provider too (oidc.ts). */
+  /** OAuth applications people sign in to tagtrail with (openid-provider.ts). */
   oidcClients?: OidcClientSpec[];
   /** For the token realm: lifetime, service, issuer, key header (see token-issuer.ts). */
   realmOptions?: Omit<TokenIssuerOptions, 'users' | 'authenticate' | 'publicRepositories'>;
@@ -64,6 +66,11 @@ export interface GitlabStandIn {
   rateLimit(times: number, retryAfterSeconds: number): void;
   /** More routes (OIDC discovery, JWKS, webhooks, …); tried after the built-in ones. */
   route(method: string, pattern: RegExp, handler: Handler): void;
+  /** A CI ID token signed with the key /oauth/discovery/keys publishes (id-tokens.ts); its iss is `url`. */
+  issueIdToken(spec: IdTokenSpec): Promise<string>;
+  /** Sends a Pipeline Hook or Job Hook delivery to a webhook URL (webhooks.ts). */
+  sendPipelineEvent(url: string, token: string | undefined, spec: PipelineEventSpec): Promise<Response>;
+  sendJobEvent(url: string, token: string | undefined, spec: JobEventSpec): Promise<Response>;
   stop(): Promise<void>;
 }
 
@@ -118,7 +125,10 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
   const requests: GitlabRequestRecord[] = [];
   let seq = 0;
   let origin = '';
-  let oidc: OidcProvider | undefined;
+  // One key for the one issuer: sign-in ID tokens (oidc-provider) and CI ID tokens (jose).
+  const signingKey = await createSigningKey();
+  // Made once the origin is known (it is the issuer); requests before that cannot arrive.
+  let oidc: OidcProvider | undefined = undefined;
   const server = createServer((req, res) => {
     const rawUrl = req.url ?? '/';
     const path = rawUrl.split('?')[0] ?? '/';
@@ -181,7 +191,7 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
   const { port } = server.address() as AddressInfo;
   const host = `${LOOPBACK}:${port}`;
   origin = `http://${host}`;
-  if (options.oidcClients) oidc = await createOidcProvider(origin, model, options.oidcClients);
+  oidc = createOidcProvider(origin, model, options.oidcClients ?? [], signingKey);
 
   return {
     url: origin,
@@ -209,6 +219,9 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
       rateLimitSeconds = seconds;
     },
     route: (method, pattern, handler) => router.add(method, pattern, handler),
+    issueIdToken: (spec) => mintIdToken(signingKey, model, origin, spec),
+    sendPipelineEvent: (url, token, spec) => deliver(url, token, pipelineEvent(model, origin, spec), origin),
+    sendJobEvent: (url, token, spec) => deliver(url, token, jobEvent(model, origin, spec), origin),
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

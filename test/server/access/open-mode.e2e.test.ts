@@ -95,6 +95,12 @@ describe('the Host check with --public-url', () => {
     await serve?.stop();
   });
 
+  it('starts read-only without --registry: the origin is the public URL, build reports are off', () => {
+    const listening = serve.logs().find((l) => l.msg === 'listening');
+    expect(listening).toMatchObject({ publicUrl: 'https://tagtrail.example.com', buildReports: 'off' });
+    expect(serve.logs().some((l) => typeof l.msg === 'string' && l.msg.startsWith('build reports (POST /api/v1/builds) are off'))).toBe(true);
+  });
+
   it("answers the public URL's host only; loopback only for /healthz", async () => {
     const port = new URL(serve.url).port;
     for (const host of ['tagtrail.example.com', 'TAGTRAIL.example.com', 'tagtrail.example.com:443']) {

@@ -30,6 +30,7 @@ import {
   valueText,
 } from '../html.js';
 import { annotationLabel, sortAnnotationKeys } from '../labels.js';
+import { verificationFor, verifiedMark } from '../verified.js';
 
 export interface ImagePageData {
   repository: string;
@@ -67,6 +68,7 @@ export function imagePage(data: ImagePageData, ctx: ViewContext): Html {
   const { repository, tag, history, detail, digest } = data;
   const title = tag !== undefined ? `${repository}:${tag}` : `${repository}@${digest ? shortDigest(digest) : ''}`;
   const body = html`<h1>${title}</h1>
+${detail ? verifiedMark(verificationFor(detail.verifications, repository)) : ''}
 ${history && history.digest === null ? html`<p class="notice">This tag was deleted ${history.deletedAt ? timeAgo(history.deletedAt, ctx.now) : ''}. Its history is below.</p>` : ''}
 ${digest ? facts(data, digest, ctx) : ''}
 ${detail ? buildSection(detail, data, ctx) : digest ? html`<p class="notice">The manifest <code>${digest}</code> is not in the catalog yet.</p>` : ''}
@@ -88,6 +90,7 @@ ${tag !== undefined ? html`<dt>Pull by tag</dt><dd><code>${tagReference(reposito
 <dt>Digest</dt><dd><code>${digest}</code></dd>
 ${detail ? html`<dt>Type</dt><dd>${mediaTypeText(detail.mediaType)}</dd>` : ''}
 ${platforms.length > 0 ? html`<dt>Platforms</dt><dd>${platforms.join(', ')}</dd>` : ''}
+${detail?.pusher ? html`<dt>Pushed by</dt><dd>${detail.pusher.pusher} <span class="muted">(${detail.pusher.userAgent})</span></dd>` : ''}
 ${data.insight ? html`<dt>Built with</dt><dd>${BUILDER_LABELS[data.insight.builder]}${data.insight.evidence.length > 0 ? html` <span class="muted">(${data.insight.evidence[0]})</span>` : ''} <a href="/insights">insights</a></dd>` : ''}
 ${detail ? html`<dt>Manifest size</dt><dd>${formatBytes(detail.size)}</dd>` : ''}
 ${history ? html`<dt>Tag updated</dt><dd>${timeAgo(history.updatedAt, ctx.now)}</dd>` : detail ? html`<dt>First stored</dt><dd>${timeAgo(detail.storedAt, ctx.now)}</dd>` : ''}

@@ -34,6 +34,8 @@ export const WEEK_CHOICES = [12, 26, 52, 104] as const;
 
 export interface InsightsPageData {
   report: InsightsReport;
+  /** Verified images and images by pusher (verifications.ts), when the store gave them. */
+  evidence?: { verified: number; pushedBy: Record<string, number> };
   namespace?: string;
   weeks: number;
 }
@@ -153,6 +155,8 @@ ${
 <dt>OCI media types</dt><dd>${percent(t.mediaTypes.oci, t.images)} (${t.mediaTypes.oci})</dd>
 <dt>Multi-platform</dt><dd>${percent(t.multiPlatform, t.images)} (${t.multiPlatform})</dd>
 <dt>Builder not known</dt><dd>${t.builders.unknown + t.builders.unread} (${t.builders.unread} because the config was not read; <code>tagtrail sync --read-configs</code> reads it)</dd>
+${data.evidence ? html`<dt>Verified by GitLab</dt><dd data-insight="verified">${data.evidence.verified}</dd>` : ''}
+${data.evidence && Object.keys(data.evidence.pushedBy).length > 0 ? html`<dt>Pushed by</dt><dd data-insight="pushed-by">${Object.entries(data.evidence.pushedBy).sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p} ${n}`).join(', ')}</dd>` : ''}
 </dl>
 ${chartSection('chart-builders', 'Builders', 'Images per week, stacked by the tool that built them.', r, builderSeries(r), 'count')}
 ${chartSection('chart-details', 'Build details, by source', 'Share of each week’s images by where their build details come from.', r, sourceSeries(r), 'share')}

@@ -1,5 +1,7 @@
 // GitLab as an OpenID Connect provider, in the stand-in: oidc-provider (a certified OpenID
-// Provider implementation) on the stand-in's own origin, with GitLab's paths and behaviour.
+// Provider implementation) on the stand-in's own origin, with GitLab's paths and behaviour. It
+// serves the discovery document and the JWKS for the whole stand-in: its key is the one CI ID
+// tokens are signed with (id-tokens.ts), so sign-in and CI tokens come from one issuer and key set.
 // https://docs.gitlab.com/integration/openid_connect_provider/:
 //   discovery at /.well-known/openid-configuration; authorize, token and userinfo under /oauth/
 //   (https://docs.gitlab.com/api/oauth2/), keys at /oauth/discovery/keys;
@@ -8,8 +10,8 @@
 // Each access token it issues becomes a token of the model with its scopes, so the REST API
 // answers it as GitLab answers an OAuth token (https://docs.gitlab.com/api/rest/authentication/#oauth-20-tokens).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
+import type { SigningKey } from './id-tokens.js';
 import type { GitlabModel, TokenScope } from './model.js';
 
 export interface OidcClientSpec {
@@ -36,9 +38,7 @@ const ROUTES = {
 };
 const PREFIXES = ['/.well-known/openid-configuration', '/oauth/', '/interaction/', '/session/'];
 
-export async function createOidcProvider(issuer: string, model: GitlabModel, clients: readonly OidcClientSpec[]): Promise<OidcProvider> {
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-  const jwk = { ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: 'stand-in' };
+export function createOidcProvider(issuer: string, model: GitlabModel, clients: readonly OidcClientSpec[], key: SigningKey): OidcProvider {
   const provider = new Provider(issuer, {
     clients: clients.map((c) => ({
       client_id: c.clientId,
@@ -48,7 +48,9 @@ export async function createOidcProvider(issuer: string, model: GitlabModel, cli
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     })),
-    jwks: { keys: [jwk] },
+    jwks: { keys: [key.privateJwk] },
+    // GitLab signs ID tokens RS256 only.
+    enabledJWA: { idTokenSigningAlgValues: ['RS256'] },
     routes: ROUTES,
     scopes: SCOPES,
     claims: { openid: ['sub', 'nickname', 'preferred_username', 'name'] },
