@@ -41,6 +41,9 @@ import type { Store } from './store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type Segment, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from './tagstate.js';
 import type { ReferrerInfo, ReferrerRecord } from './types.js';
 import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
+import { type SessionRecord, deleteSession, findSession, putSession, setSessionToken } from './sessions.js';
+import type { ReadScope } from './read-scope.js';
+import { readableRepositories, readableSql, scopedImage, scopedImages } from './read-scope-sql.js';
 import * as verified from './verifications.js';
 import { getImages } from './image-batch.js';
 import * as refs from './referrer-store.js';
@@ -677,6 +680,24 @@ export class SqlStore implements Store {
     await this.db.write((q) => setGitlabProject(q, repository, project));
   }
 
+  // ---- signed-in sessions (sessions.ts)
+
+  putSession(session: SessionRecord): Promise<void> {
+    return this.db.write((q) => putSession(q, session));
+  }
+
+  findSession(id: string, now: Date): Promise<SessionRecord | undefined> {
+    return findSession(this.db, id, now);
+  }
+
+  setSessionToken(id: string, token: string): Promise<void> {
+    return this.db.write((q) => setSessionToken(q, id, token));
+  }
+
+  deleteSession(id: string, now: Date): Promise<void> {
+    return this.db.write((q) => deleteSession(q, id, now));
+  }
+
   // ---- verified builds and pushers (verifications.ts)
 
   async recordVerification(repository: string, digest: string, v: verified.VerifiedBuild): Promise<void> {
@@ -691,7 +712,12 @@ export class SqlStore implements Store {
   async verifiedInsights(query: InsightsQuery): Promise<{ verified: number; pushedBy: Record<string, number> }> {
     const window = insightsWindow(query);
     const filter = { ...(query.namespace !== undefined ? { namespace: query.namespace } : {}), ...(query.repository !== undefined ? { repository: query.repository } : {}) };
-    return { verified: await verified.countVerified(this.db, window.from, window.to, filter), pushedBy: await verified.pusherCounts(this.db, window.from, window.to, filter) };
+    // A signed-in person counts readable repositories only, as in insights().
+    const readable = query.scope ? readableSql(this.d, query.scope, 'r') : undefined;
+    return {
+      verified: await verified.countVerified(this.db, window.from, window.to, filter, readable),
+      pushedBy: await verified.pusherCounts(this.db, window.from, window.to, filter, readable),
+    };
   }
 
   // ---- build-details referrers (referrer-store.ts)
@@ -991,6 +1017,12 @@ export class SqlStore implements Store {
     // cannot change an earlier minimum: leave them out (tag_events_set serves the range).
     const where: string[] = [`e.kind = ${SET}`, 'e.at < ?'];
     const params: Param[] = [window.to];
+    if (query.scope) {
+      // Decided once per repository, not once per event.
+      const readable = readableSql(this.d, query.scope, 'rs');
+      where.push(`r.id IN (SELECT rs.id FROM repositories rs WHERE ${readable.sql})`);
+      params.push(...readable.params);
+    }
     if (query.repository !== undefined) {
       checkName(query.repository, 'repository');
       where.push('r.name = ?');
@@ -1359,11 +1391,16 @@ export class SqlStore implements Store {
 
   // ---- queries
 
-  async listRepositories(options: { q?: string; limit?: number; cursor?: string }): Promise<Page<RepositorySummary>> {
+  async listRepositories(options: { q?: string; limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<RepositorySummary>> {
     const limit = pageSize(options.limit);
     const cursor = decodeCursor(options.cursor, 'r');
     const where: string[] = [];
     const params: Param[] = [];
+    if (options.scope) {
+      const readable = readableSql(this.d, options.scope, 'repositories');
+      where.push(readable.sql);
+      params.push(...readable.params);
+    }
     if (cursor) {
       where.push('name > ?');
       params.push(cursorString(cursor, 'n'));
@@ -1390,8 +1427,9 @@ export class SqlStore implements Store {
     return rows.length > limit && last ? { items, nextCursor: encodeCursor('r', { n: last.name }) } : { items };
   }
 
-  async listTags(repository: string, options: { limit?: number; cursor?: string }): Promise<Page<TagItem>> {
+  async listTags(repository: string, options: { limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<TagItem>> {
     checkName(repository, 'repository');
+    if (options.scope && !(await readableRepositories(this.db, this.d, [repository], options.scope)).has(repository)) return { items: [] };
     const limit = pageSize(options.limit);
     const cursor = decodeCursor(options.cursor, 't');
     const repo = await this.db.all<{ id: unknown }>('SELECT id FROM repositories WHERE name = ?', [repository]);
@@ -1461,6 +1499,11 @@ export class SqlStore implements Store {
       where.push(`${a}.repository_id = ?`);
       params.push(repo.id);
     }
+    if (query.scope) {
+      const readable = readableSql(this.d, query.scope, 'rs');
+      where.push(`${a}.repository_id IN (SELECT rs.id FROM repositories rs WHERE ${readable.sql})`);
+      params.push(...readable.params);
+    }
     if (query.tag !== undefined) {
       where.push(driver ? 'EXISTS (SELECT 1 FROM tags g WHERE g.id = t0.tag_id AND g.name = ?)' : 'g.name = ?');
       params.push(clean(query.tag));
@@ -1489,7 +1532,7 @@ export class SqlStore implements Store {
 
   async searchImages(query: SearchQuery): Promise<Page<TagItem>> {
     if (query.verified === true) {
-      const found = await verified.searchVerified(this.db, query, pageSize(query.limit));
+      const found = await verified.searchVerified(this.db, query, pageSize(query.limit), query.scope ? readableSql(this.d, query.scope, 'r') : undefined);
       return { items: await this.hydrate(found.ids), ...(found.next ? { nextCursor: verified.encodeVerifiedCursor(found.next) } : {}) };
     }
     const plan = await this.planSearch(query);
@@ -1580,7 +1623,12 @@ export class SqlStore implements Store {
     return items;
   }
 
-  async getImage(digest: string, options: { repository?: string } = {}): Promise<ImageDetail | null> {
+  async getImage(digest: string, options: { repository?: string; scope?: ReadScope } = {}): Promise<ImageDetail | null> {
+    const detail = await this.readImage(digest, options);
+    return detail && options.scope ? scopedImage(this.db, this.d, detail, options.scope, options.repository) : detail;
+  }
+
+  private async readImage(digest: string, options: { repository?: string }): Promise<ImageDetail | null> {
     checkDigest(digest);
     if (options.repository !== undefined) checkName(options.repository, 'repository');
     const rows = await this.db.all<Row>(
@@ -1654,15 +1702,17 @@ export class SqlStore implements Store {
     };
   }
 
-  async getImages(digests: readonly string[], options: { repository?: string } = {}): Promise<Map<string, ImageDetail>> {
+  async getImages(digests: readonly string[], options: { repository?: string; scope?: ReadScope } = {}): Promise<Map<string, ImageDetail>> {
     for (const d of digests) checkDigest(d);
     if (options.repository !== undefined) checkName(options.repository, 'repository');
-    return getImages(this.db, digests, options);
+    const details = await getImages(this.db, digests, options);
+    return options.scope ? scopedImages(this.db, this.d, details, options.scope, options.repository) : details;
   }
 
-  async tagHistory(repository: string, tag: string, page: { limit?: number; cursor?: string } = {}): Promise<TagHistory | null> {
+  async tagHistory(repository: string, tag: string, page: { limit?: number; cursor?: string; scope?: ReadScope } = {}): Promise<TagHistory | null> {
     checkName(repository, 'repository');
     checkName(tag, 'tag');
+    if (page.scope && !(await readableRepositories(this.db, this.d, [repository], page.scope)).has(repository)) return null;
     // The cursor is the start (ms) of the last entry shown: segments start at distinct, increasing times.
     const before = page.cursor === undefined ? undefined : /^[0-9]{1,15}$/.test(page.cursor) ? Number(page.cursor) : NaN;
     if (Number.isNaN(before)) throw new UsageError('the history cursor is not one this catalog handed out', { hint: 'pass back the nextCursor of the previous page' });

@@ -232,4 +232,22 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
       )`,
     ],
   },
+  {
+    // Signed-in sessions (--auth gitlab), shared by every serve process of the catalog. The id
+    // is the SHA-256 of the cookie's secret; the GitLab token is stored encrypted (server/auth/).
+    version: 8,
+    name: 'sessions',
+    statements: [
+      `CREATE TABLE sessions (
+        id text PRIMARY KEY,
+        subject text NOT NULL,
+        username text NOT NULL,
+        token text NOT NULL,
+        csrf text NOT NULL,
+        created_at bigint NOT NULL,
+        expires_at bigint NOT NULL
+      )`,
+      `CREATE INDEX sessions_expires ON sessions (expires_at)`,
+    ],
+  },
 ]);
