@@ -33,6 +33,9 @@ ENV NODE_ENV=production
 # serve's defaults in a container (docs/deploy.md): listen on every interface, the SQLite catalog
 # on the data volume. Every setting has a TAGTRAIL_* variable; set TAGTRAIL_DB=postgres://… for
 # PostgreSQL. The CLI's own defaults (127.0.0.1, ./tagtrail.db) suit a workstation, not a container.
+# TAGTRAIL_AUTH is left to whoever runs the image: on 0.0.0.0 serve refuses to start until it says
+# who may read the catalog, gitlab (sign in with GitLab) or none (anyone who reaches the port);
+# docs/access.md. The image never opens the catalog by itself.
 ENV TAGTRAIL_LISTEN=0.0.0.0:8080 \
     TAGTRAIL_DB=sqlite:/var/lib/tagtrail/tagtrail.db
 WORKDIR /opt/tagtrail

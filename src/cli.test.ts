@@ -48,6 +48,9 @@ describe('command help', () => {
 
   it('names TAGTRAIL_LOG_LEVEL where it is read (serve), and TAGTRAIL_DOTENV_MAX_VARIABLES where dotenv is written', async () => {
     expect((await tagtrail(['serve', '--help'])).out).toContain('TAGTRAIL_LOG_LEVEL');
+    for (const name of ['TAGTRAIL_AUTH', 'TAGTRAIL_PUBLIC_URL', 'TAGTRAIL_METRICS_TOKEN', 'TAGTRAIL_OAUTH_CLIENT_ID', 'TAGTRAIL_OAUTH_CLIENT_SECRET', 'TAGTRAIL_SESSION_SECRET', 'TAGTRAIL_ACCESS_CACHE_SECONDS']) {
+      expect((await tagtrail(['serve', '--help'])).out).toContain(name);
+    }
     for (const cmd of ['annotate', 'attach', 'flags']) expect((await tagtrail([cmd, '--help'])).out).toContain('TAGTRAIL_DOTENV_MAX_VARIABLES');
   });
 

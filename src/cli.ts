@@ -267,8 +267,10 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
       )
       .option('--gitlab-group <path>', GITLAB_GROUP_HELP, collect)
       .option('--gitlab-project <path>', GITLAB_PROJECT_HELP, collect)
+      .addOption(new Option('--auth <mode>', 'who may read the catalog: gitlab (sign in with the first --gitlab-url) or none (anyone who reaches serve); required on a non-loopback --listen').choices(['gitlab', 'none']).default(undefined, 'none on a loopback --listen'))
+      .option('--public-url <url>', 'the origin people and CI jobs reach serve at, e.g. https://tagtrail.example.com: only its host is answered, sign-in returns there, and build reports (POST /api/v1/builds) are verified when their GitLab ID token has it as audience')
+      .option('--metrics-token <token>', 'bearer token that opens /metrics when --listen is not loopback (prefer TAGTRAIL_METRICS_TOKEN)')
       .option('--gitlab-webhook-secret <secret>', "take GitLab's Pipeline and Job events at /api/v1/gitlab/events, sent with this secret token, and re-crawl the project's repositories when a pipeline or job ends (prefer TAGTRAIL_GITLAB_WEBHOOK_SECRET: flags show in ps)")
-      .option('--public-url <url>', 'the URL people and CI jobs reach serve at; with it serve verifies build reports (POST /api/v1/builds) whose GitLab ID token has this audience')
       .addHelpText(
         'after',
         helpFooter(
@@ -282,9 +284,15 @@ export function buildProgram(raw: Runtime, setExit: (code: number) => void): Com
             ['TAGTRAIL_CONCURRENCY', 'as --concurrency'],
             ['TAGTRAIL_READ_CONFIGS', '1: as --read-configs'],
             ['TAGTRAIL_GITLAB_URL', 'as --gitlab-url, comma-separated'],
+            ['TAGTRAIL_AUTH', 'as --auth'],
+            ['TAGTRAIL_PUBLIC_URL', 'as --public-url'],
+            ['TAGTRAIL_METRICS_TOKEN', 'as --metrics-token'],
+            ['TAGTRAIL_OAUTH_CLIENT_ID', "with --auth gitlab: the GitLab OAuth application's id"],
+            ['TAGTRAIL_OAUTH_CLIENT_SECRET', "with --auth gitlab: the GitLab OAuth application's secret"],
+            ['TAGTRAIL_SESSION_SECRET', 'with --auth gitlab: at least 32 characters; signs session cookies and encrypts GitLab tokens'],
+            ['TAGTRAIL_ACCESS_CACHE_SECONDS', "with --auth gitlab: seconds a person's GitLab projects are remembered, 300 at most"],
             ...GITLAB_ENV,
             ['TAGTRAIL_GITLAB_WEBHOOK_SECRET', 'as --gitlab-webhook-secret'],
-            ['TAGTRAIL_PUBLIC_URL', 'as --public-url'],
             ...CREDENTIAL_ENV,
             LOG_ENV,
           ],

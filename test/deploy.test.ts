@@ -6,7 +6,8 @@
 // interpolation, Kubernetes secretKeyRef values (from secret.example.yaml), the volume mount
 // path, and the probe paths. What is mapped: service host names to the loopback ports of the
 // stand-ins, and the listen address 0.0.0.0:8080 to 127.0.0.1 on a free port (test servers listen
-// on loopback only).
+// on loopback only). So that serve on 0.0.0.0 would start too, each example's access settings
+// are checked as written: serve refuses a non-loopback address without an explicit --auth.
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,12 +15,15 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { UsageError } from '../src/errors.js';
+import { accessSettings } from '../src/server/auth/settings.js';
 import { seedRegistry, type Seeded } from './catalog/seed.js';
 import { runBin } from './helpers/cli.js';
 import { readDockerfile, stageEnv } from './helpers/dockerfile.js';
 import { useRegistry, useTempDir } from './helpers/fixtures.js';
 import { freePort } from './helpers/ports.js';
 import { startPostgres, type PostgresCluster } from './helpers/postgres.js';
+import { rawRequest } from './server/access/http.js';
 import { ensureBuilt, startServe, until, type ServeProcess } from './server/serve-process.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -62,10 +66,23 @@ async function runServe(command: unknown, env: Env): Promise<ServeProcess> {
   return startServe((command as string[]).slice(2), env);
 }
 
-async function probe(url: string, path: string): Promise<number> {
-  const res = await fetch(`${url}${path}`);
-  await res.arrayBuffer();
-  return res.status;
+/** The status of GET `path`, with the Host a probe or a person sends (default: the URL's own). */
+async function probe(url: string, path: string, host?: string): Promise<number> {
+  return (await rawRequest(`${url}${path}`, host !== undefined ? { host } : {})).status;
+}
+
+/**
+ * The example's access settings as written (before the listen address is mapped): it listens on
+ * an address others can reach, says who may read the catalog, and would be refused without that.
+ */
+function expectExplicitAccess(env: Env, mode: 'gitlab' | 'none'): void {
+  const listenHostname = (env.TAGTRAIL_LISTEN ?? '').replace(/:\d+$/, '');
+  expect(listenHostname).toBe('0.0.0.0');
+  expect(env.TAGTRAIL_AUTH).toBe(mode);
+  const written = { listenHostname, ...(env.TAGTRAIL_AUTH !== undefined ? { auth: env.TAGTRAIL_AUTH } : {}), ...(env.TAGTRAIL_PUBLIC_URL !== undefined ? { publicUrl: env.TAGTRAIL_PUBLIC_URL } : {}) };
+  expect(accessSettings(written).mode).toBe(mode);
+  const { auth: _chosen, ...unchosen } = written;
+  expect(() => accessSettings(unchosen)).toThrow(UsageError);
 }
 
 async function pgCount(url: string, sql: string): Promise<number> {
@@ -118,18 +135,22 @@ describe('deployment examples', () => {
     const compose = parse(interpolate(text, vars)) as { services: Record<string, { command?: unknown; environment?: Env; ports?: string[]; depends_on?: Record<string, unknown> }> };
     const service = compose.services.tagtrail;
     expect(service, 'the tagtrail service').toBeDefined();
-    // Published on loopback only: the catalog has no sign-in.
+    // Open on purpose (TAGTRAIL_AUTH=none), so published on loopback only.
     for (const p of Object.values(compose.services).flatMap((s) => s.ports ?? [])) expect(p).toMatch(/^127\.0\.0\.1:/);
     expect(Object.keys(service?.depends_on ?? {})).toContain('postgres');
     expect(compose.services.postgres?.environment).toMatchObject({ POSTGRES_USER: 'tagtrail', POSTGRES_DB: 'tagtrail' });
 
     const listen = `127.0.0.1:${await freePort()}`;
-    const env = mapAddresses({ ...(await imageEnv()), ...(service?.environment ?? {}) }, { 'postgres:5432': pgHostPort, 'registry:5000': registry().host }, listen);
+    const written = { ...(await imageEnv()), ...(service?.environment ?? {}) };
+    expectExplicitAccess(written, 'none');
+    const env = mapAddresses(written, { 'postgres:5432': pgHostPort, 'registry:5000': registry().host }, listen);
     expect(env.TAGTRAIL_DB).toBe(`postgres://tagtrail:compose-password@${pgHostPort}/tagtrail`);
     const serve = await runServe(service?.command, env);
     serves.push(serve);
     expect(await probe(serve.url, '/readyz')).toBe(200);
     expect(await probe(serve.url, '/healthz')).toBe(200);
+    // The published port, as a browser on the host reaches it: open, no sign-in.
+    expect(await probe(serve.url, '/api/v1/repositories', `localhost:${new URL(serve.url).port}`)).toBe(200);
 
     const db = env.TAGTRAIL_DB as string;
     await until(async () => ((await pgCount(db, "SELECT count(*) AS n FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE t.deleted_at IS NULL AND r.name LIKE 'deploy/%'")) === SEEDED_TAGS ? true : undefined), 60_000, 200);
@@ -161,11 +182,12 @@ describe('deployment examples', () => {
     const listen = `127.0.0.1:${await freePort()}`;
     // The example Secret's placeholders stand for the stand-ins; the https registry of the example
     // is reached over plain http here (the TLS path has its own test, test/net/network.test.ts).
-    const env = mapAddresses({ ...(await imageEnv()), ...containerEnv(container, secret) }, { 'postgres.db.svc:5432': pgHostPort, 'https://registry.example.com': `http://${registry().host}` }, listen);
+    const written = { ...(await imageEnv()), ...containerEnv(container, secret) };
+    expectExplicitAccess(written, 'gitlab');
+    const env = mapAddresses(written, { 'postgres.db.svc:5432': pgHostPort, 'https://registry.example.com': `http://${registry().host}` }, listen);
     const serve = await runServe(container.command, env);
     serves.push(serve);
-    expect(await probe(serve.url, container.readinessProbe?.httpGet.path as string)).toBe(200);
-    expect(await probe(serve.url, container.livenessProbe?.httpGet.path as string)).toBe(200);
+    await expectProbesAnswer(serve, container, env);
     await until(async () => ((await pgCount(env.TAGTRAIL_DB as string, "SELECT count(*) AS n FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE t.deleted_at IS NULL AND r.name LIKE 'deploy/%'")) === SEEDED_TAGS ? true : undefined), 60_000, 200);
     await serve.stop();
   }, 120_000);
@@ -186,12 +208,14 @@ describe('deployment examples', () => {
 
     const data = join(dir(), 'volume');
     const listen = `127.0.0.1:${await freePort()}`;
-    const env = mapAddresses({ ...(await imageEnv()), ...containerEnv(container, secret) }, { [mount?.mountPath as string]: data, 'https://registry.example.com': `http://${registry().host}` }, listen);
+    const written = { ...(await imageEnv()), ...containerEnv(container, secret) };
+    expectExplicitAccess(written, 'gitlab');
+    const env = mapAddresses(written, { [mount?.mountPath as string]: data, 'https://registry.example.com': `http://${registry().host}` }, listen);
     expect(env.TAGTRAIL_DB).toBe(`sqlite:${data}/tagtrail.db`);
     await mkdir(data);
     const serve = await runServe(container.command, env);
     serves.push(serve);
-    expect(await probe(serve.url, '/readyz')).toBe(200);
+    await expectProbesAnswer(serve, container, env);
     const count = (): number => {
       const db = new Database(join(data, 'tagtrail.db'), { readonly: true, fileMustExist: true });
       try {
@@ -205,12 +229,31 @@ describe('deployment examples', () => {
   }, 120_000);
 });
 
+/**
+ * The probes as the kubelet sends them (with their Host header) answer 200; the catalog itself
+ * asks for sign-in, at the public host.
+ */
+async function expectProbesAnswer(serve: ServeProcess, container: K8sContainer, env: Env): Promise<void> {
+  for (const p of [container.readinessProbe, container.livenessProbe]) {
+    const host = p?.httpGet.httpHeaders?.find((h) => h.name.toLowerCase() === 'host')?.value;
+    expect(host, `${p?.httpGet.path} sends the public host`).toBe(new URL(env.TAGTRAIL_PUBLIC_URL as string).host);
+    expect(await probe(serve.url, p?.httpGet.path as string, host)).toBe(200);
+  }
+  const api = await rawRequest(`${serve.url}/api/v1/repositories`, { host: new URL(env.TAGTRAIL_PUBLIC_URL as string).host });
+  expect(api.status).toBe(401);
+  expect(JSON.parse(api.body)).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
+}
+
+interface K8sProbe {
+  httpGet: { path: string; port: string; httpHeaders?: { name: string; value: string }[] };
+}
+
 interface K8sContainer {
   command?: string[];
   env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
   ports?: { name: string; containerPort: number }[];
-  readinessProbe?: { httpGet: { path: string; port: string } };
-  livenessProbe?: { httpGet: { path: string; port: string } };
+  readinessProbe?: K8sProbe;
+  livenessProbe?: K8sProbe;
   volumeMounts?: { name: string; mountPath: string }[];
 }
 

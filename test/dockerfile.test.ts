@@ -196,6 +196,8 @@ describe('Dockerfile', () => {
     const env = stageEnv(final);
     expect(env.TAGTRAIL_LISTEN).toBe('0.0.0.0:8080');
     expect(env.TAGTRAIL_DB).toBe('sqlite:/var/lib/tagtrail/tagtrail.db');
+    // Who may read the catalog is the deployment's choice: on 0.0.0.0 serve refuses to start without it.
+    expect(env.TAGTRAIL_AUTH).toBeUndefined();
     const volumes = final.instructions.filter((i) => i.op === 'VOLUME').map((i) => i.args);
     expect(volumes).toEqual(['/var/lib/tagtrail']);
     const volumeAt = final.instructions.findIndex((i) => i.op === 'VOLUME');

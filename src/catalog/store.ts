@@ -24,6 +24,8 @@ import type {
   TagHistory,
   TagItem,
 } from './types.js';
+import type { SessionRecord } from './sql/sessions.js';
+import type { ReadScope } from './read-scope.js';
 import type { PusherRecord, VerifiedBuild } from './sql/verifications.js';
 
 /** Opening, migrating, probing and closing the catalog; the crawl lock. */
@@ -40,23 +42,31 @@ interface StoreLifecycle {
 
 /** Queries: keyset pagination with opaque cursors. */
 export interface StoreReader {
-  listRepositories(options: { q?: string; limit?: number; cursor?: string }): Promise<Page<RepositorySummary>>;
+  // A `scope` keeps to what one person may read (read-scope.ts): anything else is as if it
+  // were not in the catalog. Without it, everything.
+  listRepositories(options: { q?: string; limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<RepositorySummary>>;
   /** Live tags, newest first (by update time, then tag name). */
-  listTags(repository: string, options: { limit?: number; cursor?: string }): Promise<Page<TagItem>>;
+  listTags(repository: string, options: { limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<TagItem>>;
   /** Live tags matching every filter, newest first. */
   searchImages(query: SearchQuery): Promise<Page<TagItem>>;
   /**
    * One manifest. Its `referrers` are those `repository` lists; without a repository, those listed
    * by a repository that tags the digest (a referrer listed elsewhere never counts: sql/referrers.ts).
+   * With a scope: null unless a readable repository tags (or once tagged) it or an index holding
+   * it, or when `repository` is not readable; only readable repositories' tags and indexes.
    */
-  getImage(digest: string, options?: { repository?: string }): Promise<ImageDetail | null>;
+  getImage(digest: string, options?: { repository?: string; scope?: ReadScope }): Promise<ImageDetail | null>;
   /**
    * The stored manifests among `digests`, by digest, each as getImage gives it, in a fixed number
-   * of queries: for pages that show one row per digest. Digests not in the catalog are left out.
+   * of queries: for pages that show one row per digest. Digests not in the catalog (or, with a
+   * scope, not readable) are left out.
    */
-  getImages(digests: readonly string[], options?: { repository?: string }): Promise<Map<string, ImageDetail>>;
-  /** A tag's history, newest first, a page at a time (`limit`, default HISTORY_PAGE_SIZE; `cursor` from the page before). */
-  tagHistory(repository: string, tag: string, page?: { limit?: number; cursor?: string }): Promise<TagHistory | null>;
+  getImages(digests: readonly string[], options?: { repository?: string; scope?: ReadScope }): Promise<Map<string, ImageDetail>>;
+  /**
+   * A tag's history, newest first, a page at a time (`limit`, default HISTORY_PAGE_SIZE; `cursor`
+   * from the page before). With a scope: null when the repository is not readable.
+   */
+  tagHistory(repository: string, tag: string, page?: { limit?: number; cursor?: string; scope?: ReadScope }): Promise<TagHistory | null>;
   stats(): Promise<StoreStats>;
   /** Counts and shares of builders, build-detail sources, media types and multi-platform images, by week. */
   insights(query: InsightsQuery): Promise<InsightsReport>;
@@ -126,6 +136,17 @@ interface Checkpoints {
   deleteCheckpoint(key: string): Promise<void>;
 }
 
+/** Signed-in sessions (sql/sessions.ts), shared by every serve process of the catalog. */
+export interface Sessions {
+  putSession(session: SessionRecord): Promise<void>;
+  /** The session while it lasts at `now`. */
+  findSession(id: string, now: Date): Promise<SessionRecord | undefined>;
+  /** Replaces the session's encrypted GitLab token, after a refresh. */
+  setSessionToken(id: string, token: string): Promise<void>;
+  /** Ends the session, and drops expired ones. */
+  deleteSession(id: string, now: Date): Promise<void>;
+}
+
 /** Build reports verified against GitLab ID tokens, and who pushed a manifest (verifications.ts). */
 export interface BuildEvidence {
   /** Records (or renews) that a GitLab job of the token's project pushed this digest to this repository. */
@@ -137,4 +158,4 @@ export interface BuildEvidence {
   verifiedInsights(query: InsightsQuery): Promise<{ verified: number; pushedBy: Record<string, number> }>;
 }
 
-export type Store = StoreLifecycle & StoreReader & StoreWriter & ReferrerLinks & Checkpoints & BuildEvidence;
+export type Store = StoreLifecycle & StoreReader & StoreWriter & ReferrerLinks & Checkpoints & Sessions & BuildEvidence;

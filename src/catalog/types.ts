@@ -1,4 +1,5 @@
 // The catalog's records, queries and results: what the Store takes and gives back.
+import type { ReadScope } from './read-scope.js';
 import type { Annotations } from '../oci/annotations.js';
 import type { Builder, Confidence } from './builder.js';
 import type { MediaFamily } from './derived.js';
@@ -101,6 +102,8 @@ export interface AnnotationFilter {
 }
 
 export interface SearchQuery {
+  /** Only repositories this person may read (read-scope.ts); undefined: all. */
+  scope?: ReadScope;
   repository?: string;
   tag?: string;
   /** ANDed. */
@@ -213,6 +216,8 @@ export interface ExplainOptions {
 
 /** How images were built, by week; see docs/insights.md. */
 export interface InsightsQuery {
+  /** Only repositories this person may read (read-scope.ts); undefined: all. */
+  scope?: ReadScope;
   /** Only repositories whose first path segment is this. */
   namespace?: string;
   /** Only this repository. */

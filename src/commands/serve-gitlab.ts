@@ -16,7 +16,6 @@ import type { GitlabDiscovery } from './gitlab-discovery.js';
 
 export interface ServeGitlabFlags {
   gitlabWebhookSecret?: string;
-  publicUrl?: string;
 }
 
 interface ServeGitlabContext {
@@ -32,30 +31,21 @@ interface ServeGitlabContext {
 }
 
 /** Checks the flags before anything starts: a short secret or a bad URL stops serve at once. */
-export function checkServeGitlabFlags(rt: Runtime, flags: ServeGitlabFlags, hasRegistry: boolean): { secret?: string; publicUrl?: string } {
+export function checkServeGitlabFlags(rt: Runtime, flags: ServeGitlabFlags, hasRegistry: boolean, publicOrigin: URL | undefined): { secret?: string; publicUrl?: string } {
   const secret = flags.gitlabWebhookSecret ?? rt.env.TAGTRAIL_GITLAB_WEBHOOK_SECRET;
   if (secret !== undefined && secret.length < MIN_SECRET_LENGTH) {
     throw new UsageError(`the GitLab webhook secret must be at least ${MIN_SECRET_LENGTH} characters${secret === '' ? ' (it is empty)' : ''}`, {
       hint: 'make one with: openssl rand -hex 32, and give the same one as the webhook\'s secret token in GitLab',
     });
   }
-  const rawPublic = flags.publicUrl ?? rt.env.TAGTRAIL_PUBLIC_URL;
-  let publicUrl: string | undefined;
-  if (rawPublic !== undefined && rawPublic.trim() !== '') {
-    let u: URL;
-    try {
-      u = new URL(rawPublic.trim());
-    } catch {
-      throw new UsageError(`--public-url ${JSON.stringify(rawPublic.slice(0, 200))} is not an absolute URL`, { hint: 'e.g. --public-url https://tagtrail.example.com' });
-    }
-    if ((u.protocol !== 'https:' && u.protocol !== 'http:') || u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '') {
-      throw new UsageError('--public-url must be an http(s) URL without credentials, query or fragment', { hint: 'e.g. --public-url https://tagtrail.example.com' });
-    }
-    // The audience is compared as a string: the URL as given, without a trailing slash.
-    publicUrl = u.href.replace(/\/+$/, '');
-  }
-  if ((secret !== undefined || publicUrl !== undefined) && !hasRegistry) {
-    throw new UsageError('GitLab events and build reports need --registry (or TAGTRAIL_REGISTRY): manifests are read from there');
+  // --public-url is parsed once, with the access settings (server/auth/settings.ts): an origin.
+  // The audience is compared as a string, so it is that origin as URL.origin writes it (no
+  // trailing slash), the form a CI job's id_tokens aud is written in.
+  const publicUrl = publicOrigin?.origin;
+  // The public URL also serves sign-in and the Host check, so a read-only serve may have it:
+  // build reports are then off (serve.ts says so), as they read manifests from the registry.
+  if (secret !== undefined && !hasRegistry) {
+    throw new UsageError('GitLab events need --registry (or TAGTRAIL_REGISTRY): manifests are read from there');
   }
   return { ...(secret !== undefined ? { secret } : {}), ...(publicUrl !== undefined ? { publicUrl } : {}) };
 }

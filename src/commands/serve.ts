@@ -16,6 +16,8 @@ import { VERSION } from '../version.js';
 import { type RegistryTarget, concurrencySetting, fromEnv, parseRegistryUrl, positiveInt, readConfigsFlag, targetFlags } from './catalog-common.js';
 import { type RegistryFlags, registryClient } from './common.js';
 import { withTimeout } from '../time.js';
+import { accessSettings } from '../server/auth/settings.js';
+import { accessSetup } from '../server/auth/setup.js';
 import { type GitlabDiscoveryFlags, gitlabDiscoveryFrom } from './gitlab-discovery.js';
 import { type ServeGitlabFlags, checkServeGitlabFlags, serveGitlab } from './serve-gitlab.js';
 
@@ -28,6 +30,9 @@ interface ServeFlags extends RegistryFlags, GitlabDiscoveryFlags, ServeGitlabFla
   concurrency?: string;
   readConfigs?: boolean;
   gitlabUrl?: string[];
+  auth?: string;
+  publicUrl?: string;
+  metricsToken?: string;
 }
 
 const DEFAULT_LISTEN = '127.0.0.1:8080';
@@ -45,6 +50,12 @@ function parseListen(value: string): { hostname: string; port: number } {
 export async function run(rt: Runtime, _args: unknown[], opts: Record<string, unknown>): Promise<number> {
   const flags = opts as unknown as ServeFlags;
   const address = parseListen(fromEnv(rt, flags.listen, 'TAGTRAIL_LISTEN') ?? DEFAULT_LISTEN);
+  const access = accessSettings({
+    listenHostname: address.hostname,
+    ...optional('auth', fromEnv(rt, flags.auth, 'TAGTRAIL_AUTH')),
+    ...optional('publicUrl', fromEnv(rt, flags.publicUrl, 'TAGTRAIL_PUBLIC_URL')),
+    ...optional('metricsToken', flags.metricsToken ?? rt.env.TAGTRAIL_METRICS_TOKEN),
+  });
   const registryValue = fromEnv(rt, flags.registry, 'TAGTRAIL_REGISTRY');
   const gitlab = gitlabDiscoveryFrom(rt, flags);
   let target: RegistryTarget | undefined = registryValue === undefined ? undefined : parseRegistryUrl(registryValue);
@@ -74,7 +85,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     throw new UsageError('the webhook needs --registry (or TAGTRAIL_REGISTRY): manifests are read from there, never from URLs in events');
   }
 
-  const gitlabChecked = checkServeGitlabFlags(rt, flags, target !== undefined);
+  const gitlabChecked = checkServeGitlabFlags(rt, flags, target !== undefined, access.publicUrl);
   const logger = createLogger(rt.stdout, rt.env.TAGTRAIL_LOG_LEVEL || 'info');
 
   const client = target
@@ -92,7 +103,16 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
       now: rt.now,
       onError: (err) => logger.error({ err: { message: err instanceof Error ? err.message : String(err) } }, 'page failed'),
     });
+  let setup: ReturnType<typeof accessSetup>;
+  try {
+    setup = accessSetup(access, { env: rt.env, fetch: rt.fetch, now: rt.now, sessions: store, gitlabUrl: gitlabUrls.flatMap((u) => u.split(',')).map((u) => u.trim()).find((u) => u !== '') as string, discovery: gitlab !== undefined, logger });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const { guards, routes } = setup;
   const gitlabServe = serveGitlab(rt, gitlabChecked, { client, registry: target?.host, store, gitlabUrls, discovery: gitlab, concurrency, readConfigs, logger, metrics });
+  if (access.publicUrl && !gitlabServe.builds) logger.warn('build reports (POST /api/v1/builds) are off: they need --registry (or TAGTRAIL_REGISTRY) to read the reported manifests');
   const app = createApp({
     store,
     logger,
@@ -101,6 +121,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     ui,
     now: rt.now,
     gitlabServers: parseGitlabUrls(gitlabUrls),
+    guards,
+    ...(routes ? { routes } : {}),
     ...(webhook ? { webhook } : {}),
     ...(gitlabServe.gitlabEvents ? { gitlabEvents: gitlabServe.gitlabEvents } : {}),
     ...(gitlabServe.builds ? { builds: gitlabServe.builds } : {}),
@@ -132,6 +154,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
         db: redactDatabaseUrl(dbUrl),
         dialect: store.dialect,
         webhook: webhook ? 'on' : 'off',
+        auth: access.mode,
+        publicUrl: access.publicUrl?.origin ?? null,
         gitlabEvents: gitlabServe.gitlabEvents ? 'on' : 'off',
         buildReports: gitlabServe.builds ? 'on' : 'off',
         reconcileIntervalSeconds: target ? interval : 0,
@@ -175,4 +199,8 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   await store.close();
   logger.info('stopped');
   return 0;
+}
+
+function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: string };
 }

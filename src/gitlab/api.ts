@@ -68,6 +68,18 @@ interface GitlabApiOptions {
   maxRetryAfterMs?: number;
   userAgent?: string;
   debug?: (line: string) => void;
+  /**
+   * How the token is sent: PRIVATE-TOKEN (personal, project and group access tokens), or
+   * Authorization: Bearer, which OAuth access tokens need and the others accept too
+   * (https://docs.gitlab.com/api/rest/authentication/). Default PRIVATE-TOKEN.
+   */
+  tokenHeader?: 'private-token' | 'bearer';
+}
+
+/** GET /user (https://docs.gitlab.com/api/users/#get-the-current-user). */
+interface GitlabCurrentUser {
+  id: number;
+  username: string;
 }
 
 /** Reads `:id` the way the API wants a namespaced path: URL-encoded, slashes included. */
@@ -121,6 +133,30 @@ export class GitlabApi {
     const p = body as { id?: unknown; path_with_namespace?: unknown; visibility?: unknown };
     if (typeof p?.id !== 'number' || typeof p.path_with_namespace !== 'string') throw new RegistryError(`GitLab answered for ${what} without an id and path`, 200);
     return { id: p.id, pathWithNamespace: p.path_with_namespace, ...(typeof p.visibility === 'string' ? { visibility: p.visibility } : {}) };
+  }
+
+  /** https://docs.gitlab.com/api/users/#get-the-current-user: whose the token is. */
+  async currentUser(): Promise<GitlabCurrentUser> {
+    const { body } = await this.get(this.apiUrl('/user'), 'the current user');
+    const u = body as { id?: unknown; username?: unknown };
+    if (typeof u?.id !== 'number' || typeof u.username !== 'string') throw new RegistryError('GitLab answered for the current user without an id and username', 200);
+    return { id: u.id, username: u.username };
+  }
+
+  /**
+   * The full paths of the projects the token's user is a member of with at least this access
+   * level (20: Reporter), every page: https://docs.gitlab.com/api/projects/#list-all-projects
+   * (`min_access_level`, `simple=true` for the short form, offset pagination).
+   */
+  async memberProjectPaths(minAccessLevel: number): Promise<string[]> {
+    const out: string[] = [];
+    const query = `?min_access_level=${minAccessLevel}&simple=true`;
+    for await (const item of this.paginate(`/projects${query}`, 'the projects of the user')) {
+      const p = item as { path_with_namespace?: unknown };
+      if (typeof p?.path_with_namespace !== 'string') throw new RegistryError('GitLab listed a project without path_with_namespace', 200);
+      out.push(p.path_with_namespace);
+    }
+    return out;
   }
 
   private async *repositories(path: string, what: string): AsyncGenerator<GitlabRegistryRepository> {
@@ -191,7 +227,7 @@ export class GitlabApi {
       try {
         for (let hop = 0; ; hop++) {
           res = await this.opts.fetch(url, {
-            headers: { 'private-token': this.opts.token, accept: 'application/json', ...(this.opts.userAgent ? { 'user-agent': this.opts.userAgent } : {}) },
+            headers: { ...(this.opts.tokenHeader === 'bearer' ? { authorization: `Bearer ${this.opts.token}` } : { 'private-token': this.opts.token }), accept: 'application/json', ...(this.opts.userAgent ? { 'user-agent': this.opts.userAgent } : {}) },
             redirect: 'manual',
           });
           const location = res.status >= 300 && res.status < 400 ? res.headers.get('location') : null;

@@ -1,7 +1,7 @@
 // The hono app of `tagtrail serve`: the JSON API, the registry webhook, health, metrics and the
 // OpenAPI document. Stateless: everything lives in the store, so several processes can serve
 // one PostgreSQL catalog. The browser UI mounts itself through `ui`.
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
 import type { Logger } from 'pino';
 import { StoreError, httpStatusFor, isTagtrailError } from '../errors.js';
@@ -38,6 +38,10 @@ interface AppOptions {
   now?: () => Date;
   /** The GitLab servers whose URLs the API gives as links (as the browser links them); default https://gitlab.com. */
   gitlabServers?: readonly GitlabServer[];
+  /** Run before every route, in order: the Host check, /metrics, sign-in (server/auth/). */
+  guards?: readonly MiddlewareHandler[];
+  /** Routes of its own before the rest (sign-in and sign-out). */
+  routes?: (app: Hono) => void;
 }
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
@@ -90,6 +94,9 @@ export function createApp(options: AppOptions): Hono {
     log?.error({ err: { message: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined } }, 'unexpected error');
     return c.json(errorBody('INTERNAL', 'internal server error; see the server log'), 500);
   });
+
+  for (const guard of options.guards ?? []) app.use('*', guard);
+  options.routes?.(app);
 
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path.slice(0, 200)}`), 404));
 

@@ -21,7 +21,7 @@ const GITLAB_EVENTS: RouteSpec = {
   operationId: 'gitlabEvents',
   summary: "GitLab's Pipeline and Job events (project or group webhook), with the secret token in X-Gitlab-Token.",
   description: "A pipeline or job that ends (success, failed, canceled) queues a re-crawl of its project's container repositories. Other events answer 200 and are ignored. Only on with --gitlab-webhook-secret.",
-  security: [{ gitlabToken: [] }],
+  security: [{ gitlabWebhookToken: [] }],
   requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
   responses: {
     202: { description: 'A crawl of the project is queued.', json: GitlabEventResultSchema },

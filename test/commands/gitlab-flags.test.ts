@@ -10,13 +10,18 @@ describe('serve --gitlab-webhook-secret and --public-url', () => {
     expect(r.stderr).not.toContain('short-secret');
   });
 
-  it('refuses a public URL that is not an http(s) base URL, and reports without a registry', async () => {
+  it('refuses a public URL that is not an http(s) origin, and GitLab events without a registry', async () => {
     const bad = await runCli(['serve', '--public-url', 'ftp://tagtrail.example.com'], { env: { TAGTRAIL_REGISTRY: '127.0.0.1:1' } });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--public-url');
-    const noRegistry = await runCli(['serve', '--public-url', 'https://tagtrail.example.com'], { env: {} });
+    // One parse for sign-in, the Host check and the build reports' audience: an origin, no path.
+    const withPath = await runCli(['serve', '--public-url', 'https://tagtrail.example.com/tagtrail'], { env: { TAGTRAIL_REGISTRY: '127.0.0.1:1' } });
+    expect(withPath.code).toBe(2);
+    expect(withPath.stderr).toContain('--public-url');
+    const noRegistry = await runCli(['serve'], { env: { TAGTRAIL_GITLAB_WEBHOOK_SECRET: 'gitlab-webhook-secret-0123456789' } });
     expect(noRegistry.code).toBe(2);
     expect(noRegistry.stderr).toContain('--registry');
+    expect(noRegistry.stderr).not.toContain('gitlab-webhook-secret-0123456789');
   });
 });
 

@@ -233,6 +233,24 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
     ],
   },
   {
+    // Signed-in sessions (--auth gitlab), shared by every serve process of the catalog. The id
+    // is the SHA-256 of the cookie's secret; the GitLab token is stored encrypted (server/auth/).
+    version: 8,
+    name: 'sessions',
+    statements: [
+      `CREATE TABLE sessions (
+        id text PRIMARY KEY,
+        subject text NOT NULL,
+        username text NOT NULL,
+        token text NOT NULL,
+        csrf text NOT NULL,
+        created_at bigint NOT NULL,
+        expires_at bigint NOT NULL
+      )`,
+      `CREATE INDEX sessions_expires ON sessions (expires_at)`,
+    ],
+  },
+  {
     // GitLab's dotted keys (com.gitlab.ci.pipeline.id, …) answer searches by pipeline, commit and
     // ref where ours are absent (details/keys.ts). Terms are built at ingest, so the tags of
     // images already stored are given them in code, in this migration's transaction (sql/migrate.ts).

@@ -244,6 +244,24 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = checkMigrations([
     ],
   },
   {
+    // Signed-in sessions (--auth gitlab), shared by every serve process of the catalog. The id
+    // is the SHA-256 of the cookie's secret; the GitLab token is stored encrypted (server/auth/).
+    version: 8,
+    name: 'sessions',
+    statements: [
+      `CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        subject TEXT NOT NULL,
+        username TEXT NOT NULL,
+        token TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      )`,
+      `CREATE INDEX sessions_expires ON sessions (expires_at)`,
+    ],
+  },
+  {
     // GitLab's dotted keys (com.gitlab.ci.pipeline.id, …) answer searches by pipeline, commit and
     // ref where ours are absent (details/keys.ts). Terms are built at ingest, so the tags of
     // images already stored are given them in code, in this migration's transaction (sql/migrate.ts).

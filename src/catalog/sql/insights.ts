@@ -14,6 +14,7 @@ import type { InsightsCounts, InsightsQuery, InsightsReport, InsightsWeek, Manif
 import { IN_CHUNK, type Param, type Queryable, type Row, chunks, clean, marks, num } from './driver.js';
 import { ms } from './checks.js';
 import { hasBuildReferrer } from './referrers.js';
+import type { ReadableCondition } from './verifications.js';
 
 /**
  * Recomputes the insight columns of these manifests, of the manifests with these configs, and
@@ -109,11 +110,16 @@ export async function manifestInsight(db: Queryable, digest: string): Promise<Ma
 }
 
 /** The insights report; `window` from insightsWindow, the query already checked. */
-export async function insights(db: Queryable, query: InsightsQuery, window: { from: number; to: number }): Promise<InsightsReport> {
+export async function insights(db: Queryable, query: InsightsQuery, window: { from: number; to: number }, readable?: ReadableCondition): Promise<InsightsReport> {
   // Events at or after the window's end cannot make an image's first week fall inside it, and
   // cannot change an earlier minimum: leave them out (tag_events_set serves the range).
   const where: string[] = [`e.kind = ${SET}`, 'e.at < ?'];
   const params: Param[] = [window.to];
+  if (readable) {
+    // Decided once per repository, not once per event.
+    where.push(`r.id IN (SELECT rs.id FROM repositories rs WHERE ${readable.sql})`);
+    params.push(...readable.params);
+  }
   if (query.repository !== undefined) {
     where.push('r.name = ?');
     params.push(query.repository);

@@ -9,6 +9,8 @@ import { checkName, cursorNumber, cursorString, decodeCursor, encodeCursor, page
 import { newestReferrers } from './referrers.js';
 import { TERM_PREFIX, hydratedView, splitValue, summarize, summaryKey } from './terms.js';
 import * as verified from './verifications.js';
+import type { ReadScope } from '../read-scope.js';
+import { readableRepositories, readableSql } from './read-scope-sql.js';
 
 const MAX_ANNOTATION_FILTERS = 16;
 /** A search filter matching at least this many terms counts as common (see planSearch). */
@@ -82,11 +84,16 @@ function searchFilters(query: SearchQuery): Filter[] {
 
 // ---- queries
 
-export async function listRepositories(db: Driver, options: { q?: string; limit?: number; cursor?: string }): Promise<Page<RepositorySummary>> {
+export async function listRepositories(db: Driver, options: { q?: string; limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<RepositorySummary>> {
   const limit = pageSize(options.limit);
   const cursor = decodeCursor(options.cursor, 'r');
   const where: string[] = [];
   const params: Param[] = [];
+  if (options.scope) {
+    const readable = readableSql(db.dialect, options.scope, 'repositories');
+    where.push(readable.sql);
+    params.push(...readable.params);
+  }
   if (cursor) {
     where.push('name > ?');
     params.push(cursorString(cursor, 'n'));
@@ -113,8 +120,9 @@ export async function listRepositories(db: Driver, options: { q?: string; limit?
   return rows.length > limit && last ? { items, nextCursor: encodeCursor('r', { n: last.name }) } : { items };
 }
 
-export async function listTags(db: Driver, repository: string, options: { limit?: number; cursor?: string }): Promise<Page<TagItem>> {
+export async function listTags(db: Driver, repository: string, options: { limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<TagItem>> {
   checkName(repository, 'repository');
+  if (options.scope && !(await readableRepositories(db, db.dialect, [repository], options.scope)).has(repository)) return { items: [] };
   const limit = pageSize(options.limit);
   const cursor = decodeCursor(options.cursor, 't');
   const repo = await db.all<{ id: unknown }>('SELECT id FROM repositories WHERE name = ?', [repository]);
@@ -184,6 +192,11 @@ async function planSearch(db: Driver, query: SearchQuery): Promise<{ sql: string
     where.push(`${a}.repository_id = ?`);
     params.push(repo.id);
   }
+  if (query.scope) {
+    const readable = readableSql(db.dialect, query.scope, 'rs');
+    where.push(`${a}.repository_id IN (SELECT rs.id FROM repositories rs WHERE ${readable.sql})`);
+    params.push(...readable.params);
+  }
   if (query.tag !== undefined) {
     where.push(driver ? 'EXISTS (SELECT 1 FROM tags g WHERE g.id = t0.tag_id AND g.name = ?)' : 'g.name = ?');
     params.push(clean(query.tag));
@@ -212,7 +225,7 @@ async function planSearch(db: Driver, query: SearchQuery): Promise<{ sql: string
 
 export async function searchImages(db: Driver, query: SearchQuery): Promise<Page<TagItem>> {
   if (query.verified === true) {
-    const found = await verified.searchVerified(db, query, pageSize(query.limit));
+    const found = await verified.searchVerified(db, query, pageSize(query.limit), query.scope ? readableSql(db.dialect, query.scope, 'r') : undefined);
     return { items: await hydrate(db, found.ids), ...(found.next ? { nextCursor: verified.encodeVerifiedCursor(found.next) } : {}) };
   }
   const plan = await planSearch(db, query);

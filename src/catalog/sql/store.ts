@@ -11,6 +11,8 @@
 //   referrers.ts   build-details referrers and the links of each repository's referrers tag
 //   verifications.ts  verified builds and who pushed a manifest
 //   image-batch.ts many images read back at once (getImages)
+//   read-scope-sql.ts  what a signed-in person may read, in SQL (every reader with a scope)
+//   sessions.ts    signed-in sessions
 //   gitlab-projects.ts, checkpoints.ts, migrate.ts
 import { UsageError } from '../../errors.js';
 import type { Annotations } from '../../oci/annotations.js';
@@ -48,6 +50,9 @@ import * as search from './search.js';
 import * as tags from './tags.js';
 import * as verified from './verifications.js';
 import { evidenceChanged } from './terms.js';
+import type { ReadScope } from '../read-scope.js';
+import { readableRepositories, readableSql, scopedImage, scopedImages } from './read-scope-sql.js';
+import { type SessionRecord, deleteSession, findSession, putSession, setSessionToken } from './sessions.js';
 
 export class SqlStore implements Store {
   readonly dialect: 'sqlite' | 'postgres';
@@ -116,20 +121,40 @@ export class SqlStore implements Store {
     return manifests.unreadable(this.driver, digest);
   }
 
-  async getImage(digest: string, options: { repository?: string } = {}): Promise<ImageDetail | null> {
+  async getImage(digest: string, options: { repository?: string; scope?: ReadScope } = {}): Promise<ImageDetail | null> {
     checkDigest(digest);
     if (options.repository !== undefined) checkName(options.repository, 'repository');
-    return manifests.getImage(this.driver, digest, options);
+    const detail = await manifests.getImage(this.driver, digest, options);
+    return detail && options.scope ? scopedImage(this.driver, this.d, detail, options.scope, options.repository) : detail;
   }
 
-  async getImages(digests: readonly string[], options: { repository?: string } = {}): Promise<Map<string, ImageDetail>> {
+  async getImages(digests: readonly string[], options: { repository?: string; scope?: ReadScope } = {}): Promise<Map<string, ImageDetail>> {
     for (const d of digests) checkDigest(d);
     if (options.repository !== undefined) checkName(options.repository, 'repository');
-    return getImages(this.driver, digests, options);
+    const details = await getImages(this.driver, digests, options);
+    return options.scope ? scopedImages(this.driver, this.d, details, options.scope, options.repository) : details;
   }
 
   async setGitlabProject(repository: string, project: GitlabProjectColumns): Promise<void> {
     await this.driver.write((q) => setGitlabProject(q, repository, project));
+  }
+
+  // ---- signed-in sessions (sessions.ts)
+
+  putSession(session: SessionRecord): Promise<void> {
+    return this.driver.write((q) => putSession(q, session));
+  }
+
+  findSession(id: string, now: Date): Promise<SessionRecord | undefined> {
+    return findSession(this.driver, id, now);
+  }
+
+  setSessionToken(id: string, token: string): Promise<void> {
+    return this.driver.write((q) => setSessionToken(q, id, token));
+  }
+
+  deleteSession(id: string, now: Date): Promise<void> {
+    return this.driver.write((q) => deleteSession(q, id, now));
   }
 
   // ---- verified builds and pushers (verifications.ts)
@@ -146,7 +171,12 @@ export class SqlStore implements Store {
   async verifiedInsights(query: InsightsQuery): Promise<{ verified: number; pushedBy: Record<string, number> }> {
     const window = insights.insightsWindow(query);
     const filter = { ...(query.namespace !== undefined ? { namespace: query.namespace } : {}), ...(query.repository !== undefined ? { repository: query.repository } : {}) };
-    return { verified: await verified.countVerified(this.driver, window.from, window.to, filter), pushedBy: await verified.pusherCounts(this.driver, window.from, window.to, filter) };
+    // A signed-in person counts readable repositories only, as in insights().
+    const readable = query.scope ? readableSql(this.d, query.scope, 'r') : undefined;
+    return {
+      verified: await verified.countVerified(this.driver, window.from, window.to, filter, readable),
+      pushedBy: await verified.pusherCounts(this.driver, window.from, window.to, filter, readable),
+    };
   }
 
   // ---- build-details referrers (referrers.ts)
@@ -236,9 +266,10 @@ export class SqlStore implements Store {
     return this.driver.write((q) => tags.reconcileRepository(q, this.d, repository, liveTags, when));
   }
 
-  async tagHistory(repository: string, tag: string, page: { limit?: number; cursor?: string } = {}): Promise<TagHistory | null> {
+  async tagHistory(repository: string, tag: string, page: { limit?: number; cursor?: string; scope?: ReadScope } = {}): Promise<TagHistory | null> {
     checkName(repository, 'repository');
     checkName(tag, 'tag');
+    if (page.scope && !(await readableRepositories(this.driver, this.d, [repository], page.scope)).has(repository)) return null;
     // The cursor is the start (ms) of the last entry shown: segments start at distinct, increasing times.
     const before = page.cursor === undefined ? undefined : /^[0-9]{1,15}$/.test(page.cursor) ? Number(page.cursor) : NaN;
     if (Number.isNaN(before)) throw new UsageError('the history cursor is not one this catalog handed out', { hint: 'pass back the nextCursor of the previous page' });
@@ -248,11 +279,11 @@ export class SqlStore implements Store {
 
   // ---- queries (search.ts)
 
-  async listRepositories(options: { q?: string; limit?: number; cursor?: string }): Promise<Page<RepositorySummary>> {
+  async listRepositories(options: { q?: string; limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<RepositorySummary>> {
     return search.listRepositories(this.driver, options);
   }
 
-  async listTags(repository: string, options: { limit?: number; cursor?: string }): Promise<Page<TagItem>> {
+  async listTags(repository: string, options: { limit?: number; cursor?: string; scope?: ReadScope }): Promise<Page<TagItem>> {
     checkName(repository, 'repository');
     return search.listTags(this.driver, repository, options);
   }
@@ -281,7 +312,8 @@ export class SqlStore implements Store {
         throw new UsageError(`namespace ${JSON.stringify(query.namespace.slice(0, 100))} has a slash`, { hint: 'a namespace is the first path segment of a repository; pass a whole path as repository' });
       }
     }
-    return insights.insights(this.driver, query, window);
+    // Decided once per repository (insights.ts), not once per event.
+    return insights.insights(this.driver, query, window, query.scope ? readableSql(this.d, query.scope, 'rs') : undefined);
   }
 
   // ---- checkpoints (checkpoints.ts)

@@ -4,7 +4,7 @@
 // digest the mark does not follow it. A pusher is the user agent of the registry notification that
 // announced a manifest's push (src/catalog/pushers.ts names the tool).
 import { UsageError } from '../../errors.js';
-import type { Queryable } from './driver.js';
+import type { Param, Queryable } from './driver.js';
 import type { SearchQuery } from '../types.js';
 
 /** What a checked build report proves: a job of this project pushed this digest in this pipeline. */
@@ -29,6 +29,12 @@ export interface PusherRecord {
 }
 
 const key = (repository: string, digest: string): string => `${repository}@${digest}`;
+
+/** A condition on the repositories row `r` (read-scope-sql.ts readableSql): only repositories the person may read. */
+export interface ReadableCondition {
+  sql: string;
+  params: Param[];
+}
 
 function num(v: unknown): number {
   return typeof v === 'number' ? v : Number(v);
@@ -80,12 +86,16 @@ export function verificationKey(repository: string, digest: string): string {
  * verification answers for itself (its pipeline, commit and ref were checked against the image's
  * annotations). Annotation filters are refused with verified=true.
  */
-export async function searchVerified(q: Queryable, query: SearchQuery, limit: number): Promise<{ ids: number[]; next?: { u: number; i: number } }> {
+export async function searchVerified(q: Queryable, query: SearchQuery, limit: number, readable?: ReadableCondition): Promise<{ ids: number[]; next?: { u: number; i: number } }> {
   if (query.annotations && query.annotations.length > 0) {
     throw new UsageError('verified=true cannot be combined with annotation= filters', { hint: 'use commit=, pipeline= or ref= with verified=true' });
   }
   const where: string[] = ['g.deleted_at IS NULL'];
-  const params: (string | number)[] = [];
+  const params: Param[] = [];
+  if (readable) {
+    where.push(readable.sql);
+    params.push(...readable.params);
+  }
   if (query.repository !== undefined) {
     where.push('r.name = ?');
     params.push(query.repository);
@@ -144,9 +154,13 @@ function decodeVerifiedCursor(cursor: string | undefined): { u: number; i: numbe
 }
 
 /** Counts verified images (distinct repository and digest) whose tag moved to them in [from, to). */
-export async function countVerified(q: Queryable, from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }): Promise<number> {
+export async function countVerified(q: Queryable, from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }, readable?: ReadableCondition): Promise<number> {
   const where = ['g.updated_at >= ?', 'g.updated_at < ?'];
-  const params: (string | number)[] = [from, to];
+  const params: Param[] = [from, to];
+  if (readable) {
+    where.push(readable.sql);
+    params.push(...readable.params);
+  }
   if (repositoryFilter?.repository !== undefined) {
     where.push('v.repository = ?');
     params.push(repositoryFilter.repository);
@@ -189,9 +203,13 @@ export async function pushersOf(q: Queryable, digests: readonly string[]): Promi
 }
 
 /** Images (distinct repository and digest a tag moved to in [from, to)) by pusher. */
-export async function pusherCounts(q: Queryable, from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }): Promise<Record<string, number>> {
+export async function pusherCounts(q: Queryable, from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }, readable?: ReadableCondition): Promise<Record<string, number>> {
   const where = ['g.updated_at >= ?', 'g.updated_at < ?'];
-  const params: (string | number)[] = [from, to];
+  const params: Param[] = [from, to];
+  if (readable) {
+    where.push(readable.sql);
+    params.push(...readable.params);
+  }
   if (repositoryFilter?.repository !== undefined) {
     where.push('r.name = ?');
     params.push(repositoryFilter.repository);

@@ -8,7 +8,8 @@ import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '
 import type { GitlabServer } from '../ui/links.js';
 import { parseImageQuery } from '../params.js';
 import { imageDetail, imageItem } from '../views.js';
-import { type ApiModule, CURSOR_PARAMETER, DIGEST_PATH_PARAMETER, LIMIT_PARAMETER, type RouteSpec, errorResponse, serve } from './route.js';
+import { type ApiModule, CURSOR_PARAMETER, DIGEST_PATH_PARAMETER, LIMIT_PARAMETER, type RouteSpec, SIGN_IN_REQUIRED, errorResponse, serve } from './route.js';
+import { scoped } from '../auth/viewer.js';
 import { ImageDetailSchema, ImagePageSchema } from './schemas.js';
 
 /** Media types the raw manifest endpoint declares as they are; any other is served as bytes. */
@@ -37,7 +38,7 @@ const SEARCH_IMAGES: RouteSpec = {
     LIMIT_PARAMETER,
     CURSOR_PARAMETER,
   ],
-  responses: { 200: { description: 'A page of images.', json: ImagePageSchema }, 400: errorResponse('A bad or unknown parameter; the message names it.') },
+  responses: { 200: { description: 'A page of images.', json: ImagePageSchema }, 400: errorResponse('A bad or unknown parameter; the message names it.'), 401: SIGN_IN_REQUIRED },
 };
 
 const GET_IMAGE: RouteSpec = {
@@ -55,7 +56,12 @@ const GET_IMAGE: RouteSpec = {
       schema: { type: 'string' },
     },
   ],
-  responses: { 200: { description: 'The image.', json: ImageDetailSchema }, 400: errorResponse('Not a digest.'), 404: errorResponse('Not in the catalog.') },
+  responses: {
+    200: { description: 'The image.', json: ImageDetailSchema },
+    400: errorResponse('Not a digest.'),
+    401: SIGN_IN_REQUIRED,
+    404: errorResponse('Not in the catalog (or, signed in, not tagged in a repository the person may read).'),
+  },
 };
 
 const GET_RAW_MANIFEST: RouteSpec = {
@@ -67,7 +73,8 @@ const GET_RAW_MANIFEST: RouteSpec = {
   responses: {
     200: { description: 'The manifest.', content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
     400: errorResponse('Not a digest.'),
-    404: errorResponse('Not in the catalog.'),
+    401: SIGN_IN_REQUIRED,
+    404: errorResponse('Not in the catalog (or, signed in, not tagged in a repository the person may read).'),
   },
 };
 
@@ -80,7 +87,7 @@ function checkDigest(digest: string): void {
 export function imagesApi(store: StoreReader, servers: readonly GitlabServer[]): Hono {
   const app = new Hono();
   serve(app, SEARCH_IMAGES, async (c) => {
-    const page = await store.searchImages(parseImageQuery(new URL(c.req.url).searchParams));
+    const page = await store.searchImages({ ...parseImageQuery(new URL(c.req.url).searchParams), ...scoped(c) });
     return c.json({ items: page.items.map((i) => imageItem(i, servers)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
   });
   serve(app, GET_IMAGE, async (c) => {
@@ -89,7 +96,7 @@ export function imagesApi(store: StoreReader, servers: readonly GitlabServer[]):
     // ?repository=NAME: the build details as that repository lists them (its referrers only).
     const repository = c.req.query('repository');
     if (repository !== undefined && !isValidRepository(repository)) throw new UsageError(`repository ${JSON.stringify(repository.slice(0, 260))} is not a valid repository name`);
-    const detail = await store.getImage(digest, repository !== undefined ? { repository } : {});
+    const detail = await store.getImage(digest, { ...(repository !== undefined ? { repository } : {}), ...scoped(c) });
     if (!detail) throw new NotFoundError(`no image ${digest} in the catalog`);
     return c.json(await imageDetail(store, detail, servers));
   });
@@ -98,7 +105,7 @@ export function imagesApi(store: StoreReader, servers: readonly GitlabServer[]):
   serve(app, GET_RAW_MANIFEST, async (c) => {
     const digest = c.req.param('digest') ?? '';
     checkDigest(digest);
-    const detail = await store.getImage(digest);
+    const detail = await store.getImage(digest, scoped(c));
     if (!detail) throw new NotFoundError(`no image ${digest} in the catalog`);
     const type = MANIFEST_MEDIA_TYPES.has(detail.mediaType) ? detail.mediaType : 'application/octet-stream';
     return c.body(new Uint8Array(detail.raw), 200, {

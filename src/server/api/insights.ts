@@ -4,7 +4,8 @@ import type { BuildEvidence, StoreReader } from '../../catalog/store.js';
 import { MAX_INSIGHT_WEEKS } from '../../catalog/paging.js';
 import { parseInsightsQuery } from '../params.js';
 import { csvFilename, insightsCsv, insightsItem } from '../insights.js';
-import { type ApiModule, type ApiParameter, type RouteSpec, errorResponse, serve } from './route.js';
+import { type ApiModule, type ApiParameter, type RouteSpec, SIGN_IN_REQUIRED, errorResponse, serve } from './route.js';
+import { scoped } from '../auth/viewer.js';
 import { InsightsSchema } from './schemas.js';
 
 function insightsParameters(withFormat: boolean): ApiParameter[] {
@@ -31,7 +32,7 @@ const INSIGHTS: RouteSpec = {
     'builders.unread counts images whose builder could not be told without their config, which was not read (see sync --read-configs). ' +
     'format=csv (or GET /api/v1/insights.csv) returns the same figures as CSV, one row per week and scope.',
   parameters: insightsParameters(true),
-  responses: { 200: { description: 'The report.', json: InsightsSchema, content: CSV }, 400: errorResponse('A bad or unknown parameter; the message names it.') },
+  responses: { 200: { description: 'The report.', json: InsightsSchema, content: CSV }, 400: errorResponse('A bad or unknown parameter; the message names it.'), 401: SIGN_IN_REQUIRED },
 };
 
 const INSIGHTS_CSV: RouteSpec = {
@@ -40,7 +41,7 @@ const INSIGHTS_CSV: RouteSpec = {
   operationId: 'insightsCsv',
   summary: 'The insights report as CSV (RFC 4180, a header row; cells that a spreadsheet would read as formulas start with an apostrophe).',
   parameters: insightsParameters(false),
-  responses: { 200: { description: 'CSV, as an attachment.', content: CSV }, 400: errorResponse('A bad or unknown parameter; the message names it.') },
+  responses: { 200: { description: 'CSV, as an attachment.', content: CSV }, 400: errorResponse('A bad or unknown parameter; the message names it.'), 401: SIGN_IN_REQUIRED },
 };
 
 export const INSIGHTS_API: ApiModule = { base: '/api/v1', routes: [INSIGHTS, INSIGHTS_CSV] };
@@ -50,6 +51,7 @@ export function insightsApi(store: StoreReader & Pick<BuildEvidence, 'verifiedIn
   const report = async (c: Context, csvPath: boolean): Promise<Response> => {
     const q = parseInsightsQuery(new URL(c.req.url).searchParams, csvPath);
     const r = await store.insights({
+      ...scoped(c),
       ...(q.namespace !== undefined ? { namespace: q.namespace } : {}),
       ...(q.repository !== undefined ? { repository: q.repository } : {}),
       ...(q.from ? { from: q.from } : {}),
@@ -57,7 +59,7 @@ export function insightsApi(store: StoreReader & Pick<BuildEvidence, 'verifiedIn
     });
     // Verified images and pushers (verifications.ts) ride along in the JSON.
     if (q.format === 'json') {
-      const evidence = await store.verifiedInsights({ ...(r.namespace !== null ? { namespace: r.namespace } : {}), ...(r.repository !== null ? { repository: r.repository } : {}), from: r.from, to: new Date(r.to.getTime() - 1) });
+      const evidence = await store.verifiedInsights({ ...scoped(c), ...(r.namespace !== null ? { namespace: r.namespace } : {}), ...(r.repository !== null ? { repository: r.repository } : {}), from: r.from, to: new Date(r.to.getTime() - 1) });
       return c.json({ ...insightsItem(r), ...evidence });
     }
     return c.body(insightsCsv(r), 200, {

@@ -4,7 +4,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { VERSION } from '../../version.js';
-import { type ApiModule, type ApiResponse, type RouteSpec, openApiPath, serve } from './route.js';
+import { type ApiModule, type ApiResponse, type RouteSpec, SIGN_IN_REQUIRED, openApiPath, serve } from './route.js';
 import { OpenApiSchema, apiSchemas } from './schemas.js';
 
 const OPENAPI: RouteSpec = {
@@ -12,7 +12,7 @@ const OPENAPI: RouteSpec = {
   path: '/openapi.json',
   operationId: 'openapi',
   summary: 'This document.',
-  responses: { 200: { description: 'OpenAPI 3.1.', json: OpenApiSchema } },
+  responses: { 200: { description: 'OpenAPI 3.1.', json: OpenApiSchema }, 401: SIGN_IN_REQUIRED },
 };
 
 export const OPENAPI_API: ApiModule = { base: '/api/v1', routes: [OPENAPI] };
@@ -64,15 +64,22 @@ export function openApiDocument(modules: readonly ApiModule[]): Record<string, u
       version: VERSION,
       description:
         'Search container images by the GitLab CI build details in their OCI annotations (com.gitlab.ci.*, org.opencontainers.image.*), ' +
-        'or, for images without them, their config labels. Errors are {"error": {"code", "message"}}; a bad parameter gets 400 and a message naming it.',
+        'or, for images without them, their config labels. Errors are {"error": {"code", "message"}}; a bad parameter gets 400 and a message naming it. ' +
+        'With serve --auth gitlab every call needs a GitLab access token (read_api) as Bearer, or the signed-in session cookie, else 401; ' +
+        'each person then sees only the repositories of GitLab projects they can read, and anything else answers as if it were not in the catalog.',
     },
+    // None with --auth none; a GitLab token or the session cookie with --auth gitlab.
+    security: [{}, { gitlabToken: [] }, { session: [] }],
     paths,
     components: {
       securitySchemes: {
         webhookSecret: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'The secret itself, as GitLab and distribution send it.' },
         webhookBearer: { type: 'http', scheme: 'bearer' },
+        gitlabToken: { type: 'http', scheme: 'bearer', description: 'A GitLab personal, project or group access token with read_api (serve --auth gitlab).' },
+        session: { type: 'apiKey', in: 'cookie', name: 'tagtrail_session', description: 'The signed-in session (__Host-tagtrail_session over https).' },
+        metricsToken: { type: 'http', scheme: 'bearer', description: 'The --metrics-token, which /metrics needs when serve listens on an address others can reach.' },
         idToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "A GitLab CI ID token (id_tokens) whose aud is serve's public URL." },
-        gitlabToken: { type: 'apiKey', in: 'header', name: 'X-Gitlab-Token', description: "The webhook's secret token, as GitLab sends it." },
+        gitlabWebhookToken: { type: 'apiKey', in: 'header', name: 'X-Gitlab-Token', description: "The webhook's secret token, as GitLab sends it." },
       },
       schemas: componentSchemas(),
     },

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Store } from '../../catalog/store.js';
 import { withTimeout } from '../../time.js';
 import type { Metrics } from '../metrics.js';
-import { type ApiModule, type RouteSpec, serve } from './route.js';
+import { type ApiModule, type RouteSpec, errorResponse, serve } from './route.js';
 import { HealthSchema } from './schemas.js';
 
 const HEALTHZ: RouteSpec = {
@@ -12,6 +12,8 @@ const HEALTHZ: RouteSpec = {
   path: '/healthz',
   operationId: 'healthz',
   summary: 'Liveness: the process answers.',
+  // Open to anyone who reaches serve: probes reveal nothing about the catalog.
+  security: [],
   responses: { 200: { description: 'Alive.', json: HealthSchema } },
 };
 
@@ -20,6 +22,7 @@ const READYZ: RouteSpec = {
   path: '/readyz',
   operationId: 'readyz',
   summary: 'Readiness: the catalog database answers and the server is not shutting down.',
+  security: [],
   responses: { 200: { description: 'Ready.', json: HealthSchema }, 503: { description: 'Not ready.', json: HealthSchema } },
 };
 
@@ -28,7 +31,13 @@ const METRICS: RouteSpec = {
   path: '/metrics',
   operationId: 'metrics',
   summary: 'Prometheus metrics.',
-  responses: { 200: { description: 'Text exposition format.', content: { 'text/plain': { schema: { type: 'string' } } } } },
+  description: 'Open when serve listens on loopback; elsewhere only with the --metrics-token as Bearer.',
+  // Open on a loopback --listen, else the metrics token.
+  security: [{}, { metricsToken: [] }],
+  responses: {
+    200: { description: 'Text exposition format.', content: { 'text/plain': { schema: { type: 'string' } } } },
+    401: errorResponse('serve listens on an address others can reach, and the metrics token was not presented.'),
+  },
 };
 
 export const PROBES_API: ApiModule = { base: '/', routes: [HEALTHZ, READYZ, METRICS] };

@@ -7,7 +7,8 @@ import { isValidRepository, isValidTag } from '../../oci/reference.js';
 import type { GitlabServer } from '../ui/links.js';
 import { parseListQuery, parseRepositoryQuery } from '../params.js';
 import { imageItem, repositoryItem, tagHistoryItem } from '../views.js';
-import { type ApiModule, type ApiParameter, CURSOR_PARAMETER, LIMIT_PARAMETER, type RouteSpec, errorResponse, serve } from './route.js';
+import { type ApiModule, type ApiParameter, CURSOR_PARAMETER, LIMIT_PARAMETER, type RouteSpec, SIGN_IN_REQUIRED, errorResponse, serve } from './route.js';
+import { scoped } from '../auth/viewer.js';
 import { ImagePageSchema, RepositoryPageSchema, TagHistorySchema } from './schemas.js';
 
 const repositoryPathParameter: ApiParameter = {
@@ -24,7 +25,7 @@ const LIST_REPOSITORIES: RouteSpec = {
   operationId: 'listRepositories',
   summary: 'Repositories in the catalog, by name.',
   parameters: [{ name: 'q', in: 'query', description: 'Only names containing this text.', schema: { type: 'string', maxLength: 255 } }, LIMIT_PARAMETER, CURSOR_PARAMETER],
-  responses: { 200: { description: 'A page of repositories.', json: RepositoryPageSchema }, 400: errorResponse('A bad parameter.') },
+  responses: { 200: { description: 'A page of repositories.', json: RepositoryPageSchema }, 400: errorResponse('A bad parameter.'), 401: SIGN_IN_REQUIRED },
 };
 
 const LIST_TAGS: RouteSpec = {
@@ -33,7 +34,7 @@ const LIST_TAGS: RouteSpec = {
   operationId: 'listTags',
   summary: 'Live tags of a repository, most recently updated first.',
   parameters: [repositoryPathParameter, LIMIT_PARAMETER, CURSOR_PARAMETER],
-  responses: { 200: { description: 'A page of tags.', json: ImagePageSchema }, 400: errorResponse('A bad parameter.') },
+  responses: { 200: { description: 'A page of tags.', json: ImagePageSchema }, 400: errorResponse('A bad parameter.'), 401: SIGN_IN_REQUIRED },
 };
 
 const TAG_HISTORY: RouteSpec = {
@@ -45,7 +46,8 @@ const TAG_HISTORY: RouteSpec = {
   responses: {
     200: { description: 'The history.', json: TagHistorySchema },
     400: errorResponse('A bad repository or tag.'),
-    404: errorResponse('The catalog has never seen this tag.'),
+    401: SIGN_IN_REQUIRED,
+    404: errorResponse('The catalog has never seen this tag (or, signed in, it is in a repository the person may not read).'),
   },
 };
 
@@ -54,20 +56,20 @@ export const REPOSITORIES_API: ApiModule = { base: '/api/v1', routes: [LIST_REPO
 export function repositoriesApi(store: StoreReader, servers: readonly GitlabServer[]): Hono {
   const app = new Hono();
   serve(app, LIST_REPOSITORIES, async (c) => {
-    const page = await store.listRepositories(parseRepositoryQuery(new URL(c.req.url).searchParams));
+    const page = await store.listRepositories({ ...parseRepositoryQuery(new URL(c.req.url).searchParams), ...scoped(c) });
     return c.json({ items: page.items.map(repositoryItem), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
   });
   serve(app, TAG_HISTORY, async (c) => {
     const repository = checkRepositoryPath(c.req.param('repository') ?? '');
     const tag = decodeURIComponent(c.req.param('tag') ?? '');
     if (!isValidTag(tag)) throw new UsageError(`tag ${JSON.stringify(tag.slice(0, 130))} in the path is not a valid tag`);
-    const history = await store.tagHistory(repository, tag, parseListQuery(new URL(c.req.url).searchParams));
+    const history = await store.tagHistory(repository, tag, { ...parseListQuery(new URL(c.req.url).searchParams), ...scoped(c) });
     if (!history) throw new NotFoundError(`no tag ${repository}:${tag} in the catalog`);
     return c.json(tagHistoryItem(history));
   });
   serve(app, LIST_TAGS, async (c) => {
     const repository = checkRepositoryPath(c.req.param('repository') ?? '');
-    const page = await store.listTags(repository, parseListQuery(new URL(c.req.url).searchParams));
+    const page = await store.listTags(repository, { ...parseListQuery(new URL(c.req.url).searchParams), ...scoped(c) });
     return c.json({ items: page.items.map((i) => imageItem(i, servers)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) });
   });
   return app;

@@ -62,6 +62,11 @@ export function errorResponse(description: string): ApiResponse {
   return { description, json: ErrorSchema };
 }
 
+/** What every catalog read answers under serve --auth gitlab to a request nobody signed (server/auth/). */
+export const SIGN_IN_REQUIRED: ApiResponse = errorResponse(
+  'serve --auth gitlab only: no signed-in session and no GitLab access token (read_api) as Bearer, or GitLab does not accept the token.',
+);
+
 export const LIMIT_PARAMETER: ApiParameter = {
   name: 'limit',
   in: 'query',

@@ -60,6 +60,7 @@ header.site {
 header.site nav { display: flex; gap: 1rem; flex-wrap: wrap; }
 form.search { display: flex; gap: 0.4rem; flex: 1 1 18rem; max-width: 40rem; margin-left: auto; }
 form.search input { flex: 1; min-width: 0; }
+form.account { display: flex; gap: 0.4rem; align-items: center; font-size: 0.9rem; }
 input[type="search"], input[type="text"] {
   font: inherit; padding: 0.35rem 0.55rem; border: 1px solid var(--line); border-radius: 6px;
   background: var(--bg); color: var(--fg);

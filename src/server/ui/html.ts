@@ -25,6 +25,8 @@ export interface ViewContext {
   now: Date;
   /** The text of the header's search box. */
   q?: string;
+  /** Who is signed in (--auth gitlab), and the sign-out form's CSRF token. */
+  viewer?: { username: string; csrf?: string };
 }
 
 // ---------------------------------------------------------------- paths
@@ -63,6 +65,12 @@ interface PageOptions {
   body: Html;
 }
 
+function account(viewer: { username: string; csrf?: string }): Html {
+  return html`<form class="account" action="/auth/logout" method="post"><span>Signed in as <strong class="signed-in-user">${viewer.username}</strong></span>${
+    viewer.csrf !== undefined ? html`<input type="hidden" name="csrf" value="${viewer.csrf}"><button type="submit">Sign out</button>` : ''
+  }</form>`;
+}
+
 export function layout({ title, ctx, crumbs, body }: PageOptions): Html {
   return html`<!doctype html>
 <html lang="en">
@@ -84,6 +92,7 @@ export function layout({ title, ctx, crumbs, body }: PageOptions): Html {
 <input id="site-search" type="search" name="q" value="${ctx.q ?? ''}" maxlength="512" placeholder="Commit, pipeline, ref, key=value or repository" autocomplete="off" spellcheck="false" autocapitalize="off">
 <button type="submit">Search</button>
 </form>
+${ctx.viewer ? account(ctx.viewer) : ''}
 </header>
 <main id="main" tabindex="-1">
 ${crumbs && crumbs.length > 0 ? breadcrumbs(crumbs) : ''}

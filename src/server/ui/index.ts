@@ -32,6 +32,13 @@ import { type SearchPageData, type SectionResult, searchPage } from './pages/sea
 import { SEARCH_KINDS, type SearchKind, type SearchTerm, parseSearch } from './query.js';
 import { DEFAULT_PAGE_SIZE, UI_MAX_PAGE_SIZE } from '../../catalog/paging.js';
 import { parseChoice, parseCursor, parsePaging } from '../params.js';
+import { readScopeOf, scoped, viewerOf } from '../auth/viewer.js';
+import type { ReadScope } from '../../catalog/read-scope.js';
+
+function viewerContext(c: Context): Pick<ViewContext, 'viewer'> {
+  const v = viewerOf(c);
+  return v ? { viewer: { username: v.username, ...(v.csrf !== undefined ? { csrf: v.csrf } : {}) } } : {};
+}
 
 interface UiOptions {
   store: StoreReader & Pick<BuildEvidence, 'verifiedInsights'>;
@@ -85,8 +92,9 @@ export function parseRepositoryPath(pathname: string): { repository: string; res
 export function mountUi(app: Hono, options: UiOptions): void {
   const { store } = options;
   const servers = parseGitlabUrls(options.gitlabUrls);
-  const context = (q?: string): ViewContext => ({
+  const context = (c: Context, q?: string): ViewContext => ({
     servers,
+    ...viewerContext(c),
     now: options.now(),
     ...(options.registryHost ? { registryHost: options.registryHost } : {}),
     ...(q !== undefined ? { q } : {}),
@@ -97,7 +105,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
     return c.html(body, status as 200, { ...SECURITY_HEADERS, 'Cache-Control': 'no-cache' });
   };
 
-  const notFound = (c: Context, message: string): Promise<Response> => send(c, errorPage(404, 'Not found', message, context()), 404);
+  const notFound = (c: Context, message: string): Promise<Response> => send(c, errorPage(404, 'Not found', message, context(c)), 404);
 
   /** Wraps a page handler: catalog errors become an HTML page, not the API's JSON. */
   const page =
@@ -111,10 +119,10 @@ export function mountUi(app: Hono, options: UiOptions): void {
           const stale = err instanceof InvalidCursorError;
           // A bad parameter's message names it (params.ts); its hint says what it takes.
           const message = stale ? 'This page link is out of date or broken. Start again from the first page.' : [err.message, err.hint].filter(Boolean).join('. ');
-          return send(c, errorPage(status, stale ? 'Page link not valid' : 'Cannot show this page', message, context()), status);
+          return send(c, errorPage(status, stale ? 'Page link not valid' : 'Cannot show this page', message, context(c)), status);
         }
         options.onError?.(err);
-        return send(c, errorPage(500, 'Something went wrong', 'The catalog could not be read. The server log has the details.', context()), 500);
+        return send(c, errorPage(500, 'Something went wrong', 'The catalog could not be read. The server log has the details.', context(c)), 500);
       }
     };
 
@@ -132,12 +140,12 @@ export function mountUi(app: Hono, options: UiOptions): void {
     page(async (c) => {
       const q = (c.req.query('q') ?? '').trim().slice(0, 512);
       const { cursor, limit } = pagingOf(c);
-      const result = await store.listRepositories({ ...(q ? { q } : {}), ...(cursor ? { cursor } : {}), limit: limit ?? DEFAULT_PAGE_SIZE });
-      return send(c, repositoriesPage(result, { q, ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context()));
+      const result = await store.listRepositories({ ...scoped(c), ...(q ? { q } : {}), ...(cursor ? { cursor } : {}), limit: limit ?? DEFAULT_PAGE_SIZE });
+      return send(c, repositoriesPage(result, { q, ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context(c)));
     }),
   );
 
-  app.get('/docs/annotate', page((c) => send(c, docsPage(context()))));
+  app.get('/docs/annotate', page((c) => send(c, docsPage(context(c)))));
 
   app.get(
     '/insights',
@@ -146,9 +154,9 @@ export function mountUi(app: Hono, options: UiOptions): void {
       const weeks = parseChoice(new URL(c.req.url).searchParams, 'weeks', WEEK_CHOICES, 26);
       const now = options.now();
       const from = new Date(now.getTime() - (weeks - 1) * 7 * 86_400_000);
-      const report = await store.insights({ ...(namespace ? { namespace } : {}), from, to: now });
-      const evidence = await store.verifiedInsights({ ...(namespace ? { namespace } : {}), from, to: now });
-      return send(c, insightsPage({ report, weeks, evidence, ...(namespace ? { namespace } : {}) }, context()));
+      const report = await store.insights({ ...scoped(c), ...(namespace ? { namespace } : {}), from, to: now });
+      const evidence = await store.verifiedInsights({ ...scoped(c), ...(namespace ? { namespace } : {}), from, to: now });
+      return send(c, insightsPage({ report, weeks, evidence, ...(namespace ? { namespace } : {}) }, context(c)));
     }),
   );
 
@@ -162,31 +170,34 @@ export function mountUi(app: Hono, options: UiOptions): void {
       const { repository, rest } = parsed;
       if (rest.length === 0) {
         const { cursor, limit } = pagingOf(c);
-        const result = await store.listTags(repository, { limit: limit ?? DEFAULT_PAGE_SIZE, ...(cursor ? { cursor } : {}) });
+        const result = await store.listTags(repository, { ...scoped(c), limit: limit ?? DEFAULT_PAGE_SIZE, ...(cursor ? { cursor } : {}) });
         if (result.items.length === 0 && !cursor) return notFound(c, `No repository “${repository}” with live tags in the catalog.`);
-        return send(c, repositoryPage(repository, result, { ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context()));
+        return send(c, repositoryPage(repository, result, { ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }, context(c)));
       }
       const [what, id, ...extra] = rest;
       if (extra.length > 0 || id === undefined) return notFound(c, 'No such page.');
       if (what === 'tags') {
         if (!isValidTag(id)) return notFound(c, 'That is not a tag name.');
+        const scope = scoped(c);
         const historyCursor = parseCursor(new URL(c.req.url).searchParams, 'history');
-        const history = await store.tagHistory(repository, id, historyCursor ? { cursor: historyCursor } : {});
+        const history = await store.tagHistory(repository, id, { ...scope, ...(historyCursor ? { cursor: historyCursor } : {}) });
         if (!history) return notFound(c, `No tag “${id}” in “${repository}” in the catalog.`);
         const [detail, earlier, insight] = await Promise.all([
-          history.digest ? store.getImage(history.digest, { repository }) : null,
-          earlierBuilds(store, history),
+          history.digest ? store.getImage(history.digest, { repository, ...scope }) : null,
+          earlierBuilds(store, history, scope),
           history.digest ? store.manifestInsight(history.digest) : null,
         ]);
         const children = await childDetails(store, detail);
-        return send(c, imagePage({ repository, tag: id, history, ...(historyCursor ? { historyCursor } : {}), detail, digest: history.digest, children, earlier, insight }, context()));
+        return send(c, imagePage({ repository, tag: id, history, ...(historyCursor ? { historyCursor } : {}), detail, digest: history.digest, children, earlier, insight }, context(c)));
       }
       if (what === 'manifests') {
         if (!isValidDigest(id)) return notFound(c, 'That is not a digest.');
-        const [detail, insight] = await Promise.all([store.getImage(id, { repository }), store.manifestInsight(id)]);
+        // Its insight is read only once the person may see it.
+        const detail = await store.getImage(id, { repository, ...scoped(c) });
         if (!detail) return notFound(c, `No manifest ${id} in the catalog.`);
+        const insight = await store.manifestInsight(id);
         const children = await childDetails(store, detail);
-        return send(c, imagePage({ repository, detail, digest: id, children, insight }, context()));
+        return send(c, imagePage({ repository, detail, digest: id, children, insight }, context(c)));
       }
       return notFound(c, 'No such page.');
     }),
@@ -202,13 +213,13 @@ export function mountUi(app: Hono, options: UiOptions): void {
       const limit = paging.limit;
       const parsed = parseSearch(q, options.registryHost);
       if (!parsed.ok) {
-        return send(c, searchPage({ q: parsed.text.slice(0, 512), error: parsed.error, terms: [], sections: [] }, context()), 400);
+        return send(c, searchPage({ q: parsed.text.slice(0, 512), error: parsed.error, terms: [], sections: [] }, context(c)), 400);
       }
       const terms = only ? parsed.terms.filter((t) => t.kind === only) : parsed.terms;
       const several = terms.length > 1;
       const cursor = several ? undefined : paging.cursor;
       const size = several ? SECTION_PAGE_SIZE : (limit ?? DEFAULT_PAGE_SIZE);
-      const sections = await Promise.all(terms.map((t) => runTerm(store, t, size, cursor)));
+      const sections = await Promise.all(terms.map((t) => runTerm(store, t, size, cursor, readScopeOf(c))));
       const data: SearchPageData = {
         q: parsed.text,
         terms,
@@ -217,7 +228,7 @@ export function mountUi(app: Hono, options: UiOptions): void {
         ...(cursor ? { cursor } : {}),
         ...(limit ? { limit } : {}),
       };
-      return send(c, searchPage(data, context(parsed.text)));
+      return send(c, searchPage(data, context(c, parsed.text)));
     }),
   );
 
@@ -225,8 +236,8 @@ export function mountUi(app: Hono, options: UiOptions): void {
   app.get('*', (c) => (c.req.path.startsWith('/api/') ? c.notFound() : notFound(c, 'No such page.')));
 }
 
-async function runTerm(store: StoreReader, term: SearchTerm, limit: number, cursor: string | undefined): Promise<SectionResult> {
-  const page = { limit, ...(cursor ? { cursor } : {}) };
+async function runTerm(store: StoreReader, term: SearchTerm, limit: number, cursor: string | undefined, scope: ReadScope | undefined): Promise<SectionResult> {
+  const page = { limit, ...(cursor ? { cursor } : {}), ...(scope ? { scope } : {}) };
   switch (term.kind) {
     case 'commit':
       return { term, kind: 'images', page: await store.searchImages({ commit: term.prefix, ...page }) };
@@ -239,7 +250,7 @@ async function runTerm(store: StoreReader, term: SearchTerm, limit: number, curs
     case 'repository':
       return { term, kind: 'repositories', page: await store.listRepositories({ q: term.name, ...page }) };
     case 'digest': {
-      const detail = await store.getImage(term.digest);
+      const detail = await store.getImage(term.digest, scope ? { scope } : {});
       return { term, kind: 'digest', digest: term.digest, tags: detail?.tags ?? [] };
     }
   }
@@ -249,11 +260,11 @@ async function runTerm(store: StoreReader, term: SearchTerm, limit: number, curs
 const EARLIER_BUILDS = 25;
 
 /** The build details of a tag's earlier digests (the newest 25), for the history table: one read. */
-async function earlierBuilds(store: StoreReader, history: TagHistory): Promise<Map<string, Build | null>> {
+async function earlierBuilds(store: StoreReader, history: TagHistory, scope: { scope?: ReadScope }): Promise<Map<string, Build | null>> {
   const digests = [...new Set(history.entries.map((e) => e.digest).filter((d) => d !== history.digest))].slice(0, EARLIER_BUILDS);
   const out = new Map<string, Build | null>();
   if (digests.length === 0) return out;
-  for (const d of (await store.getImages(digests, { repository: history.repository })).values()) out.set(d.digest, buildOfImage(d, d.labels) ?? null);
+  for (const d of (await store.getImages(digests, { repository: history.repository, ...scope })).values()) out.set(d.digest, buildOfImage(d, d.labels) ?? null);
   return out;
 }
 

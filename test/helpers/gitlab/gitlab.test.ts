@@ -86,6 +86,10 @@ describe('GitLab stand-in: OIDC', () => {
     const token = await gitlab().issueIdToken({ project: 'g/a', aud: 'https://tagtrail.test', pipelineId: 12, jobId: 34, sha: 'a'.repeat(40), ref: 'main' });
     const { payload, protectedHeader } = await jwtVerify(token, createRemoteJWKSet(new URL(doc.jwks_uri)), { issuer: gitlab().url, audience: 'https://tagtrail.test' });
     expect(protectedHeader.alg).toBe('RS256');
+    // One issuer, one key set: the JWKS oidc-provider serves for sign-in is the CI token's key.
+    const jwks = (await (await fetch(doc.jwks_uri)).json()) as { keys: { kid: string; d?: string }[] };
+    expect(jwks.keys.map((k) => k.kid)).toEqual([protectedHeader.kid]);
+    expect(jwks.keys[0]?.d).toBeUndefined();
     expect(payload).toMatchObject({ project_path: 'g/a', pipeline_id: '12', job_id: '34', ref: 'main', ref_type: 'branch', sub: 'project_path:g/a:ref_type:branch:ref:main' });
     expect((payload.exp as number) - (payload.iat as number)).toBe(300);
   });

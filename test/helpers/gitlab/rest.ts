@@ -125,6 +125,30 @@ export function registerRestRoutes(router: Router, options: RestOptions): void {
     };
   });
 
+  // https://docs.gitlab.com/api/projects/#list-all-projects: the projects the caller can see;
+  // `min_access_level` keeps those where the caller's role, direct or through a group, is at
+  // least that (https://docs.gitlab.com/api/members/#roles), `simple=true` the short form. Offset
+  // pagination (pagination.ts), in id order.
+  router.get(/^\/api\/v4\/projects$/, ({ url, req }) => {
+    const who = caller(model, req.headers);
+    if (isReply(who)) return who;
+    const minRaw = url.searchParams.get('min_access_level');
+    const min = minRaw !== null && /^\d+$/.test(minRaw) ? Number(minRaw) : undefined;
+    if (minRaw !== null && min === undefined) return { status: 400, body: { error: 'min_access_level does not have a valid value' } };
+    const visible = [...model.projects.values()]
+      .filter((p) => model.canSeeProject(who.user, p) && (min === undefined || model.role(who.user, p.path, p.members) >= min))
+      .sort((a, b) => a.id - b.id);
+    const page = paginate(visible, url, options.maxPerPage());
+    return {
+      status: 200,
+      headers: page.headers,
+      body: page.items.map((p) => {
+        const name = p.path.slice(p.path.lastIndexOf('/') + 1);
+        return { id: p.id, name, path: name, path_with_namespace: p.path, name_with_namespace: p.path.split('/').join(' / '), visibility: p.visibility };
+      }),
+    };
+  });
+
   // https://docs.gitlab.com/api/users/#get-the-current-user
   router.get(/^\/api\/v4\/user$/, ({ req }) => {
     const who = caller(model, req.headers);

@@ -8,8 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { LOOPBACK } from '../ports.js';
 import { type TokenIssuerOptions, type TokenService, createTokenService } from '../token-issuer.js';
 import { ACCESS_LEVEL, type GroupSpec, GitlabModel, type ProjectSpec, type TokenScope, type TokenSpec, type UserSpec } from './model.js';
+import { type IdTokenSpec, createSigningKey, mintIdToken } from './id-tokens.js';
+import { type OidcClientSpec, type OidcProvider, createOidcProvider } from './openid-provider.js';
 import { MAX_PER_PAGE } from './pagination.js';
-import { type IdTokenSpec, registerOidcRoutes } from './oidc.js';
 import { registerRestRoutes } from './rest.js';
 import { type JobEventSpec, type PipelineEventSpec, deliver, jobEvent, pipelineEvent } from './webhooks.js';
 import { type Handler, Router, send } from './router.js';
@@ -34,6 +35,8 @@ export interface GitlabStandInOptions {
   registryHost?: string;
   /** The largest per_page served; default 100 as on GitLab. */
   maxPerPage?: number;
+  /** OAuth applications people sign in to tagtrail with (openid-provider.ts). */
+  oidcClients?: OidcClientSpec[];
   /** For the token realm: lifetime, service, issuer, key header (see token-issuer.ts). */
   realmOptions?: Omit<TokenIssuerOptions, 'users' | 'authenticate' | 'publicRepositories'>;
 }
@@ -63,10 +66,8 @@ export interface GitlabStandIn {
   rateLimit(times: number, retryAfterSeconds: number): void;
   /** More routes (OIDC discovery, JWKS, webhooks, …); tried after the built-in ones. */
   route(method: string, pattern: RegExp, handler: Handler): void;
-  /** A CI ID token signed with the server's OIDC key (oidc.ts); its iss is `url`. */
+  /** A CI ID token signed with the key /oauth/discovery/keys publishes (id-tokens.ts); its iss is `url`. */
   issueIdToken(spec: IdTokenSpec): Promise<string>;
-  /** Publishes a new OIDC signing key and signs with it from now on; returns its kid. */
-  rotateOidcKey(): Promise<string>;
   /** Sends a Pipeline Hook or Job Hook delivery to a webhook URL (webhooks.ts). */
   sendPipelineEvent(url: string, token: string | undefined, spec: PipelineEventSpec): Promise<Response>;
   sendJobEvent(url: string, token: string | undefined, spec: JobEventSpec): Promise<Response>;
@@ -124,7 +125,10 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
   const requests: GitlabRequestRecord[] = [];
   let seq = 0;
   let origin = '';
-  const oidc = await registerOidcRoutes(router, model, () => origin);
+  // One key for the one issuer: sign-in ID tokens (oidc-provider) and CI ID tokens (jose).
+  const signingKey = await createSigningKey();
+  // Made once the origin is known (it is the issuer); requests before that cannot arrive.
+  let oidc: OidcProvider | undefined = undefined;
   const server = createServer((req, res) => {
     const rawUrl = req.url ?? '/';
     const path = rawUrl.split('?')[0] ?? '/';
@@ -133,6 +137,11 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
     res.once('finish', () => {
       record.status = res.statusCode;
     });
+    // The OpenID Connect provider reads its own request bodies.
+    if (oidc?.handles(path)) {
+      oidc.handle(req, res);
+      return;
+    }
     req.resume();
     const head = req.method === 'HEAD';
     if (path.startsWith('/api/') && rateLimited > 0) {
@@ -182,6 +191,7 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
   const { port } = server.address() as AddressInfo;
   const host = `${LOOPBACK}:${port}`;
   origin = `http://${host}`;
+  oidc = createOidcProvider(origin, model, options.oidcClients ?? [], signingKey);
 
   return {
     url: origin,
@@ -209,8 +219,7 @@ export async function startGitlab(options: GitlabStandInOptions = {}): Promise<G
       rateLimitSeconds = seconds;
     },
     route: (method, pattern, handler) => router.add(method, pattern, handler),
-    issueIdToken: (spec) => oidc.issueIdToken(spec),
-    rotateOidcKey: () => oidc.rotateKey(),
+    issueIdToken: (spec) => mintIdToken(signingKey, model, origin, spec),
     sendPipelineEvent: (url, token, spec) => deliver(url, token, pipelineEvent(model, origin, spec), origin),
     sendJobEvent: (url, token, spec) => deliver(url, token, jobEvent(model, origin, spec), origin),
     stop: async () => {
