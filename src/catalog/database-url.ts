@@ -32,7 +32,12 @@ function isSecretParam(name: string): boolean {
 
 /** Hides the secrets of a database URL: scheme://user:***@host?password=***. For messages and logs. */
 export function redactDatabaseUrl(url: string): string {
-  const out = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:?#]*):[^@/?#]*@/i, '$1:***@');
+  // The user information ends at the authority's LAST '@' (pg reads postgres://u:p@ss@host so),
+  // and the password is everything after its first ':'.
+  const out = url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i, (whole, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(':');
+    return colon < 0 ? whole : `${scheme}${userinfo.slice(0, colon)}:***@`;
+  });
   const q = out.indexOf('?');
   if (q < 0) return out;
   const [query, ...fragment] = out.slice(q + 1).split('#');

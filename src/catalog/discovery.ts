@@ -115,7 +115,12 @@ export function gitlabSource(options: GitlabSourceOptions): RepositorySource {
   const { api, groups, projects, registry } = options;
   const registryHost = registry.toLowerCase();
   let skipped: SkippedRepository[] = [];
-  const covers = (repository: string): boolean => [...groups, ...projects].some((p) => repository === p || repository.startsWith(`${p}/`));
+  // GitLab full paths keep their case (MyGroup/App); registry names and event paths are lower case.
+  const covered = [...groups, ...projects].map((p) => p.toLowerCase());
+  const covers = (repository: string): boolean => {
+    const r = repository.toLowerCase();
+    return covered.some((p) => r === p || r.startsWith(`${p}/`));
+  };
   return {
     kind: 'gitlab',
     id: `gitlab:${api.origin}:${[...groups.map((g) => `g=${g}`), ...projects.map((p) => `p=${p}`)].join(',')}`,

@@ -23,6 +23,8 @@ interface ServeGitlabContext {
   registry: string | undefined;
   store: Store;
   gitlabUrls: readonly string[];
+  /** The GitLab servers named on purpose (--gitlab-url, TAGTRAIL_GITLAB_URL): the only ID-token issuers. */
+  configuredGitlabUrls: readonly string[];
   discovery: GitlabDiscovery | undefined;
   concurrency: number;
   readConfigs: boolean;
@@ -76,8 +78,12 @@ export function serveGitlab(rt: Runtime, checked: { secret?: string; publicUrl?:
       metrics: ctx.metrics,
     };
   }
-  if (checked.publicUrl !== undefined) {
-    const issuers = ctx.gitlabUrls.flatMap((u) => u.split(',')).map((u) => u.trim()).filter((u) => u !== '');
+  // The links' default (gitlab.com) is no trusted issuer: a token is trusted only from a GitLab
+  // someone named, or anyone owning the same namespace on gitlab.com could verify builds here.
+  if (checked.publicUrl !== undefined && ctx.configuredGitlabUrls.length === 0) {
+    ctx.logger.warn('build reports are off: name the GitLab server whose ID tokens to trust with --gitlab-url');
+  } else if (checked.publicUrl !== undefined) {
+    const issuers = [...ctx.configuredGitlabUrls];
     for (const i of issuers) checkGitlabUrl(i);
     out.builds = {
       verifier: new IdTokenVerifier({ issuers, audience: checked.publicUrl, fetch: rt.fetch, now: rt.now }),

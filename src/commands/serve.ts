@@ -111,7 +111,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
     throw err;
   }
   const { guards, routes } = setup;
-  const gitlabServe = serveGitlab(rt, gitlabChecked, { client, registry: target?.host, store, gitlabUrls, discovery: gitlab, concurrency, readConfigs, logger, metrics });
+  const gitlabServe = serveGitlab(rt, gitlabChecked, { client, registry: target?.host, store, gitlabUrls, configuredGitlabUrls, discovery: gitlab, concurrency, readConfigs, logger, metrics });
   if (access.publicUrl && !gitlabServe.builds) logger.warn('build reports (POST /api/v1/builds) are off: they need --registry (or TAGTRAIL_REGISTRY) to read the reported manifests');
   const app = createApp({
     store,

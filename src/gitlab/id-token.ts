@@ -7,7 +7,7 @@
 // jwks_uri; GitLab's is /oauth/discovery/keys)
 import { type JWTPayload, createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { readBounded } from '../bounded-body.js';
-import { AuthError } from '../errors.js';
+import { AuthError, NetworkError } from '../errors.js';
 import { checkGitlabUrl } from './api.js';
 
 /** The claims of a GitLab ID token that a build report is checked against. */
@@ -39,6 +39,10 @@ interface IdTokenVerifierOptions {
   audience: string;
   fetch: typeof fetch;
   now: () => Date;
+}
+
+function upstream(message: string, cause?: unknown): NetworkError {
+  return new NetworkError(message, { hint: 'check that tagtrail serve reaches the GitLab server named with --gitlab-url', ...(cause !== undefined ? { cause } : {}) });
 }
 
 function unauthorized(message: string, cause?: unknown): AuthError {
@@ -127,12 +131,13 @@ export class IdTokenVerifier {
     let doc: { issuer?: unknown; jwks_uri?: unknown };
     try {
       const res = await this.options.fetch(url, { headers: { accept: 'application/json' }, redirect: 'error' });
-      const bytes = await readBounded(res.body, res.headers.get('content-length'), MAX_DISCOVERY_BYTES, () => unauthorized(`the OIDC discovery document of ${issuer.host} is too large`));
-      if (res.status !== 200) throw unauthorized(`the OIDC discovery document of ${issuer.host} answered HTTP ${res.status}`);
+      const bytes = await readBounded(res.body, res.headers.get('content-length'), MAX_DISCOVERY_BYTES, () => upstream(`the OIDC discovery document of ${issuer.host} is too large`));
+      if (res.status !== 200) throw upstream(`the OIDC discovery document of ${issuer.host} answered HTTP ${res.status}`);
       doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as typeof doc;
     } catch (err) {
-      if (err instanceof AuthError) throw err;
-      throw unauthorized(`the OIDC discovery document of ${issuer.host} could not be read`, err);
+      if (err instanceof NetworkError) throw err;
+      // GitLab unreachable or answering nonsense: an upstream failure (502), not a bad token.
+      throw upstream(`the OIDC discovery document of ${issuer.host} could not be read`, err);
     }
     if (typeof doc.issuer !== 'string' || normalizeIssuer(doc.issuer) !== key || typeof doc.jwks_uri !== 'string') {
       throw unauthorized(`the OIDC discovery document of ${issuer.host} names another issuer or no jwks_uri`);

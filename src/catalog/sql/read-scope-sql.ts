@@ -16,9 +16,10 @@ function stringSet(d: Dialect): string {
  * project whose path is its own or a prefix of it, segment by segment.
  */
 export function readableSql(d: Dialect, scope: ReadScope, r: string): { sql: string; params: Param[] } {
-  const projects = JSON.stringify(scope.projects);
+  // GitLab full paths keep their case (Acme/App); registry names are lower case.
+  const projects = JSON.stringify(scope.projects.map((p) => p.toLowerCase()));
   const open = scope.publicAndInternal ? ` OR ${r}.gitlab_visibility IN ('public', 'internal')` : '';
-  const member = `EXISTS (SELECT 1 FROM ${stringSet(d)} WHERE value = ${r}.gitlab_project_path)`;
+  const member = `EXISTS (SELECT 1 FROM ${stringSet(d)} WHERE value = lower(${r}.gitlab_project_path))`;
   const prefix = `EXISTS (SELECT 1 FROM ${stringSet(d)} WHERE ${r}.name = value OR substr(${r}.name, 1, length(value) + 1) = value || '/')`;
   return {
     sql: `((${r}.gitlab_project_path IS NOT NULL AND (${member}${open})) OR (${r}.gitlab_project_path IS NULL AND ${prefix}))`,

@@ -112,7 +112,8 @@ export function imagesApi(store: StoreReader, servers: readonly GitlabServer[]):
       'content-type': type,
       'docker-content-digest': digest,
       'content-security-policy': "default-src 'none'; sandbox",
-      'cache-control': 'public, max-age=31536000, immutable',
+      // private: under sign-in a shared cache must not hand one person's readable manifest to another.
+      'cache-control': 'private, max-age=31536000, immutable',
     });
   });
   return app;

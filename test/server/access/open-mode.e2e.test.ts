@@ -151,3 +151,21 @@ describe('/metrics on a listen address others can reach', () => {
     expect((await get(a, 'Bearer anything-at-all-1234567')).status).toBe(401);
   });
 });
+
+describe('build reports without a named GitLab', () => {
+  let serve: ServeProcess;
+  beforeAll(async () => {
+    // A registry is named, so reports could be checked; but no --gitlab-url: the links' default
+    // (gitlab.com) must not become a trusted issuer of ID tokens.
+    serve = await startServe(['--db', `sqlite:${dir}/issuers.db`, '--listen', '127.0.0.1:0', '--reconcile-interval', '0', '--registry', '127.0.0.1:9', '--public-url', 'https://tagtrail.example.com'], {});
+  });
+  afterAll(async () => {
+    await serve?.stop();
+  });
+
+  it('are off, and serve says to name the GitLab whose tokens to trust', () => {
+    const listening = serve.logs().find((l) => l.msg === 'listening');
+    expect(listening).toMatchObject({ buildReports: 'off' });
+    expect(serve.logs().some((l) => typeof l.msg === 'string' && l.msg.includes('--gitlab-url'))).toBe(true);
+  });
+});
