@@ -153,4 +153,23 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
     expect((await store.getImage(shared, { scope: MEMBER }))?.verifications?.map((v) => v.repository)).toEqual(['alpha/app']);
     expect((await store.getImages([shared], { scope: MEMBER })).get(shared)?.verifications?.map((v) => v.repository)).toEqual(['alpha/app']);
   });
+
+  it('keeps build-details referrers to those a readable repository lists: referrers and the build they lend', async () => {
+    // Tagged in a readable and an unreadable repository; only the unreadable one lists a referrer.
+    const plain = imageRecord({ annotations: { 'com.example.other': 'x' } });
+    await store.putManifest(plain);
+    await store.setTag('alpha/app', 'plain', plain.digest, AT);
+    await store.setTag('beta/svc', 'plain', plain.digest, AT);
+    const secret = { digest: `sha256:${hex(32)}`, subjectDigest: plain.digest, artifactType: 'application/vnd.tagtrail.build.v1+json', annotations: { 'com.gitlab.ci.pipeline_id': '9001', 'com.gitlab.ci.commit_sha': hex(20) } };
+    await store.putReferrer(secret);
+    await store.setReferrersTag('beta/svc', plain.digest, `sha256:${hex(32)}`, [secret.digest]);
+
+    expect((await store.getImage(plain.digest))?.referrers?.map((r) => r.digest)).toEqual([secret.digest]);
+    expect((await store.getImage(plain.digest, { scope: MEMBER }))?.referrers).toEqual([]);
+    expect((await store.getImages([plain.digest], { scope: MEMBER })).get(plain.digest)?.referrers).toEqual([]);
+    // Once the readable repository lists it too, it counts, naming the readable repository only.
+    await store.setReferrersTag('alpha/app', plain.digest, `sha256:${hex(32)}`, [secret.digest]);
+    const listed = (await store.getImage(plain.digest, { scope: MEMBER }))?.referrers;
+    expect(listed?.map((r) => [r.digest, r.repositories])).toEqual([[secret.digest, ['alpha/app']]]);
+  });
 });
