@@ -219,4 +219,22 @@ describe.each(BACKENDS)('build reports verified by GitLab on %s', (backendName) 
     expect(cli.stderr).toMatch(/warning: the build report .* was not accepted: HTTP 422/);
     expect((JSON.parse(cli.stdout) as { report: { accepted: boolean } }).report.accepted).toBe(false);
   });
+
+  it('accepts the report of a retried job: another job of the same pipeline, commit and ref, and records the retry\'s job', async () => {
+    await pushed('r1', 'acme/app', 'r1');
+    const first = await job();
+    const annotated = await runCli(['annotate', `${registry().host}/acme/app:r1`, '-o', 'json'], { env: first.env });
+    expect(annotated.code, annotated.stderr).toBe(0);
+    const after = (JSON.parse(annotated.stdout) as { after: string }).after;
+    // The retry: same pipeline, commit and ref, a new job id; the image keeps the first job's.
+    const retryJob = String(Number(first.jobId) + 1);
+    const retry = await gitlab().issueIdToken({ project: 'acme/app', aud: publicUrl, pipelineId: first.pipeline, jobId: retryJob, sha: first.sha, ref: 'main' });
+    const res = await report(retry, { images: [{ image: `${registry().host}/acme/app:r1`, digest: after }] });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const rows = await catalog.sql(`SELECT job_id FROM build_verifications WHERE digest = '${after}'`);
+    expect(rows.map((r) => String(r.job_id))).toEqual([retryJob]);
+    // Another pipeline's job is still refused.
+    const otherPipeline = await gitlab().issueIdToken({ project: 'acme/app', aud: publicUrl, pipelineId: String(Number(first.pipeline) + 1), jobId: retryJob, sha: first.sha, ref: 'main' });
+    expect((await report(otherPipeline, { images: [{ image: `${registry().host}/acme/app:r1`, digest: after }] })).status).toBe(422);
+  });
 });
