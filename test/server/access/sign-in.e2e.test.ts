@@ -354,6 +354,11 @@ describe.each(BACKENDS)('sign-in with GitLab on %s', (backendName) => {
       const bad = await fetch(`${base}/api/v1/repositories`, { headers: { authorization: 'Bearer glpat-nobody' } });
       expect(bad.status).toBe(401);
       expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('UNAUTHORIZED');
+      // GitLab's refusal is remembered: the same bad token again costs no second call to GitLab.
+      const userCalls = (token: string): number => gitlab().count((r) => r.path === '/api/v4/user' && r.headers.authorization === `Bearer ${token}`);
+      const refused = `glpat-refused-${Date.now()}`;
+      for (let i = 0; i < 2; i++) expect((await fetch(`${base}/api/v1/repositories`, { headers: { authorization: `Bearer ${refused}` } })).status).toBe(401);
+      expect(userCalls(refused)).toBe(1);
       const none = await fetch(`${base}/api/v1/repositories`);
       expect(none.status).toBe(401);
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
