@@ -133,9 +133,9 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
 
   it('keeps verified builds and pushers to readable repositories: search, insights and the image', async () => {
     const verification = (repository: string) => ({ by: 'gitlab-id-token' as const, issuer: 'https://gitlab.example.com', projectPath: repository, pipelineId: '7', jobId: '8', sha: 'a'.repeat(40), ref: 'main', at: AT });
-    await store.recordVerification('alpha/app', shared, verification('alpha/app'));
-    await store.recordVerification('beta/svc', shared, verification('beta/svc'));
-    await store.recordVerification('beta/svc', digests.get('beta/svc')!, verification('beta/svc'));
+    await store.recordVerifications([{ repository: 'alpha/app', digest: shared }], verification('alpha/app'));
+    await store.recordVerifications([{ repository: 'beta/svc', digest: shared }], verification('beta/svc'));
+    await store.recordVerifications([{ repository: 'beta/svc', digest: digests.get('beta/svc')! }], verification('beta/svc'));
     await store.recordPusher(shared, 'buildkit/v0.20', 'buildkit', AT);
     await store.recordPusher(digests.get('beta/svc')!, 'kaniko/1.23', 'kaniko', AT);
     const found = async (scope?: ReadScope): Promise<string[]> =>
