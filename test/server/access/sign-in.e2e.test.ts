@@ -9,7 +9,7 @@ import { runCli } from '../../helpers/cli.js';
 import { useRegistry } from '../../helpers/fixtures.js';
 import { type GitlabStandIn, startGitlab } from '../../helpers/gitlab/server.js';
 import { freePort } from '../../helpers/ports.js';
-import { type Seeded, seedRegistry } from '../../catalog/seed.js';
+import { type Seeded, hex, seedRegistry } from '../../catalog/seed.js';
 import { BACKENDS, type Catalog, countRows, useBackend } from '../../catalog/backends.js';
 import { type ServeProcess, ensureBuilt, startServe } from '../serve-process.js';
 import { rawRequest } from './http.js';
@@ -368,6 +368,21 @@ describe.each(BACKENDS)('sign-in with GitLab on %s', (backendName) => {
       expect(((await hook.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
       // /metrics on a loopback --listen is open; the pages and API are not.
       expect((await fetch(`${base}/metrics`)).status).toBe(200);
+    });
+
+    it("lends no build details from a referrer only an unreadable repository lists", async () => {
+      // alpha's plain image, tagged in beta too; only beta's referrers tag lists a build-details referrer.
+      const subject = alpha.plain.digest;
+      const referrer = { digest: `sha256:${hex(32)}`, subjectDigest: subject, artifactType: 'application/vnd.tagtrail.build.v1+json', annotations: { 'com.gitlab.ci.pipeline_id': '424242' } };
+      await catalog.store.setTag(beta.app.repository, 'alpha-plain', subject, new Date());
+      await catalog.store.putReferrer(referrer);
+      await catalog.store.setReferrersTag(beta.app.repository, subject, `sha256:${hex(32)}`, [referrer.digest]);
+      const res = await fetch(`${base}/api/v1/images/${subject}`, { headers: { authorization: `Bearer ${ALICE_TOKEN}` } });
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect((JSON.parse(text) as { referrers: unknown[] }).referrers).toEqual([]);
+      expect(text).not.toContain('424242');
+      expect(text).not.toContain(referrer.digest);
     });
   });
 });
