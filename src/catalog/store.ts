@@ -149,8 +149,11 @@ export interface Sessions {
 
 /** Build reports verified against GitLab ID tokens, and who pushed a manifest (verifications.ts). */
 export interface BuildEvidence {
-  /** Records (or renews) that a GitLab job of the token's project pushed this digest to this repository. */
-  recordVerification(repository: string, digest: string, verified: VerifiedBuild): Promise<void>;
+  /**
+   * Records (or renews) that a GitLab job of the token's project pushed each digest to its
+   * repository: all of them in one transaction, or none (a build report is recorded whole).
+   */
+  recordVerifications(images: readonly { repository: string; digest: string }[], verified: VerifiedBuild): Promise<void>;
   /** Records the User-Agent of a manifest's first push, and the tool it names. */
   recordPusher(digest: string, userAgent: string, pusher: string, at: Date): Promise<void>;
   pusherOf(digest: string): Promise<PusherRecord | undefined>;

@@ -93,6 +93,8 @@ export interface ReferrerInfo {
   annotations: Annotations;
   /** org.opencontainers.image.created of the referrer, '' when absent. */
   created: string;
+  /** The repositories whose referrers tag lists it (as an image's referrers: a read scope keeps the readable ones). */
+  repositories?: string[];
 }
 
 export interface AnnotationFilter {

@@ -27,7 +27,8 @@ const BUILD_REPORT: RouteSpec = {
   description:
     'Authorization: Bearer <GitLab ID token>, RS256, issued by one of --gitlab-url, with aud the public URL of serve. ' +
     'Body: {"images": [{"image": "REGISTRY/REPOSITORY:TAG", "digest": "sha256:…", "referrer": "sha256:…"}]}. ' +
-    "Each repository must be the token's project_path or under it; each manifest (or, with referrer, the referrer) must carry the token's pipeline, job, commit and ref. " +
+    "Each repository must be the token's project_path or under it; each manifest (or, with referrer, the referrer) must carry the token's pipeline, commit and ref, and a job id " +
+    "(another job of the same pipeline is accepted: a retried job reports an image the first job wrote; the token's job is recorded). " +
     'Only on with --public-url (TAGTRAIL_PUBLIC_URL).',
   security: [{ idToken: [] }],
   requestBody: {
@@ -49,6 +50,7 @@ const BUILD_REPORT: RouteSpec = {
     404: errorResponse('Build reports are off (serve runs without --public-url).'),
     413: errorResponse('The body is over the size limit.'),
     422: { description: 'A claim disagrees with the report or the registry, or the digest is unknown; the message names what.', json: BuildReportMismatchSchema },
+    502: errorResponse('The registry failed while the report was read; nothing was recorded.'),
   },
 };
 
@@ -112,10 +114,13 @@ function claimMismatches(a: Annotations, claims: IdTokenClaims): string[] {
     else if (normalize(have) !== normalize(want)) problems.push(`${what}: ${key} is ${JSON.stringify(have.slice(0, 100))}, the token says ${JSON.stringify(want)}`);
   };
   check('pipeline', `${CI}pipeline_id`, claims.pipelineId);
-  check('job', `${CI}job_id`, claims.jobId);
   const shaKey = a[`${CI}commit_sha`] !== undefined ? `${CI}commit_sha` : `${OCI}revision`;
   check('commit', shaKey, claims.sha, (s) => s.toLowerCase());
   check('ref', `${CI}commit_ref_name`, claims.ref);
+  // A retried job writes nothing (build-once.ts), so the image keeps the first job's job_id while
+  // the retry reports with its own token: another job of the same pipeline, commit and ref is
+  // accepted (the token's job is recorded). The job must still be named.
+  if (problems.length > 0 || a[`${CI}job_id`] === undefined) check('job', `${CI}job_id`, claims.jobId);
   return problems;
 }
 
@@ -197,13 +202,15 @@ export function buildsApp(store: Store, o: BuildReportOptions | undefined): Hono
     }
     const at = o.now();
     const verified: VerifiedBuild = { by: 'gitlab-id-token', issuer: claims.iss, projectPath: claims.projectPath, pipelineId: claims.pipelineId, jobId: claims.jobId, sha: claims.sha, ref: claims.ref, at };
-    const out: Record<string, unknown>[] = [];
+    // Every registry read first (a failure answers 502 with nothing verified), then the
+    // verifications of all images together, in one transaction.
+    const tagsToSet: { repository: string; tag: string; digest: string }[] = [];
     for (const r of images) {
       await ingestor.ingest(r.ref.repository, r.digest);
       // The tag shows at once when it still points at the digest; otherwise the feed or the reconcile catches up.
       if (r.ref.tag !== undefined) {
         const head = await o.client.headManifest({ registry: r.ref.registry, repository: r.ref.repository, tag: r.ref.tag });
-        if (head?.digest === r.digest) await store.setTag(r.ref.repository, r.ref.tag, r.digest, at);
+        if (head?.digest === r.digest) tagsToSet.push({ repository: r.ref.repository, tag: r.ref.tag, digest: r.digest });
       }
       if (r.referrer !== undefined) {
         try {
@@ -212,9 +219,10 @@ export function buildsApp(store: Store, o: BuildReportOptions | undefined): Hono
           o.logger?.warn({ repository: r.ref.repository, err: { message: err instanceof Error ? err.message : String(err) } }, 'referrers tag not followed');
         }
       }
-      await store.recordVerification(r.ref.repository, r.digest, verified);
-      out.push({ image: r.image, digest: r.digest, ...(r.referrer ? { referrer: r.referrer } : {}), accepted: true });
     }
+    for (const t of tagsToSet) await store.setTag(t.repository, t.tag, t.digest, at);
+    await store.recordVerifications(images.map((r) => ({ repository: r.ref.repository, digest: r.digest })), verified);
+    const out = images.map((r) => ({ image: r.image, digest: r.digest, ...(r.referrer ? { referrer: r.referrer } : {}), accepted: true }));
     o.logger?.info({ projectPath: claims.projectPath, pipelineId: claims.pipelineId, jobId: claims.jobId, images: images.length }, 'build report verified');
     return c.json({ images: out, verified: { ...verified, at: at.toISOString() } });
   });

@@ -133,9 +133,9 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
 
   it('keeps verified builds and pushers to readable repositories: search, insights and the image', async () => {
     const verification = (repository: string) => ({ by: 'gitlab-id-token' as const, issuer: 'https://gitlab.example.com', projectPath: repository, pipelineId: '7', jobId: '8', sha: 'a'.repeat(40), ref: 'main', at: AT });
-    await store.recordVerification('alpha/app', shared, verification('alpha/app'));
-    await store.recordVerification('beta/svc', shared, verification('beta/svc'));
-    await store.recordVerification('beta/svc', digests.get('beta/svc')!, verification('beta/svc'));
+    await store.recordVerifications([{ repository: 'alpha/app', digest: shared }], verification('alpha/app'));
+    await store.recordVerifications([{ repository: 'beta/svc', digest: shared }], verification('beta/svc'));
+    await store.recordVerifications([{ repository: 'beta/svc', digest: digests.get('beta/svc')! }], verification('beta/svc'));
     await store.recordPusher(shared, 'buildkit/v0.20', 'buildkit', AT);
     await store.recordPusher(digests.get('beta/svc')!, 'kaniko/1.23', 'kaniko', AT);
     const found = async (scope?: ReadScope): Promise<string[]> =>
@@ -152,5 +152,24 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
     expect((await store.getImage(shared))?.verifications?.map((v) => v.repository).sort()).toEqual(['alpha/app', 'beta/svc']);
     expect((await store.getImage(shared, { scope: MEMBER }))?.verifications?.map((v) => v.repository)).toEqual(['alpha/app']);
     expect((await store.getImages([shared], { scope: MEMBER })).get(shared)?.verifications?.map((v) => v.repository)).toEqual(['alpha/app']);
+  });
+
+  it('keeps build-details referrers to those a readable repository lists: referrers and the build they lend', async () => {
+    // Tagged in a readable and an unreadable repository; only the unreadable one lists a referrer.
+    const plain = imageRecord({ annotations: { 'com.example.other': 'x' } });
+    await store.putManifest(plain);
+    await store.setTag('alpha/app', 'plain', plain.digest, AT);
+    await store.setTag('beta/svc', 'plain', plain.digest, AT);
+    const secret = { digest: `sha256:${hex(32)}`, subjectDigest: plain.digest, artifactType: 'application/vnd.tagtrail.build.v1+json', annotations: { 'com.gitlab.ci.pipeline_id': '9001', 'com.gitlab.ci.commit_sha': hex(20) } };
+    await store.putReferrer(secret);
+    await store.setReferrersTag('beta/svc', plain.digest, `sha256:${hex(32)}`, [secret.digest]);
+
+    expect((await store.getImage(plain.digest))?.referrers?.map((r) => r.digest)).toEqual([secret.digest]);
+    expect((await store.getImage(plain.digest, { scope: MEMBER }))?.referrers).toEqual([]);
+    expect((await store.getImages([plain.digest], { scope: MEMBER })).get(plain.digest)?.referrers).toEqual([]);
+    // Once the readable repository lists it too, it counts, naming the readable repository only.
+    await store.setReferrersTag('alpha/app', plain.digest, `sha256:${hex(32)}`, [secret.digest]);
+    const listed = (await store.getImage(plain.digest, { scope: MEMBER }))?.referrers;
+    expect(listed?.map((r) => [r.digest, r.repositories])).toEqual([[secret.digest, ['alpha/app']]]);
   });
 });

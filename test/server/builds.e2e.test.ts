@@ -7,7 +7,7 @@ import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gitlabEnv, runCli } from '../helpers/cli.js';
-import { useGitlab, useRegistry, useTempDir } from '../helpers/fixtures.js';
+import { useFaultProxy, useGitlab, useRegistry, useTempDir } from '../helpers/fixtures.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { BACKENDS, type Catalog, useBackend } from '../catalog/backends.js';
@@ -42,6 +42,7 @@ describe.each(BACKENDS)('build reports verified by GitLab on %s', (backendName) 
   const backend = useBackend(backendName);
   const gitlab = useGitlab({ users: [{ username: 'dev' }], projects: [{ path: 'acme/app', repositories: [''] }, { path: 'other/thing', repositories: [''] }] });
   const registry = useRegistry();
+  const faults = useFaultProxy(() => ({ upstream: registry().url }));
   const dir = useTempDir('builds');
   let serve: ServeProcess;
   let catalog: Catalog;
@@ -218,5 +219,55 @@ describe.each(BACKENDS)('build reports verified by GitLab on %s', (backendName) 
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stderr).toMatch(/warning: the build report .* was not accepted: HTTP 422/);
     expect((JSON.parse(cli.stdout) as { report: { accepted: boolean } }).report.accepted).toBe(false);
+  });
+
+  it('accepts the report of a retried job: another job of the same pipeline, commit and ref, and records the retry\'s job', async () => {
+    await pushed('r1', 'acme/app', 'r1');
+    const first = await job();
+    const annotated = await runCli(['annotate', `${registry().host}/acme/app:r1`, '-o', 'json'], { env: first.env });
+    expect(annotated.code, annotated.stderr).toBe(0);
+    const after = (JSON.parse(annotated.stdout) as { after: string }).after;
+    // The retry: same pipeline, commit and ref, a new job id; the image keeps the first job's.
+    const retryJob = String(Number(first.jobId) + 1);
+    const retry = await gitlab().issueIdToken({ project: 'acme/app', aud: publicUrl, pipelineId: first.pipeline, jobId: retryJob, sha: first.sha, ref: 'main' });
+    const res = await report(retry, { images: [{ image: `${registry().host}/acme/app:r1`, digest: after }] });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const rows = await catalog.sql(`SELECT job_id FROM build_verifications WHERE digest = '${after}'`);
+    expect(rows.map((r) => String(r.job_id))).toEqual([retryJob]);
+    // Another pipeline's job is still refused.
+    const otherPipeline = await gitlab().issueIdToken({ project: 'acme/app', aud: publicUrl, pipelineId: String(Number(first.pipeline) + 1), jobId: retryJob, sha: first.sha, ref: 'main' });
+    expect((await report(otherPipeline, { images: [{ image: `${registry().host}/acme/app:r1`, digest: after }] })).status).toBe(422);
+  });
+
+  it('records a report whole or not at all: a registry failure on the second image verifies neither', async () => {
+    // A serve of its own that reads the registry through the fault proxy.
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const faulty = await startServe([], { TAGTRAIL_LISTEN: `127.0.0.1:${port}`, TAGTRAIL_REGISTRY: faults().host, TAGTRAIL_DB: catalog.url, TAGTRAIL_GITLAB_URL: gitlab().url, TAGTRAIL_PUBLIC_URL: url, TAGTRAIL_RECONCILE_INTERVAL: '0' });
+    try {
+      const j = await job();
+      const digests: string[] = [];
+      for (const tag of ['w1', 'w2']) {
+        await pushed(tag, 'acme/app', tag);
+        const annotated = await runCli(['annotate', `${registry().host}/acme/app:${tag}`, '-o', 'json'], { env: j.env });
+        expect(annotated.code, annotated.stderr).toBe(0);
+        digests.push((JSON.parse(annotated.stdout) as { after: string }).after);
+      }
+      const token = await gitlab().issueIdToken({ project: 'acme/app', aud: url, pipelineId: j.pipeline, jobId: j.jobId, sha: j.sha, ref: 'main' });
+      // The second image's manifest reads fine for the checks, then fails when it is recorded.
+      const second = new RegExp(`/manifests/${digests[1]!}$`);
+      for (let nth = 2; nth <= 6; nth++) faults().addRule({ method: 'GET', path: second, nth, fault: { kind: 'status', status: 500 } });
+      const res = await fetch(`${url}/api/v1/builds`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ images: digests.map((digest, i) => ({ image: `${faults().host}/acme/app:w${i + 1}`, digest })) }),
+      });
+      expect(res.status, await res.clone().text()).toBe(502);
+      expect(faults().count((r) => r.method === 'GET' && second.test(r.url))).toBeGreaterThanOrEqual(2);
+      expect(await verifiedRows(digests[0]!)).toBe(0);
+      expect(await verifiedRows(digests[1]!)).toBe(0);
+    } finally {
+      await faulty.stop();
+    }
   });
 });

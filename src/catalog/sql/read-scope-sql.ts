@@ -56,20 +56,29 @@ export async function scopedImages(q: Queryable, d: Dialect, details: ReadonlyMa
   const out = new Map<string, ImageDetail>();
   if (details.size === 0) return out;
   const all = [...details.values()];
-  const names = all.flatMap((detail) => [...detail.tags.map((t) => t.repository), ...(detail.verifications ?? []).map((v) => v.repository)]);
+  const names = all.flatMap((detail) => [
+    ...detail.tags.map((t) => t.repository),
+    ...(detail.verifications ?? []).map((v) => v.repository),
+    ...(detail.referrers ?? []).flatMap((r) => r.repositories ?? []),
+  ]);
   const readable = await readableRepositories(q, d, repository === undefined ? names : [...names, repository], scope);
   if (repository !== undefined && !readable.has(repository)) return out;
   const digests = await readableDigests(q, d, all.flatMap((detail) => [detail.digest, ...detail.parents]), scope);
   for (const [key, detail] of details) {
     if (!digests.has(detail.digest) && !detail.parents.some((p) => digests.has(p))) continue;
     // An index that holds it is named only when a readable repository tags it.
-    // Verified build reports, too, only of readable repositories.
+    // Verified build reports and build-details referrers, too, only of readable repositories
+    // (a referrer listed only by an unreadable one would lend its build details otherwise).
     const verifications = detail.verifications?.filter((v) => readable.has(v.repository));
+    const referrers = detail.referrers
+      ?.filter((r) => (r.repositories ?? []).some((name) => readable.has(name)))
+      .map((r) => ({ ...r, repositories: (r.repositories ?? []).filter((name) => readable.has(name)) }));
     out.set(key, {
       ...detail,
       tags: detail.tags.filter((t) => readable.has(t.repository)),
       parents: detail.parents.filter((p) => digests.has(p)),
       ...(verifications !== undefined ? { verifications } : {}),
+      ...(referrers !== undefined ? { referrers } : {}),
     });
   }
   return out;

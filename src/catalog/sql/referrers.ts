@@ -36,8 +36,21 @@ function info(r: Row): ReferrerInfo {
   return { digest: r.digest as string, annotations: annotationsOf(r.annotations), created: (r.created as string | null) ?? '' };
 }
 
-const LINKED = `SELECT DISTINCT l.subject_digest, r.digest, r.created, r.annotations, r.has_build
-  FROM referrer_links l JOIN referrers r ON r.digest = l.referrer_digest`;
+const LINKED = `SELECT DISTINCT l.subject_digest, r.digest, r.created, r.annotations, r.has_build, rp.name AS repository
+  FROM referrer_links l JOIN referrers r ON r.digest = l.referrer_digest JOIN repositories rp ON rp.id = l.repository_id`;
+
+/** One entry per referrer, naming every repository whose referrers tag lists it. */
+function withRepositories(rows: Row[]): ReferrerInfo[] {
+  const byDigest = new Map<string, ReferrerInfo & { repositories: string[] }>();
+  for (const r of rows) {
+    const found = byDigest.get(r.digest as string);
+    if (found) {
+      if (!found.repositories.includes(r.repository as string)) found.repositories.push(r.repository as string);
+    } else byDigest.set(r.digest as string, { ...info(r), repositories: [r.repository as string] });
+  }
+  for (const v of byDigest.values()) v.repositories.sort();
+  return [...byDigest.values()];
+}
 
 function newestFirst(a: ReferrerInfo, b: ReferrerInfo): number {
   if (a.created !== b.created) return a.created < b.created ? 1 : -1;
@@ -73,11 +86,7 @@ export async function referrersOf(q: Queryable, digest: string, repoId: number |
     repoId === null
       ? await q.all<Row>(`${LINKED} WHERE l.subject_digest = ? AND ${TAGGED_HERE}`, [digest])
       : await q.all<Row>(`${LINKED} WHERE l.subject_digest = ? AND l.repository_id = ?`, [digest, repoId]);
-  const seen = new Set<string>();
-  return rows
-    .map(info)
-    .sort(newestFirst)
-    .filter((r) => !seen.has(r.digest) && seen.add(r.digest) !== undefined);
+  return withRepositories(rows).sort(newestFirst);
 }
 
 /** referrersOf for several digests in one query a chunk: each digest's list, newest first. */
@@ -90,11 +99,9 @@ export async function referrersOfMany(q: Queryable, digests: readonly string[], 
       repoId === null
         ? await q.all<Row>(`${LINKED} WHERE l.subject_digest IN (${marks(part.length)}) AND ${TAGGED_HERE}`, part)
         : await q.all<Row>(`${LINKED} WHERE l.subject_digest IN (${marks(part.length)}) AND l.repository_id = ?`, [...part, repoId]);
-    for (const r of rows) {
-      const list = out.get(r.subject_digest as string) ?? [];
-      if (!list.some((x) => x.digest === r.digest)) list.push(info(r));
-      out.set(r.subject_digest as string, list);
-    }
+    const bySubject = new Map<string, Row[]>();
+    for (const r of rows) bySubject.set(r.subject_digest as string, [...(bySubject.get(r.subject_digest as string) ?? []), r]);
+    for (const [subject, list] of bySubject) out.set(subject, withRepositories(list));
   }
   for (const list of out.values()) list.sort(newestFirst);
   return out;

@@ -159,8 +159,11 @@ export class SqlStore implements Store {
 
   // ---- verified builds and pushers (verifications.ts)
 
-  async recordVerification(repository: string, digest: string, v: verified.VerifiedBuild): Promise<void> {
-    await this.driver.write((q) => verified.recordVerification(q, repository, digest, v));
+  async recordVerifications(images: readonly { repository: string; digest: string }[], v: verified.VerifiedBuild): Promise<void> {
+    for (const image of images) checkDigest(image.digest);
+    await this.driver.write(async (q) => {
+      for (const image of images) await verified.recordVerification(q, image.repository, image.digest, v);
+    });
   }
   async recordPusher(digest: string, userAgent: string, pusher: string, at: Date): Promise<void> {
     await this.driver.write((q) => verified.recordPusher(q, digest, userAgent, pusher, at));

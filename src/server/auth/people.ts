@@ -1,7 +1,8 @@
 // Who a GitLab token belongs to and what they may read, asked of GitLab with that very token:
 // GET /api/v4/user, then GET /api/v4/projects?min_access_level=20, every page. Cached for at
 // most the TTL (5 minutes by default), keyed by the token's SHA-256, so a person removed from a
-// project stops seeing it within the TTL and the token itself is never a key in memory.
+// project stops seeing it within the TTL and the token itself is never a key in memory. A token
+// GitLab refuses is remembered as refused for a minute (at most the TTL).
 import { AuthError } from '../../errors.js';
 import { GitlabApi } from '../../gitlab/api.js';
 import type { ReadScope } from '../../catalog/read-scope.js';
@@ -11,6 +12,8 @@ import { sha256 } from './seal.js';
 const REPORTER = 20;
 export const DEFAULT_ACCESS_TTL_SECONDS = 300;
 const MAX_ENTRIES = 10_000;
+/** How long GitLab's refusal of a token (401, 403) is remembered. */
+const REFUSAL_TTL_MS = 60_000;
 
 export interface Person {
   username: string;
@@ -40,8 +43,13 @@ export class People {
     if (hit) this.cache.delete(key);
     const person = this.ask(token);
     this.cache.set(key, { until: now + this.opts.ttlMs, person });
-    // A refusal or an outage is not remembered: the next request asks again.
-    person.catch(() => this.cache.delete(key));
+    // A refusal is remembered for a minute, so a stream of bad tokens does not become a stream of
+    // calls to GitLab; an outage (network, 5xx) is not: the next request asks again.
+    person.catch((err: unknown) => {
+      if (this.cache.get(key)?.person !== person) return;
+      if (err instanceof AuthError) this.cache.set(key, { until: this.opts.now() + Math.min(REFUSAL_TTL_MS, this.opts.ttlMs), person });
+      else this.cache.delete(key);
+    });
     if (this.cache.size > MAX_ENTRIES) {
       for (const [k, v] of this.cache) if (v.until <= now || this.cache.size > MAX_ENTRIES) this.cache.delete(k);
     }

@@ -9,7 +9,7 @@ import { runCli } from '../../helpers/cli.js';
 import { useRegistry } from '../../helpers/fixtures.js';
 import { type GitlabStandIn, startGitlab } from '../../helpers/gitlab/server.js';
 import { freePort } from '../../helpers/ports.js';
-import { type Seeded, seedRegistry } from '../../catalog/seed.js';
+import { type Seeded, hex, seedRegistry } from '../../catalog/seed.js';
 import { BACKENDS, type Catalog, countRows, useBackend } from '../../catalog/backends.js';
 import { type ServeProcess, ensureBuilt, startServe } from '../serve-process.js';
 import { rawRequest } from './http.js';
@@ -354,6 +354,11 @@ describe.each(BACKENDS)('sign-in with GitLab on %s', (backendName) => {
       const bad = await fetch(`${base}/api/v1/repositories`, { headers: { authorization: 'Bearer glpat-nobody' } });
       expect(bad.status).toBe(401);
       expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('UNAUTHORIZED');
+      // GitLab's refusal is remembered: the same bad token again costs no second call to GitLab.
+      const userCalls = (token: string): number => gitlab().count((r) => r.path === '/api/v4/user' && r.headers.authorization === `Bearer ${token}`);
+      const refused = `glpat-refused-${Date.now()}`;
+      for (let i = 0; i < 2; i++) expect((await fetch(`${base}/api/v1/repositories`, { headers: { authorization: `Bearer ${refused}` } })).status).toBe(401);
+      expect(userCalls(refused)).toBe(1);
       const none = await fetch(`${base}/api/v1/repositories`);
       expect(none.status).toBe(401);
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
@@ -363,6 +368,21 @@ describe.each(BACKENDS)('sign-in with GitLab on %s', (backendName) => {
       expect(((await hook.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
       // /metrics on a loopback --listen is open; the pages and API are not.
       expect((await fetch(`${base}/metrics`)).status).toBe(200);
+    });
+
+    it("lends no build details from a referrer only an unreadable repository lists", async () => {
+      // alpha's plain image, tagged in beta too; only beta's referrers tag lists a build-details referrer.
+      const subject = alpha.plain.digest;
+      const referrer = { digest: `sha256:${hex(32)}`, subjectDigest: subject, artifactType: 'application/vnd.tagtrail.build.v1+json', annotations: { 'com.gitlab.ci.pipeline_id': '424242' } };
+      await catalog.store.setTag(beta.app.repository, 'alpha-plain', subject, new Date());
+      await catalog.store.putReferrer(referrer);
+      await catalog.store.setReferrersTag(beta.app.repository, subject, `sha256:${hex(32)}`, [referrer.digest]);
+      const res = await fetch(`${base}/api/v1/images/${subject}`, { headers: { authorization: `Bearer ${ALICE_TOKEN}` } });
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect((JSON.parse(text) as { referrers: unknown[] }).referrers).toEqual([]);
+      expect(text).not.toContain('424242');
+      expect(text).not.toContain(referrer.digest);
     });
   });
 });
