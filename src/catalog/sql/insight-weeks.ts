@@ -42,17 +42,19 @@ function platformsSelect(where: string): string {
      GROUP BY i.repository_id, i.week, c.os, COALESCE(c.architecture, ''), COALESCE(c.variant, '')`;
 }
 
-/** Fills the aggregates from the base tables (the migration that added them, and the bench seeders). */
+/** The statements that fill the aggregates from the base tables: the migration that added them, and the bench seeders. */
+export const INSIGHT_WEEKS_BACKFILL: readonly string[] = [
+  'DELETE FROM insight_platforms',
+  'DELETE FROM insight_counts',
+  'DELETE FROM insight_images',
+  `INSERT INTO insight_images (repository_id, digest, week)
+   SELECT g.repository_id, e.digest, ${weekOf('min(e.at)')} FROM tag_events e JOIN tags g ON g.id = e.tag_id WHERE e.kind = ${SET} GROUP BY g.repository_id, e.digest`,
+  `INSERT INTO insight_counts (${COUNTS_COLUMNS}) ${countsSelect('1 = 1')}`,
+  `INSERT INTO insight_platforms (${PLATFORMS_COLUMNS}) ${platformsSelect('1 = 1')}`,
+];
+
 export async function backfillInsightWeeks(q: Queryable): Promise<void> {
-  await q.run('DELETE FROM insight_platforms');
-  await q.run('DELETE FROM insight_counts');
-  await q.run('DELETE FROM insight_images');
-  await q.run(
-    `INSERT INTO insight_images (repository_id, digest, week)
-     SELECT g.repository_id, e.digest, ${weekOf('min(e.at)')} FROM tag_events e JOIN tags g ON g.id = e.tag_id WHERE e.kind = ${SET} GROUP BY g.repository_id, e.digest`,
-  );
-  await q.run(`INSERT INTO insight_counts (${COUNTS_COLUMNS}) ${countsSelect('1 = 1')}`);
-  await q.run(`INSERT INTO insight_platforms (${PLATFORMS_COLUMNS}) ${platformsSelect('1 = 1')}`);
+  for (const statement of INSIGHT_WEEKS_BACKFILL) await q.run(statement);
 }
 
 /** Tags of this repository were set to these digests: their images' first weeks may have moved. */
