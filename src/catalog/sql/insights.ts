@@ -138,9 +138,9 @@ export async function insights(db: Queryable, query: InsightsQuery, window: { fr
   const where = ['a.week >= ?', 'a.week < ?', ...filter.where].join(' AND ');
   const params: Param[] = [weekNumber(window.from), weekNumber(window.to), ...filter.params];
   const rows = await db.all<Row>(
-    `SELECT r.name AS repository, a.week AS wk, a.builder, a.build_source, a.media_family, a.multi, sum(a.images) AS n
-     FROM insight_counts a JOIN repositories r ON r.id = a.repository_id WHERE ${where}
-     GROUP BY r.name, a.week, a.builder, a.build_source, a.media_family, a.multi`,
+    // One row per repository, week and counted dimensions already (the table's key): no grouping.
+    `SELECT r.name AS repository, a.week AS wk, a.builder, a.build_source, a.media_family, a.multi, a.images AS n
+     FROM insight_counts a JOIN repositories r ON r.id = a.repository_id WHERE ${where}`,
     params,
   );
   const platformRows = await db.all<Row>(
