@@ -26,6 +26,9 @@
 // default sync,search,webhook. `memory` (instead of sync) runs part 2 alone and short: first syncs
 // at a quarter of the largest size and at the largest, on SQLite and PostgreSQL, without the
 // throughput runs, the baseline loops and the controls.
+// `insights` (not in the default) seeds the search part's catalog and times the insights report
+// against a full recount in the same run (catalog/insights.ts); choose it with
+// BENCH_CATALOG_PARTS=insights.
 //
 // Sizes, for shorter runs: BENCH_CATALOG_TAGS=N (the largest sync size; default 10,000),
 // BENCH_CATALOG_MANIFESTS=N (the search size; default 1,000,000), BENCH_CATALOG_QUERIES=N (timed
@@ -38,6 +41,7 @@ import { type TestRegistry, startRegistry } from '../test/helpers/registry.js';
 import { fmt, writeResults } from './lib.js';
 import { load, now } from './catalog/common.js';
 import { type RegistryImage, fillRegistry, uploadBlobs } from './catalog/registry.js';
+import { type InsightsPart, insightsPart, insightsPartMarkdown } from './catalog/insights.js';
 import { searchMarkdown, searchPart } from './catalog/search.js';
 import { MEMORY_ONLY, PARTS, WEBHOOK_EVENTS } from './catalog/settings.js';
 import { type SyncPart, memoryMarkdown, syncMarkdown, syncPart } from './catalog/sync.js';
@@ -57,6 +61,7 @@ export default async function bench(): Promise<void> {
   let sync: SyncPart | undefined;
   let webhook: Awaited<ReturnType<typeof webhookPart>> | undefined;
   let search: Awaited<ReturnType<typeof searchPart>> | undefined;
+  let insightsRun: InsightsPart | undefined;
   try {
     cluster = await startPostgres();
     if (PARTS.has('sync') || PARTS.has('memory') || PARTS.has('webhook')) {
@@ -81,6 +86,11 @@ export default async function bench(): Promise<void> {
       await registry.stop();
       registry = undefined;
     }
+    if (PARTS.has('insights')) {
+      const t = now();
+      insightsRun = await insightsPart(work, cluster);
+      seconds.insights = (now() - t) / 1000;
+    }
     if (PARTS.has('search')) {
       const t = now();
       search = await searchPart(work, cluster);
@@ -98,7 +108,7 @@ export default async function bench(): Promise<void> {
   if (sync) partLoads.push(['sync', sync.load.before[0] as number]);
   if (webhook) partLoads.push(['webhook', webhook.load.before[0] as number]);
   for (const st of search?.stores ?? []) partLoads.push([`search (${st.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`, st.load.before[0] as number]);
-  const parts = [sync && !MEMORY_ONLY ? syncMarkdown(sync) : '', sync ? memoryMarkdown(sync) : '', search ? searchMarkdown(search.seeded, search.stores) : '', webhook ? webhookMarkdown(webhook.runs) : ''].filter((s) => s !== '');
+  const parts = [sync && !MEMORY_ONLY ? syncMarkdown(sync) : '', sync ? memoryMarkdown(sync) : '', search ? searchMarkdown(search.seeded, search.stores) : '', insightsRun ? insightsPartMarkdown(insightsRun) : '', webhook ? webhookMarkdown(webhook.runs) : ''].filter((s) => s !== '');
   const md = `# catalog benchmark
 
 The four goals of the catalog issue, each against a baseline measured in the same run (the machine is shared and noisy:
@@ -115,6 +125,6 @@ ${parts.join('\n\n')}
   // A run of some parts only is written beside the full run's results, never over them.
   const full = ['sync', 'search', 'webhook'].every((p) => PARTS.has(p));
   const name = full ? 'catalog' : `catalog-${[...PARTS].sort().join('-')}`;
-  await writeResults(name, { cpus: cpus().length, loadAverage: { start: loadAtStart, end: loadAtEnd }, seconds, sync, search, webhook }, md);
+  await writeResults(name, { cpus: cpus().length, loadAverage: { start: loadAtStart, end: loadAtEnd }, seconds, sync, search, insights: insightsRun, webhook }, md);
 }
 

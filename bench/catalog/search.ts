@@ -11,6 +11,7 @@ import { type PostgresCluster, createDatabase } from '../../test/helpers/postgre
 import { fmt } from '../lib.js';
 import { type Stats, build, int, load, log, now, passMiss, prng, secs, sha256hex, stats } from './common.js';
 import { checkSeeder, pgQuery, readBack } from './seed/check.js';
+import type { SqlStore } from '../../src/catalog/sql/store.js';
 import { type Seeded, seedBoth } from './seed/seed.js';
 import { CHECK_SAMPLE, NO_MATCH_SHARE, P95_GOAL_MS, QUERIES, SEARCH_LOAD_BUDGET_MS, SEARCH_TARGET, SEED_BATCH, WARMUP } from './settings.js';
 
@@ -158,8 +159,8 @@ async function timePhases(store: Store, kind: Kind, n: number, count: number, se
 }
 
 async function timeSelectOne(store: Store, count: number): Promise<number[]> {
-  // The store's own driver (a private field): the same queue or pool every search goes through.
-  const driver = (store as unknown as { db: Driver }).db;
+  // The store's own driver: the same queue or pool every search goes through.
+  const driver: Driver = (store as SqlStore).driver;
   for (let k = 0; k < WARMUP; k++) await driver.all('SELECT 1 AS one');
   const ms: number[] = [];
   for (let k = 0; k < count; k++) {

@@ -72,7 +72,7 @@ export async function seedBoth(work: string, sqlitePath: string, pgUrl: string):
     const v = now();
     const db = await pgQuery(pgUrl);
     try {
-      for (const table of LOADED_TABLES) await db.q(`VACUUM (ANALYZE) ${table}`);
+      for (const table of [...LOADED_TABLES, 'insight_images', 'insight_counts', 'insight_platforms']) await db.q(`VACUUM (ANALYZE) ${table}`);
     } finally {
       await db.close();
     }

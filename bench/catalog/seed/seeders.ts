@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStore } from '../../../src/catalog/open.js';
 import { OCI_MANIFEST } from '../../../src/oci/mediatypes.js';
+import { INSIGHT_WEEKS_BACKFILL } from '../../../src/catalog/sql/insight-weeks.js';
 import { type Build, type SeedManifest, now, pool, recordOf, seedManifest } from '../common.js';
 import { sqliteQuery } from './check.js';
 
@@ -36,7 +37,7 @@ export async function seedDerived(work: string): Promise<SeedDerived> {
 }
 
 // The seeders write, per manifest, exactly the rows putManifest (manifests, annotations) and a
-// first setTag (tags, tag_events, tag_terms, the repository's row and counters) write for an
+// first setTag (tags, tag_events, tag_terms, the repository's row and counters, the insights aggregates) write for an
 // annotated image manifest: checkSeeder() compares them row for row on a sample. Secondary
 // indexes (and, on PostgreSQL, keys and foreign keys) are dropped for the load and created again
 // from their own saved definitions, so the schema ends up as the migrations made it.
@@ -154,6 +155,10 @@ export class SqliteSeeder {
     })();
     const started = now();
     for (const ix of this.indexes) this.db.exec(ix.sql);
+    // The insights report's weekly aggregates, as ingest would have kept them (counted in the index time).
+    this.db.transaction(() => {
+      for (const statement of INSIGHT_WEEKS_BACKFILL) this.db.exec(statement);
+    })();
     const ms = now() - started;
     if (checkKeys) {
       const broken = this.db.pragma('foreign_key_check') as unknown[];
@@ -301,6 +306,15 @@ export class PgSeeder {
     await run(this.saved.keys, 2);
     await run(this.saved.indexes, 2);
     await run(this.saved.foreign, 1);
+    // The insights report's weekly aggregates, as ingest would have kept them (counted in the index time).
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      for (const statement of INSIGHT_WEEKS_BACKFILL) await client.query(statement);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
     const indexMs = now() - started;
     await this.pool.end();
     return { deriveMs, indexMs };

@@ -258,4 +258,43 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
     name: 'gitlab dotted keys',
     statements: [],
   },
+  {
+    // The insights report reads weekly aggregates kept current at ingest (sql/insight-weeks.ts)
+    // instead of recounting every tag event: per repository, each image's first week, and per
+    // repository and week the counts. Filled from the base tables in this migration's
+    // transaction (sql/migrate.ts).
+    version: 10,
+    name: 'insight weeks',
+    statements: [
+      `CREATE TABLE insight_images (
+        repository_id bigint NOT NULL REFERENCES repositories (id),
+        digest text NOT NULL,
+        week bigint NOT NULL,
+        PRIMARY KEY (repository_id, digest)
+      )`,
+      `CREATE INDEX insight_images_digest ON insight_images (digest)`,
+      `CREATE INDEX insight_images_week ON insight_images (repository_id, week)`,
+      `CREATE TABLE insight_counts (
+        repository_id bigint NOT NULL REFERENCES repositories (id),
+        week bigint NOT NULL,
+        builder text NOT NULL,
+        build_source text NOT NULL,
+        media_family text NOT NULL,
+        multi bigint NOT NULL,
+        images bigint NOT NULL,
+        PRIMARY KEY (repository_id, week, builder, build_source, media_family, multi)
+      )`,
+      `CREATE INDEX insight_counts_week ON insight_counts (week)`,
+      `CREATE TABLE insight_platforms (
+        repository_id bigint NOT NULL REFERENCES repositories (id),
+        week bigint NOT NULL,
+        os text NOT NULL,
+        architecture text NOT NULL,
+        variant text NOT NULL,
+        images bigint NOT NULL,
+        PRIMARY KEY (repository_id, week, os, architecture, variant)
+      )`,
+      `CREATE INDEX insight_platforms_week ON insight_platforms (week)`,
+    ],
+  },
 ]);

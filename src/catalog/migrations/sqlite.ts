@@ -269,4 +269,43 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = checkMigrations([
     name: 'gitlab dotted keys',
     statements: [],
   },
+  {
+    // The insights report reads weekly aggregates kept current at ingest (sql/insight-weeks.ts)
+    // instead of recounting every tag event: per repository, each image's first week, and per
+    // repository and week the counts. Filled from the base tables in this migration's
+    // transaction (sql/migrate.ts).
+    version: 10,
+    name: 'insight weeks',
+    statements: [
+      `CREATE TABLE insight_images (
+        repository_id INTEGER NOT NULL REFERENCES repositories (id),
+        digest TEXT NOT NULL,
+        week INTEGER NOT NULL,
+        PRIMARY KEY (repository_id, digest)
+      )`,
+      `CREATE INDEX insight_images_digest ON insight_images (digest)`,
+      `CREATE INDEX insight_images_week ON insight_images (repository_id, week)`,
+      `CREATE TABLE insight_counts (
+        repository_id INTEGER NOT NULL REFERENCES repositories (id),
+        week INTEGER NOT NULL,
+        builder TEXT NOT NULL,
+        build_source TEXT NOT NULL,
+        media_family TEXT NOT NULL,
+        multi INTEGER NOT NULL,
+        images INTEGER NOT NULL,
+        PRIMARY KEY (repository_id, week, builder, build_source, media_family, multi)
+      )`,
+      `CREATE INDEX insight_counts_week ON insight_counts (week)`,
+      `CREATE TABLE insight_platforms (
+        repository_id INTEGER NOT NULL REFERENCES repositories (id),
+        week INTEGER NOT NULL,
+        os TEXT NOT NULL,
+        architecture TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        images INTEGER NOT NULL,
+        PRIMARY KEY (repository_id, week, os, architecture, variant)
+      )`,
+      `CREATE INDEX insight_platforms_week ON insight_platforms (week)`,
+    ],
+  },
 ]);

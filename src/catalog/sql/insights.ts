@@ -13,6 +13,7 @@ import { SET } from '../tagstate.js';
 import type { InsightsCounts, InsightsQuery, InsightsReport, InsightsWeek, ManifestInsight } from '../types.js';
 import { IN_CHUNK, type Param, type Queryable, type Row, chunks, clean, marks, num } from './driver.js';
 import { ms } from './checks.js';
+import { WEEK_MS, WEEK_ORIGIN, manifestsChanged, weekNumber } from './insight-weeks.js';
 import { hasBuildReferrer } from './referrers.js';
 import type { ReadableCondition } from './verifications.js';
 
@@ -33,6 +34,8 @@ export async function deriveManifests(q: Queryable, digests: Set<string>, config
   }
   for (const d of images) await deriveOne(q, d);
   for (const d of indexes) await deriveOne(q, d);
+  // What the report counts of these images may have changed with them.
+  await manifestsChanged(q, [...images, ...indexes]);
 }
 
 async function deriveOne(q: Queryable, digest: string): Promise<void> {
@@ -109,12 +112,10 @@ export async function manifestInsight(db: Queryable, digest: string): Promise<Ma
   };
 }
 
-/** The insights report; `window` from insightsWindow, the query already checked. */
-export async function insights(db: Queryable, query: InsightsQuery, window: { from: number; to: number }, readable?: ReadableCondition): Promise<InsightsReport> {
-  // Events at or after the window's end cannot make an image's first week fall inside it, and
-  // cannot change an earlier minimum: leave them out (tag_events_set serves the range).
-  const where: string[] = [`e.kind = ${SET}`, 'e.at < ?'];
-  const params: Param[] = [window.to];
+/** The repository filters of a report (scope, namespace or repository) on repositories `r`. */
+function repositoryFilter(query: InsightsQuery, readable?: ReadableCondition): { where: string[]; params: Param[] } {
+  const where: string[] = [];
+  const params: Param[] = [];
   if (readable) {
     // Decided once per repository, not once per event.
     where.push(`r.id IN (SELECT rs.id FROM repositories rs WHERE ${readable.sql})`);
@@ -128,6 +129,39 @@ export async function insights(db: Queryable, query: InsightsQuery, window: { fr
     where.push('(r.name = ? OR (r.name >= ? AND r.name < ?))');
     params.push(query.namespace, `${query.namespace}/`, `${query.namespace}0`);
   }
+  return { where, params };
+}
+
+/** The insights report from the weekly aggregates (insight-weeks.ts); `window` from insightsWindow, the query already checked. */
+export async function insights(db: Queryable, query: InsightsQuery, window: { from: number; to: number }, readable?: ReadableCondition): Promise<InsightsReport> {
+  const filter = repositoryFilter(query, readable);
+  const where = ['a.week >= ?', 'a.week < ?', ...filter.where].join(' AND ');
+  const params: Param[] = [weekNumber(window.from), weekNumber(window.to), ...filter.params];
+  const rows = await db.all<Row>(
+    // One row per repository, week and counted dimensions already (the table's key): no grouping.
+    `SELECT r.name AS repository, a.week AS wk, a.builder, a.build_source, a.media_family, a.multi, a.images AS n
+     FROM insight_counts a JOIN repositories r ON r.id = a.repository_id WHERE ${where}`,
+    params,
+  );
+  const platformRows = await db.all<Row>(
+    `SELECT a.os, a.architecture, a.variant, sum(a.images) AS n
+     FROM insight_platforms a JOIN repositories r ON r.id = a.repository_id WHERE ${where}
+     GROUP BY a.os, a.architecture, a.variant`,
+    params,
+  );
+  return report(query, window, rows, platformRows);
+}
+
+/**
+ * The insights report counted from the base tables (tag events, manifests, children): what the
+ * aggregates must always equal. Tests and benchmarks compare the two; the product reads insights().
+ */
+export async function recountInsights(db: Queryable, query: InsightsQuery, window: { from: number; to: number }, readable?: ReadableCondition): Promise<InsightsReport> {
+  // Events at or after the window's end cannot make an image's first week fall inside it, and
+  // cannot change an earlier minimum: leave them out (tag_events_set serves the range).
+  const filter = repositoryFilter(query, readable);
+  const where: string[] = [`e.kind = ${SET}`, 'e.at < ?', ...filter.where];
+  const params: Param[] = [window.to, ...filter.params];
   // An image is a (repository, manifest) pair; it appeared when a tag there first pointed at it.
   const images =
     `SELECT r.name AS repository, m.id AS manifest_id, m.builder, m.build_source, m.media_family, m.platform_count, min(e.at) AS first_at
@@ -150,6 +184,11 @@ export async function insights(db: Queryable, query: InsightsQuery, window: { fr
      GROUP BY c.os, c.architecture, c.variant`,
     windowParams,
   );
+  return report(query, window, rows, platformRows);
+}
+
+/** Rows of (repository, wk, builder, build_source, media_family, multi, n) and of platforms, as a report. */
+function report(query: InsightsQuery, window: { from: number; to: number }, rows: Row[], platformRows: Row[]): InsightsReport {
   const groupBy: 'namespace' | 'repository' = query.repository !== undefined || query.namespace !== undefined ? 'repository' : 'namespace';
   const weekStarts: number[] = [];
   for (let t = window.from; t < window.to; t += WEEK_MS) weekStarts.push(t);
@@ -188,9 +227,6 @@ export async function insights(db: Queryable, query: InsightsQuery, window: { fr
 
 // ---------------------------------------------------------------- insights: weeks and counts
 
-/** Weeks start on Monday 00:00 UTC; 1970-01-05 was the first Monday after the epoch. */
-const WEEK_ORIGIN = 4 * 86_400_000;
-const WEEK_MS = 7 * 86_400_000;
 /** The longest window one insights query covers. */
 const DEFAULT_INSIGHT_WEEKS = 52;
 

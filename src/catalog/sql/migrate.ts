@@ -5,6 +5,7 @@ import { StoreError } from '../../errors.js';
 import { isIndexMediaType } from '../../oci/mediatypes.js';
 import type { Migration } from '../migrations/types.js';
 import { IN_CHUNK, type Driver, type Queryable, type Row, num } from './driver.js';
+import { backfillInsightWeeks } from './insight-weeks.js';
 import { deriveManifests } from './insights.js';
 import { rebuildTermsWithKeys } from './terms.js';
 import { DOTTED_KEYS } from '../../details/keys.js';
@@ -13,6 +14,8 @@ import { DOTTED_KEYS } from '../../details/keys.js';
 const IN_CODE: ReadonlyMap<number, (q: Queryable) => Promise<void>> = new Map([
   // GitLab's dotted keys became searchable (details/keys.ts): the tags that carry one get the terms.
   [9, (q: Queryable) => rebuildTermsWithKeys(q, DOTTED_KEYS.map(([dotted]) => dotted))],
+  // The insights report's weekly aggregates, counted from what the catalog already holds.
+  [10, backfillInsightWeeks],
 ]);
 
 /** Applies pending migrations; returns the versions applied. */

@@ -5,6 +5,7 @@
 import type { EventOutcome, ReconcileResult, TagHistory } from '../types.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type Segment, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from '../tagstate.js';
 import { IN_CHUNK, MAX_PARAMS, type Dialect, type Param, type Queryable, type Row, chunks, dateOrNull, insertMany, marks, num, numOrNull } from './driver.js';
+import { imagesTagged } from './insight-weeks.js';
 import { type WriteContext, loadSummaries, rebuildTerms, splitValue, summaryKey } from './terms.js';
 
 /**
@@ -208,6 +209,7 @@ async function insertNewTags(q: Queryable, d: Dialect, repoId: number, fresh: re
       for (const r of inserted) ids.set(r.name as string, num(r.id));
     }
     await insertMany(q, 'tag_events', ['tag_id', 'at', 'kind', 'digest'], states.map((x) => [ids.get(x.name)!, at, SET, x.digest]));
+    await imagesTagged(q, repoId, digests);
     const terms: Param[][] = [];
     for (const x of states) {
       newest = Math.max(newest ?? x.state.updatedAt, x.state.updatedAt);
@@ -253,6 +255,7 @@ async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: stri
   const row = tagRow((await q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.name = ?`, [repoId, tag]))[0]!);
   const fresh = await q.run('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', [row.id, event.at, event.kind, event.digest]);
   if (fresh === 0) return 'duplicate';
+  if (event.kind === SET) await imagesTagged(q, repoId, [event.digest]);
   const before = stateOf(row);
   let after: TagState | null;
   if (stepsForward(row, before, event)) {

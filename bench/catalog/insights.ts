@@ -1,0 +1,120 @@
+// The insights goal, measured on the search part's seeded catalog: the report from the weekly
+// aggregates (what serve answers) against the full recount from the base tables (what it did
+// before), in the same run, on the same catalog; and whether the two agree.
+import type { Store } from '../../src/catalog/store.js';
+import type { SqlStore } from '../../src/catalog/sql/store.js';
+import { insightsWindow, recountInsights } from '../../src/catalog/sql/insights.js';
+import type { InsightsQuery } from '../../src/catalog/types.js';
+import { join } from 'node:path';
+import { openStore } from '../../src/catalog/open.js';
+import { type PostgresCluster, createDatabase } from '../../test/helpers/postgres.js';
+import { fmt } from '../lib.js';
+import { type Stats, T0, int, load, log, now, passMiss, stats } from './common.js';
+import { checkSeeder } from './seed/check.js';
+import { type Seeded, seedBoth } from './seed/seed.js';
+
+/** The insights goal: the whole report in under this. */
+export const INSIGHTS_GOAL_MS = 100;
+const REPORT_RUNS = 30;
+const RECOUNT_RUNS = 3;
+const WARMUP = 3;
+/** The seeders' clock: build i is pushed at T0 + i × 30 s (common.ts). */
+const SEED_STEP_MS = 30_000;
+
+export interface InsightsTiming {
+  name: string;
+  images: number;
+  report: Stats;
+  recount: Stats;
+  /** The report from the aggregates equals the recount. */
+  same: boolean;
+}
+
+async function time(runs: number, fn: () => Promise<unknown>): Promise<number[]> {
+  const ms: number[] = [];
+  for (let k = 0; k < runs; k++) {
+    const t = now();
+    await fn();
+    ms.push(now() - t);
+  }
+  return ms;
+}
+
+/** The whole catalog's report (every seeded week) and one namespace's. */
+export async function timeInsights(store: Store, manifests: number): Promise<InsightsTiming[]> {
+  const sql = store as SqlStore;
+  const whole: InsightsQuery = { from: new Date(T0), to: new Date(T0 + manifests * SEED_STEP_MS) };
+  const queries: [string, InsightsQuery][] = [
+    ['whole catalog, every seeded week', whole],
+    ['one namespace (group-0)', { ...whole, namespace: 'group-0' }],
+  ];
+  const out: InsightsTiming[] = [];
+  for (const [name, query] of queries) {
+    const window = insightsWindow(query);
+    const recount = () => recountInsights(sql.driver, query, window);
+    const expected = await recount();
+    const report = await sql.insights(query);
+    await time(WARMUP, () => sql.insights(query));
+    out.push({
+      name,
+      images: report.totals.images,
+      report: stats(await time(REPORT_RUNS, () => sql.insights(query))),
+      recount: stats(await time(RECOUNT_RUNS, recount)),
+      same: JSON.stringify(report) === JSON.stringify(expected),
+    });
+  }
+  return out;
+}
+
+export function insightsMarkdown(timings: InsightsTiming[]): string {
+  const rows = timings.map(
+    (t) =>
+      `| ${t.name} | ${int(t.images)} | ${fmt(t.report.p50, 1)} | ${fmt(t.report.p95, 1)} | ${fmt(t.recount.p50, 0)} | ${fmt(t.recount.p50 / t.report.p50, 0)}× | ${t.same ? 'yes' : '**no**'} | < ${INSIGHTS_GOAL_MS} ms | ${passMiss(t.report.p95 < INSIGHTS_GOAL_MS)} |`,
+  );
+  return `Insights report (\`store.insights\`, from the weekly aggregates) against the full recount from tag events and manifests (the same-run baseline), ${REPORT_RUNS} reports after ${WARMUP} warm-up, ${RECOUNT_RUNS} recounts:
+
+| report | images | p50 ms | p95 ms | recount p50 ms | recount / report | equals the recount | goal p95 | result |
+|---|---:|---:|---:|---:|---:|---|---|---|
+${rows.join('\n')}`;
+}
+
+export interface InsightsPart {
+  seeded: Seeded;
+  stores: { store: 'sqlite' | 'postgres'; seederIdentical: boolean; timings: InsightsTiming[]; load: { before: number[]; after: number[] } }[];
+}
+
+/** `catalog:insights`: the search part's seeded catalog (aggregates filled by the seeders, checked row for row), then the reports. */
+export async function insightsPart(work: string, cluster: PostgresCluster): Promise<InsightsPart> {
+  const identical: Record<string, boolean> = {};
+  for (const dialect of ['sqlite', 'postgres'] as const) {
+    const check = await checkSeeder(dialect, work, cluster);
+    if (!check.identical) throw new Error(`the ${dialect} seeder writes other rows than the Store: ${check.differing.join(', ')}`);
+    identical[dialect] = check.identical;
+  }
+  const sqliteUrl = `sqlite:${join(work, 'insights.db')}`;
+  const pgUrl = await createDatabase(cluster, 'insights_bench');
+  const seeded = await seedBoth(work, sqliteUrl.slice('sqlite:'.length), pgUrl);
+  const stores: InsightsPart['stores'] = [];
+  for (const [dialect, url] of [['sqlite', sqliteUrl], ['postgres', pgUrl]] as const) {
+    const before = load();
+    const store = await openStore(url);
+    try {
+      const timings = await timeInsights(store, seeded.manifests);
+      log(`insights ${dialect}: ${timings.map((x) => `${x.name} p95 ${fmt(x.report.p95, 1)} ms (recount p50 ${fmt(x.recount.p50, 0)} ms, ${x.same ? 'equal' : 'NOT equal'})`).join('; ')}`);
+      stores.push({ store: dialect, seederIdentical: identical[dialect] === true, timings, load: { before, after: load() } });
+    } finally {
+      await store.close();
+    }
+  }
+  return { seeded, stores };
+}
+
+export function insightsPartMarkdown(part: InsightsPart): string {
+  return `## Insights report at ${int(part.seeded.manifests)} images
+
+The search part's catalog (one annotated image manifest per tag, ${int(part.seeded.repositories)} repositories, a push every 30 s), loaded by its bulk seeders, which fill the insights aggregates as ingest keeps them (checked row for row against putManifest + setTag on a sample).
+
+${part.stores
+  .map((s) => `### ${s.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} (load average before ${s.load.before.join(' / ')}, after ${s.load.after.join(' / ')})\n\n${insightsMarkdown(s.timings)}`)
+  .join('\n\n')}`;
+}

@@ -1,0 +1,221 @@
+// The insights report reads weekly aggregates kept current at ingest (src/catalog/sql/insight-weeks.ts).
+// Whatever the writes, on both backends, the report must equal a full recount from the base
+// tables, scoped and unscoped; and the migration that added the aggregates must fill them so.
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Digest } from '../../src/oci/digest.js';
+import { DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
+import { openStore } from '../../src/catalog/open.js';
+import type { SqlStore } from '../../src/catalog/sql/store.js';
+import { insightsWindow, recountInsights } from '../../src/catalog/sql/insights.js';
+import { readableSql } from '../../src/catalog/sql/read-scope-sql.js';
+import type { InsightsQuery, ManifestRecord } from '../../src/catalog/types.js';
+import { BACKENDS, type Backend, type Catalog, startBackend } from './backends.js';
+
+const CI = 'com.gitlab.ci.';
+const DAY = 86_400_000;
+const BASE = Date.UTC(2026, 0, 1);
+const RUNS: Record<(typeof BACKENDS)[number], number> = { sqlite: 25, postgres: 10 };
+const SEED = process.env.TAGTRAIL_PROPERTY_SEED ? { seed: Number(process.env.TAGTRAIL_PROPERTY_SEED) } : {};
+
+let nonce = 0;
+
+function sha(s: string): string {
+  return sha256Digest(Buffer.from(s));
+}
+
+function image(annotations: Record<string, string>, mediaType: string = OCI_MANIFEST): ManifestRecord {
+  const config = sha(`config-${++nonce}`);
+  const doc = { schemaVersion: 2, mediaType, config: { mediaType: OCI_CONFIG, digest: config, size: 2 }, layers: [], annotations, nonce: ++nonce };
+  const raw = Buffer.from(JSON.stringify(doc));
+  return { digest: sha256Digest(raw), mediaType, raw, configDigest: config, annotations };
+}
+
+function index(children: ManifestRecord[]): ManifestRecord {
+  const platforms = [
+    { os: 'linux', architecture: 'amd64' },
+    { os: 'linux', architecture: 'arm64', variant: 'v8' },
+    { os: 'unknown', architecture: 'unknown' },
+  ];
+  const doc = {
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: children.map((c, i) => ({ mediaType: OCI_MANIFEST, digest: c.digest, size: c.raw.byteLength, platform: platforms[i % platforms.length] })),
+    nonce: ++nonce,
+  };
+  const raw = Buffer.from(JSON.stringify(doc));
+  return {
+    digest: sha256Digest(raw),
+    mediaType: OCI_INDEX,
+    raw,
+    children: children.map((c, i) => ({ digest: c.digest, mediaType: OCI_MANIFEST, size: c.raw.byteLength, platform: platforms[i % platforms.length]!, manifest: c })),
+  };
+}
+
+/** Five manifests per run: annotated OCI, plain OCI, Docker, and a three-child index (one of them a reference). */
+function pool(): ManifestRecord[] {
+  const a = image({ [`${CI}pipeline_id`]: String(++nonce) });
+  const b = image({});
+  const c = image({}, DOCKER_MANIFEST);
+  const idx = index([image({}), image({ 'moby.buildkit.x': '1' }), image({})]);
+  return [a, b, c, idx, image({ 'org.opencontainers.image.revision': 'abc' })];
+}
+
+type Op =
+  | { op: 'put'; m: number }
+  | { op: 'set'; repo: number; tag: number; m: number; day: number }
+  | { op: 'deleteTag'; repo: number; tag: number; day: number }
+  | { op: 'deleteManifest'; repo: number; m: number; day: number }
+  | { op: 'reconcile'; repo: number; tags: number[]; m: number; day: number }
+  | { op: 'labels'; m: number }
+  | { op: 'referrer'; repo: number; m: number };
+
+const day = fc.integer({ min: 0, max: 70 });
+const repoIx = fc.integer({ min: 0, max: 2 });
+const mIx = fc.integer({ min: 0, max: 4 });
+const tagIx = fc.integer({ min: 0, max: 3 });
+const ops: fc.Arbitrary<Op[]> = fc.array(
+  fc.oneof(
+    fc.record({ op: fc.constant('put' as const), m: mIx }),
+    fc.record({ op: fc.constant('set' as const), repo: repoIx, tag: tagIx, m: mIx, day }),
+    fc.record({ op: fc.constant('set' as const), repo: repoIx, tag: tagIx, m: mIx, day }),
+    fc.record({ op: fc.constant('deleteTag' as const), repo: repoIx, tag: tagIx, day }),
+    fc.record({ op: fc.constant('deleteManifest' as const), repo: repoIx, m: mIx, day }),
+    fc.record({ op: fc.constant('reconcile' as const), repo: repoIx, tags: fc.uniqueArray(tagIx, { maxLength: 3 }), m: mIx, day }),
+    fc.record({ op: fc.constant('labels' as const), m: mIx }),
+    fc.record({ op: fc.constant('referrer' as const), repo: repoIx, m: mIx }),
+  ),
+  { minLength: 1, maxLength: 25 },
+);
+
+/** Repositories of one run: two in one namespace (one nested), one in a namespace sharing its prefix. */
+function repositories(run: number): string[] {
+  return [`agg${run}/a`, `agg${run}/b/c`, `agg${run}x/d`];
+}
+
+async function apply(store: SqlStore, run: number, manifests: ManifestRecord[], op: Op): Promise<void> {
+  const repos = repositories(run);
+  const at = (d: number) => new Date(BASE + d * DAY + run);
+  switch (op.op) {
+    case 'put':
+      await store.putManifest(manifests[op.m]!);
+      return;
+    case 'set':
+      await store.setTag(repos[op.repo]!, `t${op.tag}`, manifests[op.m]!.digest, at(op.day));
+      return;
+    case 'deleteTag':
+      await store.deleteTag(repos[op.repo]!, `t${op.tag}`, at(op.day));
+      return;
+    case 'deleteManifest':
+      await store.deleteManifest(repos[op.repo]!, manifests[op.m]!.digest, at(op.day));
+      return;
+    case 'reconcile':
+      await store.reconcileRepository(repos[op.repo]!, new Map(op.tags.map((t) => [`t${t}`, manifests[op.m]!.digest])), at(op.day));
+      return;
+    case 'labels': {
+      const m = manifests[op.m]!;
+      if (m.configDigest) await store.putConfigLabels(m.configDigest, { 'io.buildah.version': '1.33', 'org.opencontainers.image.source': 'https://x' });
+      return;
+    }
+    case 'referrer': {
+      const subject = manifests[op.m]!.digest;
+      const digest = sha(`referrer-${++nonce}`);
+      await store.putReferrer({ digest, subjectDigest: subject, artifactType: 'application/vnd.tagtrail.build.v1+json', annotations: { [`${CI}pipeline_id`]: '1' } });
+      await store.setReferrersTag(repos[op.repo]!, subject, sha(`referrers-tag-${nonce}`), [digest]);
+      return;
+    }
+  }
+}
+
+/** The queries compared: whole catalog, a namespace, a repository, a read scope, and a narrow window. */
+function queries(run: number): InsightsQuery[] {
+  const window = { from: new Date(BASE - 7 * DAY), to: new Date(BASE + 80 * DAY) };
+  const repos = repositories(run);
+  return [
+    window,
+    { ...window, namespace: `agg${run}` },
+    { ...window, repository: repos[1]! },
+    { ...window, scope: { projects: [repos[0]!, repos[2]!], publicAndInternal: false } },
+    { ...window, scope: { projects: [], publicAndInternal: false } },
+    { from: new Date(BASE + 14 * DAY), to: new Date(BASE + 30 * DAY) },
+  ];
+}
+
+async function expectMatchesRecount(store: SqlStore, query: InsightsQuery): Promise<void> {
+  const window = insightsWindow(query);
+  const readable = query.scope ? readableSql(store.driver.dialect, query.scope, 'rs') : undefined;
+  const recount = await recountInsights(store.driver, query, window, readable);
+  expect(await store.insights(query)).toEqual(recount);
+}
+
+describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
+  let backend: Backend;
+  let catalog: Catalog;
+  let run = 0;
+
+  beforeAll(async () => {
+    backend = await startBackend(name);
+    catalog = await backend.fresh();
+  }, 120_000);
+
+  afterAll(async () => {
+    await backend?.stop();
+  });
+
+  it('the report from the aggregates equals a full recount after any writes, scoped and unscoped', async () => {
+    const store = catalog.store as SqlStore;
+    await fc.assert(
+      fc.asyncProperty(ops, async (sequence) => {
+        const n = ++run;
+        const manifests = pool();
+        for (const op of sequence) await apply(store, n, manifests, op);
+        for (const query of queries(n)) await expectMatchesRecount(store, query);
+      }),
+      { numRuns: RUNS[name], ...SEED },
+    );
+    // And one run known to count something: an index, an image whose labels arrive later, an earlier event.
+    const n = ++run;
+    const manifests = pool();
+    const known: Op[] = [
+      { op: 'put', m: 3 },
+      { op: 'set', repo: 0, tag: 0, m: 3, day: 20 },
+      { op: 'set', repo: 0, tag: 1, m: 1, day: 30 },
+      { op: 'put', m: 1 },
+      { op: 'labels', m: 1 },
+      { op: 'set', repo: 0, tag: 2, m: 3, day: 3 },
+      { op: 'referrer', repo: 2, m: 4 },
+      { op: 'put', m: 4 },
+      { op: 'reconcile', repo: 2, tags: [0], m: 4, day: 10 },
+    ];
+    for (const op of known) await apply(store, n, manifests, op);
+    for (const query of queries(n)) await expectMatchesRecount(store, query);
+    const totals = (await store.insights({ ...queries(n)[0]!, namespace: `agg${n}` })).totals;
+    expect([totals.images, totals.multiPlatform, totals.builders.buildah]).toEqual([2, 1, 1]);
+  }, 300_000);
+
+  it('the migration fills the aggregates from a catalog written before it', async () => {
+    const fresh = await backend.fresh();
+    const store = fresh.store as SqlStore;
+    const n = ++run;
+    const manifests = pool();
+    for (const m of manifests) await store.putManifest(m);
+    const repos = repositories(n);
+    for (let i = 0; i < 12; i++) await store.setTag(repos[i % 3]!, `t${i % 4}`, manifests[i % 5]!.digest, new Date(BASE + i * 5 * DAY));
+    await store.deleteManifest(repos[0]!, manifests[0]!.digest, new Date(BASE + 9 * DAY));
+    const before = await Promise.all(queries(n).map((q) => store.insights(q)));
+    expect(before[0]!.totals.images).toBeGreaterThan(0);
+    await store.close();
+    // As a catalog before migration 10: no aggregates.
+    await fresh.exec('DROP TABLE insight_platforms; DROP TABLE insight_counts; DROP TABLE insight_images; DELETE FROM schema_migrations WHERE version = 10');
+    const reopened = (await openStore(fresh.url)) as SqlStore;
+    try {
+      expect((await fresh.sql('SELECT count(*) AS n FROM insight_images'))[0]!.n).not.toBe(0);
+      for (const [i, query] of queries(n).entries()) {
+        await expectMatchesRecount(reopened, query);
+        expect(await reopened.insights(query)).toEqual(before[i]);
+      }
+    } finally {
+      await reopened.close();
+    }
+  }, 120_000);
+});
