@@ -190,7 +190,7 @@ describe.each(BACKENDS)('sign-in with GitLab on %s', (backendName) => {
         await page.fill('input[name=password]', 'any password');
         await page.click('button[type=submit]');
         await page.click('button:has-text("Continue")').catch(() => undefined);
-        for (let i = 0; i < 200 && !callback; i++) await new Promise((r) => setTimeout(r, 25));
+        for (let i = 0; i < 800 && !callback; i++) await new Promise((r) => setTimeout(r, 25));
         expect(callback?.searchParams.get('code')).toBeTruthy();
         const transaction = (await context.cookies(`${base}/auth/`)).find((c) => c.name === 'tagtrail_signin')!;
         const cookie = `tagtrail_signin=${transaction.value}`;
