@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Driver, Param } from '../../src/catalog/sql/driver.js';
+import type { Driver } from '../../src/catalog/sql/driver.js';
 import type { Store } from '../../src/catalog/store.js';
 import { explainSearch } from '../catalog/explain.js';
 import { openStore } from '../../src/catalog/open.js';
@@ -12,6 +12,8 @@ import { fmt } from '../lib.js';
 import { type Stats, build, int, load, log, now, passMiss, prng, secs, sha256hex, stats } from './common.js';
 import { checkSeeder, pgQuery, readBack } from './seed/check.js';
 import type { SqlStore } from '../../src/catalog/sql/store.js';
+import { hydrate as hydrateTagIds, planSearch } from '../../src/catalog/sql/search.js';
+import { loadViews } from '../../src/catalog/sql/terms.js';
 import { type Seeded, seedBoth } from './seed/seed.js';
 import { CHECK_SAMPLE, NO_MATCH_SHARE, P95_GOAL_MS, QUERIES, SEARCH_LOAD_BUDGET_MS, SEARCH_TARGET, SEED_BATCH, WARMUP } from './settings.js';
 
@@ -106,12 +108,8 @@ interface PhaseTiming {
 
 /** searchImages taken apart (its private steps, called as it calls them), to see where the time goes. */
 async function timePhases(store: Store, kind: Kind, n: number, count: number, seed: number): Promise<PhaseTiming> {
-  const inner = store as unknown as {
-    db: Driver;
-    planSearch(q: SearchQuery): Promise<{ sql: string; params: Param[]; limit: number; prepare: boolean } | null>;
-    hydrate(ids: number[]): Promise<unknown[]>;
-    loadViews(q: Driver, digests: readonly string[]): Promise<unknown>;
-  };
+  // searchImages taken apart: the same steps, called as it calls them (src/catalog/sql/search.ts).
+  const db: Driver = (store as SqlStore).driver;
   const plan: number[] = [];
   const ids: number[] = [];
   const hydrate: number[] = [];
@@ -120,27 +118,30 @@ async function timePhases(store: Store, kind: Kind, n: number, count: number, se
   const separate = async (tagIds: number[]): Promise<number> => {
     const t = now();
     if (tagIds.length > 0) {
-      const rows = await inner.db.all<{ digest: string | null }>(
-        `SELECT g.id, r.name AS repository, g.name AS tag, g.digest, g.updated_at FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE g.id IN (${tagIds.map(() => '?').join(', ')})`,
+      const rows = await db.all<{ digest: string | null; repository_id: number }>(
+        `SELECT g.id, g.repository_id, r.name AS repository, g.name AS tag, g.digest, g.updated_at FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE g.id IN (${tagIds.map(() => '?').join(', ')})`,
         tagIds,
       );
-      await inner.loadViews(inner.db, [...new Set(rows.map((r) => r.digest).filter((d): d is string => d !== null))]);
+      // A statement per table, per repository (referrers are read per repository since they count only there).
+      const byRepository = new Map<number, Set<string>>();
+      for (const r of rows) if (r.digest !== null) byRepository.set(Number(r.repository_id), (byRepository.get(Number(r.repository_id)) ?? new Set()).add(r.digest));
+      for (const [repoId, digests] of byRepository) await loadViews(db, repoId, [...digests]);
     }
     return now() - t;
   };
   let k = 0;
   for (const p of makeQueries(kind, n, count, seed)) {
     const t0 = now();
-    const planned = await inner.planSearch(p.query);
+    const planned = await planSearch(db, p.query);
     const t1 = now();
     if (!planned) continue;
-    const rows = await inner.db.all<{ tag_id: unknown }>(planned.sql, planned.params, { prepare: planned.prepare });
+    const rows = await db.all<{ tag_id: unknown }>(planned.sql, planned.params, { prepare: planned.prepare });
     const t2 = now();
     const page = rows.slice(0, planned.limit).map((r) => Number(r.tag_id));
     const first = k++ % 2 === 0;
     if (!first) hydrateSeparate.push(await separate(page));
     const t3 = now();
-    await inner.hydrate(page);
+    await hydrateTagIds(db, page);
     const t4 = now();
     if (first) hydrateSeparate.push(await separate(page));
     plan.push(t1 - t0);
@@ -151,7 +152,7 @@ async function timePhases(store: Store, kind: Kind, n: number, count: number, se
     const where = /FROM tag_terms t0 WHERE (.*?)(?: AND EXISTS| AND t0\.updated_at| ORDER BY)/.exec(planned.sql);
     if (where) {
       const n = (where[1]?.match(/\?/g) ?? []).length;
-      await inner.db.all(`SELECT count(*) AS n FROM (SELECT 1 AS one FROM tag_terms t0 WHERE ${where[1]} LIMIT ?) s`, [...planned.params.slice(0, n), 1000]);
+      await db.all(`SELECT count(*) AS n FROM (SELECT 1 AS one FROM tag_terms t0 WHERE ${where[1]} LIMIT ?) s`, [...planned.params.slice(0, n), 1000]);
       probe.push(now() - t5);
     }
   }

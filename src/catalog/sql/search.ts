@@ -153,7 +153,7 @@ export async function listTags(db: Driver, repository: string, options: { limit?
  * walking the live tags newest first (by repository, tag name or overall) with every filter
  * as a lookup.
  */
-async function planSearch(db: Driver, query: SearchQuery): Promise<{ sql: string; params: Param[]; limit: number; prepare: boolean } | null> {
+export async function planSearch(db: Driver, query: SearchQuery): Promise<{ sql: string; params: Param[]; limit: number; prepare: boolean } | null> {
   const limit = pageSize(query.limit);
   const cursor = decodeCursor(query.cursor, 's');
   const filters = searchFilters(query);
@@ -284,7 +284,7 @@ function verifiedOf(found: ReadonlyMap<string, verified.VerifiedBuild>, reposito
 }
 
 /** Tag ids → items, in the same order. */
-async function hydrate(db: Driver, ids: number[]): Promise<TagItem[]> {
+export async function hydrate(db: Driver, ids: number[]): Promise<TagItem[]> {
   if (ids.length === 0) return [];
   const rows = await db.all<Row>(hydrateSql(db.dialect), [db.dialect.idList(ids)], { prepare: true });
   const byId = new Map(rows.map((r) => [num(r.id), r]));

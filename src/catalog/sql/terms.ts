@@ -241,7 +241,7 @@ export async function rebuildTerms(q: Queryable, row: TagRow, digest: string, up
 }
 
 /** Loads manifests by digest with their annotations, labels and children (one level), and the referrers repository `repoId` lists. */
-async function loadViews(q: Queryable, repoId: number, digests: readonly string[]): Promise<Map<string, View>> {
+export async function loadViews(q: Queryable, repoId: number, digests: readonly string[]): Promise<Map<string, View>> {
   const infos = new Map<number, ManifestInfo>();
   const byDigest = new Map<string, ManifestInfo>();
   const loadManifests = async (list: readonly string[]) => {
