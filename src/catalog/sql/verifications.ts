@@ -153,8 +153,11 @@ function decodeVerifiedCursor(cursor: string | undefined): { u: number; i: numbe
   return { u: c.u as number, i: c.i as number };
 }
 
-/** Counts verified images (distinct repository and digest) whose tag moved to them in [from, to). */
-export async function countVerified(q: Queryable, from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }, readable?: ReadableCondition): Promise<number> {
+/**
+ * The WHERE of the insights counts: tags that moved in [from, to), readable ones only under a read
+ * scope, in one repository or namespace when asked (on `r`, the repositories row).
+ */
+function countWindow(from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }, readable?: ReadableCondition): { where: string; params: Param[] } {
   const where = ['g.updated_at >= ?', 'g.updated_at < ?'];
   const params: Param[] = [from, to];
   if (readable) {
@@ -162,16 +165,23 @@ export async function countVerified(q: Queryable, from: number, to: number, repo
     params.push(...readable.params);
   }
   if (repositoryFilter?.repository !== undefined) {
-    where.push('v.repository = ?');
+    where.push('r.name = ?');
     params.push(repositoryFilter.repository);
   } else if (repositoryFilter?.namespace !== undefined) {
-    where.push('(v.repository = ? OR (v.repository >= ? AND v.repository < ?))');
+    where.push('(r.name = ? OR (r.name >= ? AND r.name < ?))');
     params.push(repositoryFilter.namespace, `${repositoryFilter.namespace}/`, `${repositoryFilter.namespace}0`);
   }
+  return { where: where.join(' AND '), params };
+}
+
+/** Counts verified images (distinct repository and digest) whose tag moved to them in [from, to). */
+export async function countVerified(q: Queryable, from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }, readable?: ReadableCondition): Promise<number> {
+  // v.repository is r.name through the join, so the shared window applies.
+  const { where, params } = countWindow(from, to, repositoryFilter, readable);
   const rows = await q.all<Record<string, unknown>>(
     'SELECT COUNT(*) AS n FROM (SELECT DISTINCT v.repository, v.digest FROM build_verifications v ' +
       'JOIN repositories r ON r.name = v.repository JOIN tags g ON g.repository_id = r.id AND g.digest = v.digest ' +
-      `WHERE ${where.join(' AND ')}) x`,
+      `WHERE ${where}) x`,
     params,
   );
   return num(rows[0]?.n ?? 0);
@@ -185,9 +195,7 @@ export async function recordPusher(q: Queryable, digest: string, userAgent: stri
 }
 
 export async function pusherOf(q: Queryable, digest: string): Promise<PusherRecord | undefined> {
-  const rows = await q.all<Record<string, unknown>>('SELECT user_agent, pusher FROM manifest_pushers WHERE digest = ?', [digest]);
-  const r = rows[0];
-  return r ? { userAgent: String(r.user_agent), pusher: String(r.pusher) } : undefined;
+  return (await pushersOf(q, [digest])).get(digest);
 }
 
 /** The pushers of these digests (as pusherOf, for several at once). */
@@ -204,22 +212,10 @@ export async function pushersOf(q: Queryable, digests: readonly string[]): Promi
 
 /** Images (distinct repository and digest a tag moved to in [from, to)) by pusher. */
 export async function pusherCounts(q: Queryable, from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }, readable?: ReadableCondition): Promise<Record<string, number>> {
-  const where = ['g.updated_at >= ?', 'g.updated_at < ?'];
-  const params: Param[] = [from, to];
-  if (readable) {
-    where.push(readable.sql);
-    params.push(...readable.params);
-  }
-  if (repositoryFilter?.repository !== undefined) {
-    where.push('r.name = ?');
-    params.push(repositoryFilter.repository);
-  } else if (repositoryFilter?.namespace !== undefined) {
-    where.push('(r.name = ? OR (r.name >= ? AND r.name < ?))');
-    params.push(repositoryFilter.namespace, `${repositoryFilter.namespace}/`, `${repositoryFilter.namespace}0`);
-  }
+  const { where, params } = countWindow(from, to, repositoryFilter, readable);
   const rows = await q.all<Record<string, unknown>>(
     'SELECT x.pusher, COUNT(*) AS n FROM (SELECT DISTINCT r.name, g.digest, p.pusher FROM tags g JOIN repositories r ON r.id = g.repository_id ' +
-      `JOIN manifest_pushers p ON p.digest = g.digest WHERE ${where.join(' AND ')}) x GROUP BY x.pusher`,
+      `JOIN manifest_pushers p ON p.digest = g.digest WHERE ${where}) x GROUP BY x.pusher`,
     params,
   );
   const out: Record<string, number> = {};
