@@ -1,160 +1,31 @@
 // One contract, two backends: every Store behaviour is checked on SQLite (a file in a temp dir)
-// and on PostgreSQL (a throw-away cluster, started once for this file).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// and on PostgreSQL (a throw-away cluster, started once for this file). Insights and build-details
+// referrers have files of their own (store-insights.contract.test.ts, store-referrers.contract.test.ts).
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DigestMismatchError, InvalidInputError, StoreError, UsageError } from '../../src/errors.js';
-import { sha256Digest } from '../../src/oci/digest.js';
-import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import type { Store } from '../../src/catalog/store.js';
 import { openStore, parseStoreUrl } from '../../src/catalog/open.js';
+import { sha256Digest } from '../../src/oci/digest.js';
+import { OCI_INDEX, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import { explainSearch } from '../../bench/catalog/explain.js';
-import type { ManifestRecord, Page, Platform, TagItem } from '../../src/catalog/types.js';
+import type { TagItem } from '../../src/catalog/types.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent, compareEvents } from '../../src/catalog/tagstate.js';
-import { createDatabase, startPostgres } from '../helpers/postgres.js';
 import { SQLITE_MIGRATIONS } from '../../src/catalog/migrations/sqlite.js';
 import { POSTGRES_MIGRATIONS } from '../../src/catalog/migrations/postgres.js';
-import Database from 'better-sqlite3';
-import pg from 'pg';
+import { BACKENDS, type Backend, CI, OCI, allPages, hex, image, index, sha, t, unique, useContractStore } from './contract/fixtures.js';
 
 const ALL_VERSIONS = SQLITE_MIGRATIONS.map((m) => m.version);
 if (POSTGRES_MIGRATIONS.map((m) => m.version).join() !== ALL_VERSIONS.join()) throw new Error('the two dialects have different migration versions');
 
-/** Runs one statement on the catalog behind the store's back (to stage a pre-migration state). */
-async function rawSql(url: string, sql: string): Promise<void> {
-  const loc = parseStoreUrl(url);
-  if (loc.kind === 'sqlite') {
-    const db = new Database(loc.path);
-    try {
-      db.exec(sql);
-    } finally {
-      db.close();
-    }
-    return;
-  }
-  const client = new pg.Client({ connectionString: loc.url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-interface Backend {
-  url: string;
-  /** A URL of a new, empty database. */
-  fresh(): Promise<string>;
-  stop(): Promise<void>;
-}
-
-async function sqliteBackend(): Promise<Backend> {
-  const dir = mkdtempSync(join(tmpdir(), 'tagtrail-catalog-'));
-  let n = 0;
-  return {
-    url: `sqlite:${join(dir, 'catalog.db')}`,
-    fresh: async () => `sqlite:${join(dir, `fresh-${++n}.db`)}`,
-    stop: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-}
-
-async function postgresBackend(): Promise<Backend> {
-  const cluster = await startPostgres();
-  let n = 0;
-  return {
-    url: cluster.url,
-    fresh: async () => {
-      return createDatabase(cluster, `fresh_${++n}`);
-    },
-    stop: cluster.stop,
-  };
-}
-
-// ---------------------------------------------------------------- fixtures
-
-const CI = 'com.gitlab.ci.';
-const OCI = 'org.opencontainers.image.';
-let nonce = 0;
-
-function sha(s: string): string {
-  return sha256Digest(Buffer.from(s));
-}
-
-function image(annotations: Record<string, string> = {}, options: { config?: string; labels?: Record<string, string> } = {}): ManifestRecord {
-  const config = options.config ?? sha(`config-${++nonce}`);
-  const doc = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: config, size: 2 }, layers: [], annotations, nonce: ++nonce };
-  const raw = Buffer.from(`${JSON.stringify(doc, null, 3)}\n`);
-  return { digest: sha256Digest(raw), mediaType: OCI_MANIFEST, raw, configDigest: config, annotations, ...(options.labels ? { labels: options.labels } : {}) };
-}
-
-function index(children: { record: ManifestRecord; platform: Platform }[], annotations: Record<string, string> = {}): ManifestRecord {
-  const doc = {
-    schemaVersion: 2,
-    mediaType: OCI_INDEX,
-    manifests: children.map((c) => ({ mediaType: OCI_MANIFEST, digest: c.record.digest, size: c.record.raw.byteLength, platform: c.platform })),
-    annotations,
-  };
-  const raw = Buffer.from(JSON.stringify(doc));
-  return {
-    digest: sha256Digest(raw),
-    mediaType: OCI_INDEX,
-    raw,
-    annotations,
-    children: children.map((c) => ({ digest: c.record.digest, mediaType: OCI_MANIFEST, size: c.record.raw.byteLength, platform: c.platform, manifest: c.record })),
-  };
-}
-
-function t(seconds: number): Date {
-  return new Date(Date.UTC(2026, 0, 1) + seconds * 1000);
-}
-
-function hex(n: number): string {
-  return sha(`commit-${n}`).slice('sha256:'.length, 'sha256:'.length + 40);
-}
-
-async function allPages<T>(fetch: (cursor?: string) => Promise<Page<T>>): Promise<{ items: T[]; pages: number }> {
-  const items: T[] = [];
-  let cursor: string | undefined;
-  let pages = 0;
-  do {
-    const page = await fetch(cursor);
-    pages++;
-    items.push(...page.items);
-    cursor = page.nextCursor;
-    if (pages > 100) throw new Error('pagination does not end');
-  } while (cursor);
-  return { items, pages };
-}
-
-// ---------------------------------------------------------------- the contract
-
-describe.each([
-  { name: 'sqlite', start: sqliteBackend },
-  { name: 'postgres', start: postgresBackend },
-])('catalog store contract: $name', ({ name, start }) => {
-  let backend: Backend;
+describe.each(BACKENDS)('catalog store contract: $name', ({ name, start }) => {
+  const contract = useContractStore(start);
   let store: Store;
-  const opened: Store[] = [];
-  let prefix = 0;
-  /** A repository name of this test's own. */
-  const repo = (s = 'app') => `group${++prefix}/${s}`;
-  const open = async (url = backend.url) => {
-    const s = await openStore(url);
-    opened.push(s);
-    return s;
-  };
-
-  beforeAll(async () => {
-    backend = await start();
-    store = await open();
+  let backend: Backend;
+  beforeAll(() => {
+    ({ store, backend } = contract);
   });
-
-  afterAll(async () => {
-    for (const s of opened) await s.close().catch(() => undefined);
-    await backend?.stop();
-  });
+  const { repo, open, closeAfter } = contract;
 
   it('reports its dialect', () => {
     expect(store.dialect).toBe(name);
@@ -163,7 +34,7 @@ describe.each([
   it('applies migrations once: a second run, and a second process, are no-ops', async () => {
     const url = await backend.fresh();
     const first = await openStore(url, { migrate: false });
-    opened.push(first);
+    closeAfter(first);
     expect(await first.migrate()).toEqual(ALL_VERSIONS);
     expect(await first.migrate()).toEqual([]);
     const second = await open(url);
@@ -174,7 +45,7 @@ describe.each([
   it('migrates a fresh database once when several processes start together', async () => {
     const url = await backend.fresh();
     const stores = await Promise.all([0, 1, 2].map(() => openStore(url, { migrate: false })));
-    opened.push(...stores);
+    closeAfter(...stores);
     const applied = await Promise.all(stores.map((s) => s.migrate()));
     expect(applied.flat()).toEqual(ALL_VERSIONS);
   });
@@ -483,7 +354,7 @@ describe.each([
       expect(times).toEqual([...times].sort((p, q) => q - p));
     }
 
-    const base = `pages${prefix}-`;
+    const base = `pages${unique()}-`;
     for (let i = 0; i < 12; i++) await store.setTag(`${base}${String(i).padStart(2, '0')}/x`, 'latest', rec.digest, t(1));
     const repos = await allPages((cursor) => store.listRepositories({ q: base, limit: 5, ...(cursor ? { cursor } : {}) }));
     expect(repos.pages).toBe(3);
@@ -518,7 +389,7 @@ describe.each([
 
   it('falls back to config labels when a manifest carries no build annotations', async () => {
     const r = repo();
-    const config = sha(`labels-${prefix}`);
+    const config = sha(`labels-${unique()}`);
     const plain = image({ 'com.example.other': 'x' }, { config });
     await store.putManifest(plain);
     await store.setTag(r, 'plain', plain.digest, t(1));
@@ -562,7 +433,7 @@ describe.each([
     const single = image({ [`${CI}commit_sha`]: hex(31) });
     await store.putManifest(single);
     await store.setTag(r, 'single', single.digest, t(2));
-    await store.setTag(r, 'unread', sha(`never stored ${prefix}`), t(3));
+    await store.setTag(r, 'unread', sha(`never stored ${unique()}`), t(3));
 
     const page = await store.listTags(r, {});
     expect(page.items.map((i) => i.tag)).toEqual(['unread', 'single', 'multi']);
@@ -596,7 +467,7 @@ describe.each([
 
   it('lets one holder at a time run under a lock, across store instances', async () => {
     const other = await open();
-    const lock = `reconcile-${prefix++}`;
+    const lock = `reconcile-${unique()}`;
     let inner: unknown;
     const outer = await store.withLock(lock, async () => {
       inner = await other.withLock(lock, async () => 'should not run');
@@ -697,7 +568,7 @@ describe.each([
       .chain((events) => fc.tuple(fc.constant(events), fc.shuffledSubarray(events, { minLength: events.length, maxLength: events.length }), fc.subarray(events)));
     await fc.assert(
       fc.asyncProperty(scenario, async ([events, shuffled, duplicates]) => {
-        const n = prefix++;
+        const n = unique();
         const inOrder = `prop${n}/sorted`;
         const anyOrder = `prop${n}/shuffled`;
         for (const e of [...events].sort((p, q) => compareEvents(key(p), key(q)))) await apply(inOrder, e);
@@ -709,309 +580,6 @@ describe.each([
   });
 
   // ---- insights (how images were built): see docs/insights.md
-
-  describe('insights', () => {
-    const week = 7 * 86400;
-    const ATTESTATION = { 'vnd.docker.reference.type': 'attestation-manifest' };
-
-    /** A buildx-style index: two platforms and an attestation manifest per platform. */
-    function buildxIndex(): ManifestRecord {
-      const amd = image();
-      const arm = image();
-      const att = image({}, {});
-      const doc = {
-        schemaVersion: 2,
-        mediaType: OCI_INDEX,
-        manifests: [
-          { mediaType: OCI_MANIFEST, digest: amd.digest, size: amd.raw.byteLength, platform: { architecture: 'amd64', os: 'linux' } },
-          { mediaType: OCI_MANIFEST, digest: arm.digest, size: arm.raw.byteLength, platform: { architecture: 'arm64', os: 'linux', variant: 'v8' } },
-          { mediaType: OCI_MANIFEST, digest: att.digest, size: att.raw.byteLength, annotations: { ...ATTESTATION, 'vnd.docker.reference.digest': amd.digest }, platform: { architecture: 'unknown', os: 'unknown' } },
-        ],
-      };
-      const raw = Buffer.from(JSON.stringify(doc));
-      return {
-        digest: sha256Digest(raw),
-        mediaType: OCI_INDEX,
-        raw,
-        children: [
-          { digest: amd.digest, mediaType: OCI_MANIFEST, platform: { os: 'linux', architecture: 'amd64' }, manifest: amd },
-          { digest: arm.digest, mediaType: OCI_MANIFEST, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' }, manifest: arm },
-          { digest: att.digest, mediaType: OCI_MANIFEST, platform: { os: 'unknown', architecture: 'unknown' } },
-        ],
-      };
-    }
-
-    const kanikoConfig = {
-      architecture: 'amd64',
-      os: 'linux',
-      config: { Cmd: ['/app'] },
-      history: [{ created: '2026-01-01T00:00:00Z', author: 'kaniko', created_by: 'COPY app /app', comment: '' }],
-      rootfs: { type: 'layers', diff_ids: [] },
-    };
-
-    it('derives builder, build-details source, media family and platforms per manifest', async () => {
-      const idx = buildxIndex();
-      await store.putManifest(idx);
-      expect(await store.manifestInsight(idx.digest)).toEqual({
-        builder: 'buildkit',
-        confidence: 'high',
-        evidence: ['manifests[2] is an attestation manifest (vnd.docker.reference.type=attestation-manifest)'],
-        buildSource: 'none',
-        mediaFamily: 'oci',
-        platformCount: 2,
-      });
-      // Labels only: buildah's label names the builder, the revision label makes labels the source.
-      const buildah = image({}, { labels: { 'io.buildah.version': '1.28.2', [`${OCI}revision`]: hex(1) } });
-      await store.putManifest(buildah);
-      expect(await store.manifestInsight(buildah.digest)).toMatchObject({ builder: 'buildah', buildSource: 'labels', platformCount: 1 });
-      // Annotated, config never read: honest "unread".
-      const annotated = image({ [`${CI}pipeline_id`]: '77' });
-      await store.putManifest(annotated);
-      expect(await store.manifestInsight(annotated.digest)).toMatchObject({ builder: 'unread', confidence: 'none', buildSource: 'annotations' });
-      // The whole config, read for builder evidence.
-      const kaniko = { ...image(), config: kanikoConfig };
-      await store.putManifest(kaniko);
-      expect(await store.manifestInsight(kaniko.digest)).toMatchObject({ builder: 'kaniko', evidence: ['history[0].author=kaniko'] });
-      // A later manifest with the same config (an annotated copy) learns it from the stored config.
-      const copy = image({ [`${CI}pipeline_id`]: '78' }, { config: kaniko.configDigest! });
-      await store.putManifest(copy);
-      expect(await store.manifestInsight(copy.digest)).toMatchObject({ builder: 'kaniko', buildSource: 'annotations' });
-      // Labels recorded after the manifest: the manifest is derived again.
-      const late = image();
-      await store.putManifest(late);
-      expect(await store.manifestInsight(late.digest)).toMatchObject({ builder: 'unread' });
-      await store.putConfigLabels(late.configDigest!, { 'io.buildah.version': '1.33.7' });
-      expect(await store.manifestInsight(late.digest)).toMatchObject({ builder: 'buildah', evidence: ['config label io.buildah.version=1.33.7'] });
-      expect(await store.manifestInsight(sha('never stored'))).toBeNull();
-    });
-
-    it('counts images by week, overall, per namespace and per repository', async () => {
-      const ns1 = `ins${++prefix}`;
-      const ns2 = `ins${++prefix}`;
-      const idx = buildxIndex();
-      const buildah = image({}, { labels: { 'io.buildah.version': '1.28.2', [`${OCI}source`]: 'https://gitlab.example.com/g/p' } });
-      const dockerDoc = { schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: sha('docker-config'), size: 2 }, layers: [], nonce: ++nonce };
-      const dockerRaw = Buffer.from(JSON.stringify(dockerDoc));
-      const docker: ManifestRecord = { digest: sha256Digest(dockerRaw), mediaType: dockerDoc.mediaType, raw: dockerRaw, configDigest: sha('docker-config'), annotations: { [`${CI}pipeline_id`]: '1' } };
-      for (const r of [idx, buildah, docker]) await store.putManifest(r);
-      // Week 0 (the week of 2026-01-01): the index in ns1/app. Week 1: buildah in ns1/lib, the
-      // index again under another tag and repository ns1/app2, docker in ns2/svc. A tag moving back
-      // to an image it already pointed at does not count it twice.
-      await store.setTag(`${ns1}/app`, 'v1', idx.digest, t(0));
-      await store.setTag(`${ns1}/app`, 'latest', idx.digest, t(week + 10));
-      await store.setTag(`${ns1}/lib`, 'v1', buildah.digest, t(week));
-      await store.setTag(`${ns1}/app2`, 'v1', idx.digest, t(week + 20));
-      await store.setTag(`${ns2}/svc`, 'v1', docker.digest, t(week + 30));
-      await store.setTag(`${ns2}/svc`, 'v1', buildah.digest, t(week + 40));
-      await store.setTag(`${ns2}/svc`, 'v1', docker.digest, t(week + 50));
-
-      const from = t(0);
-      const to = t(week + 60);
-      const all = await store.insights({ from, to });
-      const mine = (g: { name: string }) => g.name === ns1 || g.name === ns2;
-      const groups = all.groups.filter(mine);
-      expect(all.groupBy).toBe('namespace');
-      expect(all.weeks.map((w) => w.start.toISOString())).toEqual(['2025-12-29T00:00:00.000Z', '2026-01-05T00:00:00.000Z']);
-      expect(groups.map((g) => g.name)).toEqual([ns1, ns2]);
-      const g1 = groups[0]!;
-      expect(g1.totals).toMatchObject({ images: 3, multiPlatform: 2, builders: { buildkit: 2, buildah: 1 }, buildSources: { none: 2, labels: 1 }, mediaTypes: { oci: 3 } });
-      expect(g1.weeks.map((w) => w.counts.images)).toEqual([1, 2]);
-      const g2 = groups[1]!;
-      expect(g2.totals).toMatchObject({ images: 2, multiPlatform: 0, builders: { unread: 1, buildah: 1 }, buildSources: { annotations: 1, labels: 1 }, mediaTypes: { docker: 1, oci: 1 } });
-      expect(g2.weeks.map((w) => w.counts.images)).toEqual([0, 2]);
-
-      const byRepo = await store.insights({ namespace: ns1, from, to });
-      expect(byRepo.groupBy).toBe('repository');
-      expect(byRepo.namespace).toBe(ns1);
-      expect(byRepo.groups.map((g) => [g.name, g.totals.images])).toEqual([
-        [`${ns1}/app`, 1],
-        [`${ns1}/app2`, 1],
-        [`${ns1}/lib`, 1],
-      ]);
-      expect(byRepo.totals.images).toBe(3);
-      expect(byRepo.platforms).toEqual([
-        { platform: 'linux/amd64', images: 2 },
-        { platform: 'linux/arm64/v8', images: 2 },
-      ]);
-      const one = await store.insights({ repository: `${ns2}/svc`, from, to });
-      expect(one.totals).toMatchObject({ images: 2, builders: { unread: 1, buildah: 1 } });
-      expect(one.groups.map((g) => g.name)).toEqual([`${ns2}/svc`]);
-      // A namespace is matched by whole path segments.
-      expect((await store.insights({ namespace: `${ns1.slice(0, -1)}`, from, to })).groups.filter(mine)).toEqual([]);
-      // A window after everything counts nothing.
-      expect((await store.insights({ namespace: ns1, from: t(week * 3), to: t(week * 4) })).totals.images).toBe(0);
-    });
-
-    it('refuses bad windows and namespaces with a usage error', async () => {
-      await expect(store.insights({ from: t(week), to: t(0) })).rejects.toBeInstanceOf(UsageError);
-      await expect(store.insights({ from: t(0), to: t(week * 600) })).rejects.toBeInstanceOf(UsageError);
-      await expect(store.insights({ namespace: 'a/b' })).rejects.toBeInstanceOf(UsageError);
-    });
-
-    it('backfills the derived columns of manifests stored before they existed', async () => {
-      const url = await backend.fresh();
-      const s1 = await open(url);
-      const idx = buildxIndex();
-      const buildah = image({}, { labels: { 'io.buildah.version': '1.28.2' } });
-      await s1.putManifest(idx);
-      await s1.putManifest(buildah);
-      await s1.close();
-      // As a version-1 catalog would have them: nothing derived.
-      await rawSql(url, 'UPDATE manifests SET builder = NULL, builder_confidence = NULL, builder_evidence = NULL, build_source = NULL, media_family = NULL, platform_count = NULL');
-      const s2 = await open(url);
-      expect(await s2.manifestInsight(idx.digest)).toMatchObject({ builder: 'buildkit', platformCount: 2, mediaFamily: 'oci' });
-      expect(await s2.manifestInsight(buildah.digest)).toMatchObject({ builder: 'buildah', buildSource: 'none' });
-    });
-  });
-
-  describe('build-details referrers', () => {
-    const BUILD = 'application/vnd.tagtrail.build.v1+json';
-    const referrer = (subject: string, annotations: Record<string, string>) => ({ digest: sha(`referrer-${++nonce}`), subjectDigest: subject, artifactType: BUILD, annotations });
-
-    it('a referrer makes its subject\'s tags searchable by pipeline and commit, with build source referrer; the newest wins', async () => {
-      const r = repo();
-      const plain = image({ 'com.example.other': 'x' });
-      await store.putManifest(plain);
-      await store.setTag(r, 'v1', plain.digest, t(1));
-      expect((await store.searchImages({ pipeline: '7001' })).items).toEqual([]);
-      expect(await store.manifestInsight(plain.digest)).toMatchObject({ buildSource: 'none' });
-
-      const first = referrer(plain.digest, { [`${CI}pipeline_id`]: '7001', [`${CI}commit_sha`]: hex(40), [`${OCI}created`]: '2026-01-01T10:00:00Z' });
-      expect(await store.hasReferrer(first.digest)).toBe(false);
-      await store.putReferrer(first);
-      expect(await store.hasReferrer(first.digest)).toBe(true);
-      expect(await store.referrerSubject(first.digest)).toBe(plain.digest);
-      expect(await store.referrerSubject(sha(`never-stored-${nonce}`))).toBeNull();
-      await store.setReferrersTag(r, plain.digest, sha(`tag-${nonce}`), [first.digest]);
-      expect(await store.referrersTagDigest(r, plain.digest)).toBe(sha(`tag-${nonce}`));
-      expect(await store.referrersTagSubjects(r)).toEqual([plain.digest]);
-
-      const byPipeline = (await store.searchImages({ pipeline: '7001' })).items;
-      expect(byPipeline.map((i) => [i.repository, i.tag, i.digest])).toEqual([[r, 'v1', plain.digest]]);
-      expect(byPipeline[0]!.referrer?.digest).toBe(first.digest);
-      expect(byPipeline[0]!.hasBuildDetails).toBe(true);
-      expect((await store.searchImages({ commit: hex(40).slice(0, 10) })).items.map((i) => i.tag)).toEqual(['v1']);
-      expect((await store.listTags(r, {})).items[0]!.referrer?.digest).toBe(first.digest);
-      expect(await store.manifestInsight(plain.digest)).toMatchObject({ buildSource: 'referrer' });
-      expect((await store.getImage(plain.digest))!.referrers?.map((x) => x.digest)).toEqual([first.digest]);
-      expect((await store.listRepositories({ q: r })).items[0]).toMatchObject({ buildTagCount: 1 });
-
-      // A newer referrer: its annotations are the ones searched.
-      const second = referrer(plain.digest, { [`${CI}pipeline_id`]: '7002', [`${OCI}created`]: '2026-01-02T10:00:00Z' });
-      await store.putReferrer(second);
-      await store.setReferrersTag(r, plain.digest, sha(`tag-${nonce}`), [first.digest, second.digest]);
-      expect((await store.searchImages({ pipeline: '7002' })).items.map((i) => i.referrer?.digest)).toEqual([second.digest]);
-      expect((await store.searchImages({ pipeline: '7001' })).items).toEqual([]);
-      expect((await store.getImage(plain.digest))!.referrers?.map((x) => x.digest)).toEqual([second.digest, first.digest]);
-
-      // A referrer stored for another subject is not linked to this one.
-      const other = referrer(sha(`someone-else-${nonce}`), { [`${CI}pipeline_id`]: '7009' });
-      await store.putReferrer(other);
-      await store.setReferrersTag(r, plain.digest, sha(`tag2-${nonce}`), [first.digest, second.digest, other.digest]);
-      expect((await store.searchImages({ pipeline: '7009' })).items).toEqual([]);
-    });
-
-    it('the manifest\'s own build annotations win over a referrer', async () => {
-      const r = repo();
-      const annotated = image({ [`${CI}commit_sha`]: hex(41), [`${CI}pipeline_id`]: '7100' });
-      await store.putManifest(annotated);
-      await store.setTag(r, 'v1', annotated.digest, t(1));
-      const ref = referrer(annotated.digest, { [`${CI}pipeline_id`]: '7101', [`${CI}commit_sha`]: hex(42) });
-      await store.putReferrer(ref);
-      await store.setReferrersTag(r, annotated.digest, sha(`tag-${nonce}`), [ref.digest]);
-      expect((await store.searchImages({ pipeline: '7101' })).items).toEqual([]);
-      expect((await store.searchImages({ commit: hex(42) })).items).toEqual([]);
-      const found = (await store.searchImages({ pipeline: '7100' })).items;
-      expect(found.map((i) => i.tag)).toEqual(['v1']);
-      expect(found[0]!.referrer).toBeUndefined();
-      expect(await store.manifestInsight(annotated.digest)).toMatchObject({ buildSource: 'annotations' });
-    });
-
-    it('a referrers tag deleted, or a referrer manifest deleted, takes the details away', async () => {
-      const r = repo();
-      const plain = image({});
-      await store.putManifest(plain);
-      await store.setTag(r, 'v1', plain.digest, t(1));
-      const ref = referrer(plain.digest, { [`${CI}pipeline_id`]: '7200' });
-      await store.putReferrer(ref);
-      await store.setReferrersTag(r, plain.digest, sha(`tag-${nonce}`), [ref.digest]);
-      expect((await store.searchImages({ pipeline: '7200' })).items).toHaveLength(1);
-
-      await store.setReferrersTag(r, plain.digest, null, []);
-      expect((await store.searchImages({ pipeline: '7200' })).items).toEqual([]);
-      expect(await store.manifestInsight(plain.digest)).toMatchObject({ buildSource: 'none' });
-      expect(await store.referrersTagDigest(r, plain.digest)).toBeNull();
-      expect((await store.listRepositories({ q: r })).items[0]).toMatchObject({ buildTagCount: 0 });
-
-      await store.setReferrersTag(r, plain.digest, sha(`tag-again-${nonce}`), [ref.digest]);
-      expect((await store.searchImages({ pipeline: '7200' })).items).toHaveLength(1);
-      await store.removeReferrer(r, ref.digest);
-      expect((await store.searchImages({ pipeline: '7200' })).items).toEqual([]);
-      expect((await store.getImage(plain.digest))!.referrers).toEqual([]);
-      // Linked nowhere: forgotten, so a referrers tag still listing it reads it again.
-      expect(await store.hasReferrer(ref.digest)).toBe(false);
-    });
-
-    it('converges when the referrer arrives before the subject\'s manifest and tag', async () => {
-      const r = repo();
-      const plain = image({});
-      const ref = referrer(plain.digest, { [`${CI}pipeline_id`]: '7300', [`${CI}commit_ref_name`]: 'feature/early' });
-      await store.putReferrer(ref);
-      await store.setReferrersTag(r, plain.digest, sha(`tag-${nonce}`), [ref.digest]);
-      expect((await store.searchImages({ pipeline: '7300' })).items).toEqual([]);
-      // The tag before its manifest, then the manifest.
-      await store.setTag(r, 'early', plain.digest, t(1));
-      await store.putManifest(plain);
-      const found = (await store.searchImages({ ref: 'feature/early' })).items;
-      expect(found.map((i) => [i.tag, i.referrer?.digest])).toEqual([['early', ref.digest]]);
-      expect(await store.manifestInsight(plain.digest)).toMatchObject({ buildSource: 'referrer' });
-      // A second tag on the same digest later gets the same terms.
-      await store.setTag(r, 'later', plain.digest, t(2));
-      expect((await store.searchImages({ pipeline: '7300' })).items.map((i) => i.tag)).toEqual(['later', 'early']);
-    });
-
-    it('reads several manifests at once, each as getImage reads it', async () => {
-      const r = repo();
-      const other = repo('other');
-      const labelled = image({ 'com.example.other': 'x' }, { config: sha(`batch-config-${++nonce}`) });
-      await store.putConfigLabels(labelled.configDigest!, { maintainer: 'someone' });
-      const unread = image({});
-      const emptyLabels = image({}, { config: sha(`batch-empty-${++nonce}`) });
-      await store.putConfigLabels(emptyLabels.configDigest!, {});
-      const amd = image({ [`${CI}commit_sha`]: hex(60) });
-      const idx = index([{ record: amd, platform: { os: 'linux', architecture: 'amd64' } }, { record: labelled, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }], { [`${OCI}title`]: 'batch' });
-      for (const m of [labelled, unread, emptyLabels, idx]) await store.putManifest(m);
-      await store.setTag(r, 'b', labelled.digest, t(2));
-      await store.setTag(r, 'a', labelled.digest, t(3));
-      await store.setTag(other, 'z', labelled.digest, t(4));
-      await store.setTag(r, 'idx', idx.digest, t(5));
-      await store.setTag(r, 'gone', unread.digest, t(6));
-      await store.deleteTag(r, 'gone', t(7));
-      // A referrer listed in `other` only: it counts there, and (without a repository) since `other` tags the digest.
-      const ref = referrer(labelled.digest, { [`${CI}pipeline_id`]: '7400', [`${OCI}created`]: '2026-01-03T10:00:00Z' });
-      await store.putReferrer(ref);
-      await store.setReferrersTag(other, labelled.digest, sha(`batch-tag-${nonce}`), [ref.digest]);
-
-      const missing = sha(`batch-missing-${nonce}`);
-      const digests = [labelled.digest, unread.digest, emptyLabels.digest, idx.digest, amd.digest, missing, labelled.digest];
-      for (const options of [{}, { repository: r }, { repository: other }, { repository: repo('never') }]) {
-        const batch = await store.getImages(digests, options);
-        expect([...batch.keys()].sort(), JSON.stringify(options)).toEqual([labelled.digest, unread.digest, emptyLabels.digest, idx.digest, amd.digest].sort());
-        for (const d of batch.keys()) expect(batch.get(d), `${d} ${JSON.stringify(options)}`).toEqual(await store.getImage(d, options));
-      }
-      const all = await store.getImages(digests);
-      expect(all.get(labelled.digest)!.labels).toEqual({ maintainer: 'someone' });
-      expect(all.get(emptyLabels.digest)!.labels).toEqual({});
-      expect(all.get(unread.digest)!.labels).toBeNull();
-      expect(all.get(labelled.digest)!.tags.map((x) => `${x.repository}:${x.tag}`)).toEqual([`${r}:a`, `${r}:b`, `${other}:z`]);
-      expect(all.get(labelled.digest)!.parents).toEqual([idx.digest]);
-      expect(all.get(labelled.digest)!.referrers?.map((x) => x.digest)).toEqual([ref.digest]);
-      expect((await store.getImages([labelled.digest], { repository: r })).get(labelled.digest)!.referrers).toEqual([]);
-      expect(all.get(idx.digest)!.children.map((c) => c.digest)).toEqual([amd.digest, labelled.digest]);
-      expect(await store.getImages([])).toEqual(new Map());
-      await expect(store.getImages([labelled.digest, 'sha256:nope'])).rejects.toBeInstanceOf(InvalidInputError);
-    });
-  });
 
   it('remembers manifests it cannot read, by digest, and updates the reason', async () => {
     const digest = `sha256:${'e'.repeat(63)}1`;
