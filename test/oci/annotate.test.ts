@@ -110,14 +110,14 @@ describe('annotate a single OCI image', () => {
     await runCli(['annotate', `${registry.host}/${repo}:v1`, '--remove-annotation', 'com.example.floor', '--no-verify'], { env });
   });
 
-  it('sends the referrers API request and the tag list together: each is received before the other is answered', async () => {
+  it('sends the referrers API request and the tag list together, and the write does not wait for them', async () => {
     const slow = await startFaultProxy({ upstream: registry.url });
     try {
       // Both look-ups held for a while at the proxy: one after the other, the second would arrive
-      // only after the first was answered.
-      slow.addRule({ method: 'GET', path: /\/referrers\//, fault: { kind: 'latency', ms: 500 } });
-      slow.addRule({ method: 'GET', path: /\/tags\/list/, fault: { kind: 'latency', ms: 500 } });
-      const r = await runCli(['annotate', `${slow.host}/${repo}:v1`, '-a', 'com.example.together=yes', '--no-read-back'], { env });
+      // only after the first was answered, and a write waiting for them would come after both.
+      slow.addRule({ method: 'GET', path: /\/referrers\//, fault: { kind: 'latency', ms: 1500 } });
+      slow.addRule({ method: 'GET', path: /\/tags\/list/, fault: { kind: 'latency', ms: 1500 } });
+      const r = await runCli(['annotate', `${slow.host}/${repo}:v1`, '-a', 'com.example.together=yes'], { env });
       expect(r.code, r.stderr).toBe(0);
       const referrers = slow.requests.find((q) => q.kind === 'referrers');
       const tags = slow.requests.find((q) => q.kind === 'tags');
@@ -125,13 +125,30 @@ describe('annotate a single OCI image', () => {
       expect(tags?.endedAt).toBeDefined();
       expect(tags!.receivedAt).toBeLessThan(referrers!.endedAt!);
       expect(referrers!.receivedAt).toBeLessThan(tags!.endedAt!);
-      // Both before the write: the race check and the PUT come after both answers.
+      // The race check and the PUT went out while the look-ups were still held.
       const put = slow.requests.find((q) => q.method === 'PUT');
-      expect(put!.receivedAt).toBeGreaterThan(Math.max(referrers!.endedAt!, tags!.endedAt!));
+      const raceCheck = slow.requests.find((q) => q.method === 'HEAD');
+      expect(raceCheck!.receivedAt).toBeLessThan(Math.min(referrers!.endedAt!, tags!.endedAt!));
+      expect(put!.receivedAt).toBeLessThan(Math.min(referrers!.endedAt!, tags!.endedAt!));
       expect((await read(repo, 'v1')).json.annotations?.['com.example.together']).toBe('yes');
     } finally {
       await slow.stop();
       await runCli(['annotate', `${registry.host}/${repo}:v1`, '--remove-annotation', 'com.example.together', '--no-read-back'], { env });
+    }
+  });
+
+  it('a look-up for the warnings that fails (tag list: HTTP 500) is a warning: the tag is still annotated, exit 0', async () => {
+    const failing = await startFaultProxy({ upstream: registry.url });
+    try {
+      failing.addRule({ method: 'GET', path: /\/tags\/list/, fault: { kind: 'status', status: 500 } });
+      const r = await runCli(['annotate', `${failing.host}/${repo}:v1`, '-a', 'com.example.lookup=failed'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`could not check the referrers and digest-named tags of ${repo}@`);
+      expect(r.stderr).toContain('HTTP 500');
+      expect((await read(repo, 'v1')).json.annotations?.['com.example.lookup']).toBe('failed');
+    } finally {
+      await failing.stop();
+      await runCli(['annotate', `${registry.host}/${repo}:v1`, '--remove-annotation', 'com.example.lookup', '--no-read-back'], { env });
     }
   });
 
