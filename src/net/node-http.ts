@@ -60,7 +60,8 @@ class TunnelAgent extends https.Agent {
     connect.once('connect', (res, socket) => {
       if (res.statusCode !== 200) {
         socket.destroy();
-        done(Object.assign(new Error(`the proxy ${this.proxy.host} refused the tunnel to ${target} (HTTP ${res.statusCode})`), { code: 'ERR_PROXY_TUNNEL' }), socket);
+        // No code: the transport then shows this message, which names the proxy and its answer.
+        done(new Error(`the proxy ${this.proxy.host} refused the tunnel to ${target} (HTTP ${res.statusCode})`), socket);
         return;
       }
       done(null, tls.connect({ socket, ...tlsFor(host, this.ca) }));

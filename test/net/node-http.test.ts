@@ -90,6 +90,20 @@ describe('the node:http registry client', () => {
     expect((err as Error).name).toBe('TimeoutError');
   });
 
+  it('a proxy that refuses the CONNECT tunnel is named with its answer', async () => {
+    const refusing = createServer();
+    refusing.on('connect', (_req, socket: Socket) => socket.end('HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n'));
+    await new Promise<void>((resolve) => refusing.listen(0, LOOPBACK, resolve));
+    try {
+      const proxy = `http://${LOOPBACK}:${(refusing.address() as AddressInfo).port}`;
+      const viaProxy = nodeHttpClient({ https_proxy: proxy });
+      const err = await viaProxy({ method: 'GET', url: 'https://registry.example.com/v2/', headers: {}, signal: AbortSignal.timeout(5_000) }).catch((e: unknown) => e);
+      expect((err as Error).message).toBe(`the proxy ${new URL(proxy).host} refused the tunnel to registry.example.com:443 (HTTP 407)`);
+    } finally {
+      await new Promise<void>((resolve) => refusing.close(() => resolve()));
+    }
+  });
+
   it('names the failure of a connection by its code', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, LOOPBACK, resolve));
