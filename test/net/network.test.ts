@@ -2,7 +2,7 @@
 // private CA (made with openssl), and a recording CONNECT/forward proxy. The built CLI runs as a
 // process, so it reads its environment as in production. The CLI has two HTTP clients for
 // registries (undici's fetch, and node:http for annotate and attach: src/net/), so each rule is
-// checked with `show` (fetch) and with `annotate` (node:http).
+// checked with `show` (fetch) and with `annotate` and `attach` (node:http).
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runBin } from '../helpers/cli.js';
@@ -18,12 +18,14 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 let writes = 0;
 /**
- * A command of each HTTP client, on an image: `show` reads through fetch, `annotate` reads and
- * writes (a new value each run, so each run PUTs) through node:http.
+ * A command of each HTTP client, on an image: `show` reads through fetch; `annotate` and `attach`
+ * read and write (a new value each run, so each run writes) through node:http.
  */
 const CLIENTS = [
   ['show (fetch)', (image: string) => ['show', image]],
   ['annotate (node:http)', (image: string) => ['annotate', '--no-ci', '-a', `com.example.network=run-${++writes}`, '-o', 'json', image]],
+  // A new referrer each run: a blob check and upload (HEAD, POST, PUT), the referrer and the referrers tag.
+  ['attach (node:http)', (image: string) => ['attach', '--no-ci', '-a', `com.example.network=run-${++writes}`, '-o', 'json', image]],
 ] as const;
 
 describe('a registry served over TLS with a private CA', () => {
