@@ -66,7 +66,7 @@ class TunnelAgent extends https.Agent {
       }
       done(null, tls.connect({ socket, ...tlsFor(host, this.ca) }));
     });
-    connect.once('error', (err) => done(err, connect.socket as Duplex));
+    connect.on('error', (err) => done(err, connect.socket as Duplex));
     connect.end();
     return undefined;
   }
@@ -166,7 +166,7 @@ function send(routes: Routes, req: HttpRequest): Promise<HttpResponse> {
       });
     });
     req.signal.addEventListener('abort', abort, { once: true });
-    request.once('error', (err) => {
+    request.on('error', (err) => {
       req.signal.removeEventListener('abort', abort);
       reject(err);
     });
