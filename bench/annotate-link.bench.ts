@@ -75,15 +75,20 @@ async function cpuTimed(file: string, args: readonly string[], env?: NodeJS.Proc
     await exec(file, args, env);
     return NaN;
   }
-  const { stdout } = await exec('bash', ['-c', '"$@" >/dev/null || exit $?; times', 'bash', file, ...args], env);
+  // --norc: bash takes a socket on standard input (execFile's pipes) without SHLVL in the
+  // environment for a run by rshd, and would otherwise read ~/.bashrc, counted in the figures.
+  const { stdout } = await exec('bash', ['--norc', '-c', '"$@" >/dev/null || exit $?; times', 'bash', file, ...args], env);
   const children = stdout.trim().split('\n').at(-1) ?? '';
   const seconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
   return seconds.length === 2 ? ((seconds[0] ?? NaN) + (seconds[1] ?? NaN)) * 1000 : NaN;
 }
 
+/** The environment of every node process measured: a CI job's, and nothing of the benchmark's own (NODE_EXTRA_CA_CERTS costs node tens of ms). */
+const NODE_ENV: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...gitlabEnv() };
+
 function tagtrail(ref: string, host: string, run: string, readBack: boolean): Promise<number> {
   const args = [BIN, 'annotate', '--insecure-registry', host, ref, '-a', `com.example.bench.run=${run}`, ...(readBack ? [] : ['--no-read-back'])];
-  return cpuTimed(process.execPath, args, { PATH: process.env.PATH, ...gitlabEnv() });
+  return cpuTimed(process.execPath, args, NODE_ENV);
 }
 
 /** The floor: GET the manifest, add one annotation, PUT it back: two requests, two curl processes. Returns their CPU time. */
@@ -161,7 +166,7 @@ async function measure(link: FaultProxy, subject: Subject, work: string): Promis
     cpu[kind].push(t.cpu);
   };
   for (let i = 0; i < RUNS; i++) {
-    record('node', await both(() => cpuTimed(process.execPath, ['-e', '0'])));
+    record('node', await both(() => cpuTimed(process.execPath, ['-e', '0'], NODE_ENV)));
     link.reset();
     record('tagtrailDefault', await both(() => tagtrail(ref('tt'), link.host, String(i), true)));
     const d = linkTimes(link, subject.repo, 'tt');
@@ -261,6 +266,7 @@ export default async function bench(): Promise<void> {
 Every request through a proxy that adds ${LATENCY_MS} ms and limits the link to ${MBIT} Mbit/s per direction (shared by concurrent transfers).
 Image: ${MIB} MiB in ${LAYERS} layers of random data; index: ${PLATFORMS} such platforms (${MIB * PLATFORMS} MiB).
 tagtrail (default and \`--no-read-back\`), the curl floor and \`node -e 0\` ran in turn, ${RUNS} rounds, medians; skopeo out + in: ${SKOPEO_RUNS === 1 ? 'one run' : `median of ${SKOPEO_RUNS} runs`}.
+tagtrail and \`node -e 0\` run in one environment (PATH and a GitLab job's variables); each measured command runs under \`bash --norc\` for its CPU time.
 skopeo copies back into the registry it read from, so the way in finds every blob there and moves only the manifests.
 
 | subject | (a) tagtrail default / skopeo out + in (goal ≤ ${GOAL_VS_SKOPEO}) | (b) \`--no-read-back\` / (curl GET + PUT + node -e 0) (goal ≤ ${GOAL_VS_FLOOR}) | default / floor | (a) without the read-back |

@@ -1,4 +1,6 @@
 // What a command touches of the outside world, injected so tests can run commands in-process.
+import type { HttpClient } from './net/http.js';
+
 export interface Output {
   write(chunk: string): unknown;
   readonly isTTY?: boolean;
@@ -13,6 +15,11 @@ export interface Runtime {
   /** Reads all of standard input (for --password-stdin). */
   readonly readStdin: () => Promise<string>;
   readonly fetch: typeof fetch;
+  /**
+   * The registry client of annotate and attach, when the runtime has one (the process's, on
+   * node:http); without it they send through `fetch`, as tests that inject fetch do.
+   */
+  readonly http?: HttpClient;
   readonly now: () => Date;
   readonly cwd: string;
 }
@@ -35,6 +42,15 @@ function lazyNetworkFetch(env: Runtime['env']): typeof fetch {
   }) as typeof fetch;
 }
 
+/** node:http with the same proxy and CA rules (net/node-http.ts), loaded on the first request. */
+function lazyNodeHttp(env: Runtime['env']): HttpClient {
+  let loaded: Promise<HttpClient> | undefined;
+  return async (req) => {
+    loaded ??= import('./net/node-http.js').then((m) => m.nodeHttpClient(env));
+    return (await loaded)(req);
+  };
+}
+
 export function processRuntime(): Runtime {
   return {
     env: process.env,
@@ -42,6 +58,7 @@ export function processRuntime(): Runtime {
     stderr: process.stderr,
     readStdin: () => readAll(process.stdin),
     fetch: lazyNetworkFetch(process.env),
+    http: lazyNodeHttp(process.env),
     now: () => new Date(),
     cwd: process.cwd(),
   };

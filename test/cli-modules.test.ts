@@ -75,4 +75,17 @@ describe('modules a command loads', () => {
     expect(r.recorded, 'the annotate command was loaded').toMatch(/dist\/annotate-[A-Z0-9]+\.js/);
     for (const p of SERVER_PACKAGES) expect([...r.packages], p).not.toContain(p);
   });
+
+  it('a real annotate (read, race check, write, read-back) goes out on node:http: no package at all, undici included', async () => {
+    const image = await makeImage(join(dir(), 'img-write'), { tag: 'v1' });
+    const ref = `${registry().host}/modules/write:v1`;
+    await pushImage(image, ref);
+    registry().resetRequests();
+    const r = await runRecorded(dir(), ['annotate', '--insecure-registry', registry().host, ref, '-a', 'com.example.modules=yes'], gitlabEnv());
+    expect(r.code, r.stderr).toBe(0);
+    expect(registry().count({ kind: 'manifest', method: 'PUT' })).toBe(1);
+    expect(r.recorded, 'the node:http client was loaded').toMatch(/dist\/node-http-[A-Z0-9]+\.js/);
+    // undici (about 100 ms of CPU to load) is for the commands that use fetch, not this one.
+    expect([...r.packages]).toEqual([]);
+  });
 });

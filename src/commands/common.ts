@@ -3,6 +3,7 @@ import { EXIT_CONFLICT, UsageError, exitCodeFor, formatError, isTagtrailError } 
 import { parseTrustedRealmHost } from '../oci/auth/binding.js';
 import { type CredentialResolver, credentialResolver } from '../oci/auth/credentials.js';
 import { type Reference, formatReference, parseReference } from '../oci/reference.js';
+import type { HttpClient } from '../net/http.js';
 import { RegistryClient } from '../oci/registry.js';
 import type { Runtime } from '../runtime.js';
 import { VERSION } from '../version.js';
@@ -46,9 +47,17 @@ function trustedRealmHosts(rt: Runtime, flags: RegistryFlags, gitlabUrls: readon
  * A registry client for a command working on `registries` (host[:port]): explicit credentials
  * are bound to those. `gitlabUrls`: the GitLab servers the command is configured with.
  * `fallback`: credentials for a registry none of the usual sources has any for (the GitLab token
- * of discovery through GitLab's API).
+ * of discovery through GitLab's API). `http`: send through this client instead of `rt.fetch`
+ * (the short commands of a CI job pass `rt.http`, which starts quicker than fetch).
  */
-export async function registryClient(rt: Runtime, flags: RegistryFlags, registries: readonly string[], gitlabUrls: readonly string[] = [], fallback?: CredentialResolver): Promise<RegistryClient> {
+export async function registryClient(
+  rt: Runtime,
+  flags: RegistryFlags,
+  registries: readonly string[],
+  gitlabUrls: readonly string[] = [],
+  fallback?: CredentialResolver,
+  http?: HttpClient,
+): Promise<RegistryClient> {
   let explicit: { username: string; password: string } | undefined;
   if (flags.passwordStdin && !flags.username) throw new UsageError('--password-stdin needs --username', { hint: 'pass --username USER as well' });
   if (flags.username !== undefined) {
@@ -62,6 +71,7 @@ export async function registryClient(rt: Runtime, flags: RegistryFlags, registri
   }
   return new RegistryClient({
     fetch: rt.fetch,
+    ...(http ? { http } : {}),
     credentials: withFallback(credentialResolver({ env: rt.env, registries, ...(explicit ? { explicit } : {}) }), fallback),
     // TAGTRAIL_INSECURE_REGISTRY adds to --insecure-registry, as TAGTRAIL_TRUSTED_REALM_HOSTS adds to --trusted-realm-host.
     insecureRegistries: [...(flags.insecureRegistry ?? []), ...listFromEnv(rt, 'TAGTRAIL_INSECURE_REGISTRY')],

@@ -1,42 +1,16 @@
-// The HTTP client for everything tagtrail sends out (registries, token realms, GitLab): undici's
-// own fetch with a dispatcher that honours the proxy variables by curl's rules (proxy.ts) and
-// trusts an internal CA from TAGTRAIL_CA_FILE on top of the default roots. Node's global fetch
-// ignores proxy variables, and mixing its bundled undici with this package's dispatcher is not
-// supported, so callers take the fetch returned here.
+// The fetch of the command line (GitLab's API, OIDC, --report, and the registry traffic of sync,
+// show and serve): undici's own fetch with a dispatcher that honours the proxy variables by curl's
+// rules (proxy.ts) and trusts an internal CA from TAGTRAIL_CA_FILE on top of the default roots
+// (ca.ts). Node's global fetch ignores proxy variables, and mixing its bundled undici with this
+// package's dispatcher is not supported, so callers take the fetch returned here. annotate and
+// attach send their registry requests through node-http.ts instead, by the same rules.
 //
 // There is no way to turn TLS verification off, on purpose: trust the CA instead.
-import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
 import { Agent, Dispatcher, ProxyAgent, fetch as undiciFetch } from 'undici';
-import { UsageError } from '../errors.js';
+import { trustedCertificates } from './ca.js';
 import { bypassesProxy, proxySettingsFromEnv, type ProxySettings } from './proxy.js';
-import { CA_FILE_VARIABLE } from './tls-errors.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
-
-/**
- * The trusted roots: Node's bundled Mozilla set plus every certificate in TAGTRAIL_CA_FILE, or
- * undefined (Node's defaults, NODE_EXTRA_CA_CERTS included) when the variable is unset.
- */
-function trustedCertificates(env: Env): string[] | undefined {
-  const file = env[CA_FILE_VARIABLE]?.trim();
-  if (!file) return undefined;
-  let pem: string;
-  try {
-    pem = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`${CA_FILE_VARIABLE}: cannot read ${JSON.stringify(file.slice(0, 200))} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
-      hint: `point ${CA_FILE_VARIABLE} at a PEM file with the certificate of your internal CA`,
-    });
-  }
-  const certs = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (certs.length === 0) {
-    throw new UsageError(`${CA_FILE_VARIABLE}: ${JSON.stringify(file.slice(0, 200))} holds no PEM certificate`, {
-      hint: 'the file must contain one or more "-----BEGIN CERTIFICATE-----" blocks',
-    });
-  }
-  return [...rootCertificates, ...certs];
-}
 
 /** Routes each request to a direct agent or to the proxy for its scheme, as NO_PROXY says. */
 class ProxyRouter extends Dispatcher {

@@ -1,7 +1,7 @@
 // Writes annotations into an image's manifests in place: the manifest only, never a blob.
 // For an index, the changed children are PUT by digest first and the index last, so the tag never
 // points at a child or at a manifest that does not exist yet.
-import { ConflictError, InvalidInputError, UnreadableManifestError } from '../errors.js';
+import { ConflictError, InvalidInputError, UnreadableManifestError, isTagtrailError } from '../errors.js';
 import {
   type AnnotationChanges,
   type AnnotationDiff,
@@ -232,9 +232,18 @@ function isNestedIndex(d: Descriptor): boolean {
   return isIndexMediaType(d.mediaType) && !isReferenceDescriptor(d);
 }
 
-/** A warning naming the referrers and digest-named tags (cosign) that a new digest leaves behind. */
+/**
+ * A warning naming the referrers and digest-named tags (cosign) that a new digest leaves behind.
+ * Only a warning: a look-up that fails says so, and never stops the write.
+ */
 async function dependentsWarning(client: RegistryClient, ref: Reference, digest: string): Promise<string[]> {
-  const found = await findDigestDependents(client, { registry: ref.registry, repository: ref.repository, digest });
+  let found: Awaited<ReturnType<typeof findDigestDependents>>;
+  try {
+    found = await findDigestDependents(client, { registry: ref.registry, repository: ref.repository, digest });
+  } catch (err) {
+    if (!isTagtrailError(err)) throw err;
+    return [`could not check the referrers and digest-named tags of ${ref.repository}@${digest} (${err.message}); any there stay with the old digest`];
+  }
   const named = [...found.referrers.map((r) => `referrer ${r}`), ...found.tags.map((t) => `tag ${t}`)];
   const out = found.unchecked.length > 0 ? [`could not check ${found.unchecked.join(' or ')} for referrers of ${ref.repository}@${digest}; any there stay with the old digest`] : [];
   if (named.length === 0) return out;
@@ -348,7 +357,10 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
     plan = await planIndex({ client, ref, opts: { ...opts, changes }, toOci, labelsOf, outcomes }, top, 1, '');
     result = plan.r;
   }
-  const warnings = result.changed ? await dependentsWarning(client, ref, top.digest) : [];
+  // What the new digest leaves behind is looked up while the write goes on: the look-ups read other
+  // tags and manifests, and their answers only go into warnings, so the write need not wait.
+  const dependents = result.changed ? dependentsWarning(client, ref, top.digest) : Promise.resolve([]);
+  dependents.catch(() => undefined); // awaited below; a run stopped before that must not leave it unhandled
   if (plan && !opts.dryRun) await writeBelow(client, ref, plan, opts.concurrency ?? 4);
   outcomes.unshift({
     platform: top.kind === 'index' ? 'index' : 'manifest',
@@ -401,6 +413,7 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
     }
   }
 
+  const warnings = await dependents;
   return {
     image: formatReference(ref),
     repository: ref.repository,

@@ -222,28 +222,31 @@ const COSIGN_SUFFIXES = ['.sig', '.att', '.sbom'];
 
 /**
  * Finds what other manifests or tags name `subject` by digest, at the cost of one referrers API
- * request and one tag list (a tag list page holds up to 1,000 tags). Anything found stays with
- * that digest when the manifest is rewritten.
+ * request and one tag list (a tag list page holds up to 1,000 tags), sent at the same time.
+ * Anything found stays with that digest when the manifest is rewritten.
  */
 export async function findDigestDependents(client: RegistryClient, subject: Reference & { digest: string }): Promise<DigestDependents> {
-  const unchecked: string[] = [];
-  let referrers: string[] = [];
-  try {
-    const page = await client.listReferrers(subject.registry, subject.repository, subject.digest);
-    referrers = (page?.manifests ?? []).map((d) => (d.artifactType ? `${d.digest} (${d.artifactType})` : d.digest));
-  } catch (err) {
-    // Some registries answer the referrers API with 400 or 405 rather than 404: no API, then.
-    if (!(err instanceof RegistryError) || err.status >= 500) throw err;
-    unchecked.push(`the referrers API (HTTP ${err.status})`);
-  }
   const own = referrersTag(subject.digest);
   const wanted = new Set([own, ...COSIGN_SUFFIXES.map((s) => `${own}${s}`)]);
-  const tags: string[] = [];
-  try {
-    for await (const tag of client.listTags(subject.registry, subject.repository)) if (wanted.has(tag)) tags.push(tag);
-  } catch (err) {
-    if (!(err instanceof RegistryError) || err.status >= 500) throw err;
-    unchecked.push(`the tag list (HTTP ${err.status})`);
-  }
+  const [api, list] = await Promise.allSettled([
+    client.listReferrers(subject.registry, subject.repository, subject.digest),
+    (async () => {
+      const tags: string[] = [];
+      for await (const tag of client.listTags(subject.registry, subject.repository)) if (wanted.has(tag)) tags.push(tag);
+      return tags;
+    })(),
+  ]);
+  // A refusal (4xx) leaves that lookup unchecked; anything else fails the run, the referrers API's first.
+  // Some registries answer the referrers API with 400 or 405 rather than 404: no API, then.
+  const refused = (r: PromiseSettledResult<unknown>): RegistryError | undefined => {
+    if (r.status === 'fulfilled') return undefined;
+    if (!(r.reason instanceof RegistryError) || r.reason.status >= 500) throw r.reason;
+    return r.reason;
+  };
+  const apiRefused = refused(api);
+  const listRefused = refused(list);
+  const unchecked = [...(apiRefused ? [`the referrers API (HTTP ${apiRefused.status})`] : []), ...(listRefused ? [`the tag list (HTTP ${listRefused.status})`] : [])];
+  const referrers = api.status === 'fulfilled' ? (api.value?.manifests ?? []).map((d) => (d.artifactType ? `${d.digest} (${d.artifactType})` : d.digest)) : [];
+  const tags = list.status === 'fulfilled' ? list.value : [];
   return { referrers, tags: tags.sort(), unchecked };
 }

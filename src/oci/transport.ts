@@ -3,6 +3,7 @@
 // with every secret redacted.
 import { readBounded } from '../bounded-body.js';
 import { AuthError, NetworkError, NotFoundError, RegistryError, UnreadableManifestError, type TagtrailError, isTagtrailError } from '../errors.js';
+import { type HttpClient, type HttpHeaders, type HttpResponse, httpFromFetch } from '../net/http.js';
 import { isTlsVerificationCode, tlsVerificationError } from '../net/tls-errors.js';
 import { realmMayReceiveCredentials, untrustedRealmError } from './auth/binding.js';
 import { parseChallenges, type Challenge } from './auth/challenge.js';
@@ -23,6 +24,8 @@ export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 200, ma
 
 export interface TransportOptions {
   readonly fetch: typeof fetch;
+  /** Sends the requests instead of `fetch` when given (the CLI's node:http client, net/node-http.ts). */
+  readonly http?: HttpClient;
   readonly credentials: CredentialResolver;
   readonly insecureRegistries?: readonly string[];
   /** Registries (host[:port]) named with https:// by the user: https even on loopback. */
@@ -60,7 +63,7 @@ interface RegistryRequest {
 
 interface RegistryResponse {
   readonly status: number;
-  readonly headers: Headers;
+  readonly headers: HttpHeaders;
   readonly body: Uint8Array;
   /** The URL that answered, after redirects. */
   readonly url: string;
@@ -127,7 +130,7 @@ function registryErrors(body: Uint8Array): { codes: string[]; message: string } 
   }
 }
 
-function readBody(res: Response, max: number, what: string): Promise<Uint8Array> {
+function readBody(res: HttpResponse, max: number, what: string): Promise<Uint8Array> {
   return readBounded(res.body, res.headers.get('content-length'), max, (declared) =>
     new UnreadableManifestError(`${what} is ${declared !== undefined ? `${declared} bytes, ` : ''}over the ${max}-byte limit`, {
       hint: 'registries refuse manifests over 4 MiB; tagtrail will not read one',
@@ -142,8 +145,10 @@ export class Transport {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly now: () => number;
   private readonly random: () => number;
+  private readonly http: HttpClient;
 
   constructor(private readonly opts: TransportOptions) {
+    this.http = opts.http ?? httpFromFetch(opts.fetch);
     this.now = opts.now ?? Date.now;
     this.tokens = new TokenCache(this.now);
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
@@ -339,15 +344,9 @@ export class Transport {
     for (let hop = 0; ; hop++) {
       const started = this.now();
       this.log(`--> ${method} ${redactUrl(url)}${headers.authorization ? ` (authorization: ${headers.authorization.split(' ')[0]} REDACTED)` : ''}`);
-      let res: Response;
+      let res: HttpResponse;
       try {
-        res = await this.opts.fetch(url, {
-          method,
-          headers,
-          body: body === undefined ? undefined : Buffer.from(body),
-          redirect: 'manual',
-          signal: AbortSignal.timeout(this.opts.timeoutMs ?? 60_000),
-        });
+        res = await this.http({ method, url, headers, body, signal: AbortSignal.timeout(this.opts.timeoutMs ?? 60_000) });
       } catch (err) {
         // A bad proxy variable or CA file: the user's input, said as such.
         if (isTagtrailError(err)) throw err;
@@ -359,7 +358,7 @@ export class Transport {
         });
       }
       if ([301, 302, 303, 307, 308].includes(res.status)) {
-        await res.body?.cancel().catch(() => undefined);
+        await res.discard();
         const location = res.headers.get('location');
         if (!location || hop >= MAX_REDIRECTS) throw new RegistryError(`too many or empty redirects from ${new URL(url).host}`, res.status);
         const next = new URL(location, url);

@@ -1,7 +1,7 @@
 // A small HTTP proxy on loopback, as a corporate proxy behaves: CONNECT tunnels for https URLs,
 // absolute-form requests forwarded for http URLs. It records what went through it, so a test can
 // tell which requests took the proxy and which went direct.
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { LOOPBACK } from './ports.js';
 
@@ -10,6 +10,8 @@ export interface ProxiedRequest {
   method: string;
   /** host:port for CONNECT, the absolute URL for a forwarded request. */
   target: string;
+  /** The Proxy-Authorization header the client sent, if any. */
+  proxyAuthorization?: string;
 }
 
 export interface ForwardProxy {
@@ -20,12 +22,17 @@ export interface ForwardProxy {
   stop(): Promise<void>;
 }
 
+function authorization(headers: IncomingHttpHeaders): { proxyAuthorization?: string } {
+  const v = headers['proxy-authorization'];
+  return v === undefined ? {} : { proxyAuthorization: v };
+}
+
 export async function startForwardProxy(): Promise<ForwardProxy> {
   const requests: ProxiedRequest[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     const target = req.url ?? '';
-    requests.push({ method: req.method ?? '', target });
+    requests.push({ method: req.method ?? '', target, ...authorization(req.headers) });
     let url: URL;
     try {
       url = new URL(target);
@@ -46,7 +53,7 @@ export async function startForwardProxy(): Promise<ForwardProxy> {
   });
   server.on('connect', (req, client: Socket, head: Buffer) => {
     const target = req.url ?? '';
-    requests.push({ method: 'CONNECT', target });
+    requests.push({ method: 'CONNECT', target, ...authorization(req.headers) });
     const colon = target.lastIndexOf(':');
     const upstream = connect({ host: target.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(target.slice(colon + 1)) }, () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');

@@ -1,6 +1,8 @@
 // Corporate networks, against real parts: distribution served over TLS with a certificate of a
 // private CA (made with openssl), and a recording CONNECT/forward proxy. The built CLI runs as a
-// process, so it reads its environment as in production.
+// process, so it reads its environment as in production. The CLI has two HTTP clients for
+// registries (undici's fetch, and node:http for annotate and attach: src/net/), so each rule is
+// checked with `show` (fetch) and with `annotate` and `attach` (node:http).
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runBin } from '../helpers/cli.js';
@@ -13,6 +15,18 @@ import { ensureBuilt } from '../server/serve-process.js';
 import { afterAll } from 'vitest';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+let writes = 0;
+/**
+ * A command of each HTTP client, on an image: `show` reads through fetch; `annotate` and `attach`
+ * read and write (a new value each run, so each run writes) through node:http.
+ */
+const CLIENTS = [
+  ['show (fetch)', (image: string) => ['show', image]],
+  ['annotate (node:http)', (image: string) => ['annotate', '--no-ci', '-a', `com.example.network=run-${++writes}`, '-o', 'json', image]],
+  // A new referrer each run: a blob check and upload (HEAD, POST, PUT), the referrer and the referrers tag.
+  ['attach (node:http)', (image: string) => ['attach', '--no-ci', '-a', `com.example.network=run-${++writes}`, '-o', 'json', image]],
+] as const;
 
 describe('a registry served over TLS with a private CA', () => {
   const dir = useTempDir('tls');
@@ -57,23 +71,23 @@ describe('a registry served over TLS with a private CA', () => {
     expect(JSON.parse(synced.stdout)).toMatchObject({ complete: true, added: 1 });
   });
 
-  it('without TAGTRAIL_CA_FILE, fails with exit 1 naming TLS verification and the CA option', async () => {
-    const res = await runBin(['show', `https://${tlsRegistry().host}/group/app:v1`]);
+  it.each(CLIENTS)('%s without TAGTRAIL_CA_FILE fails with exit 1 naming TLS verification and the CA option', async (_name, args) => {
+    const res = await runBin(args(`https://${tlsRegistry().host}/group/app:v1`));
     expect(res.code).toBe(1);
     expect(res.stderr).toContain(`TLS verification of ${tlsRegistry().host} failed`);
     expect(res.stderr).toContain('TAGTRAIL_CA_FILE');
     expect(res.stderr).toContain('never skips TLS verification');
   });
 
-  it('a CA file that holds no certificate is refused as input (exit 2)', async () => {
-    const res = await runBin(['show', `https://${tlsRegistry().host}/group/app:v1`], { env: { TAGTRAIL_CA_FILE: certs.key } });
+  it.each(CLIENTS)('%s: a CA file that holds no certificate is refused as input (exit 2)', async (_name, args) => {
+    const res = await runBin(args(`https://${tlsRegistry().host}/group/app:v1`), { env: { TAGTRAIL_CA_FILE: certs.key } });
     expect(res.code).toBe(2);
     expect(res.stderr).toContain('TAGTRAIL_CA_FILE');
     expect(res.stderr).toContain('holds no PEM certificate');
   });
 
-  it('a loopback registry without https:// is still reached over plain http, and the error says to write https://', async () => {
-    const res = await runBin(['show', `${tlsRegistry().host}/group/app:v1`], { env: { TAGTRAIL_CA_FILE: certs.caCertificate } });
+  it.each(CLIENTS)('%s: a loopback registry without https:// is still reached over plain http, and the error says to write https://', async (_name, args) => {
+    const res = await runBin(args(`${tlsRegistry().host}/group/app:v1`), { env: { TAGTRAIL_CA_FILE: certs.caCertificate } });
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('over plain http was refused (HTTP 400)');
     expect(res.stderr).toContain(`https://${tlsRegistry().host}`);
@@ -108,10 +122,10 @@ describe('proxies by curl\'s rules', () => {
     await tls?.stop();
   });
 
-  it('http_proxy carries http requests, loopback included, as absolute-form requests', async () => {
+  it.each(CLIENTS)('%s: http_proxy carries http requests, loopback included, as absolute-form requests', async (_name, args) => {
     p().reset();
     registry().resetRequests();
-    const res = await runBin(['show', `${registry().host}/group/app:v1`], { env: { http_proxy: p().url } });
+    const res = await runBin(args(`${registry().host}/group/app:v1`), { env: { http_proxy: p().url } });
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     expect(p().requests.length).toBeGreaterThan(0);
@@ -120,41 +134,63 @@ describe('proxies by curl\'s rules', () => {
     expect(registry().count()).toBe(p().requests.length);
   });
 
-  it('upper-case HTTP_PROXY is ignored, as curl ignores it', async () => {
+  it.each(CLIENTS)('%s: upper-case HTTP_PROXY is ignored, as curl ignores it', async (_name, args) => {
     p().reset();
-    const res = await runBin(['show', `${registry().host}/group/app:v1`], { env: { HTTP_PROXY: p().url } });
+    const res = await runBin(args(`${registry().host}/group/app:v1`), { env: { HTTP_PROXY: p().url } });
     expect(res.code).toBe(0);
     expect(p().requests).toEqual([]);
   });
 
-  it('HTTPS_PROXY tunnels https requests with CONNECT; the CA still verifies the registry through the tunnel', async () => {
+  it.each(CLIENTS)('%s: HTTPS_PROXY tunnels https requests with CONNECT; the CA still verifies the registry through the tunnel', async (_name, args) => {
     p().reset();
     const host = (tls as TestRegistry).host;
-    const res = await runBin(['show', `https://${host}/group/app:v1`], { env: { HTTPS_PROXY: p().url, TAGTRAIL_CA_FILE: certs.caCertificate } });
+    const res = await runBin(args(`https://${host}/group/app:v1`), { env: { HTTPS_PROXY: p().url, TAGTRAIL_CA_FILE: certs.caCertificate } });
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     expect(p().requests.length).toBeGreaterThan(0);
     expect(p().requests.every((r) => r.method === 'CONNECT' && r.target === host)).toBe(true);
   });
 
-  it('NO_PROXY listing the host (or its CIDR) bypasses the proxy', async () => {
+  it.each(CLIENTS)('%s: through a tunnel, the registry\'s certificate is still checked: without the CA, exit 1 naming TLS verification', async (_name, args) => {
+    p().reset();
+    const host = (tls as TestRegistry).host;
+    const res = await runBin(args(`https://${host}/group/app:v1`), { env: { HTTPS_PROXY: p().url } });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`TLS verification of ${host} failed`);
+    expect(p().requests.some((r) => r.method === 'CONNECT')).toBe(true);
+  });
+
+  it.each(CLIENTS)('%s: a proxy URL with user and password sends them as Proxy-Authorization (Basic), on CONNECT and on forwarded requests', async (_name, args) => {
+    const withUser = p().url.replace('http://', 'http://builder:p%40ss@');
+    const basic = `Basic ${Buffer.from('builder:p@ss').toString('base64')}`;
+    p().reset();
+    const tunnelled = await runBin(args(`https://${(tls as TestRegistry).host}/group/app:v1`), { env: { https_proxy: withUser, TAGTRAIL_CA_FILE: certs.caCertificate } });
+    expect(tunnelled.code, tunnelled.stderr).toBe(0);
+    p().reset();
+    const forwarded = await runBin(args(`${registry().host}/group/app:v1`), { env: { http_proxy: withUser } });
+    expect(forwarded.code, forwarded.stderr).toBe(0);
+    expect(p().requests.length).toBeGreaterThan(0);
+    expect(p().requests.every((r) => r.proxyAuthorization === basic)).toBe(true);
+  });
+
+  it.each(CLIENTS)('%s: NO_PROXY listing the host (or its CIDR) bypasses the proxy', async (_name, args) => {
     for (const noProxy of ['127.0.0.1', 'example.com, 127.0.0.0/8', '*']) {
       p().reset();
-      const res = await runBin(['show', `https://${(tls as TestRegistry).host}/group/app:v1`], { env: { HTTPS_PROXY: p().url, NO_PROXY: noProxy, TAGTRAIL_CA_FILE: certs.caCertificate } });
+      const res = await runBin(args(`https://${(tls as TestRegistry).host}/group/app:v1`), { env: { HTTPS_PROXY: p().url, NO_PROXY: noProxy, TAGTRAIL_CA_FILE: certs.caCertificate } });
       expect(res.code, noProxy).toBe(0);
       expect(p().requests, noProxy).toEqual([]);
     }
   });
 
-  it('NO_PROXY naming other hosts leaves loopback on the proxy', async () => {
+  it.each(CLIENTS)('%s: NO_PROXY naming other hosts leaves loopback on the proxy', async (_name, args) => {
     p().reset();
-    const res = await runBin(['show', `${registry().host}/group/app:v1`], { env: { http_proxy: p().url, no_proxy: 'localhost,.example.com' } });
+    const res = await runBin(args(`${registry().host}/group/app:v1`), { env: { http_proxy: p().url, no_proxy: 'localhost,.example.com' } });
     expect(res.code).toBe(0);
     expect(p().requests.length).toBeGreaterThan(0);
   });
 
-  it('a proxy that is not http or https is refused as input (exit 2)', async () => {
-    const res = await runBin(['show', `${registry().host}/group/app:v1`], { env: { http_proxy: 'socks5://127.0.0.1:1080' } });
+  it.each(CLIENTS)('%s: a proxy that is not http or https is refused as input (exit 2)', async (_name, args) => {
+    const res = await runBin(args(`${registry().host}/group/app:v1`), { env: { http_proxy: 'socks5://127.0.0.1:1080' } });
     expect(res.code).toBe(2);
     expect(res.stderr).toContain('http_proxy');
   });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gitlabEnv, runCli } from '../helpers/cli.js';
 import { ATTESTATION_ANNOTATIONS, curlManifest, makeImage, makeIndex, pushImage, skopeoPullToDir, type ImageInfo, type IndexInfo } from '../helpers/images.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -107,6 +108,48 @@ describe('annotate a single OCI image', () => {
     expect(counts()).toEqual({ total: 6, blobs: 0, puts: 1, heads: 1, gets: 1 });
     expect((await read(repo, 'v1')).json.annotations?.['com.example.floor']).toBe('yes');
     await runCli(['annotate', `${registry.host}/${repo}:v1`, '--remove-annotation', 'com.example.floor', '--no-verify'], { env });
+  });
+
+  it('sends the referrers API request and the tag list together, and the write does not wait for them', async () => {
+    const slow = await startFaultProxy({ upstream: registry.url });
+    try {
+      // Both look-ups held for a while at the proxy: one after the other, the second would arrive
+      // only after the first was answered, and a write waiting for them would come after both.
+      slow.addRule({ method: 'GET', path: /\/referrers\//, fault: { kind: 'latency', ms: 1500 } });
+      slow.addRule({ method: 'GET', path: /\/tags\/list/, fault: { kind: 'latency', ms: 1500 } });
+      const r = await runCli(['annotate', `${slow.host}/${repo}:v1`, '-a', 'com.example.together=yes'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      const referrers = slow.requests.find((q) => q.kind === 'referrers');
+      const tags = slow.requests.find((q) => q.kind === 'tags');
+      expect(referrers?.endedAt).toBeDefined();
+      expect(tags?.endedAt).toBeDefined();
+      expect(tags!.receivedAt).toBeLessThan(referrers!.endedAt!);
+      expect(referrers!.receivedAt).toBeLessThan(tags!.endedAt!);
+      // The race check and the PUT went out while the look-ups were still held.
+      const put = slow.requests.find((q) => q.method === 'PUT');
+      const raceCheck = slow.requests.find((q) => q.method === 'HEAD');
+      expect(raceCheck!.receivedAt).toBeLessThan(Math.min(referrers!.endedAt!, tags!.endedAt!));
+      expect(put!.receivedAt).toBeLessThan(Math.min(referrers!.endedAt!, tags!.endedAt!));
+      expect((await read(repo, 'v1')).json.annotations?.['com.example.together']).toBe('yes');
+    } finally {
+      await slow.stop();
+      await runCli(['annotate', `${registry.host}/${repo}:v1`, '--remove-annotation', 'com.example.together', '--no-read-back'], { env });
+    }
+  });
+
+  it('a look-up for the warnings that fails (tag list: HTTP 500) is a warning: the tag is still annotated, exit 0', async () => {
+    const failing = await startFaultProxy({ upstream: registry.url });
+    try {
+      failing.addRule({ method: 'GET', path: /\/tags\/list/, fault: { kind: 'status', status: 500 } });
+      const r = await runCli(['annotate', `${failing.host}/${repo}:v1`, '-a', 'com.example.lookup=failed'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`could not check the referrers and digest-named tags of ${repo}@`);
+      expect(r.stderr).toContain('HTTP 500');
+      expect((await read(repo, 'v1')).json.annotations?.['com.example.lookup']).toBe('failed');
+    } finally {
+      await failing.stop();
+      await runCli(['annotate', `${registry.host}/${repo}:v1`, '--remove-annotation', 'com.example.lookup', '--no-read-back'], { env });
+    }
   });
 
   it('is idempotent: a re-run writes nothing and keeps the digest', async () => {
