@@ -263,9 +263,14 @@ export function insightsWindow(query: InsightsQuery): { from: number; to: number
   return { from, to };
 }
 
+const zeros = <K extends string>(keys: readonly K[]): Readonly<Record<K, number>> => Object.freeze(Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>);
+const ZERO_BUILDERS = zeros(BUILDERS);
+const ZERO_SOURCES = zeros(BUILD_SOURCES);
+const ZERO_FAMILIES = zeros(MEDIA_FAMILIES);
+
+/** A report has one per group and week (89 namespaces × 50 weeks at 1,000,000 images): copies of frozen zeros, not built key by key. */
 function emptyCounts(): InsightsCounts {
-  const zero = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
-  return { images: 0, builders: zero(BUILDERS), buildSources: zero(BUILD_SOURCES), mediaTypes: zero(MEDIA_FAMILIES), multiPlatform: 0 };
+  return { images: 0, builders: { ...ZERO_BUILDERS }, buildSources: { ...ZERO_SOURCES }, mediaTypes: { ...ZERO_FAMILIES }, multiPlatform: 0 };
 }
 
 function addCounts(c: InsightsCounts, r: Row): void {
