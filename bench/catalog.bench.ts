@@ -26,9 +26,9 @@
 // default sync,search,webhook. `memory` (instead of sync) runs part 2 alone and short: first syncs
 // at a quarter of the largest size and at the largest, on SQLite and PostgreSQL, without the
 // throughput runs, the baseline loops and the controls.
-// `insights` (not in the default) seeds the search part's catalog and times the insights report
-// against a full recount in the same run (catalog/insights.ts); choose it with
-// BENCH_CATALOG_PARTS=insights.
+// `insights` (not in the default) times the insights report against a full recount in the same
+// run (catalog/insights.ts) on the search part's catalog: seeded for it alone, or, with `search`
+// in the same run (catalog:insights,search), the search part's own before its searches (one seed).
 //
 // Sizes, for shorter runs: BENCH_CATALOG_TAGS=N (the largest sync size; default 10,000),
 // BENCH_CATALOG_MANIFESTS=N (the search size; default 1,000,000), BENCH_CATALOG_QUERIES=N (timed
@@ -41,7 +41,7 @@ import { type TestRegistry, startRegistry } from '../test/helpers/registry.js';
 import { fmt, writeResults } from './lib.js';
 import { load, now } from './catalog/common.js';
 import { type RegistryImage, fillRegistry, uploadBlobs } from './catalog/registry.js';
-import { type InsightsPart, insightsPart, insightsPartMarkdown } from './catalog/insights.js';
+import { type InsightsPart, insightsPart, insightsPartMarkdown, measureInsights } from './catalog/insights.js';
 import { searchMarkdown, searchPart } from './catalog/search.js';
 import { MEMORY_ONLY, PARTS, WEBHOOK_EVENTS } from './catalog/settings.js';
 import { type SyncPart, memoryMarkdown, syncMarkdown, syncPart } from './catalog/sync.js';
@@ -86,15 +86,29 @@ export default async function bench(): Promise<void> {
       await registry.stop();
       registry = undefined;
     }
-    if (PARTS.has('insights')) {
+    if (PARTS.has('insights') && !PARTS.has('search')) {
       const t = now();
       insightsRun = await insightsPart(work, cluster);
       seconds.insights = (now() - t) / 1000;
     }
     if (PARTS.has('search')) {
       const t = now();
-      search = await searchPart(work, cluster);
-      seconds.search = (now() - t) / 1000;
+      // With the insights part, its reports are measured on the search part's catalog, before the searches: one seed.
+      const insightStores: InsightsPart['stores'] = [];
+      let insightsSeconds = 0;
+      const alsoInsights = PARTS.has('insights')
+        ? async (dialect: 'sqlite' | 'postgres', url: string, seeded: { manifests: number }) => {
+            const i = now();
+            insightStores.push(await measureInsights(dialect, url, seeded.manifests));
+            insightsSeconds += (now() - i) / 1000;
+          }
+        : undefined;
+      search = await searchPart(work, cluster, alsoInsights);
+      if (alsoInsights) {
+        insightsRun = { seeded: search.seeded, stores: insightStores };
+        seconds.insights = insightsSeconds;
+      }
+      seconds.search = (now() - t) / 1000 - insightsSeconds;
     }
   } finally {
     await registry?.stop().catch(() => undefined);
@@ -104,12 +118,36 @@ export default async function bench(): Promise<void> {
   seconds.total = (now() - startedAll) / 1000;
   const loadAtEnd = load();
 
+  const runs = { sync, search, insights: insightsRun, webhook };
+  // A run of some parts only is written beside the full run's results, never over them. The
+  // insights part, run with the search part on its catalog, still gets a file of its own.
+  const full = ['sync', 'search', 'webhook'].every((p) => PARTS.has(p));
+  const apart = insightsRun !== undefined && search !== undefined && !full;
+  const groups: string[][] = apart ? [['insights'], [...PARTS].filter((p) => p !== 'insights')] : [[...PARTS]];
+  for (const group of groups) {
+    const has = (part: string): boolean => group.includes(part);
+    const name = full ? 'catalog' : `catalog-${[...group].sort().join('-')}`;
+    const md = catalogMarkdown({ ...runs, search: has('search') ? search : undefined, insights: has('insights') ? insightsRun : undefined }, seconds, loadAtStart, loadAtEnd, apart);
+    await writeResults(name, { cpus: cpus().length, loadAverage: { start: loadAtStart, end: loadAtEnd }, seconds, sync, search: has('search') ? search : undefined, insights: has('insights') ? insightsRun : undefined, webhook }, md);
+  }
+}
+
+interface CatalogRuns {
+  sync: SyncPart | undefined;
+  search: Awaited<ReturnType<typeof searchPart>> | undefined;
+  insights: InsightsPart | undefined;
+  webhook: Awaited<ReturnType<typeof webhookPart>> | undefined;
+}
+
+function catalogMarkdown(runs: CatalogRuns, seconds: Record<string, number>, loadAtStart: number[], loadAtEnd: number[], shared: boolean): string {
+  const { sync, search, insights, webhook } = runs;
   const partLoads: [string, number][] = [];
   if (sync) partLoads.push(['sync', sync.load.before[0] as number]);
   if (webhook) partLoads.push(['webhook', webhook.load.before[0] as number]);
   for (const st of search?.stores ?? []) partLoads.push([`search (${st.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`, st.load.before[0] as number]);
-  const parts = [sync && !MEMORY_ONLY ? syncMarkdown(sync) : '', sync ? memoryMarkdown(sync) : '', search ? searchMarkdown(search.seeded, search.stores) : '', insightsRun ? insightsPartMarkdown(insightsRun) : '', webhook ? webhookMarkdown(webhook.runs) : ''].filter((s) => s !== '');
-  const md = `# catalog benchmark
+  for (const st of insights?.stores ?? []) partLoads.push([`insights (${st.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`, st.load.before[0] as number]);
+  const parts = [sync && !MEMORY_ONLY ? syncMarkdown(sync) : '', sync ? memoryMarkdown(sync) : '', search ? searchMarkdown(search.seeded, search.stores) : '', insights ? insightsPartMarkdown(insights) : '', webhook ? webhookMarkdown(webhook.runs) : ''].filter((s) => s !== '');
+  return `# catalog benchmark
 
 The four goals of the catalog issue, each against a baseline measured in the same run (the machine is shared and noisy:
 compare the ratios rather than the absolute figures). ${cpus().length} CPUs; load average (1, 5, 15 min) ${loadAtStart.join(', ')} at the start,
@@ -118,13 +156,9 @@ ${loadAtEnd.join(', ')} at the end${
   }. The bench took ${fmt(seconds.total ?? NaN, 0)} s (${Object.entries(seconds)
     .filter(([k]) => k !== 'total')
     .map(([k, v]) => `${k} ${fmt(v, 0)} s`)
-    .join(', ')}).
+    .join(', ')})${shared ? '; the insights and search parts ran in one run, on one seeded catalog, each written to a file of its own' : ''}.
 
 ${parts.join('\n\n')}
 `;
-  // A run of some parts only is written beside the full run's results, never over them.
-  const full = ['sync', 'search', 'webhook'].every((p) => PARTS.has(p));
-  const name = full ? 'catalog' : `catalog-${[...PARTS].sort().join('-')}`;
-  await writeResults(name, { cpus: cpus().length, loadAverage: { start: loadAtStart, end: loadAtEnd }, seconds, sync, search, insights: insightsRun, webhook }, md);
 }
 

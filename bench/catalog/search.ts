@@ -308,7 +308,12 @@ async function measureStore(dialect: 'sqlite' | 'postgres', url: string, seeded:
   }
 }
 
-export async function searchPart(work: string, cluster: PostgresCluster): Promise<{ seeded: Seeded; stores: StoreSearch[] }> {
+/** `beforeMeasure`: another part measured on the same seeded catalog first, store by store (the SQLite file goes once measured). */
+export async function searchPart(
+  work: string,
+  cluster: PostgresCluster,
+  beforeMeasure?: (dialect: 'sqlite' | 'postgres', url: string, seeded: Seeded) => Promise<void>,
+): Promise<{ seeded: Seeded; stores: StoreSearch[] }> {
   const checks: Record<string, StoreSearch['seederCheck']> = {};
   for (const dialect of ['sqlite', 'postgres'] as const) {
     log(`search ${dialect}: checking the seeder against putManifest + setTag on ${CHECK_SAMPLE} manifests`);
@@ -320,9 +325,11 @@ export async function searchPart(work: string, cluster: PostgresCluster): Promis
   const pgUrl = await createDatabase(cluster, 'search_bench');
   const seeded = await seedBoth(work, sqlitePath, pgUrl);
   const stores: StoreSearch[] = [];
+  await beforeMeasure?.('sqlite', `sqlite:${sqlitePath}`, seeded);
   stores.push(await measureStore('sqlite', `sqlite:${sqlitePath}`, seeded, checks.sqlite as StoreSearch['seederCheck']));
   // Gigabytes: gone as soon as measured, so PostgreSQL has the page cache to itself.
   for (const f of ['search.db', 'search.db-wal', 'search.db-shm']) await rm(join(work, f), { force: true });
+  await beforeMeasure?.('postgres', pgUrl, seeded);
   stores.push(await measureStore('postgres', pgUrl, seeded, checks.postgres as StoreSearch['seederCheck']));
   return { seeded, stores };
 }

@@ -23,8 +23,12 @@ export const RSS_RATIO_GOAL = 1.25;
 export const SEARCH_TARGET = envInt('BENCH_CATALOG_MANIFESTS', 1_000_000);
 /** Manifests per batch: one SQLite transaction, one multi-row INSERT per PostgreSQL table. */
 export const SEED_BATCH = 50_000;
-/** Loading stops (at a whole batch) once it has run this long; indexes come after. */
-export const SEARCH_LOAD_BUDGET_MS = 6 * 60_000;
+/**
+ * Loading stops (at a whole batch) once it has run this long; indexes come after. Six minutes
+ * loaded 1,000,000 on a quiet machine but only 800,000 under a load average of 13: the goals are
+ * at the full size, so the budget only guards against a load that would never end.
+ */
+export const SEARCH_LOAD_BUDGET_MS = 20 * 60_000;
 /** Timed searches per kind. */
 export const QUERIES = envInt('BENCH_CATALOG_QUERIES', 500);
 export const WARMUP = 50;

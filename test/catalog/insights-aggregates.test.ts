@@ -137,6 +137,7 @@ function queries(run: number): InsightsQuery[] {
     { ...window, repository: repos[1]! },
     { ...window, scope: { projects: [repos[0]!, repos[2]!], publicAndInternal: false } },
     { ...window, scope: { projects: [], publicAndInternal: false } },
+    { ...window, namespace: `agg${run}`, scope: { projects: [repos[1]!], publicAndInternal: true } },
     { from: new Date(BASE + 14 * DAY), to: new Date(BASE + 30 * DAY) },
   ];
 }
@@ -146,6 +147,38 @@ async function expectMatchesRecount(store: SqlStore, query: InsightsQuery): Prom
   const readable = query.scope ? readableSql(store.driver.dialect, query.scope, 'rs') : undefined;
   const recount = await recountInsights(store.driver, query, window, readable);
   expect(await store.insights(query)).toEqual(recount);
+}
+
+/** Rows as sorted JSON, numbers as numbers (PostgreSQL returns bigint as text). */
+function rowsOf(rows: Record<string, unknown>[]): string[] {
+  return rows.map((r) => JSON.stringify(Object.values(r).map((v) => (typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : v)))).sort();
+}
+
+/**
+ * The namespace level holds the repository level summed by namespace (the first segment of a
+ * name), with no row for a key nothing is counted under; and each image row is counted as its
+ * manifest is now (nothing while the manifest is not stored).
+ */
+async function expectLevelsAgree(catalog: Catalog): Promise<void> {
+  for (const [level, namespaced, dims] of [
+    ['insight_counts', 'insight_namespace_counts', ['builder', 'build_source', 'media_family', 'multi']],
+    ['insight_platforms', 'insight_namespace_platforms', ['os', 'architecture', 'variant']],
+  ] as const) {
+    const sums = new Map<string, number>();
+    for (const r of await catalog.sql(`SELECT r.name, a.week, ${dims.map((d) => `a.${d}`).join(', ')}, a.images FROM ${level} a JOIN repositories r ON r.id = a.repository_id`)) {
+      const key = JSON.stringify([Number(r.week), String(r.name).split('/')[0], ...dims.map((d) => (d === 'multi' ? Number(r[d]) : r[d]))]);
+      sums.set(key, (sums.get(key) ?? 0) + Number(r.images));
+    }
+    const expected = [...sums].map(([key, n]) => JSON.stringify([...(JSON.parse(key) as unknown[]), n])).sort();
+    expect(rowsOf(await catalog.sql(`SELECT week, namespace, ${dims.join(', ')}, images FROM ${namespaced}`))).toEqual(expected);
+  }
+  const images = await catalog.sql(
+    `SELECT i.digest, i.builder, i.build_source, i.media_family, i.multi,
+       CASE WHEN m.id IS NULL THEN NULL ELSE COALESCE(m.builder, '') END AS m_builder, CASE WHEN m.id IS NULL THEN NULL ELSE COALESCE(m.build_source, '') END AS m_source,
+       CASE WHEN m.id IS NULL THEN NULL ELSE COALESCE(m.media_family, '') END AS m_family, CASE WHEN m.id IS NULL THEN NULL WHEN m.platform_count > 1 THEN 1 ELSE 0 END AS m_multi
+     FROM insight_images i LEFT JOIN manifests m ON m.digest = i.digest`,
+  );
+  for (const r of images) expect([r.builder, r.build_source, r.media_family, r.multi == null ? null : Number(r.multi)]).toEqual([r.m_builder, r.m_source, r.m_family, r.m_multi == null ? null : Number(r.m_multi)]);
 }
 
 describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
@@ -170,6 +203,7 @@ describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
         const manifests = pool();
         for (const op of sequence) await apply(store, n, manifests, op);
         for (const query of queries(n)) await expectMatchesRecount(store, query);
+        await expectLevelsAgree(catalog);
       }),
       { numRuns: RUNS[name], ...SEED },
     );
@@ -189,11 +223,13 @@ describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
     ];
     for (const op of known) await apply(store, n, manifests, op);
     for (const query of queries(n)) await expectMatchesRecount(store, query);
+    await expectLevelsAgree(catalog);
     const totals = (await store.insights({ ...queries(n)[0]!, namespace: `agg${n}` })).totals;
     expect([totals.images, totals.multiPlatform, totals.builders.buildah]).toEqual([2, 1, 1]);
   }, 300_000);
 
-  it('the migration fills the aggregates from a catalog written before it', async () => {
+  /** A catalog with images in three repositories of two namespaces, some weeks apart; the reports before and a check after reopening. */
+  async function migrated(stage: (catalog: Catalog) => Promise<void>): Promise<void> {
     const fresh = await backend.fresh();
     const store = fresh.store as SqlStore;
     const n = ++run;
@@ -204,18 +240,39 @@ describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
     await store.deleteManifest(repos[0]!, manifests[0]!.digest, new Date(BASE + 9 * DAY));
     const before = await Promise.all(queries(n).map((q) => store.insights(q)));
     expect(before[0]!.totals.images).toBeGreaterThan(0);
+    expect(before[0]!.platforms.length).toBeGreaterThan(0);
     await store.close();
-    // As a catalog before migration 10: no aggregates.
-    await fresh.exec('DROP TABLE insight_platforms; DROP TABLE insight_counts; DROP TABLE insight_images; DELETE FROM schema_migrations WHERE version = 10');
+    await stage(fresh);
     const reopened = (await openStore(fresh.url)) as SqlStore;
     try {
-      expect((await fresh.sql('SELECT count(*) AS n FROM insight_images'))[0]!.n).not.toBe(0);
+      expect((await fresh.sql('SELECT count(*) AS n FROM insight_namespace_counts'))[0]!.n).not.toBe(0);
       for (const [i, query] of queries(n).entries()) {
         await expectMatchesRecount(reopened, query);
         expect(await reopened.insights(query)).toEqual(before[i]);
       }
+      await expectLevelsAgree(fresh);
     } finally {
       await reopened.close();
     }
+  }
+
+  it('the migrations fill both levels of aggregates from a catalog written before them', async () => {
+    // As a catalog before migration 10: no aggregates.
+    await migrated((fresh) =>
+      fresh.exec(
+        'DROP TABLE insight_namespace_platforms; DROP TABLE insight_namespace_counts; DROP TABLE insight_platforms; DROP TABLE insight_counts; DROP TABLE insight_images; DELETE FROM schema_migrations WHERE version IN (10, 11)',
+      ),
+    );
+  }, 120_000);
+
+  it('migration 11 adds the namespace level to a catalog with the repository level', async () => {
+    // As a catalog at version 10: repository rows only, and image rows without what they are counted as.
+    await migrated((fresh) =>
+      fresh.exec(
+        'DROP TABLE insight_namespace_platforms; DROP TABLE insight_namespace_counts; ' +
+          ['builder', 'build_source', 'media_family', 'multi'].map((c) => `ALTER TABLE insight_images DROP COLUMN ${c}; `).join('') +
+          'DELETE FROM schema_migrations WHERE version = 11',
+      ),
+    );
   }, 120_000);
 });

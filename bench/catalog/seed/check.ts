@@ -17,11 +17,14 @@ const DUMP_QUERIES: Record<string, string> = {
   tag_events: 'SELECT r.name AS repository, g.name, e.at, e.kind, e.digest FROM tag_events e JOIN tags g ON g.id = e.tag_id JOIN repositories r ON r.id = g.repository_id ORDER BY 1, 2, 3',
   tag_terms: `SELECT r.name AS repository, g.name, tr.name AS term_repository, t.key, t.value, t.value_rest, t.updated_at
               FROM tag_terms t JOIN tags g ON g.id = t.tag_id JOIN repositories r ON r.id = g.repository_id JOIN repositories tr ON tr.id = t.repository_id ORDER BY 1, 2, 4, 5`,
-  insight_images: 'SELECT r.name AS repository, i.digest, i.week FROM insight_images i JOIN repositories r ON r.id = i.repository_id ORDER BY 1, 2',
+  insight_images: `SELECT r.name AS repository, i.digest, i.week, i.builder, i.build_source, i.media_family, i.multi
+                   FROM insight_images i JOIN repositories r ON r.id = i.repository_id ORDER BY 1, 2`,
   insight_counts: `SELECT r.name AS repository, a.week, a.builder, a.build_source, a.media_family, a.multi, a.images
                    FROM insight_counts a JOIN repositories r ON r.id = a.repository_id ORDER BY 1, 2, 3, 4, 5, 6`,
   insight_platforms: `SELECT r.name AS repository, a.week, a.os, a.architecture, a.variant, a.images
                       FROM insight_platforms a JOIN repositories r ON r.id = a.repository_id ORDER BY 1, 2, 3, 4, 5`,
+  insight_namespace_counts: 'SELECT week, namespace, builder, build_source, media_family, multi, images FROM insight_namespace_counts ORDER BY 1, 2, 3, 4, 5, 6',
+  insight_namespace_platforms: 'SELECT week, namespace, os, architecture, variant, images FROM insight_namespace_platforms ORDER BY 1, 2, 3, 4, 5',
   others: `SELECT (SELECT count(*) FROM manifest_children) AS children, (SELECT count(*) FROM configs) AS configs,
                   (SELECT count(*) FROM config_labels) AS labels, (SELECT count(*) FROM manifest_deletions) AS deletions`,
 };
@@ -78,7 +81,7 @@ export async function checkSeeder(dialect: 'sqlite' | 'postgres', work: string, 
   if (dialect === 'sqlite') {
     const seeder = new SqliteSeeder(bulkUrl.slice('sqlite:'.length), await seedDerived(work));
     await seeder.insert(sample, 1);
-    seeder.finish(true);
+    await seeder.finish(true);
   } else {
     const seeder = new PgSeeder(bulkUrl, await seedDerived(work));
     try {

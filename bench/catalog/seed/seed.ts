@@ -64,7 +64,7 @@ export async function seedBoth(work: string, sqlitePath: string, pgUrl: string):
     // are on their way before SQLite's index builds hold the event loop.
     const pgFinish = pgs.finish();
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const sqliteIndexMs = lite.finish();
+    const sqliteIndexMs = await lite.finish();
     log(`search: SQLite indexes built in ${fmt(sqliteIndexMs / 1000, 0)} s`);
     const { deriveMs, indexMs } = await pgFinish;
     log(`search: PostgreSQL rows derived in ${fmt(deriveMs / 1000, 0)} s, indexes in ${fmt(indexMs / 1000, 0)} s`);
@@ -72,7 +72,7 @@ export async function seedBoth(work: string, sqlitePath: string, pgUrl: string):
     const v = now();
     const db = await pgQuery(pgUrl);
     try {
-      for (const table of [...LOADED_TABLES, 'insight_images', 'insight_counts', 'insight_platforms']) await db.q(`VACUUM (ANALYZE) ${table}`);
+      for (const table of [...LOADED_TABLES, 'insight_images', 'insight_counts', 'insight_platforms', 'insight_namespace_counts', 'insight_namespace_platforms']) await db.q(`VACUUM (ANALYZE) ${table}`);
     } finally {
       await db.close();
     }

@@ -4,7 +4,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStore } from '../../../src/catalog/open.js';
 import { OCI_MANIFEST } from '../../../src/oci/mediatypes.js';
-import { INSIGHT_WEEKS_BACKFILL } from '../../../src/catalog/sql/insight-weeks.js';
+import { backfillInsightWeeks } from '../../../src/catalog/sql/insight-weeks.js';
+import type { Param, Queryable } from '../../../src/catalog/sql/driver.js';
 import { type Build, type SeedManifest, now, pool, recordOf, seedManifest } from '../common.js';
 import { sqliteQuery } from './check.js';
 
@@ -147,18 +148,28 @@ export class SqliteSeeder {
     return busy;
   }
 
-  /** The repositories, then the indexes again. Returns the ms the indexes took. */
-  finish(checkKeys = false): number {
+  /** The repositories, then the indexes again, then the insights aggregates. Returns the ms the indexes and aggregates took. */
+  async finish(checkKeys = false): Promise<number> {
     const insert = this.db.prepare('INSERT INTO repositories (id, name, first_seen, last_seen, updated_at, live_tags, build_tags) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.db.transaction(() => {
       for (const [name, r] of this.repos.rows) insert.run(r.id, name, r.first, r.last, r.last, r.count, r.count);
     })();
     const started = now();
     for (const ix of this.indexes) this.db.exec(ix.sql);
-    // The insights report's weekly aggregates, as ingest would have kept them (counted in the index time).
-    this.db.transaction(() => {
-      for (const statement of INSIGHT_WEEKS_BACKFILL) this.db.exec(statement);
-    })();
+    // The insights report's weekly aggregates, both levels, as ingest would have kept them (counted in the index time).
+    const db = this.db;
+    const q: Queryable = {
+      all: async <T,>(sql: string, params: readonly Param[] = []) => db.prepare(sql).all(...params) as T[],
+      run: async (sql: string, params: readonly Param[] = []) => db.prepare(sql).run(...params).changes,
+    };
+    db.exec('BEGIN');
+    try {
+      await backfillInsightWeeks(q);
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      throw err;
+    }
     const ms = now() - started;
     if (checkKeys) {
       const broken = this.db.pragma('foreign_key_check') as unknown[];
@@ -308,9 +319,17 @@ export class PgSeeder {
     await run(this.saved.foreign, 1);
     // The insights report's weekly aggregates, as ingest would have kept them (counted in the index time).
     const client = await this.pool.connect();
+    const numbered = (sql: string): string => {
+      let n = 0;
+      return sql.replace(/\?/g, () => `$${++n}`);
+    };
+    const q: Queryable = {
+      all: async <T,>(sql: string, params: readonly Param[] = []) => (await client.query(numbered(sql), [...params])).rows as T[],
+      run: async (sql: string, params: readonly Param[] = []) => (await client.query(numbered(sql), [...params])).rowCount ?? 0,
+    };
     try {
       await client.query('BEGIN');
-      for (const statement of INSIGHT_WEEKS_BACKFILL) await client.query(statement);
+      await backfillInsightWeeks(q);
       await client.query('COMMIT');
     } finally {
       client.release();

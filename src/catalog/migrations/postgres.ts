@@ -297,4 +297,39 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
       `CREATE INDEX insight_platforms_week ON insight_platforms (week)`,
     ],
   },
+  {
+    // The whole-catalog insights report read one aggregate row per repository and week; this
+    // adds a level per namespace and week (sql/insight-weeks.ts), kept current with the first,
+    // and what each image is counted as on its insight_images row, so that a writer takes an
+    // image off its old key by increments. Every aggregate is refilled from the base tables in
+    // this migration's transaction (sql/migrate.ts).
+    version: 11,
+    name: 'insight namespace weeks',
+    statements: [
+      `ALTER TABLE insight_images ADD COLUMN builder text`,
+      `ALTER TABLE insight_images ADD COLUMN build_source text`,
+      `ALTER TABLE insight_images ADD COLUMN media_family text`,
+      `ALTER TABLE insight_images ADD COLUMN multi bigint`,
+      // Keyed by week first: a report reads a range of weeks, every namespace.
+      `CREATE TABLE insight_namespace_counts (
+        week bigint NOT NULL,
+        namespace text NOT NULL,
+        builder text NOT NULL,
+        build_source text NOT NULL,
+        media_family text NOT NULL,
+        multi bigint NOT NULL,
+        images bigint NOT NULL,
+        PRIMARY KEY (week, namespace, builder, build_source, media_family, multi)
+      )`,
+      `CREATE TABLE insight_namespace_platforms (
+        week bigint NOT NULL,
+        namespace text NOT NULL,
+        os text NOT NULL,
+        architecture text NOT NULL,
+        variant text NOT NULL,
+        images bigint NOT NULL,
+        PRIMARY KEY (week, namespace, os, architecture, variant)
+      )`,
+    ],
+  },
 ]);

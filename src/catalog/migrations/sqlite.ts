@@ -308,4 +308,39 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = checkMigrations([
       `CREATE INDEX insight_platforms_week ON insight_platforms (week)`,
     ],
   },
+  {
+    // The whole-catalog insights report read one aggregate row per repository and week; this
+    // adds a level per namespace and week (sql/insight-weeks.ts), kept current with the first,
+    // and what each image is counted as on its insight_images row, so that a writer takes an
+    // image off its old key by increments. Every aggregate is refilled from the base tables in
+    // this migration's transaction (sql/migrate.ts).
+    version: 11,
+    name: 'insight namespace weeks',
+    statements: [
+      `ALTER TABLE insight_images ADD COLUMN builder TEXT`,
+      `ALTER TABLE insight_images ADD COLUMN build_source TEXT`,
+      `ALTER TABLE insight_images ADD COLUMN media_family TEXT`,
+      `ALTER TABLE insight_images ADD COLUMN multi INTEGER`,
+      // Keyed by week first: a report reads a range of weeks, every namespace.
+      `CREATE TABLE insight_namespace_counts (
+        week INTEGER NOT NULL,
+        namespace TEXT NOT NULL,
+        builder TEXT NOT NULL,
+        build_source TEXT NOT NULL,
+        media_family TEXT NOT NULL,
+        multi INTEGER NOT NULL,
+        images INTEGER NOT NULL,
+        PRIMARY KEY (week, namespace, builder, build_source, media_family, multi)
+      ) WITHOUT ROWID`,
+      `CREATE TABLE insight_namespace_platforms (
+        week INTEGER NOT NULL,
+        namespace TEXT NOT NULL,
+        os TEXT NOT NULL,
+        architecture TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        images INTEGER NOT NULL,
+        PRIMARY KEY (week, namespace, os, architecture, variant)
+      ) WITHOUT ROWID`,
+    ],
+  },
 ]);

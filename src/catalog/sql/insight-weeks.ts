@@ -1,13 +1,20 @@
-// The weekly aggregates the insights report reads (docs/insights.md): per repository, the week
-// each image first appeared (insight_images), and per repository and week the images counted by
-// builder, build-details source, media family and multi-platform (insight_counts) and the
-// platforms of multi-platform images (insight_platforms). Every writer that changes what is
-// counted (a tag event, a manifest's derived columns) calls in here in its own transaction; a
-// changed repository-week is recounted whole from the base tables, which is cheap because a
-// repository-week holds few images, and cannot drift from a recount.
+// The weekly aggregates the insights report reads (docs/insights.md), at two levels:
+// - per repository: the week each image first appeared and what it is counted as (insight_images),
+//   and per repository and week the images by builder, build-details source, media family and
+//   multi-platform (insight_counts) and the platforms of multi-platform images (insight_platforms);
+// - per namespace (a repository name's first segment): the same counts summed over its
+//   repositories (insight_namespace_counts, insight_namespace_platforms), so that a whole-catalog
+//   report reads one row per namespace and week, however many repositories there are.
+// Every writer that changes what is counted (a tag event, a manifest's derived columns) calls in
+// here in its own transaction. An image that moves (another first week, other derived columns)
+// is taken off its old key and added to its new one at both levels, as increments
+// (INSERT … ON CONFLICT DO UPDATE SET images = images + excluded.images) applied in key order:
+// increments commute, so writers of different repositories need no common lock. The image's row
+// in insight_images holds what it was counted as, so the old key is read from the row the writer
+// updates.
 import { REFERENCE_PLATFORM } from '../../oci/manifest.js';
 import { SET } from '../tagstate.js';
-import { IN_CHUNK, type Param, type Queryable, type Row, chunks, marks, num } from './driver.js';
+import { IN_CHUNK, MAX_PARAMS, type Param, type Queryable, type Row, chunks, marks, num } from './driver.js';
 
 /** Weeks start on Monday 00:00 UTC; 1970-01-05 was the first Monday after the epoch. */
 export const WEEK_ORIGIN = 4 * 86_400_000;
@@ -23,87 +30,254 @@ export function weekNumber(start: number): number {
   return Math.round((start - WEEK_ORIGIN) / WEEK_MS);
 }
 
-const COUNTS_COLUMNS = 'repository_id, week, builder, build_source, media_family, multi, images';
-const PLATFORMS_COLUMNS = 'repository_id, week, os, architecture, variant, images';
-
-/** What the aggregates hold for the images of insight_images `i` matching `where`. */
-function countsSelect(where: string): string {
-  return `SELECT i.repository_id, i.week, COALESCE(m.builder, ''), COALESCE(m.build_source, ''), COALESCE(m.media_family, ''),
-            CASE WHEN m.platform_count > 1 THEN 1 ELSE 0 END, count(*)
-     FROM insight_images i JOIN manifests m ON m.digest = i.digest WHERE ${where}
-     GROUP BY i.repository_id, i.week, COALESCE(m.builder, ''), COALESCE(m.build_source, ''), COALESCE(m.media_family, ''), CASE WHEN m.platform_count > 1 THEN 1 ELSE 0 END`;
+/** The namespace a repository is counted under: the first segment of its name. */
+export function namespaceOf(repository: string): string {
+  return repository.split('/')[0]!;
 }
 
+/** What an image is counted as: its manifest's derived columns; null while the manifest is not stored. */
+interface Counted {
+  builder: string;
+  build_source: string;
+  media_family: string;
+  multi: number;
+}
+
+/** The aggregate tables, their key columns (in primary-key order) and the key's parts. */
+const TABLES = {
+  insight_counts: ['repository_id', 'week', 'builder', 'build_source', 'media_family', 'multi'],
+  insight_platforms: ['repository_id', 'week', 'os', 'architecture', 'variant'],
+  insight_namespace_counts: ['week', 'namespace', 'builder', 'build_source', 'media_family', 'multi'],
+  insight_namespace_platforms: ['week', 'namespace', 'os', 'architecture', 'variant'],
+} as const;
+type Table = keyof typeof TABLES;
+
+/** A manifest's derived columns as counted: absent derivations count as ''. */
+const COUNTED_SQL = `COALESCE(m.builder, '') AS builder, COALESCE(m.build_source, '') AS build_source, COALESCE(m.media_family, '') AS media_family,
+  CASE WHEN m.platform_count > 1 THEN 1 ELSE 0 END AS multi`;
 // Reference manifests (isReferenceDescriptor) are not platforms.
-function platformsSelect(where: string): string {
-  return `SELECT i.repository_id, i.week, c.os, COALESCE(c.architecture, ''), COALESCE(c.variant, ''), count(*)
-     FROM insight_images i JOIN manifests m ON m.digest = i.digest JOIN manifest_children c ON c.parent_id = m.id
-     WHERE ${where} AND m.platform_count > 1 AND c.os IS NOT NULL AND NOT (c.os = '${REFERENCE_PLATFORM}' AND c.architecture = '${REFERENCE_PLATFORM}')
-     GROUP BY i.repository_id, i.week, c.os, COALESCE(c.architecture, ''), COALESCE(c.variant, '')`;
+const PLATFORM_SQL = `c.os, COALESCE(c.architecture, '') AS architecture, COALESCE(c.variant, '') AS variant`;
+const PLATFORM_WHERE = `c.os IS NOT NULL AND NOT (c.os = '${REFERENCE_PLATFORM}' AND c.architecture = '${REFERENCE_PLATFORM}')`;
+
+function counted(r: Row | undefined): Counted | null {
+  if (!r || r.builder == null) return null;
+  return { builder: r.builder as string, build_source: r.build_source as string, media_family: r.media_family as string, multi: num(r.multi) };
 }
 
-/** The statements that fill the aggregates from the base tables: the migration that added them, and the bench seeders. */
-export const INSIGHT_WEEKS_BACKFILL: readonly string[] = [
-  'DELETE FROM insight_platforms',
-  'DELETE FROM insight_counts',
-  'DELETE FROM insight_images',
-  `INSERT INTO insight_images (repository_id, digest, week)
-   SELECT g.repository_id, e.digest, ${weekOf('min(e.at)')} FROM tag_events e JOIN tags g ON g.id = e.tag_id WHERE e.kind = ${SET} GROUP BY g.repository_id, e.digest`,
-  `INSERT INTO insight_counts (${COUNTS_COLUMNS}) ${countsSelect('1 = 1')}`,
-  `INSERT INTO insight_platforms (${PLATFORMS_COLUMNS}) ${platformsSelect('1 = 1')}`,
-];
-
-export async function backfillInsightWeeks(q: Queryable): Promise<void> {
-  for (const statement of INSIGHT_WEEKS_BACKFILL) await q.run(statement);
+function sameCounted(a: Counted | null, b: Counted | null): boolean {
+  return a === b || (a !== null && b !== null && a.builder === b.builder && a.build_source === b.build_source && a.media_family === b.media_family && a.multi === b.multi);
 }
 
-/** Tags of this repository were set to these digests: their images' first weeks may have moved. */
-export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>): Promise<void> {
-  const weeks = new Set<string>();
-  for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
-    const before = new Map<string, number>();
-    for (const r of await q.all<Row>(`SELECT digest, week FROM insight_images WHERE repository_id = ? AND digest IN (${marks(part.length)})`, [repoId, ...part])) {
-      before.set(r.digest as string, num(r.week));
+type Platform = [os: string, architecture: string, variant: string];
+
+/** Net changes to the aggregates of one transaction, applied at the end in key order. */
+class Changes {
+  private readonly byKey = new Map<string, { table: Table; key: Param[]; n: number }>();
+
+  constructor(private readonly platforms: Map<string, Platform[]>) {}
+
+  private add(table: Table, key: Param[], n: number): void {
+    const id = `${table}\u0000${JSON.stringify(key)}`;
+    const entry = this.byKey.get(id);
+    if (entry) entry.n += n;
+    else this.byKey.set(id, { table, key, n });
+  }
+
+  /** Counts (n = 1) or uncounts (n = -1) one image of a repository at both levels. */
+  image(repoId: number, namespace: string, digest: string, week: number, as: Counted | null, n: 1 | -1): void {
+    if (!as) return;
+    const dims = [as.builder, as.build_source, as.media_family, as.multi];
+    this.add('insight_counts', [repoId, week, ...dims], n);
+    this.add('insight_namespace_counts', [week, namespace, ...dims], n);
+    if (as.multi !== 1) return;
+    for (const p of this.platforms.get(digest) ?? []) {
+      this.add('insight_platforms', [repoId, week, ...p], n);
+      this.add('insight_namespace_platforms', [week, namespace, ...p], n);
     }
+  }
+
+  async apply(q: Queryable): Promise<void> {
+    const compare = (a: Param[], b: Param[]): number => {
+      for (let i = 0; i < a.length; i++) {
+        const x = a[i]!;
+        const y = b[i]!;
+        if (x !== y) return x < y ? -1 : 1;
+      }
+      return 0;
+    };
+    for (const table of Object.keys(TABLES) as Table[]) {
+      const columns = TABLES[table];
+      // Key order, so that two writers touching the same rows take their locks in one order.
+      const rows = [...this.byKey.values()].filter((e) => e.table === table && e.n !== 0).sort((a, b) => compare(a.key, b.key));
+      const width = columns.length + 1;
+      for (const part of chunks(rows, Math.floor(MAX_PARAMS / width))) {
+        await q.run(
+          `INSERT INTO ${table} (${columns.join(', ')}, images) VALUES ${part.map(() => `(${marks(width)})`).join(', ')}
+           ON CONFLICT (${columns.join(', ')}) DO UPDATE SET images = ${table}.images + excluded.images`,
+          part.flatMap((e) => [...e.key, e.n]),
+        );
+      }
+      // A key no image is counted under any more has no row (as a recount would give).
+      for (const e of rows) if (e.n < 0) await q.run(`DELETE FROM ${table} WHERE ${columns.map((c) => `${c} = ?`).join(' AND ')} AND images = 0`, e.key);
+    }
+  }
+}
+
+/** The counted columns of these manifests (stored ones only), by digest. */
+async function countedManifests(q: Queryable, digests: readonly string[]): Promise<Map<string, Counted>> {
+  const out = new Map<string, Counted>();
+  for (const part of chunks(digests, IN_CHUNK)) {
+    for (const r of await q.all<Row>(`SELECT m.digest, ${COUNTED_SQL} FROM manifests m WHERE m.digest IN (${marks(part.length)})`, part)) out.set(r.digest as string, counted(r)!);
+  }
+  return out;
+}
+
+/** The platforms of these manifests' children (one per child), by digest. */
+async function platformsOf(q: Queryable, digests: readonly string[]): Promise<Map<string, Platform[]>> {
+  const out = new Map<string, Platform[]>();
+  for (const part of chunks(digests, IN_CHUNK)) {
+    const rows = await q.all<Row>(
+      `SELECT m.digest, ${PLATFORM_SQL} FROM manifests m JOIN manifest_children c ON c.parent_id = m.id WHERE m.digest IN (${marks(part.length)}) AND ${PLATFORM_WHERE}`,
+      part,
+    );
+    for (const r of rows) {
+      const list = out.get(r.digest as string) ?? [];
+      list.push([r.os as string, r.architecture as string, r.variant as string]);
+      out.set(r.digest as string, list);
+    }
+  }
+  return out;
+}
+
+const MULTI_DIGESTS = (as: Iterable<[string, Counted | null]>): string[] => [...as].filter(([, c]) => c?.multi === 1).map(([d]) => d);
+
+/** Tags of this repository were set to these digests: their images may be new, or their first weeks earlier. */
+export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>): Promise<void> {
+  const name = (await q.all<Row>('SELECT name FROM repositories WHERE id = ?', [repoId]))[0]?.name as string;
+  const namespace = namespaceOf(name);
+  for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
+    const before = new Map<string, { week: number; as: Counted | null }>();
+    const rows = await q.all<Row>(`SELECT digest, week, builder, build_source, media_family, multi FROM insight_images WHERE repository_id = ? AND digest IN (${marks(part.length)})`, [
+      repoId,
+      ...part,
+    ]);
+    for (const r of rows) before.set(r.digest as string, { week: num(r.week), as: counted(r) });
     const now = await q.all<Row>(
       `SELECT e.digest, ${weekOf('min(e.at)')} AS week FROM tag_events e JOIN tags g ON g.id = e.tag_id
        WHERE g.repository_id = ? AND e.kind = ${SET} AND e.digest IN (${marks(part.length)}) GROUP BY e.digest`,
       [repoId, ...part],
     );
-    for (const r of now) {
+    const moved = now.filter((r) => before.get(r.digest as string)?.week !== num(r.week));
+    if (moved.length === 0) continue;
+    const fresh = await countedManifests(
+      q,
+      moved.map((r) => r.digest as string).filter((d) => !before.has(d)),
+    );
+    // A moved image keeps what it is counted as (its row's columns); a new one is counted as its manifest is now.
+    const as = new Map(moved.map((r) => [r.digest as string, before.has(r.digest as string) ? before.get(r.digest as string)!.as : (fresh.get(r.digest as string) ?? null)]));
+    const changes = new Changes(await platformsOf(q, MULTI_DIGESTS(as)));
+    for (const r of moved) {
       const digest = r.digest as string;
       const week = num(r.week);
       const old = before.get(digest);
-      if (old === week) continue;
-      if (old === undefined) await q.run('INSERT INTO insight_images (repository_id, digest, week) VALUES (?, ?, ?)', [repoId, digest, week]);
-      else {
+      const c = as.get(digest)!;
+      if (old === undefined) {
+        await q.run('INSERT INTO insight_images (repository_id, digest, week, builder, build_source, media_family, multi) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+          repoId,
+          digest,
+          week,
+          c?.builder ?? null,
+          c?.build_source ?? null,
+          c?.media_family ?? null,
+          c?.multi ?? null,
+        ]);
+      } else {
         await q.run('UPDATE insight_images SET week = ? WHERE repository_id = ? AND digest = ?', [week, repoId, digest]);
-        weeks.add(`${repoId}:${old}`);
+        changes.image(repoId, namespace, digest, old.week, c, -1);
       }
-      weeks.add(`${repoId}:${week}`);
+      changes.image(repoId, namespace, digest, week, c, 1);
     }
+    await changes.apply(q);
   }
-  await recount(q, weeks);
 }
 
-/** These manifests' derived columns (or the manifests themselves) changed: recount the weeks they are counted in. */
+/** These manifests' derived columns (or the manifests themselves) changed: their images move to their new keys. */
 export async function manifestsChanged(q: Queryable, digests: Iterable<string>): Promise<void> {
-  const weeks = new Set<string>();
   for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
-    for (const r of await q.all<Row>(`SELECT DISTINCT repository_id, week FROM insight_images WHERE digest IN (${marks(part.length)})`, part)) {
-      weeks.add(`${num(r.repository_id)}:${num(r.week)}`);
+    const images = await q.all<Row>(
+      `SELECT i.repository_id, r.name, i.digest, i.week, i.builder, i.build_source, i.media_family, i.multi
+       FROM insight_images i JOIN repositories r ON r.id = i.repository_id WHERE i.digest IN (${marks(part.length)})`,
+      part,
+    );
+    if (images.length === 0) continue;
+    const now = await countedManifests(q, part);
+    const stale = images.filter((r) => !sameCounted(counted(r), now.get(r.digest as string) ?? null));
+    if (stale.length === 0) continue;
+    const changes = new Changes(await platformsOf(q, [...new Set(stale.filter((r) => num(r.multi) === 1 || now.get(r.digest as string)?.multi === 1).map((r) => r.digest as string))]));
+    for (const r of stale) {
+      const digest = r.digest as string;
+      const repoId = num(r.repository_id);
+      const namespace = namespaceOf(r.name as string);
+      changes.image(repoId, namespace, digest, num(r.week), counted(r), -1);
+      changes.image(repoId, namespace, digest, num(r.week), now.get(digest) ?? null, 1);
     }
+    for (const digest of new Set(stale.map((r) => r.digest as string))) {
+      const c = now.get(digest) ?? null;
+      await q.run('UPDATE insight_images SET builder = ?, build_source = ?, media_family = ?, multi = ? WHERE digest = ?', [
+        c?.builder ?? null,
+        c?.build_source ?? null,
+        c?.media_family ?? null,
+        c?.multi ?? null,
+        digest,
+      ]);
+    }
+    await changes.apply(q);
   }
-  await recount(q, weeks);
 }
 
-async function recount(q: Queryable, weeks: Set<string>): Promise<void> {
-  for (const key of weeks) {
-    const [repoId, week] = key.split(':').map(Number) as [number, number];
-    const params: Param[] = [repoId, week];
-    await q.run('DELETE FROM insight_counts WHERE repository_id = ? AND week = ?', params);
-    await q.run('DELETE FROM insight_platforms WHERE repository_id = ? AND week = ?', params);
-    await q.run(`INSERT INTO insight_counts (${COUNTS_COLUMNS}) ${countsSelect('i.repository_id = ? AND i.week = ?')}`, params);
-    await q.run(`INSERT INTO insight_platforms (${PLATFORMS_COLUMNS}) ${platformsSelect('i.repository_id = ? AND i.week = ?')}`, params);
+/**
+ * Fills every aggregate from the base tables: the migration that added the namespace level, and
+ * the bench seeders. The namespace level is summed in code from the repository level (the
+ * namespace is a name's first segment, which the two databases spell differently in SQL).
+ */
+export async function backfillInsightWeeks(q: Queryable): Promise<void> {
+  for (const table of [...(Object.keys(TABLES) as Table[]).reverse(), 'insight_images']) await q.run(`DELETE FROM ${table}`);
+  await q.run(
+    `INSERT INTO insight_images (repository_id, digest, week, builder, build_source, media_family, multi)
+     SELECT s.repository_id, s.digest, s.week,
+       CASE WHEN m.id IS NULL THEN NULL ELSE COALESCE(m.builder, '') END, CASE WHEN m.id IS NULL THEN NULL ELSE COALESCE(m.build_source, '') END,
+       CASE WHEN m.id IS NULL THEN NULL ELSE COALESCE(m.media_family, '') END, CASE WHEN m.id IS NULL THEN NULL WHEN m.platform_count > 1 THEN 1 ELSE 0 END
+     FROM (SELECT g.repository_id, e.digest, ${weekOf('min(e.at)')} AS week FROM tag_events e JOIN tags g ON g.id = e.tag_id WHERE e.kind = ${SET} GROUP BY g.repository_id, e.digest) s
+     LEFT JOIN manifests m ON m.digest = s.digest`,
+  );
+  await q.run(
+    `INSERT INTO insight_counts (repository_id, week, builder, build_source, media_family, multi, images)
+     SELECT repository_id, week, builder, build_source, media_family, multi, count(*) FROM insight_images WHERE builder IS NOT NULL
+     GROUP BY repository_id, week, builder, build_source, media_family, multi`,
+  );
+  await q.run(
+    `INSERT INTO insight_platforms (repository_id, week, os, architecture, variant, images)
+     SELECT i.repository_id, i.week, c.os, COALESCE(c.architecture, ''), COALESCE(c.variant, ''), count(*)
+     FROM insight_images i JOIN manifests m ON m.digest = i.digest JOIN manifest_children c ON c.parent_id = m.id
+     WHERE i.multi = 1 AND ${PLATFORM_WHERE}
+     GROUP BY i.repository_id, i.week, c.os, COALESCE(c.architecture, ''), COALESCE(c.variant, '')`,
+  );
+  for (const [from, to, dims] of [
+    ['insight_counts', 'insight_namespace_counts', ['builder', 'build_source', 'media_family', 'multi']],
+    ['insight_platforms', 'insight_namespace_platforms', ['os', 'architecture', 'variant']],
+  ] as const) {
+    const sums = new Map<string, Param[]>();
+    const rows = await q.all<Row>(`SELECT r.name, a.week, ${dims.map((d) => `a.${d}`).join(', ')}, a.images FROM ${from} a JOIN repositories r ON r.id = a.repository_id`);
+    for (const r of rows) {
+      const key: Param[] = [num(r.week), namespaceOf(r.name as string), ...dims.map((d) => (d === 'multi' ? num(r[d]) : (r[d] as string)))];
+      const id = JSON.stringify(key);
+      const sum = sums.get(id);
+      if (sum) sum[sum.length - 1] = num(sum[sum.length - 1]) + num(r.images);
+      else sums.set(id, [...key, num(r.images)]);
+    }
+    const width = dims.length + 3;
+    for (const part of chunks([...sums.values()], Math.floor(MAX_PARAMS / width))) {
+      await q.run(`INSERT INTO ${to} (${TABLES[to].join(', ')}, images) VALUES ${part.map(() => `(${marks(width)})`).join(', ')}`, part.flat());
+    }
   }
 }

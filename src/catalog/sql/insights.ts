@@ -11,9 +11,9 @@ import { MEDIA_FAMILIES, type MediaFamily, isRealPlatform, mediaFamily } from '.
 import { MAX_INSIGHT_WEEKS } from '../paging.js';
 import { SET } from '../tagstate.js';
 import type { InsightsCounts, InsightsQuery, InsightsReport, InsightsWeek, ManifestInsight } from '../types.js';
-import { IN_CHUNK, type Param, type Queryable, type Row, chunks, clean, marks, num } from './driver.js';
+import { type Driver, IN_CHUNK, type Param, type Queryable, type Row, chunks, clean, marks, num } from './driver.js';
 import { ms } from './checks.js';
-import { WEEK_MS, WEEK_ORIGIN, manifestsChanged, weekNumber } from './insight-weeks.js';
+import { WEEK_MS, WEEK_ORIGIN, manifestsChanged, namespaceOf, weekNumber } from './insight-weeks.js';
 import { hasBuildReferrer } from './referrers.js';
 import type { ReadableCondition } from './verifications.js';
 
@@ -133,20 +133,40 @@ function repositoryFilter(query: InsightsQuery, readable?: ReadableCondition): {
 }
 
 /** The insights report from the weekly aggregates (insight-weeks.ts); `window` from insightsWindow, the query already checked. */
-export async function insights(db: Queryable, query: InsightsQuery, window: { from: number; to: number }, readable?: ReadableCondition): Promise<InsightsReport> {
+export async function insights(db: Driver, query: InsightsQuery, window: { from: number; to: number }, readable?: ReadableCondition): Promise<InsightsReport> {
+  const weeks: Param[] = [weekNumber(window.from), weekNumber(window.to)];
+  if (!readable && query.repository === undefined && query.namespace === undefined) {
+    // The whole catalog, grouped by namespace: the namespace level, one row per namespace, week
+    // and counted dimensions (its key), whatever the number of repositories.
+    const rows = await db.all<Row>(
+      `SELECT a.namespace AS repository, a.week AS wk, a.builder, a.build_source, a.media_family, a.multi, a.images AS n
+       FROM insight_namespace_counts a WHERE a.week >= ? AND a.week < ?`,
+      weeks,
+    );
+    const platformRows = await db.all<Row>(
+      `SELECT a.os, a.architecture, a.variant, sum(a.images) AS n FROM insight_namespace_platforms a WHERE a.week >= ? AND a.week < ?
+       GROUP BY a.os, a.architecture, a.variant`,
+      weeks,
+    );
+    return report(query, window, rows, platformRows);
+  }
+  // A namespace, a repository or a person's repositories: the repository level, of those only,
+  // found first (through the name index and the read rule's own subqueries), so that the counts
+  // are read through their key (repository, week) whatever the number of other repositories.
   const filter = repositoryFilter(query, readable);
-  const where = ['a.week >= ?', 'a.week < ?', ...filter.where].join(' AND ');
-  const params: Param[] = [weekNumber(window.from), weekNumber(window.to), ...filter.params];
-  const rows = await db.all<Row>(
+  const names = new Map<number, string>();
+  for (const r of await db.all<Row>(`SELECT r.id, r.name FROM repositories r WHERE ${filter.where.join(' AND ')}`, filter.params)) names.set(num(r.id), r.name as string);
+  if (names.size === 0) return report(query, window, [], []);
+  const where = `${db.dialect.inIdList('a.repository_id')} AND a.week >= ? AND a.week < ?`;
+  const params: Param[] = [db.dialect.idList([...names.keys()]), ...weeks];
+  const counts = await db.all<Row>(
     // One row per repository, week and counted dimensions already (the table's key): no grouping.
-    `SELECT r.name AS repository, a.week AS wk, a.builder, a.build_source, a.media_family, a.multi, a.images AS n
-     FROM insight_counts a JOIN repositories r ON r.id = a.repository_id WHERE ${where}`,
+    `SELECT a.repository_id, a.week AS wk, a.builder, a.build_source, a.media_family, a.multi, a.images AS n FROM insight_counts a WHERE ${where}`,
     params,
   );
+  const rows = counts.map((r) => ({ ...r, repository: names.get(num(r.repository_id)) }));
   const platformRows = await db.all<Row>(
-    `SELECT a.os, a.architecture, a.variant, sum(a.images) AS n
-     FROM insight_platforms a JOIN repositories r ON r.id = a.repository_id WHERE ${where}
-     GROUP BY a.os, a.architecture, a.variant`,
+    `SELECT a.os, a.architecture, a.variant, sum(a.images) AS n FROM insight_platforms a WHERE ${where} GROUP BY a.os, a.architecture, a.variant`,
     params,
   );
   return report(query, window, rows, platformRows);
@@ -187,7 +207,7 @@ export async function recountInsights(db: Queryable, query: InsightsQuery, windo
   return report(query, window, rows, platformRows);
 }
 
-/** Rows of (repository, wk, builder, build_source, media_family, multi, n) and of platforms, as a report. */
+/** Rows of (repository or namespace, wk, builder, build_source, media_family, multi, n) and of platforms, as a report. */
 function report(query: InsightsQuery, window: { from: number; to: number }, rows: Row[], platformRows: Row[]): InsightsReport {
   const groupBy: 'namespace' | 'repository' = query.repository !== undefined || query.namespace !== undefined ? 'repository' : 'namespace';
   const weekStarts: number[] = [];
@@ -198,7 +218,7 @@ function report(query: InsightsQuery, window: { from: number; to: number }, rows
   for (const r of rows) {
     const start = num(r.wk) * WEEK_MS + WEEK_ORIGIN;
     const repository = r.repository as string;
-    const name = groupBy === 'namespace' ? repository.split('/')[0]! : repository;
+    const name = groupBy === 'namespace' ? namespaceOf(repository) : repository;
     let g = groups.get(name);
     if (!g) {
       g = { totals: emptyCounts(), weeks: new Map(weekStarts.map((t) => [t, emptyCounts()])) };
@@ -243,9 +263,14 @@ export function insightsWindow(query: InsightsQuery): { from: number; to: number
   return { from, to };
 }
 
+const zeros = <K extends string>(keys: readonly K[]): Readonly<Record<K, number>> => Object.freeze(Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>);
+const ZERO_BUILDERS = zeros(BUILDERS);
+const ZERO_SOURCES = zeros(BUILD_SOURCES);
+const ZERO_FAMILIES = zeros(MEDIA_FAMILIES);
+
+/** A report has one per group and week (89 namespaces × 50 weeks at 1,000,000 images): copies of frozen zeros, not built key by key. */
 function emptyCounts(): InsightsCounts {
-  const zero = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
-  return { images: 0, builders: zero(BUILDERS), buildSources: zero(BUILD_SOURCES), mediaTypes: zero(MEDIA_FAMILIES), multiPlatform: 0 };
+  return { images: 0, builders: { ...ZERO_BUILDERS }, buildSources: { ...ZERO_SOURCES }, mediaTypes: { ...ZERO_FAMILIES }, multiPlatform: 0 };
 }
 
 function addCounts(c: InsightsCounts, r: Row): void {

@@ -14,8 +14,10 @@ import { DOTTED_KEYS } from '../../details/keys.js';
 const IN_CODE: ReadonlyMap<number, (q: Queryable) => Promise<void>> = new Map([
   // GitLab's dotted keys became searchable (details/keys.ts): the tags that carry one get the terms.
   [9, (q: Queryable) => rebuildTermsWithKeys(q, DOTTED_KEYS.map(([dotted]) => dotted))],
-  // The insights report's weekly aggregates, counted from what the catalog already holds.
-  [10, backfillInsightWeeks],
+  // The insights report's weekly aggregates (10) and their namespace level (11), counted from
+  // what the catalog already holds. Migration 11 refills every aggregate, so a catalog before 10
+  // is filled once, by 11, in the same transaction.
+  [11, backfillInsightWeeks],
 ]);
 
 /** Applies pending migrations; returns the versions applied. */

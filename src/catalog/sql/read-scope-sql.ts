@@ -19,8 +19,14 @@ export function readableSql(d: Dialect, scope: ReadScope, r: string): { sql: str
   // GitLab full paths keep their case (Acme/App); registry names are lower case.
   const projects = JSON.stringify(scope.projects.map((p) => p.toLowerCase()));
   const open = scope.publicAndInternal ? ` OR ${r}.gitlab_visibility IN ('public', 'internal')` : '';
-  const member = `EXISTS (SELECT 1 FROM ${stringSet(d)} WHERE value = lower(${r}.gitlab_project_path))`;
-  const prefix = `EXISTS (SELECT 1 FROM ${stringSet(d)} WHERE ${r}.name = value OR substr(${r}.name, 1, length(value) + 1) = value || '/')`;
+  // Both conditions are subqueries that do not refer to the row, so each runs once per
+  // statement, not once per repository (parsing the list each time): the member projects as a
+  // set, and the repositories named by or under a project path, found through the name index (a
+  // byte-order range, repository names being COLLATE "C"; the substr check decides).
+  const member = `lower(${r}.gitlab_project_path) IN (SELECT value FROM ${stringSet(d)})`;
+  const under = `${r}_under`;
+  const prefix = `${r}.id IN (SELECT ${under}.id FROM ${stringSet(d)} JOIN repositories ${under} ON ${under}.name = value
+    OR (${under}.name > value || '/' AND ${under}.name < value || '0' AND substr(${under}.name, 1, length(value) + 1) = value || '/'))`;
   return {
     sql: `((${r}.gitlab_project_path IS NOT NULL AND (${member}${open})) OR (${r}.gitlab_project_path IS NULL AND ${prefix}))`,
     params: [projects, projects],
