@@ -57,29 +57,74 @@ export async function backfillInsightWeeks(q: Queryable): Promise<void> {
   for (const statement of INSIGHT_WEEKS_BACKFILL) await q.run(statement);
 }
 
-/** Tags of this repository were set to these digests: their images' first weeks may have moved. */
+/**
+ * Recounts to do at the end of a store transaction (deferRecounts): the repository-weeks are
+ * then locked (driver.ts LOCK_LEVELS, last) and recounted just before the commit, so two
+ * transactions that change the same week recount it one after the other, the second seeing the
+ * first's rows.
+ */
+const deferred = new WeakMap<Queryable, Set<string>>();
+
+export function deferRecounts(q: Queryable): void {
+  deferred.set(q, new Set());
+}
+
+/** The recounts deferRecounts gathered, under their week locks. */
+export async function recountDeferred(q: Queryable): Promise<void> {
+  const weeks = deferred.get(q);
+  deferred.delete(q);
+  if (!weeks || weeks.size === 0) return;
+  if (q.lock) await q.lock('week', [...weeks].map((key) => ({ key, exclusive: true })));
+  await recount(q, weeks);
+}
+
+/**
+ * Tags of this repository were set to these digests: their images' first weeks may have moved.
+ * Beside other writers, each image's row is locked (FOR UPDATE, or inserted) before its first
+ * week is read from the tag events, so two transactions tagging one image at once see each
+ * other's events in turn.
+ */
 export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>): Promise<void> {
   const weeks = new Set<string>();
-  for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
-    const before = new Map<string, number>();
-    for (const r of await q.all<Row>(`SELECT digest, week FROM insight_images WHERE repository_id = ? AND digest IN (${marks(part.length)})`, [repoId, ...part])) {
-      before.set(r.digest as string, num(r.week));
+  for (const part of chunks([...new Set(digests)].sort(), IN_CHUNK)) {
+    const firstWeeks = async (list: readonly string[]): Promise<Map<string, number>> => {
+      const out = new Map<string, number>();
+      const rows = await q.all<Row>(
+        `SELECT e.digest, ${weekOf('min(e.at)')} AS week FROM tag_events e JOIN tags g ON g.id = e.tag_id
+         WHERE g.repository_id = ? AND e.kind = ${SET} AND e.digest IN (${marks(list.length)}) GROUP BY e.digest`,
+        [repoId, ...list],
+      );
+      for (const r of rows) out.set(r.digest as string, num(r.week));
+      return out;
+    };
+    const lockRows = async (list: readonly string[]): Promise<Map<string, number>> => {
+      const out = new Map<string, number>();
+      const rows = await q.all<Row>(`SELECT digest, week FROM insight_images WHERE repository_id = ? AND digest IN (${marks(list.length)}) ORDER BY digest${q.lock ? ' FOR UPDATE' : ''}`, [repoId, ...list]);
+      for (const r of rows) out.set(r.digest as string, num(r.week));
+      return out;
+    };
+    const before = await lockRows(part);
+    const missing = part.filter((d) => !before.has(d));
+    if (missing.length > 0) {
+      const first = await firstWeeks(missing);
+      const rows = [...first].sort(([a], [b]) => (a < b ? -1 : 1));
+      const inserted = rows.length === 0 ? [] : await q.all<{ digest: string }>(
+        `INSERT INTO insight_images (repository_id, digest, week) VALUES ${rows.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT (repository_id, digest) DO NOTHING RETURNING digest`,
+        rows.flatMap(([digest, week]) => [repoId, digest, week]),
+      );
+      const mine = new Set(inserted.map((r) => r.digest));
+      for (const [digest, week] of rows) if (mine.has(digest)) weeks.add(`${repoId}:${week}`);
+      // Rows another transaction inserted meanwhile: locked now that it committed, then compared below.
+      const theirs = rows.map(([digest]) => digest).filter((digest) => !mine.has(digest));
+      if (theirs.length > 0) for (const [digest, week] of await lockRows(theirs)) before.set(digest, week);
     }
-    const now = await q.all<Row>(
-      `SELECT e.digest, ${weekOf('min(e.at)')} AS week FROM tag_events e JOIN tags g ON g.id = e.tag_id
-       WHERE g.repository_id = ? AND e.kind = ${SET} AND e.digest IN (${marks(part.length)}) GROUP BY e.digest`,
-      [repoId, ...part],
-    );
-    for (const r of now) {
-      const digest = r.digest as string;
-      const week = num(r.week);
-      const old = before.get(digest);
+    const known = [...before.keys()];
+    if (known.length === 0) continue;
+    for (const [digest, week] of await firstWeeks(known)) {
+      const old = before.get(digest)!;
       if (old === week) continue;
-      if (old === undefined) await q.run('INSERT INTO insight_images (repository_id, digest, week) VALUES (?, ?, ?)', [repoId, digest, week]);
-      else {
-        await q.run('UPDATE insight_images SET week = ? WHERE repository_id = ? AND digest = ?', [week, repoId, digest]);
-        weeks.add(`${repoId}:${old}`);
-      }
+      await q.run('UPDATE insight_images SET week = ? WHERE repository_id = ? AND digest = ?', [week, repoId, digest]);
+      weeks.add(`${repoId}:${old}`);
       weeks.add(`${repoId}:${week}`);
     }
   }
@@ -98,7 +143,12 @@ export async function manifestsChanged(q: Queryable, digests: Iterable<string>):
 }
 
 async function recount(q: Queryable, weeks: Set<string>): Promise<void> {
-  for (const key of weeks) {
+  const later = deferred.get(q);
+  if (later) {
+    for (const key of weeks) later.add(key);
+    return;
+  }
+  for (const key of [...weeks].sort()) {
     const [repoId, week] = key.split(':').map(Number) as [number, number];
     const params: Param[] = [repoId, week];
     await q.run('DELETE FROM insight_counts WHERE repository_id = ? AND week = ?', params);
