@@ -24,6 +24,13 @@ type BenchModule = { default: () => Promise<void>; estimatedSeconds?: number; re
 const sized = Object.keys(process.env).some((k) => k.startsWith('BENCH_'));
 const DURATIONS = join(here, 'results', 'durations.json');
 const durations = JSON.parse(await readFile(DURATIONS, 'utf8').catch(() => '{}')) as Record<string, number>;
+/** BENCH_<NAME>_PARTS of a benchmark made of parts, as `NAME:PART,PART` asked. */
+const partsVariable = (f: string): string => `BENCH_${f.replace(/\.bench\.ts$/, '').toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PARTS`;
+// Set before the modules load: they read their parts when imported.
+for (const f of files) {
+  const parts = only.find((o) => f.includes(o.name) && o.parts !== undefined)?.parts;
+  if (parts !== undefined) process.env[partsVariable(f)] = parts;
+}
 const modules = new Map<string, BenchModule>();
 let expected = 0;
 let unknown: string[] = [];
@@ -41,7 +48,6 @@ process.stdout.write(`Running ${files.length} benchmark${files.length === 1 ? ''
 let failed = 0;
 for (const f of files) {
   const parts = only.find((o) => f.includes(o.name) && o.parts !== undefined)?.parts;
-  if (parts !== undefined) process.env[`BENCH_${f.replace(/\.bench\.ts$/, '').toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PARTS`] = parts;
   process.stdout.write(`\n== ${f}${parts !== undefined ? ` (${parts})` : ''}\n`);
   const started = Date.now();
   const mod = modules.get(f);

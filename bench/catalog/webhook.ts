@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { openStore } from '../../src/catalog/open.js';
 import { EVENTS_MEDIA_TYPE } from '../../src/catalog/events.js';
 import { OCI_MANIFEST } from '../../src/oci/mediatypes.js';
@@ -10,7 +12,7 @@ import type { TestRegistry } from '../../test/helpers/registry.js';
 import { fmt } from '../lib.js';
 import { type Stats, T0, int, load, log, now, passMiss, pool, stats } from './common.js';
 import type { RegistryImage } from './registry.js';
-import { WEBHOOK_CONCURRENCY, WEBHOOK_EVENTS, WEBHOOK_SECRET } from './settings.js';
+import { WEBHOOK_CONCURRENCY, WEBHOOK_EVENTS, WEBHOOK_RATIO_GOAL, WEBHOOK_SECRET } from './settings.js';
 
 
 interface WebhookRun {
@@ -23,6 +25,76 @@ interface WebhookRun {
   latency: Stats;
   outcomes: Record<string, number>;
   manifestGets: number;
+}
+
+/**
+ * The baseline of the goal: a plain loop that, per event, GETs the manifest from the registry
+ * (through the same counting proxy) and writes one row in one transaction, on the same kind of
+ * store: a better-sqlite3 file (WAL, synchronous NORMAL, as the catalog) or a PostgreSQL table.
+ */
+interface BaselineRun {
+  store: 'sqlite' | 'postgres';
+  inFlight: number;
+  events: number;
+  ms: number;
+  eventsPerSecond: number;
+  latency: Stats;
+}
+
+interface BaselineWriter {
+  write(img: RegistryImage, at: number, manifest: Buffer): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function baselineWriter(dialect: 'sqlite' | 'postgres', where: string): Promise<BaselineWriter> {
+  const ddl = 'CREATE TABLE IF NOT EXISTS baseline_events (repository text NOT NULL, tag text NOT NULL, digest text NOT NULL, at bigint NOT NULL, manifest bytea NOT NULL)';
+  if (dialect === 'sqlite') {
+    const db = new Database(where);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec(ddl.replace('bytea', 'blob'));
+    const insert = db.prepare('INSERT INTO baseline_events (repository, tag, digest, at, manifest) VALUES (?, ?, ?, ?, ?)');
+    const tx = db.transaction((img: RegistryImage, at: number, manifest: Buffer) => insert.run(img.repository, img.tag, img.digest, at, manifest));
+    return {
+      write: async (img, at, manifest) => {
+        tx.immediate(img, at, manifest);
+      },
+      close: async () => {
+        db.close();
+      },
+    };
+  }
+  const pool = new pg.Pool({ connectionString: where, max: 10 });
+  await pool.query(ddl);
+  return {
+    write: async (img, at, manifest) => {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query('INSERT INTO baseline_events (repository, tag, digest, at, manifest) VALUES ($1, $2, $3, $4, $5)', [img.repository, img.tag, img.digest, at, manifest]);
+        await client.query('COMMIT');
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+async function baselineRun(dialect: 'sqlite' | 'postgres', writer: BaselineWriter, host: string, slice: readonly RegistryImage[], inFlight: number): Promise<BaselineRun> {
+  const latencies: number[] = [];
+  const started = now();
+  await pool(slice.length, inFlight, async (k) => {
+    const img = slice[k] as RegistryImage;
+    const t = now();
+    const res = await fetch(`http://${host}/v2/${img.repository}/manifests/${img.digest}`, { headers: { accept: OCI_MANIFEST } });
+    const manifest = Buffer.from(await res.arrayBuffer());
+    if (res.status !== 200) throw new Error(`baseline GET ${img.repository}@${img.digest}: ${res.status}`);
+    await writer.write(img, T0 + k * 1000, manifest);
+    latencies.push(now() - t);
+  });
+  const ms = now() - started;
+  return { store: dialect, inFlight, events: slice.length, ms: Math.round(ms), eventsPerSecond: slice.length / (ms / 1000), latency: stats(latencies) };
 }
 
 function envelope(img: RegistryImage, host: string, at: number): string {
@@ -41,14 +113,21 @@ function envelope(img: RegistryImage, host: string, at: number): string {
   });
 }
 
-export async function webhookPart(work: string, registry: TestRegistry, cluster: PostgresCluster | undefined, images: RegistryImage[]): Promise<{ runs: WebhookRun[]; load: { before: number[]; after: number[] } }> {
+export async function webhookPart(
+  work: string,
+  registry: TestRegistry,
+  cluster: PostgresCluster | undefined,
+  images: RegistryImage[],
+): Promise<{ runs: WebhookRun[]; baselines: BaselineRun[]; load: { before: number[]; after: number[] } }> {
   const before = load();
   const runs: WebhookRun[] = [];
+  const baselines: BaselineRun[] = [];
   const stores: ['sqlite' | 'postgres', string][] = [['sqlite', `sqlite:${join(work, 'webhook.db')}`]];
   if (cluster) stores.push(['postgres', await createDatabase(cluster, 'webhook_bench')]);
   const n = Math.min(WEBHOOK_EVENTS, Math.floor(images.length / 2));
   for (const [dialect, url] of stores) {
     const store = await openStore(url);
+    const writer = await baselineWriter(dialect, dialect === 'sqlite' ? join(work, 'webhook-baseline.db') : url);
     try {
       const client = new RegistryClient({ fetch: globalThis.fetch, credentials: () => undefined });
       const app = createApp({ store, webhook: { secret: WEBHOOK_SECRET, client, registry: registry.host, concurrency: WEBHOOK_CONCURRENCY } });
@@ -65,6 +144,14 @@ export async function webhookPart(work: string, registry: TestRegistry, cluster:
         [WEBHOOK_CONCURRENCY, images.slice(n, 2 * n)],
       ] as const) {
         const bodies = slice.map((img, k) => envelope(img, registry.host, T0 + k * 1000));
+        // The baseline just before and just after the timed runs, at the same concurrency, on
+        // the same manifests; the better of the two counts.
+        const baselineOnce = async (): Promise<BaselineRun> => {
+          const run = await baselineRun(dialect, writer, registry.host, slice, inFlight);
+          log(`webhook baseline ${dialect} ×${inFlight}: ${fmt(run.eventsPerSecond, 0)} events/s`);
+          return run;
+        };
+        const firstBaseline = await baselineOnce();
         for (const scenario of ['new manifest', 'duplicate'] as const) {
           registry.resetRequests();
           const outcomes: Record<string, number> = {};
@@ -91,16 +178,26 @@ export async function webhookPart(work: string, registry: TestRegistry, cluster:
           runs.push(run);
           log(`webhook ${dialect} ${scenario} ×${inFlight}: ${fmt(run.eventsPerSecond, 0)} events/s, ${run.manifestGets} manifest GETs, ${JSON.stringify(outcomes)}`);
         }
+        const secondBaseline = await baselineOnce();
+        baselines.push(secondBaseline.eventsPerSecond > firstBaseline.eventsPerSecond ? secondBaseline : firstBaseline);
       }
     } finally {
+      await writer.close();
       await store.close();
     }
   }
-  return { runs, load: { before, after: load() } };
+  return { runs, baselines, load: { before, after: load() } };
 }
 
 
-export function webhookMarkdown(runs: WebhookRun[]): string {
+export function webhookMarkdown(runs: WebhookRun[], baselines: BaselineRun[], load?: { before: number[]; after: number[] }): string {
+  const ratioRows = baselines.map((b) => {
+    const ingest = runs.find((r) => r.store === b.store && r.inFlight === b.inFlight && r.scenario === 'new manifest');
+    const ratio = ingest ? ingest.eventsPerSecond / b.eventsPerSecond : NaN;
+    const goal = b.inFlight === WEBHOOK_CONCURRENCY ? `≥ ${fmt(WEBHOOK_RATIO_GOAL, 1)}×` : 'none (one at a time)';
+    const result = b.inFlight === WEBHOOK_CONCURRENCY ? passMiss(ratio >= WEBHOOK_RATIO_GOAL) : '';
+    return `| ${b.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${b.inFlight} | ${int(b.events)} | **${fmt(ingest?.eventsPerSecond ?? NaN, 0)}** | ${fmt(ingest?.latency.p50 ?? NaN, 2)} | ${fmt(b.eventsPerSecond, 0)} | ${fmt(b.latency.p50, 2)} | **${fmt(ratio, 2)}×** | ${goal} | ${result} |`;
+  });
   const rows = runs.map((r) => {
     const goal = r.scenario === 'new manifest' ? `one manifest GET per event (${r.events})` : '0 manifest GETs';
     const expected = r.scenario === 'new manifest' ? r.manifestGets === r.events && r.outcomes.applied === r.events : r.manifestGets === 0 && r.outcomes.duplicate === r.events;
@@ -117,6 +214,19 @@ queue per endpoint) and ${WEBHOOK_CONCURRENCY} at a time.
 |---|---|---:|---:|---:|---:|---:|---:|---|---|---|
 ${rows.join('\n')}
 
-There is no fixed rate goal; the request counts are the checks.`;
+The request counts are the checks of these rows. The rate goal is against the baseline below.
+
+### Ingest against the baseline
+
+Goal: on both stores, ingest of new manifests at ${WEBHOOK_CONCURRENCY} in flight at least ${fmt(WEBHOOK_RATIO_GOAL, 1)}× a plain loop at the same
+concurrency that, per event, GETs the manifest from the registry (through the same counting proxy) and writes one row in one
+transaction: a better-sqlite3 file (WAL, synchronous NORMAL, as the catalog) or a table in the same PostgreSQL database. The
+baseline runs on the same manifests just before and just after the timed runs; the faster of the two is the one compared.${
+    load ? ` Load average (1, 5, 15 min) ${load.before.join(', ')} before this part, ${load.after.join(', ')} after it.` : ''
+  }
+
+| store | in flight | events | ingest events/s | ingest p50 ms | baseline events/s | baseline p50 ms | ratio | goal | result |
+|---|---:|---:|---:|---:|---:|---:|---:|---|---|
+${ratioRows.join('\n')}`;
 }
 
