@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
-import { type Dialect, type Driver, LOCK_LEVELS, type LockKey, type LockLevel, LocksOutdated, type Param, type QueryOptions, type Queryable } from './sql/driver.js';
+import { type Dialect, type Driver, LOCK_LEVELS, type LockKey, LocksOutdated, type Param, type QueryOptions, type Queryable } from './sql/driver.js';
 import { SqlStore } from './sql/store.js';
 import { databaseUrlSecrets, redactDatabaseUrl } from './database-url.js';
 import type { ExplainOptions, LockResult } from './types.js';
@@ -42,29 +42,30 @@ function advisoryKey(name: string): string {
 const WRITE_LOCK = advisoryKey('catalog-writes');
 
 /**
- * q.lock of an alongside transaction: the levels in order, each once; within a level the keys in
- * ascending order of their advisory key, exclusive where any request of the key is. One
- * statement per level. The order is what rules out deadlocks between these locks (LOCK_LEVELS).
+ * q.lock of an alongside transaction: each call above the levels of the calls before it; the keys
+ * of one call in (level, advisory key) order, exclusive where any request of the key is, in one
+ * statement. The order is what rules out deadlocks between these locks (LOCK_LEVELS).
  */
 function lockerFor(client: pg.PoolClient, fail: (what: string, err: unknown) => unknown): NonNullable<Queryable['lock']> {
   let taken = -1;
-  return async (level: LockLevel, keys: readonly LockKey[]): Promise<void> => {
-    const rank = LOCK_LEVELS.indexOf(level);
-    if (rank <= taken) throw new Error(`lock level ${level} taken out of order`);
-    taken = rank;
-    const wanted = new Map<string, boolean>();
-    for (const k of keys) {
-      const id = advisoryKey(`${level}:${k.key}`);
-      wanted.set(id, (wanted.get(id) ?? false) || k.exclusive);
-    }
-    if (wanted.size === 0) return;
-    const sorted = [...wanted].sort(([a], [b]) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
+  return async (keys: readonly LockKey[]): Promise<void> => {
+    if (keys.length === 0) return;
+    const ranks = keys.map((k) => LOCK_LEVELS.indexOf(k.level));
+    if (Math.min(...ranks) <= taken) throw new Error('catalog locks taken out of their order');
+    taken = Math.max(...ranks);
+    const wanted = new Map<string, { rank: number; id: bigint; exclusive: boolean }>();
+    keys.forEach((k, i) => {
+      const name = `${k.level}:${k.key}`;
+      const was = wanted.get(name);
+      wanted.set(name, { rank: ranks[i]!, id: BigInt(advisoryKey(name)), exclusive: (was?.exclusive ?? false) || k.exclusive });
+    });
+    const sorted = [...wanted.values()].sort((a, b) => a.rank - b.rank || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     try {
       // The subquery fixes the order the locks are taken in.
       await client.query(
         `SELECT count(CASE WHEN s.x THEN pg_advisory_xact_lock(s.k) ELSE pg_advisory_xact_lock_shared(s.k) END)
-         FROM (SELECT u.k, u.x FROM unnest($1::bigint[], $2::boolean[]) AS u(k, x) ORDER BY u.k) s`,
-        [sorted.map(([id]) => id), sorted.map(([, x]) => x)],
+         FROM (SELECT u.k, u.x FROM unnest($1::bigint[], $2::boolean[]) WITH ORDINALITY AS u(k, x, n) ORDER BY u.n) s`,
+        [sorted.map((l) => l.id.toString()), sorted.map((l) => l.exclusive)],
       );
     } catch (err) {
       throw fail('catalog lock failed', err);
@@ -219,8 +220,8 @@ class PostgresDriver implements Driver {
         const q = PostgresDriver.queryable(client, fail);
         if (shared) q.lock = lockerFor(client, fail);
         try {
-          await client.query('BEGIN');
-          await client.query(shared ? 'SELECT pg_advisory_xact_lock_shared($1)' : 'SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+          // One round trip: the key is a constant of this module.
+          await client.query(`BEGIN; SELECT ${shared ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock'}(${WRITE_LOCK})`);
           const result = await fn(q);
           await client.query('COMMIT');
           return result;

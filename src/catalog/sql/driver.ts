@@ -22,16 +22,17 @@ export interface Queryable {
   run(sql: string, params?: readonly Param[]): Promise<number>;
   /**
    * Set only inside a transaction of Driver.writeAlongside that runs beside other writers: takes
-   * transaction-scoped locks on these keys of this level (see LockLevel). Absent where the
+   * transaction-scoped locks on these keys (see LockLevel), in one go. Absent where the
    * transaction writes alone (SQLite, or the catalog-wide lock): then nothing needs locking.
    */
-  lock?(level: LockLevel, keys: readonly LockKey[]): Promise<void>;
+  lock?(keys: readonly LockKey[]): Promise<void>;
 }
 
 /**
  * The levels of the locks writers that run side by side take, in the order a transaction must
- * take them: each level at most once, in one call, its keys sorted by the driver. With every
- * waiter waiting only on a key above all it holds, no two transactions can wait on each other.
+ * take them: each call to q.lock takes levels above those of the calls before it, and the driver
+ * takes the keys of one call in (level, key) order. With every waiter waiting only on a key above
+ * all it holds, no two transactions can wait on each other.
  *
  * - evidence: what a tag's search terms and an image's derived columns are built from, per
  *   manifest (`m:<digest>`) and per config (`c:<digest>`); shared to read, exclusive to change.
@@ -43,6 +44,7 @@ export const LOCK_LEVELS = ['evidence', 'tag', 'week'] as const;
 export type LockLevel = (typeof LOCK_LEVELS)[number];
 
 export interface LockKey {
+  level: LockLevel;
   key: string;
   exclusive: boolean;
 }

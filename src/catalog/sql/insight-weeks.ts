@@ -74,29 +74,21 @@ export async function recountDeferred(q: Queryable): Promise<void> {
   const weeks = deferred.get(q);
   deferred.delete(q);
   if (!weeks || weeks.size === 0) return;
-  if (q.lock) await q.lock('week', [...weeks].map((key) => ({ key, exclusive: true })));
+  if (q.lock) await q.lock([...weeks].map((key) => ({ level: 'week', key, exclusive: true })));
   await recount(q, weeks);
 }
 
 /**
- * Tags of this repository were set to these digests: their images' first weeks may have moved.
- * Beside other writers, each image's row is locked (FOR UPDATE, or inserted) before its first
- * week is read from the tag events, so two transactions tagging one image at once see each
- * other's events in turn.
+ * Tags of this repository were set to these digests at `at`: their images' first weeks may have
+ * moved (earlier only: a first week is the minimum over the image's sets in the repository).
+ * Beside other writers, each image's row is locked (FOR UPDATE, or inserted) before it is
+ * compared, so two transactions tagging one image at once take turns.
  */
-export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>): Promise<void> {
+export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>, at: number): Promise<void> {
   const weeks = new Set<string>();
+  // As weekOf in SQL: integer division truncates.
+  const week = Math.trunc((at - WEEK_ORIGIN) / WEEK_MS);
   for (const part of chunks([...new Set(digests)].sort(), IN_CHUNK)) {
-    const firstWeeks = async (list: readonly string[]): Promise<Map<string, number>> => {
-      const out = new Map<string, number>();
-      const rows = await q.all<Row>(
-        `SELECT e.digest, ${weekOf('min(e.at)')} AS week FROM tag_events e JOIN tags g ON g.id = e.tag_id
-         WHERE g.repository_id = ? AND e.kind = ${SET} AND e.digest IN (${marks(list.length)}) GROUP BY e.digest`,
-        [repoId, ...list],
-      );
-      for (const r of rows) out.set(r.digest as string, num(r.week));
-      return out;
-    };
     const lockRows = async (list: readonly string[]): Promise<Map<string, number>> => {
       const out = new Map<string, number>();
       const rows = await q.all<Row>(`SELECT digest, week FROM insight_images WHERE repository_id = ? AND digest IN (${marks(list.length)}) ORDER BY digest${q.lock ? ' FOR UPDATE' : ''}`, [repoId, ...list]);
@@ -106,27 +98,22 @@ export async function imagesTagged(q: Queryable, repoId: number, digests: Iterab
     const before = await lockRows(part);
     const missing = part.filter((d) => !before.has(d));
     if (missing.length > 0) {
-      const first = await firstWeeks(missing);
-      const rows = [...first].sort(([a], [b]) => (a < b ? -1 : 1));
-      const inserted = rows.length === 0 ? [] : await q.all<{ digest: string }>(
-        `INSERT INTO insight_images (repository_id, digest, week) VALUES ${rows.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT (repository_id, digest) DO NOTHING RETURNING digest`,
-        rows.flatMap(([digest, week]) => [repoId, digest, week]),
+      const inserted = await q.all<{ digest: string }>(
+        `INSERT INTO insight_images (repository_id, digest, week) VALUES ${missing.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT (repository_id, digest) DO NOTHING RETURNING digest`,
+        missing.flatMap((digest) => [repoId, digest, week]),
       );
-      const mine = new Set(inserted.map((r) => r.digest));
-      for (const [digest, week] of rows) if (mine.has(digest)) weeks.add(`${repoId}:${week}`);
+      if (inserted.length > 0) weeks.add(`${repoId}:${week}`);
       // Rows another transaction inserted meanwhile: locked now that it committed, then compared below.
-      const theirs = rows.map(([digest]) => digest).filter((digest) => !mine.has(digest));
-      if (theirs.length > 0) for (const [digest, week] of await lockRows(theirs)) before.set(digest, week);
+      const mine = new Set(inserted.map((r) => r.digest));
+      const theirs = missing.filter((digest) => !mine.has(digest));
+      if (theirs.length > 0) for (const [digest, w] of await lockRows(theirs)) before.set(digest, w);
     }
-    const known = [...before.keys()];
-    if (known.length === 0) continue;
-    for (const [digest, week] of await firstWeeks(known)) {
-      const old = before.get(digest)!;
-      if (old === week) continue;
-      await q.run('UPDATE insight_images SET week = ? WHERE repository_id = ? AND digest = ?', [week, repoId, digest]);
-      weeks.add(`${repoId}:${old}`);
-      weeks.add(`${repoId}:${week}`);
-    }
+    const earlier = [...before].filter(([, old]) => week < old);
+    for (const [, old] of earlier) weeks.add(`${repoId}:${old}`);
+    if (earlier.length === 0) continue;
+    weeks.add(`${repoId}:${week}`);
+    const moved = earlier.map(([digest]) => digest);
+    await q.run(`UPDATE insight_images SET week = ? WHERE repository_id = ? AND digest IN (${marks(moved.length)})`, [week, repoId, ...moved]);
   }
   await recount(q, weeks);
 }

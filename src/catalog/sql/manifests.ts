@@ -25,18 +25,20 @@ export async function hasManifest(db: Queryable, digest: string): Promise<boolea
 /** Stores a manifest (and the records of its children) once by digest; the images it changes follow (terms.ts). */
 export async function putManifest(q: Queryable, record: ManifestRecord): Promise<{ inserted: boolean }> {
   if (q.lock) {
+    // A config whose labels come with the record may change; one without is only read.
     const touched = new Set<string>();
-    const configs = new Set<string>();
+    const labelled = new Set<string>();
+    const read = new Set<string>();
     const walk = (rec: ManifestRecord): void => {
       touched.add(rec.digest);
-      if (rec.configDigest) configs.add(rec.configDigest);
+      if (rec.configDigest) (rec.labels !== undefined || rec.config !== undefined ? labelled : read).add(rec.configDigest);
       for (const c of rec.children ?? []) {
         touched.add(c.digest);
         if (c.manifest) walk(c.manifest);
       }
     };
     walk(record);
-    await lockEvidenceChange(q, [...touched], [...configs]);
+    await lockEvidenceChange(q, [...touched], [...labelled], [...read]);
   }
   const digests = new Set<string>();
   const configs = new Set<string>();

@@ -97,8 +97,9 @@ export function tagLockKey(repository: string, tag: string): string {
  */
 export async function tagEvent(q: Queryable, d: Dialect, repository: string, tag: string, event: TagEvent): Promise<EventOutcome> {
   if (q.lock) {
-    if (event.kind === SET) await lockEvidence(q, [event.digest], false);
-    await q.lock('tag', [{ key: tagLockKey(repository, tag), exclusive: true }]);
+    const own = { level: 'tag', key: tagLockKey(repository, tag), exclusive: true } as const;
+    if (event.kind === SET) await lockEvidence(q, [event.digest], [own]);
+    else await q.lock([own]);
   }
   const repoId = await ensureRepository(q, d, repository, event.at);
   return applyTagEvent(q, d, repoId, tag, event, { summaries: new Map(), ...(q.lock ? { evidenceLocked: new Set(event.kind === SET ? [event.digest] : []) } : {}) });
@@ -109,7 +110,7 @@ export async function deleteManifest(q: Queryable, d: Dialect, repository: strin
   const digest = event.digest;
   {
     // Tag events that set this digest read its deletions under the same lock, shared.
-    if (q.lock) await q.lock('evidence', [{ key: `m:${digest}`, exclusive: true }]);
+    if (q.lock) await q.lock([{ level: 'evidence', key: `m:${digest}`, exclusive: true }]);
     const repoId = await ensureRepository(q, d, repository, event.at);
     const fresh = await q.run('INSERT INTO manifest_deletions (repository_id, digest, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [repoId, digest, event.at]);
     if (fresh === 0) return { tagsDeleted: 0 };
@@ -118,7 +119,7 @@ export async function deleteManifest(q: Queryable, d: Dialect, repository: strin
     let rows = await q.all(affected, [repoId, digest]);
     if (q.lock && rows.length > 0) {
       // No set of this digest can commit meanwhile (the evidence lock): lock the tags, then read them as they are now.
-      await q.lock('tag', rows.map((r) => ({ key: tagLockKey(repository, r.name as string), exclusive: true })));
+      await q.lock(rows.map((r) => ({ level: 'tag', key: tagLockKey(repository, r.name as string), exclusive: true })));
       rows = await q.all(affected, [repoId, digest]);
     }
     const ctx: WriteContext = { summaries: new Map(), ...(q.lock ? { evidenceLocked: new Set<string>() } : {}) };
@@ -228,7 +229,7 @@ async function insertNewTags(q: Queryable, d: Dialect, repoId: number, fresh: re
       for (const r of inserted) ids.set(r.name as string, num(r.id));
     }
     await insertMany(q, 'tag_events', ['tag_id', 'at', 'kind', 'digest'], states.map((x) => [ids.get(x.name)!, at, SET, x.digest]));
-    await imagesTagged(q, repoId, digests);
+    await imagesTagged(q, repoId, digests, at);
     const terms: Param[][] = [];
     for (const x of states) {
       newest = Math.max(newest ?? x.state.updatedAt, x.state.updatedAt);
@@ -274,11 +275,16 @@ export async function ensureRepository(q: Queryable, d: Dialect, name: string, a
 
 /** Logs one event of a tag and brings the tag's state up to date: one step if it is the newest, else a replay. */
 async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: string, event: TagEvent, ctx: WriteContext): Promise<EventOutcome> {
-  await q.run('INSERT INTO tags (repository_id, name) VALUES (?, ?) ON CONFLICT (repository_id, name) DO NOTHING', [repoId, tag]);
-  const row = tagRow((await q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.name = ?`, [repoId, tag]))[0]!);
+  const find = () => q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.name = ?`, [repoId, tag], { prepare: true });
+  let rows = await find();
+  if (!rows[0]) {
+    await q.run('INSERT INTO tags (repository_id, name) VALUES (?, ?) ON CONFLICT (repository_id, name) DO NOTHING', [repoId, tag]);
+    rows = await find();
+  }
+  const row = tagRow(rows[0]!);
   const fresh = await q.run('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', [row.id, event.at, event.kind, event.digest]);
   if (fresh === 0) return 'duplicate';
-  if (event.kind === SET) await imagesTagged(q, repoId, [event.digest]);
+  if (event.kind === SET) await imagesTagged(q, repoId, [event.digest], event.at);
   const before = stateOf(row);
   let after: TagState | null;
   if (stepsForward(row, before, event)) {

@@ -7,7 +7,7 @@ import { type Annotations, emptyAnnotations } from '../../oci/annotations.js';
 import { mergeAnnotations, resolveBuild } from '../../details/build.js';
 import { dottedTermsRead, labelsAsAnnotations } from '../../details/keys.js';
 import type { Platform, ReferrerInfo } from '../types.js';
-import { IN_CHUNK, LocksOutdated, type Queryable, type Row, chunks, insertMany, jsonColumn, marks, num, pairsOf } from './driver.js';
+import { IN_CHUNK, type LockKey, LocksOutdated, type Queryable, type Row, chunks, insertMany, jsonColumn, marks, num, pairsOf } from './driver.js';
 import { deriveManifests } from './insights.js';
 import { newestReferrers } from './referrers.js';
 import { repositoryChanged } from './repository-counters.js';
@@ -142,22 +142,32 @@ export interface WriteContext {
 
 // ---------------------------------------------------------------- locks beside other writers
 
-/** The evidence lock keys (driver.ts LOCK_LEVELS) of what the terms of tags on these digests are built from: the manifests, their children, their configs. */
-async function readClosure(q: Queryable, digests: readonly string[]): Promise<Set<string>> {
+/**
+ * The evidence lock keys (driver.ts LOCK_LEVELS) of what the terms of tags on these digests are
+ * built from: the manifests, their children, their configs. `complete` when every one of those
+ * manifests is in the catalog: then the set cannot grow (a manifest's children and config are
+ * fixed by its bytes).
+ */
+async function readClosure(q: Queryable, digests: readonly string[]): Promise<{ keys: Set<string>; complete: boolean }> {
   const keys = new Set(digests.map((d) => `m:${d}`));
+  const found = new Set<string>();
+  let complete = true;
   for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
     const rows = await q.all<Row>(
-      `SELECT m.config_digest, c.child_digest, cm.config_digest AS child_config FROM manifests m
+      `SELECT m.digest, m.config_digest, c.child_digest, cm.id AS child_id, cm.config_digest AS child_config FROM manifests m
        LEFT JOIN manifest_children c ON c.parent_id = m.id LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE m.digest IN (${marks(part.length)})`,
       part,
+      { prepare: part.length === 1 },
     );
     for (const r of rows) {
+      found.add(r.digest as string);
       if (r.config_digest != null) keys.add(`c:${r.config_digest as string}`);
       if (r.child_digest != null) keys.add(`m:${r.child_digest as string}`);
+      if (r.child_digest != null && r.child_id == null) complete = false;
       if (r.child_config != null) keys.add(`c:${r.child_config as string}`);
     }
   }
-  return keys;
+  return { keys, complete: complete && found.size === new Set(digests).size };
 }
 
 /**
@@ -182,26 +192,34 @@ async function changeClosure(q: Queryable, digests: readonly string[], configs: 
   return keys;
 }
 
+const evidence = (key: string, exclusive: boolean): LockKey => ({ level: 'evidence', key, exclusive });
+
 /**
- * Beside other writers: locks the evidence of these keys, then reads them again. Keys that
- * appeared meanwhile (a manifest committed while this one waited) are not covered: the
- * transaction runs again alone (LocksOutdated).
+ * Beside other writers, before building the terms of tags on these digests: locks their evidence
+ * shared (tags on one image go on side by side), with `then` (locks of later levels) in the same
+ * go. When a manifest of it was missing, reads it again: keys that appeared meanwhile (a manifest
+ * committed while this one waited) are not covered, and the transaction runs again alone
+ * (LocksOutdated).
  */
-async function lockClosure(q: Queryable, read: () => Promise<Set<string>>, exclusive: boolean): Promise<void> {
+export async function lockEvidence(q: Queryable, digests: readonly string[], then: readonly LockKey[] = []): Promise<void> {
   if (!q.lock) return;
-  const keys = await read();
-  await q.lock('evidence', [...keys].map((key) => ({ key, exclusive })));
-  for (const key of await read()) if (!keys.has(key)) throw new LocksOutdated();
+  const first = await readClosure(q, digests);
+  await q.lock([...[...first.keys].map((k) => evidence(k, false)), ...then]);
+  if (first.complete) return;
+  for (const key of (await readClosure(q, digests)).keys) if (!first.keys.has(key)) throw new LocksOutdated();
 }
 
-/** Before building the terms of tags on these digests (shared: tags on the same image go on side by side). */
-export function lockEvidence(q: Queryable, digests: readonly string[], exclusive: boolean): Promise<void> {
-  return lockClosure(q, () => readClosure(q, digests), exclusive);
-}
-
-/** Before changing these manifests (and the children they list) or configs: what evidenceChanged will touch. */
-export function lockEvidenceChange(q: Queryable, digests: readonly string[], configs: readonly string[]): Promise<void> {
-  return lockClosure(q, () => changeClosure(q, digests, configs), true);
+/**
+ * Beside other writers, before changing these manifests (and the children they list) or configs:
+ * locks what evidenceChanged will touch, exclusively, and `read` (configs read but not changed)
+ * shared; then reads the set again, as lockEvidence.
+ */
+export async function lockEvidenceChange(q: Queryable, digests: readonly string[], configs: readonly string[], read: readonly string[] = []): Promise<void> {
+  if (!q.lock) return;
+  const keys = await changeClosure(q, digests, configs);
+  const shared = read.map((c) => `c:${c}`).filter((k) => !keys.has(k));
+  await q.lock([...[...keys].map((k) => evidence(k, true)), ...shared.map((k) => evidence(k, false))]);
+  for (const key of await changeClosure(q, digests, configs)) if (!keys.has(key)) throw new LocksOutdated();
 }
 
 /** A summary depends on the repository too: only its own referrers lend build details (referrers.ts). */
@@ -243,7 +261,7 @@ async function refresh(q: Queryable, digests: Set<string>, configs: Set<string>)
     // The evidence lock keeps tags from moving onto these images meanwhile; tags may still move
     // away from them: lock those found, then read them as they are now.
     ctx.evidenceLocked = targets;
-    await q.lock('tag', rows.map((r) => ({ key: tagLockKey(r.repository as string, r.name as string), exclusive: true })));
+    await q.lock(rows.map((r) => ({ level: 'tag', key: tagLockKey(r.repository as string, r.name as string), exclusive: true })));
     const ids = rows.map((r) => num(r.id));
     rows = [];
     for (const part of chunks(ids, IN_CHUNK)) rows.push(...(await q.all(`${live} AND g.id IN (${marks(part.length)})`, part)));
