@@ -258,12 +258,16 @@ export class SqlStore implements Store {
 
   // ---- tags (tags.ts)
 
-  async setTag(repository: string, tag: string, digest: string, at: Date): Promise<EventOutcome> {
+  async setTag(repository: string, tag: string, digest: string, at: Date, pushedBy?: { userAgent: string; pusher: string }): Promise<EventOutcome> {
     checkName(repository, 'repository');
     checkName(tag, 'tag');
     checkDigest(digest);
     const event: TagEvent = { at: ms(at, 'setTag'), kind: SET, digest };
-    return this.change((q) => tags.tagEvent(q, this.d, repository, tag, event), true);
+    return this.change(async (q) => {
+      const outcome = await tags.tagEvent(q, this.d, repository, tag, event);
+      if (pushedBy) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
+      return outcome;
+    }, true);
   }
 
   async deleteTag(repository: string, tag: string, at: Date): Promise<EventOutcome> {
