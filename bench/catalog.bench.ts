@@ -110,7 +110,7 @@ export default async function bench(): Promise<void> {
   if (sync) partLoads.push(['sync', sync.load.before[0] as number]);
   if (webhook) partLoads.push(['webhook', webhook.load.before[0] as number]);
   for (const st of search?.stores ?? []) partLoads.push([`search (${st.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`, st.load.before[0] as number]);
-  const parts = [sync && !MEMORY_ONLY ? syncMarkdown(sync) : '', sync ? memoryMarkdown(sync) : '', search ? searchMarkdown(search.seeded, search.stores) : '', insightsRun ? insightsPartMarkdown(insightsRun) : '', webhook ? webhookMarkdown(webhook.runs, webhook.baselines, webhook.load) : ''].filter((s) => s !== '');
+  const parts = [sync && !MEMORY_ONLY ? syncMarkdown(sync) : '', sync ? memoryMarkdown(sync) : '', search ? searchMarkdown(search.seeded, search.stores) : '', insightsRun ? insightsPartMarkdown(insightsRun) : '', webhook ? webhookMarkdown(webhook.runs, webhook.baselines, webhook.storeOnly, webhook.load) : ''].filter((s) => s !== '');
   const md = `# catalog benchmark
 
 The four goals of the catalog issue, each against a baseline measured in the same run (the machine is shared and noisy:

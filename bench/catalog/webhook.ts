@@ -10,7 +10,7 @@ import { createApp } from '../../src/server/app.js';
 import { type PostgresCluster, createDatabase } from '../../test/helpers/postgres.js';
 import type { TestRegistry } from '../../test/helpers/registry.js';
 import { fmt } from '../lib.js';
-import { type Stats, T0, int, load, log, now, passMiss, pool, stats } from './common.js';
+import { type Stats, T0, int, load, log, now, passMiss, pool, recordOf, seedManifest, stats } from './common.js';
 import type { RegistryImage } from './registry.js';
 import { WEBHOOK_CONCURRENCY, WEBHOOK_EVENTS, WEBHOOK_RATIO_GOAL, WEBHOOK_SECRET } from './settings.js';
 
@@ -97,6 +97,35 @@ async function baselineRun(dialect: 'sqlite' | 'postgres', writer: BaselineWrite
   return { store: dialect, inFlight, events: slice.length, ms: Math.round(ms), eventsPerSecond: slice.length / (ms / 1000), latency: stats(latencies) };
 }
 
+/**
+ * The store alone, no registry nor HTTP: per event putManifest then setTag of a manifest of its
+ * own, one and WEBHOOK_CONCURRENCY at a time, each on a fresh catalog. Shows whether writers of
+ * different tags and digests wait for each other: if they did, 8 at a time would be no faster.
+ */
+interface StoreOnlyRun {
+  store: 'sqlite' | 'postgres';
+  inFlight: number;
+  events: number;
+  eventsPerSecond: number;
+}
+
+async function storeOnly(dialect: 'sqlite' | 'postgres', url: string, inFlight: number, events: number): Promise<StoreOnlyRun> {
+  const store = await openStore(url);
+  try {
+    const started = now();
+    await pool(events, inFlight, async (k) => {
+      const m = seedManifest(k);
+      await store.putManifest(recordOf(m));
+      await store.setTag(m.b.repository, m.b.tag, m.digest, new Date(m.b.at));
+    });
+    const run = { store: dialect, inFlight, events, eventsPerSecond: events / ((now() - started) / 1000) };
+    log(`webhook store only ${dialect} ×${inFlight}: ${fmt(run.eventsPerSecond, 0)} events/s`);
+    return run;
+  } finally {
+    await store.close();
+  }
+}
+
 function envelope(img: RegistryImage, host: string, at: number): string {
   return JSON.stringify({
     events: [
@@ -118,10 +147,11 @@ export async function webhookPart(
   registry: TestRegistry,
   cluster: PostgresCluster | undefined,
   images: RegistryImage[],
-): Promise<{ runs: WebhookRun[]; baselines: BaselineRun[]; load: { before: number[]; after: number[] } }> {
+): Promise<{ runs: WebhookRun[]; baselines: BaselineRun[]; storeOnly: StoreOnlyRun[]; load: { before: number[]; after: number[] } }> {
   const before = load();
   const runs: WebhookRun[] = [];
   const baselines: BaselineRun[] = [];
+  const storeRuns: StoreOnlyRun[] = [];
   const stores: ['sqlite' | 'postgres', string][] = [['sqlite', `sqlite:${join(work, 'webhook.db')}`]];
   if (cluster) stores.push(['postgres', await createDatabase(cluster, 'webhook_bench')]);
   const n = Math.min(WEBHOOK_EVENTS, Math.floor(images.length / 2));
@@ -185,12 +215,22 @@ export async function webhookPart(
       await writer.close();
       await store.close();
     }
+    for (const inFlight of [1, WEBHOOK_CONCURRENCY]) {
+      const where = dialect === 'sqlite' ? `sqlite:${join(work, `webhook-store-${inFlight}.db`)}` : await createDatabase(cluster as PostgresCluster, `webhook_store_${inFlight}`);
+      storeRuns.push(await storeOnly(dialect, where, inFlight, n));
+    }
   }
-  return { runs, baselines, load: { before, after: load() } };
+  return { runs, baselines, storeOnly: storeRuns, load: { before, after: load() } };
 }
 
 
-export function webhookMarkdown(runs: WebhookRun[], baselines: BaselineRun[], load?: { before: number[]; after: number[] }): string {
+export function webhookMarkdown(runs: WebhookRun[], baselines: BaselineRun[], storeRuns: StoreOnlyRun[], load?: { before: number[]; after: number[] }): string {
+  const storeRows = (['sqlite', 'postgres'] as const).flatMap((dialect) => {
+    const one = storeRuns.find((r) => r.store === dialect && r.inFlight === 1);
+    const many = storeRuns.find((r) => r.store === dialect && r.inFlight === WEBHOOK_CONCURRENCY);
+    if (!one || !many) return [];
+    return [`| ${dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${int(one.events)} | ${fmt(one.eventsPerSecond, 0)} | ${fmt(many.eventsPerSecond, 0)} | **${fmt(many.eventsPerSecond / one.eventsPerSecond, 2)}×** |`];
+  });
   const ratioRows = baselines.map((b) => {
     const ingest = runs.find((r) => r.store === b.store && r.inFlight === b.inFlight && r.scenario === 'new manifest');
     const ratio = ingest ? ingest.eventsPerSecond / b.eventsPerSecond : NaN;
@@ -227,6 +267,16 @@ baseline runs on the same manifests just before and just after the timed runs; t
 
 | store | in flight | events | ingest events/s | ingest p50 ms | baseline events/s | baseline p50 ms | ratio | goal | result |
 |---|---:|---:|---:|---:|---:|---:|---:|---|---|
-${ratioRows.join('\n')}`;
+${ratioRows.join('\n')}
+
+### The store alone
+
+Per event \`putManifest\` then \`setTag\` of a manifest of its own (the search part's manifests and
+tags), on a fresh catalog, one and ${WEBHOOK_CONCURRENCY} at a time, in this process: no registry, no HTTP. Whether writers of different tags
+and digests wait for each other: if they did, ${WEBHOOK_CONCURRENCY} at a time would be no faster than one. SQLite has one writer by design.
+
+| store | events | events/s, 1 at a time | events/s, ${WEBHOOK_CONCURRENCY} at a time | ${WEBHOOK_CONCURRENCY} / 1 |
+|---|---:|---:|---:|---:|
+${storeRows.join('\n')}`;
 }
 

@@ -41,7 +41,7 @@ export interface Queryable {
  *   taken last, just before the recount and the commit.
  */
 export const LOCK_LEVELS = ['evidence', 'tag', 'week'] as const;
-export type LockLevel = (typeof LOCK_LEVELS)[number];
+type LockLevel = (typeof LOCK_LEVELS)[number];
 
 export interface LockKey {
   level: LockLevel;
