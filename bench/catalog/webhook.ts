@@ -272,8 +272,9 @@ ${ratioRows.join('\n')}
 ### The store alone
 
 Per event \`putManifest\` then \`setTag\` of a manifest of its own (the search part's manifests and
-tags), on a fresh catalog, one and ${WEBHOOK_CONCURRENCY} at a time, in this process: no registry, no HTTP. Whether writers of different tags
-and digests wait for each other: if they did, ${WEBHOOK_CONCURRENCY} at a time would be no faster than one. SQLite has one writer by design.
+tags), on a fresh catalog, one and ${WEBHOOK_CONCURRENCY} at a time, in this process: no registry, no HTTP, so what the store takes per event
+without the rest of ingest. Not a proof that writers overlap (one at a time leaves the database idle between events, which
+${WEBHOOK_CONCURRENCY} at a time fills even behind one lock); test/catalog/concurrent-writes.test.ts is.
 
 | store | events | events/s, 1 at a time | events/s, ${WEBHOOK_CONCURRENCY} at a time | ${WEBHOOK_CONCURRENCY} / 1 |
 |---|---:|---:|---:|---:|
