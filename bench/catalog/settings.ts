@@ -40,5 +40,7 @@ export const CHECK_SAMPLE = 300;
 /** Tag pushes per run (the registry holds twice as many images). */
 export const WEBHOOK_EVENTS = envInt('BENCH_CATALOG_EVENTS', 1000);
 export const WEBHOOK_CONCURRENCY = 8;
+/** Ingest at WEBHOOK_CONCURRENCY in flight against the plain GET-and-insert loop (webhook.ts), at least. */
+export const WEBHOOK_RATIO_GOAL = 0.7;
 export const WEBHOOK_SECRET = 'bench-webhook-secret-0123456789';
 

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { openStore } from '../../src/catalog/open.js';
 import { EVENTS_MEDIA_TYPE } from '../../src/catalog/events.js';
 import { OCI_MANIFEST } from '../../src/oci/mediatypes.js';
@@ -8,9 +10,9 @@ import { createApp } from '../../src/server/app.js';
 import { type PostgresCluster, createDatabase } from '../../test/helpers/postgres.js';
 import type { TestRegistry } from '../../test/helpers/registry.js';
 import { fmt } from '../lib.js';
-import { type Stats, T0, int, load, log, now, passMiss, pool, stats } from './common.js';
+import { type Stats, T0, int, load, log, now, passMiss, pool, recordOf, seedManifest, stats } from './common.js';
 import type { RegistryImage } from './registry.js';
-import { WEBHOOK_CONCURRENCY, WEBHOOK_EVENTS, WEBHOOK_SECRET } from './settings.js';
+import { WEBHOOK_CONCURRENCY, WEBHOOK_EVENTS, WEBHOOK_RATIO_GOAL, WEBHOOK_SECRET } from './settings.js';
 
 
 interface WebhookRun {
@@ -23,6 +25,105 @@ interface WebhookRun {
   latency: Stats;
   outcomes: Record<string, number>;
   manifestGets: number;
+}
+
+/**
+ * The baseline of the goal: a plain loop that, per event, GETs the manifest from the registry
+ * (through the same counting proxy) and writes one row in one transaction, on the same kind of
+ * store: a better-sqlite3 file (WAL, synchronous NORMAL, as the catalog) or a PostgreSQL table.
+ */
+interface BaselineRun {
+  store: 'sqlite' | 'postgres';
+  inFlight: number;
+  events: number;
+  ms: number;
+  eventsPerSecond: number;
+  latency: Stats;
+}
+
+interface BaselineWriter {
+  write(img: RegistryImage, at: number, manifest: Buffer): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function baselineWriter(dialect: 'sqlite' | 'postgres', where: string): Promise<BaselineWriter> {
+  const ddl = 'CREATE TABLE IF NOT EXISTS baseline_events (repository text NOT NULL, tag text NOT NULL, digest text NOT NULL, at bigint NOT NULL, manifest bytea NOT NULL)';
+  if (dialect === 'sqlite') {
+    const db = new Database(where);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec(ddl.replace('bytea', 'blob'));
+    const insert = db.prepare('INSERT INTO baseline_events (repository, tag, digest, at, manifest) VALUES (?, ?, ?, ?, ?)');
+    const tx = db.transaction((img: RegistryImage, at: number, manifest: Buffer) => insert.run(img.repository, img.tag, img.digest, at, manifest));
+    return {
+      write: async (img, at, manifest) => {
+        tx.immediate(img, at, manifest);
+      },
+      close: async () => {
+        db.close();
+      },
+    };
+  }
+  const pool = new pg.Pool({ connectionString: where, max: 10 });
+  await pool.query(ddl);
+  return {
+    write: async (img, at, manifest) => {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query('INSERT INTO baseline_events (repository, tag, digest, at, manifest) VALUES ($1, $2, $3, $4, $5)', [img.repository, img.tag, img.digest, at, manifest]);
+        await client.query('COMMIT');
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+async function baselineRun(dialect: 'sqlite' | 'postgres', writer: BaselineWriter, host: string, slice: readonly RegistryImage[], inFlight: number): Promise<BaselineRun> {
+  const latencies: number[] = [];
+  const started = now();
+  await pool(slice.length, inFlight, async (k) => {
+    const img = slice[k] as RegistryImage;
+    const t = now();
+    const res = await fetch(`http://${host}/v2/${img.repository}/manifests/${img.digest}`, { headers: { accept: OCI_MANIFEST } });
+    const manifest = Buffer.from(await res.arrayBuffer());
+    if (res.status !== 200) throw new Error(`baseline GET ${img.repository}@${img.digest}: ${res.status}`);
+    await writer.write(img, T0 + k * 1000, manifest);
+    latencies.push(now() - t);
+  });
+  const ms = now() - started;
+  return { store: dialect, inFlight, events: slice.length, ms: Math.round(ms), eventsPerSecond: slice.length / (ms / 1000), latency: stats(latencies) };
+}
+
+/**
+ * The store alone, no registry nor HTTP: per event putManifest then setTag of a manifest of its
+ * own, one and WEBHOOK_CONCURRENCY at a time, each on a fresh catalog. Shows whether writers of
+ * different tags and digests wait for each other: if they did, 8 at a time would be no faster.
+ */
+interface StoreOnlyRun {
+  store: 'sqlite' | 'postgres';
+  inFlight: number;
+  events: number;
+  eventsPerSecond: number;
+}
+
+async function storeOnly(dialect: 'sqlite' | 'postgres', url: string, inFlight: number, events: number): Promise<StoreOnlyRun> {
+  const store = await openStore(url);
+  try {
+    const started = now();
+    await pool(events, inFlight, async (k) => {
+      const m = seedManifest(k);
+      await store.putManifest(recordOf(m));
+      await store.setTag(m.b.repository, m.b.tag, m.digest, new Date(m.b.at));
+    });
+    const run = { store: dialect, inFlight, events, eventsPerSecond: events / ((now() - started) / 1000) };
+    log(`webhook store only ${dialect} ×${inFlight}: ${fmt(run.eventsPerSecond, 0)} events/s`);
+    return run;
+  } finally {
+    await store.close();
+  }
 }
 
 function envelope(img: RegistryImage, host: string, at: number): string {
@@ -41,14 +142,22 @@ function envelope(img: RegistryImage, host: string, at: number): string {
   });
 }
 
-export async function webhookPart(work: string, registry: TestRegistry, cluster: PostgresCluster | undefined, images: RegistryImage[]): Promise<{ runs: WebhookRun[]; load: { before: number[]; after: number[] } }> {
+export async function webhookPart(
+  work: string,
+  registry: TestRegistry,
+  cluster: PostgresCluster | undefined,
+  images: RegistryImage[],
+): Promise<{ runs: WebhookRun[]; baselines: BaselineRun[]; storeOnly: StoreOnlyRun[]; load: { before: number[]; after: number[] } }> {
   const before = load();
   const runs: WebhookRun[] = [];
+  const baselines: BaselineRun[] = [];
+  const storeRuns: StoreOnlyRun[] = [];
   const stores: ['sqlite' | 'postgres', string][] = [['sqlite', `sqlite:${join(work, 'webhook.db')}`]];
   if (cluster) stores.push(['postgres', await createDatabase(cluster, 'webhook_bench')]);
   const n = Math.min(WEBHOOK_EVENTS, Math.floor(images.length / 2));
   for (const [dialect, url] of stores) {
     const store = await openStore(url);
+    const writer = await baselineWriter(dialect, dialect === 'sqlite' ? join(work, 'webhook-baseline.db') : url);
     try {
       const client = new RegistryClient({ fetch: globalThis.fetch, credentials: () => undefined });
       const app = createApp({ store, webhook: { secret: WEBHOOK_SECRET, client, registry: registry.host, concurrency: WEBHOOK_CONCURRENCY } });
@@ -65,6 +174,14 @@ export async function webhookPart(work: string, registry: TestRegistry, cluster:
         [WEBHOOK_CONCURRENCY, images.slice(n, 2 * n)],
       ] as const) {
         const bodies = slice.map((img, k) => envelope(img, registry.host, T0 + k * 1000));
+        // The baseline just before and just after the timed runs, at the same concurrency, on
+        // the same manifests; the better of the two counts.
+        const baselineOnce = async (): Promise<BaselineRun> => {
+          const run = await baselineRun(dialect, writer, registry.host, slice, inFlight);
+          log(`webhook baseline ${dialect} ×${inFlight}: ${fmt(run.eventsPerSecond, 0)} events/s`);
+          return run;
+        };
+        const firstBaseline = await baselineOnce();
         for (const scenario of ['new manifest', 'duplicate'] as const) {
           registry.resetRequests();
           const outcomes: Record<string, number> = {};
@@ -91,16 +208,36 @@ export async function webhookPart(work: string, registry: TestRegistry, cluster:
           runs.push(run);
           log(`webhook ${dialect} ${scenario} ×${inFlight}: ${fmt(run.eventsPerSecond, 0)} events/s, ${run.manifestGets} manifest GETs, ${JSON.stringify(outcomes)}`);
         }
+        const secondBaseline = await baselineOnce();
+        baselines.push(secondBaseline.eventsPerSecond > firstBaseline.eventsPerSecond ? secondBaseline : firstBaseline);
       }
     } finally {
+      await writer.close();
       await store.close();
     }
+    for (const inFlight of [1, WEBHOOK_CONCURRENCY]) {
+      const where = dialect === 'sqlite' ? `sqlite:${join(work, `webhook-store-${inFlight}.db`)}` : await createDatabase(cluster as PostgresCluster, `webhook_store_${inFlight}`);
+      storeRuns.push(await storeOnly(dialect, where, inFlight, n));
+    }
   }
-  return { runs, load: { before, after: load() } };
+  return { runs, baselines, storeOnly: storeRuns, load: { before, after: load() } };
 }
 
 
-export function webhookMarkdown(runs: WebhookRun[]): string {
+export function webhookMarkdown(runs: WebhookRun[], baselines: BaselineRun[], storeRuns: StoreOnlyRun[], load?: { before: number[]; after: number[] }): string {
+  const storeRows = (['sqlite', 'postgres'] as const).flatMap((dialect) => {
+    const one = storeRuns.find((r) => r.store === dialect && r.inFlight === 1);
+    const many = storeRuns.find((r) => r.store === dialect && r.inFlight === WEBHOOK_CONCURRENCY);
+    if (!one || !many) return [];
+    return [`| ${dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${int(one.events)} | ${fmt(one.eventsPerSecond, 0)} | ${fmt(many.eventsPerSecond, 0)} | **${fmt(many.eventsPerSecond / one.eventsPerSecond, 2)}×** |`];
+  });
+  const ratioRows = baselines.map((b) => {
+    const ingest = runs.find((r) => r.store === b.store && r.inFlight === b.inFlight && r.scenario === 'new manifest');
+    const ratio = ingest ? ingest.eventsPerSecond / b.eventsPerSecond : NaN;
+    const goal = b.inFlight === WEBHOOK_CONCURRENCY ? `≥ ${fmt(WEBHOOK_RATIO_GOAL, 1)}×` : 'none (one at a time)';
+    const result = b.inFlight === WEBHOOK_CONCURRENCY ? passMiss(ratio >= WEBHOOK_RATIO_GOAL) : '';
+    return `| ${b.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${b.inFlight} | ${int(b.events)} | **${fmt(ingest?.eventsPerSecond ?? NaN, 0)}** | ${fmt(ingest?.latency.p50 ?? NaN, 2)} | ${fmt(b.eventsPerSecond, 0)} | ${fmt(b.latency.p50, 2)} | **${fmt(ratio, 2)}×** | ${goal} | ${result} |`;
+  });
   const rows = runs.map((r) => {
     const goal = r.scenario === 'new manifest' ? `one manifest GET per event (${r.events})` : '0 manifest GETs';
     const expected = r.scenario === 'new manifest' ? r.manifestGets === r.events && r.outcomes.applied === r.events : r.manifestGets === 0 && r.outcomes.duplicate === r.events;
@@ -117,6 +254,30 @@ queue per endpoint) and ${WEBHOOK_CONCURRENCY} at a time.
 |---|---|---:|---:|---:|---:|---:|---:|---|---|---|
 ${rows.join('\n')}
 
-There is no fixed rate goal; the request counts are the checks.`;
+The request counts are the checks of these rows. The rate goal is against the baseline below.
+
+### Ingest against the baseline
+
+Goal: on both stores, ingest of new manifests at ${WEBHOOK_CONCURRENCY} in flight at least ${fmt(WEBHOOK_RATIO_GOAL, 1)}× a plain loop at the same
+concurrency that, per event, GETs the manifest from the registry (through the same counting proxy) and writes one row in one
+transaction: a better-sqlite3 file (WAL, synchronous NORMAL, as the catalog) or a table in the same PostgreSQL database. The
+baseline runs on the same manifests just before and just after the timed runs; the faster of the two is the one compared.${
+    load ? ` Load average (1, 5, 15 min) ${load.before.join(', ')} before this part, ${load.after.join(', ')} after it.` : ''
+  }
+
+| store | in flight | events | ingest events/s | ingest p50 ms | baseline events/s | baseline p50 ms | ratio | goal | result |
+|---|---:|---:|---:|---:|---:|---:|---:|---|---|
+${ratioRows.join('\n')}
+
+### The store alone
+
+Per event \`putManifest\` then \`setTag\` of a manifest of its own (the search part's manifests and
+tags), on a fresh catalog, one and ${WEBHOOK_CONCURRENCY} at a time, in this process: no registry, no HTTP, so what the store takes per event
+without the rest of ingest. Not a proof that writers overlap (one at a time leaves the database idle between events, which
+${WEBHOOK_CONCURRENCY} at a time fills even behind one lock); test/catalog/concurrent-writes.test.ts is.
+
+| store | events | events/s, 1 at a time | events/s, ${WEBHOOK_CONCURRENCY} at a time | ${WEBHOOK_CONCURRENCY} / 1 |
+|---|---:|---:|---:|---:|
+${storeRows.join('\n')}`;
 }
 

@@ -1,9 +1,10 @@
 // The PostgreSQL dialect (pg).
 //
-// Write transactions take one transaction-scoped advisory lock, so writers are serialised as in
-// SQLite: a tag event and the manifest it points at may arrive in two processes at once, and each
-// transaction must see the other's commit to build the tag's search terms. Readers never wait
-// (MVCC). Migrations run under the same lock, so concurrent `serve` start-ups migrate once.
+// Write transactions hold the catalog-wide advisory lock: write() exclusively (a crawl's
+// reconciliation, migrations, the rare writes), so it runs alone as in SQLite; writeAlongside()
+// shared (tag events, manifests), so those run side by side and lock only what they touch:
+// transaction-scoped advisory locks per manifest and tag, taken in one order
+// (sql/driver.ts LOCK_LEVELS). Readers never wait (MVCC). Concurrent `serve` start-ups migrate once.
 // withLock takes a session advisory lock (pg_try_advisory_lock) on a connection of its own, held
 // until fn settles.
 //
@@ -12,7 +13,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
-import type { Dialect, Driver, Param, QueryOptions, Queryable } from './sql/driver.js';
+import { type Dialect, type Driver, LOCK_LEVELS, type LockKey, LocksOutdated, type Param, type QueryOptions, type Queryable } from './sql/driver.js';
 import { SqlStore } from './sql/store.js';
 import { databaseUrlSecrets, redactDatabaseUrl } from './database-url.js';
 import type { ExplainOptions, LockResult } from './types.js';
@@ -39,6 +40,38 @@ function advisoryKey(name: string): string {
 }
 
 const WRITE_LOCK = advisoryKey('catalog-writes');
+
+/**
+ * q.lock of an alongside transaction: each call above the levels of the calls before it; the keys
+ * of one call in (level, advisory key) order, exclusive where any request of the key is, in one
+ * statement. The order is what rules out deadlocks between these locks (LOCK_LEVELS).
+ */
+function lockerFor(client: pg.PoolClient, fail: (what: string, err: unknown) => unknown): NonNullable<Queryable['lock']> {
+  let taken = -1;
+  return async (keys: readonly LockKey[]): Promise<void> => {
+    if (keys.length === 0) return;
+    const ranks = keys.map((k) => LOCK_LEVELS.indexOf(k.level));
+    if (Math.min(...ranks) <= taken) throw new Error('catalog locks taken out of their order');
+    taken = Math.max(...ranks);
+    const wanted = new Map<string, { rank: number; id: bigint; exclusive: boolean }>();
+    keys.forEach((k, i) => {
+      const name = `${k.level}:${k.key}`;
+      const was = wanted.get(name);
+      wanted.set(name, { rank: ranks[i]!, id: BigInt(advisoryKey(name)), exclusive: (was?.exclusive ?? false) || k.exclusive });
+    });
+    const sorted = [...wanted.values()].sort((a, b) => a.rank - b.rank || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    try {
+      // The subquery fixes the order the locks are taken in.
+      await client.query(
+        `SELECT count(CASE WHEN s.x THEN pg_advisory_xact_lock(s.k) ELSE pg_advisory_xact_lock_shared(s.k) END)
+         FROM (SELECT u.k, u.x FROM unnest($1::bigint[], $2::boolean[]) WITH ORDINALITY AS u(k, x, n) ORDER BY u.n) s`,
+        [sorted.map((l) => l.id.toString()), sorted.map((l) => l.exclusive)],
+      );
+    } catch (err) {
+      throw fail('catalog lock failed', err);
+    }
+  };
+}
 
 /** `?` placeholders → `$1, $2, …` (the shared SQL has no `?` inside literals). */
 const numbered = new Map<string, string>();
@@ -159,20 +192,36 @@ class PostgresDriver implements Driver {
     }
   }
 
-  async write<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+  write<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    return this.transaction(fn, false);
+  }
+
+  writeAlongside<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    return this.transaction(fn, true);
+  }
+
+  /**
+   * One write transaction, retried on a serialization failure or a deadlock. Alone, it holds the
+   * catalog-wide lock exclusively; alongside, shared, and it locks what it touches through
+   * q.lock. An alongside transaction whose locks went stale (LocksOutdated) runs again alone.
+   */
+  private async transaction<T>(fn: (q: Queryable) => Promise<T>, alongside: boolean): Promise<T> {
     const client = await this.connect();
     let broken: Error | undefined;
+    let shared = alongside;
     try {
       for (let attempt = 1; ; attempt++) {
         // Errors keep their SQLSTATE through the wrapper via `cause`, checked for retries below.
         const raw: { err?: unknown } = {};
-        const q = PostgresDriver.queryable(client, (what, err) => {
+        const fail = (what: string, err: unknown): unknown => {
           raw.err = err;
           return this.error(what, err);
-        });
+        };
+        const q = PostgresDriver.queryable(client, fail);
+        if (shared) q.lock = lockerFor(client, fail);
         try {
-          await client.query('BEGIN');
-          await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+          // One round trip: the key is a constant of this module.
+          await client.query(`BEGIN; SELECT ${shared ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock'}(${WRITE_LOCK})`);
           const result = await fn(q);
           await client.query('COMMIT');
           return result;
@@ -182,6 +231,10 @@ class PostgresDriver implements Driver {
           } catch (rollbackErr) {
             broken = rollbackErr as Error;
             throw this.error('catalog transaction failed', err);
+          }
+          if (err instanceof LocksOutdated && shared) {
+            shared = false;
+            continue;
           }
           const code = pgCode(raw.err ?? err);
           if (code !== undefined && RETRYABLE.has(code) && attempt < RETRIES) {

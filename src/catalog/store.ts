@@ -80,7 +80,8 @@ export interface StoreWriter {
   /** Upserts a manifest with its annotations and children (and their records) in one transaction. */
   putManifest(record: ManifestRecord): Promise<{ inserted: boolean }>;
   /** Points a tag at a digest as of `at`. An event older than the tag's newest is recorded for history only. */
-  setTag(repository: string, tag: string, digest: string, at: Date): Promise<EventOutcome>;
+  /** `pushedBy`: the push's user agent and the pusher it names, recorded as recordPusher would, in the same transaction. */
+  setTag(repository: string, tag: string, digest: string, at: Date, pushedBy?: { userAgent: string; pusher: string }): Promise<EventOutcome>;
   deleteTag(repository: string, tag: string, at: Date): Promise<EventOutcome>;
   /** A manifest deleted from a repository: tags there pointing at it (as of `at`) become deleted. */
   deleteManifest(repository: string, digest: string, at: Date): Promise<{ tagsDeleted: number }>;

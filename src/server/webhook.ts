@@ -131,9 +131,8 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
           options.onEvent?.(e, 'missing');
           continue;
         }
-        outcome = await store.setTag(e.repository, e.tag, e.digest, e.at);
-        // Builder evidence: the first push of a manifest names the tool that pushed it.
-        if (e.userAgent) await store.recordPusher(e.digest, e.userAgent, pusherOfUserAgent(e.userAgent), e.at);
+        // Builder evidence: the first push of a manifest names the tool that pushed it (in the tag's transaction).
+        outcome = await store.setTag(e.repository, e.tag, e.digest, e.at, e.userAgent ? { userAgent: e.userAgent, pusher: pusherOfUserAgent(e.userAgent) } : undefined);
         break;
       }
       case 'tag-delete':

@@ -20,6 +20,45 @@ export interface Queryable {
   all<T = Row>(sql: string, params?: readonly Param[], options?: QueryOptions): Promise<T[]>;
   /** Returns the number of rows changed. */
   run(sql: string, params?: readonly Param[]): Promise<number>;
+  /**
+   * Set only inside a transaction of Driver.writeAlongside that runs beside other writers: takes
+   * transaction-scoped locks on these keys (see LockLevel), in one go. Absent where the
+   * transaction writes alone (SQLite, or the catalog-wide lock): then nothing needs locking.
+   */
+  lock?(keys: readonly LockKey[]): Promise<void>;
+}
+
+/**
+ * The levels of the locks writers that run side by side take, in the order a transaction must
+ * take them: each call to q.lock takes levels above those of the calls before it, and the driver
+ * takes the keys of one call in (level, key) order. With every waiter waiting only on a key above
+ * all it holds, no two transactions can wait on each other.
+ *
+ * - evidence: what a tag's search terms and an image's derived columns are built from, per
+ *   manifest (`m:<digest>`) and per config (`c:<digest>`); shared to read, exclusive to change.
+ * - tag: one tag's state, history and terms (`<repository>\0<tag>`), exclusive.
+ *
+ * The insights aggregates need no advisory lock: they change by increments, applied in key order
+ * just before the commit (insight-weeks.ts).
+ */
+export const LOCK_LEVELS = ['evidence', 'tag'] as const;
+type LockLevel = (typeof LOCK_LEVELS)[number];
+
+export interface LockKey {
+  level: LockLevel;
+  key: string;
+  exclusive: boolean;
+}
+
+/**
+ * Thrown inside a writeAlongside transaction whose locks no longer cover what it must read (a
+ * manifest it depends on appeared between reading its dependencies and locking them): the
+ * driver runs it again alone, under the catalog-wide lock.
+ */
+export class LocksOutdated extends Error {
+  constructor() {
+    super('the locks of this transaction no longer cover what it reads');
+  }
 }
 
 export interface Dialect {
@@ -45,6 +84,12 @@ export interface Driver extends Queryable {
   readonly dialect: Dialect;
   /** A write transaction, serialised with every other writer of the database (see each driver). */
   write<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * A write transaction that runs beside other writeAlongside transactions, each declaring what
+   * it reads and changes through q.lock; excluded only by write(). Drivers with one writer
+   * anyway (SQLite) leave it out, and the store uses write().
+   */
+  writeAlongside?<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   explain(sql: string, params: readonly Param[], options: ExplainOptions): Promise<string[]>;
   withLock<T>(name: string, fn: () => Promise<T>): Promise<LockResult<T>>;
   close(): Promise<void>;

@@ -11,7 +11,10 @@
 // (INSERT … ON CONFLICT DO UPDATE SET images = images + excluded.images) applied in key order:
 // increments commute, so writers of different repositories need no common lock. The image's row
 // in insight_images holds what it was counted as, so the old key is read from the row the writer
-// updates.
+// updates. Inside a store transaction (deferAggregateChanges) the increments are gathered and
+// applied just before the commit, so the shared aggregate rows are held only that long; beside
+// other writers (PostgreSQL) an image's row is locked (FOR UPDATE, or inserted) before it is
+// compared, so two transactions tagging one image take turns.
 import { REFERENCE_PLATFORM } from '../../oci/manifest.js';
 import { SET } from '../tagstate.js';
 import { IN_CHUNK, MAX_PARAMS, type Param, type Queryable, type Row, chunks, marks, num } from './driver.js';
@@ -74,8 +77,6 @@ type Platform = [os: string, architecture: string, variant: string];
 class Changes {
   private readonly byKey = new Map<string, { table: Table; key: Param[]; n: number }>();
 
-  constructor(private readonly platforms: Map<string, Platform[]>) {}
-
   private add(table: Table, key: Param[], n: number): void {
     const id = `${table}\u0000${JSON.stringify(key)}`;
     const entry = this.byKey.get(id);
@@ -84,19 +85,20 @@ class Changes {
   }
 
   /** Counts (n = 1) or uncounts (n = -1) one image of a repository at both levels. */
-  image(repoId: number, namespace: string, digest: string, week: number, as: Counted | null, n: 1 | -1): void {
+  image(repoId: number, namespace: string, platforms: readonly Platform[] | undefined, week: number, as: Counted | null, n: 1 | -1): void {
     if (!as) return;
     const dims = [as.builder, as.build_source, as.media_family, as.multi];
     this.add('insight_counts', [repoId, week, ...dims], n);
     this.add('insight_namespace_counts', [week, namespace, ...dims], n);
     if (as.multi !== 1) return;
-    for (const p of this.platforms.get(digest) ?? []) {
+    for (const p of platforms ?? []) {
       this.add('insight_platforms', [repoId, week, ...p], n);
       this.add('insight_namespace_platforms', [week, namespace, ...p], n);
     }
   }
 
   async apply(q: Queryable): Promise<void> {
+    if (this.byKey.size === 0) return;
     const compare = (a: Param[], b: Param[]): number => {
       for (let i = 0; i < a.length; i++) {
         const x = a[i]!;
@@ -151,58 +153,91 @@ async function platformsOf(q: Queryable, digests: readonly string[]): Promise<Ma
 
 const MULTI_DIGESTS = (as: Iterable<[string, Counted | null]>): string[] => [...as].filter(([, c]) => c?.multi === 1).map(([d]) => d);
 
-/** Tags of this repository were set to these digests: their images may be new, or their first weeks earlier. */
-export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>): Promise<void> {
-  const name = (await q.all<Row>('SELECT name FROM repositories WHERE id = ?', [repoId]))[0]?.name as string;
-  const namespace = namespaceOf(name);
-  for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
-    const before = new Map<string, { week: number; as: Counted | null }>();
-    const rows = await q.all<Row>(`SELECT digest, week, builder, build_source, media_family, multi FROM insight_images WHERE repository_id = ? AND digest IN (${marks(part.length)})`, [
-      repoId,
-      ...part,
-    ]);
-    for (const r of rows) before.set(r.digest as string, { week: num(r.week), as: counted(r) });
-    const now = await q.all<Row>(
-      `SELECT e.digest, ${weekOf('min(e.at)')} AS week FROM tag_events e JOIN tags g ON g.id = e.tag_id
-       WHERE g.repository_id = ? AND e.kind = ${SET} AND e.digest IN (${marks(part.length)}) GROUP BY e.digest`,
-      [repoId, ...part],
-    );
-    const moved = now.filter((r) => before.get(r.digest as string)?.week !== num(r.week));
-    if (moved.length === 0) continue;
-    const fresh = await countedManifests(
-      q,
-      moved.map((r) => r.digest as string).filter((d) => !before.has(d)),
-    );
-    // A moved image keeps what it is counted as (its row's columns); a new one is counted as its manifest is now.
-    const as = new Map(moved.map((r) => [r.digest as string, before.has(r.digest as string) ? before.get(r.digest as string)!.as : (fresh.get(r.digest as string) ?? null)]));
-    const changes = new Changes(await platformsOf(q, MULTI_DIGESTS(as)));
-    for (const r of moved) {
-      const digest = r.digest as string;
-      const week = num(r.week);
-      const old = before.get(digest);
-      const c = as.get(digest)!;
-      if (old === undefined) {
-        await q.run('INSERT INTO insight_images (repository_id, digest, week, builder, build_source, media_family, multi) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-          repoId,
-          digest,
-          week,
-          c?.builder ?? null,
-          c?.build_source ?? null,
-          c?.media_family ?? null,
-          c?.multi ?? null,
-        ]);
-      } else {
-        await q.run('UPDATE insight_images SET week = ? WHERE repository_id = ? AND digest = ?', [week, repoId, digest]);
-        changes.image(repoId, namespace, digest, old.week, c, -1);
-      }
-      changes.image(repoId, namespace, digest, week, c, 1);
+/** Changes gathered for the end of a store transaction (deferAggregateChanges). */
+const deferred = new WeakMap<Queryable, Changes>();
+
+/** From now on, the aggregate changes of this transaction wait for applyDeferredChanges. */
+export function deferAggregateChanges(q: Queryable): void {
+  deferred.set(q, new Changes());
+}
+
+/** Applies the changes deferAggregateChanges gathered, in key order. */
+export async function applyDeferredChanges(q: Queryable): Promise<void> {
+  const changes = deferred.get(q);
+  deferred.delete(q);
+  await changes?.apply(q);
+}
+
+/** The transaction's pending changes, and whether they wait for its end. */
+function changesOf(q: Queryable): { changes: Changes; later: boolean } {
+  const later = deferred.get(q);
+  return later ? { changes: later, later: true } : { changes: new Changes(), later: false };
+}
+
+interface ImageRow {
+  week: number;
+  as: Counted | null;
+}
+
+/** This repository's rows of these images, locked for this transaction beside other writers. */
+async function lockImageRows(q: Queryable, repoId: number, digests: readonly string[]): Promise<Map<string, ImageRow>> {
+  const rows = await q.all<Row>(
+    `SELECT digest, week, builder, build_source, media_family, multi FROM insight_images
+     WHERE repository_id = ? AND digest IN (${marks(digests.length)}) ORDER BY digest${q.lock ? ' FOR UPDATE' : ''}`,
+    [repoId, ...digests],
+  );
+  return new Map(rows.map((r) => [r.digest as string, { week: num(r.week), as: counted(r) }]));
+}
+
+/**
+ * Tags of this repository were set to these digests at `at`: their images may be new, or their
+ * first weeks earlier (a first week is the minimum over the image's sets in the repository, so a
+ * set only ever moves it earlier).
+ */
+export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>, at: number): Promise<void> {
+  // As weekOf in SQL: integer division truncates.
+  const week = Math.trunc((at - WEEK_ORIGIN) / WEEK_MS);
+  const { changes, later } = changesOf(q);
+  let namespace: string | undefined;
+  for (const part of chunks([...new Set(digests)].sort(), IN_CHUNK)) {
+    const before = await lockImageRows(q, repoId, part);
+    const added = new Map<string, Counted | null>();
+    const missing = part.filter((d) => !before.has(d));
+    if (missing.length > 0) {
+      const fresh = await countedManifests(q, missing);
+      const inserted = await q.all<{ digest: string }>(
+        `INSERT INTO insight_images (repository_id, digest, week, builder, build_source, media_family, multi)
+         VALUES ${missing.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')} ON CONFLICT (repository_id, digest) DO NOTHING RETURNING digest`,
+        missing.flatMap((d) => {
+          const c = fresh.get(d) ?? null;
+          return [repoId, d, week, c?.builder ?? null, c?.build_source ?? null, c?.media_family ?? null, c?.multi ?? null];
+        }),
+      );
+      for (const r of inserted) added.set(r.digest, fresh.get(r.digest) ?? null);
+      // Rows another transaction inserted meanwhile: locked now that it committed, then compared below.
+      const theirs = missing.filter((d) => !added.has(d));
+      if (theirs.length > 0) for (const [d, row] of await lockImageRows(q, repoId, theirs)) before.set(d, row);
     }
-    await changes.apply(q);
+    const earlier = [...before].filter(([, row]) => week < row.week);
+    if (earlier.length > 0) {
+      const moved = earlier.map(([d]) => d);
+      await q.run(`UPDATE insight_images SET week = ? WHERE repository_id = ? AND digest IN (${marks(moved.length)})`, [week, repoId, ...moved]);
+    }
+    if (added.size === 0 && earlier.length === 0) continue;
+    namespace ??= namespaceOf((await q.all<Row>('SELECT name FROM repositories WHERE id = ?', [repoId]))[0]?.name as string);
+    const platforms = await platformsOf(q, MULTI_DIGESTS([...added, ...earlier.map(([d, row]): [string, Counted | null] => [d, row.as])]));
+    for (const [d, c] of added) changes.image(repoId, namespace, platforms.get(d), week, c, 1);
+    for (const [d, row] of earlier) {
+      changes.image(repoId, namespace, platforms.get(d), row.week, row.as, -1);
+      changes.image(repoId, namespace, platforms.get(d), week, row.as, 1);
+    }
   }
+  if (!later) await changes.apply(q);
 }
 
 /** These manifests' derived columns (or the manifests themselves) changed: their images move to their new keys. */
 export async function manifestsChanged(q: Queryable, digests: Iterable<string>): Promise<void> {
+  const { changes, later } = changesOf(q);
   for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
     const images = await q.all<Row>(
       `SELECT i.repository_id, r.name, i.digest, i.week, i.builder, i.build_source, i.media_family, i.multi
@@ -213,13 +248,13 @@ export async function manifestsChanged(q: Queryable, digests: Iterable<string>):
     const now = await countedManifests(q, part);
     const stale = images.filter((r) => !sameCounted(counted(r), now.get(r.digest as string) ?? null));
     if (stale.length === 0) continue;
-    const changes = new Changes(await platformsOf(q, [...new Set(stale.filter((r) => num(r.multi) === 1 || now.get(r.digest as string)?.multi === 1).map((r) => r.digest as string))]));
+    const platforms = await platformsOf(q, [...new Set(stale.filter((r) => num(r.multi) === 1 || now.get(r.digest as string)?.multi === 1).map((r) => r.digest as string))]);
     for (const r of stale) {
       const digest = r.digest as string;
       const repoId = num(r.repository_id);
       const namespace = namespaceOf(r.name as string);
-      changes.image(repoId, namespace, digest, num(r.week), counted(r), -1);
-      changes.image(repoId, namespace, digest, num(r.week), now.get(digest) ?? null, 1);
+      changes.image(repoId, namespace, platforms.get(digest), num(r.week), counted(r), -1);
+      changes.image(repoId, namespace, platforms.get(digest), num(r.week), now.get(digest) ?? null, 1);
     }
     for (const digest of new Set(stale.map((r) => r.digest as string))) {
       const c = now.get(digest) ?? null;
@@ -231,8 +266,8 @@ export async function manifestsChanged(q: Queryable, digests: Iterable<string>):
         digest,
       ]);
     }
-    await changes.apply(q);
   }
+  if (!later) await changes.apply(q);
 }
 
 /**

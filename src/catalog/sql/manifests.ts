@@ -9,7 +9,7 @@ import type { ImageChild, ImageDetail, ManifestRecord } from '../types.js';
 import { VERSION } from '../../version.js';
 import { IN_CHUNK, type Queryable, type Row, chunks, clean, cleanRecord, insertMany, marks, num, numOrNull, toBuffer } from './driver.js';
 import { referrersOf, repositoryId } from './referrers.js';
-import { evidenceChanged, platformOf } from './terms.js';
+import { evidenceChanged, lockEvidenceChange, platformOf } from './terms.js';
 import * as verified from './verifications.js';
 
 function sameRecord(a: Annotations, b: Annotations): boolean {
@@ -24,6 +24,22 @@ export async function hasManifest(db: Queryable, digest: string): Promise<boolea
 
 /** Stores a manifest (and the records of its children) once by digest; the images it changes follow (terms.ts). */
 export async function putManifest(q: Queryable, record: ManifestRecord): Promise<{ inserted: boolean }> {
+  if (q.lock) {
+    // A config whose labels come with the record may change; one without is only read.
+    const touched = new Set<string>();
+    const labelled = new Set<string>();
+    const read = new Set<string>();
+    const walk = (rec: ManifestRecord): void => {
+      touched.add(rec.digest);
+      if (rec.configDigest) (rec.labels !== undefined || rec.config !== undefined ? labelled : read).add(rec.configDigest);
+      for (const c of rec.children ?? []) {
+        touched.add(c.digest);
+        if (c.manifest) walk(c.manifest);
+      }
+    };
+    walk(record);
+    await lockEvidenceChange(q, [...touched], [...labelled], [...read]);
+  }
   const digests = new Set<string>();
   const configs = new Set<string>();
   const inserted = await putOne(q, record, digests, configs);
@@ -99,6 +115,7 @@ async function putLabels(q: Queryable, configDigest: string, labels: Annotations
 }
 
 export async function putConfigLabels(q: Queryable, configDigest: string, labels: Annotations, config?: unknown): Promise<void> {
+  await lockEvidenceChange(q, [], [configDigest]);
   if (await putLabels(q, configDigest, labels, config)) await evidenceChanged(q, new Set(), new Set([configDigest]));
 }
 

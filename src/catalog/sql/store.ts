@@ -50,6 +50,8 @@ import * as search from './search.js';
 import * as tags from './tags.js';
 import * as verified from './verifications.js';
 import { evidenceChanged } from './terms.js';
+import { applyDeferredChanges, deferAggregateChanges } from './insight-weeks.js';
+import { deferRepositoryCounters, writeRepositoryCounters } from './repository-counters.js';
 import type { ReadScope } from '../read-scope.js';
 import { readableRepositories, readableSql, scopedImage, scopedImages } from './read-scope-sql.js';
 import { type SessionRecord, deleteSession, findSession, putSession, setSessionToken } from './sessions.js';
@@ -83,6 +85,24 @@ export class SqlStore implements Store {
     await this.driver.all('SELECT 1');
   }
 
+  /**
+   * A write of tags, manifests or what they count in: its insights increments and repository
+   * counters are written at its end (insight-weeks.ts, repository-counters.ts). `alongside`: it
+   * locks what it touches and runs beside other such writes where the database allows
+   * (PostgreSQL); else it runs alone.
+   */
+  private change<T>(fn: (q: Queryable) => Promise<T>, alongside: boolean): Promise<T> {
+    const body = async (q: Queryable): Promise<T> => {
+      deferAggregateChanges(q);
+      deferRepositoryCounters(q, this.d);
+      const result = await fn(q);
+      await applyDeferredChanges(q);
+      await writeRepositoryCounters(q);
+      return result;
+    };
+    return alongside && this.driver.writeAlongside ? this.driver.writeAlongside(body) : this.driver.write(body);
+  }
+
   withLock<T>(name: string, fn: () => Promise<T>): Promise<LockResult<T>> {
     checkName(name, 'lock name');
     return this.driver.withLock(name, fn);
@@ -97,13 +117,13 @@ export class SqlStore implements Store {
 
   async putManifest(record: ManifestRecord): Promise<{ inserted: boolean }> {
     validateRecord(record);
-    return this.driver.write((q) => manifests.putManifest(q, record));
+    return this.change((q) => manifests.putManifest(q, record), true);
   }
 
   async putConfigLabels(configDigest: string, labels: Annotations, config?: unknown): Promise<void> {
     checkDigest(configDigest, 'config digest');
     if (typeof labels !== 'object' || labels === null) throw new UsageError('labels must be a record of strings');
-    await this.driver.write((q) => manifests.putConfigLabels(q, configDigest, labels, config));
+    await this.change((q) => manifests.putConfigLabels(q, configDigest, labels, config), true);
   }
 
   async hasReadConfig(configDigest: string): Promise<boolean> {
@@ -113,7 +133,7 @@ export class SqlStore implements Store {
 
   async markUnreadable(digest: string, code: string, reason: string, at: Date): Promise<void> {
     checkDigest(digest);
-    await this.driver.write((q) => manifests.markUnreadable(q, digest, code, reason, at));
+    await this.change((q) => manifests.markUnreadable(q, digest, code, reason, at), true);
   }
 
   async unreadable(digest: string): Promise<{ code: string; reason: string } | undefined> {
@@ -166,7 +186,8 @@ export class SqlStore implements Store {
     });
   }
   async recordPusher(digest: string, userAgent: string, pusher: string, at: Date): Promise<void> {
-    await this.driver.write((q) => verified.recordPusher(q, digest, userAgent, pusher, at));
+    // One statement that stands alone (the first pusher kept): no transaction of its own needed.
+    await verified.recordPusher(this.driver, digest, userAgent, pusher, at);
   }
   async pusherOf(digest: string): Promise<verified.PusherRecord | undefined> {
     return verified.pusherOf(this.driver, digest);
@@ -237,26 +258,30 @@ export class SqlStore implements Store {
 
   // ---- tags (tags.ts)
 
-  async setTag(repository: string, tag: string, digest: string, at: Date): Promise<EventOutcome> {
+  async setTag(repository: string, tag: string, digest: string, at: Date, pushedBy?: { userAgent: string; pusher: string }): Promise<EventOutcome> {
     checkName(repository, 'repository');
     checkName(tag, 'tag');
     checkDigest(digest);
     const event: TagEvent = { at: ms(at, 'setTag'), kind: SET, digest };
-    return this.driver.write((q) => tags.tagEvent(q, this.d, repository, tag, event));
+    return this.change(async (q) => {
+      const outcome = await tags.tagEvent(q, this.d, repository, tag, event);
+      if (pushedBy) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
+      return outcome;
+    }, true);
   }
 
   async deleteTag(repository: string, tag: string, at: Date): Promise<EventOutcome> {
     checkName(repository, 'repository');
     checkName(tag, 'tag');
     const event: TagEvent = { at: ms(at, 'deleteTag'), kind: TAG_DELETE, digest: '' };
-    return this.driver.write((q) => tags.tagEvent(q, this.d, repository, tag, event));
+    return this.change((q) => tags.tagEvent(q, this.d, repository, tag, event), true);
   }
 
   async deleteManifest(repository: string, digest: string, at: Date): Promise<{ tagsDeleted: number }> {
     checkName(repository, 'repository');
     checkDigest(digest);
     const event: TagEvent = { at: ms(at, 'deleteManifest'), kind: MANIFEST_DELETE, digest };
-    return this.driver.write((q) => tags.deleteManifest(q, this.d, repository, event));
+    return this.change((q) => tags.deleteManifest(q, this.d, repository, event), true);
   }
 
   async reconcileRepository(repository: string, liveTags: ReadonlyMap<string, string>, at: Date): Promise<ReconcileResult> {
@@ -266,7 +291,7 @@ export class SqlStore implements Store {
       checkDigest(digest);
     }
     const when = ms(at, 'reconcileRepository');
-    return this.driver.write((q) => tags.reconcileRepository(q, this.d, repository, liveTags, when));
+    return this.change((q) => tags.reconcileRepository(q, this.d, repository, liveTags, when), false);
   }
 
   async tagHistory(repository: string, tag: string, page: { limit?: number; cursor?: string; scope?: ReadScope } = {}): Promise<TagHistory | null> {

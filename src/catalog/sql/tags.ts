@@ -6,7 +6,8 @@ import type { EventOutcome, ReconcileResult, TagHistory } from '../types.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type Segment, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from '../tagstate.js';
 import { IN_CHUNK, MAX_PARAMS, type Dialect, type Param, type Queryable, type Row, chunks, dateOrNull, insertMany, marks, num, numOrNull } from './driver.js';
 import { imagesTagged } from './insight-weeks.js';
-import { type WriteContext, loadSummaries, rebuildTerms, splitValue, summaryKey } from './terms.js';
+import { repositoryChanged, repositoryCountersDeferred } from './repository-counters.js';
+import { type WriteContext, lockEvidence, loadSummaries, rebuildTerms, splitValue, summaryKey } from './terms.js';
 
 /**
  * New tags written per step of a first crawl: what one step holds (the images' views, their
@@ -84,25 +85,44 @@ function historyPage(segments: readonly Segment[], before: number | undefined, l
 }
 
 
-/** One set or delete of a tag, logged and applied (see applyTagEvent). */
+/** The key of a tag's lock (driver.ts LOCK_LEVELS). */
+export function tagLockKey(repository: string, tag: string): string {
+  return `${repository}\u0000${tag}`;
+}
+
+/**
+ * One set or delete of a tag, logged and applied (see applyTagEvent). Beside other writers it
+ * locks what the tag's terms are read from (a set) and then the tag itself: events of other tags
+ * go on meanwhile, events of this tag wait their turn.
+ */
 export async function tagEvent(q: Queryable, d: Dialect, repository: string, tag: string, event: TagEvent): Promise<EventOutcome> {
+  if (q.lock) {
+    const own = { level: 'tag', key: tagLockKey(repository, tag), exclusive: true } as const;
+    if (event.kind === SET) await lockEvidence(q, [event.digest], [own]);
+    else await q.lock([own]);
+  }
   const repoId = await ensureRepository(q, d, repository, event.at);
-  return applyTagEvent(q, d, repoId, tag, event, { summaries: new Map() });
+  return applyTagEvent(q, d, repoId, tag, event, { summaries: new Map(), ...(q.lock ? { evidenceLocked: new Set(event.kind === SET ? [event.digest] : []) } : {}) });
 }
 
 /** A manifest deleted from a repository (`event` is its MANIFEST_DELETE): the tags there that pointed at it. */
 export async function deleteManifest(q: Queryable, d: Dialect, repository: string, event: TagEvent): Promise<{ tagsDeleted: number }> {
   const digest = event.digest;
   {
+    // Tag events that set this digest read its deletions under the same lock, shared.
+    if (q.lock) await q.lock([{ level: 'evidence', key: `m:${digest}`, exclusive: true }]);
     const repoId = await ensureRepository(q, d, repository, event.at);
     const fresh = await q.run('INSERT INTO manifest_deletions (repository_id, digest, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [repoId, digest, event.at]);
     if (fresh === 0) return { tagsDeleted: 0 };
     // Only tags that were ever set to this digest can be affected.
-    const rows = await q.all(
-      `SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.id IN (SELECT e.tag_id FROM tag_events e WHERE e.digest = ? AND e.kind = ${SET})`,
-      [repoId, digest],
-    );
-    const ctx: WriteContext = { summaries: new Map() };
+    const affected = `SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.id IN (SELECT e.tag_id FROM tag_events e WHERE e.digest = ? AND e.kind = ${SET})`;
+    let rows = await q.all(affected, [repoId, digest]);
+    if (q.lock && rows.length > 0) {
+      // No set of this digest can commit meanwhile (the evidence lock): lock the tags, then read them as they are now.
+      await q.lock(rows.map((r) => ({ level: 'tag', key: tagLockKey(repository, r.name as string), exclusive: true })));
+      rows = await q.all(affected, [repoId, digest]);
+    }
+    const ctx: WriteContext = { summaries: new Map(), ...(q.lock ? { evidenceLocked: new Set<string>() } : {}) };
     let tagsDeleted = 0;
     for (const row of rows.map(tagRow)) {
       const before = stateOf(row);
@@ -209,7 +229,7 @@ async function insertNewTags(q: Queryable, d: Dialect, repoId: number, fresh: re
       for (const r of inserted) ids.set(r.name as string, num(r.id));
     }
     await insertMany(q, 'tag_events', ['tag_id', 'at', 'kind', 'digest'], states.map((x) => [ids.get(x.name)!, at, SET, x.digest]));
-    await imagesTagged(q, repoId, digests);
+    await imagesTagged(q, repoId, digests, at);
     const terms: Param[][] = [];
     for (const x of states) {
       newest = Math.max(newest ?? x.state.updatedAt, x.state.updatedAt);
@@ -228,16 +248,20 @@ async function insertNewTags(q: Queryable, d: Dialect, repoId: number, fresh: re
     for (const d of digests) ctx.summaries.delete(summaryKey(repoId, d));
   }
   if (newest === null) return;
-  await q.run(`UPDATE repositories SET live_tags = live_tags + ?, build_tags = build_tags + ?, updated_at = ${d.greatest}(COALESCE(updated_at, ?), ?) WHERE id = ?`, [
-    live,
-    build,
-    newest,
-    newest,
-    repoId,
-  ]);
+  await repositoryChanged(q, d, repoId, { live, build, updatedAt: newest });
 }
 
 export async function ensureRepository(q: Queryable, d: Dialect, name: string, at: number): Promise<number> {
+  if (repositoryCountersDeferred(q)) {
+    // Without locking the row: its times are written with its counters, at the transaction's end.
+    const find = () => q.all<{ id: unknown }>('SELECT id FROM repositories WHERE name = ?', [name]);
+    let rows = await find();
+    if (!rows[0]) rows = await q.all<{ id: unknown }>('INSERT INTO repositories (name, first_seen, last_seen) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING id', [name, at, at]);
+    if (!rows[0]) rows = await find();
+    const id = num(rows[0]!.id);
+    await repositoryChanged(q, d, id, { firstSeen: at, lastSeen: at });
+    return id;
+  }
   const g = d.greatest;
   const rows = await q.all<{ id: unknown }>(
     `INSERT INTO repositories (name, first_seen, last_seen) VALUES (?, ?, ?)
@@ -251,11 +275,16 @@ export async function ensureRepository(q: Queryable, d: Dialect, name: string, a
 
 /** Logs one event of a tag and brings the tag's state up to date: one step if it is the newest, else a replay. */
 async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: string, event: TagEvent, ctx: WriteContext): Promise<EventOutcome> {
-  await q.run('INSERT INTO tags (repository_id, name) VALUES (?, ?) ON CONFLICT (repository_id, name) DO NOTHING', [repoId, tag]);
-  const row = tagRow((await q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.name = ?`, [repoId, tag]))[0]!);
+  const find = () => q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.name = ?`, [repoId, tag], { prepare: true });
+  let rows = await find();
+  if (!rows[0]) {
+    await q.run('INSERT INTO tags (repository_id, name) VALUES (?, ?) ON CONFLICT (repository_id, name) DO NOTHING', [repoId, tag]);
+    rows = await find();
+  }
+  const row = tagRow(rows[0]!);
   const fresh = await q.run('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', [row.id, event.at, event.kind, event.digest]);
   if (fresh === 0) return 'duplicate';
-  if (event.kind === SET) await imagesTagged(q, repoId, [event.digest]);
+  if (event.kind === SET) await imagesTagged(q, repoId, [event.digest], event.at);
   const before = stateOf(row);
   let after: TagState | null;
   if (stepsForward(row, before, event)) {
@@ -318,12 +347,7 @@ async function writeTagState(q: Queryable, d: Dialect, row: TagRow, before: TagS
   // The repository's update time is its tags' newest. A replay can move a tag's time back
   // (an older event turned out to decide it): then take the maximum afresh.
   const movedBack = before !== null && after.updatedAt < before.updatedAt;
-  await q.run(
-    `UPDATE repositories SET live_tags = live_tags + ?, build_tags = build_tags + ?, updated_at = ${
-      movedBack ? '(SELECT max(t.updated_at) FROM tags t WHERE t.repository_id = repositories.id)' : `${g}(COALESCE(updated_at, ?), ?)`
-    } WHERE id = ?`,
-    [liveDelta, buildDelta, ...(movedBack ? [] : [after.updatedAt, after.updatedAt]), row.repository_id],
-  );
+  await repositoryChanged(q, d, row.repository_id, movedBack ? { live: liveDelta, build: buildDelta, recompute: true } : { live: liveDelta, build: buildDelta, updatedAt: after.updatedAt });
 }
 /** A page of a tag's history: segments that started before `before` (ms), at most `limit`. */
 export async function tagHistory(db: Queryable, repository: string, tag: string, before: number | undefined, limit: number): Promise<TagHistory | null> {

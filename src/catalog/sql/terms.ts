@@ -7,10 +7,11 @@ import { type Annotations, emptyAnnotations } from '../../oci/annotations.js';
 import { mergeAnnotations, resolveBuild } from '../../details/build.js';
 import { dottedTermsRead, labelsAsAnnotations } from '../../details/keys.js';
 import type { Platform, ReferrerInfo } from '../types.js';
-import { IN_CHUNK, type Queryable, type Row, chunks, insertMany, jsonColumn, marks, num, pairsOf } from './driver.js';
+import { IN_CHUNK, type LockKey, LocksOutdated, type Queryable, type Row, chunks, insertMany, jsonColumn, marks, num, pairsOf } from './driver.js';
 import { deriveManifests } from './insights.js';
 import { newestReferrers } from './referrers.js';
-import { TAG_COLUMNS, type TagRow, tagRow } from './tags.js';
+import { repositoryChanged } from './repository-counters.js';
+import { TAG_COLUMNS, type TagRow, tagLockKey, tagRow } from './tags.js';
 
 /** Term values are indexed by this many UTF-16 units (≤ 768 UTF-8 bytes, inside PostgreSQL's btree limit). */
 export const TERM_PREFIX = 256;
@@ -135,6 +136,90 @@ export function hydratedView(r: Row): View | undefined {
 export interface WriteContext {
   /** Terms per repository and digest (summaryKey), computed once per transaction. */
   summaries: Map<string, Summary>;
+  /** Beside other writers: the digests whose evidence this transaction locked, the only ones it may build terms from. */
+  evidenceLocked?: ReadonlySet<string>;
+}
+
+// ---------------------------------------------------------------- locks beside other writers
+
+/**
+ * The evidence lock keys (driver.ts LOCK_LEVELS) of what the terms of tags on these digests are
+ * built from: the manifests, their children, their configs. `complete` when every one of those
+ * manifests is in the catalog: then the set cannot grow (a manifest's children and config are
+ * fixed by its bytes).
+ */
+async function readClosure(q: Queryable, digests: readonly string[]): Promise<{ keys: Set<string>; complete: boolean }> {
+  const keys = new Set(digests.map((d) => `m:${d}`));
+  const found = new Set<string>();
+  let complete = true;
+  for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
+    const rows = await q.all<Row>(
+      `SELECT m.digest, m.config_digest, c.child_digest, cm.id AS child_id, cm.config_digest AS child_config FROM manifests m
+       LEFT JOIN manifest_children c ON c.parent_id = m.id LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE m.digest IN (${marks(part.length)})`,
+      part,
+      { prepare: part.length === 1 },
+    );
+    for (const r of rows) {
+      found.add(r.digest as string);
+      if (r.config_digest != null) keys.add(`c:${r.config_digest as string}`);
+      if (r.child_digest != null) keys.add(`m:${r.child_digest as string}`);
+      if (r.child_digest != null && r.child_id == null) complete = false;
+      if (r.child_config != null) keys.add(`c:${r.child_config as string}`);
+    }
+  }
+  return { keys, complete: complete && found.size === new Set(digests).size };
+}
+
+/**
+ * The evidence lock keys of a change to these manifests or configs: them, the manifests with
+ * those configs, and the indexes listing any of these (their derived columns and their tags'
+ * terms follow, see evidenceChanged).
+ */
+async function changeClosure(q: Queryable, digests: readonly string[], configs: readonly string[]): Promise<Set<string>> {
+  const changed = new Set(digests);
+  for (const part of chunks([...new Set(configs)], IN_CHUNK)) {
+    for (const r of await q.all<{ digest: string }>(`SELECT digest FROM manifests WHERE config_digest IN (${marks(part.length)})`, part)) changed.add(r.digest);
+  }
+  const keys = new Set([...configs].map((c) => `c:${c}`));
+  for (const d of changed) keys.add(`m:${d}`);
+  for (const part of chunks([...changed], IN_CHUNK)) {
+    const rows = await q.all<{ digest: string }>(
+      `SELECT DISTINCT m.digest FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest IN (${marks(part.length)})`,
+      part,
+    );
+    for (const r of rows) keys.add(`m:${r.digest}`);
+  }
+  return keys;
+}
+
+const evidence = (key: string, exclusive: boolean): LockKey => ({ level: 'evidence', key, exclusive });
+
+/**
+ * Beside other writers, before building the terms of tags on these digests: locks their evidence
+ * shared (tags on one image go on side by side), with `then` (locks of later levels) in the same
+ * go. When a manifest of it was missing, reads it again: keys that appeared meanwhile (a manifest
+ * committed while this one waited) are not covered, and the transaction runs again alone
+ * (LocksOutdated).
+ */
+export async function lockEvidence(q: Queryable, digests: readonly string[], then: readonly LockKey[] = []): Promise<void> {
+  if (!q.lock) return;
+  const first = await readClosure(q, digests);
+  await q.lock([...[...first.keys].map((k) => evidence(k, false)), ...then]);
+  if (first.complete) return;
+  for (const key of (await readClosure(q, digests)).keys) if (!first.keys.has(key)) throw new LocksOutdated();
+}
+
+/**
+ * Beside other writers, before changing these manifests (and the children they list) or configs:
+ * locks what evidenceChanged will touch, exclusively, and `read` (configs read but not changed)
+ * shared; then reads the set again, as lockEvidence.
+ */
+export async function lockEvidenceChange(q: Queryable, digests: readonly string[], configs: readonly string[], read: readonly string[] = []): Promise<void> {
+  if (!q.lock) return;
+  const keys = await changeClosure(q, digests, configs);
+  const shared = read.map((c) => `c:${c}`).filter((k) => !keys.has(k));
+  await q.lock([...[...keys].map((k) => evidence(k, true)), ...shared.map((k) => evidence(k, false))]);
+  for (const key of await changeClosure(q, digests, configs)) if (!keys.has(key)) throw new LocksOutdated();
 }
 
 /** A summary depends on the repository too: only its own referrers lend build details (referrers.ts). */
@@ -169,10 +254,20 @@ async function refresh(q: Queryable, digests: Set<string>, configs: Set<string>)
     for (const r of rows) targets.add(r.digest);
   }
   const ctx: WriteContext = { summaries: new Map() };
-  for (const part of chunks([...targets], IN_CHUNK)) {
-    const rows = await q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.digest IN (${marks(part.length)}) AND g.deleted_at IS NULL AND g.updated_at IS NOT NULL`, part);
-    await rebuildLiveTags(q, rows.map(tagRow), ctx);
+  const live = `SELECT ${TAG_COLUMNS}, r.name AS repository FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE g.deleted_at IS NULL AND g.updated_at IS NOT NULL`;
+  let rows: Row[] = [];
+  for (const part of chunks([...targets], IN_CHUNK)) rows.push(...(await q.all(`${live} AND g.digest IN (${marks(part.length)})`, part)));
+  if (q.lock) {
+    // The evidence lock keeps tags from moving onto these images meanwhile; tags may still move
+    // away from them: lock those found, then read them as they are now.
+    ctx.evidenceLocked = targets;
+    await q.lock(rows.map((r) => ({ level: 'tag', key: tagLockKey(r.repository as string, r.name as string), exclusive: true })));
+    const ids = rows.map((r) => num(r.id));
+    rows = [];
+    for (const part of chunks(ids, IN_CHUNK)) rows.push(...(await q.all(`${live} AND g.id IN (${marks(part.length)})`, part)));
+    rows = rows.filter((r) => targets.has(r.digest as string));
   }
+  for (const part of chunks(rows, IN_CHUNK)) await rebuildLiveTags(q, part.map(tagRow), ctx);
 }
 
 /** Rebuilds the terms of these live tags at their digests, and their repositories' build counters. */
@@ -180,7 +275,7 @@ async function rebuildLiveTags(q: Queryable, rows: readonly TagRow[], ctx: Write
   for (const row of rows) {
     const hasBuild = await rebuildTerms(q, row, row.digest as string, row.updated_at as number, ctx);
     const delta = (hasBuild ? 1 : 0) - (row.has_build ? 1 : 0);
-    if (delta !== 0) await q.run('UPDATE repositories SET build_tags = build_tags + ? WHERE id = ?', [delta, row.repository_id]);
+    if (delta !== 0) await repositoryChanged(q, undefined, row.repository_id, { build: delta });
   }
 }
 
@@ -225,6 +320,7 @@ async function summary(q: Queryable, repoId: number, digest: string, ctx: WriteC
 
 /** Replaces a live tag's terms with those of `digest`; records and returns its build flag. */
 export async function rebuildTerms(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext): Promise<boolean> {
+  if (ctx.evidenceLocked && !ctx.evidenceLocked.has(digest)) throw new LocksOutdated();
   const s = await summary(q, row.repository_id, digest, ctx);
   await q.run('DELETE FROM tag_terms WHERE tag_id = ?', [row.id]);
   await insertMany(

@@ -189,9 +189,8 @@ export async function countVerified(q: Queryable, from: number, to: number, repo
 
 /** The first push of a manifest names its pusher; later pushes of the same bytes change nothing. */
 export async function recordPusher(q: Queryable, digest: string, userAgent: string, pusher: string, at: Date): Promise<void> {
-  const seen = await q.all('SELECT 1 FROM manifest_pushers WHERE digest = ?', [digest]);
-  if (seen.length > 0) return;
-  await q.run('INSERT INTO manifest_pushers (digest, user_agent, pusher, seen_at) VALUES (?, ?, ?, ?)', [digest, userAgent.slice(0, 200), pusher, at.getTime()]);
+  // The first push recorded stays, also when two arrive at once.
+  await q.run('INSERT INTO manifest_pushers (digest, user_agent, pusher, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING', [digest, userAgent.slice(0, 200), pusher, at.getTime()]);
 }
 
 export async function pusherOf(q: Queryable, digest: string): Promise<PusherRecord | undefined> {
