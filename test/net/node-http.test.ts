@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBounded } from '../../src/bounded-body.js';
 import type { HttpResponse } from '../../src/net/http.js';
 import { nodeHttpClient } from '../../src/net/node-http.js';
+import { Transport } from '../../src/oci/transport.js';
 import { startForwardProxy } from '../helpers/forward-proxy.js';
 import { LOOPBACK } from '../helpers/ports.js';
 import { makeCertificates } from '../helpers/tls.js';
@@ -179,5 +180,43 @@ describe('the node:http registry client', () => {
     await new Promise<void>((resolve) => closed.close(() => resolve()));
     const err = await client({ method: 'GET', url: `http://${LOOPBACK}:${port}/v2/`, headers: {}, signal: AbortSignal.timeout(5_000) }).catch((e: unknown) => e);
     expect((err as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+  });
+});
+
+describe('the registry transport over the node:http client', () => {
+  it('joins repeated WWW-Authenticate headers as fetch does, and a redirect to another host carries no Authorization', async () => {
+    const seenElsewhere: (string | undefined)[] = [];
+    const elsewhere = createServer((req, res) => {
+      seenElsewhere.push(req.headers.authorization);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((resolve) => elsewhere.listen(0, LOOPBACK, resolve));
+    const registryServer = createServer((req, res) => {
+      if (!req.headers.authorization) {
+        // Two challenges in two headers: only the second names a scheme tagtrail speaks.
+        res.setHeader('www-authenticate', ['Negotiate', 'Basic realm="registry"']);
+        res.writeHead(401).end();
+      } else if (req.url === '/v2/') res.writeHead(200).end();
+      else res.writeHead(307, { location: `http://localhost:${(elsewhere.address() as AddressInfo).port}/blob` }).end();
+    });
+    await new Promise<void>((resolve) => registryServer.listen(0, LOOPBACK, resolve));
+    try {
+      const registry = `${LOOPBACK}:${(registryServer.address() as AddressInfo).port}`;
+      const transport = new Transport({
+        fetch: () => Promise.reject(new Error('fetch must not be used')),
+        http: nodeHttpClient({}),
+        credentials: (r) => (r === registry ? { username: 'ci', password: 's3cret', source: 'the test' } : undefined),
+        retry: { maxAttempts: 1 },
+      });
+      const res = await transport.request({ registry, method: 'GET', path: '/v2/app/blobs/sha256:abc' });
+      expect(res.status).toBe(200);
+      expect(res.url).toMatch(/^http:\/\/localhost:\d+\/blob$/);
+      expect(seenElsewhere).toEqual([undefined]);
+    } finally {
+      registryServer.closeAllConnections();
+      elsewhere.closeAllConnections();
+      await new Promise<void>((resolve) => registryServer.close(() => resolve()));
+      await new Promise<void>((resolve) => elsewhere.close(() => resolve()));
+    }
   });
 });
