@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBounded } from '../../src/bounded-body.js';
 import type { HttpResponse } from '../../src/net/http.js';
 import { nodeHttpClient } from '../../src/net/node-http.js';
+import { NetworkError, exitCodeFor } from '../../src/errors.js';
 import { Transport } from '../../src/oci/transport.js';
 import { startForwardProxy } from '../helpers/forward-proxy.js';
 import { LOOPBACK } from '../helpers/ports.js';
@@ -219,6 +220,35 @@ describe('the registry transport over the node:http client', () => {
       elsewhere.closeAllConnections();
       await new Promise<void>((resolve) => registryServer.close(() => resolve()));
       await new Promise<void>((resolve) => elsewhere.close(() => resolve()));
+    }
+  });
+  it('a name that does not resolve and a connection reset mid-body each end as a NetworkError (exit 1), never a crash', async () => {
+    const resetting = createServer((req, res) => {
+      if (req.url === '/v2/') res.writeHead(200).end();
+      else {
+        res.writeHead(200, { 'content-length': '1000' });
+        res.write('{"partial":', () => req.socket.resetAndDestroy());
+      }
+    });
+    await new Promise<void>((resolve) => resetting.listen(0, LOOPBACK, resolve));
+    try {
+      const transport = new Transport({
+        fetch: () => Promise.reject(new Error('fetch must not be used')),
+        http: nodeHttpClient({}),
+        credentials: () => undefined,
+        retry: { maxAttempts: 2 },
+        sleep: async () => undefined,
+      });
+      const unresolvable = await transport.request({ registry: 'registry.invalid', method: 'GET', path: '/v2/app/tags/list' }).catch((e: unknown) => e);
+      expect(unresolvable).toBeInstanceOf(NetworkError);
+      expect(exitCodeFor(unresolvable as NetworkError)).toBe(1);
+      const registry = `${LOOPBACK}:${(resetting.address() as AddressInfo).port}`;
+      const reset = await transport.request({ registry, method: 'GET', path: '/v2/app/manifests/v1' }).catch((e: unknown) => e);
+      expect(reset).toBeInstanceOf(NetworkError);
+      expect((reset as Error).message).toContain('failed after 2 attempts: the connection broke while reading the body (ECONNRESET)');
+    } finally {
+      resetting.closeAllConnections();
+      await new Promise<void>((resolve) => resetting.close(() => resolve()));
     }
   });
 });
