@@ -25,9 +25,16 @@ async function* webChunks(stream: ReadableStream<Uint8Array>): AsyncGenerator<Ui
   }
 }
 
+function isDestroyable(body: Body): body is AsyncIterable<Uint8Array> & { destroy(): void } {
+  return typeof (body as { destroy?: unknown }).destroy === 'function';
+}
+
 /** Stops a body that will not be read: cancels a web stream, destroys a node stream. */
 async function drop(body: Body): Promise<void> {
   if (isWebStream(body)) await body.cancel().catch(() => undefined);
+  // An iterator never started runs no cleanup on return(), so a node stream is destroyed itself:
+  // left open, its socket would stay busy and keep the process alive.
+  else if (isDestroyable(body)) body.destroy();
   else await body[Symbol.asyncIterator]().return?.()?.catch(() => undefined);
 }
 

@@ -34,6 +34,10 @@ function tlsFor(host: string, ca: string[] | undefined): tls.ConnectionOptions {
   return { host: bare, ...(isIP(bare) ? {} : { servername: bare }), ...(ca ? { ca } : {}) };
 }
 
+/** The request option that carries the request's signal to the CONNECT of its tunnel. */
+const TUNNEL_SIGNAL = 'tagtrailTunnelSignal';
+type TunnelRequestOptions = https.RequestOptions & { [TUNNEL_SIGNAL]?: AbortSignal };
+
 /** An https agent whose connections are CONNECT tunnels through a proxy, pooled and kept alive like any. */
 class TunnelAgent extends https.Agent {
   constructor(
@@ -67,6 +71,21 @@ class TunnelAgent extends https.Agent {
       done(null, tls.connect({ socket, ...tlsFor(host, this.ca) }));
     });
     connect.on('error', (err) => done(err, connect.socket as Duplex));
+    // The request's signal bounds the CONNECT, and only until the tunnel is up: a proxy that never
+    // answers must not hold its socket, and a pooled tunnel must outlive the request that opened it.
+    const signal = (options as TunnelRequestOptions)[TUNNEL_SIGNAL];
+    if (signal) {
+      const abort = (): void => {
+        connect.destroy(signal.reason as Error);
+      };
+      const unwatch = (): void => signal.removeEventListener('abort', abort);
+      if (signal.aborted) abort();
+      else {
+        signal.addEventListener('abort', abort, { once: true });
+        connect.once('connect', unwatch);
+        connect.once('close', unwatch);
+      }
+    }
     connect.end();
     return undefined;
   }
@@ -144,7 +163,8 @@ function send(routes: Routes, req: HttpRequest): Promise<HttpResponse> {
       if (response) response.destroy(req.signal.reason as Error);
       else request.destroy(req.signal.reason as Error);
     };
-    const request = route.module.request({ ...target, method: req.method, headers, agent: route.agent }, (res) => {
+    const options: TunnelRequestOptions = { ...target, method: req.method, headers, agent: route.agent, [TUNNEL_SIGNAL]: req.signal };
+    const request = route.module.request(options, (res) => {
       response = res;
       // Errors while the body is read reach the reader through its iteration; none may go unheard.
       res.on('error', () => undefined);
