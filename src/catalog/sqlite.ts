@@ -1,8 +1,11 @@
 // The SQLite dialect (better-sqlite3): the embedded default.
 //
-// better-sqlite3 is synchronous, the shared store code is not: statements of one transaction are
-// separated by awaits, so every use of the connection goes through a queue, and a transaction
-// holds it from BEGIN to COMMIT. Across processes, write transactions are BEGIN IMMEDIATE: they
+// better-sqlite3 is synchronous: run on the main thread, every statement would hold the event loop
+// (and so every request of serve) while SQLite works. So each connection lives in a worker thread
+// (sqlite-thread.ts) and statements go to it as messages. Writes share one connection: the shared
+// store code separates the statements of a transaction by awaits, so every write goes through a
+// queue, and a transaction holds it from BEGIN to COMMIT. Reads outside a transaction use a second
+// connection, so they never wait behind a transaction; WAL gives each statement a committed snapshot. Across processes, write transactions are BEGIN IMMEDIATE: they
 // take SQLite's write lock up front (waiting up to the busy timeout) instead of failing half-way.
 // WAL lets readers in other processes go on meanwhile.
 import { randomUUID } from 'node:crypto';
@@ -12,6 +15,7 @@ import Database from 'better-sqlite3';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
 import type { Dialect, Driver, Param, Queryable } from './sql/driver.js';
+import { SqliteThread, type ThreadOptions, WRITES } from './sqlite-thread.js';
 import { SqlStore } from './sql/store.js';
 import type { ExplainOptions, LockResult } from './types.js';
 
@@ -53,7 +57,6 @@ function lockHolderGone(owner: string): boolean {
     return (err as { code?: unknown }).code === 'ESRCH';
   }
 }
-const STATEMENT_CACHE = 500;
 
 const SQLITE_DIALECT: Dialect = {
   name: 'sqlite',
@@ -115,8 +118,11 @@ export interface SqliteStoreOptions {
 
 class SqliteDriver implements Driver {
   readonly dialect = SQLITE_DIALECT;
-  private readonly db: Database.Database;
-  private readonly statements = new Map<string, Database.Statement>();
+  /** The connection every write goes through, in the order of `queue`. */
+  private readonly writer: SqliteThread;
+  /** Reads outside a transaction, on a connection of their own (WAL): they never wait behind a writer's transaction. Started at the first read. */
+  private reader: Promise<SqliteThread> | undefined;
+  private readonly readerOptions: ThreadOptions | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -126,24 +132,28 @@ class SqliteDriver implements Driver {
   ) {
     const cacheMiB = options.cacheMiB ?? SQLITE_CACHE_MIB;
     if (!Number.isInteger(cacheMiB) || cacheMiB < 1 || cacheMiB > 4096) throw new StoreError(`SQLite cache of ${cacheMiB} MiB: not an integer from 1 to 4096`);
+    // Opened here first, on this thread: a catalog that cannot be opened fails at once, and the
+    // file, its mode and WAL are in place before the connection threads open it.
     try {
       const created = path !== ':memory:' && !existsSync(path);
       createPrivate(path);
-      this.db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
-      if (path !== ':memory:') this.db.pragma('journal_mode = WAL');
+      const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+      try {
+        if (path !== ':memory:') db.pragma('journal_mode = WAL');
+      } finally {
+        db.close();
+      }
       if (created) privateCompanions(path);
-      this.db.pragma('foreign_keys = ON');
-      this.db.pragma('synchronous = NORMAL');
-      // A negative cache_size is in KiB. Memory-mapped I/O stays off (pages read through it would
-      // count in this process's memory too) and temporary tables go to files (the build's default).
-      this.db.pragma(`cache_size = -${cacheMiB * 1024}`);
-      this.db.pragma('mmap_size = 0');
     } catch (err) {
       throw storeError(`cannot open the SQLite catalog ${path}`, err);
     }
+    const thread: ThreadOptions = { path, busyTimeoutMs: BUSY_TIMEOUT_MS, cacheMiB };
+    this.writer = new SqliteThread(thread);
+    // An in-memory database (or a URI, which may name one) exists on one connection only.
+    this.readerOptions = path === ':memory:' || path.startsWith('file:') ? undefined : thread;
   }
 
-  /** Runs fn when every earlier use of the connection is done. */
+  /** Runs fn when every earlier use of the write connection is done. */
   private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
     const run = this.queue.then(() => {
       if (this.closed) throw new StoreError(`the SQLite catalog ${this.path} is closed`);
@@ -156,35 +166,43 @@ class SqliteDriver implements Driver {
     return run;
   }
 
-  private statement(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      if (this.statements.size >= STATEMENT_CACHE) this.statements.clear();
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
-  }
-
-  /** Statements on the connection as it is: inside a transaction, or already queued. */
+  /** Statements on the write connection as it is: inside a transaction, or already queued. */
   private readonly direct: Queryable = {
     all: async <T>(sql: string, params: readonly Param[] = []): Promise<T[]> => {
       try {
-        return this.statement(sql).all(...params) as T[];
+        return (await this.writer.all<T>(sql, params)) as T[];
       } catch (err) {
         throw storeError('catalog query failed', err);
       }
     },
     run: async (sql: string, params: readonly Param[] = []): Promise<number> => {
       try {
-        return this.statement(sql).run(...params).changes;
+        return await this.writer.run(sql, params);
       } catch (err) {
         throw storeError('catalog update failed', err);
       }
     },
   };
 
-  all<T>(sql: string, params?: readonly Param[]): Promise<T[]> {
+  private readConnection(): Promise<SqliteThread> | undefined {
+    if (!this.readerOptions) return undefined;
+    const options = this.readerOptions;
+    this.reader ??= this.writer.opened.then(() => new SqliteThread(options));
+    return this.reader;
+  }
+
+  async all<T>(sql: string, params: readonly Param[] = []): Promise<T[]> {
+    const reader = this.readConnection();
+    if (reader && !this.closed) {
+      let rows: T[] | typeof WRITES;
+      try {
+        rows = await (await reader).all<T>(sql, params, true);
+      } catch (err) {
+        throw storeError('catalog query failed', err);
+      }
+      if (rows !== WRITES) return rows;
+    }
+    // A statement that writes (or no separate reader): in turn with the other writes.
     return this.exclusive(() => this.direct.all<T>(sql, params));
   }
 
@@ -192,25 +210,17 @@ class SqliteDriver implements Driver {
     return this.exclusive(() => this.direct.run(sql, params));
   }
 
-  /**
-   * BEGIN IMMEDIATE without SQLite's busy wait, which would block the whole event loop (and so
-   * another connection of this process that holds the lock); retries on a timer instead.
-   */
+  /** BEGIN IMMEDIATE, retried on a timer while another connection (of any process) holds the write lock. */
   private async begin(): Promise<void> {
     const deadline = Date.now() + WRITE_WAIT_MS;
-    this.db.pragma('busy_timeout = 0');
-    try {
-      for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
-        try {
-          this.db.exec('BEGIN IMMEDIATE');
-          return;
-        } catch (err) {
-          if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw storeError('cannot start a catalog transaction', err);
-        }
-        await new Promise((resolve) => setTimeout(resolve, pause));
+    for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
+      try {
+        await this.writer.control('begin');
+        return;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw storeError('cannot start a catalog transaction', err);
       }
-    } finally {
-      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
 
@@ -219,10 +229,10 @@ class SqliteDriver implements Driver {
       await this.begin();
       try {
         const result = await fn(this.direct);
-        this.db.exec('COMMIT');
+        await this.writer.control('commit');
         return result;
       } catch (err) {
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        await this.writer.control('rollback').catch(() => undefined);
         throw storeError('catalog transaction failed', err);
       }
     });
@@ -263,10 +273,10 @@ class SqliteDriver implements Driver {
   }
 
   close(): Promise<void> {
-    return this.exclusive(() => {
-      this.statements.clear();
-      this.db.close();
+    return this.exclusive(async () => {
       this.closed = true;
+      const reader = this.reader;
+      await Promise.all([this.writer.close(), reader?.then((r) => r.close(), () => undefined)]);
     });
   }
 }
