@@ -5,8 +5,12 @@
 //
 // The worker's code is a CommonJS script passed as text (eval): it runs the same from the bundle
 // in dist/ and from the TypeScript sources under test, with no separate file to build or ship.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { ConflictError, DigestMismatchError, InvalidInputError, NotFoundError, StoreError, UnreadableManifestError, UsageError, isTagtrailError } from '../errors.js';
 import type { Param } from './sql/driver.js';
 
 export interface ThreadOptions {
@@ -16,16 +20,57 @@ export interface ThreadOptions {
   cacheMiB: number;
 }
 
-/** What the main thread asks; the worker answers { id, value } or { id, error: { message, code } }. */
-type Request =
+/**
+ * What the main thread asks; the worker answers { id, value }, { id, writes: true } or
+ * { id, error }. `call` (the write thread only) runs a whole store method there.
+ */
+export type Request =
   | { op: 'all'; sql: string; params: readonly Param[]; readOnly: boolean }
   | { op: 'run'; sql: string; params: readonly Param[] }
-  | { op: 'begin' | 'commit' | 'rollback' | 'close' };
+  | { op: 'begin' | 'commit' | 'rollback' | 'close' }
+  | { op: 'call'; method: string; args: readonly unknown[] };
+
+/** An error as it crosses between threads: its message, SQLite's or tagtrail's code, the hint. */
+export interface WireError {
+  message: string;
+  code?: unknown;
+  hint?: string;
+  tagtrail?: boolean;
+}
+
+export function toWire(err: unknown): WireError {
+  if (isTagtrailError(err)) return { message: err.message, code: err.code, ...(err.hint !== undefined ? { hint: err.hint } : {}), tagtrail: true };
+  const e = err as { message?: unknown; code?: unknown } | null;
+  return { message: String(e?.message ?? err), ...(e?.code !== undefined ? { code: e.code } : {}) };
+}
+
+/** The store's errors with a plain constructor, by code; any other code arrives as a StoreError. */
+const BY_CODE: Record<string, new (message: string, options: { hint?: string }) => Error> = {
+  USAGE: UsageError,
+  DIGEST_MISMATCH: DigestMismatchError,
+  UNREADABLE_MANIFEST: UnreadableManifestError,
+  NOT_FOUND: NotFoundError,
+  CONFLICT: ConflictError,
+  STORE: StoreError,
+};
+const INPUT_CODES = new Set(['INVALID_REFERENCE', 'INVALID_ANNOTATION', 'INVALID_MANIFEST', 'INVALID_CURSOR', 'UNSUPPORTED']);
+
+/** The error again on this side: the store's own errors keep their class and code, SQLite's their code. */
+export function fromWire(e: WireError): Error {
+  if (e.tagtrail) {
+    const options = e.hint !== undefined ? { hint: e.hint } : {};
+    if (typeof e.code === 'string' && INPUT_CODES.has(e.code)) return new InvalidInputError(e.code as ConstructorParameters<typeof InvalidInputError>[0], e.message, options);
+    const Class = BY_CODE[String(e.code)] ?? StoreError;
+    return new Class(e.message, options);
+  }
+  return Object.assign(new Error(e.message), e.code === undefined ? {} : { code: e.code });
+}
 
 /** Marks the answer to an `all` with readOnly set whose statement writes: run it on the write connection. */
 export const WRITES = Symbol('writes');
 
-const WORKER_SOURCE = `
+/** The read connection's thread: statements only, nothing of tagtrail's own code. */
+const READER_SOURCE = `
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
@@ -63,21 +108,6 @@ function handle(m) {
     }
     case 'run':
       return { value: statement(m.sql).run(...m.params).changes };
-    case 'begin':
-      // No busy wait here: the main thread retries on a timer, so the wait has a deadline it owns.
-      db.pragma('busy_timeout = 0');
-      try {
-        db.exec('BEGIN IMMEDIATE');
-      } finally {
-        db.pragma('busy_timeout = ' + busyTimeoutMs);
-      }
-      return { value: true };
-    case 'commit':
-      db.exec('COMMIT');
-      return { value: true };
-    case 'rollback':
-      if (db.inTransaction) db.exec('ROLLBACK');
-      return { value: true };
     case 'close':
       statements.clear();
       db.close();
@@ -99,14 +129,16 @@ parentPort.on('message', (m) => {
 
 const STATEMENT_CACHE = 500;
 
+/** tsx's ESM API (its `import` export; the CommonJS one cannot register hooks from a worker). */
+function tsxEsmApi(): string {
+  const manifest = createRequire(import.meta.url).resolve('tsx/package.json');
+  const { exports } = JSON.parse(readFileSync(manifest, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
+  return pathToFileURL(join(dirname(manifest), (exports['./esm/api'] as { import: { default: string } }).import.default)).href;
+}
+
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
-}
-
-/** An Error as the worker reported it: SQLite's message and code (SQLITE_BUSY, SQLITE_CONSTRAINT…). */
-function workerError(e: { message: string; code?: unknown }): Error {
-  return Object.assign(new Error(e.message), e.code === undefined ? {} : { code: e.code });
 }
 
 /** BLOB columns come back from the worker as Uint8Array; the store reads Buffers, as from better-sqlite3. */
@@ -125,22 +157,13 @@ function buffers<T>(rows: T[]): T[] {
  * process alive only while a request is outstanding, as an open better-sqlite3 handle never did.
  */
 export class SqliteThread {
-  private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private failure: Error | undefined;
   /** Settles once the connection is open (or could not be). */
   readonly opened: Promise<void>;
 
-  constructor(options: ThreadOptions) {
-    const module = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { module, path: options.path, busyTimeoutMs: options.busyTimeoutMs, cacheMiB: options.cacheMiB, statementCache: STATEMENT_CACHE },
-      // The thread's own output would interleave with serve's JSON log lines: it writes none.
-      stdout: false,
-      stderr: false,
-    });
+  private constructor(private readonly worker: Worker) {
     let openedResolve: () => void = () => undefined;
     let openedReject: (err: Error) => void = () => undefined;
     this.opened = new Promise<void>((resolve, reject) => {
@@ -150,12 +173,12 @@ export class SqliteThread {
     // Nobody may await `opened` (the first request reports the failure too).
     this.opened.catch(() => undefined);
     this.pending.set(0, { resolve: () => openedResolve(), reject: openedReject });
-    this.worker.on('message', (m: { id: number; value?: unknown; writes?: true; error?: { message: string; code?: unknown } }) => {
+    this.worker.on('message', (m: { id: number; value?: unknown; writes?: true; error?: WireError }) => {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
       if (this.pending.size === 0) this.worker.unref();
-      if (m.error) p.reject(workerError(m.error));
+      if (m.error) p.reject(fromWire(m.error));
       else p.resolve(m.writes ? WRITES : m.value);
     });
     const fail = (err: Error): void => {
@@ -166,6 +189,24 @@ export class SqliteThread {
     };
     this.worker.on('error', fail);
     this.worker.on('exit', (code) => fail(new Error(`the SQLite connection thread ended (exit code ${code})`)));
+  }
+
+  /** A connection for reads: statements only (a statement that would write is answered WRITES). */
+  static reader(options: ThreadOptions): SqliteThread {
+    const module = createRequire(import.meta.url).resolve('better-sqlite3');
+    return new SqliteThread(new Worker(READER_SOURCE, { eval: true, workerData: { module, ...options, statementCache: STATEMENT_CACHE } }));
+  }
+
+  /**
+   * The write connection: sqlite-writer.ts, which also runs whole store methods (call). From the
+   * TypeScript sources (tests), the thread loads them through tsx as the main thread does.
+   */
+  static writer(options: ThreadOptions): SqliteThread {
+    const fromSources = import.meta.url.endsWith('.ts');
+    const entry = new URL(fromSources ? './sqlite-writer.ts' : './sqlite-writer.js', import.meta.url).href;
+    const tsx = fromSources ? tsxEsmApi() : null;
+    const bootstrap = `(async () => { if (${JSON.stringify(tsx)}) (await import(${JSON.stringify(tsx)})).register(); await import(${JSON.stringify(entry)}); })();`;
+    return new SqliteThread(new Worker(bootstrap, { eval: true, workerData: options }));
   }
 
   private request(message: Request): Promise<unknown> {
@@ -192,6 +233,11 @@ export class SqliteThread {
     await this.request({ op });
   }
 
+  /** A store method run whole on the write thread (sqlite-writer.ts): one message, not one per statement. */
+  call(method: string, args: readonly unknown[]): Promise<unknown> {
+    return this.request({ op: 'call', method, args });
+  }
+
   /** Closes the connection, then ends the thread. */
   async close(): Promise<void> {
     try {
@@ -202,3 +248,4 @@ export class SqliteThread {
     }
   }
 }
+

@@ -70,6 +70,8 @@ const SQLITE_DIALECT: Dialect = {
   idList: (ids) => JSON.stringify(ids),
 };
 
+const STATEMENT_CACHE = 500;
+
 function storeError(what: string, err: unknown): unknown {
   if (isTagtrailError(err)) return err;
   const message = err instanceof Error ? err.message : String(err);
@@ -116,22 +118,95 @@ export interface SqliteStoreOptions {
   cacheMiB?: number;
 }
 
+/** One connection, as the driver uses it: on this thread (LocalConnection) or on its own (SqliteThread). */
+interface Connection {
+  readonly opened: Promise<void>;
+  all<T>(sql: string, params: readonly Param[], readOnly?: boolean): Promise<T[] | typeof WRITES>;
+  run(sql: string, params: readonly Param[]): Promise<number>;
+  control(op: 'begin' | 'commit' | 'rollback'): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A connection on the calling thread: the write thread's own (sqlite-writer.ts). */
+class LocalConnection implements Connection {
+  readonly opened = Promise.resolve();
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(private readonly options: ThreadOptions) {
+    this.db = new Database(options.path, { timeout: options.busyTimeoutMs });
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('synchronous = NORMAL');
+    // A negative cache_size is in KiB. Memory-mapped I/O stays off (pages read through it would
+    // count in this process's memory too) and temporary tables go to files (the build's default).
+    this.db.pragma(`cache_size = -${options.cacheMiB * 1024}`);
+    this.db.pragma('mmap_size = 0');
+  }
+
+  private statement(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      if (this.statements.size >= STATEMENT_CACHE) this.statements.clear();
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  async all<T>(sql: string, params: readonly Param[], readOnly = false): Promise<T[] | typeof WRITES> {
+    const s = this.statement(sql);
+    return readOnly && !s.readonly ? WRITES : (s.all(...params) as T[]);
+  }
+
+  async run(sql: string, params: readonly Param[]): Promise<number> {
+    return this.statement(sql).run(...params).changes;
+  }
+
+  async control(op: 'begin' | 'commit' | 'rollback'): Promise<void> {
+    if (op === 'begin') {
+      // No busy wait (it would block this thread's loop): SqliteDriver.begin retries on a timer.
+      this.db.pragma('busy_timeout = 0');
+      try {
+        this.db.exec('BEGIN IMMEDIATE');
+      } finally {
+        this.db.pragma(`busy_timeout = ${this.options.busyTimeoutMs}`);
+      }
+    } else if (op === 'commit') {
+      this.db.exec('COMMIT');
+    } else if (this.db.inTransaction) {
+      this.db.exec('ROLLBACK');
+    }
+  }
+
+  async close(): Promise<void> {
+    this.statements.clear();
+    this.db.close();
+  }
+}
+
 class SqliteDriver implements Driver {
   readonly dialect = SQLITE_DIALECT;
   /** The connection every write goes through, in the order of `queue`. */
-  private readonly writer: SqliteThread;
+  readonly writer: Connection;
   /** Reads outside a transaction, on a connection of their own (WAL): they never wait behind a writer's transaction. Started at the first read. */
-  private reader: Promise<SqliteThread> | undefined;
+  private reader: Promise<Connection> | undefined;
   private readonly readerOptions: ThreadOptions | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
+  /** threads: the write and read connections in worker threads (for the main thread); local: one connection on this thread (for the write thread). */
   constructor(
     private readonly path: string,
-    options: SqliteStoreOptions = {},
+    options: SqliteStoreOptions,
+    where: 'threads' | 'local',
   ) {
     const cacheMiB = options.cacheMiB ?? SQLITE_CACHE_MIB;
     if (!Number.isInteger(cacheMiB) || cacheMiB < 1 || cacheMiB > 4096) throw new StoreError(`SQLite cache of ${cacheMiB} MiB: not an integer from 1 to 4096`);
+    const thread: ThreadOptions = { path, busyTimeoutMs: BUSY_TIMEOUT_MS, cacheMiB };
+    if (where === 'local') {
+      this.writer = new LocalConnection(thread);
+      return;
+    }
     // Opened here first, on this thread: a catalog that cannot be opened fails at once, and the
     // file, its mode and WAL are in place before the connection threads open it.
     try {
@@ -147,8 +222,7 @@ class SqliteDriver implements Driver {
     } catch (err) {
       throw storeError(`cannot open the SQLite catalog ${path}`, err);
     }
-    const thread: ThreadOptions = { path, busyTimeoutMs: BUSY_TIMEOUT_MS, cacheMiB };
-    this.writer = new SqliteThread(thread);
+    this.writer = SqliteThread.writer(thread);
     // An in-memory database (or a URI, which may name one) exists on one connection only.
     this.readerOptions = path === ':memory:' || path.startsWith('file:') ? undefined : thread;
   }
@@ -184,10 +258,10 @@ class SqliteDriver implements Driver {
     },
   };
 
-  private readConnection(): Promise<SqliteThread> | undefined {
+  private readConnection(): Promise<Connection> | undefined {
     if (!this.readerOptions) return undefined;
     const options = this.readerOptions;
-    this.reader ??= this.writer.opened.then(() => new SqliteThread(options));
+    this.reader ??= this.writer.opened.then(() => SqliteThread.reader(options));
     return this.reader;
   }
 
@@ -210,7 +284,11 @@ class SqliteDriver implements Driver {
     return this.exclusive(() => this.direct.run(sql, params));
   }
 
-  /** BEGIN IMMEDIATE, retried on a timer while another connection (of any process) holds the write lock. */
+  /**
+   * BEGIN IMMEDIATE, retried on a timer while another connection (of any process) holds the write
+   * lock: SQLite's own busy wait would block the thread's loop (and so another connection of this
+   * process that holds the lock). On the write thread's side, its own driver does this.
+   */
   private async begin(): Promise<void> {
     const deadline = Date.now() + WRITE_WAIT_MS;
     for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
@@ -281,7 +359,43 @@ class SqliteDriver implements Driver {
   }
 }
 
+/** The store methods run whole on the write thread (sqlite-writer.ts WRITER_METHODS): the event path. */
+class SqliteStore extends SqlStore {
+  constructor(private readonly threads: SqliteDriver) {
+    super(threads, SQLITE_MIGRATIONS);
+  }
+
+  private remote<T>(method: string, args: readonly unknown[]): Promise<T> {
+    return (this.threads.writer as SqliteThread).call(method, args) as Promise<T>;
+  }
+
+  override setTag(...args: Parameters<SqlStore['setTag']>): ReturnType<SqlStore['setTag']> {
+    return this.remote('setTag', args);
+  }
+  override deleteTag(...args: Parameters<SqlStore['deleteTag']>): ReturnType<SqlStore['deleteTag']> {
+    return this.remote('deleteTag', args);
+  }
+  override deleteManifest(...args: Parameters<SqlStore['deleteManifest']>): ReturnType<SqlStore['deleteManifest']> {
+    return this.remote('deleteManifest', args);
+  }
+  override recordPusher(...args: Parameters<SqlStore['recordPusher']>): ReturnType<SqlStore['recordPusher']> {
+    return this.remote('recordPusher', args);
+  }
+  override removeReferrer(...args: Parameters<SqlStore['removeReferrer']>): ReturnType<SqlStore['removeReferrer']> {
+    return this.remote('removeReferrer', args);
+  }
+  override putManifest(...args: Parameters<SqlStore['putManifest']>): ReturnType<SqlStore['putManifest']> {
+    return this.remote('putManifest', args);
+  }
+}
+
 /** Opens (creating if need be) a SQLite catalog; `:memory:` for a throw-away one. Not migrated yet. */
 export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqlStore {
-  return new SqlStore(new SqliteDriver(path, options), SQLITE_MIGRATIONS);
+  return new SqliteStore(new SqliteDriver(path, options, 'threads'));
+}
+
+/** The write thread's own store: one connection, on that thread. */
+export function openLocalSqliteStore(options: ThreadOptions): { store: SqlStore; driver: Driver } {
+  const driver = new SqliteDriver(options.path, { cacheMiB: options.cacheMiB }, 'local');
+  return { store: new SqlStore(driver, SQLITE_MIGRATIONS), driver };
 }
