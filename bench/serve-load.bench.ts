@@ -147,7 +147,7 @@ function envelope(p: Pushed): string {
 
 interface Scrape {
   loop: LoopDelay;
-  /** Cumulative counts of serve's own timing of GET /api/v1/… requests, by bucket bound (s). */
+  /** Cumulative counts of serve's own timing of GET requests (all API queries here), by bucket bound (s). */
   apiBuckets: Map<number, number>;
 }
 
@@ -161,7 +161,8 @@ async function scrape(base: string): Promise<Scrape> {
   const apiBuckets = new Map<number, number>();
   for (const m of text.matchAll(/^tagtrail_http_request_duration_seconds_bucket\{([^}]*)\} ([0-9.e+-]+)$/gm)) {
     const labels = m[1] as string;
-    if (!labels.includes('method="GET"') || !/route="\/api\/v1\/(images|repositories)"/.test(labels)) continue;
+    // Every GET but the scrapes is an API query here (serve labels these routes "unmatched").
+    if (!labels.includes('method="GET"') || labels.includes('route="/metrics"')) continue;
     const le = /le="([^"]+)"/.exec(labels)?.[1] ?? '+Inf';
     const bound = le === '+Inf' ? Infinity : Number(le);
     apiBuckets.set(bound, (apiBuckets.get(bound) ?? 0) + Number(m[2]));
