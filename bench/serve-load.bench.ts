@@ -6,9 +6,13 @@
 //   3. loaded: the same 8 query workers while tag-push events arrive open loop at a steady rate
 //      (100/s: sent on a schedule whatever the answers; a send more than one interval behind its
 //      schedule counts as late), walking all 1,600 tags in order with a fresh timestamp each.
+// Queries and events use connection pools of their own (as an API client and the registry do):
+// with one pool, a query could wait in this process behind events serve is slow to answer.
 // The goal: the loaded API p99 is at most 3 times the idle one. Serve's own event-loop delay
 // (monitorEventLoopDelay, prom-client's nodejs_eventloop_lag_* gauges at /metrics, which restart
-// at every scrape) is read at the start and end of each phase. Afterwards every tag whose push was
+// at every scrape) is read at the start and end of each phase, with serve's own timing of the
+// queries (its request duration histogram) and this process's event-loop delay (a lagging
+// benchmark adds its lag to every latency it measures). Afterwards every tag whose push was
 // answered 200 must be searchable on its digest through /api/v1/images.
 //
 // BENCH_SERVE_SECONDS=N sets each phase's time (default 10, at most 30); BENCH_SERVE_RATE the
@@ -16,6 +20,7 @@
 // BENCH_SERVE_CPU_PROF=DIR has serve write a CPU profile (node --cpu-prof) there.
 import { randomUUID } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { removeTempDir, makeTempDir } from '../test/helpers/cleanup.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { startRegistry } from '../test/helpers/registry.js';
@@ -201,10 +206,14 @@ async function runOne(backend: string, db: string, registryHost: string, pushed:
   const note = (what: string): void => {
     if (errorSamples.length < 10) errorSamples.push(what);
   };
+  // Queries and events on connections of their own: a query never waits in this process for a
+  // connection that an event (slow while serve has a backlog) holds.
+  const queryAgent = new Agent({ connections: QUERY_WORKERS });
+  const eventAgent = new Agent();
   const timed = async (url: string, init: RequestInit | undefined, into: number[]): Promise<boolean> => {
     const t = process.hrtime.bigint();
     try {
-      const res = await fetch(url, init);
+      const res = await undiciFetch(url, { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher: init?.method === 'POST' ? eventAgent : queryAgent });
       await res.arrayBuffer();
       into.push(Number(process.hrtime.bigint() - t) / 1e6);
       if (res.status !== 200) note(`${init?.method ?? 'GET'} ${url.replace(serve.url, '')}: ${res.status}`);
@@ -356,6 +365,7 @@ async function runOne(backend: string, db: string, registryHost: string, pushed:
       errorSamples,
     };
   } finally {
+    await Promise.all([queryAgent.close(), eventAgent.close()]);
     const code = await serve.stop();
     if (code !== 0) note(`serve exited ${String(code)}`);
   }
@@ -396,7 +406,9 @@ ${RATE}/s (one envelope per POST on a fixed schedule whatever the answers, walki
 order with a fresh timestamp each; a send more than ${fmt(1000 / RATE, 0)} ms behind its schedule counts as late).
 Goal: the loaded API p99 at most ${GOAL_RATIO}× the idle one, in the same run. Event-loop delay:
 serve's monitorEventLoopDelay (prom-client's \`nodejs_eventloop_lag_*\` at /metrics, 10 ms
-resolution, restarted at each scrape) over each phase. Plain fetch loops in the benchmark process.
+resolution, restarted at each scrape) over each phase; serve's own timing of the queries is the bucket of its
+\`tagtrail_http_request_duration_seconds\` histogram under which 99% of them fell. Plain fetch loops in the
+benchmark process, queries and events on connection pools of their own (8 connections for the queries).
 
 ${loadLine(before, after)}
 
