@@ -3,14 +3,14 @@
 // Here the main thread sends a statement as a message and awaits the answer; SQLite's CPU time,
 // page reads and commits happen on the worker's thread.
 //
-// The worker's code is a CommonJS script passed as text (eval): it runs the same from the bundle
-// in dist/ and from the TypeScript sources under test, with no separate file to build or ship.
+// The thread's code is sqlite-worker.ts (its own entry of the bundle in dist/); a small script
+// passed as text (eval) loads it, through tsx when running from the TypeScript sources.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { ConflictError, DigestMismatchError, InvalidInputError, NotFoundError, StoreError, UnreadableManifestError, UsageError, isTagtrailError } from '../errors.js';
+import { ConflictError, DigestMismatchError, InvalidCursorError, InvalidInputError, NotFoundError, StoreError, UnreadableManifestError, UsageError, isTagtrailError } from '../errors.js';
 import type { Param } from './sql/driver.js';
 
 export interface ThreadOptions {
@@ -39,13 +39,15 @@ export interface WireError {
 }
 
 export function toWire(err: unknown): WireError {
-  if (isTagtrailError(err)) return { message: err.message, code: err.code, ...(err.hint !== undefined ? { hint: err.hint } : {}), tagtrail: true };
+  if (isTagtrailError(err)) return { message: err.message, code: err instanceof InvalidCursorError ? 'CURSOR' : err.code, ...(err.hint !== undefined ? { hint: err.hint } : {}), tagtrail: true };
   const e = err as { message?: unknown; code?: unknown } | null;
   return { message: String(e?.message ?? err), ...(e?.code !== undefined ? { code: e.code } : {}) };
 }
 
 /** The store's errors with a plain constructor, by code; any other code arrives as a StoreError. */
 const BY_CODE: Record<string, new (message: string, options: { hint?: string }) => Error> = {
+  /** InvalidCursorError shares UsageError's code; only on the wire it has its own. */
+  CURSOR: InvalidCursorError,
   USAGE: UsageError,
   DIGEST_MISMATCH: DigestMismatchError,
   UNREADABLE_MANIFEST: UnreadableManifestError,
@@ -68,66 +70,6 @@ export function fromWire(e: WireError): Error {
 
 /** Marks the answer to an `all` with readOnly set whose statement writes: run it on the write connection. */
 export const WRITES = Symbol('writes');
-
-/** The read connection's thread: statements only, nothing of tagtrail's own code. */
-const READER_SOURCE = `
-'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.module);
-const { path, busyTimeoutMs, cacheMiB, statementCache } = workerData;
-const statements = new Map();
-let db;
-let openError;
-try {
-  db = new Database(path, { timeout: busyTimeoutMs });
-  db.pragma('foreign_keys = ON');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('cache_size = -' + cacheMiB * 1024);
-  db.pragma('mmap_size = 0');
-  parentPort.postMessage({ id: 0, value: true });
-} catch (err) {
-  openError = err;
-  parentPort.postMessage({ id: 0, error: { message: String(err && err.message), code: err && err.code } });
-}
-function statement(sql) {
-  let s = statements.get(sql);
-  if (!s) {
-    if (statements.size >= statementCache) statements.clear();
-    s = db.prepare(sql);
-    statements.set(sql, s);
-  }
-  return s;
-}
-function handle(m) {
-  if (openError) throw openError;
-  switch (m.op) {
-    case 'all': {
-      const s = statement(m.sql);
-      if (m.readOnly && !s.readonly) return { writes: true };
-      return { value: s.all(...m.params) };
-    }
-    case 'run':
-      return { value: statement(m.sql).run(...m.params).changes };
-    case 'close':
-      statements.clear();
-      db.close();
-      return { value: true };
-  }
-  throw new Error('unknown request ' + m.op);
-}
-parentPort.on('message', (m) => {
-  let answer;
-  try {
-    answer = handle(m);
-  } catch (err) {
-    answer = { error: { message: String(err && err.message), code: err && err.code } };
-  }
-  answer.id = m.id;
-  parentPort.postMessage(answer);
-});
-`;
-
-const STATEMENT_CACHE = 500;
 
 /** tsx's ESM API (its `import` export; the CommonJS one cannot register hooks from a worker). */
 function tsxEsmApi(): string {
@@ -191,22 +133,16 @@ export class SqliteThread {
     this.worker.on('exit', (code) => fail(new Error(`the SQLite connection thread ended (exit code ${code})`)));
   }
 
-  /** A connection for reads: statements only (a statement that would write is answered WRITES). */
-  static reader(options: ThreadOptions): SqliteThread {
-    const module = createRequire(import.meta.url).resolve('better-sqlite3');
-    return new SqliteThread(new Worker(READER_SOURCE, { eval: true, workerData: { module, ...options, statementCache: STATEMENT_CACHE } }));
-  }
-
   /**
-   * The write connection: sqlite-writer.ts, which also runs whole store methods (call). From the
-   * TypeScript sources (tests), the thread loads them through tsx as the main thread does.
+   * A connection's thread (sqlite-worker.ts) in its role. From the TypeScript sources (tests), the
+   * thread loads them through tsx, as the main thread does.
    */
-  static writer(options: ThreadOptions): SqliteThread {
+  static start(role: 'writer' | 'reader', options: ThreadOptions): SqliteThread {
     const fromSources = import.meta.url.endsWith('.ts');
-    const entry = new URL(fromSources ? './sqlite-writer.ts' : './sqlite-writer.js', import.meta.url).href;
+    const entry = new URL(fromSources ? './sqlite-worker.ts' : './sqlite-worker.js', import.meta.url).href;
     const tsx = fromSources ? tsxEsmApi() : null;
     const bootstrap = `(async () => { if (${JSON.stringify(tsx)}) (await import(${JSON.stringify(tsx)})).register(); await import(${JSON.stringify(entry)}); })();`;
-    return new SqliteThread(new Worker(bootstrap, { eval: true, workerData: options }));
+    return new SqliteThread(new Worker(bootstrap, { eval: true, workerData: { ...options, role } }));
   }
 
   private request(message: Request): Promise<unknown> {
@@ -233,7 +169,7 @@ export class SqliteThread {
     await this.request({ op });
   }
 
-  /** A store method run whole on the write thread (sqlite-writer.ts): one message, not one per statement. */
+  /** A store method run whole on the thread (sqlite-worker.ts): one message, not one per statement. */
   call(method: string, args: readonly unknown[]): Promise<unknown> {
     return this.request({ op: 'call', method, args });
   }

@@ -119,7 +119,7 @@ export interface SqliteStoreOptions {
 }
 
 /** One connection, as the driver uses it: on this thread (LocalConnection) or on its own (SqliteThread). */
-interface Connection {
+export interface Connection {
   readonly opened: Promise<void>;
   all<T>(sql: string, params: readonly Param[], readOnly?: boolean): Promise<T[] | typeof WRITES>;
   run(sql: string, params: readonly Param[]): Promise<number>;
@@ -127,7 +127,7 @@ interface Connection {
   close(): Promise<void>;
 }
 
-/** A connection on the calling thread: the write thread's own (sqlite-writer.ts). */
+/** A connection on the calling thread: a connection thread's own (sqlite-worker.ts). */
 class LocalConnection implements Connection {
   readonly opened = Promise.resolve();
   private readonly db: Database.Database;
@@ -222,7 +222,7 @@ class SqliteDriver implements Driver {
     } catch (err) {
       throw storeError(`cannot open the SQLite catalog ${path}`, err);
     }
-    this.writer = SqliteThread.writer(thread);
+    this.writer = SqliteThread.start('writer', thread);
     // An in-memory database (or a URI, which may name one) exists on one connection only.
     this.readerOptions = path === ':memory:' || path.startsWith('file:') ? undefined : thread;
   }
@@ -258,10 +258,11 @@ class SqliteDriver implements Driver {
     },
   };
 
-  private readConnection(): Promise<Connection> | undefined {
+  /** The read connection's thread; undefined for an in-memory catalog (one connection). */
+  readConnection(): Promise<Connection> | undefined {
     if (!this.readerOptions) return undefined;
     const options = this.readerOptions;
-    this.reader ??= this.writer.opened.then(() => SqliteThread.reader(options));
+    this.reader ??= this.writer.opened.then(() => SqliteThread.start('reader', options));
     return this.reader;
   }
 
@@ -359,7 +360,7 @@ class SqliteDriver implements Driver {
   }
 }
 
-/** The store methods run whole on the write thread (sqlite-writer.ts WRITER_METHODS): the event path. */
+/** Store methods run whole on a connection's thread (sqlite-worker.ts THREAD_METHODS): the event path's writes, and search. */
 class SqliteStore extends SqlStore {
   constructor(private readonly threads: SqliteDriver) {
     super(threads, SQLITE_MIGRATIONS);
@@ -367,6 +368,26 @@ class SqliteStore extends SqlStore {
 
   private remote<T>(method: string, args: readonly unknown[]): Promise<T> {
     return (this.threads.writer as SqliteThread).call(method, args) as Promise<T>;
+  }
+
+  /** On the read thread; an in-memory catalog has none, and reads here through its one connection. */
+  private async read<T>(method: string, args: readonly unknown[], here: () => Promise<T>): Promise<T> {
+    const reader = this.threads.readConnection();
+    if (!reader) return here();
+    return ((await reader) as SqliteThread).call(method, args) as Promise<T>;
+  }
+
+  override searchImages(...args: Parameters<SqlStore['searchImages']>): ReturnType<SqlStore['searchImages']> {
+    return this.read('searchImages', args, () => super.searchImages(...args));
+  }
+  override listRepositories(...args: Parameters<SqlStore['listRepositories']>): ReturnType<SqlStore['listRepositories']> {
+    return this.read('listRepositories', args, () => super.listRepositories(...args));
+  }
+  override getImage(...args: Parameters<SqlStore['getImage']>): ReturnType<SqlStore['getImage']> {
+    return this.read('getImage', args, () => super.getImage(...args));
+  }
+  override getImages(...args: Parameters<SqlStore['getImages']>): ReturnType<SqlStore['getImages']> {
+    return this.read('getImages', args, () => super.getImages(...args));
   }
 
   override setTag(...args: Parameters<SqlStore['setTag']>): ReturnType<SqlStore['setTag']> {
@@ -394,8 +415,8 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   return new SqliteStore(new SqliteDriver(path, options, 'threads'));
 }
 
-/** The write thread's own store: one connection, on that thread. */
-export function openLocalSqliteStore(options: ThreadOptions): { store: SqlStore; driver: Driver } {
+/** A connection thread's own store (sqlite-worker.ts): one connection, on that thread. */
+export function openLocalSqliteStore(options: ThreadOptions): { store: SqlStore; driver: Driver; connection: Connection } {
   const driver = new SqliteDriver(options.path, { cacheMiB: options.cacheMiB }, 'local');
-  return { store: new SqlStore(driver, SQLITE_MIGRATIONS), driver };
+  return { store: new SqlStore(driver, SQLITE_MIGRATIONS), driver, connection: driver.writer };
 }
