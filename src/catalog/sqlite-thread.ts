@@ -83,6 +83,20 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** A store method's answer with every Uint8Array in it (a manifest's bytes) a Buffer again, as the store returns them. */
+function asBuffers(v: unknown): unknown {
+  if (v instanceof Uint8Array) return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = asBuffers(v[i]);
+  } else if (v instanceof Map) {
+    for (const [k, x] of v) v.set(k, asBuffers(x));
+  } else if (v !== null && typeof v === 'object' && !(v instanceof Date)) {
+    const o = v as Record<string, unknown>;
+    for (const k in o) o[k] = asBuffers(o[k]);
+  }
+  return v;
+}
+
 /** BLOB columns come back from the worker as Uint8Array; the store reads Buffers, as from better-sqlite3. */
 function buffers<T>(rows: T[]): T[] {
   for (const row of rows as Record<string, unknown>[]) {
@@ -170,8 +184,8 @@ export class SqliteThread {
   }
 
   /** A store method run whole on the thread (sqlite-worker.ts): one message, not one per statement. */
-  call(method: string, args: readonly unknown[]): Promise<unknown> {
-    return this.request({ op: 'call', method, args });
+  async call(method: string, args: readonly unknown[]): Promise<unknown> {
+    return asBuffers(await this.request({ op: 'call', method, args }));
   }
 
   /** Closes the connection, then ends the thread. */
