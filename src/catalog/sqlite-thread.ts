@@ -31,7 +31,7 @@ export type Request =
   | { op: 'call'; method: string; args: readonly unknown[] };
 
 /** An error as it crosses between threads: its message, SQLite's or tagtrail's code, the hint. */
-export interface WireError {
+interface WireError {
   message: string;
   code?: unknown;
   hint?: string;
@@ -58,7 +58,7 @@ const BY_CODE: Record<string, new (message: string, options: { hint?: string }) 
 const INPUT_CODES = new Set(['INVALID_REFERENCE', 'INVALID_ANNOTATION', 'INVALID_MANIFEST', 'INVALID_CURSOR', 'UNSUPPORTED']);
 
 /** The error again on this side: the store's own errors keep their class and code, SQLite's their code. */
-export function fromWire(e: WireError): Error {
+function fromWire(e: WireError): Error {
   if (e.tagtrail) {
     const options = e.hint !== undefined ? { hint: e.hint } : {};
     if (typeof e.code === 'string' && INPUT_CODES.has(e.code)) return new InvalidInputError(e.code as ConstructorParameters<typeof InvalidInputError>[0], e.message, options);

@@ -15,12 +15,12 @@ import { type Request, type ThreadOptions, WRITES, toWire } from './sqlite-threa
 import { openLocalSqliteStore } from './sqlite.js';
 
 /** The store methods each role runs whole (SqliteStore in sqlite.ts forwards them). */
-export const THREAD_METHODS = {
+const THREAD_METHODS = {
   writer: ['setTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest'],
   reader: ['searchImages', 'listRepositories', 'getImage', 'getImages'],
 } as const;
 
-export type Role = keyof typeof THREAD_METHODS;
+type Role = keyof typeof THREAD_METHODS;
 
 const options = workerData as ThreadOptions & { role: Role };
 const port = parentPort;

@@ -119,7 +119,7 @@ export interface SqliteStoreOptions {
 }
 
 /** One connection, as the driver uses it: on this thread (LocalConnection) or on its own (SqliteThread). */
-export interface Connection {
+interface Connection {
   readonly opened: Promise<void>;
   all<T>(sql: string, params: readonly Param[], readOnly?: boolean): Promise<T[] | typeof WRITES>;
   run(sql: string, params: readonly Param[]): Promise<number>;
