@@ -15,7 +15,8 @@ const { dependencies } = JSON.parse(readFileSync('package.json', 'utf8'));
 const bundled = new Set(['commander']);
 
 await build({
-  entryPoints: ['src/cli.ts', 'src/fixed-output.ts'],
+  // The SQLite connection threads' code is its own entry: a worker loads it by file (src/catalog/sqlite-thread.ts).
+  entryPoints: { cli: 'src/cli.ts', 'fixed-output': 'src/fixed-output.ts', 'sqlite-worker': 'src/catalog/sqlite-worker.ts' },
   outdir: 'dist',
   bundle: true,
   splitting: true,

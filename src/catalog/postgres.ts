@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { StoreError, isTagtrailError } from '../errors.js';
+import { createLimiter } from './limit.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
 import { type Dialect, type Driver, LOCK_LEVELS, type LockKey, LocksOutdated, type Param, type QueryOptions, type Queryable } from './sql/driver.js';
 import { SqlStore } from './sql/store.js';
@@ -19,6 +20,9 @@ import { databaseUrlSecrets, redactDatabaseUrl } from './database-url.js';
 import type { ExplainOptions, LockResult } from './types.js';
 
 const INT8_OID = 20;
+const POOL_SIZE = 10;
+/** Pooled connections writes never take. */
+const READ_CONNECTIONS = 4;
 const RETRIES = 5;
 const RETRYABLE = new Set(['40001', '40P01']); // serialization failure, deadlock
 
@@ -111,6 +115,11 @@ function pgCode(err: unknown): string | undefined {
 class PostgresDriver implements Driver {
   readonly dialect = POSTGRES_DIALECT;
   private readonly pool: pg.Pool;
+  /**
+   * Writes in progress, each holding a pooled connection (waiting on the write lock, too): fewer
+   * than the pool's, so reads always find a connection while events pour in.
+   */
+  private readonly writers = createLimiter(POOL_SIZE - READ_CONNECTIONS);
   private readonly secrets: string[];
   private readonly shownUrl: string;
 
@@ -120,7 +129,7 @@ class PostgresDriver implements Driver {
     const parsers = pg.types;
     this.pool = new pg.Pool({
       connectionString: url,
-      max: 10,
+      max: POOL_SIZE,
       application_name: 'tagtrail',
       // bigint columns (times in ms, ids, counts) as numbers: all stay below 2^53.
       types: {
@@ -193,11 +202,11 @@ class PostgresDriver implements Driver {
   }
 
   write<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
-    return this.transaction(fn, false);
+    return this.writers(() => this.transaction(fn, false));
   }
 
   writeAlongside<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
-    return this.transaction(fn, true);
+    return this.writers(() => this.transaction(fn, true));
   }
 
   /**

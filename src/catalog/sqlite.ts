@@ -1,8 +1,11 @@
 // The SQLite dialect (better-sqlite3): the embedded default.
 //
-// better-sqlite3 is synchronous, the shared store code is not: statements of one transaction are
-// separated by awaits, so every use of the connection goes through a queue, and a transaction
-// holds it from BEGIN to COMMIT. Across processes, write transactions are BEGIN IMMEDIATE: they
+// better-sqlite3 is synchronous: run on the main thread, every statement would hold the event loop
+// (and so every request of serve) while SQLite works. So each connection lives in a worker thread
+// (sqlite-thread.ts) and statements go to it as messages. Writes share one connection: the shared
+// store code separates the statements of a transaction by awaits, so every write goes through a
+// queue, and a transaction holds it from BEGIN to COMMIT. Reads outside a transaction use a second
+// connection, so they never wait behind a transaction; WAL gives each statement a committed snapshot. Across processes, write transactions are BEGIN IMMEDIATE: they
 // take SQLite's write lock up front (waiting up to the busy timeout) instead of failing half-way.
 // WAL lets readers in other processes go on meanwhile.
 import { randomUUID } from 'node:crypto';
@@ -12,6 +15,7 @@ import Database from 'better-sqlite3';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
 import type { Dialect, Driver, Param, Queryable } from './sql/driver.js';
+import { SqliteThread, type ThreadOptions, WRITES } from './sqlite-thread.js';
 import { SqlStore } from './sql/store.js';
 import type { ExplainOptions, LockResult } from './types.js';
 
@@ -53,7 +57,6 @@ function lockHolderGone(owner: string): boolean {
     return (err as { code?: unknown }).code === 'ESRCH';
   }
 }
-const STATEMENT_CACHE = 500;
 
 const SQLITE_DIALECT: Dialect = {
   name: 'sqlite',
@@ -66,6 +69,8 @@ const SQLITE_DIALECT: Dialect = {
   inIdList: (column) => `${column} IN (SELECT value FROM json_each(?))`,
   idList: (ids) => JSON.stringify(ids),
 };
+
+const STATEMENT_CACHE = 500;
 
 function storeError(what: string, err: unknown): unknown {
   if (isTagtrailError(err)) return err;
@@ -113,47 +118,29 @@ export interface SqliteStoreOptions {
   cacheMiB?: number;
 }
 
-class SqliteDriver implements Driver {
-  readonly dialect = SQLITE_DIALECT;
+/** One connection, as the driver uses it: on this thread (LocalConnection) or on its own (SqliteThread). */
+interface Connection {
+  readonly opened: Promise<void>;
+  all<T>(sql: string, params: readonly Param[], readOnly?: boolean): Promise<T[] | typeof WRITES>;
+  run(sql: string, params: readonly Param[]): Promise<number>;
+  control(op: 'begin' | 'commit' | 'rollback'): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A connection on the calling thread: a connection thread's own (sqlite-worker.ts). */
+class LocalConnection implements Connection {
+  readonly opened = Promise.resolve();
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
-  private queue: Promise<unknown> = Promise.resolve();
-  private closed = false;
 
-  constructor(
-    private readonly path: string,
-    options: SqliteStoreOptions = {},
-  ) {
-    const cacheMiB = options.cacheMiB ?? SQLITE_CACHE_MIB;
-    if (!Number.isInteger(cacheMiB) || cacheMiB < 1 || cacheMiB > 4096) throw new StoreError(`SQLite cache of ${cacheMiB} MiB: not an integer from 1 to 4096`);
-    try {
-      const created = path !== ':memory:' && !existsSync(path);
-      createPrivate(path);
-      this.db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
-      if (path !== ':memory:') this.db.pragma('journal_mode = WAL');
-      if (created) privateCompanions(path);
-      this.db.pragma('foreign_keys = ON');
-      this.db.pragma('synchronous = NORMAL');
-      // A negative cache_size is in KiB. Memory-mapped I/O stays off (pages read through it would
-      // count in this process's memory too) and temporary tables go to files (the build's default).
-      this.db.pragma(`cache_size = -${cacheMiB * 1024}`);
-      this.db.pragma('mmap_size = 0');
-    } catch (err) {
-      throw storeError(`cannot open the SQLite catalog ${path}`, err);
-    }
-  }
-
-  /** Runs fn when every earlier use of the connection is done. */
-  private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
-    const run = this.queue.then(() => {
-      if (this.closed) throw new StoreError(`the SQLite catalog ${this.path} is closed`);
-      return fn();
-    });
-    this.queue = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+  constructor(private readonly options: ThreadOptions) {
+    this.db = new Database(options.path, { timeout: options.busyTimeoutMs });
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('synchronous = NORMAL');
+    // A negative cache_size is in KiB. Memory-mapped I/O stays off (pages read through it would
+    // count in this process's memory too) and temporary tables go to files (the build's default).
+    this.db.pragma(`cache_size = -${options.cacheMiB * 1024}`);
+    this.db.pragma('mmap_size = 0');
   }
 
   private statement(sql: string): Database.Statement {
@@ -166,25 +153,131 @@ class SqliteDriver implements Driver {
     return s;
   }
 
-  /** Statements on the connection as it is: inside a transaction, or already queued. */
+  async all<T>(sql: string, params: readonly Param[], readOnly = false): Promise<T[] | typeof WRITES> {
+    const s = this.statement(sql);
+    return readOnly && !s.readonly ? WRITES : (s.all(...params) as T[]);
+  }
+
+  async run(sql: string, params: readonly Param[]): Promise<number> {
+    return this.statement(sql).run(...params).changes;
+  }
+
+  async control(op: 'begin' | 'commit' | 'rollback'): Promise<void> {
+    if (op === 'begin') {
+      // No busy wait (it would block this thread's loop): SqliteDriver.begin retries on a timer.
+      this.db.pragma('busy_timeout = 0');
+      try {
+        this.db.exec('BEGIN IMMEDIATE');
+      } finally {
+        this.db.pragma(`busy_timeout = ${this.options.busyTimeoutMs}`);
+      }
+    } else if (op === 'commit') {
+      this.db.exec('COMMIT');
+    } else if (this.db.inTransaction) {
+      this.db.exec('ROLLBACK');
+    }
+  }
+
+  async close(): Promise<void> {
+    this.statements.clear();
+    this.db.close();
+  }
+}
+
+class SqliteDriver implements Driver {
+  readonly dialect = SQLITE_DIALECT;
+  /** The connection every write goes through, in the order of `queue`. */
+  readonly writer: Connection;
+  /** Reads outside a transaction, on a connection of their own (WAL): they never wait behind a writer's transaction. Started at the first read. */
+  private reader: Promise<Connection> | undefined;
+  private readonly readerOptions: ThreadOptions | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  /** threads: the write and read connections in worker threads (for the main thread); local: one connection on this thread (for the write thread). */
+  constructor(
+    private readonly path: string,
+    options: SqliteStoreOptions,
+    where: 'threads' | 'local',
+  ) {
+    const cacheMiB = options.cacheMiB ?? SQLITE_CACHE_MIB;
+    if (!Number.isInteger(cacheMiB) || cacheMiB < 1 || cacheMiB > 4096) throw new StoreError(`SQLite cache of ${cacheMiB} MiB: not an integer from 1 to 4096`);
+    const thread: ThreadOptions = { path, busyTimeoutMs: BUSY_TIMEOUT_MS, cacheMiB };
+    if (where === 'local') {
+      this.writer = new LocalConnection(thread);
+      return;
+    }
+    // Opened here first, on this thread: a catalog that cannot be opened fails at once, and the
+    // file, its mode and WAL are in place before the connection threads open it.
+    try {
+      const created = path !== ':memory:' && !existsSync(path);
+      createPrivate(path);
+      const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+      try {
+        if (path !== ':memory:') db.pragma('journal_mode = WAL');
+      } finally {
+        db.close();
+      }
+      if (created) privateCompanions(path);
+    } catch (err) {
+      throw storeError(`cannot open the SQLite catalog ${path}`, err);
+    }
+    this.writer = SqliteThread.start('writer', thread);
+    // An in-memory database (or a URI, which may name one) exists on one connection only.
+    this.readerOptions = path === ':memory:' || path.startsWith('file:') ? undefined : thread;
+  }
+
+  /** Runs fn when every earlier use of the write connection is done. */
+  private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      if (this.closed) throw new StoreError(`the SQLite catalog ${this.path} is closed`);
+      return fn();
+    });
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** Statements on the write connection as it is: inside a transaction, or already queued. */
   private readonly direct: Queryable = {
     all: async <T>(sql: string, params: readonly Param[] = []): Promise<T[]> => {
       try {
-        return this.statement(sql).all(...params) as T[];
+        return (await this.writer.all<T>(sql, params)) as T[];
       } catch (err) {
         throw storeError('catalog query failed', err);
       }
     },
     run: async (sql: string, params: readonly Param[] = []): Promise<number> => {
       try {
-        return this.statement(sql).run(...params).changes;
+        return await this.writer.run(sql, params);
       } catch (err) {
         throw storeError('catalog update failed', err);
       }
     },
   };
 
-  all<T>(sql: string, params?: readonly Param[]): Promise<T[]> {
+  /** The read connection's thread; undefined for an in-memory catalog (one connection). */
+  readConnection(): Promise<Connection> | undefined {
+    if (!this.readerOptions) return undefined;
+    const options = this.readerOptions;
+    this.reader ??= this.writer.opened.then(() => SqliteThread.start('reader', options));
+    return this.reader;
+  }
+
+  async all<T>(sql: string, params: readonly Param[] = []): Promise<T[]> {
+    const reader = this.readConnection();
+    if (reader && !this.closed) {
+      let rows: T[] | typeof WRITES;
+      try {
+        rows = await (await reader).all<T>(sql, params, true);
+      } catch (err) {
+        throw storeError('catalog query failed', err);
+      }
+      if (rows !== WRITES) return rows;
+    }
+    // A statement that writes (or no separate reader): in turn with the other writes.
     return this.exclusive(() => this.direct.all<T>(sql, params));
   }
 
@@ -193,24 +286,20 @@ class SqliteDriver implements Driver {
   }
 
   /**
-   * BEGIN IMMEDIATE without SQLite's busy wait, which would block the whole event loop (and so
-   * another connection of this process that holds the lock); retries on a timer instead.
+   * BEGIN IMMEDIATE, retried on a timer while another connection (of any process) holds the write
+   * lock: SQLite's own busy wait would block the thread's loop (and so another connection of this
+   * process that holds the lock). On the write thread's side, its own driver does this.
    */
   private async begin(): Promise<void> {
     const deadline = Date.now() + WRITE_WAIT_MS;
-    this.db.pragma('busy_timeout = 0');
-    try {
-      for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
-        try {
-          this.db.exec('BEGIN IMMEDIATE');
-          return;
-        } catch (err) {
-          if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw storeError('cannot start a catalog transaction', err);
-        }
-        await new Promise((resolve) => setTimeout(resolve, pause));
+    for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
+      try {
+        await this.writer.control('begin');
+        return;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw storeError('cannot start a catalog transaction', err);
       }
-    } finally {
-      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
 
@@ -219,10 +308,10 @@ class SqliteDriver implements Driver {
       await this.begin();
       try {
         const result = await fn(this.direct);
-        this.db.exec('COMMIT');
+        await this.writer.control('commit');
         return result;
       } catch (err) {
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        await this.writer.control('rollback').catch(() => undefined);
         throw storeError('catalog transaction failed', err);
       }
     });
@@ -263,15 +352,71 @@ class SqliteDriver implements Driver {
   }
 
   close(): Promise<void> {
-    return this.exclusive(() => {
-      this.statements.clear();
-      this.db.close();
+    return this.exclusive(async () => {
       this.closed = true;
+      const reader = this.reader;
+      await Promise.all([this.writer.close(), reader?.then((r) => r.close(), () => undefined)]);
     });
+  }
+}
+
+/** Store methods run whole on a connection's thread (sqlite-worker.ts THREAD_METHODS): the event path's writes, and search. */
+class SqliteStore extends SqlStore {
+  constructor(private readonly threads: SqliteDriver) {
+    super(threads, SQLITE_MIGRATIONS);
+  }
+
+  private remote<T>(method: string, args: readonly unknown[]): Promise<T> {
+    return (this.threads.writer as SqliteThread).call(method, args) as Promise<T>;
+  }
+
+  /** On the read thread; an in-memory catalog has none, and reads here through its one connection. */
+  private async read<T>(method: string, args: readonly unknown[], here: () => Promise<T>): Promise<T> {
+    const reader = this.threads.readConnection();
+    if (!reader) return here();
+    return ((await reader) as SqliteThread).call(method, args) as Promise<T>;
+  }
+
+  override searchImages(...args: Parameters<SqlStore['searchImages']>): ReturnType<SqlStore['searchImages']> {
+    return this.read('searchImages', args, () => super.searchImages(...args));
+  }
+  override listRepositories(...args: Parameters<SqlStore['listRepositories']>): ReturnType<SqlStore['listRepositories']> {
+    return this.read('listRepositories', args, () => super.listRepositories(...args));
+  }
+  override getImage(...args: Parameters<SqlStore['getImage']>): ReturnType<SqlStore['getImage']> {
+    return this.read('getImage', args, () => super.getImage(...args));
+  }
+  override getImages(...args: Parameters<SqlStore['getImages']>): ReturnType<SqlStore['getImages']> {
+    return this.read('getImages', args, () => super.getImages(...args));
+  }
+
+  override setTag(...args: Parameters<SqlStore['setTag']>): ReturnType<SqlStore['setTag']> {
+    return this.remote('setTag', args);
+  }
+  override deleteTag(...args: Parameters<SqlStore['deleteTag']>): ReturnType<SqlStore['deleteTag']> {
+    return this.remote('deleteTag', args);
+  }
+  override deleteManifest(...args: Parameters<SqlStore['deleteManifest']>): ReturnType<SqlStore['deleteManifest']> {
+    return this.remote('deleteManifest', args);
+  }
+  override recordPusher(...args: Parameters<SqlStore['recordPusher']>): ReturnType<SqlStore['recordPusher']> {
+    return this.remote('recordPusher', args);
+  }
+  override removeReferrer(...args: Parameters<SqlStore['removeReferrer']>): ReturnType<SqlStore['removeReferrer']> {
+    return this.remote('removeReferrer', args);
+  }
+  override putManifest(...args: Parameters<SqlStore['putManifest']>): ReturnType<SqlStore['putManifest']> {
+    return this.remote('putManifest', args);
   }
 }
 
 /** Opens (creating if need be) a SQLite catalog; `:memory:` for a throw-away one. Not migrated yet. */
 export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqlStore {
-  return new SqlStore(new SqliteDriver(path, options), SQLITE_MIGRATIONS);
+  return new SqliteStore(new SqliteDriver(path, options, 'threads'));
+}
+
+/** A connection thread's own store (sqlite-worker.ts): one connection, on that thread. */
+export function openLocalSqliteStore(options: ThreadOptions): { store: SqlStore; driver: Driver; connection: Connection } {
+  const driver = new SqliteDriver(options.path, { cacheMiB: options.cacheMiB }, 'local');
+  return { store: new SqlStore(driver, SQLITE_MIGRATIONS), driver, connection: driver.writer };
 }

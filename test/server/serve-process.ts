@@ -49,8 +49,9 @@ export interface ServeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startServe(args: readonly string[], env: Record<string, string>, timeoutMs = 20_000): Promise<ServeProcess> {
-  const child = spawnGroup(process.execPath, [BIN, 'serve', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+/** nodeArgs go to node itself, before the script (a benchmark's --cpu-prof, which NODE_OPTIONS refuses). */
+export async function startServe(args: readonly string[], env: Record<string, string>, timeoutMs = 20_000, nodeArgs: readonly string[] = []): Promise<ServeProcess> {
+  const child = spawnGroup(process.execPath, [...nodeArgs, BIN, 'serve', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   const stdout: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<() => void>();
