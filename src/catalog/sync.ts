@@ -15,6 +15,7 @@ import { isValidRepository, isValidTag } from '../oci/reference.js';
 import { isReferrersTag } from '../oci/referrers.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { type GitlabProjectInfo, type RepositorySource, catalogSource } from './discovery.js';
+import { crawlStore } from './crawl-store.js';
 import { Ingestor } from './ingest.js';
 import { retireReferrersTags, subjectOfReferrersTag } from './follow-referrers.js';
 import { type Limiter, createLimiter } from './limit.js';
@@ -137,7 +138,8 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   const limit: Limiter = createLimiter(concurrency);
   const ingestor = new Ingestor({
     client,
-    store,
+    // Look-ups and writes of concurrent tags gathered into batches, so the catalog keeps pace.
+    store: crawlStore(store),
     registry,
     limit,
     readConfigs: options.readConfigs === true,
@@ -335,7 +337,9 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
 
     const live = new Map<string, string>();
     let complete = true;
-    await pool(tags, concurrency, aborted, async (tag) => {
+    // Twice as many tags under way as requests in flight: a tag waiting for the catalog holds no
+    // request slot, and another one's request takes it meanwhile.
+    await pool(tags, 2 * concurrency, aborted, async (tag) => {
       let digest: string;
       try {
         const head = await limit(() => client.headManifest({ registry, repository, tag }));

@@ -7,7 +7,7 @@
 // repository-week holds few images, and cannot drift from a recount.
 import { REFERENCE_PLATFORM } from '../../oci/manifest.js';
 import { SET } from '../tagstate.js';
-import { IN_CHUNK, type Param, type Queryable, type Row, chunks, marks, num } from './driver.js';
+import { IN_CHUNK, type Param, type Queryable, type Row, chunks, insertMany, marks, num } from './driver.js';
 
 /** Weeks start on Monday 00:00 UTC; 1970-01-05 was the first Monday after the epoch. */
 export const WEEK_ORIGIN = 4 * 86_400_000;
@@ -70,18 +70,20 @@ export async function imagesTagged(q: Queryable, repoId: number, digests: Iterab
        WHERE g.repository_id = ? AND e.kind = ${SET} AND e.digest IN (${marks(part.length)}) GROUP BY e.digest`,
       [repoId, ...part],
     );
+    const added: Param[][] = [];
     for (const r of now) {
       const digest = r.digest as string;
       const week = num(r.week);
       const old = before.get(digest);
       if (old === week) continue;
-      if (old === undefined) await q.run('INSERT INTO insight_images (repository_id, digest, week) VALUES (?, ?, ?)', [repoId, digest, week]);
+      if (old === undefined) added.push([repoId, digest, week]);
       else {
         await q.run('UPDATE insight_images SET week = ? WHERE repository_id = ? AND digest = ?', [week, repoId, digest]);
         weeks.add(`${repoId}:${old}`);
       }
       weeks.add(`${repoId}:${week}`);
     }
+    await insertMany(q, 'insight_images', ['repository_id', 'digest', 'week'], added);
   }
   await recount(q, weeks);
 }
