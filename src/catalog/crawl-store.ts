@@ -15,6 +15,12 @@ import type { ManifestRecord } from './types.js';
 
 /** Records per transaction at most: a long transaction keeps SQLite's other statements waiting. */
 const MAX_WRITE_BATCH = 200;
+/**
+ * How long the first record handed to an idle writer waits for others. SQLite commits so fast
+ * that, without it, nearly every transaction would hold one record and pay the fixed cost of a
+ * transaction (and of rebuilding what it changes) alone; a tag waiting here holds no request slot.
+ */
+const WRITE_GATHER_MS = 25;
 /** Digests per look-up at most. */
 const MAX_LOOKUP_BATCH = 500;
 
@@ -26,9 +32,10 @@ interface Pending<K, V> {
 
 /**
  * Calls made while a batch runs wait for the next one, and each batch takes up to `max` of them:
- * one batch at a time, started as soon as the one before settles.
+ * one batch at a time, started as soon as the one before settles. An idle batcher starts the
+ * next batch after `gatherMs` (0: on the next microtask, with the calls of the same moment).
  */
-function batcher<K, V>(max: number, run: (keys: K[]) => Promise<V[]>, runOne: (key: K) => Promise<V>): (key: K) => Promise<V> {
+function batcher<K, V>(max: number, run: (keys: K[]) => Promise<V[]>, runOne: (key: K) => Promise<V>, gatherMs = 0): (key: K) => Promise<V> {
   const queue: Pending<K, V>[] = [];
   let running = false;
   const drain = async (): Promise<void> => {
@@ -52,10 +59,10 @@ function batcher<K, V>(max: number, run: (keys: K[]) => Promise<V[]>, runOne: (k
   return (key) =>
     new Promise<V>((resolve, reject) => {
       queue.push({ key, resolve, reject });
-      // Started on the next microtask, so the calls of the same moment share the first batch.
       if (!running) {
         running = true;
-        queueMicrotask(() => void drain());
+        if (gatherMs > 0) setTimeout(() => void drain(), gatherMs);
+        else queueMicrotask(() => void drain());
       }
     });
 }
@@ -82,6 +89,7 @@ export function crawlStore(store: Store): Store {
     MAX_WRITE_BATCH,
     (records) => store.putManifests(records),
     (record) => store.putManifest(record),
+    WRITE_GATHER_MS,
   );
   // The store's own object underneath: every other method (and `this` inside them) is the store's.
   const crawl = Object.create(store) as Store;

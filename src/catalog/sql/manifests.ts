@@ -42,14 +42,17 @@ export async function putManifest(q: Queryable, record: ManifestRecord): Promise
  */
 export async function putManifests(q: Queryable, records: readonly ManifestRecord[]): Promise<{ inserted: boolean }[]> {
   const configs = new Set<string>();
-  // Every record with its children's, children first (an index's row follows its platforms'), once by digest.
-  const flat = new Map<string, ManifestRecord>();
+  // Every record with its children's, children first (an index's row follows its platforms'):
+  // each one's config labels in that order, as putManifest of each would; rows once by digest.
+  const ordered: ManifestRecord[] = [];
   const visit = (rec: ManifestRecord): void => {
     for (const child of rec.children ?? []) if (child.manifest) visit(child.manifest);
-    if (!flat.has(rec.digest)) flat.set(rec.digest, rec);
+    ordered.push(rec);
   };
   records.forEach(visit);
-  for (const rec of flat.values()) {
+  const flat = new Map<string, ManifestRecord>();
+  for (const rec of ordered) if (!flat.has(rec.digest)) flat.set(rec.digest, rec);
+  for (const rec of ordered) {
     const labels = rec.labels ?? (rec.config !== undefined ? (labelsOfConfig(rec.config) ?? emptyAnnotations()) : undefined);
     if (rec.configDigest != null && labels && (await putLabels(q, rec.configDigest, labels, rec.config))) configs.add(rec.configDigest);
   }
