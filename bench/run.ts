@@ -13,6 +13,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
+/** The variable naming a benchmark's parts: catalog.bench.ts → BENCH_CATALOG_PARTS. */
+const partsVariable = (file: string): string => `BENCH_${file.replace(/\.bench\.ts$/, '').toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PARTS`;
 const only = process.argv.slice(2).map((arg) => {
   const [name = '', parts] = arg.split(':', 2);
   return { name, parts };
@@ -28,6 +30,9 @@ const modules = new Map<string, BenchModule>();
 let expected = 0;
 let unknown: string[] = [];
 for (const f of files) {
+  // Before the import: a benchmark reads its parts when its modules load.
+  const chosen = only.find((o) => f.includes(o.name) && o.parts !== undefined)?.parts;
+  if (chosen !== undefined) process.env[partsVariable(f)] = chosen;
   const mod = (await import(pathToFileURL(join(here, f)).href)) as BenchModule;
   modules.set(f, mod);
   const partial = only.some((o) => f.includes(o.name) && o.parts !== undefined);
@@ -41,7 +46,6 @@ process.stdout.write(`Running ${files.length} benchmark${files.length === 1 ? ''
 let failed = 0;
 for (const f of files) {
   const parts = only.find((o) => f.includes(o.name) && o.parts !== undefined)?.parts;
-  if (parts !== undefined) process.env[`BENCH_${f.replace(/\.bench\.ts$/, '').toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PARTS`] = parts;
   process.stdout.write(`\n== ${f}${parts !== undefined ? ` (${parts})` : ''}\n`);
   const started = Date.now();
   const mod = modules.get(f);
