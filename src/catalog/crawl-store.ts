@@ -13,16 +13,20 @@
 import type { Store } from './store.js';
 import type { ManifestRecord } from './types.js';
 
-/** Records per transaction at most: a long transaction keeps SQLite's other statements waiting. */
-const MAX_WRITE_BATCH = 200;
+/**
+ * Records per transaction at most: a long transaction keeps SQLite's other statements waiting,
+ * and each batch size is a statement text of its own that the drivers keep (prepared, or
+ * renumbered for PostgreSQL): few sizes keep that memory small.
+ */
+const MAX_WRITE_BATCH = 32;
 /**
  * How long the first record handed to an idle writer waits for others. SQLite commits so fast
  * that, without it, nearly every transaction would hold one record and pay the fixed cost of a
  * transaction (and of rebuilding what it changes) alone; a tag waiting here holds no request slot.
  */
 const WRITE_GATHER_MS = 25;
-/** Digests per look-up at most. */
-const MAX_LOOKUP_BATCH = 500;
+/** Digests per look-up at most (the same reason). */
+const MAX_LOOKUP_BATCH = 64;
 
 interface Pending<K, V> {
   key: K;
