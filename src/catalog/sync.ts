@@ -3,7 +3,10 @@
 // GET only for a digest the catalog does not hold yet. Both `tagtrail sync` and the periodic
 // reconcile of `tagtrail serve` run it.
 //
-// - Bounded: at most `concurrency` registry requests in flight.
+// - Bounded: at most `concurrency` registry requests in flight, with twice as many tags under
+//   way, so a tag waiting for the catalog leaves its request slot to another.
+// - Batched: the catalog look-ups and manifest writes of concurrent tags are gathered into one
+//   query or transaction each (crawl-store.ts): the catalog keeps pace with the registry.
 // - Resumable: after each repository (in catalog order) a checkpoint records the last one done;
 //   an interrupted run leaves it behind and the next run starts after it. A run that completes
 //   deletes it.
