@@ -13,6 +13,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
+/** The variable naming a benchmark's parts: catalog.bench.ts → BENCH_CATALOG_PARTS. */
+const partsVariable = (file: string): string => `BENCH_${file.replace(/\.bench\.ts$/, '').toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PARTS`;
 const only = process.argv.slice(2).map((arg) => {
   const [name = '', parts] = arg.split(':', 2);
   return { name, parts };
@@ -24,8 +26,6 @@ type BenchModule = { default: () => Promise<void>; estimatedSeconds?: number; re
 const sized = Object.keys(process.env).some((k) => k.startsWith('BENCH_'));
 const DURATIONS = join(here, 'results', 'durations.json');
 const durations = JSON.parse(await readFile(DURATIONS, 'utf8').catch(() => '{}')) as Record<string, number>;
-/** The variable that names a benchmark's parts: BENCH_CATALOG_PARTS for catalog.bench.ts. */
-const partsVariable = (f: string): string => `BENCH_${f.replace(/\.bench\.ts$/, '').toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PARTS`;
 // Set before the modules are imported: a benchmark reads its parts when it loads (catalog/settings.ts).
 for (const f of files) {
   const parts = only.find((o) => f.includes(o.name) && o.parts !== undefined)?.parts;

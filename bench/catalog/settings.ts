@@ -16,6 +16,8 @@ export const PUT_CONCURRENCY = 16;
 /** sync's default --concurrency; the raw baseline uses the same. */
 export const SYNC_CONCURRENCY = 8;
 export const CHILD_TIMEOUT_MS = 10 * 60_000;
+/** Sync's rate over the same run's raw loop (HEAD+GET for a first sync, HEAD for an unchanged one), at least this. */
+export const SPEED_RATIO_GOAL = 0.9;
 /** Flat: peak RSS at the largest size over the smallest, at most this. */
 export const RSS_RATIO_GOAL = 1.25;
 

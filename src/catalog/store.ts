@@ -77,8 +77,12 @@ export interface StoreReader {
 /** Writes: idempotent, safe under duplicate and out-of-order events. */
 export interface StoreWriter {
   hasManifest(digest: string): Promise<boolean>;
+  /** The digests among these that the catalog holds. */
+  hasManifests(digests: readonly string[]): Promise<Set<string>>;
   /** Upserts a manifest with its annotations and children (and their records) in one transaction. */
   putManifest(record: ManifestRecord): Promise<{ inserted: boolean }>;
+  /** putManifest of each record, all in one transaction: all are written or none (a bad record fails the whole call before anything is written). */
+  putManifests(records: readonly ManifestRecord[]): Promise<{ inserted: boolean }[]>;
   /** Points a tag at a digest as of `at`. An event older than the tag's newest is recorded for history only. */
   /** `pushedBy`: the push's user agent and the pusher it names, recorded as recordPusher would, in the same transaction. */
   setTag(repository: string, tag: string, digest: string, at: Date, pushedBy?: { userAgent: string; pusher: string }): Promise<EventOutcome>;
@@ -101,6 +105,8 @@ export interface StoreWriter {
   markUnreadable(digest: string, code: string, reason: string, at: Date): Promise<void>;
   /** Why the manifest under this digest could not be read, if this version of tagtrail recorded so. */
   unreadable(digest: string): Promise<{ code: string; reason: string } | undefined>;
+  /** unreadable() of each of these digests: those recorded, by digest. */
+  unreadableAmong(digests: readonly string[]): Promise<Map<string, { code: string; reason: string }>>;
   /**
    * Records the GitLab project a repository belongs to (discovery through GitLab's API). Only a
    * repository the catalog already holds is updated; fields GitLab did not give are stored as null.

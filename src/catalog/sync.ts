@@ -3,7 +3,10 @@
 // GET only for a digest the catalog does not hold yet. Both `tagtrail sync` and the periodic
 // reconcile of `tagtrail serve` run it.
 //
-// - Bounded: at most `concurrency` registry requests in flight.
+// - Bounded: at most `concurrency` registry requests in flight, with twice as many tags under
+//   way, so a tag waiting for the catalog leaves its request slot to another.
+// - Batched: the catalog look-ups and manifest writes of concurrent tags are gathered into one
+//   query or transaction each (crawl-store.ts): the catalog keeps pace with the registry.
 // - Resumable: after each repository (in catalog order) a checkpoint records the last one done;
 //   an interrupted run leaves it behind and the next run starts after it. A run that completes
 //   deletes it.
@@ -15,6 +18,7 @@ import { isValidRepository, isValidTag } from '../oci/reference.js';
 import { isReferrersTag } from '../oci/referrers.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { type GitlabProjectInfo, type RepositorySource, catalogSource } from './discovery.js';
+import { crawlStore } from './crawl-store.js';
 import { Ingestor } from './ingest.js';
 import { retireReferrersTags, subjectOfReferrersTag } from './follow-referrers.js';
 import { type Limiter, createLimiter } from './limit.js';
@@ -137,7 +141,8 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   const limit: Limiter = createLimiter(concurrency);
   const ingestor = new Ingestor({
     client,
-    store,
+    // Look-ups and writes of concurrent tags gathered into batches, so the catalog keeps pace.
+    store: crawlStore(store),
     registry,
     limit,
     readConfigs: options.readConfigs === true,
@@ -335,7 +340,9 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
 
     const live = new Map<string, string>();
     let complete = true;
-    await pool(tags, concurrency, aborted, async (tag) => {
+    // Twice as many tags under way as requests in flight: a tag waiting for the catalog holds no
+    // request slot, and another one's request takes it meanwhile.
+    await pool(tags, 2 * concurrency, aborted, async (tag) => {
       let digest: string;
       try {
         const head = await limit(() => client.headManifest({ registry, repository, tag }));

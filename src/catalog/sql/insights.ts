@@ -11,10 +11,10 @@ import { MEDIA_FAMILIES, type MediaFamily, isRealPlatform, mediaFamily } from '.
 import { MAX_INSIGHT_WEEKS } from '../paging.js';
 import { SET } from '../tagstate.js';
 import type { InsightsCounts, InsightsQuery, InsightsReport, InsightsWeek, ManifestInsight } from '../types.js';
-import { type Driver, IN_CHUNK, type Param, type Queryable, type Row, chunks, clean, marks, num } from './driver.js';
+import { type Driver, IN_CHUNK, MAX_PARAMS, type Param, type Queryable, type Row, chunks, clean, marks, num } from './driver.js';
 import { ms } from './checks.js';
 import { WEEK_MS, WEEK_ORIGIN, manifestsChanged, namespaceOf, weekNumber } from './insight-weeks.js';
-import { hasBuildReferrer } from './referrers.js';
+import { buildReferrerSubjects } from './referrers.js';
 import type { ReadableCondition } from './verifications.js';
 
 /**
@@ -32,16 +32,72 @@ export async function deriveManifests(q: Queryable, digests: Set<string>, config
   for (const part of chunks([...images], IN_CHUNK)) {
     sort(await q.all<Row>(`SELECT DISTINCT m.digest, m.media_type FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest IN (${marks(part.length)})`, part));
   }
-  for (const d of images) await deriveOne(q, d);
-  for (const d of indexes) await deriveOne(q, d);
+  // Images first: an index's facts are read from its children's.
+  for (const part of chunks([...images], IN_CHUNK)) await deriveMany(q, part);
+  for (const part of chunks([...indexes], IN_CHUNK)) await deriveMany(q, part);
   // What the report counts of these images may have changed with them.
   await manifestsChanged(q, [...images, ...indexes]);
 }
 
-async function deriveOne(q: Queryable, digest: string): Promise<void> {
-  const m = (await q.all<Row>('SELECT id, media_type, raw, config_digest FROM manifests WHERE digest = ?', [digest]))[0];
-  if (!m) return;
+/** What deriving one manifest reads, for a chunk of manifests read together. */
+interface DeriveFacts {
+  annotations: Map<number, Annotations>;
+  referred: Set<string>;
+  children: Map<number, Row[]>;
+  configs: Map<string, { builder: unknown; confidence: unknown; evidence: unknown; labels: Annotations }>;
+}
+
+/** Derives these manifests' insight columns (at most IN_CHUNK digests), reading what they need in a few statements for all. */
+async function deriveMany(q: Queryable, digests: readonly string[]): Promise<void> {
+  const manifests = await q.all<Row>(`SELECT id, digest, media_type, raw, config_digest FROM manifests WHERE digest IN (${marks(digests.length)})`, [...digests]);
+  if (manifests.length === 0) return;
+  const ids = manifests.map((m) => num(m.id));
+  const facts: DeriveFacts = { annotations: new Map(ids.map((id) => [id, emptyAnnotations()])), referred: new Set(), children: new Map(), configs: new Map() };
+  for (const r of await q.all<Row>(`SELECT manifest_id, key, value FROM annotations WHERE manifest_id IN (${marks(ids.length)})`, ids)) {
+    facts.annotations.get(num(r.manifest_id))![r.key as string] = r.value as string;
+  }
+  // Build details recorded as referrers against these manifests (referrers.ts).
+  facts.referred = await buildReferrerSubjects(q, manifests.map((m) => m.digest as string));
+  const indexIds = manifests.filter((m) => isIndexMediaType(m.media_type as string)).map((m) => num(m.id));
+  if (indexIds.length > 0) {
+    const rows = await q.all<Row>(
+      `SELECT c.parent_id, c.os, c.architecture, c.variant, cm.builder, cm.builder_confidence, cm.builder_evidence, cm.build_source
+       FROM manifest_children c LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE c.parent_id IN (${marks(indexIds.length)}) ORDER BY c.parent_id, c.position`,
+      indexIds,
+    );
+    for (const r of rows) facts.children.set(num(r.parent_id), [...(facts.children.get(num(r.parent_id)) ?? []), r]);
+  }
+  const configDigests = [...new Set(manifests.filter((m) => !isIndexMediaType(m.media_type as string) && m.config_digest != null).map((m) => m.config_digest as string))];
+  if (configDigests.length > 0) {
+    const byId = new Map<number, string>();
+    for (const c of await q.all<Row>(`SELECT id, digest, builder, builder_confidence, builder_evidence FROM configs WHERE digest IN (${marks(configDigests.length)})`, configDigests)) {
+      byId.set(num(c.id), c.digest as string);
+      facts.configs.set(c.digest as string, { builder: c.builder, confidence: c.builder_confidence, evidence: c.builder_evidence, labels: emptyAnnotations() });
+    }
+    if (byId.size > 0) {
+      for (const r of await q.all<Row>(`SELECT config_id, key, value FROM config_labels WHERE config_id IN (${marks(byId.size)})`, [...byId.keys()])) {
+        facts.configs.get(byId.get(num(r.config_id))!)!.labels[r.key as string] = r.value as string;
+      }
+    }
+  }
+  const derived = manifests.map((m) => deriveOne(m, facts));
+  // One UPDATE for the chunk: the derived columns of each manifest, joined by id.
+  const columns = ['id', 'builder', 'builder_confidence', 'builder_evidence', 'build_source', 'media_family', 'platform_count'];
+  for (const part of chunks(derived, Math.floor(MAX_PARAMS / columns.length))) {
+    await q.run(
+      `WITH d(${columns.join(', ')}) AS (VALUES ${part.map(() => '(CAST(? AS bigint), ?, ?, ?, ?, ?, CAST(? AS integer))').join(', ')})
+       UPDATE manifests SET builder = d.builder, builder_confidence = d.builder_confidence, builder_evidence = d.builder_evidence,
+         build_source = d.build_source, media_family = d.media_family, platform_count = d.platform_count
+       FROM d WHERE manifests.id = d.id`,
+      part.flat(),
+    );
+  }
+}
+
+/** The insight columns of one manifest, as [id, builder, confidence, evidence, source, media family, platforms]. */
+function deriveOne(m: Row, facts: DeriveFacts): Param[] {
   const id = num(m.id);
+  const digest = m.digest as string;
   const mediaType = m.media_type as string;
   let json: unknown;
   try {
@@ -49,19 +105,13 @@ async function deriveOne(q: Queryable, digest: string): Promise<void> {
   } catch {
     json = null;
   }
-  const annotations = emptyAnnotations();
-  for (const r of await q.all<Row>('SELECT key, value FROM annotations WHERE manifest_id = ?', [id])) annotations[r.key as string] = r.value as string;
+  const annotations = facts.annotations.get(id) ?? emptyAnnotations();
   let result: BuilderResult;
   let source: BuildSource;
   let platforms = 1;
-  // Build details recorded as referrers against this manifest (referrers.ts).
-  const referrer = await hasBuildReferrer(q, digest);
+  const referrer = facts.referred.has(digest);
   if (isIndexMediaType(mediaType)) {
-    const rows = await q.all<Row>(
-      `SELECT c.os, c.architecture, c.variant, cm.builder, cm.builder_confidence, cm.builder_evidence, cm.build_source
-       FROM manifest_children c LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE c.parent_id = ? ORDER BY c.position`,
-      [id],
-    );
+    const rows = facts.children.get(id) ?? [];
     const real = rows.filter((r) => isRealPlatform(r.os as string | null, r.architecture as string | null));
     platforms = new Set(real.map((r) => `${String(r.os)}/${String(r.architecture)}/${String(r.variant ?? '')}`)).size;
     const children = real.filter((r) => r.builder != null).map((r) => storedResult(r.builder, r.builder_confidence, r.builder_evidence));
@@ -74,11 +124,10 @@ async function deriveOne(q: Queryable, digest: string): Promise<void> {
     const cfgType = (json as { config?: { mediaType?: unknown } } | null)?.config?.mediaType;
     const imageConfig = cfgType === OCI_CONFIG || cfgType === DOCKER_CONFIG;
     if (m.config_digest != null && imageConfig) {
-      const cfg = (await q.all<Row>('SELECT id, builder, builder_confidence, builder_evidence FROM configs WHERE digest = ?', [m.config_digest as string]))[0];
+      const cfg = facts.configs.get(m.config_digest as string);
       if (cfg) {
-        labels = emptyAnnotations();
-        for (const r of await q.all<Row>('SELECT key, value FROM config_labels WHERE config_id = ?', [num(cfg.id)])) labels[r.key as string] = r.value as string;
-        const said = cfg.builder != null ? storedResult(cfg.builder, cfg.builder_confidence, cfg.builder_evidence) : detectBuilder({ manifest: {}, labels, configRead: true });
+        labels = cfg.labels;
+        const said = cfg.builder != null ? storedResult(cfg.builder, cfg.confidence, cfg.evidence) : detectBuilder({ manifest: {}, labels, configRead: true });
         if (own.builder === 'unread' || rank(said.confidence) > rank(own.confidence)) result = said;
       }
     } else if (own.builder === 'unread') {
@@ -87,15 +136,7 @@ async function deriveOne(q: Queryable, digest: string): Promise<void> {
     }
     source = buildDetailsSource({ annotations, referrer, ...(labels ? { labels } : {}) });
   }
-  await q.run('UPDATE manifests SET builder = ?, builder_confidence = ?, builder_evidence = ?, build_source = ?, media_family = ?, platform_count = ? WHERE id = ?', [
-    result.builder,
-    result.confidence,
-    JSON.stringify(result.evidence.map(clean)),
-    source,
-    mediaFamily(mediaType),
-    platforms,
-    id,
-  ]);
+  return [id, result.builder, result.confidence, JSON.stringify(result.evidence.map(clean)), source, mediaFamily(mediaType), platforms];
 }
 
 export async function manifestInsight(db: Queryable, digest: string): Promise<ManifestInsight | null> {

@@ -7,7 +7,7 @@ import { detectBuilder } from '../builder.js';
 import { STORE_MAX_PAGE_SIZE } from '../paging.js';
 import type { ImageChild, ImageDetail, ManifestRecord } from '../types.js';
 import { VERSION } from '../../version.js';
-import { IN_CHUNK, type Queryable, type Row, chunks, clean, cleanRecord, insertMany, marks, num, numOrNull, toBuffer } from './driver.js';
+import { IN_CHUNK, MAX_PARAMS, type Queryable, type Row, chunks, clean, cleanRecord, insertMany, marks, num, numOrNull, toBuffer } from './driver.js';
 import { referrersOf, repositoryId } from './referrers.js';
 import { evidenceChanged, lockEvidenceChange, platformOf } from './terms.js';
 import * as verified from './verifications.js';
@@ -22,64 +22,112 @@ export async function hasManifest(db: Queryable, digest: string): Promise<boolea
   return (await db.all('SELECT 1 AS one FROM manifests WHERE digest = ?', [digest])).length > 0;
 }
 
-/** Stores a manifest (and the records of its children) once by digest; the images it changes follow (terms.ts). */
-export async function putManifest(q: Queryable, record: ManifestRecord): Promise<{ inserted: boolean }> {
-  if (q.lock) {
-    // A config whose labels come with the record may change; one without is only read.
-    const touched = new Set<string>();
-    const labelled = new Set<string>();
-    const read = new Set<string>();
-    const walk = (rec: ManifestRecord): void => {
-      touched.add(rec.digest);
-      if (rec.configDigest) (rec.labels !== undefined || rec.config !== undefined ? labelled : read).add(rec.configDigest);
-      for (const c of rec.children ?? []) {
-        touched.add(c.digest);
-        if (c.manifest) walk(c.manifest);
-      }
-    };
-    walk(record);
-    await lockEvidenceChange(q, [...touched], [...labelled], [...read]);
+/** The digests among these that the catalog holds, in one statement per chunk. */
+export async function storedDigests(db: Queryable, digests: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
+    for (const r of await db.all<{ digest: string }>(`SELECT digest FROM manifests WHERE digest IN (${marks(part.length)})`, part)) found.add(r.digest);
   }
-  const digests = new Set<string>();
-  const configs = new Set<string>();
-  const inserted = await putOne(q, record, digests, configs);
-  await evidenceChanged(q, digests, configs);
-  return { inserted };
+  return found;
 }
 
-async function putOne(q: Queryable, rec: ManifestRecord, digests: Set<string>, configs: Set<string>): Promise<boolean> {
-  for (const child of rec.children ?? []) if (child.manifest) await putOne(q, child.manifest, digests, configs);
-  const configDigest = rec.configDigest ?? null;
-  const labels = rec.labels ?? (rec.config !== undefined ? (labelsOfConfig(rec.config) ?? emptyAnnotations()) : undefined);
-  if (configDigest !== null && labels && (await putLabels(q, configDigest, labels, rec.config))) configs.add(configDigest);
-  const annotations = cleanRecord(rec.annotations ?? {});
-  const raw = toBuffer(rec.raw);
-  const rows = await q.all<{ id: unknown }>(
-    `INSERT INTO manifests (digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING RETURNING id`,
-    [rec.digest, rec.mediaType, raw.byteLength, raw, rec.artifactType ?? null, configDigest, hasBuildAnnotations(annotations) ? 1 : 0, Date.now()],
+/**
+ * Beside other writers: locks the manifests being stored (and their children) and their configs,
+ * exclusively, for the images their tags' terms are built from; a config whose labels come with
+ * the record may change, one without is only read.
+ */
+async function lockWhatManifestsChange(q: Queryable, records: readonly ManifestRecord[]): Promise<void> {
+  const touched = new Set<string>();
+  const labelled = new Set<string>();
+  const read = new Set<string>();
+  const walk = (rec: ManifestRecord): void => {
+    touched.add(rec.digest);
+    if (rec.configDigest) (rec.labels !== undefined || rec.config !== undefined ? labelled : read).add(rec.configDigest);
+    for (const c of rec.children ?? []) {
+      touched.add(c.digest);
+      if (c.manifest) walk(c.manifest);
+    }
+  };
+  records.forEach(walk);
+  await lockEvidenceChange(q, [...touched], [...labelled], [...read]);
+}
+
+/** Stores a manifest (and the records of its children) once by digest; the images it changes follow (terms.ts). */
+export async function putManifest(q: Queryable, record: ManifestRecord): Promise<{ inserted: boolean }> {
+  return (await putManifests(q, [record]))[0]!;
+}
+
+/**
+ * Stores several manifests as putManifest does each, with a few multi-row statements for all of
+ * them, and rebuilds what they change once (a crawl writes a batch per transaction).
+ */
+export async function putManifests(q: Queryable, records: readonly ManifestRecord[]): Promise<{ inserted: boolean }[]> {
+  if (q.lock) await lockWhatManifestsChange(q, records);
+  const configs = new Set<string>();
+  // Every record with its children's, children first (an index's row follows its platforms'):
+  // each one's config labels in that order, as putManifest of each would; rows once by digest.
+  const ordered: ManifestRecord[] = [];
+  const visit = (rec: ManifestRecord): void => {
+    for (const child of rec.children ?? []) if (child.manifest) visit(child.manifest);
+    ordered.push(rec);
+  };
+  records.forEach(visit);
+  const flat = new Map<string, ManifestRecord>();
+  for (const rec of ordered) if (!flat.has(rec.digest)) flat.set(rec.digest, rec);
+  for (const rec of ordered) {
+    const labels = rec.labels ?? (rec.config !== undefined ? (labelsOfConfig(rec.config) ?? emptyAnnotations()) : undefined);
+    if (rec.configDigest != null && labels && (await putLabels(q, rec.configDigest, labels, rec.config))) configs.add(rec.configDigest);
+  }
+  const ids = new Map<string, number>();
+  const annotations = new Map<string, Annotations>();
+  const columns = 8;
+  for (const part of chunks([...flat.values()], Math.floor(MAX_PARAMS / columns))) {
+    const params = part.flatMap((rec) => {
+      const cleaned = cleanRecord(rec.annotations ?? {});
+      annotations.set(rec.digest, cleaned);
+      const raw = toBuffer(rec.raw);
+      return [rec.digest, rec.mediaType, raw.byteLength, raw, rec.artifactType ?? null, rec.configDigest ?? null, hasBuildAnnotations(cleaned) ? 1 : 0, Date.now()];
+    });
+    const rows = await q.all<{ id: unknown; digest: string }>(
+      `INSERT INTO manifests (digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at)
+       VALUES ${part.map(() => `(${marks(columns)})`).join(', ')} ON CONFLICT (digest) DO NOTHING RETURNING id, digest`,
+      params,
+    );
+    for (const r of rows) ids.set(r.digest, num(r.id));
+  }
+  const inserted = [...flat.values()].filter((rec) => ids.has(rec.digest));
+  const idOf = (rec: ManifestRecord): number => ids.get(rec.digest) as number;
+  await insertMany(
+    q,
+    'annotations',
+    ['manifest_id', 'key', 'value'],
+    inserted.flatMap((rec) => Object.entries(annotations.get(rec.digest) ?? {}).map(([k, v]) => [idOf(rec), k, v])),
   );
-  const first = rows[0];
-  if (!first) return false;
-  const id = num(first.id);
-  await insertMany(q, 'annotations', ['manifest_id', 'key', 'value'], Object.entries(annotations).map(([k, v]) => [id, k, v]));
   await insertMany(
     q,
     'manifest_children',
     ['parent_id', 'position', 'child_digest', 'media_type', 'size', 'os', 'architecture', 'variant'],
-    (rec.children ?? []).map((c, i) => [
-      id,
-      i,
-      c.digest,
-      c.mediaType ?? c.manifest?.mediaType ?? null,
-      c.size ?? (c.manifest ? c.manifest.raw.byteLength : null),
-      c.platform?.os ?? null,
-      c.platform?.architecture ?? null,
-      c.platform?.variant ?? null,
-    ]),
+    inserted.flatMap((rec) =>
+      (rec.children ?? []).map((c, i) => [
+        idOf(rec),
+        i,
+        c.digest,
+        c.mediaType ?? c.manifest?.mediaType ?? null,
+        c.size ?? (c.manifest ? c.manifest.raw.byteLength : null),
+        c.platform?.os ?? null,
+        c.platform?.architecture ?? null,
+        c.platform?.variant ?? null,
+      ]),
+    ),
   );
-  digests.add(rec.digest);
-  return true;
+  await evidenceChanged(q, new Set(inserted.map((rec) => rec.digest)), configs);
+  // A digest twice among the records was inserted by the first of them only.
+  const claimed = new Set<string>();
+  return records.map((rec) => {
+    const first = ids.has(rec.digest) && !claimed.has(rec.digest);
+    claimed.add(rec.digest);
+    return { inserted: first };
+  });
 }
 
 /**
@@ -129,6 +177,16 @@ export async function markUnreadable(q: Queryable, digest: string, code: string,
        ON CONFLICT (digest) DO UPDATE SET code = excluded.code, reason = excluded.reason, tagtrail_version = excluded.tagtrail_version, seen_at = excluded.seen_at`,
     [digest, code.slice(0, 64), reason.slice(0, 1000), VERSION, at.getTime()],
   );
+}
+
+/** unreadable() of each of these digests, in one statement per chunk: those recorded, by digest. */
+export async function unreadableAmong(db: Queryable, digests: readonly string[]): Promise<Map<string, { code: string; reason: string }>> {
+  const found = new Map<string, { code: string; reason: string }>();
+  for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
+    const rows = await db.all<Row>(`SELECT digest, code, reason FROM unreadable_manifests WHERE tagtrail_version = ? AND digest IN (${marks(part.length)})`, [VERSION, ...part]);
+    for (const r of rows) found.set(String(r.digest), { code: String(r.code), reason: String(r.reason) });
+  }
+  return found;
 }
 
 export async function unreadable(db: Queryable, digest: string): Promise<{ code: string; reason: string } | undefined> {

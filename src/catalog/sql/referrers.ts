@@ -11,7 +11,7 @@
 // details/build.ts), so a self-declared `created` never outranks the image's own details.
 import { hasBuildAnnotations } from '../../details/keys.js';
 import { type Annotations, CREATED_KEY, emptyAnnotations } from '../../oci/annotations.js';
-import { IN_CHUNK, type Queryable, type Row, marks } from './driver.js';
+import { IN_CHUNK, type Queryable, type Row, chunks, marks } from './driver.js';
 import type { ReferrerInfo, ReferrerRecord } from '../types.js';
 
 
@@ -107,10 +107,20 @@ export async function referrersOfMany(q: Queryable, digests: readonly string[], 
   return out;
 }
 
-/** Whether a referrer with build details is listed for `digest` in a repository that tags it (the insights' build source). */
-export async function hasBuildReferrer(q: Queryable, digest: string): Promise<boolean> {
-  const rows = await q.all(`SELECT 1 AS one FROM referrer_links l JOIN referrers r ON r.digest = l.referrer_digest WHERE l.subject_digest = ? AND r.has_build = 1 AND ${TAGGED_HERE}`, [digest]);
-  return rows.length > 0;
+/**
+ * The digests among these that have a referrer with build details listed in a repository that
+ * tags them (the insights' build source), one statement per chunk.
+ */
+export async function buildReferrerSubjects(q: Queryable, digests: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
+    const rows = await q.all<{ subject_digest: string }>(
+      `SELECT DISTINCT l.subject_digest FROM referrer_links l JOIN referrers r ON r.digest = l.referrer_digest WHERE l.subject_digest IN (${marks(part.length)}) AND r.has_build = 1 AND ${TAGGED_HERE}`,
+      part,
+    );
+    for (const r of rows) found.add(r.subject_digest);
+  }
+  return found;
 }
 
 export async function hasReferrerRow(q: Queryable, digest: string): Promise<boolean> {

@@ -115,9 +115,20 @@ export class SqlStore implements Store {
     return manifests.hasManifest(this.driver, digest);
   }
 
+  async hasManifests(digests: readonly string[]): Promise<Set<string>> {
+    for (const d of digests) checkDigest(d);
+    return manifests.storedDigests(this.driver, digests);
+  }
+
   async putManifest(record: ManifestRecord): Promise<{ inserted: boolean }> {
     validateRecord(record);
     return this.change((q) => manifests.putManifest(q, record), true);
+  }
+
+  async putManifests(records: readonly ManifestRecord[]): Promise<{ inserted: boolean }[]> {
+    for (const record of records) validateRecord(record);
+    if (records.length === 0) return [];
+    return this.change((q) => manifests.putManifests(q, records), false);
   }
 
   async putConfigLabels(configDigest: string, labels: Annotations, config?: unknown): Promise<void> {
@@ -139,6 +150,11 @@ export class SqlStore implements Store {
   async unreadable(digest: string): Promise<{ code: string; reason: string } | undefined> {
     checkDigest(digest);
     return manifests.unreadable(this.driver, digest);
+  }
+
+  async unreadableAmong(digests: readonly string[]): Promise<Map<string, { code: string; reason: string }>> {
+    for (const d of digests) checkDigest(d);
+    return manifests.unreadableAmong(this.driver, digests);
   }
 
   async getImage(digest: string, options: { repository?: string; scope?: ReadScope } = {}): Promise<ImageDetail | null> {
