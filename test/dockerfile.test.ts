@@ -48,7 +48,9 @@ async function lifecycleInputs(pkg: PackageJson): Promise<{ script: string; file
     const packages: string[] = [];
     for (const f of [...files]) {
       const text = await readFile(join(ROOT, f), 'utf8');
+      // esbuild's entryPoints: a list of files, or an object of output name → file.
       for (const m of text.matchAll(/entryPoints:\s*\[([^\]]*)\]/g)) for (const e of (m[1] as string).matchAll(/'([^']+)'|"([^"]+)"/g)) files.push((e[1] ?? e[2]) as string);
+      for (const m of text.matchAll(/entryPoints:\s*\{([^}]*)\}/g)) for (const e of (m[1] as string).matchAll(/:\s*(?:'([^']+)'|"([^"]+)")/g)) files.push((e[1] ?? e[2]) as string);
       for (const m of text.matchAll(/from\s+'([^'./][^']*)'/g)) if (!(m[1] as string).startsWith('node:')) packages.push(m[1] as string);
     }
     out.push({ script: name, files, packages });
