@@ -307,7 +307,9 @@ class SqliteDriver implements Driver {
     return this.exclusive(async () => {
       await this.begin();
       try {
-        const result = await fn(this.direct);
+        // A Queryable of its own: what a transaction gathers by its Queryable (insight-weeks.ts,
+        // repository-counters.ts) dies with it, even when it fails half-way.
+        const result = await fn({ all: this.direct.all, run: this.direct.run });
         await this.writer.control('commit');
         return result;
       } catch (err) {
