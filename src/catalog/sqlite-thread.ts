@@ -190,6 +190,11 @@ export class SqliteThread {
 
   /** Closes the connection, then ends the thread. */
   async close(): Promise<void> {
+    // A thread that already ended (crashed, or closed before) has nothing left to close.
+    if (this.failure) {
+      await this.worker.terminate();
+      return;
+    }
     try {
       await this.request({ op: 'close' });
     } finally {
