@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SqlStore } from '../../src/catalog/sql/store.js';
+import { StoreError } from '../../src/errors.js';
 import { useTempDir } from '../helpers/fixtures.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { OCI_CONFIG, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
@@ -78,5 +79,19 @@ describe('a SQLite connection thread that ends', () => {
     const closing = store.close();
     store = undefined;
     await expect(closing).resolves.toBeUndefined();
+  });
+});
+
+describe('a closed SQLite catalog', () => {
+  const dir = useTempDir('sqlite-closed');
+
+  it('refuses reads, and starts no connection thread for them', async () => {
+    const closed = await openStore(`sqlite:${join(dir(), 'catalog.db')}`);
+    const rec = image(5);
+    await closed.putManifest(rec);
+    await closed.close();
+    await expect(closed.getImage(rec.digest)).rejects.toBeInstanceOf(StoreError);
+    await expect(closed.searchImages({})).rejects.toBeInstanceOf(StoreError);
+    await expect(closed.hasManifest(rec.digest)).rejects.toBeInstanceOf(StoreError);
   });
 });
