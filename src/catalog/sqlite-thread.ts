@@ -143,8 +143,9 @@ export class SqliteThread {
       this.pending.clear();
       this.worker.unref();
     };
-    this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`the SQLite connection thread ended (exit code ${code})`)));
+    // The store's own error class, whatever ended the thread: callers tell a catalog failure by it.
+    this.worker.on('error', (err) => fail(new StoreError(`the SQLite connection thread failed: ${err.message}`, { cause: err })));
+    this.worker.on('exit', (code) => fail(new StoreError(`the SQLite connection thread ended (exit code ${code})`)));
   }
 
   /**
@@ -198,7 +199,7 @@ export class SqliteThread {
     try {
       await this.request({ op: 'close' });
     } finally {
-      this.failure ??= new Error('the SQLite connection is closed');
+      this.failure ??= new StoreError('the SQLite connection is closed');
       await this.worker.terminate();
     }
   }

@@ -260,7 +260,8 @@ class SqliteDriver implements Driver {
 
   /** The read connection's thread; undefined for an in-memory catalog (one connection). */
   readConnection(): Promise<Connection> | undefined {
-    if (!this.readerOptions) return undefined;
+    // Closed: no thread started for a read (the write queue refuses it).
+    if (!this.readerOptions || this.closed) return undefined;
     const options = this.readerOptions;
     this.reader ??= this.writer.opened.then(() => SqliteThread.start('reader', options));
     return this.reader;

@@ -72,6 +72,7 @@ describe('a SQLite connection thread that ends', () => {
     const waiting = store.setTag('gone/app', 'v1', image(3).digest, new Date());
     await (driver as unknown as { writer: { worker: Worker } }).writer.worker.terminate();
     await expect(waiting).rejects.toThrow(/thread ended/);
+    await expect(waiting).rejects.toBeInstanceOf(StoreError);
     release();
     await expect(held).rejects.toThrow();
     await expect(store.setTag('gone/app', 'v2', image(4).digest, new Date())).rejects.toThrow();
