@@ -2,6 +2,7 @@
 // only: what the write thread's store methods write, the main thread's transactions and every
 // read must find on that same connection. A thread that ends fails what waits on it.
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SqlStore } from '../../src/catalog/sql/store.js';
@@ -62,7 +63,7 @@ describe('a SQLite connection thread that ends', () => {
     const inTransaction = new Promise<void>((resolve) => (began = resolve));
     // A transaction of the main thread holds the write connection ...
     const held = driver.write(async (q) => {
-      await q.run('INSERT INTO checkpoints (key, value) VALUES (?, ?)', ['k', 'v']).catch(() => undefined);
+      await q.run('INSERT INTO sync_checkpoints (key, value, updated_at) VALUES (?, ?, ?)', ['k', 'v', 1]);
       began();
       await new Promise<void>((resolve) => (release = resolve));
       await q.all('SELECT 1');
@@ -94,5 +95,39 @@ describe('a closed SQLite catalog', () => {
     await expect(closed.getImage(rec.digest)).rejects.toBeInstanceOf(StoreError);
     await expect(closed.searchImages({})).rejects.toBeInstanceOf(StoreError);
     await expect(closed.hasManifest(rec.digest)).rejects.toBeInstanceOf(StoreError);
+  });
+});
+
+describe('writes of the main thread and of the write thread (sqlite)', () => {
+  const dir = useTempDir('sqlite-interleave');
+
+  it("a store method sent while a main-thread transaction is open runs after it: that transaction's rollback leaves it written", async () => {
+    const path = join(dir(), 'catalog.db');
+    const store = await openStore(`sqlite:${path}`);
+    try {
+      const driver = (store as SqlStore).driver;
+      const rec = image(6);
+      let tagSent: Promise<unknown> = Promise.resolve();
+      const refused = new Error('refused on purpose');
+      const rolledBack = driver.write(async (q) => {
+        await q.run('INSERT INTO sync_checkpoints (key, value, updated_at) VALUES (?, ?, ?)', ['rolled-back', 'v', 1]);
+        // Another caller's tag event (run whole on the write thread) arrives mid-transaction.
+        tagSent = store.setTag('mixed/app', 'v1', rec.digest, new Date(Date.UTC(2026, 0, 2)));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await q.run('INSERT INTO sync_checkpoints (key, value, updated_at) VALUES (?, ?, ?)', ['rolled-back-2', 'v', 1]);
+        throw refused;
+      });
+      await expect(rolledBack).rejects.toThrow(/refused on purpose/);
+      await tagSent;
+      const db = new Database(path, { readonly: true });
+      try {
+        expect(db.prepare('SELECT key FROM sync_checkpoints').all()).toEqual([]);
+        expect(db.prepare('SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ?').all('mixed/app')).toEqual([{ name: 'v1' }]);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await store.close();
+    }
   });
 });
