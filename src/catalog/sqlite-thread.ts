@@ -143,8 +143,9 @@ export class SqliteThread {
       this.pending.clear();
       this.worker.unref();
     };
-    this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`the SQLite connection thread ended (exit code ${code})`)));
+    // The store's own error class, whatever ended the thread: callers tell a catalog failure by it.
+    this.worker.on('error', (err) => fail(new StoreError(`the SQLite connection thread failed: ${err.message}`, { cause: err })));
+    this.worker.on('exit', (code) => fail(new StoreError(`the SQLite connection thread ended (exit code ${code})`)));
   }
 
   /**
@@ -190,10 +191,15 @@ export class SqliteThread {
 
   /** Closes the connection, then ends the thread. */
   async close(): Promise<void> {
+    // A thread that already ended (crashed, or closed before) has nothing left to close.
+    if (this.failure) {
+      await this.worker.terminate();
+      return;
+    }
     try {
       await this.request({ op: 'close' });
     } finally {
-      this.failure ??= new Error('the SQLite connection is closed');
+      this.failure ??= new StoreError('the SQLite connection is closed');
       await this.worker.terminate();
     }
   }

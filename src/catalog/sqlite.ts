@@ -260,7 +260,8 @@ class SqliteDriver implements Driver {
 
   /** The read connection's thread; undefined for an in-memory catalog (one connection). */
   readConnection(): Promise<Connection> | undefined {
-    if (!this.readerOptions) return undefined;
+    // Closed: no thread started for a read (the write queue refuses it).
+    if (!this.readerOptions || this.closed) return undefined;
     const options = this.readerOptions;
     this.reader ??= this.writer.opened.then(() => SqliteThread.start('reader', options));
     return this.reader;
@@ -307,7 +308,9 @@ class SqliteDriver implements Driver {
     return this.exclusive(async () => {
       await this.begin();
       try {
-        const result = await fn(this.direct);
+        // A Queryable of its own: what a transaction gathers by its Queryable (insight-weeks.ts,
+        // repository-counters.ts) dies with it, even when it fails half-way.
+        const result = await fn({ all: this.direct.all, run: this.direct.run });
         await this.writer.control('commit');
         return result;
       } catch (err) {

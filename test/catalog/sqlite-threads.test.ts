@@ -1,0 +1,133 @@
+// SQLite's connection threads as callers see them. An in-memory catalog exists on one connection
+// only: what the write thread's store methods write, the main thread's transactions and every
+// read must find on that same connection. A thread that ends fails what waits on it.
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SqlStore } from '../../src/catalog/sql/store.js';
+import { StoreError } from '../../src/errors.js';
+import { useTempDir } from '../helpers/fixtures.js';
+import { sha256Digest } from '../../src/oci/digest.js';
+import { OCI_CONFIG, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
+import { openStore } from '../../src/catalog/open.js';
+import type { Store } from '../../src/catalog/store.js';
+import type { ManifestRecord } from '../../src/catalog/types.js';
+
+function image(n: number): ManifestRecord {
+  const config = sha256Digest(Buffer.from(`config-${n}`));
+  const raw = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: config, size: 2 }, layers: [], annotations: { 'com.gitlab.ci.pipeline_id': String(n) } }));
+  return { digest: sha256Digest(raw), mediaType: OCI_MANIFEST, raw, configDigest: config, annotations: { 'com.gitlab.ci.pipeline_id': String(n) } };
+}
+
+describe('an in-memory SQLite catalog', () => {
+  let store: Store | undefined;
+  afterEach(async () => {
+    await store?.close();
+    store = undefined;
+  });
+
+  it('reads what its tag events, manifests and reconciliations wrote', async () => {
+    store = await openStore('sqlite::memory:');
+    const [a, b] = [image(1), image(2)];
+    // Store methods the write thread runs whole, then one of the main thread's transactions.
+    expect(await store.putManifest(a)).toEqual({ inserted: true });
+    await store.setTag('mem/app', 'v1', a.digest, new Date(Date.UTC(2026, 0, 2)));
+    await store.putManifests([b]);
+    await store.reconcileRepository('mem/app', new Map([['v1', a.digest], ['v2', b.digest]]), new Date(Date.UTC(2026, 0, 3)));
+
+    expect(await store.hasManifests([a.digest, b.digest])).toEqual(new Set([a.digest, b.digest]));
+    expect((await store.getImage(a.digest))?.digest).toBe(a.digest);
+    expect([...(await store.getImages([a.digest, b.digest])).keys()].sort()).toEqual([a.digest, b.digest].sort());
+    const repositories = await store.listRepositories({});
+    expect(repositories.items.map((r) => [r.name, r.tagCount, r.buildTagCount])).toEqual([['mem/app', 2, 2]]);
+    const found = await store.searchImages({ repository: 'mem/app' });
+    expect(found.items.map((t) => t.tag).sort()).toEqual(['v1', 'v2']);
+    expect(await store.stats()).toMatchObject({ manifests: 2 });
+  });
+});
+
+describe('a SQLite connection thread that ends', () => {
+  const dir = useTempDir('sqlite-thread');
+  let store: Store | undefined;
+  afterEach(async () => {
+    await store?.close();
+    store = undefined;
+  });
+
+  it('fails the calls waiting on it, and every later one, instead of leaving them pending', async () => {
+    store = await openStore(`sqlite:${join(dir(), 'catalog.db')}`);
+    const driver = (store as SqlStore).driver;
+    let release: () => void = () => undefined;
+    let began: () => void = () => undefined;
+    const inTransaction = new Promise<void>((resolve) => (began = resolve));
+    // A transaction of the main thread holds the write connection ...
+    const held = driver.write(async (q) => {
+      await q.run('INSERT INTO sync_checkpoints (key, value, updated_at) VALUES (?, ?, ?)', ['k', 'v', 1]);
+      began();
+      await new Promise<void>((resolve) => (release = resolve));
+      await q.all('SELECT 1');
+    });
+    await inTransaction;
+    // ... so this tag event waits in the write thread until the thread ends.
+    const waiting = store.setTag('gone/app', 'v1', image(3).digest, new Date());
+    await (driver as unknown as { writer: { worker: Worker } }).writer.worker.terminate();
+    await expect(waiting).rejects.toThrow(/thread ended/);
+    await expect(waiting).rejects.toBeInstanceOf(StoreError);
+    release();
+    await expect(held).rejects.toThrow();
+    await expect(store.setTag('gone/app', 'v2', image(4).digest, new Date())).rejects.toThrow();
+    // Closing still ends the other thread, and settles.
+    const closing = store.close();
+    store = undefined;
+    await expect(closing).resolves.toBeUndefined();
+  });
+});
+
+describe('a closed SQLite catalog', () => {
+  const dir = useTempDir('sqlite-closed');
+
+  it('refuses reads, and starts no connection thread for them', async () => {
+    const closed = await openStore(`sqlite:${join(dir(), 'catalog.db')}`);
+    const rec = image(5);
+    await closed.putManifest(rec);
+    await closed.close();
+    await expect(closed.getImage(rec.digest)).rejects.toBeInstanceOf(StoreError);
+    await expect(closed.searchImages({})).rejects.toBeInstanceOf(StoreError);
+    await expect(closed.hasManifest(rec.digest)).rejects.toBeInstanceOf(StoreError);
+  });
+});
+
+describe('writes of the main thread and of the write thread (sqlite)', () => {
+  const dir = useTempDir('sqlite-interleave');
+
+  it("a store method sent while a main-thread transaction is open runs after it: that transaction's rollback leaves it written", async () => {
+    const path = join(dir(), 'catalog.db');
+    const store = await openStore(`sqlite:${path}`);
+    try {
+      const driver = (store as SqlStore).driver;
+      const rec = image(6);
+      let tagSent: Promise<unknown> = Promise.resolve();
+      const refused = new Error('refused on purpose');
+      const rolledBack = driver.write(async (q) => {
+        await q.run('INSERT INTO sync_checkpoints (key, value, updated_at) VALUES (?, ?, ?)', ['rolled-back', 'v', 1]);
+        // Another caller's tag event (run whole on the write thread) arrives mid-transaction.
+        tagSent = store.setTag('mixed/app', 'v1', rec.digest, new Date(Date.UTC(2026, 0, 2)));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await q.run('INSERT INTO sync_checkpoints (key, value, updated_at) VALUES (?, ?, ?)', ['rolled-back-2', 'v', 1]);
+        throw refused;
+      });
+      await expect(rolledBack).rejects.toThrow(/refused on purpose/);
+      await tagSent;
+      const db = new Database(path, { readonly: true });
+      try {
+        expect(db.prepare('SELECT key FROM sync_checkpoints').all()).toEqual([]);
+        expect(db.prepare('SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ?').all('mixed/app')).toEqual([{ name: 'v1' }]);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
