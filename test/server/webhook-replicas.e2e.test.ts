@@ -13,6 +13,8 @@ import { type TestRegistry, startRegistry } from '../helpers/registry.js';
 import { type Catalog, useBackend } from '../catalog/backends.js';
 import { hex } from '../catalog/seed.js';
 import { type ServeProcess, ensureBuilt, startServe } from './serve-process.js';
+// A seeded PRNG (mulberry32), so a failure can be replayed.
+import { prng } from '../../bench/catalog/common.js';
 
 const SECRET = `replicas-secret-${hex(16)}`;
 const MEDIA = 'application/vnd.docker.distribution.events.v1+json';
@@ -28,18 +30,6 @@ interface PushEvent {
   tag: string;
   digest: string;
   at: number;
-}
-
-/** A seeded PRNG (mulberry32), so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function envelope(e: PushEvent): string {
