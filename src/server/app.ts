@@ -1,8 +1,8 @@
 // The hono app of `tagtrail serve`: the JSON API, the registry webhook, health, metrics and the
 // OpenAPI document. Stateless: everything lives in the store, so several processes can serve
 // one PostgreSQL catalog. The browser UI mounts itself through `ui`.
-import { Hono, type MiddlewareHandler } from 'hono';
-import { routePath } from 'hono/route';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import { matchedRoutes } from 'hono/route';
 import type { Logger } from 'pino';
 import { StoreError, httpStatusFor, isTagtrailError } from '../errors.js';
 import type { Store } from '../catalog/store.js';
@@ -15,6 +15,7 @@ import { insightsApi } from './api/insights.js';
 import { openApiApi } from './api/openapi.js';
 import { probesApi } from './api/probes.js';
 import { repositoriesApi } from './api/repositories.js';
+import { routePatternLabel } from './api/route.js';
 import { type BuildReportOptions, buildsApp } from './builds.js';
 import { type GitlabEventsOptions, gitlabEventsApp } from './gitlab-events.js';
 
@@ -46,6 +47,23 @@ interface AppOptions {
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
+function isCatchAll(path: string): boolean {
+  return path === '*' || path === '/*';
+}
+
+/**
+ * The metrics label of a request: the pattern of the route that answered it, never the URL (a
+ * label per digest would grow without end). The middleware and the browser's HTML 404 match every
+ * path, so they are skipped: when a guard answers (401, 421), the route the request was for still
+ * names it. Only a path no route serves is `unmatched`.
+ */
+function routeLabel(c: Context): string {
+  const routes = matchedRoutes(c);
+  const answered = routes[c.req.routeIndex];
+  const route = answered && !isCatchAll(answered.path) ? answered : routes.find((r) => !isCatchAll(r.path));
+  return route ? routePatternLabel(route.path) : 'unmatched';
+}
+
 interface ErrorBody {
   error: { code: string; message: string };
 }
@@ -73,8 +91,7 @@ export function createApp(options: AppOptions): Hono {
     const started = performance.now();
     await next();
     const seconds = (performance.now() - started) / 1000;
-    const matched = routePath(c, -1);
-    const route = matched === '*' || matched === '/*' ? 'unmatched' : matched;
+    const route = routeLabel(c);
     metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
     metrics.httpDuration.observe({ method: c.req.method, route }, seconds);
     const fields = { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) };

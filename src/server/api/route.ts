@@ -53,9 +53,16 @@ export function openApiPath(module: ApiModule, spec: RouteSpec): string {
   return honoToOpenApiPath(`${module.base === '/' ? '' : module.base}${spec.path}`);
 }
 
+const HONO_PARAMETER = /:([A-Za-z_][A-Za-z0-9_]*)(\{(?:[^{}]|\{[^{}]*\})*\})?/g;
+
 /** `:name{regex}` and `:name` → `{name}`. */
 export function honoToOpenApiPath(path: string): string {
-  return path.replace(/:([A-Za-z_][A-Za-z0-9_]*)(\{(?:[^{}]|\{[^{}]*\})*\})?/g, '{$1}');
+  return path.replace(HONO_PARAMETER, '{$1}');
+}
+
+/** `:name{regex}` → `:name`: the route pattern as a metrics label, without its regexes. */
+export function routePatternLabel(path: string): string {
+  return path.replace(HONO_PARAMETER, ':$1');
 }
 
 export function errorResponse(description: string): ApiResponse {
