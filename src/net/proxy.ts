@@ -5,6 +5,7 @@
 //            "Proxy:" header can set), else all_proxy, else ALL_PROXY.
 //   https:// URLs: https_proxy, else HTTPS_PROXY, else all_proxy, else ALL_PROXY.
 //   no_proxy, else NO_PROXY: hosts that bypass the proxy. Loopback is not exempt unless listed.
+//   A proxy without a port is reached on 1080 (443 for an https:// proxy).
 import { UsageError } from '../errors.js';
 
 export interface ProxySettings {
@@ -26,7 +27,33 @@ function first(env: Env, names: readonly string[]): { name: string; value: strin
   return undefined;
 }
 
-/** A proxy URL as curl takes it: scheme optional (http assumed), http or https only. */
+/** curl's port for a proxy given without one: 443 for an https:// proxy, 1080 for any other. */
+const DEFAULT_HTTP_PROXY_PORT = '1080';
+
+/**
+ * True when the text names a port after the host. URL drops a port equal to the scheme's default
+ * (`http://proxy:80` has port ''), so the text itself tells an explicit :80 from no port at all.
+ */
+function hasExplicitPort(withScheme: string): boolean {
+  const authority = withScheme.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').split(/[/?#]/, 1)[0] ?? '';
+  const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
+  return /^(\[[^\]]*\]|[^:]*):\d+$/.test(hostPort);
+}
+
+function decodes(text: string): boolean {
+  try {
+    decodeURIComponent(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A proxy URL as curl takes it: scheme optional (http assumed), http or https only, port 1080
+ * when none is given (443 for https). Errors name the variable, never its value: it may hold a
+ * password.
+ */
 function proxyUrl(found: { name: string; value: string } | undefined): string | undefined {
   if (!found) return undefined;
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(found.value) ? found.value : `http://${found.value}`;
@@ -39,6 +66,12 @@ function proxyUrl(found: { name: string; value: string } | undefined): string | 
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UsageError(`${found.name}: a ${url.protocol.slice(0, -1)} proxy is not supported`, { hint: 'tagtrail speaks to http:// and https:// proxies (CONNECT for https URLs)' });
   }
+  if (!decodes(url.username) || !decodes(url.password)) {
+    throw new UsageError(`${found.name}: the user name or password is not valid percent-encoding`, {
+      hint: 'in a proxy URL, write % as %25, @ as %40 and : as %3A in the user name and password (http://user:p%40ss@proxy.example.com:3128)',
+    });
+  }
+  if (url.protocol === 'http:' && !hasExplicitPort(withScheme)) url.port = DEFAULT_HTTP_PROXY_PORT;
   return url.toString();
 }
 

@@ -189,6 +189,19 @@ describe('proxies by curl\'s rules', () => {
     expect(p().requests.length).toBeGreaterThan(0);
   });
 
+  it.each(CLIENTS)('%s: malformed percent-encoding in the proxy credentials is refused as input (exit 2), naming the variable and never the password', async (_name, args) => {
+    const password = 'sekr3t-proxy-pw';
+    for (const variable of ['HTTPS_PROXY', 'https_proxy', 'http_proxy', 'ALL_PROXY']) {
+      const image = variable === 'http_proxy' ? `${registry().host}/group/app:v1` : `https://${(tls as TestRegistry).host}/group/app:v1`;
+      const res = await runBin(args(image), { env: { [variable]: `http://us%zzer:${password}@127.0.0.1:3128`, TAGTRAIL_CA_FILE: certs.caCertificate } });
+      expect(res.code, `${variable}: ${res.stderr}`).toBe(2);
+      expect(res.stderr).toContain(`${variable}: the user name or password is not valid percent-encoding`);
+      expect(res.stderr).toContain('%25');
+      expect(res.stdout + res.stderr).not.toContain(password);
+      expect(res.stdout + res.stderr).not.toContain('us%zzer');
+    }
+  });
+
   it.each(CLIENTS)('%s: a proxy that is not http or https is refused as input (exit 2)', async (_name, args) => {
     const res = await runBin(args(`${registry().host}/group/app:v1`), { env: { http_proxy: 'socks5://127.0.0.1:1080' } });
     expect(res.code).toBe(2);
