@@ -344,6 +344,12 @@ describe('when the job runs (GitLab: avoid duplicate pipelines)', () => {
     // Neither branch, nor tag, nor merge request (say, a pipeline of another kind): not run.
     expect(await listed(project, { CI_COMMIT_BRANCH: '' })).toEqual(['build']);
     expect(await listed(project, { TAGTRAIL_DISABLED: '1' })).toEqual(['build']);
+    // With a report URL, the rules that set the ID token's audience keep the same pipelines.
+    const report = { TAGTRAIL_REPORT_URL: 'https://tagtrail.example.com' };
+    expect(await listed(project, { ...report, CI_OPEN_MERGE_REQUESTS: 'group/app!1' })).toEqual(['build']);
+    expect(await listed(project, { ...report, CI_PIPELINE_SOURCE: 'merge_request_event', CI_MERGE_REQUEST_IID: '1', CI_OPEN_MERGE_REQUESTS: 'group/app!1' })).toEqual(both);
+    expect(await listed(project, { ...report, CI_COMMIT_BRANCH: '' })).toEqual(['build']);
+    expect(await listed(project, { ...report, TAGTRAIL_DISABLED: 'true' })).toEqual(['build']);
   }, PIPELINE_TIMEOUT);
 });
 
@@ -452,5 +458,73 @@ describe('templates/annotate.yml, included as a component of the same project', 
     const single = await manifest(`${registry().host}/group/app:single`);
     expectBuildDetails(single.json.annotations, seen, project.sha);
     expect(printed(result.output, 'report', 'TAGTRAIL_DIGEST_2')).toBe(single.digest);
+  }, PIPELINE_TIMEOUT);
+});
+
+/** The `aud` of TAGTRAIL_ID_TOKEN, as written in a template file. */
+async function audExpression(file: string): Promise<string> {
+  const m = /\n {2}id_tokens:\n {4}TAGTRAIL_ID_TOKEN:\n {6}aud: (\S+)\n/.exec(await readFile(join(ROOT, 'templates', file), 'utf8'));
+  if (!m) throw new Error(`${file} declares no TAGTRAIL_ID_TOKEN aud`);
+  return m[1] as string;
+}
+
+/** A branch pipeline ({}), a merge request pipeline and a tag pipeline, as gitlab-ci-local variables. */
+const PIPELINES: readonly Record<string, string>[] = [
+  {},
+  { CI_PIPELINE_SOURCE: 'merge_request_event', CI_MERGE_REQUEST_IID: '1' },
+  { CI_COMMIT_TAG: 'v1.0.0', CI_COMMIT_BRANCH: '', CI_COMMIT_REF_NAME: 'v1.0.0' },
+];
+
+describe('the ID token\'s audience (id_tokens: aud)', () => {
+  // gitlab-ci-local mints no ID tokens. GitLab expands aud with the job's variables, references in
+  // their values included; the job's shell expands them the same way, so each job prints its aud
+  // expression as the shell expands it, then stops before annotating anything.
+  async function audiences(variables: Record<string, string>, componentReportUrl?: string): Promise<Record<string, string>> {
+    const [templateAud, componentAud] = [await audExpression('tagtrail.gitlab-ci.yml'), await audExpression('annotate.yml')];
+    const yaml = [
+      'include:',
+      '  - local: templates/tagtrail.gitlab-ci.yml',
+      '  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/annotate@$CI_COMMIT_SHA',
+      '    inputs:',
+      '      job-name: annotate-worker',
+      ...(componentReportUrl ? [`      report-url: ${componentReportUrl}`] : []),
+      '',
+      'tagtrail-annotate:',
+      '  before_script:',
+      `    - echo "aud=[${templateAud}]"`,
+      '    - exit 0',
+      '',
+      'annotate-worker:',
+      '  before_script:',
+      `    - echo "aud=[${componentAud}]"`,
+      '    - exit 0',
+      '',
+    ].join('\n');
+    const project = await makeProject(`aud-${Object.keys(variables).join('-') || 'none'}-${componentReportUrl ? 'report' : 'plain'}`, yaml, ['tagtrail.gitlab-ci.yml', 'annotate.yml']);
+    const result = await gitlabCiLocal(project, Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]));
+    expect(result.code, result.output).toBe(0);
+    const aud = (job: string): string => {
+      const m = new RegExp(`^${job}\\s*> aud=\\[(.*)\\]$`, 'm').exec(result.output);
+      if (!m) throw new Error(`${job} printed no aud; pipeline output:\n${result.output}`);
+      return m[1] as string;
+    };
+    return { template: aud('tagtrail-annotate'), component: aud('annotate-worker') };
+  }
+
+  it('is never empty: $CI_SERVER_URL without a report URL, in branch, merge request and tag pipelines', async () => {
+    const server = { CI_SERVER_URL: 'https://gitlab.example.com' };
+    for (const pipeline of PIPELINES) {
+      expect(await audiences({ ...server, ...pipeline }), JSON.stringify(pipeline)).toEqual({ template: 'https://gitlab.example.com', component: 'https://gitlab.example.com' });
+    }
+  }, PIPELINE_TIMEOUT);
+
+  it('is the report URL, as serve checks it, when TAGTRAIL_REPORT_URL or the report-url input is set', async () => {
+    const set = { CI_SERVER_URL: 'https://gitlab.example.com', TAGTRAIL_REPORT_URL: 'https://tagtrail.example.com' };
+    for (const pipeline of PIPELINES) {
+      const got = await audiences({ ...set, ...pipeline }, 'https://tagtrail-component.example.com');
+      // A --variable outranks every YAML variable, the component's input-set one included.
+      expect(got, JSON.stringify(pipeline)).toEqual({ template: 'https://tagtrail.example.com', component: 'https://tagtrail.example.com' });
+    }
+    expect(await audiences({ CI_SERVER_URL: 'https://gitlab.example.com' }, 'https://tagtrail-component.example.com')).toEqual({ template: 'https://gitlab.example.com', component: 'https://tagtrail-component.example.com' });
   }, PIPELINE_TIMEOUT);
 });

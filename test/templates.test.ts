@@ -62,13 +62,24 @@ describe('template and component', () => {
         '  rules:',
         '    - if: $TAGTRAIL_DISABLED == "true" || $TAGTRAIL_DISABLED == "1"',
         '      when: never',
+        '    - if: $CI_PIPELINE_SOURCE == "merge_request_event" && $TAGTRAIL_REPORT_URL',
+        '      variables:',
+        '        TAGTRAIL_ID_TOKEN_AUD: $TAGTRAIL_REPORT_URL',
         '    - if: $CI_PIPELINE_SOURCE == "merge_request_event"',
         '    - if: $CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS',
         '      when: never',
+        '    - if: ($CI_COMMIT_BRANCH || $CI_COMMIT_TAG) && $TAGTRAIL_REPORT_URL',
+        '      variables:',
+        '        TAGTRAIL_ID_TOKEN_AUD: $TAGTRAIL_REPORT_URL',
         '    - if: $CI_COMMIT_BRANCH',
         '    - if: $CI_COMMIT_TAG',
       ].join('\n'),
     );
+    // The ID token's aud is never empty: the report URL when set (the rules), else this GitLab.
+    for (const f of [TEMPLATE, COMPONENT]) {
+      expect(f).toMatch(/\n {2}id_tokens:\n {4}TAGTRAIL_ID_TOKEN:\n {6}aud: \$TAGTRAIL_ID_TOKEN_AUD\n/);
+      expect(f).toMatch(/\n {4}TAGTRAIL_ID_TOKEN_AUD: \$CI_SERVER_URL\n/);
+    }
     // No catch-all rule: it is what starts the job a second time in merge request pipelines.
     for (const f of [TEMPLATE, COMPONENT]) expect(f).not.toMatch(/^\s+- when: (on_success|always)$/m);
   });
