@@ -155,6 +155,10 @@ describe('attach to an OCI image on a registry without the referrers API (referr
     expect(r.code).toBe(0);
     first = r.json as AttachJson;
     expect(first).toMatchObject({ changed: true, path: 'fallback-tag', subject: { digest: image.pushed, mediaType: OCI_MANIFEST } });
+    // The documented keys (docs/attach.md), camelCase as in every JSON output; scripts read them.
+    expect(Object.keys(first)).toEqual(['image', 'subject', 'referrer', 'changed', 'dryRun', 'path', 'fallbackTag', 'annotations']);
+    expect(Object.keys(first.fallbackTag ?? {})).toEqual(['tag', 'digest']);
+    expect(first.fallbackTag?.tag).toBe(tagOf(image.pushed));
     // ping, GET subject, GET referrers (404), GET sha256-<hex> (404), HEAD blob, POST + PUT blob,
     // PUT referrer, race-check HEAD of the tag, PUT of the tag, and the tag read back.
     expect(registry.count()).toBe(11);
@@ -184,6 +188,8 @@ describe('attach to an OCI image on a registry without the referrers API (referr
     const r = await attach(registry.host, `${repo}:v1`, ['-a', 'com.example.team=payments'], { now: () => new Date('2031-05-01T00:00:00Z') });
     expect(r.code).toBe(0);
     expect(r.json).toMatchObject({ changed: false, referrer: first.referrer, path: 'fallback-tag' });
+    // Nothing written, so no fallbackTag: it names the referrers tag a run wrote.
+    expect(Object.keys(r.json ?? {})).toEqual(['image', 'subject', 'referrer', 'changed', 'dryRun', 'path', 'annotations']);
     expect(registry.count({ method: 'PUT' })).toBe(0);
     expect(registry.count({ method: 'POST' })).toBe(0);
     // ping, GET subject, GET referrers (404), GET sha256-<hex>, GET of the listed referrer to check it.
