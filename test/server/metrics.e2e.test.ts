@@ -1,6 +1,7 @@
 // `tagtrail serve` (the built CLI, a child process) with the browser mounted: /metrics, read over
 // HTTP, labels each request by the pattern of the route that served it, never by its URL, and
 // only a path no route serves as `unmatched`.
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTempDir } from '../helpers/fixtures.js';
@@ -52,6 +53,17 @@ describe('serve /metrics route labels', () => {
       expect({ path, status: res.status }).toEqual({ path, status });
     }
 
+    // A guard answers this one (the Host check): it still counts under the route it was for.
+    const guarded = await new Promise<number>((resolve, reject) => {
+      const req = request(`${serve.url}/api/v1/repositories`, { headers: { host: 'rebound.example.com' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(guarded).toBe(421);
+
     const res = await fetch(`${serve.url}/metrics`);
     expect(res.status).toBe(200);
     const text = await res.text();
@@ -71,6 +83,7 @@ describe('serve /metrics route labels', () => {
     // The two unserved paths share one series; no label carries a requested URL.
     expect(text).toContain('tagtrail_http_requests_total{method="GET",route="unmatched",status="404"} 2');
     expect(text).toContain('tagtrail_http_requests_total{method="GET",route="/api/v1/images/:digest",status="404"} 1');
+    expect(text).toContain('tagtrail_http_requests_total{method="GET",route="/api/v1/repositories",status="421"} 1');
     expect(text).not.toContain(DIGEST);
     expect(text).not.toContain('group/app');
   });
