@@ -236,10 +236,10 @@ function isNestedIndex(d: Descriptor): boolean {
  * A warning naming the referrers and digest-named tags (cosign) that a new digest leaves behind.
  * Only a warning: a look-up that fails says so, and never stops the write.
  */
-async function dependentsWarning(client: RegistryClient, ref: Reference, digest: string): Promise<string[]> {
+async function dependentsWarning(client: RegistryClient, ref: Reference, digest: string, signal: AbortSignal): Promise<string[]> {
   let found: Awaited<ReturnType<typeof findDigestDependents>>;
   try {
-    found = await findDigestDependents(client, { registry: ref.registry, repository: ref.repository, digest });
+    found = await findDigestDependents(client, { registry: ref.registry, repository: ref.repository, digest }, signal);
   } catch (err) {
     if (!isTagtrailError(err)) throw err;
     return [`could not check the referrers and digest-named tags of ${ref.repository}@${digest} (${err.message}); any there stay with the old digest`];
@@ -332,6 +332,60 @@ async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, 
   return { r, labels, children: planned.map(({ p }) => p), references: referenceWrites };
 }
 
+/**
+ * Writes the rewritten manifests: what sits below an index first (children by digest, innermost
+ * first), then the top manifest under the tag (or its digest). The race check of the tag is sent
+ * alongside the writes below it, which only add manifests by digest, so the tag's PUT waits one
+ * round trip for both rather than one after the other.
+ */
+async function write(client: RegistryClient, ref: Reference, top: Manifest, result: Rewritten, plan: Planned | undefined, opts: AnnotateOptions): Promise<void> {
+  // Check that what we send parses as what we mean to send.
+  parseManifest(result.bytes, result.mediaType);
+  const below = plan ? writeBelow(client, ref, plan, opts.concurrency ?? 4) : Promise.resolve();
+  if (ref.tag === undefined) {
+    await below;
+    await client.putManifest(ref.registry, ref.repository, result.digest, result.bytes, result.mediaType);
+    return;
+  }
+  const tagRef = { registry: ref.registry, repository: ref.repository, tag: ref.tag };
+  const [written, checked] = await Promise.allSettled([below, raceCheck(client, tagRef, ref.digest ?? top.digest)]);
+  // A failed write below comes first: it says what broke, where a conflict only says why we stopped.
+  if (written.status === 'rejected') throw written.reason;
+  if (checked.status === 'rejected') throw checked.reason;
+  const putStarted = Date.now();
+  await client.putManifest(ref.registry, ref.repository, ref.tag, result.bytes, result.mediaType);
+  if (opts.verify === false) return;
+  // Registries have no conditional PUT, so a writer whose race check passed at the same
+  // moment as ours may replace our result a moment later. Give such a writer time to land
+  // (twice our own PUT, at least 250 ms, at most 2 s), then read the tag once more: a run
+  // that says it annotated the tag must have left it on its result, or say that it did not.
+  await sleep(Math.min(MAX_SETTLE_MS, Math.max(opts.settleMs ?? DEFAULT_SETTLE_MS, 2 * (Date.now() - putStarted))));
+  const now = await readBack(client, tagRef);
+  if (now?.digest !== result.digest) {
+    throw new ConflictError(`${ref.repository}:${ref.tag} was replaced right after annotating: tagtrail wrote ${result.digest}, and the tag is ${now?.digest ?? 'gone'} now`, {
+      hint: `another writer pushed or annotated the tag at the same time; ${result.digest} is still in the registry, untagged; run annotate again to annotate what the tag holds now`,
+    });
+  }
+}
+
+/** Race check: if someone moved the tag since our read, leave their manifest in place. */
+async function raceCheck(client: RegistryClient, tagRef: Reference & { tag: string }, expected: string): Promise<void> {
+  let now: ManifestHead | undefined;
+  try {
+    now = await client.headManifest(tagRef);
+  } catch (err) {
+    if (!isTagBeingWritten(err)) throw err;
+    throw new ConflictError(`${tagRef.repository}:${tagRef.tag} is being written by another client right now (the registry answered 500 to reading it); nothing was changed`, {
+      hint: 'someone is pushing the tag at this moment; run annotate again to annotate what it holds then',
+    });
+  }
+  if (now?.digest !== expected) {
+    throw new ConflictError(`${tagRef.repository}:${tagRef.tag} moved while annotating: it was ${expected} when read and is ${now?.digest ?? 'gone'} now; nothing was changed`, {
+      hint: 'someone pushed the tag in the meantime; run annotate again to annotate the new image',
+    });
+  }
+}
+
 export async function annotateImage(client: RegistryClient, ref: Reference, opts: AnnotateOptions): Promise<AnnotateResult> {
   const toOci = opts.toOci ?? false;
   if (!opts.dryRun) client.intendToWrite(ref.registry, ref.repository);
@@ -357,11 +411,6 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
     plan = await planIndex({ client, ref, opts: { ...opts, changes }, toOci, labelsOf, outcomes }, top, 1, '');
     result = plan.r;
   }
-  // What the new digest leaves behind is looked up while the write goes on: the look-ups read other
-  // tags and manifests, and their answers only go into warnings, so the write need not wait.
-  const dependents = result.changed ? dependentsWarning(client, ref, top.digest) : Promise.resolve([]);
-  dependents.catch(() => undefined); // awaited below; a run stopped before that must not leave it unhandled
-  if (plan && !opts.dryRun) await writeBelow(client, ref, plan, opts.concurrency ?? 4);
   outcomes.unshift({
     platform: top.kind === 'index' ? 'index' : 'manifest',
     mediaType: result.mediaType,
@@ -370,49 +419,18 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
     diff: result.diff,
     converted: result.converted,
   });
-
-  if (result.changed && !opts.dryRun) {
-    // Check that what we send parses as what we mean to send.
-    parseManifest(result.bytes, result.mediaType);
-    if (ref.tag !== undefined) {
-      // Race check: if someone moved the tag since our read, leave their manifest in place.
-      const expected = ref.digest ?? top.digest;
-      let now: ManifestHead | undefined;
-      try {
-        now = await client.headManifest({ registry: ref.registry, repository: ref.repository, tag: ref.tag });
-      } catch (err) {
-        if (!isTagBeingWritten(err)) throw err;
-        throw new ConflictError(`${ref.repository}:${ref.tag} is being written by another client right now (the registry answered 500 to reading it); nothing was changed`, {
-          hint: 'someone is pushing the tag at this moment; run annotate again to annotate what it holds then',
-        });
-      }
-      if (now?.digest !== expected) {
-        throw new ConflictError(
-          `${ref.repository}:${ref.tag} moved while annotating: it was ${expected} when read and is ${now?.digest ?? 'gone'} now; nothing was changed`,
-          { hint: 'someone pushed the tag in the meantime; run annotate again to annotate the new image' },
-        );
-      }
-      const putStarted = Date.now();
-      await client.putManifest(ref.registry, ref.repository, ref.tag, result.bytes, result.mediaType);
-      if (opts.verify !== false) {
-        // Registries have no conditional PUT, so a writer whose race check passed at the same
-        // moment as ours may replace our result a moment later. Give such a writer time to land
-        // (twice our own PUT, at least 250 ms, at most 2 s), then read the tag once more: a run
-        // that says it annotated the tag must have left it on its result, or say that it did not.
-        await sleep(Math.min(MAX_SETTLE_MS, Math.max(opts.settleMs ?? DEFAULT_SETTLE_MS, 2 * (Date.now() - putStarted))));
-        const written = await readBack(client, { registry: ref.registry, repository: ref.repository, tag: ref.tag });
-        if (written?.digest !== result.digest) {
-          throw new ConflictError(
-            `${ref.repository}:${ref.tag} was replaced right after annotating: tagtrail wrote ${result.digest}, and the tag is ${written?.digest ?? 'gone'} now`,
-            { hint: `another writer pushed or annotated the tag at the same time; ${result.digest} is still in the registry, untagged; run annotate again to annotate what the tag holds now` },
-          );
-        }
-      }
-    } else {
-      await client.putManifest(ref.registry, ref.repository, result.digest, result.bytes, result.mediaType);
-    }
+  // What the new digest leaves behind is looked up while the write goes on: the look-ups read other
+  // tags and manifests, and their answers only go into warnings, so the write never waits for them.
+  // A write that fails stops them: its error is the answer, and their retries must not hold it up.
+  const lookUps = new AbortController();
+  const dependents = result.changed ? dependentsWarning(client, ref, top.digest, lookUps.signal) : Promise.resolve([]);
+  dependents.catch(() => undefined); // awaited below; a run stopped before that must not leave it unhandled
+  try {
+    if (result.changed && !opts.dryRun) await write(client, ref, top, result, plan, opts);
+  } catch (err) {
+    lookUps.abort();
+    throw err;
   }
-
   const warnings = await dependents;
   return {
     image: formatReference(ref),
