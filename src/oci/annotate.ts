@@ -40,7 +40,7 @@ interface AnnotateOptions {
   readonly platforms?: readonly PlatformFilter[];
   readonly toOci?: boolean;
   readonly dryRun?: boolean;
-  /** Children fetched and written at once. */
+  /** Children fetched and written at once (default 8); with an index's children, their references are fetched alongside. */
   readonly concurrency?: number;
   /** The least wait between writing the tag and reading it back (default 250 ms). */
   readonly settleMs?: number;
@@ -210,7 +210,16 @@ interface PlanContext {
   readonly toOci: boolean;
   readonly labelsOf: (m: Manifest) => Promise<Annotations | undefined>;
   readonly outcomes: ManifestOutcome[];
+  /**
+   * Read the reference manifests of the selected children together with the children, rather
+   * than after them once a child is known to change: set when the run writes anyway (the top
+   * index changes), so that the reads cost no round trip of their own.
+   */
+  readonly readReferencesEarly: boolean;
 }
+
+/** Manifests read and written at once, by default: manifests are small, and each is one round trip. */
+const DEFAULT_CONCURRENCY = 8;
 
 /**
  * A rewritten manifest and the rewritten manifests below it, which must be written before it:
@@ -271,11 +280,35 @@ async function writeBelow(client: RegistryClient, ref: Reference, p: Planned, co
  */
 async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, where: string): Promise<Planned> {
   const { client, ref, opts, toOci } = ctx;
-  const concurrency = opts.concurrency ?? 4;
+  const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
   const entries = index.manifests.map((d, i) => ({ d, i })).filter(({ d }) => selected(d, opts.platforms) || isNestedIndex(d));
-  const fetched = await mapLimit(entries, concurrency, async ({ d, i }) => ({ d, i, child: await client.getManifest(withDigest(ref, d.digest)) }));
+  const isReferenceOf = (d: Descriptor, digests: { has(digest: string): boolean }): boolean =>
+    isReferenceDescriptor(d) && isImageManifestMediaType(d.mediaType) && digests.has(d.annotations?.[REFERENCE_DIGEST] ?? '');
+  const childDigests = new Set(entries.map(({ d }) => d.digest));
+  const early = ctx.readReferencesEarly ? index.manifests.filter((d) => isReferenceOf(d, childDigests)) : [];
+  const read = new Map<string, Promise<Manifest>>();
+  const get = (digest: string): Promise<Manifest> => {
+    let m = read.get(digest);
+    if (!m) {
+      m = client.getManifest(withDigest(ref, digest));
+      read.set(digest, m);
+    }
+    return m;
+  };
+  // One round trip for the children, their config labels when asked for, and (early) their references.
+  const [fetched] = await Promise.all([
+    mapLimit(entries, concurrency, async ({ d, i }) => {
+      const child = await get(d.digest);
+      return { d, i, child, labels: child.kind === 'image' ? await ctx.labelsOf(child) : undefined };
+    }),
+    // A reference that cannot be read fails the run only if it is needed below.
+    mapLimit(early, concurrency, (d) => get(d.digest).then(
+      () => undefined,
+      () => undefined,
+    )),
+  ]);
   const planned: { d: Descriptor; p: Planned }[] = [];
-  for (const { d, i, child } of fetched) {
+  for (const { d, i, child, labels } of fetched) {
     if (child.kind === 'index') {
       if (level >= MAX_INDEX_NESTING) {
         throw new UnreadableManifestError(`${where}manifests[${i}] (${d.digest}) is an index nested ${level + 1} levels deep; tagtrail follows nested indexes ${MAX_INDEX_NESTING} levels deep at most`, {
@@ -286,7 +319,6 @@ async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, 
       planned.push({ d, p });
       ctx.outcomes.push({ platform: `${where}manifests[${i}] index`, mediaType: p.r.mediaType, before: d.digest, after: p.r.digest, diff: p.r.diff, converted: p.r.converted });
     } else {
-      const labels = await ctx.labelsOf(child);
       const r = rewrite(child, withLabels(opts.changes, labels), toOci);
       planned.push({ d, p: { r, labels, children: [], references: [] } });
       ctx.outcomes.push({ platform: `${where}${formatPlatform(d.platform)}`, mediaType: r.mediaType, before: d.digest, after: r.digest, diff: r.diff, converted: r.converted });
@@ -296,9 +328,10 @@ async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, 
   for (const { d, p } of planned) if (p.r.changed) moved.set(d.digest, p.r);
 
   // A reference manifest may name the child it describes in a `subject`, which must follow the
-  // child's new digest; only references of a changed child can need it, so only they are read.
-  const references = index.manifests.filter((d) => isReferenceDescriptor(d) && isImageManifestMediaType(d.mediaType) && moved.has(d.annotations?.[REFERENCE_DIGEST] ?? ''));
-  const followed = await mapLimit(references, concurrency, async (d) => ({ d, m: await client.getManifest(withDigest(ref, d.digest)) }));
+  // child's new digest; only references of a changed child can need it, so only they are read
+  // (unless read early, above).
+  const references = index.manifests.filter((d) => isReferenceOf(d, moved));
+  const followed = await mapLimit(references, concurrency, async (d) => ({ d, m: await get(d.digest) }));
   const referenceWrites: Planned[] = [];
   for (const { d, m } of followed) {
     const target = moved.get(subjectDigest(m) ?? '');
@@ -341,7 +374,7 @@ async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, 
 async function write(client: RegistryClient, ref: Reference, top: Manifest, result: Rewritten, plan: Planned | undefined, opts: AnnotateOptions): Promise<void> {
   // Check that what we send parses as what we mean to send.
   parseManifest(result.bytes, result.mediaType);
-  const below = plan ? writeBelow(client, ref, plan, opts.concurrency ?? 4) : Promise.resolve();
+  const below = plan ? writeBelow(client, ref, plan, opts.concurrency ?? DEFAULT_CONCURRENCY) : Promise.resolve();
   if (ref.tag === undefined) {
     await below;
     await client.putManifest(ref.registry, ref.repository, result.digest, result.bytes, result.mediaType);
@@ -386,6 +419,17 @@ async function raceCheck(client: RegistryClient, tagRef: Reference & { tag: stri
   }
 }
 
+/**
+ * True when the index itself changes whatever its children hold: its own annotations differ
+ * under the changes, or it is converted. (A rewrite that only follows its children's new
+ * digests is not known before they are read.) Invalid annotations say false here and are
+ * refused by the rewrite.
+ */
+function topChangesAnyway(top: Manifest, changes: AnnotationChanges, toOci: boolean): boolean {
+  if (toOci && isDockerMediaType(top.mediaType)) return true;
+  return !isEmptyDiff(diffAnnotations(top.annotations, applyAnnotationChanges(top.annotations, changes)));
+}
+
 export async function annotateImage(client: RegistryClient, ref: Reference, opts: AnnotateOptions): Promise<AnnotateResult> {
   const toOci = opts.toOci ?? false;
   if (!opts.dryRun) client.intendToWrite(ref.registry, ref.repository);
@@ -402,36 +446,46 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
       hint: 'annotating it changes its digest, and it then drops out of its subject\'s referrers list; pass --force to annotate it anyway',
     });
   }
-  // Plan the whole tree first (every read, no write), so that bad input found anywhere stops
-  // the run before the first write; then PUT what changed by digest, innermost first.
-  let plan: Planned | undefined;
-  if (top.kind === 'image') {
-    result = rewrite(top, withLabels(changes, await labelsOf(top)), toOci);
-  } else {
-    plan = await planIndex({ client, ref, opts: { ...opts, changes }, toOci, labelsOf, outcomes }, top, 1, '');
-    result = plan.r;
-  }
-  outcomes.unshift({
-    platform: top.kind === 'index' ? 'index' : 'manifest',
-    mediaType: result.mediaType,
-    before: top.digest,
-    after: result.digest,
-    diff: result.diff,
-    converted: result.converted,
-  });
-  // What the new digest leaves behind is looked up while the write goes on: the look-ups read other
-  // tags and manifests, and their answers only go into warnings, so the write never waits for them.
-  // A write that fails stops them: its error is the answer, and their retries must not hold it up.
+  // What the new digest leaves behind is looked up while the rest goes on: the look-ups read other
+  // tags and manifests, and their answers only go into warnings, so nothing waits for them. When
+  // the top manifest changes whatever lies below it, they start at once, beside the reads of an
+  // index's children, whose connections the writes then reuse; else once the plan says whether
+  // anything changes. A run that fails stops them: its error is the answer, and their retries must
+  // not hold it up.
   const lookUps = new AbortController();
-  const dependents = result.changed ? dependentsWarning(client, ref, top.digest, lookUps.signal) : Promise.resolve([]);
-  dependents.catch(() => undefined); // awaited below; a run stopped before that must not leave it unhandled
+  let dependents: Promise<string[]> | undefined;
+  const lookUp = (): Promise<string[]> => {
+    dependents ??= dependentsWarning(client, ref, top.digest, lookUps.signal);
+    dependents.catch(() => undefined); // awaited below; a run stopped before that must not leave it unhandled
+    return dependents;
+  };
+  const topChanges = top.kind === 'index' && !opts.fromLabels && topChangesAnyway(top, changes, toOci);
+  if (topChanges) lookUp();
   try {
+    // Plan the whole tree first (every read, no write), so that bad input found anywhere stops
+    // the run before the first write; then PUT what changed by digest, innermost first.
+    let plan: Planned | undefined;
+    if (top.kind === 'image') {
+      result = rewrite(top, withLabels(changes, await labelsOf(top)), toOci);
+    } else {
+      plan = await planIndex({ client, ref, opts: { ...opts, changes }, toOci, labelsOf, outcomes, readReferencesEarly: topChanges }, top, 1, '');
+      result = plan.r;
+    }
+    outcomes.unshift({
+      platform: top.kind === 'index' ? 'index' : 'manifest',
+      mediaType: result.mediaType,
+      before: top.digest,
+      after: result.digest,
+      diff: result.diff,
+      converted: result.converted,
+    });
+    if (result.changed) lookUp();
     if (result.changed && !opts.dryRun) await write(client, ref, top, result, plan, opts);
   } catch (err) {
     lookUps.abort();
     throw err;
   }
-  const warnings = await dependents;
+  const warnings = dependents ? await dependents : [];
   return {
     image: formatReference(ref),
     repository: ref.repository,

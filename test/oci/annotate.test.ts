@@ -270,7 +270,7 @@ describe('annotate an OCI index with attestations', () => {
     await pushImage(index, `${registry.host}/${repo}:overlap`);
   });
 
-  it('overlaps the round trips: the children are read together, then written together with the race check and the look-ups, and the index is written last', async () => {
+  it('overlaps the round trips: the children and their attestations are read together with the look-ups, then written together with the race check on the same connections, and the index is written last', async () => {
     const held = await startFaultProxy({ upstream: registry.url });
     try {
       // Each request below the index is held at the proxy, so requests sent one after the other
@@ -294,13 +294,16 @@ describe('annotate an OCI index with attestations', () => {
       // No GET /v2/: the GET of the tag is the first request.
       expect(all[0]).toMatchObject({ method: 'GET', reference: 'overlap' });
       expect(all.some((q) => q.kind === 'base')).toBe(false);
-      // The platform manifests are read in flight together (the attestations only after, when
-      // their platform changed), and written in flight together.
-      const platformGets = childGets.filter((q) => index.images.some((img) => img.digest === q.reference));
-      expect(lastStart(platformGets)).toBeLessThan(firstEnd(platformGets));
+      // The platform manifests and their attestations are read in flight together, beside the
+      // look-ups for the warnings, and the platform manifests are written in flight together.
+      expect(lastStart([...childGets, ...lookUps])).toBeLessThan(firstEnd(childGets));
       expect(lastStart(childPuts)).toBeLessThan(firstEnd(childPuts));
-      // The race check and the look-ups go out alongside the children's PUTs, not after them.
-      expect(lastStart([...raceCheck, ...lookUps])).toBeLessThan(firstEnd(childPuts));
+      // The race check goes out alongside the children's PUTs, not after them.
+      expect(raceCheck[0]!.receivedAt).toBeLessThan(firstEnd(childPuts));
+      // Those writes ride on connections the reads opened (keep-alive): none opens a new one.
+      const firstPut = Math.min(...childPuts.map((q) => q.receivedAt));
+      const readConnections = new Set(all.filter((q) => q.receivedAt < firstPut).map((q) => q.connection));
+      expect([...childPuts, ...raceCheck].filter((q) => !readConnections.has(q.connection))).toEqual([]);
       // The order rule stays: the index is PUT only once every child it lists is in the registry.
       expect(indexPut[0]!.receivedAt).toBeGreaterThan(Math.max(...childPuts.map((q) => q.endedAt ?? Infinity)));
       const after = await read(repo, 'overlap');
