@@ -47,7 +47,7 @@ interface AnnotateOptions {
   /**
    * Read the tag back after writing it (default true), so a concurrent writer that replaced
    * our result is reported (exit 3) rather than lost silently. false saves that request and the
-   * wait: the registry request floor of ping, GET, race-check HEAD and PUT.
+   * wait: the registry request floor of GET, race-check HEAD and PUT.
    */
   readonly verify?: boolean;
   /**
