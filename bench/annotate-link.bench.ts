@@ -147,6 +147,21 @@ function linkTimes(link: FaultProxy, repo: string, tag: string): { spanMs: numbe
   return { spanMs: last - first, ...(put?.endedAt !== undefined && readBack?.endedAt !== undefined ? { readBackMs: readBack.endedAt - put.endedAt } : {}) };
 }
 
+/**
+ * Round trips one after another: the longest chain of requests in which each reached the link
+ * only after the one before it had ended. Unlike times, a loaded machine does not move it.
+ */
+function sequentialRounds(link: FaultProxy): number {
+  const rs = [...link.requests].sort((a, b) => a.receivedAt - b.receivedAt);
+  const depth: number[] = [];
+  rs.forEach((r, i) => {
+    let before = 0;
+    for (let j = 0; j < i; j++) if ((rs[j]?.endedAt ?? Infinity) <= r.receivedAt) before = Math.max(before, depth[j] ?? 0);
+    depth.push(before + 1);
+  });
+  return Math.max(0, ...depth);
+}
+
 async function measure(link: FaultProxy, subject: Subject, work: string): Promise<Record<string, unknown>> {
   const ref = (tag: string): string => `${link.host}/${subject.repo}:${tag}`;
   link.reset();
@@ -155,11 +170,14 @@ async function measure(link: FaultProxy, subject: Subject, work: string): Promis
   link.reset();
   await tagtrail(ref('nv'), link.host, 'count', false);
   const requestsNoReadBack = link.count();
+  // Keep-alive: a fan-out that reuses the connections of the one before opens no new ones.
+  const connectionsNoReadBack = new Set(link.requests.map((r) => r.connection)).size;
+  const roundsNoReadBack = sequentialRounds(link);
 
   // Round after round, each kind once, so a change in the machine's load falls on all alike.
   const runs = { node: [] as number[], tagtrailDefault: [] as number[], tagtrailNoReadBack: [] as number[], curl: [] as number[] };
   const cpu = { node: [] as number[], tagtrailDefault: [] as number[], tagtrailNoReadBack: [] as number[], curl: [] as number[] };
-  const network = { defaultSpan: [] as number[], readBack: [] as number[], noReadBackSpan: [] as number[] };
+  const network = { defaultSpan: [] as number[], readBack: [] as number[], noReadBackSpan: [] as number[], noReadBackFirstRequest: [] as number[] };
   const floorFile = join(work, 'floor.json');
   const record = (kind: keyof typeof runs, t: { wall: number; cpu: number }): void => {
     runs[kind].push(t.wall);
@@ -173,8 +191,11 @@ async function measure(link: FaultProxy, subject: Subject, work: string): Promis
     network.defaultSpan.push(d.spanMs);
     if (d.readBackMs !== undefined) network.readBack.push(d.readBackMs);
     link.reset();
+    const started = performance.now();
     record('tagtrailNoReadBack', await both(() => tagtrail(ref('nv'), link.host, String(i), false)));
     network.noReadBackSpan.push(linkTimes(link, subject.repo, 'nv').spanMs);
+    // The process side: from spawning (bash, then node) to its first request reaching the link.
+    network.noReadBackFirstRequest.push(Math.min(...link.requests.map((r) => r.receivedAt)) - started);
     record('curl', await both(() => curlFloor(`${link.url}/v2/${subject.repo}/manifests/floor`, floorFile, String(i))));
     progress(`${subject.name}: tagtrail, tagtrail --no-read-back, curl, node -e 0`, i + 1, RUNS);
   }
@@ -194,6 +215,8 @@ async function measure(link: FaultProxy, subject: Subject, work: string): Promis
   return {
     subject: subject.name,
     requests: { default: requestsDefault, noReadBack: requestsNoReadBack },
+    connections: { noReadBack: connectionsNoReadBack },
+    sequentialRounds: { noReadBack: roundsNoReadBack },
     ms: {
       node: nodeMs,
       tagtrailDefault: dMs,
@@ -205,6 +228,7 @@ async function measure(link: FaultProxy, subject: Subject, work: string): Promis
       skopeoOutIn: skopeoMs,
       defaultNetworkSpan: median(network.defaultSpan),
       noReadBackNetworkSpan: median(network.noReadBackSpan),
+      noReadBackFirstRequest: median(network.noReadBackFirstRequest),
       readBack: median(network.readBack),
     },
     cpuMs: { node: median(cpu.node), tagtrailDefault: median(cpu.tagtrailDefault), tagtrailNoReadBack: median(cpu.tagtrailNoReadBack), curlFloor: median(cpu.curl) },
@@ -248,7 +272,7 @@ export default async function bench(): Promise<void> {
     }
     const loadAfter = machineLoad();
 
-    type R = { subject: string; requests: { default: number; noReadBack: number }; ms: Record<string, number>; cpuMs: Record<string, number>; readBackCostMs: number; ratios: Record<string, number> };
+    type R = { subject: string; requests: { default: number; noReadBack: number }; connections: { noReadBack: number }; sequentialRounds: { noReadBack: number }; ms: Record<string, number>; cpuMs: Record<string, number>; readBackCostMs: number; ratios: Record<string, number> };
     const rows = results as unknown as R[];
     const pause = PAUSE_RULE.minMs;
     const data = {
@@ -275,9 +299,9 @@ ${rows.map((r) => `| ${r.subject} | ${verdict(r.ratios.defaultOverSkopeo ?? NaN,
 
 Times in ms (medians):
 
-| subject | tagtrail default (requests) | its requests' span | its read-back (PUT answered → HEAD answered) | \`--no-read-back\` (requests) | its requests' span | curl GET + PUT | node -e 0 | skopeo out / in |
-|---|---|---|---|---|---|---|---|---|
-${rows.map((r) => `| ${r.subject} | ${ms(r.ms.tagtrailDefault)} (${r.requests.default}) | ${ms(r.ms.defaultNetworkSpan)} | ${ms(r.ms.readBack)} | ${ms(r.ms.tagtrailNoReadBack)} (${r.requests.noReadBack}) | ${ms(r.ms.noReadBackNetworkSpan)} | ${ms(r.ms.curlFloor)} | ${ms(r.ms.node)} | ${ms(r.ms.skopeoOut)} / ${ms(r.ms.skopeoIn)} |`).join('\n')}
+| subject | tagtrail default (requests) | its requests' span | its read-back (PUT answered → HEAD answered) | \`--no-read-back\` (requests, connections, sequential round trips) | its first request after the start | its requests' span | curl GET + PUT | node -e 0 | skopeo out / in |
+|---|---|---|---|---|---|---|---|---|---|
+${rows.map((r) => `| ${r.subject} | ${ms(r.ms.tagtrailDefault)} (${r.requests.default}) | ${ms(r.ms.defaultNetworkSpan)} | ${ms(r.ms.readBack)} | ${ms(r.ms.tagtrailNoReadBack)} (${r.requests.noReadBack}, ${r.connections.noReadBack}, ${r.sequentialRounds.noReadBack}) | ${ms(r.ms.noReadBackFirstRequest)} | ${ms(r.ms.noReadBackNetworkSpan)} | ${ms(r.ms.curlFloor)} | ${ms(r.ms.node)} | ${ms(r.ms.skopeoOut)} / ${ms(r.ms.skopeoIn)} |`).join('\n')}
 
 CPU time (user + system, median; bash's \`times\`). On a shared virtual machine this moves too (steal and frequency), so read it beside the wall times, not instead of them:
 
@@ -285,7 +309,7 @@ CPU time (user + system, median; bash's \`times\`). On a shared virtual machine 
 |---|---|---|---|---|---|
 ${rows.map((r) => `| ${r.subject} | ${ms(r.cpuMs.tagtrailDefault)} | ${ms(r.cpuMs.tagtrailNoReadBack)} | ${ms(r.cpuMs.curlFloor)} | ${ms(r.cpuMs.node)} | ${fmt(r.ratios.noReadBackOverFloorCpu ?? NaN, 2)}× |`).join('\n')}
 
-A run's requests' span is from its first request reaching the link to its last answer, taken by the proxy; the rest of the run is the process: node's start, loading the command, work between requests.
+A run's requests' span is from its first request reaching the link to its last answer, taken by the proxy; the rest of the run is the process: node's start, loading the command, work between requests. Its first request after the start is from spawning it (under bash) to that request reaching the link; its connections are the client connections the link saw in one run (keep-alive reuse keeps them few); its sequential round trips are the longest chain of its requests in which each reached the link only after the one before had ended.
 The read-back is the pause (on this link the rule's floor, ${pause} ms: twice a PUT of ~${2 * LATENCY_MS} ms is less) plus one HEAD of the tag.
 The floor of (b) is two requests for the index too, while tagtrail also rewrites each platform manifest below it.
 

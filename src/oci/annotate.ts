@@ -40,14 +40,14 @@ interface AnnotateOptions {
   readonly platforms?: readonly PlatformFilter[];
   readonly toOci?: boolean;
   readonly dryRun?: boolean;
-  /** Children fetched and written at once. */
+  /** Children fetched and written at once (default 8); with an index's children, their references are fetched alongside. */
   readonly concurrency?: number;
   /** The least wait between writing the tag and reading it back (default 250 ms). */
   readonly settleMs?: number;
   /**
    * Read the tag back after writing it (default true), so a concurrent writer that replaced
    * our result is reported (exit 3) rather than lost silently. false saves that request and the
-   * wait: the registry request floor of ping, GET, race-check HEAD and PUT.
+   * wait: the registry request floor of GET, race-check HEAD and PUT.
    */
   readonly verify?: boolean;
   /**
@@ -210,7 +210,16 @@ interface PlanContext {
   readonly toOci: boolean;
   readonly labelsOf: (m: Manifest) => Promise<Annotations | undefined>;
   readonly outcomes: ManifestOutcome[];
+  /**
+   * Read the reference manifests of the selected children together with the children, rather
+   * than after them once a child is known to change: set when the run writes anyway (the top
+   * index changes), so that the reads cost no round trip of their own.
+   */
+  readonly readReferencesEarly: boolean;
 }
+
+/** Manifests read and written at once, by default: manifests are small, and each is one round trip. */
+const DEFAULT_CONCURRENCY = 8;
 
 /**
  * A rewritten manifest and the rewritten manifests below it, which must be written before it:
@@ -236,10 +245,10 @@ function isNestedIndex(d: Descriptor): boolean {
  * A warning naming the referrers and digest-named tags (cosign) that a new digest leaves behind.
  * Only a warning: a look-up that fails says so, and never stops the write.
  */
-async function dependentsWarning(client: RegistryClient, ref: Reference, digest: string): Promise<string[]> {
+async function dependentsWarning(client: RegistryClient, ref: Reference, digest: string, signal: AbortSignal): Promise<string[]> {
   let found: Awaited<ReturnType<typeof findDigestDependents>>;
   try {
-    found = await findDigestDependents(client, { registry: ref.registry, repository: ref.repository, digest });
+    found = await findDigestDependents(client, { registry: ref.registry, repository: ref.repository, digest }, signal);
   } catch (err) {
     if (!isTagtrailError(err)) throw err;
     return [`could not check the referrers and digest-named tags of ${ref.repository}@${digest} (${err.message}); any there stay with the old digest`];
@@ -271,11 +280,35 @@ async function writeBelow(client: RegistryClient, ref: Reference, p: Planned, co
  */
 async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, where: string): Promise<Planned> {
   const { client, ref, opts, toOci } = ctx;
-  const concurrency = opts.concurrency ?? 4;
+  const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
   const entries = index.manifests.map((d, i) => ({ d, i })).filter(({ d }) => selected(d, opts.platforms) || isNestedIndex(d));
-  const fetched = await mapLimit(entries, concurrency, async ({ d, i }) => ({ d, i, child: await client.getManifest(withDigest(ref, d.digest)) }));
+  const isReferenceOf = (d: Descriptor, digests: { has(digest: string): boolean }): boolean =>
+    isReferenceDescriptor(d) && isImageManifestMediaType(d.mediaType) && digests.has(d.annotations?.[REFERENCE_DIGEST] ?? '');
+  const childDigests = new Set(entries.map(({ d }) => d.digest));
+  const early = ctx.readReferencesEarly ? index.manifests.filter((d) => isReferenceOf(d, childDigests)) : [];
+  const read = new Map<string, Promise<Manifest>>();
+  const get = (digest: string): Promise<Manifest> => {
+    let m = read.get(digest);
+    if (!m) {
+      m = client.getManifest(withDigest(ref, digest));
+      read.set(digest, m);
+    }
+    return m;
+  };
+  // One round trip for the children, their config labels when asked for, and (early) their references.
+  const [fetched] = await Promise.all([
+    mapLimit(entries, concurrency, async ({ d, i }) => {
+      const child = await get(d.digest);
+      return { d, i, child, labels: child.kind === 'image' ? await ctx.labelsOf(child) : undefined };
+    }),
+    // A reference that cannot be read fails the run only if it is needed below.
+    mapLimit(early, concurrency, (d) => get(d.digest).then(
+      () => undefined,
+      () => undefined,
+    )),
+  ]);
   const planned: { d: Descriptor; p: Planned }[] = [];
-  for (const { d, i, child } of fetched) {
+  for (const { d, i, child, labels } of fetched) {
     if (child.kind === 'index') {
       if (level >= MAX_INDEX_NESTING) {
         throw new UnreadableManifestError(`${where}manifests[${i}] (${d.digest}) is an index nested ${level + 1} levels deep; tagtrail follows nested indexes ${MAX_INDEX_NESTING} levels deep at most`, {
@@ -286,7 +319,6 @@ async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, 
       planned.push({ d, p });
       ctx.outcomes.push({ platform: `${where}manifests[${i}] index`, mediaType: p.r.mediaType, before: d.digest, after: p.r.digest, diff: p.r.diff, converted: p.r.converted });
     } else {
-      const labels = await ctx.labelsOf(child);
       const r = rewrite(child, withLabels(opts.changes, labels), toOci);
       planned.push({ d, p: { r, labels, children: [], references: [] } });
       ctx.outcomes.push({ platform: `${where}${formatPlatform(d.platform)}`, mediaType: r.mediaType, before: d.digest, after: r.digest, diff: r.diff, converted: r.converted });
@@ -296,9 +328,10 @@ async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, 
   for (const { d, p } of planned) if (p.r.changed) moved.set(d.digest, p.r);
 
   // A reference manifest may name the child it describes in a `subject`, which must follow the
-  // child's new digest; only references of a changed child can need it, so only they are read.
-  const references = index.manifests.filter((d) => isReferenceDescriptor(d) && isImageManifestMediaType(d.mediaType) && moved.has(d.annotations?.[REFERENCE_DIGEST] ?? ''));
-  const followed = await mapLimit(references, concurrency, async (d) => ({ d, m: await client.getManifest(withDigest(ref, d.digest)) }));
+  // child's new digest; only references of a changed child can need it, so only they are read
+  // (unless read early, above).
+  const references = index.manifests.filter((d) => isReferenceOf(d, moved));
+  const followed = await mapLimit(references, concurrency, async (d) => ({ d, m: await get(d.digest) }));
   const referenceWrites: Planned[] = [];
   for (const { d, m } of followed) {
     const target = moved.get(subjectDigest(m) ?? '');
@@ -332,6 +365,71 @@ async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, 
   return { r, labels, children: planned.map(({ p }) => p), references: referenceWrites };
 }
 
+/**
+ * Writes the rewritten manifests: what sits below an index first (children by digest, innermost
+ * first), then the top manifest under the tag (or its digest). The race check of the tag is sent
+ * alongside the writes below it, which only add manifests by digest, so the tag's PUT waits one
+ * round trip for both rather than one after the other.
+ */
+async function write(client: RegistryClient, ref: Reference, top: Manifest, result: Rewritten, plan: Planned | undefined, opts: AnnotateOptions): Promise<void> {
+  // Check that what we send parses as what we mean to send.
+  parseManifest(result.bytes, result.mediaType);
+  const below = plan ? writeBelow(client, ref, plan, opts.concurrency ?? DEFAULT_CONCURRENCY) : Promise.resolve();
+  if (ref.tag === undefined) {
+    await below;
+    await client.putManifest(ref.registry, ref.repository, result.digest, result.bytes, result.mediaType);
+    return;
+  }
+  const tagRef = { registry: ref.registry, repository: ref.repository, tag: ref.tag };
+  const [written, checked] = await Promise.allSettled([below, raceCheck(client, tagRef, ref.digest ?? top.digest)]);
+  // A failed write below comes first: it says what broke, where a conflict only says why we stopped.
+  if (written.status === 'rejected') throw written.reason;
+  if (checked.status === 'rejected') throw checked.reason;
+  const putStarted = Date.now();
+  await client.putManifest(ref.registry, ref.repository, ref.tag, result.bytes, result.mediaType);
+  if (opts.verify === false) return;
+  // Registries have no conditional PUT, so a writer whose race check passed at the same
+  // moment as ours may replace our result a moment later. Give such a writer time to land
+  // (twice our own PUT, at least 250 ms, at most 2 s), then read the tag once more: a run
+  // that says it annotated the tag must have left it on its result, or say that it did not.
+  await sleep(Math.min(MAX_SETTLE_MS, Math.max(opts.settleMs ?? DEFAULT_SETTLE_MS, 2 * (Date.now() - putStarted))));
+  const now = await readBack(client, tagRef);
+  if (now?.digest !== result.digest) {
+    throw new ConflictError(`${ref.repository}:${ref.tag} was replaced right after annotating: tagtrail wrote ${result.digest}, and the tag is ${now?.digest ?? 'gone'} now`, {
+      hint: `another writer pushed or annotated the tag at the same time; ${result.digest} is still in the registry, untagged; run annotate again to annotate what the tag holds now`,
+    });
+  }
+}
+
+/** Race check: if someone moved the tag since our read, leave their manifest in place. */
+async function raceCheck(client: RegistryClient, tagRef: Reference & { tag: string }, expected: string): Promise<void> {
+  let now: ManifestHead | undefined;
+  try {
+    now = await client.headManifest(tagRef);
+  } catch (err) {
+    if (!isTagBeingWritten(err)) throw err;
+    throw new ConflictError(`${tagRef.repository}:${tagRef.tag} is being written by another client right now (the registry answered 500 to reading it); nothing was changed`, {
+      hint: 'someone is pushing the tag at this moment; run annotate again to annotate what it holds then',
+    });
+  }
+  if (now?.digest !== expected) {
+    throw new ConflictError(`${tagRef.repository}:${tagRef.tag} moved while annotating: it was ${expected} when read and is ${now?.digest ?? 'gone'} now; nothing was changed`, {
+      hint: 'someone pushed the tag in the meantime; run annotate again to annotate the new image',
+    });
+  }
+}
+
+/**
+ * True when the index itself changes whatever its children hold: its own annotations differ
+ * under the changes, or it is converted. (A rewrite that only follows its children's new
+ * digests is not known before they are read.) Invalid annotations say false here and are
+ * refused by the rewrite.
+ */
+function topChangesAnyway(top: Manifest, changes: AnnotationChanges, toOci: boolean): boolean {
+  if (toOci && isDockerMediaType(top.mediaType)) return true;
+  return !isEmptyDiff(diffAnnotations(top.annotations, applyAnnotationChanges(top.annotations, changes)));
+}
+
 export async function annotateImage(client: RegistryClient, ref: Reference, opts: AnnotateOptions): Promise<AnnotateResult> {
   const toOci = opts.toOci ?? false;
   if (!opts.dryRun) client.intendToWrite(ref.registry, ref.repository);
@@ -348,72 +446,46 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
       hint: 'annotating it changes its digest, and it then drops out of its subject\'s referrers list; pass --force to annotate it anyway',
     });
   }
-  // Plan the whole tree first (every read, no write), so that bad input found anywhere stops
-  // the run before the first write; then PUT what changed by digest, innermost first.
-  let plan: Planned | undefined;
-  if (top.kind === 'image') {
-    result = rewrite(top, withLabels(changes, await labelsOf(top)), toOci);
-  } else {
-    plan = await planIndex({ client, ref, opts: { ...opts, changes }, toOci, labelsOf, outcomes }, top, 1, '');
-    result = plan.r;
-  }
-  // What the new digest leaves behind is looked up while the write goes on: the look-ups read other
-  // tags and manifests, and their answers only go into warnings, so the write need not wait.
-  const dependents = result.changed ? dependentsWarning(client, ref, top.digest) : Promise.resolve([]);
-  dependents.catch(() => undefined); // awaited below; a run stopped before that must not leave it unhandled
-  if (plan && !opts.dryRun) await writeBelow(client, ref, plan, opts.concurrency ?? 4);
-  outcomes.unshift({
-    platform: top.kind === 'index' ? 'index' : 'manifest',
-    mediaType: result.mediaType,
-    before: top.digest,
-    after: result.digest,
-    diff: result.diff,
-    converted: result.converted,
-  });
-
-  if (result.changed && !opts.dryRun) {
-    // Check that what we send parses as what we mean to send.
-    parseManifest(result.bytes, result.mediaType);
-    if (ref.tag !== undefined) {
-      // Race check: if someone moved the tag since our read, leave their manifest in place.
-      const expected = ref.digest ?? top.digest;
-      let now: ManifestHead | undefined;
-      try {
-        now = await client.headManifest({ registry: ref.registry, repository: ref.repository, tag: ref.tag });
-      } catch (err) {
-        if (!isTagBeingWritten(err)) throw err;
-        throw new ConflictError(`${ref.repository}:${ref.tag} is being written by another client right now (the registry answered 500 to reading it); nothing was changed`, {
-          hint: 'someone is pushing the tag at this moment; run annotate again to annotate what it holds then',
-        });
-      }
-      if (now?.digest !== expected) {
-        throw new ConflictError(
-          `${ref.repository}:${ref.tag} moved while annotating: it was ${expected} when read and is ${now?.digest ?? 'gone'} now; nothing was changed`,
-          { hint: 'someone pushed the tag in the meantime; run annotate again to annotate the new image' },
-        );
-      }
-      const putStarted = Date.now();
-      await client.putManifest(ref.registry, ref.repository, ref.tag, result.bytes, result.mediaType);
-      if (opts.verify !== false) {
-        // Registries have no conditional PUT, so a writer whose race check passed at the same
-        // moment as ours may replace our result a moment later. Give such a writer time to land
-        // (twice our own PUT, at least 250 ms, at most 2 s), then read the tag once more: a run
-        // that says it annotated the tag must have left it on its result, or say that it did not.
-        await sleep(Math.min(MAX_SETTLE_MS, Math.max(opts.settleMs ?? DEFAULT_SETTLE_MS, 2 * (Date.now() - putStarted))));
-        const written = await readBack(client, { registry: ref.registry, repository: ref.repository, tag: ref.tag });
-        if (written?.digest !== result.digest) {
-          throw new ConflictError(
-            `${ref.repository}:${ref.tag} was replaced right after annotating: tagtrail wrote ${result.digest}, and the tag is ${written?.digest ?? 'gone'} now`,
-            { hint: `another writer pushed or annotated the tag at the same time; ${result.digest} is still in the registry, untagged; run annotate again to annotate what the tag holds now` },
-          );
-        }
-      }
+  // What the new digest leaves behind is looked up while the rest goes on: the look-ups read other
+  // tags and manifests, and their answers only go into warnings, so nothing waits for them. When
+  // the top manifest changes whatever lies below it, they start at once, beside the reads of an
+  // index's children, whose connections the writes then reuse; else once the plan says whether
+  // anything changes. A run that fails stops them: its error is the answer, and their retries must
+  // not hold it up.
+  const lookUps = new AbortController();
+  let dependents: Promise<string[]> | undefined;
+  const lookUp = (): Promise<string[]> => {
+    dependents ??= dependentsWarning(client, ref, top.digest, lookUps.signal);
+    dependents.catch(() => undefined); // awaited below; a run stopped before that must not leave it unhandled
+    return dependents;
+  };
+  const topChanges = top.kind === 'index' && !opts.fromLabels && topChangesAnyway(top, changes, toOci);
+  if (topChanges) lookUp();
+  try {
+    // Plan the whole tree first (every read, no write), so that bad input found anywhere stops
+    // the run before the first write; then PUT what changed by digest, innermost first.
+    let plan: Planned | undefined;
+    if (top.kind === 'image') {
+      result = rewrite(top, withLabels(changes, await labelsOf(top)), toOci);
     } else {
-      await client.putManifest(ref.registry, ref.repository, result.digest, result.bytes, result.mediaType);
+      plan = await planIndex({ client, ref, opts: { ...opts, changes }, toOci, labelsOf, outcomes, readReferencesEarly: topChanges }, top, 1, '');
+      result = plan.r;
     }
+    outcomes.unshift({
+      platform: top.kind === 'index' ? 'index' : 'manifest',
+      mediaType: result.mediaType,
+      before: top.digest,
+      after: result.digest,
+      diff: result.diff,
+      converted: result.converted,
+    });
+    if (result.changed) lookUp();
+    if (result.changed && !opts.dryRun) await write(client, ref, top, result, plan, opts);
+  } catch (err) {
+    lookUps.abort();
+    throw err;
   }
-
-  const warnings = await dependents;
+  const warnings = dependents ? await dependents : [];
   return {
     image: formatReference(ref),
     repository: ref.repository,

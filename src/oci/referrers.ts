@@ -225,14 +225,14 @@ const COSIGN_SUFFIXES = ['.sig', '.att', '.sbom'];
  * request and one tag list (a tag list page holds up to 1,000 tags), sent at the same time.
  * Anything found stays with that digest when the manifest is rewritten.
  */
-export async function findDigestDependents(client: RegistryClient, subject: Reference & { digest: string }): Promise<DigestDependents> {
+export async function findDigestDependents(client: RegistryClient, subject: Reference & { digest: string }, signal?: AbortSignal): Promise<DigestDependents> {
   const own = referrersTag(subject.digest);
   const wanted = new Set([own, ...COSIGN_SUFFIXES.map((s) => `${own}${s}`)]);
   const [api, list] = await Promise.allSettled([
-    client.listReferrers(subject.registry, subject.repository, subject.digest),
+    client.listReferrers(subject.registry, subject.repository, subject.digest, undefined, signal),
     (async () => {
       const tags: string[] = [];
-      for await (const tag of client.listTags(subject.registry, subject.repository)) if (wanted.has(tag)) tags.push(tag);
+      for await (const tag of client.listTags(subject.registry, subject.repository, 1000, signal)) if (wanted.has(tag)) tags.push(tag);
       return tags;
     })(),
   ]);

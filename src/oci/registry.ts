@@ -162,14 +162,14 @@ export class RegistryClient {
     return { digest, ...(subject ? { ociSubject: subject } : {}) };
   }
 
-  private async *paginate(registry: string, firstPath: string, scope: Scope, field: 'tags' | 'repositories', what: string): AsyncGenerator<string> {
+  private async *paginate(registry: string, firstPath: string, scope: Scope, field: 'tags' | 'repositories', what: string, signal?: AbortSignal): AsyncGenerator<string> {
     let path: string | undefined = firstPath;
     const seen = new Set<string>();
     while (path) {
       if (seen.size >= this.maxListPages) throw this.pageLimitError(what);
       if (seen.has(path)) throw new RegistryError(`the registry's pagination loops at ${path.split('?')[0]}`, 500);
       seen.add(path);
-      const res = await this.transport.request({ registry, method: 'GET', path, scope, maxBodyBytes: 32 * 1024 * 1024 });
+      const res = await this.transport.request({ registry, method: 'GET', path, scope, maxBodyBytes: 32 * 1024 * 1024, ...(signal ? { signal } : {}) });
       let list: unknown;
       try {
         list = (JSON.parse(Buffer.from(res.body).toString('utf8')) as Record<string, unknown>)[field];
@@ -189,8 +189,8 @@ export class RegistryClient {
     }
   }
 
-  listTags(registry: string, repository: string, pageSize = 1000): AsyncGenerator<string> {
-    return this.paginate(registry, `${repoPath(repository)}/tags/list?n=${pageSize}`, pullScope(repository), 'tags', `tag list of ${repository}`);
+  listTags(registry: string, repository: string, pageSize = 1000, signal?: AbortSignal): AsyncGenerator<string> {
+    return this.paginate(registry, `${repoPath(repository)}/tags/list?n=${pageSize}`, pullScope(repository), 'tags', `tag list of ${repository}`, signal);
   }
 
   listRepositories(registry: string, pageSize = 1000, last?: string): AsyncGenerator<string> {
@@ -284,7 +284,7 @@ export class RegistryClient {
    * registry applied the artifactType filter itself (OCI-Filters-Applied); when it did not, the
    * caller gets every referrer and filters on its own.
    */
-  async listReferrers(registry: string, repository: string, digest: string, artifactType?: string): Promise<ReferrersPage | undefined> {
+  async listReferrers(registry: string, repository: string, digest: string, artifactType?: string, signal?: AbortSignal): Promise<ReferrersPage | undefined> {
     const scope = this.readScope(registry, repository);
     const q = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
     let path: string | undefined = `${repoPath(repository)}/referrers/${digest}${q}`;
@@ -302,6 +302,7 @@ export class RegistryClient {
         headers: { accept: OCI_INDEX },
         scope,
         accept: page === 0 ? [404] : [],
+        ...(signal ? { signal } : {}),
         maxBodyBytes: MAX_MANIFEST_BYTES,
       });
       if (res.status === 404) return undefined;

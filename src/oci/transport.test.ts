@@ -182,13 +182,15 @@ describe('Transport auth', () => {
     await t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/tags/list', scope: pushScope('g/app') });
     await t.request({ registry: 'other.example.com', method: 'GET', path: '/v2/g/app/tags/list', scope: pushScope('g/app') });
     const sent = (host: string) => s.calls.filter((c) => c.url.startsWith(`https://${host}/v2/g/`)).map((c) => c.authorization);
-    expect(sent('reg.example.com')).toEqual(['Bearer tok-1']);
-    expect(sent('other.example.com')).toEqual(['Bearer tok-2']);
+    // The first request to each goes without credentials: its 401 is the challenge.
+    expect(sent('reg.example.com')).toEqual([undefined, 'Bearer tok-1']);
+    expect(sent('other.example.com')).toEqual([undefined, 'Bearer tok-2']);
   });
 
   it('never sends credentials across a redirect to another origin', async () => {
-    const s = scripted((u) => {
-      if (u.pathname === '/v2/') return new Response('', { status: 401, headers: { 'www-authenticate': 'Basic realm="r"' } });
+    const s = scripted((u, init) => {
+      const anonymous = !new Headers(init.headers).has('authorization');
+      if (u.host === 'reg.example.com' && anonymous) return new Response('', { status: 401, headers: { 'www-authenticate': 'Basic realm="r"' } });
       if (u.host === 'reg.example.com') return new Response('', { status: 307, headers: { location: 'https://storage.example.net/blob?X-Amz-Signature=abc' } });
       return ok();
     });
@@ -197,7 +199,66 @@ describe('Transport auth', () => {
     const storage = s.calls.find((c) => c.url.includes('storage.example.net'));
     expect(storage).toBeDefined();
     expect(storage?.authorization).toBeUndefined();
-    expect(s.calls.find((c) => c.url.includes('reg.example.com/v2/g'))?.authorization).toMatch(/^Basic /);
+    // The first request went without credentials and was challenged; the second carried them.
+    expect(s.calls.filter((c) => c.url.includes('reg.example.com/v2/g')).map((c) => c.authorization?.split(' ')[0])).toEqual([undefined, 'Basic']);
     expect(debug.join('\n')).not.toContain('X-Amz-Signature=abc');
+  });
+});
+
+describe('Transport learning how to authenticate', () => {
+  const challenge = 'Bearer realm="https://auth.example.com/token",service="reg"';
+  const bearerRegistry = () => {
+    let issued = 0;
+    return scripted(async (u, init) => {
+      if (u.host === 'auth.example.com') return new Response(JSON.stringify({ token: `tok-${++issued}` }), { status: 200 });
+      if (new Headers(init.headers).get('authorization')?.startsWith('Bearer ')) return ok();
+      return new Response('', { status: 401, headers: { 'www-authenticate': challenge } });
+    });
+  };
+
+  it('takes the challenge from the first GET itself, with no GET /v2/, and makes requests sent meanwhile wait for it', async () => {
+    const s = bearerRegistry();
+    const { t } = transport(s.fetch);
+    const get = (path: string) => t.request({ registry: 'reg.example.com', method: 'GET', path, scope: pushScope('g/app') });
+    await Promise.all([get('/v2/g/app/manifests/v1'), get('/v2/g/app/manifests/v2'), get('/v2/g/app/tags/list')]);
+    expect(s.calls.filter((c) => new URL(c.url).pathname === '/v2/')).toEqual([]);
+    // One unauthenticated request (the first), one token, three requests with it.
+    expect(s.calls.filter((c) => c.url.startsWith('https://reg.example.com/') && c.authorization === undefined).length).toBe(1);
+    expect(s.calls.filter((c) => c.url.startsWith('https://auth.example.com/')).length).toBe(1);
+    expect(s.calls.filter((c) => c.authorization === 'Bearer tok-1').length).toBe(3);
+  });
+
+  it('still pings GET /v2/ before a first request that is not a GET or HEAD, so its body goes out once', async () => {
+    const s = bearerRegistry();
+    const { t } = transport(s.fetch);
+    await t.request({ registry: 'reg.example.com', method: 'PUT', path: '/v2/g/app/manifests/v1', body: new Uint8Array([1]), scope: pushScope('g/app') });
+    expect(s.calls.map((c) => `${c.method} ${new URL(c.url).host}${new URL(c.url).pathname}`)).toEqual(['GET reg.example.com/v2/', 'GET auth.example.com/token', 'PUT reg.example.com/v2/g/app/manifests/v1']);
+  });
+
+  it('asks GET /v2/ when the first request fails, to tell a host that is no registry from a missing manifest', async () => {
+    const notRegistry = scripted(() => new Response('', { status: 404 }));
+    const err = await transport(notRegistry.fetch)
+      .t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/manifests/v1' })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegistryError);
+    expect((err as Error).message).toContain('does not answer the registry API');
+    const missing = scripted((u) => (u.pathname === '/v2/' ? ok() : new Response('', { status: 404 })));
+    await expect(transport(missing.fetch).t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/manifests/v1' })).rejects.toBeInstanceOf(NotFoundError);
+    expect(missing.calls.map((c) => new URL(c.url).pathname)).toEqual(['/v2/g/app/manifests/v1', '/v2/']);
+  });
+
+  it('stops a request and its retries when its signal aborts', async () => {
+    const s = scripted(() => new Response('', { status: 503 }));
+    const controller = new AbortController();
+    const t = new Transport({
+      fetch: s.fetch,
+      credentials: credentialResolver({ env: {}, registries: ['reg.example.com'] }),
+      // The first wait between retries is where the caller gives up.
+      sleep: async () => {
+        controller.abort(new Error('no longer needed'));
+      },
+    });
+    await expect(t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/tags/list', signal: controller.signal })).rejects.toThrow('no longer needed');
+    expect(s.calls.length).toBe(1);
   });
 });

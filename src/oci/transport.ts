@@ -1,6 +1,7 @@
 // HTTP to registries: ping and challenge, Basic and Bearer auth, retries with back-off,
 // redirects that never carry credentials to another origin, bounded bodies, and a debug log
 // with every secret redacted.
+import { setTimeout as delay } from 'node:timers/promises';
 import { readBounded } from '../bounded-body.js';
 import { AuthError, NetworkError, NotFoundError, RegistryError, UnreadableManifestError, type TagtrailError, isTagtrailError } from '../errors.js';
 import { type HttpClient, type HttpHeaders, type HttpResponse, httpFromFetch } from '../net/http.js';
@@ -38,7 +39,8 @@ export interface TransportOptions {
   /** Receives one line per request and response; secrets are already redacted. */
   readonly debug?: (line: string) => void;
   readonly retry?: Partial<RetryPolicy>;
-  readonly sleep?: (ms: number) => Promise<void>;
+  /** Waits between retries; the default one ends early, rejecting, when the signal aborts. */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly now?: () => number;
   readonly random?: () => number;
   readonly userAgent?: string;
@@ -59,6 +61,18 @@ interface RegistryRequest {
   readonly maxBodyBytes?: number;
   /** Statuses the caller handles itself (e.g. 404 for HEAD); others become errors. */
   readonly accept?: readonly number[];
+  /** Stops the request, its retries and their waits; the request then rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+interface SendRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: Record<string, string>;
+  readonly body?: Uint8Array | undefined;
+  readonly maxBodyBytes: number;
+  readonly what?: string;
+  readonly signal?: AbortSignal;
 }
 
 interface RegistryResponse {
@@ -141,8 +155,9 @@ function readBody(res: HttpResponse, max: number, what: string): Promise<Uint8Ar
 export class Transport {
   private readonly auth = new Map<string, Promise<AuthState>>();
   private readonly tokens: TokenCache;
+  private readonly tokenFetches = new Map<string, Promise<string | undefined>>();
   private readonly retry: RetryPolicy;
-  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly http: HttpClient;
@@ -152,7 +167,7 @@ export class Transport {
     this.now = opts.now ?? Date.now;
     this.tokens = new TokenCache(this.now);
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
-    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.sleep = opts.sleep ?? ((ms, signal) => delay(ms, undefined, signal ? { signal } : {}));
     this.random = opts.random ?? Math.random;
   }
 
@@ -211,6 +226,18 @@ export class Transport {
     const sc = scope ?? { type: 'registry', name: 'ping', actions: [] };
     const cached = scope ? this.tokens.get(registry, state.realm, state.service, sc) : undefined;
     if (cached) return cached;
+    if (!scope) return this.fetchToken(registry, state, scope, sc);
+    // Requests sent at once (a fan-out) share one token fetch for the same scope.
+    const key = `${registry} ${state.realm} ${state.service} ${scopeString(sc)}`;
+    let pending = this.tokenFetches.get(key);
+    if (!pending) {
+      pending = this.fetchToken(registry, state, scope, sc).finally(() => this.tokenFetches.delete(key));
+      this.tokenFetches.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async fetchToken(registry: string, state: Extract<AuthState, { kind: 'bearer' }>, scope: Scope | undefined, sc: Scope): Promise<string | undefined> {
     const realm = checkRealm(state.realm, this.baseUrl(registry));
     const url = new URL(realm.toString());
     if (state.service) url.searchParams.set('service', state.service);
@@ -241,25 +268,89 @@ export class Transport {
     return t ? `Bearer ${t}` : undefined;
   }
 
-  /** One registry call: auth, one re-authentication on 401, retries, and error mapping. */
+  /**
+   * One registry call: auth, one re-authentication on 401, retries, and error mapping.
+   *
+   * How a registry wants us to authenticate is learnt once. The first GET or HEAD to a registry
+   * goes out without credentials and learns it from its own answer (a 401 carries the challenge),
+   * so no separate GET /v2/ costs a round trip; requests sent meanwhile wait for that answer. Any
+   * other first request (a PUT, a POST, whose body should go out once) pings GET /v2/ first.
+   */
   async request(req: RegistryRequest): Promise<RegistryResponse> {
-    let state = await this.authState(req.registry);
-    const url = `${this.baseUrl(req.registry)}${req.path}`;
+    if (this.auth.has(req.registry) || (req.method !== 'GET' && req.method !== 'HEAD')) return this.requestWith(req, await this.authState(req.registry));
+    return this.probe(req);
+  }
+
+  /** The first GET or HEAD to a registry, sent without credentials: its answer says how to authenticate. */
+  private async probe(req: RegistryRequest): Promise<RegistryResponse> {
+    let learnt!: (state: AuthState) => void;
+    let failed!: (err: unknown) => void;
+    const state = new Promise<AuthState>((resolve, reject) => {
+      learnt = resolve;
+      failed = reject;
+    });
+    state.catch(() => undefined); // waiting requests see the failure; the probe itself throws it
+    this.auth.set(req.registry, state);
+    const fail = (err: unknown): never => {
+      this.auth.delete(req.registry);
+      failed(err);
+      throw err;
+    };
+    let res: RegistryResponse;
+    try {
+      res = await this.send(req.registry, this.outgoing(req, { ...req.headers }));
+    } catch (err) {
+      return fail(err);
+    }
+    if (res.status === 401) {
+      let learned: AuthState;
+      try {
+        learned = this.stateFromChallenges(req.registry, parseChallenges(res.headers.get('www-authenticate')));
+      } catch (err) {
+        return fail(err);
+      }
+      learnt(learned);
+      return this.requestWith(req, learned);
+    }
+    if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) {
+      learnt({ kind: 'none' });
+      return res;
+    }
+    // An error: GET /v2/ tells a host that is no registry, or an https registry asked over plain
+    // http, from what the request asked for being missing; it costs a request on this path only.
+    let pinged: AuthState;
+    try {
+      pinged = await this.ping(req.registry);
+    } catch (err) {
+      return fail(err);
+    }
+    learnt(pinged);
+    if (pinged.kind !== 'none') return this.requestWith(req, pinged);
+    throw this.statusError(res, `${req.method} ${req.path.split('?')[0]}`);
+  }
+
+  private outgoing(req: RegistryRequest, headers: Record<string, string>): SendRequest {
+    return {
+      method: req.method,
+      url: `${this.baseUrl(req.registry)}${req.path}`,
+      headers,
+      body: req.body,
+      maxBodyBytes: req.maxBodyBytes ?? DEFAULT_MAX_BODY,
+      what: `${req.method} ${req.path.split('?')[0]}`,
+      ...(req.signal ? { signal: req.signal } : {}),
+    };
+  }
+
+  private async requestWith(req: RegistryRequest, learnt: AuthState): Promise<RegistryResponse> {
+    let state = learnt;
     let reauthenticated = false;
     for (;;) {
       const authz = await this.authorization(req.registry, state, req.scope);
       const headers: Record<string, string> = { ...req.headers };
       if (authz) headers.authorization = authz;
-      const res = await this.send(req.registry, {
-        method: req.method,
-        url,
-        headers,
-        body: req.body,
-        maxBodyBytes: req.maxBodyBytes ?? DEFAULT_MAX_BODY,
-        what: `${req.method} ${req.path.split('?')[0]}`,
-      });
+      const res = await this.send(req.registry, this.outgoing(req, headers));
       if (res.status === 401 && !reauthenticated) {
-        // The token expired or was revoked, or the registry wants auth it did not ask for at ping.
+        // The token expired or was revoked, or the registry wants auth it did not ask for before.
         reauthenticated = true;
         if (authz?.startsWith('Bearer ')) this.tokens.invalidate(authz.slice(7));
         const challenges = parseChallenges(res.headers.get('www-authenticate'));
@@ -310,10 +401,7 @@ export class Transport {
   }
 
   /** Sends with retries and manual redirects. Returns any final status; throws only on network failure. */
-  private async send(
-    registry: string,
-    r: { method: string; url: string; headers: Record<string, string>; body?: Uint8Array | undefined; maxBodyBytes: number; what?: string },
-  ): Promise<RegistryResponse> {
+  private async send(registry: string, r: SendRequest): Promise<RegistryResponse> {
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.retry.maxAttempts; attempt++) {
       try {
@@ -326,7 +414,8 @@ export class Transport {
         const jittered = backoff / 2 + (this.random() * backoff) / 2;
         const wait = err.retryAfterMs !== undefined ? Math.min(this.retry.maxRetryAfterMs, Math.max(err.retryAfterMs, jittered)) : jittered;
         this.log(`retry ${attempt}/${this.retry.maxAttempts - 1} of ${r.method} ${redactUrl(r.url)} in ${Math.round(wait)} ms: ${err.message}`);
-        await this.sleep(wait);
+        await this.sleep(wait, r.signal);
+        r.signal?.throwIfAborted();
       }
     }
     const msg = lastError instanceof Error ? lastError.message : String(lastError);
@@ -335,7 +424,7 @@ export class Transport {
     });
   }
 
-  private async sendOnce(r: { method: string; url: string; headers: Record<string, string>; body?: Uint8Array | undefined; maxBodyBytes: number }): Promise<RegistryResponse> {
+  private async sendOnce(r: SendRequest): Promise<RegistryResponse> {
     let method = r.method;
     let url = r.url;
     let body = r.body;
@@ -346,8 +435,10 @@ export class Transport {
       this.log(`--> ${method} ${redactUrl(url)}${headers.authorization ? ` (authorization: ${headers.authorization.split(' ')[0]} REDACTED)` : ''}`);
       let res: HttpResponse;
       try {
-        res = await this.http({ method, url, headers, body, signal: AbortSignal.timeout(this.opts.timeoutMs ?? 60_000) });
+        const timeout = AbortSignal.timeout(this.opts.timeoutMs ?? 60_000);
+        res = await this.http({ method, url, headers, body, signal: r.signal ? AbortSignal.any([timeout, r.signal]) : timeout });
       } catch (err) {
+        if (r.signal?.aborted) throw r.signal.reason;
         // A bad proxy variable or CA file: the user's input, said as such.
         if (isTagtrailError(err)) throw err;
         const code = errorCode(err);
@@ -379,6 +470,7 @@ export class Transport {
         bytes = method === 'HEAD' ? new Uint8Array(0) : await readBody(res, r.maxBodyBytes, `the response to ${method} ${new URL(url).pathname}`);
       } catch (err) {
         if (err instanceof UnreadableManifestError) throw err;
+        if (r.signal?.aborted) throw r.signal.reason;
         throw new RetryableError(`the connection broke while reading the body (${errorCode(err) ?? 'terminated'})`);
       }
       this.log(`<-- ${res.status} ${method} ${redactUrl(url)} (${bytes.byteLength} bytes, ${this.now() - started} ms)`);

@@ -215,8 +215,9 @@ describe('the GitLab token', () => {
     // A registry whose challenge names a realm that is neither GitLab nor the registry itself.
     const front = await startFaultProxy({ upstream: registry().url });
     try {
+      // Every request is challenged so: the first one sync sends learns the realm from its answer.
       front.addRule({
-        path: /^\/v2\/$/,
+        path: /^\/v2\//,
         fault: { kind: 'status', status: 401, headers: { 'www-authenticate': `Bearer realm="${elsewhere.url}/jwt/auth",service="${gitlab().service}"` } },
       });
       gitlab().setRegistryHost(front.host);

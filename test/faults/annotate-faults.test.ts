@@ -146,7 +146,8 @@ describe('token realm safety, end to end', () => {
     try {
       for (const realm of ['http://169.254.169.254/latest/meta-data/', 'http://[::ffff:169.254.169.254]/token', 'http://metadata.google.internal./token', 'ftp://127.0.0.1/token']) {
         proxy().clearRules();
-        proxy().addRule({ method: 'GET', path: /^\/v2\/$/, fault: { kind: 'unauthorized', wwwAuthenticate: `Bearer realm="${realm}",service="container_registry"` } });
+        // The first request (the GET of the tag) is challenged with the hostile realm.
+        proxy().addRule({ method: 'GET', path: /^\/v2\//, fault: { kind: 'unauthorized', wwwAuthenticate: `Bearer realm="${realm}",service="container_registry"` } });
         const r = await annotate(proxy().host, 'faults/control');
         expect(r.code, realm).toBe(1);
         expect(r.stderr).toMatch(/token realm/);

@@ -14,6 +14,8 @@ export type RequestKind = 'base' | 'manifest' | 'blob' | 'upload' | 'tags' | 'ca
 export interface RecordedRequest {
   /** 1-based arrival order at this proxy. */
   seq: number;
+  /** 1-based number of the client connection it came on, in order of opening: keep-alive reuse shows as repeats. */
+  connection: number;
   method: string;
   /** Path and query as the client sent them. */
   url: string;
@@ -411,11 +413,24 @@ export function matchesFilter(r: RecordedRequest, f: RequestFilter): boolean {
   return true;
 }
 
+const connectionNumbers = new WeakMap<Socket, number>();
+let connectionsSeen = 0;
+
+function connectionNumber(socket: Socket): number {
+  let n = connectionNumbers.get(socket);
+  if (n === undefined) {
+    n = ++connectionsSeen;
+    connectionNumbers.set(socket, n);
+  }
+  return n;
+}
+
 function recordRequest(req: IncomingMessage, seq: number): RecordedRequest {
   const url = req.url ?? '/';
   const path = url.split('?')[0] ?? url;
   return {
     seq,
+    connection: connectionNumber(req.socket),
     method: req.method ?? 'GET',
     url,
     path,

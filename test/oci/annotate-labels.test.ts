@@ -92,7 +92,7 @@ describe('annotate --from-labels', () => {
     const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '--from-labels', '--no-ci', '--no-verify'], {});
     expect(r.stderr).toMatch(/^warning: the previous digest sha256:[0-9a-f]{64} of labels\/\w+:v1 is now untagged/);
     expect(r.code).toBe(0);
-    // ping, manifest GET, the config blob GET, race-check HEAD, PUT: one blob request, the config.
+    // manifest GET, the config blob GET, race-check HEAD, PUT: one blob request, the config.
     expect(registry.count({ kind: 'blob' })).toBe(1);
     expect(registry.requests.filter((q) => q.kind === 'blob').map((q) => q.path)).toEqual([`/v2/${repo}/blobs/${image.configDigest}`]);
     expect(registry.count({ kind: 'upload' })).toBe(0);

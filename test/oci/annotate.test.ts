@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gitlabEnv, runCli } from '../helpers/cli.js';
+import { gitlabEnv, runBin, runCli } from '../helpers/cli.js';
 import { ATTESTATION_ANNOTATIONS, curlManifest, makeImage, makeIndex, pushImage, skopeoPullToDir, type ImageInfo, type IndexInfo } from '../helpers/images.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -80,13 +80,14 @@ describe('annotate a single OCI image', () => {
     await pushImage(image, `${registry.host}/${repo}:v1`);
   });
 
-  it('writes the CI annotations with 7 requests (ping, GET, referrers API and tag list for what stays with the old digest, HEAD before and after the PUT) and no blob traffic, and the image still pulls whole', async () => {
+  it('writes the CI annotations with 6 requests (GET, referrers API and tag list for what stays with the old digest, HEAD before and after the PUT; no GET /v2/) and no blob traffic, and the image still pulls whole', async () => {
     registry.resetRequests();
     const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '-a', 'com.example.team=payments'], { env });
     expect(r.stderr).toContain('is now untagged');
     expect(r.code).toBe(0);
     const c = counts();
-    expect(c).toEqual({ total: 7, blobs: 0, puts: 1, heads: 2, gets: 1 });
+    expect(c).toEqual({ total: 6, blobs: 0, puts: 1, heads: 2, gets: 1 });
+    expect(registry.count({ kind: 'base' })).toBe(0);
     expect([registry.count({ kind: 'referrers' }), registry.count({ kind: 'tags' })]).toEqual([1, 1]);
 
     const after = await read(repo, 'v1');
@@ -101,13 +102,32 @@ describe('annotate a single OCI image', () => {
     expect((await read(repo, image.digest)).status).toBe(200);
   });
 
-  it('--no-verify makes the request floor: ping, GET, referrers API, tag list, race-check HEAD, PUT, and no blob', async () => {
+  it('--no-verify makes the request floor: GET, referrers API, tag list, race-check HEAD, PUT, and no blob', async () => {
     registry.resetRequests();
     const r = await runCli(['annotate', `${registry.host}/${repo}:v1`, '-a', 'com.example.floor=yes', '--no-verify'], { env });
     expect(r.code).toBe(0);
-    expect(counts()).toEqual({ total: 6, blobs: 0, puts: 1, heads: 1, gets: 1 });
+    expect(counts()).toEqual({ total: 5, blobs: 0, puts: 1, heads: 1, gets: 1 });
     expect((await read(repo, 'v1')).json.annotations?.['com.example.floor']).toBe('yes');
     await runCli(['annotate', `${registry.host}/${repo}:v1`, '--remove-annotation', 'com.example.floor', '--no-verify'], { env });
+  });
+
+  it('a write that fails stops the look-ups for the warnings: the process exits with the write\'s error, without waiting out their retries', async () => {
+    const proxy = await startFaultProxy({ upstream: registry.url });
+    try {
+      // The referrers API keeps answering 503 with Retry-After: 30, so its retries would keep the
+      // process waiting for minutes; the PUT of the tag is refused.
+      proxy.addRule({ method: 'GET', path: /\/referrers\//, fault: { kind: 'status', status: 503, retryAfter: 30 } });
+      proxy.addRule({ method: 'PUT', path: /\/manifests\/v1$/, fault: { kind: 'status', status: 400 } });
+      const before = await read(repo, 'v1');
+      const r = await runBin(['annotate', '--insecure-registry', proxy.host, `${proxy.host}/${repo}:v1`, '-a', 'com.example.refused=yes'], { env, timeoutMs: 20_000 });
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain('PUT /v2/group/oci/manifests/v1 failed with HTTP 400');
+      // One referrers request, no retry: the failed write stopped the look-up while it waited.
+      expect(proxy.count({ kind: 'referrers' })).toBe(1);
+      expect((await read(repo, 'v1')).digest).toBe(before.digest);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('sends the referrers API request and the tag list together, and the write does not wait for them', async () => {
@@ -247,24 +267,70 @@ describe('annotate an OCI index with attestations', () => {
     await pushImage(index, `${registry.host}/${repo}:v1`);
     await pushImage(index, `${registry.host}/${repo}:some`);
     await pushImage(index, `${registry.host}/${repo}:floor`);
+    await pushImage(index, `${registry.host}/${repo}:overlap`);
   });
 
-  it('--no-verify stays within 2N+A+6 requests for an index of N platform manifests and A references of them', async () => {
+  it('overlaps the round trips: the children and their attestations are read together with the look-ups, then written together with the race check on the same connections, and the index is written last', async () => {
+    const held = await startFaultProxy({ upstream: registry.url });
+    try {
+      // Each request below the index is held at the proxy, so requests sent one after the other
+      // would arrive only after the previous one ended; sent together, all arrive before any ends.
+      const child = /\/manifests\/sha256:/;
+      held.addRule({ method: 'GET', path: child, fault: { kind: 'latency', ms: 400 } });
+      held.addRule({ method: 'PUT', path: child, fault: { kind: 'latency', ms: 400 } });
+      const r = await runCli(['annotate', `${held.host}/${repo}:overlap`, '--no-verify'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      const all = held.requests;
+      const childGets = all.filter((q) => q.method === 'GET' && q.kind === 'manifest' && q.reference?.startsWith('sha256:'));
+      const childPuts = all.filter((q) => q.method === 'PUT' && q.reference?.startsWith('sha256:'));
+      const raceCheck = all.filter((q) => q.method === 'HEAD' && q.reference === 'overlap');
+      const indexPut = all.filter((q) => q.method === 'PUT' && q.reference === 'overlap');
+      const lookUps = all.filter((q) => q.kind === 'referrers' || q.kind === 'tags');
+      expect(childGets).toHaveLength(index.images.length + index.attestations.length);
+      expect(childPuts).toHaveLength(index.images.length);
+      expect([raceCheck.length, indexPut.length, lookUps.length]).toEqual([1, 1, 2]);
+      const firstEnd = (qs: typeof all): number => Math.min(...qs.map((q) => q.endedAt ?? Infinity));
+      const lastStart = (qs: typeof all): number => Math.max(...qs.map((q) => q.receivedAt));
+      // No GET /v2/: the GET of the tag is the first request.
+      expect(all[0]).toMatchObject({ method: 'GET', reference: 'overlap' });
+      expect(all.some((q) => q.kind === 'base')).toBe(false);
+      // The platform manifests and their attestations are read in flight together, beside the
+      // look-ups for the warnings, and the platform manifests are written in flight together.
+      expect(lastStart([...childGets, ...lookUps])).toBeLessThan(firstEnd(childGets));
+      expect(lastStart(childPuts)).toBeLessThan(firstEnd(childPuts));
+      // The race check goes out alongside the children's PUTs, not after them.
+      expect(raceCheck[0]!.receivedAt).toBeLessThan(firstEnd(childPuts));
+      // Those writes ride on connections the reads opened (keep-alive): none opens a new one.
+      const firstPut = Math.min(...childPuts.map((q) => q.receivedAt));
+      const readConnections = new Set(all.filter((q) => q.receivedAt < firstPut).map((q) => q.connection));
+      expect([...childPuts, ...raceCheck].filter((q) => !readConnections.has(q.connection))).toEqual([]);
+      // The order rule stays: the index is PUT only once every child it lists is in the registry.
+      expect(indexPut[0]!.receivedAt).toBeGreaterThan(Math.max(...childPuts.map((q) => q.endedAt ?? Infinity)));
+      const after = await read(repo, 'overlap');
+      expectCiAnnotations(after.json.annotations);
+      for (const img of index.images) await pullWhole(`${registry.host}/${repo}:overlap`, img, img.platform);
+    } finally {
+      await held.stop();
+    }
+  });
+
+  it('--no-verify stays within 2N+A+5 requests for an index of N platform manifests and A references of them', async () => {
     registry.resetRequests();
     const r = await runCli(['annotate', `${registry.host}/${repo}:floor`, '--no-verify'], { env });
     expect(r.code).toBe(0);
-    expect(registry.count()).toBeLessThanOrEqual(2 * index.images.length + index.attestations.length + 6);
+    // GET of the index, N + A GETs below it, N PUTs, race-check HEAD, the two look-ups, PUT of the index.
+    expect(registry.count()).toBeLessThanOrEqual(2 * index.images.length + index.attestations.length + 5);
     expect(registry.count({ kind: 'blob' }) + registry.count({ kind: 'upload' })).toBe(0);
     expectCiAnnotations((await read(repo, 'floor')).json.annotations);
   });
 
-  it('annotates the index and every platform manifest, children first, within 2N+A+7 requests', async () => {
+  it('annotates the index and every platform manifest, children first, within 2N+A+6 requests', async () => {
     registry.resetRequests();
     const r = await runCli(['annotate', `${registry.host}/${repo}:v1`], { env });
     expect(r.code).toBe(0);
     const n = index.images.length;
     // A: each attestation of a changed platform is read once, to see whether its subject must follow.
-    expect(registry.count()).toBeLessThanOrEqual(2 * n + index.attestations.length + 7);
+    expect(registry.count()).toBeLessThanOrEqual(2 * n + index.attestations.length + 6);
     expect(registry.count({ kind: 'blob' }) + registry.count({ kind: 'upload' })).toBe(0);
     // The index is PUT last, after every child.
     const puts = registry.requests.filter((q) => q.method === 'PUT');

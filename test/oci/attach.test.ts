@@ -148,7 +148,7 @@ describe('attach to an OCI image on a registry without the referrers API (referr
     image = await freshImage(repo, 'v1', 'oci');
   });
 
-  it('writes the referrer and the sha256-<hex> tag in 11 requests; the tag keeps its digest and the old digest pulls whole', async () => {
+  it('writes the referrer and the sha256-<hex> tag in 10 requests; the tag keeps its digest and the old digest pulls whole', async () => {
     registry.resetRequests();
     const r = await attach(registry.host, `${repo}:v1`, ['-a', 'com.example.team=payments']);
     expect(r.stderr).toBe('');
@@ -159,9 +159,9 @@ describe('attach to an OCI image on a registry without the referrers API (referr
     expect(Object.keys(first)).toEqual(['image', 'subject', 'referrer', 'changed', 'dryRun', 'path', 'fallbackTag', 'annotations']);
     expect(Object.keys(first.fallbackTag ?? {})).toEqual(['tag', 'digest']);
     expect(first.fallbackTag?.tag).toBe(tagOf(image.pushed));
-    // ping, GET subject, GET referrers (404), GET sha256-<hex> (404), HEAD blob, POST + PUT blob,
-    // PUT referrer, race-check HEAD of the tag, PUT of the tag, and the tag read back.
-    expect(registry.count()).toBe(11);
+    // GET subject (no GET /v2/ before it), GET referrers (404), GET sha256-<hex> (404), HEAD blob,
+    // POST + PUT blob, PUT referrer, race-check HEAD of the tag, PUT of the tag, and the tag read back.
+    expect(registry.count()).toBe(10);
     expect(registry.count({ method: 'PUT' })).toBe(3);
     expect(registry.count({ kind: 'referrers' })).toBe(1);
     expect(registry.count({ kind: 'blob', method: 'GET' })).toBe(0);
@@ -192,8 +192,8 @@ describe('attach to an OCI image on a registry without the referrers API (referr
     expect(Object.keys(r.json ?? {})).toEqual(['image', 'subject', 'referrer', 'changed', 'dryRun', 'path', 'annotations']);
     expect(registry.count({ method: 'PUT' })).toBe(0);
     expect(registry.count({ method: 'POST' })).toBe(0);
-    // ping, GET subject, GET referrers (404), GET sha256-<hex>, GET of the listed referrer to check it.
-    expect(registry.count()).toBe(5);
+    // GET subject, GET referrers (404), GET sha256-<hex>, GET of the listed referrer to check it.
+    expect(registry.count()).toBe(4);
     expect((await read(registry.url, repo, tagOf(image.pushed))).json.manifests).toHaveLength(1);
   });
 
@@ -248,9 +248,9 @@ describe('attach to an OCI image on a registry without the referrers API (referr
     expect(d.build.pipeline.id).toBe(env.CI_PIPELINE_ID);
     expect(d.referrers).toHaveLength(3);
     expect(d.referrers.every((x) => x.path === 'fallback-tag')).toBe(true);
-    // ping, GET image, referrers API (404), the sha256-<hex> tag, the three referrer manifests; no
+    // GET image, referrers API (404), the sha256-<hex> tag, the three referrer manifests; no
     // config blob, since a referrer had the details.
-    expect(registry.count()).toBe(7);
+    expect(registry.count()).toBe(6);
     expect(registry.count({ kind: 'blob' })).toBe(0);
     expect(d.referrers.map((x) => x.digest)).not.toContain(undefined);
     const text = await runCli(['show', `${registry.host}/${repo}:v1`]);
@@ -311,12 +311,12 @@ describe('attach to other kinds of subject', () => {
     expect(show).toMatchObject({ source: 'referrer', referrer: r.json?.referrer });
   });
 
-  it('--no-verify skips the read-back of the tag: 10 requests', async () => {
+  it('--no-verify skips the read-back of the tag: 9 requests', async () => {
     const image = await freshImage('group/noverify', 'v1', 'noverify');
     registry.resetRequests();
     const r = await attach(registry.host, 'group/noverify:v1', ['--no-verify']);
     expect(r.code).toBe(0);
-    expect(registry.count()).toBe(10);
+    expect(registry.count()).toBe(9);
     expect(registry.count({ method: 'GET', path: /\/manifests\/sha256-/ })).toBe(1);
     expect((await read(registry.url, 'group/noverify', tagOf(image.pushed))).json.manifests?.map((d) => d.digest)).toEqual([r.json?.referrer]);
   });
@@ -434,9 +434,9 @@ describe('a registry with the referrers API (emulated in front of the real regis
     expect(r.code).toBe(0);
     expect(r.json).toMatchObject({ changed: true, path: 'api', subject: { digest: image.pushed } });
     expect(r.json?.fallbackTag).toBeUndefined();
-    // Reached the registry: ping, GET subject, HEAD blob, POST + PUT blob, PUT referrer (the
+    // Reached the registry: GET subject, HEAD blob, POST + PUT blob, PUT referrer (the
     // referrers GET was answered by the API in front).
-    expect(registry.count()).toBe(6);
+    expect(registry.count()).toBe(5);
     expect(registry.count({ method: 'PUT', kind: 'manifest' })).toBe(1);
     expect(api.referrersRequests()).toBe(1);
     expect((await read(registry.url, repo, tagOf(image.pushed))).status).toBe(404);
@@ -557,8 +557,8 @@ describe('token auth, as GitLab runs its registry', () => {
     expect(r.code).toBe(0);
     expect(r.stdout + r.stderr).not.toContain(PASSWORD);
     expect(issuer.issued() - tokensBefore).toBe(1);
-    expect(authed.count({ status: 401 })).toBe(1); // the ping
-    // The same 11 requests as without auth (the ping is answered 401); tokens come from the issuer.
+    expect(authed.count({ status: 401 })).toBe(1); // the first GET, which brings the challenge
+    // The 10 requests without auth, and the first GET once more with the token; tokens come from the issuer.
     expect(authed.count()).toBe(11);
     const json = JSON.parse(r.stdout) as AttachJson;
     expect(json).toMatchObject({ changed: true, path: 'fallback-tag', subject: { digest } });
