@@ -67,6 +67,7 @@ const SQLITE_DIALECT: Dialect = {
   jsonAgg: (expr, orderBy) => `json_group_array(${expr}${orderBy ? ` ORDER BY ${orderBy}` : ''})`,
   jsonNested: (subquery) => `json(${subquery})`,
   inIdList: (column) => `${column} IN (SELECT value FROM json_each(?))`,
+  writableCtes: false,
   idList: (ids) => JSON.stringify(ids),
 };
 

@@ -7,7 +7,7 @@ import { type Annotations, emptyAnnotations } from '../../oci/annotations.js';
 import { mergeAnnotations, resolveBuild } from '../../details/build.js';
 import { dottedTermsRead, labelsAsAnnotations } from '../../details/keys.js';
 import type { Platform, ReferrerInfo } from '../types.js';
-import { IN_CHUNK, type LockKey, LocksOutdated, type Queryable, type Row, chunks, insertMany, jsonColumn, marks, num, pairsOf } from './driver.js';
+import { IN_CHUNK, type LockKey, LocksOutdated, type Queryable, type Row, type Statement, chunks, insertStatements, jsonColumn, marks, num, pairsOf } from './driver.js';
 import { deriveManifests } from './insights.js';
 import { newestReferrers } from './referrers.js';
 import { repositoryChanged } from './repository-counters.js';
@@ -320,11 +320,21 @@ async function summary(q: Queryable, repoId: number, digest: string, ctx: WriteC
 
 /** Replaces a live tag's terms with those of `digest`; records and returns its build flag. */
 export async function rebuildTerms(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext): Promise<boolean> {
+  const { hasBuild, writes } = await termWrites(q, row, digest, updatedAt, ctx, true);
+  for (const w of writes) await q.run(w.sql, w.params);
+  if ((row.has_build ? 1 : 0) !== (hasBuild ? 1 : 0)) await q.run('UPDATE tags SET has_build = ? WHERE id = ?', [hasBuild ? 1 : 0, row.id]);
+  return hasBuild;
+}
+
+/**
+ * What rebuildTerms writes to the tag's terms, as statements for the caller to run (with the
+ * tag's own update: runTogether), and the tag's build flag, which the caller records.
+ * `hadTerms`: false only for a tag that never had a state, so no terms to delete.
+ */
+export async function termWrites(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext, hadTerms: boolean): Promise<{ hasBuild: boolean; writes: Statement[] }> {
   if (ctx.evidenceLocked && !ctx.evidenceLocked.has(digest)) throw new LocksOutdated();
   const s = await summary(q, row.repository_id, digest, ctx);
-  await q.run('DELETE FROM tag_terms WHERE tag_id = ?', [row.id]);
-  await insertMany(
-    q,
+  const insert = insertStatements(
     'tag_terms',
     ['tag_id', 'repository_id', 'key', 'value', 'value_rest', 'updated_at'],
     s.terms.map(([k, v]) => {
@@ -332,8 +342,7 @@ export async function rebuildTerms(q: Queryable, row: TagRow, digest: string, up
       return [row.id, row.repository_id, k, prefix, rest, updatedAt];
     }),
   );
-  if ((row.has_build ? 1 : 0) !== (s.hasBuildDetails ? 1 : 0)) await q.run('UPDATE tags SET has_build = ? WHERE id = ?', [s.hasBuildDetails ? 1 : 0, row.id]);
-  return s.hasBuildDetails;
+  return { hasBuild: s.hasBuildDetails, writes: [...(hadTerms ? [{ sql: 'DELETE FROM tag_terms WHERE tag_id = ?', params: [row.id] }] : []), ...insert] };
 }
 
 /** Loads manifests by digest with their annotations, labels and children (one level), and the referrers repository `repoId` lists. */
