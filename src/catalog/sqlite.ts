@@ -311,7 +311,7 @@ class SqliteDriver implements Driver {
       try {
         // A Queryable of its own: what a transaction gathers by its Queryable (insight-weeks.ts,
         // repository-counters.ts) dies with it, even when it fails half-way.
-        const result = await fn({ all: this.direct.all, run: this.direct.run });
+        const result = await fn({ dialect: SQLITE_DIALECT, all: this.direct.all, run: this.direct.run });
         await this.writer.control('commit');
         return result;
       } catch (err) {
