@@ -14,7 +14,7 @@ import type { InsightsCounts, InsightsQuery, InsightsReport, InsightsWeek, Manif
 import { type Driver, IN_CHUNK, MAX_PARAMS, type Param, type Queryable, type Row, chunks, clean, marks, num, pairsOf } from './driver.js';
 import { ms } from './checks.js';
 import { WEEK_MS, WEEK_ORIGIN, manifestsChanged, namespaceOf, weekNumber } from './insight-weeks.js';
-import { buildReferrerSubjects } from './referrers.js';
+import { buildReferrerSql, buildReferrerSubjects } from './referrers.js';
 import type { ReadableCondition } from './verifications.js';
 
 /**
@@ -73,7 +73,7 @@ async function deriveMany(q: Queryable, digests: readonly string[]): Promise<voi
     d
       ? `SELECT m.id, m.digest, m.media_type, m.raw, m.config_digest, ${pairs('annotations', 'x.manifest_id = m.id')} AS annotations,
            c.id AS config_id, c.builder AS config_builder, c.builder_confidence AS config_confidence, c.builder_evidence AS config_evidence,
-           ${pairs('config_labels', 'x.config_id = c.id')} AS config_labels
+           ${pairs('config_labels', 'x.config_id = c.id')} AS config_labels, CASE WHEN ${buildReferrerSql('m.digest')} THEN 1 ELSE 0 END AS referred
          FROM manifests m LEFT JOIN configs c ON c.digest = m.config_digest WHERE m.digest IN (${marks(digests.length)})`
       : `SELECT id, digest, media_type, raw, config_digest FROM manifests WHERE digest IN (${marks(digests.length)})`,
     [...digests],
@@ -94,7 +94,7 @@ async function deriveMany(q: Queryable, digests: readonly string[]): Promise<voi
     }
   }
   // Build details recorded as referrers against these manifests (referrers.ts).
-  facts.referred = await buildReferrerSubjects(q, manifests.map((m) => m.digest as string));
+  facts.referred = d ? new Set(manifests.filter((m) => num(m.referred) === 1).map((m) => m.digest as string)) : await buildReferrerSubjects(q, manifests.map((m) => m.digest as string));
   const indexIds = manifests.filter((m) => isIndexMediaType(m.media_type as string)).map((m) => num(m.id));
   if (indexIds.length > 0) {
     const rows = await q.all<Row>(

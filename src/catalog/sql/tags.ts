@@ -101,8 +101,18 @@ export async function tagEvent(q: Queryable, d: Dialect, repository: string, tag
     if (event.kind === SET) await lockEvidence(q, [event.digest], [own]);
     else await q.lock([own]);
   }
+  const ctx: WriteContext = { summaries: new Map(), ...(q.lock ? { evidenceLocked: new Set(event.kind === SET ? [event.digest] : []) } : {}) };
+  if (d.writableCtes && repositoryCountersDeferred(q)) {
+    // A repository the catalog has: found with the tag, in the tag's statement.
+    const rows = await q.all(TAG_WITH_EVENT_BY_NAME, [repository, tag, tag, tag, event.at, event.kind, event.digest, event.digest, event.at], { prepare: true });
+    if (rows[0]) {
+      const logged = tagAndEventOf(rows[0]);
+      await repositoryChanged(q, d, logged.row.repository_id, { firstSeen: event.at, lastSeen: event.at });
+      return applyTagEvent(q, d, logged.row.repository_id, tag, event, ctx, repository, logged);
+    }
+  }
   const repoId = await ensureRepository(q, d, repository, event.at);
-  return applyTagEvent(q, d, repoId, tag, event, { summaries: new Map(), ...(q.lock ? { evidenceLocked: new Set(event.kind === SET ? [event.digest] : []) } : {}) }, repository);
+  return applyTagEvent(q, d, repoId, tag, event, ctx, repository);
 }
 
 /** A manifest deleted from a repository (`event` is its MANIFEST_DELETE): the tags there that pointed at it. */
@@ -284,22 +294,39 @@ const TAG_WITH_DELETION = `SELECT ${TAG_COLUMNS}, (${DELETED_LATER}) AS deleted_
 
 /**
  * PostgreSQL, in one statement: the tag, created if need be, with deleted_later, and the event
- * logged (fresh: 1, or 0 when it was logged already). No row when the tag was created meanwhile
- * by a transaction this statement's snapshot does not see (then the steps go one by one).
- * Parameters: repository id, name (twice each), at, kind, digest, then those of DELETED_LATER.
+ * logged (fresh: 1, or 0 when it was logged already). The repository by id, or by name when
+ * `byName`. No row when the repository is not in the catalog (by name), or when the tag was
+ * created meanwhile by a transaction this statement's snapshot does not see: then the steps go
+ * one by one. Parameters: the repository, name (twice), at, kind, digest, then those of
+ * DELETED_LATER.
  */
-const TAG_WITH_EVENT = `WITH ins AS (
-    INSERT INTO tags (repository_id, name) SELECT CAST(? AS bigint), CAST(? AS text)
-    WHERE NOT EXISTS (SELECT 1 FROM tags WHERE repository_id = ? AND name = ?) ON CONFLICT (repository_id, name) DO NOTHING RETURNING *),
-  t AS (SELECT * FROM ins UNION ALL SELECT * FROM tags WHERE repository_id = ? AND name = ?),
+function tagWithEvent(byName: boolean): string {
+  return `WITH rp AS (SELECT id FROM repositories WHERE ${byName ? 'name = ?' : 'id = CAST(? AS bigint)'}),
+  ins AS (
+    INSERT INTO tags (repository_id, name) SELECT rp.id, CAST(? AS text) FROM rp
+    WHERE NOT EXISTS (SELECT 1 FROM tags WHERE repository_id = rp.id AND name = ?) ON CONFLICT (repository_id, name) DO NOTHING RETURNING *),
+  t AS (SELECT * FROM ins UNION ALL SELECT tags.* FROM tags JOIN rp ON tags.repository_id = rp.id WHERE tags.name = ?),
   e AS (INSERT INTO tag_events (tag_id, at, kind, digest) SELECT id, CAST(? AS bigint), CAST(? AS smallint), ? FROM t ON CONFLICT DO NOTHING RETURNING tag_id)
   SELECT ${TAG_COLUMNS}, (${DELETED_LATER}) AS deleted_later, (SELECT count(*) FROM e) AS fresh FROM t g`;
+}
+const TAG_WITH_EVENT = tagWithEvent(false);
+const TAG_WITH_EVENT_BY_NAME = tagWithEvent(true);
+
+interface TagAndEvent {
+  row: TagRow;
+  fresh: boolean;
+  deletedLater: number | null;
+}
+
+function tagAndEventOf(r: Row): TagAndEvent {
+  return { row: tagRow(r), fresh: num(r.fresh) > 0, deletedLater: numOrNull(r.deleted_later) };
+}
 
 /** The tag's row (created if need be), whether the event is new to its log (now logged), and deleted_later. */
-async function tagAndEvent(q: Queryable, d: Dialect, repoId: number, tag: string, event: TagEvent): Promise<{ row: TagRow; fresh: boolean; deletedLater: number | null }> {
+async function tagAndEvent(q: Queryable, d: Dialect, repoId: number, tag: string, event: TagEvent): Promise<TagAndEvent> {
   if (d.writableCtes) {
-    const rows = await q.all(TAG_WITH_EVENT, [repoId, tag, repoId, tag, repoId, tag, event.at, event.kind, event.digest, event.digest, event.at], { prepare: true });
-    if (rows[0]) return { row: tagRow(rows[0]), fresh: num(rows[0].fresh) > 0, deletedLater: numOrNull(rows[0].deleted_later) };
+    const rows = await q.all(TAG_WITH_EVENT, [repoId, tag, tag, tag, event.at, event.kind, event.digest, event.digest, event.at], { prepare: true });
+    if (rows[0]) return tagAndEventOf(rows[0]);
   }
   const find = () => q.all(TAG_WITH_DELETION, [event.digest, event.at, repoId, tag], { prepare: true });
   let rows = await find();
@@ -313,8 +340,8 @@ async function tagAndEvent(q: Queryable, d: Dialect, repoId: number, tag: string
 }
 
 /** Logs one event of a tag and brings the tag's state up to date: one step if it is the newest, else a replay. */
-async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: string, event: TagEvent, ctx: WriteContext, repository?: string): Promise<EventOutcome> {
-  const { row, fresh, deletedLater } = await tagAndEvent(q, d, repoId, tag, event);
+async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: string, event: TagEvent, ctx: WriteContext, repository?: string, logged?: TagAndEvent): Promise<EventOutcome> {
+  const { row, fresh, deletedLater } = logged ?? (await tagAndEvent(q, d, repoId, tag, event));
   if (!fresh) return 'duplicate';
   if (event.kind === SET) await imagesTagged(q, repoId, [event.digest], event.at, repository);
   const before = stateOf(row);
