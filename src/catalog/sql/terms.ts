@@ -324,7 +324,7 @@ async function summary(q: Queryable, repoId: number, digest: string, ctx: WriteC
 }
 
 /** Replaces a live tag's terms with those of `digest`; records and returns its build flag. */
-export async function rebuildTerms(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext): Promise<boolean> {
+async function rebuildTerms(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext): Promise<boolean> {
   const { hasBuild, writes } = await termWrites(q, row, digest, updatedAt, ctx, true);
   for (const w of writes) await q.run(w.sql, w.params);
   if ((row.has_build ? 1 : 0) !== (hasBuild ? 1 : 0)) await q.run('UPDATE tags SET has_build = ? WHERE id = ?', [hasBuild ? 1 : 0, row.id]);
