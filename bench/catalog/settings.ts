@@ -1,6 +1,6 @@
 // The catalog benchmark's sizes and goals. Every size can be made small through the environment,
 // to check that a part still runs (see catalog.bench.ts).
-const envInt = (name: string, fallback: number): number => {
+export const envInt = (name: string, fallback: number): number => {
   const v = process.env[name];
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : fallback;
 };

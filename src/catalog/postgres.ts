@@ -35,6 +35,7 @@ const POSTGRES_DIALECT: Dialect = {
   jsonAgg: (expr, orderBy) => `json_agg(${expr}${orderBy ? ` ORDER BY ${orderBy}` : ''})`,
   jsonNested: (subquery) => subquery,
   inIdList: (column) => `${column} = ANY(?::bigint[])`,
+  writableCtes: true,
   idList: (ids) => `{${ids.map((id) => String(Math.trunc(id))).join(',')}}`,
 };
 
@@ -168,6 +169,7 @@ class PostgresDriver implements Driver {
 
   private static queryable(client: pg.PoolClient, fail: (what: string, err: unknown) => unknown): Queryable {
     return {
+      dialect: POSTGRES_DIALECT,
       all: async <T>(sql: string, params: readonly Param[] = [], options?: QueryOptions): Promise<T[]> => {
         try {
           return (await client.query(statement(sql, params, options))).rows as T[];

@@ -67,6 +67,7 @@ const SQLITE_DIALECT: Dialect = {
   jsonAgg: (expr, orderBy) => `json_group_array(${expr}${orderBy ? ` ORDER BY ${orderBy}` : ''})`,
   jsonNested: (subquery) => `json(${subquery})`,
   inIdList: (column) => `${column} IN (SELECT value FROM json_each(?))`,
+  writableCtes: false,
   idList: (ids) => JSON.stringify(ids),
 };
 
@@ -310,7 +311,7 @@ class SqliteDriver implements Driver {
       try {
         // A Queryable of its own: what a transaction gathers by its Queryable (insight-weeks.ts,
         // repository-counters.ts) dies with it, even when it fails half-way.
-        const result = await fn({ all: this.direct.all, run: this.direct.run });
+        const result = await fn({ dialect: SQLITE_DIALECT, all: this.direct.all, run: this.direct.run });
         await this.writer.control('commit');
         return result;
       } catch (err) {

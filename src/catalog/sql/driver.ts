@@ -17,6 +17,8 @@ export interface QueryOptions {
 }
 
 export interface Queryable {
+  /** The database's dialect, where the statements may take its shortcuts (see Dialect.writableCtes). */
+  readonly dialect?: Dialect;
   all<T = Row>(sql: string, params?: readonly Param[], options?: QueryOptions): Promise<T[]>;
   /** Returns the number of rows changed. */
   run(sql: string, params?: readonly Param[]): Promise<number>;
@@ -78,6 +80,11 @@ export interface Dialect {
   /** SQL true when `column` is one of the ids of a list bound as one parameter, encoded by idList. */
   inIdList(column: string): string;
   idList(ids: readonly number[]): string;
+  /**
+   * Whether a statement may carry other writes as data-modifying CTEs (WITH w AS (INSERT ...)
+   * ...): PostgreSQL, where each statement is a network round trip; SQLite has none.
+   */
+  readonly writableCtes: boolean;
 }
 
 export interface Driver extends Queryable {
@@ -141,11 +148,52 @@ export function cleanRecord(a: Annotations): Annotations {
 }
 
 export async function insertMany(q: Queryable, table: string, columns: readonly string[], rows: readonly Param[][]): Promise<void> {
-  if (rows.length === 0) return;
-  const tuple = `(${marks(columns.length)})`;
-  for (const part of chunks(rows, Math.max(1, Math.floor(MAX_PARAMS / columns.length)))) {
-    await q.run(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${part.map(() => tuple).join(', ')}`, part.flat());
+  for (const s of insertStatements(table, columns, rows)) await q.run(s.sql, s.params);
+}
+
+export interface Statement {
+  sql: string;
+  params: readonly Param[];
+}
+
+/** Parameters of one statement that writes several together: inside PostgreSQL's 65535. */
+const MAX_COMBINED_PARAMS = 8 * MAX_PARAMS;
+
+/**
+ * Runs these writes (INSERT, UPDATE or DELETE without RETURNING), in order. Where the dialect has
+ * writable CTEs they go as one statement, in one round trip: all of them then see the database
+ * as it was before any of them, so none may read what another writes, nor two change one row.
+ */
+export async function runTogether(q: Queryable, d: Dialect, statements: readonly Statement[]): Promise<void> {
+  if (!d.writableCtes) {
+    for (const s of statements) await q.run(s.sql, s.params);
+    return;
   }
+  let group: Statement[] = [];
+  let params = 0;
+  const flush = async (): Promise<void> => {
+    if (group.length === 0) return;
+    const last = group[group.length - 1]!;
+    const ctes = group.slice(0, -1).map((s, i) => `w${i} AS (${s.sql})`);
+    await q.run(ctes.length === 0 ? last.sql : `WITH ${ctes.join(', ')} ${last.sql}`, group.flatMap((s) => s.params));
+    group = [];
+    params = 0;
+  };
+  for (const s of statements) {
+    if (params + s.params.length > MAX_COMBINED_PARAMS) await flush();
+    group.push(s);
+    params += s.params.length;
+  }
+  await flush();
+}
+
+/** insertMany's statements, for runTogether. */
+export function insertStatements(table: string, columns: readonly string[], rows: readonly Param[][]): Statement[] {
+  const tuple = `(${marks(columns.length)})`;
+  return chunks(rows, Math.max(1, Math.floor(MAX_PARAMS / columns.length))).map((part) => ({
+    sql: `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${part.map(() => tuple).join(', ')}`,
+    params: part.flat(),
+  }));
 }
 
 /** A JSON column as read back: PostgreSQL's driver parses json, SQLite returns the text. */

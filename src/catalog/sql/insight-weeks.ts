@@ -17,7 +17,8 @@
 // compared, so two transactions tagging one image take turns.
 import { REFERENCE_PLATFORM } from '../../oci/manifest.js';
 import { SET } from '../tagstate.js';
-import { IN_CHUNK, MAX_PARAMS, type Param, type Queryable, type Row, chunks, marks, num } from './driver.js';
+import { IN_CHUNK, MAX_PARAMS, type Param, type Queryable, type Row, type Statement, chunks, marks, num } from './driver.js';
+import { repositoryCountersDeferred, writeWithRepositoryCounters } from './repository-counters.js';
 
 /** Weeks start on Monday 00:00 UTC; 1970-01-05 was the first Monday after the epoch. */
 export const WEEK_ORIGIN = 4 * 86_400_000;
@@ -98,7 +99,17 @@ class Changes {
   }
 
   async apply(q: Queryable): Promise<void> {
-    if (this.byKey.size === 0) return;
+    const { increments, emptied } = this.statements();
+    for (const w of [...increments, ...emptied]) await q.run(w.sql, w.params);
+  }
+
+  /**
+   * The writes of apply: the increments (an upsert per table and chunk), then the deletions of
+   * keys no image is counted under any more (which must see the increments).
+   */
+  statements(): { increments: Statement[]; emptied: Statement[] } {
+    const increments: Statement[] = [];
+    const emptied: Statement[] = [];
     const compare = (a: Param[], b: Param[]): number => {
       for (let i = 0; i < a.length; i++) {
         const x = a[i]!;
@@ -113,15 +124,16 @@ class Changes {
       const rows = [...this.byKey.values()].filter((e) => e.table === table && e.n !== 0).sort((a, b) => compare(a.key, b.key));
       const width = columns.length + 1;
       for (const part of chunks(rows, Math.floor(MAX_PARAMS / width))) {
-        await q.run(
-          `INSERT INTO ${table} (${columns.join(', ')}, images) VALUES ${part.map(() => `(${marks(width)})`).join(', ')}
+        increments.push({
+          sql: `INSERT INTO ${table} (${columns.join(', ')}, images) VALUES ${part.map(() => `(${marks(width)})`).join(', ')}
            ON CONFLICT (${columns.join(', ')}) DO UPDATE SET images = ${table}.images + excluded.images`,
-          part.flatMap((e) => [...e.key, e.n]),
-        );
+          params: part.flatMap((e) => [...e.key, e.n]),
+        });
       }
       // A key no image is counted under any more has no row (as a recount would give).
-      for (const e of rows) if (e.n < 0) await q.run(`DELETE FROM ${table} WHERE ${columns.map((c) => `${c} = ?`).join(' AND ')} AND images = 0`, e.key);
+      for (const e of rows) if (e.n < 0) emptied.push({ sql: `DELETE FROM ${table} WHERE ${columns.map((c) => `${c} = ?`).join(' AND ')} AND images = 0`, params: e.key });
     }
+    return { increments, emptied };
   }
 }
 
@@ -161,11 +173,18 @@ export function deferAggregateChanges(q: Queryable): void {
   deferred.set(q, new Changes());
 }
 
-/** Applies the changes deferAggregateChanges gathered, in key order. */
+/**
+ * Applies the changes deferAggregateChanges gathered, in key order. Where the transaction writes
+ * its repository counters at its end too, they go with those (writeRepositoryCounters): on
+ * PostgreSQL, in one statement.
+ */
 export async function applyDeferredChanges(q: Queryable): Promise<void> {
   const changes = deferred.get(q);
   deferred.delete(q);
-  await changes?.apply(q);
+  if (!changes) return;
+  const { increments, emptied } = changes.statements();
+  if (repositoryCountersDeferred(q)) writeWithRepositoryCounters(q, increments, emptied);
+  else for (const w of [...increments, ...emptied]) await q.run(w.sql, w.params);
 }
 
 /** The transaction's pending changes, and whether they wait for its end. */
@@ -192,38 +211,34 @@ async function lockImageRows(q: Queryable, repoId: number, digests: readonly str
 /**
  * Tags of this repository were set to these digests at `at`: their images may be new, or their
  * first weeks earlier (a first week is the minimum over the image's sets in the repository, so a
- * set only ever moves it earlier).
+ * set only ever moves it earlier). `repository`: the repository's name, when the caller knows it.
  */
-export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>, at: number): Promise<void> {
+export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>, at: number, repository?: string): Promise<void> {
   // As weekOf in SQL: integer division truncates.
   const week = Math.trunc((at - WEEK_ORIGIN) / WEEK_MS);
   const { changes, later } = changesOf(q);
-  let namespace: string | undefined;
+  let namespace = repository === undefined ? undefined : namespaceOf(repository);
   for (const part of chunks([...new Set(digests)].sort(), IN_CHUNK)) {
-    const before = await lockImageRows(q, repoId, part);
-    const added = new Map<string, Counted | null>();
-    const missing = part.filter((d) => !before.has(d));
-    if (missing.length > 0) {
-      const fresh = await countedManifests(q, missing);
-      const inserted = await q.all<{ digest: string }>(
-        `INSERT INTO insight_images (repository_id, digest, week, builder, build_source, media_family, multi)
-         VALUES ${missing.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')} ON CONFLICT (repository_id, digest) DO NOTHING RETURNING digest`,
-        missing.flatMap((d) => {
-          const c = fresh.get(d) ?? null;
-          return [repoId, d, week, c?.builder ?? null, c?.build_source ?? null, c?.media_family ?? null, c?.multi ?? null];
-        }),
-      );
-      for (const r of inserted) added.set(r.digest, fresh.get(r.digest) ?? null);
-      // Rows another transaction inserted meanwhile: locked now that it committed, then compared below.
-      const theirs = missing.filter((d) => !added.has(d));
-      if (theirs.length > 0) for (const [d, row] of await lockImageRows(q, repoId, theirs)) before.set(d, row);
-    }
+    // New images first, counted as their manifests are now (or not yet, while not stored), in one
+    // statement: an image's row is locked by inserting it, or below.
+    const inserted = await q.all<Row>(
+      `INSERT INTO insight_images (repository_id, digest, week, builder, build_source, media_family, multi)
+       SELECT CAST(? AS bigint), v.column1, CAST(? AS bigint), ${INSERTED_COUNTED}
+       FROM (VALUES ${part.map(() => '(?)').join(', ')}) AS v LEFT JOIN manifests m ON m.digest = v.column1
+       WHERE true ORDER BY v.column1
+       ON CONFLICT (repository_id, digest) DO NOTHING RETURNING digest, builder, build_source, media_family, multi`,
+      [repoId, week, ...part],
+    );
+    const added = new Map<string, Counted | null>(inserted.map((r) => [r.digest as string, counted(r)]));
+    // Rows there before (or inserted meanwhile by a transaction that committed since): locked, then compared.
+    const theirs = part.filter((d) => !added.has(d));
+    const before = theirs.length > 0 ? await lockImageRows(q, repoId, theirs) : new Map<string, ImageRow>();
     const earlier = [...before].filter(([, row]) => week < row.week);
     if (earlier.length > 0) {
       const moved = earlier.map(([d]) => d);
       await q.run(`UPDATE insight_images SET week = ? WHERE repository_id = ? AND digest IN (${marks(moved.length)})`, [week, repoId, ...moved]);
     }
-    if (added.size === 0 && earlier.length === 0) continue;
+    if (![...added.values()].some((c) => c !== null) && earlier.length === 0) continue;
     namespace ??= namespaceOf((await q.all<Row>('SELECT name FROM repositories WHERE id = ?', [repoId]))[0]?.name as string);
     const platforms = await platformsOf(q, MULTI_DIGESTS([...added, ...earlier.map(([d, row]): [string, Counted | null] => [d, row.as])]));
     for (const [d, c] of added) changes.image(repoId, namespace, platforms.get(d), week, c, 1);
@@ -234,6 +249,12 @@ export async function imagesTagged(q: Queryable, repoId: number, digests: Iterab
   }
   if (!later) await changes.apply(q);
 }
+
+/** COUNTED_SQL for a new row of insight_images: NULL throughout while the manifest is not stored. */
+const INSERTED_COUNTED = ['builder', 'build_source', 'media_family']
+  .map((c) => `CASE WHEN m.id IS NULL THEN NULL ELSE COALESCE(m.${c}, '') END`)
+  .concat(['CASE WHEN m.id IS NULL THEN NULL WHEN m.platform_count > 1 THEN 1 ELSE 0 END'])
+  .join(', ');
 
 /** These manifests' derived columns (or the manifests themselves) changed: their images move to their new keys. */
 export async function manifestsChanged(q: Queryable, digests: Iterable<string>): Promise<void> {

@@ -11,10 +11,10 @@ import { MEDIA_FAMILIES, type MediaFamily, isRealPlatform, mediaFamily } from '.
 import { MAX_INSIGHT_WEEKS } from '../paging.js';
 import { SET } from '../tagstate.js';
 import type { InsightsCounts, InsightsQuery, InsightsReport, InsightsWeek, ManifestInsight } from '../types.js';
-import { type Driver, IN_CHUNK, MAX_PARAMS, type Param, type Queryable, type Row, chunks, clean, marks, num } from './driver.js';
+import { type Driver, IN_CHUNK, MAX_PARAMS, type Param, type Queryable, type Row, chunks, clean, marks, num, pairsOf } from './driver.js';
 import { ms } from './checks.js';
 import { WEEK_MS, WEEK_ORIGIN, manifestsChanged, namespaceOf, weekNumber } from './insight-weeks.js';
-import { buildReferrerSubjects } from './referrers.js';
+import { buildReferrerSql, buildReferrerSubjects } from './referrers.js';
 import type { ReadableCondition } from './verifications.js';
 
 /**
@@ -27,10 +27,26 @@ export async function deriveManifests(q: Queryable, digests: Set<string>, config
   const sort = (rows: Row[]) => {
     for (const r of rows) (isIndexMediaType(r.media_type as string) ? indexes : images).add(r.digest as string);
   };
-  for (const part of chunks([...digests], IN_CHUNK)) sort(await q.all<Row>(`SELECT digest, media_type FROM manifests WHERE digest IN (${marks(part.length)})`, part));
-  for (const part of chunks([...configs], IN_CHUNK)) sort(await q.all<Row>(`SELECT digest, media_type FROM manifests WHERE config_digest IN (${marks(part.length)})`, part));
-  for (const part of chunks([...images], IN_CHUNK)) {
-    sort(await q.all<Row>(`SELECT DISTINCT m.digest, m.media_type FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest IN (${marks(part.length)})`, part));
+  if (configs.size === 0) {
+    // The manifests and the indexes listing them in one statement per chunk: an index counts
+    // where what it lists is an image (as below).
+    for (const part of chunks([...digests], IN_CHUNK)) {
+      const rows = await q.all<Row>(
+        `SELECT m.digest, m.media_type, NULL AS child_digest FROM manifests m WHERE m.digest IN (${marks(part.length)})
+         UNION SELECT m.digest, m.media_type, c.child_digest FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest IN (${marks(part.length)})`,
+        [...part, ...part],
+      );
+      const own = rows.filter((r) => r.child_digest == null);
+      sort(own);
+      const listed = new Set(own.filter((r) => !isIndexMediaType(r.media_type as string)).map((r) => r.digest as string));
+      sort(rows.filter((r) => r.child_digest != null && listed.has(r.child_digest as string)));
+    }
+  } else {
+    for (const part of chunks([...digests], IN_CHUNK)) sort(await q.all<Row>(`SELECT digest, media_type FROM manifests WHERE digest IN (${marks(part.length)})`, part));
+    for (const part of chunks([...configs], IN_CHUNK)) sort(await q.all<Row>(`SELECT digest, media_type FROM manifests WHERE config_digest IN (${marks(part.length)})`, part));
+    for (const part of chunks([...images], IN_CHUNK)) {
+      sort(await q.all<Row>(`SELECT DISTINCT m.digest, m.media_type FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest IN (${marks(part.length)})`, part));
+    }
   }
   // Images first: an index's facts are read from its children's.
   for (const part of chunks([...images], IN_CHUNK)) await deriveMany(q, part);
@@ -49,15 +65,36 @@ interface DeriveFacts {
 
 /** Derives these manifests' insight columns (at most IN_CHUNK digests), reading what they need in a few statements for all. */
 async function deriveMany(q: Queryable, digests: readonly string[]): Promise<void> {
-  const manifests = await q.all<Row>(`SELECT id, digest, media_type, raw, config_digest FROM manifests WHERE digest IN (${marks(digests.length)})`, [...digests]);
+  const d = q.dialect;
+  // Where the dialect is known, each manifest's annotations and its config's row and labels come
+  // with it, as JSON, in one statement.
+  const pairs = (table: string, where: string) => (d ? d.jsonNested(`(SELECT ${d.jsonAgg(d.jsonArray(['x.key', 'x.value']))} FROM ${table} x WHERE ${where})`) : '');
+  const manifests = await q.all<Row>(
+    d
+      ? `SELECT m.id, m.digest, m.media_type, m.raw, m.config_digest, ${pairs('annotations', 'x.manifest_id = m.id')} AS annotations,
+           c.id AS config_id, c.builder AS config_builder, c.builder_confidence AS config_confidence, c.builder_evidence AS config_evidence,
+           ${pairs('config_labels', 'x.config_id = c.id')} AS config_labels, CASE WHEN ${buildReferrerSql('m.digest')} THEN 1 ELSE 0 END AS referred
+         FROM manifests m LEFT JOIN configs c ON c.digest = m.config_digest WHERE m.digest IN (${marks(digests.length)})`
+      : `SELECT id, digest, media_type, raw, config_digest FROM manifests WHERE digest IN (${marks(digests.length)})`,
+    [...digests],
+  );
   if (manifests.length === 0) return;
   const ids = manifests.map((m) => num(m.id));
   const facts: DeriveFacts = { annotations: new Map(ids.map((id) => [id, emptyAnnotations()])), referred: new Set(), children: new Map(), configs: new Map() };
-  for (const r of await q.all<Row>(`SELECT manifest_id, key, value FROM annotations WHERE manifest_id IN (${marks(ids.length)})`, ids)) {
-    facts.annotations.get(num(r.manifest_id))![r.key as string] = r.value as string;
+  if (d) {
+    for (const m of manifests) {
+      facts.annotations.set(num(m.id), pairsOf(m.annotations));
+      if (m.config_id != null && !isIndexMediaType(m.media_type as string)) {
+        facts.configs.set(m.config_digest as string, { builder: m.config_builder, confidence: m.config_confidence, evidence: m.config_evidence, labels: pairsOf(m.config_labels) });
+      }
+    }
+  } else {
+    for (const r of await q.all<Row>(`SELECT manifest_id, key, value FROM annotations WHERE manifest_id IN (${marks(ids.length)})`, ids)) {
+      facts.annotations.get(num(r.manifest_id))![r.key as string] = r.value as string;
+    }
   }
   // Build details recorded as referrers against these manifests (referrers.ts).
-  facts.referred = await buildReferrerSubjects(q, manifests.map((m) => m.digest as string));
+  facts.referred = d ? new Set(manifests.filter((m) => num(m.referred) === 1).map((m) => m.digest as string)) : await buildReferrerSubjects(q, manifests.map((m) => m.digest as string));
   const indexIds = manifests.filter((m) => isIndexMediaType(m.media_type as string)).map((m) => num(m.id));
   if (indexIds.length > 0) {
     const rows = await q.all<Row>(
@@ -67,7 +104,7 @@ async function deriveMany(q: Queryable, digests: readonly string[]): Promise<voi
     );
     for (const r of rows) facts.children.set(num(r.parent_id), [...(facts.children.get(num(r.parent_id)) ?? []), r]);
   }
-  const configDigests = [...new Set(manifests.filter((m) => !isIndexMediaType(m.media_type as string) && m.config_digest != null).map((m) => m.config_digest as string))];
+  const configDigests = d ? [] : [...new Set(manifests.filter((m) => !isIndexMediaType(m.media_type as string) && m.config_digest != null).map((m) => m.config_digest as string))];
   if (configDigests.length > 0) {
     const byId = new Map<number, string>();
     for (const c of await q.all<Row>(`SELECT id, digest, builder, builder_confidence, builder_evidence FROM configs WHERE digest IN (${marks(configDigests.length)})`, configDigests)) {

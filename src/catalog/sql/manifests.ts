@@ -52,6 +52,11 @@ async function lockWhatManifestsChange(q: Queryable, records: readonly ManifestR
   await lockEvidenceChange(q, [...touched], [...labelled], [...read]);
 }
 
+/** (digest, key, value) of each of these manifests' annotations. */
+function annotationRows(records: readonly ManifestRecord[], annotations: ReadonlyMap<string, Annotations>): [string, string, string][] {
+  return records.flatMap((rec) => Object.entries(annotations.get(rec.digest) ?? {}).map(([k, v]): [string, string, string] => [rec.digest, k, v]));
+}
+
 /** Stores a manifest (and the records of its children) once by digest; the images it changes follow (terms.ts). */
 export async function putManifest(q: Queryable, record: ManifestRecord): Promise<{ inserted: boolean }> {
   return (await putManifests(q, [record]))[0]!;
@@ -81,28 +86,39 @@ export async function putManifests(q: Queryable, records: readonly ManifestRecor
   const ids = new Map<string, number>();
   const annotations = new Map<string, Annotations>();
   const columns = 8;
-  for (const part of chunks([...flat.values()], Math.floor(MAX_PARAMS / columns))) {
+  const parts = chunks([...flat.values()], Math.floor(MAX_PARAMS / columns));
+  for (const rec of flat.values()) annotations.set(rec.digest, cleanRecord(rec.annotations ?? {}));
+  // Their annotations with them, where one statement can carry both (PostgreSQL, one chunk).
+  const along = q.dialect?.writableCtes === true && parts.length === 1 ? annotationRows([...flat.values()], annotations) : [];
+  const carried = along.length > 0 && along.length * 3 <= MAX_PARAMS;
+  for (const part of parts) {
     const params = part.flatMap((rec) => {
-      const cleaned = cleanRecord(rec.annotations ?? {});
-      annotations.set(rec.digest, cleaned);
+      const cleaned = annotations.get(rec.digest)!;
       const raw = toBuffer(rec.raw);
       return [rec.digest, rec.mediaType, raw.byteLength, raw, rec.artifactType ?? null, rec.configDigest ?? null, hasBuildAnnotations(cleaned) ? 1 : 0, Date.now()];
     });
-    const rows = await q.all<{ id: unknown; digest: string }>(
-      `INSERT INTO manifests (digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at)
-       VALUES ${part.map(() => `(${marks(columns)})`).join(', ')} ON CONFLICT (digest) DO NOTHING RETURNING id, digest`,
-      params,
-    );
+    const insert = `INSERT INTO manifests (digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at)
+       VALUES ${part.map(() => `(${marks(columns)})`).join(', ')} ON CONFLICT (digest) DO NOTHING RETURNING id, digest`;
+    const rows = carried
+      ? await q.all<{ id: unknown; digest: string }>(
+          `WITH m AS (${insert}), a AS (INSERT INTO annotations (manifest_id, key, value)
+             SELECT m.id, v.column2, v.column3 FROM (VALUES ${along.map(() => '(?, ?, ?)').join(', ')}) AS v JOIN m ON m.digest = v.column1)
+           SELECT id, digest FROM m`,
+          [...params, ...along.flat()],
+        )
+      : await q.all<{ id: unknown; digest: string }>(insert, params);
     for (const r of rows) ids.set(r.digest, num(r.id));
   }
   const inserted = [...flat.values()].filter((rec) => ids.has(rec.digest));
   const idOf = (rec: ManifestRecord): number => ids.get(rec.digest) as number;
-  await insertMany(
-    q,
-    'annotations',
-    ['manifest_id', 'key', 'value'],
-    inserted.flatMap((rec) => Object.entries(annotations.get(rec.digest) ?? {}).map(([k, v]) => [idOf(rec), k, v])),
-  );
+  if (!carried) {
+    await insertMany(
+      q,
+      'annotations',
+      ['manifest_id', 'key', 'value'],
+      inserted.flatMap((rec) => Object.entries(annotations.get(rec.digest) ?? {}).map(([k, v]) => [idOf(rec), k, v])),
+    );
+  }
   await insertMany(
     q,
     'manifest_children',

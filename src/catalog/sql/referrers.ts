@@ -107,6 +107,11 @@ export async function referrersOfMany(q: Queryable, digests: readonly string[], 
   return out;
 }
 
+/** SQL true when the manifest digest `subject` (an SQL expression) is one buildReferrerSubjects finds. */
+export function buildReferrerSql(subject: string): string {
+  return `EXISTS (SELECT 1 FROM referrer_links l JOIN referrers r ON r.digest = l.referrer_digest WHERE l.subject_digest = ${subject} AND r.has_build = 1 AND ${TAGGED_HERE})`;
+}
+
 /**
  * The digests among these that have a referrer with build details listed in a repository that
  * tags them (the insights' build source), one statement per chunk.

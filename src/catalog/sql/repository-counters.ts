@@ -3,7 +3,7 @@
 // the changes are gathered and written at its end, one UPDATE per repository in id order: the
 // row every tag event of a repository updates is then held only from that UPDATE to the commit,
 // and transactions that touch several repositories take their rows in one order.
-import type { Dialect, Queryable } from './driver.js';
+import { type Dialect, type Queryable, type Statement, runTogether } from './driver.js';
 
 interface Change {
   live: number;
@@ -16,10 +16,30 @@ interface Change {
   lastSeen: number | null;
 }
 
-const pending = new WeakMap<Queryable, { d: Dialect; changes: Map<number, Change> }>();
+interface Pending {
+  d: Dialect;
+  changes: Map<number, Change>;
+  /** Other end-of-transaction writes to send with the counters' (writeWithRepositoryCounters). */
+  before: Statement[];
+  after: Statement[];
+}
+
+const pending = new WeakMap<Queryable, Pending>();
 
 export function deferRepositoryCounters(q: Queryable, d: Dialect): void {
-  pending.set(q, { d, changes: new Map() });
+  pending.set(q, { d, changes: new Map(), before: [], after: [] });
+}
+
+/**
+ * Writes to run at the transaction's end with its repository counters (writeRepositoryCounters):
+ * `together` with them (on PostgreSQL in one statement: none may read what another writes), and
+ * `after` them, in order.
+ */
+export function writeWithRepositoryCounters(q: Queryable, together: readonly Statement[], after: readonly Statement[]): void {
+  const gathered = pending.get(q);
+  if (!gathered) throw new Error('no repository counters deferred in this transaction');
+  gathered.before.push(...together);
+  gathered.after.push(...after);
 }
 
 /** Whether this transaction gathers its repository changes for the end (deferRepositoryCounters). */
@@ -48,15 +68,25 @@ export async function repositoryChanged(q: Queryable, d: Dialect | undefined, re
   });
 }
 
-/** Writes what the transaction gathered (see deferRepositoryCounters); the last writes before the commit. */
+/** Writes what the transaction gathered (see deferRepositoryCounters), with the writes handed over; the last writes before the commit. */
 export async function writeRepositoryCounters(q: Queryable): Promise<void> {
   const gathered = pending.get(q);
   pending.delete(q);
   if (!gathered) return;
-  for (const [repoId, change] of [...gathered.changes].sort(([a], [b]) => a - b)) await apply(q, gathered.d, repoId, change);
+  const updates = [...gathered.changes]
+    .sort(([a], [b]) => a - b)
+    .map(([repoId, change]) => counterUpdate(gathered.d, repoId, change))
+    .filter((u): u is Statement => u !== null);
+  await runTogether(q, gathered.d, [...gathered.before, ...updates]);
+  for (const w of gathered.after) await q.run(w.sql, w.params);
 }
 
 async function apply(q: Queryable, d: Dialect | undefined, repoId: number, c: Change): Promise<void> {
+  const update = counterUpdate(d, repoId, c);
+  if (update) await q.run(update.sql, update.params);
+}
+
+function counterUpdate(d: Dialect | undefined, repoId: number, c: Change): Statement | null {
   const g = d?.greatest ?? 'max';
   const least = g === 'max' ? 'min' : 'LEAST';
   if (!d && (c.updatedAt !== null || c.firstSeen !== null || c.lastSeen !== null)) throw new Error('a repository time changed without its dialect');
@@ -75,6 +105,6 @@ async function apply(q: Queryable, d: Dialect | undefined, repoId: number, c: Ch
     sets.push(`last_seen = ${g}(last_seen, ?)`);
     params.push(c.lastSeen);
   }
-  if (c.live === 0 && c.build === 0 && sets.length === 2) return;
-  await q.run(`UPDATE repositories SET ${sets.join(', ')} WHERE id = ?`, [...params, repoId]);
+  if (c.live === 0 && c.build === 0 && sets.length === 2) return null;
+  return { sql: `UPDATE repositories SET ${sets.join(', ')} WHERE id = ?`, params: [...params, repoId] };
 }

@@ -4,10 +4,10 @@
 // logged for history and replayed; a crawl's observation stands as an event at the crawl's start.
 import type { EventOutcome, ReconcileResult, TagHistory } from '../types.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type Segment, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from '../tagstate.js';
-import { IN_CHUNK, MAX_PARAMS, type Dialect, type Param, type Queryable, type Row, chunks, dateOrNull, insertMany, marks, num, numOrNull } from './driver.js';
+import { IN_CHUNK, MAX_PARAMS, type Dialect, type Param, type Queryable, type Row, type Statement, chunks, dateOrNull, insertMany, marks, num, numOrNull, runTogether } from './driver.js';
 import { imagesTagged } from './insight-weeks.js';
 import { repositoryChanged, repositoryCountersDeferred } from './repository-counters.js';
-import { type WriteContext, lockEvidence, loadSummaries, rebuildTerms, splitValue, summaryKey } from './terms.js';
+import { type WriteContext, lockEvidence, loadSummaries, splitValue, summaryKey, termWrites } from './terms.js';
 
 /**
  * New tags written per step of a first crawl: what one step holds (the images' views, their
@@ -101,8 +101,18 @@ export async function tagEvent(q: Queryable, d: Dialect, repository: string, tag
     if (event.kind === SET) await lockEvidence(q, [event.digest], [own]);
     else await q.lock([own]);
   }
+  const ctx: WriteContext = { summaries: new Map(), ...(q.lock ? { evidenceLocked: new Set(event.kind === SET ? [event.digest] : []) } : {}) };
+  if (d.writableCtes && repositoryCountersDeferred(q)) {
+    // A repository the catalog has: found with the tag, in the tag's statement.
+    const rows = await q.all(TAG_WITH_EVENT_BY_NAME, [repository, tag, tag, tag, event.at, event.kind, event.digest, event.digest, event.at], { prepare: true });
+    if (rows[0]) {
+      const logged = tagAndEventOf(rows[0]);
+      await repositoryChanged(q, d, logged.row.repository_id, { firstSeen: event.at, lastSeen: event.at });
+      return applyTagEvent(q, d, logged.row.repository_id, tag, event, ctx, repository, logged);
+    }
+  }
   const repoId = await ensureRepository(q, d, repository, event.at);
-  return applyTagEvent(q, d, repoId, tag, event, { summaries: new Map(), ...(q.lock ? { evidenceLocked: new Set(event.kind === SET ? [event.digest] : []) } : {}) });
+  return applyTagEvent(q, d, repoId, tag, event, ctx, repository);
 }
 
 /** A manifest deleted from a repository (`event` is its MANIFEST_DELETE): the tags there that pointed at it. */
@@ -273,9 +283,52 @@ export async function ensureRepository(q: Queryable, d: Dialect, name: string, a
   return num(rows[0]!.id);
 }
 
-/** Logs one event of a tag and brings the tag's state up to date: one step if it is the newest, else a replay. */
-async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: string, event: TagEvent, ctx: WriteContext): Promise<EventOutcome> {
-  const find = () => q.all(`SELECT ${TAG_COLUMNS} FROM tags g WHERE g.repository_id = ? AND g.name = ?`, [repoId, tag], { prepare: true });
+/**
+ * A manifest deletion of the event's digest logged earlier but dated at or after it (it applies
+ * after the set): the column deleted_later of TAG_WITH_EVENT. Parameters: digest, at.
+ */
+const DELETED_LATER = 'SELECT min(d.at) FROM manifest_deletions d WHERE d.repository_id = g.repository_id AND d.digest = ? AND d.at >= ?';
+
+/** The tag (repository id, name) with deleted_later. Parameters: digest, at, repository id, name. */
+const TAG_WITH_DELETION = `SELECT ${TAG_COLUMNS}, (${DELETED_LATER}) AS deleted_later FROM tags g WHERE g.repository_id = ? AND g.name = ?`;
+
+/**
+ * PostgreSQL, in one statement: the tag, created if need be, with deleted_later, and the event
+ * logged (fresh: 1, or 0 when it was logged already). The repository by id, or by name when
+ * `byName`. No row when the repository is not in the catalog (by name), or when the tag was
+ * created meanwhile by a transaction this statement's snapshot does not see: then the steps go
+ * one by one. Parameters: the repository, name (twice), at, kind, digest, then those of
+ * DELETED_LATER.
+ */
+function tagWithEvent(byName: boolean): string {
+  return `WITH rp AS (SELECT id FROM repositories WHERE ${byName ? 'name = ?' : 'id = CAST(? AS bigint)'}),
+  ins AS (
+    INSERT INTO tags (repository_id, name) SELECT rp.id, CAST(? AS text) FROM rp
+    WHERE NOT EXISTS (SELECT 1 FROM tags WHERE repository_id = rp.id AND name = ?) ON CONFLICT (repository_id, name) DO NOTHING RETURNING *),
+  t AS (SELECT * FROM ins UNION ALL SELECT tags.* FROM tags JOIN rp ON tags.repository_id = rp.id WHERE tags.name = ?),
+  e AS (INSERT INTO tag_events (tag_id, at, kind, digest) SELECT id, CAST(? AS bigint), CAST(? AS smallint), ? FROM t ON CONFLICT DO NOTHING RETURNING tag_id)
+  SELECT ${TAG_COLUMNS}, (${DELETED_LATER}) AS deleted_later, (SELECT count(*) FROM e) AS fresh FROM t g`;
+}
+const TAG_WITH_EVENT = tagWithEvent(false);
+const TAG_WITH_EVENT_BY_NAME = tagWithEvent(true);
+
+interface TagAndEvent {
+  row: TagRow;
+  fresh: boolean;
+  deletedLater: number | null;
+}
+
+function tagAndEventOf(r: Row): TagAndEvent {
+  return { row: tagRow(r), fresh: num(r.fresh) > 0, deletedLater: numOrNull(r.deleted_later) };
+}
+
+/** The tag's row (created if need be), whether the event is new to its log (now logged), and deleted_later. */
+async function tagAndEvent(q: Queryable, d: Dialect, repoId: number, tag: string, event: TagEvent): Promise<TagAndEvent> {
+  if (d.writableCtes) {
+    const rows = await q.all(TAG_WITH_EVENT, [repoId, tag, tag, tag, event.at, event.kind, event.digest, event.digest, event.at], { prepare: true });
+    if (rows[0]) return tagAndEventOf(rows[0]);
+  }
+  const find = () => q.all(TAG_WITH_DELETION, [event.digest, event.at, repoId, tag], { prepare: true });
   let rows = await find();
   if (!rows[0]) {
     await q.run('INSERT INTO tags (repository_id, name) VALUES (?, ?) ON CONFLICT (repository_id, name) DO NOTHING', [repoId, tag]);
@@ -283,21 +336,20 @@ async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: stri
   }
   const row = tagRow(rows[0]!);
   const fresh = await q.run('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', [row.id, event.at, event.kind, event.digest]);
-  if (fresh === 0) return 'duplicate';
-  if (event.kind === SET) await imagesTagged(q, repoId, [event.digest], event.at);
+  return { row, fresh: fresh > 0, deletedLater: numOrNull(rows[0]!.deleted_later) };
+}
+
+/** Logs one event of a tag and brings the tag's state up to date: one step if it is the newest, else a replay. */
+async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: string, event: TagEvent, ctx: WriteContext, repository?: string, logged?: TagAndEvent): Promise<EventOutcome> {
+  const { row, fresh, deletedLater } = logged ?? (await tagAndEvent(q, d, repoId, tag, event));
+  if (!fresh) return 'duplicate';
+  if (event.kind === SET) await imagesTagged(q, repoId, [event.digest], event.at, repository);
   const before = stateOf(row);
   let after: TagState | null;
   if (stepsForward(row, before, event)) {
     after = step(before, event);
-    if (event.kind === SET) {
-      // A deletion of this manifest logged earlier but dated later applies after this set.
-      const later = await q.all<{ at: unknown }>('SELECT at FROM manifest_deletions WHERE repository_id = ? AND digest = ? AND at >= ? ORDER BY at LIMIT 1', [
-        repoId,
-        event.digest,
-        event.at,
-      ]);
-      if (later[0]) after = step(after, { at: num(later[0].at), kind: MANIFEST_DELETE, digest: event.digest });
-    }
+    // A deletion of this manifest logged earlier but dated later applies after this set.
+    if (event.kind === SET && deletedLater !== null) after = step(after, { at: deletedLater, kind: MANIFEST_DELETE, digest: event.digest });
   } else {
     after = await replay(q, row);
   }
@@ -324,24 +376,35 @@ async function replay(q: Queryable, row: TagRow): Promise<TagState | null> {
   return fold(await tagEvents(q, row)).state;
 }
 
-/** Stores a tag's new state and keeps its terms and its repository's counters in step. */
+/**
+ * Stores a tag's new state and keeps its terms and its repository's counters in step: the tag's
+ * row and its terms in one go (runTogether).
+ */
 async function writeTagState(q: Queryable, d: Dialect, row: TagRow, before: TagState | null, after: TagState | null, seenAt: number | null, ctx: WriteContext): Promise<void> {
   if (after === null) return;
   const g = d.greatest;
-  await q.run(
-    `UPDATE tags SET digest = ?, deleted_at = ?, updated_at = ?, last_kind = ?, last_digest = ?, first_seen = ?,
-       last_seen = ${seenAt === null ? 'last_seen' : `${g}(COALESCE(last_seen, ?), ?)`} WHERE id = ?`,
-    [after.digest, after.deletedAt, after.updatedAt, after.lastKind, after.lastDigest, after.firstSeen, ...(seenAt === null ? [] : [seenAt, seenAt]), row.id],
-  );
   const wasLive = isLive(before);
   const nowLive = isLive(after);
   let hasBuild = row.has_build === 1;
+  const terms: Statement[] = [];
   if (nowLive) {
-    if (!wasLive || before?.digest !== after.digest) hasBuild = await rebuildTerms(q, row, after.digest as string, after.updatedAt, ctx);
-    else if (before?.updatedAt !== after.updatedAt) await q.run('UPDATE tag_terms SET updated_at = ? WHERE tag_id = ?', [after.updatedAt, row.id]);
+    if (!wasLive || before?.digest !== after.digest) {
+      // A tag that never had a state has no terms yet.
+      const rebuilt = await termWrites(q, row, after.digest as string, after.updatedAt, ctx, before !== null);
+      hasBuild = rebuilt.hasBuild;
+      terms.push(...rebuilt.writes);
+    } else if (before?.updatedAt !== after.updatedAt) terms.push({ sql: 'UPDATE tag_terms SET updated_at = ? WHERE tag_id = ?', params: [after.updatedAt, row.id] });
   } else if (wasLive) {
-    await q.run('DELETE FROM tag_terms WHERE tag_id = ?', [row.id]);
+    terms.push({ sql: 'DELETE FROM tag_terms WHERE tag_id = ?', params: [row.id] });
   }
+  await runTogether(q, d, [
+    {
+      sql: `UPDATE tags SET digest = ?, deleted_at = ?, updated_at = ?, last_kind = ?, last_digest = ?, first_seen = ?, has_build = ?,
+       last_seen = ${seenAt === null ? 'last_seen' : `${g}(COALESCE(last_seen, ?), ?)`} WHERE id = ?`,
+      params: [after.digest, after.deletedAt, after.updatedAt, after.lastKind, after.lastDigest, after.firstSeen, hasBuild ? 1 : 0, ...(seenAt === null ? [] : [seenAt, seenAt]), row.id],
+    },
+    ...terms,
+  ]);
   const liveDelta = (nowLive ? 1 : 0) - (wasLive ? 1 : 0);
   const buildDelta = (nowLive && hasBuild ? 1 : 0) - (wasLive && row.has_build ? 1 : 0);
   // The repository's update time is its tags' newest. A replay can move a tag's time back

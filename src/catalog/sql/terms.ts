@@ -7,7 +7,7 @@ import { type Annotations, emptyAnnotations } from '../../oci/annotations.js';
 import { mergeAnnotations, resolveBuild } from '../../details/build.js';
 import { dottedTermsRead, labelsAsAnnotations } from '../../details/keys.js';
 import type { Platform, ReferrerInfo } from '../types.js';
-import { IN_CHUNK, type LockKey, LocksOutdated, type Queryable, type Row, chunks, insertMany, jsonColumn, marks, num, pairsOf } from './driver.js';
+import { type Dialect, IN_CHUNK, type LockKey, LocksOutdated, type Queryable, type Row, type Statement, chunks, insertStatements, jsonColumn, marks, num, pairsOf } from './driver.js';
 import { deriveManifests } from './insights.js';
 import { newestReferrers } from './referrers.js';
 import { repositoryChanged } from './repository-counters.js';
@@ -245,21 +245,26 @@ async function refresh(q: Queryable, digests: Set<string>, configs: Set<string>)
     for (const r of await q.all<{ digest: string }>(`SELECT digest FROM manifests WHERE config_digest IN (${marks(part.length)})`, part)) changed.add(r.digest);
   }
   if (changed.size === 0) return;
-  const targets = new Set(changed);
-  for (const part of chunks([...changed], IN_CHUNK)) {
-    const rows = await q.all<{ digest: string }>(
-      `SELECT DISTINCT m.digest FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest IN (${marks(part.length)})`,
-      part,
-    );
-    for (const r of rows) targets.add(r.digest);
-  }
   const ctx: WriteContext = { summaries: new Map() };
   const live = `SELECT ${TAG_COLUMNS}, r.name AS repository FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE g.deleted_at IS NULL AND g.updated_at IS NOT NULL`;
+  // The tags on the changed manifests and on the indexes listing them, in one statement per chunk.
   let rows: Row[] = [];
-  for (const part of chunks([...targets], IN_CHUNK)) rows.push(...(await q.all(`${live} AND g.digest IN (${marks(part.length)})`, part)));
+  for (const part of chunks([...changed], IN_CHUNK)) {
+    const list = marks(part.length);
+    rows.push(
+      ...(await q.all(
+        `${live} AND g.digest IN (SELECT v.column1 FROM (VALUES ${part.map(() => '(?)').join(', ')}) AS v
+           UNION SELECT m.digest FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE c.child_digest IN (${list}))`,
+        [...part, ...part],
+      )),
+    );
+  }
+  const seen = new Set<number>();
+  rows = rows.filter((r) => !seen.has(num(r.id)) && seen.add(num(r.id)));
   if (q.lock) {
     // The evidence lock keeps tags from moving onto these images meanwhile; tags may still move
     // away from them: lock those found, then read them as they are now.
+    const targets = new Set(rows.map((r) => r.digest as string));
     ctx.evidenceLocked = targets;
     await q.lock(rows.map((r) => ({ level: 'tag', key: tagLockKey(r.repository as string, r.name as string), exclusive: true })));
     const ids = rows.map((r) => num(r.id));
@@ -319,12 +324,22 @@ async function summary(q: Queryable, repoId: number, digest: string, ctx: WriteC
 }
 
 /** Replaces a live tag's terms with those of `digest`; records and returns its build flag. */
-export async function rebuildTerms(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext): Promise<boolean> {
+async function rebuildTerms(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext): Promise<boolean> {
+  const { hasBuild, writes } = await termWrites(q, row, digest, updatedAt, ctx, true);
+  for (const w of writes) await q.run(w.sql, w.params);
+  if ((row.has_build ? 1 : 0) !== (hasBuild ? 1 : 0)) await q.run('UPDATE tags SET has_build = ? WHERE id = ?', [hasBuild ? 1 : 0, row.id]);
+  return hasBuild;
+}
+
+/**
+ * What rebuildTerms writes to the tag's terms, as statements for the caller to run (with the
+ * tag's own update: runTogether), and the tag's build flag, which the caller records.
+ * `hadTerms`: false only for a tag that never had a state, so no terms to delete.
+ */
+export async function termWrites(q: Queryable, row: TagRow, digest: string, updatedAt: number, ctx: WriteContext, hadTerms: boolean): Promise<{ hasBuild: boolean; writes: Statement[] }> {
   if (ctx.evidenceLocked && !ctx.evidenceLocked.has(digest)) throw new LocksOutdated();
   const s = await summary(q, row.repository_id, digest, ctx);
-  await q.run('DELETE FROM tag_terms WHERE tag_id = ?', [row.id]);
-  await insertMany(
-    q,
+  const insert = insertStatements(
     'tag_terms',
     ['tag_id', 'repository_id', 'key', 'value', 'value_rest', 'updated_at'],
     s.terms.map(([k, v]) => {
@@ -332,12 +347,55 @@ export async function rebuildTerms(q: Queryable, row: TagRow, digest: string, up
       return [row.id, row.repository_id, k, prefix, rest, updatedAt];
     }),
   );
-  if ((row.has_build ? 1 : 0) !== (s.hasBuildDetails ? 1 : 0)) await q.run('UPDATE tags SET has_build = ? WHERE id = ?', [s.hasBuildDetails ? 1 : 0, row.id]);
-  return s.hasBuildDetails;
+  return { hasBuild: s.hasBuildDetails, writes: [...(hadTerms ? [{ sql: 'DELETE FROM tag_terms WHERE tag_id = ?', params: [row.id] }] : []), ...insert] };
+}
+
+/**
+ * The manifests of `n` digests as hydratedView reads them: each with its annotations, its config's
+ * labels and its children with theirs (as JSON), in one statement.
+ */
+function viewsSql(d: Dialect, n: number): string {
+  const pairs = (a: string): string => d.jsonAgg(d.jsonArray([`${a}.key`, `${a}.value`]), `${a}.key`);
+  const annotations = (m: string): string => `(SELECT ${pairs('a')} FROM annotations a WHERE a.manifest_id = ${m}.id)`;
+  const labels = (m: string): string =>
+    `(SELECT ${pairs('l')} FROM configs cf JOIN config_labels l ON l.config_id = cf.id WHERE cf.digest = ${m}.config_digest AND ${m}.has_build = 0)`;
+  const child = d.jsonArray([
+    'c.child_digest',
+    'c.os',
+    'c.architecture',
+    'c.variant',
+    'cm.id',
+    'cm.media_type',
+    'cm.has_build',
+    'cm.config_digest',
+    d.jsonNested(annotations('cm')),
+    d.jsonNested(labels('cm')),
+  ]);
+  const children = `(SELECT ${d.jsonAgg(child, 'c.position')} FROM manifest_children c LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE c.parent_id = m.id)`;
+  return (
+    `SELECT m.id AS manifest_id, m.digest, m.media_type, m.has_build, m.config_digest, ${annotations('m')} AS annotations, ${labels('m')} AS labels, ` +
+    `${children} AS children FROM manifests m WHERE m.digest IN (${marks(n)})`
+  );
 }
 
 /** Loads manifests by digest with their annotations, labels and children (one level), and the referrers repository `repoId` lists. */
 export async function loadViews(q: Queryable, repoId: number, digests: readonly string[]): Promise<Map<string, View>> {
+  const d = q.dialect;
+  if (d) {
+    const views = new Map<string, View>();
+    for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
+      for (const r of await q.all<Row>(viewsSql(d, part.length), part, { prepare: part.length === 1 })) {
+        const view = hydratedView(r);
+        if (view) views.set(view.top.row.digest, view);
+      }
+    }
+    const referrers = await newestReferrers(q, repoId, [...views.keys()]);
+    for (const [digest, view] of views) {
+      const referrer = referrers.get(digest);
+      if (referrer) view.referrer = referrer;
+    }
+    return views;
+  }
   const infos = new Map<number, ManifestInfo>();
   const byDigest = new Map<string, ManifestInfo>();
   const loadManifests = async (list: readonly string[]) => {
