@@ -138,6 +138,27 @@ describe.each(BACKENDS)('catalog store contract, tag pushes: %s', (name) => {
     expect(item?.hasBuildDetails).toBe(true);
   });
 
+  it('writes an index listing a stored platform manifest by digest only, as ingest sends it (beside other writers, it runs again alone)', async () => {
+    const r = repo();
+    const known = annotated(10);
+    const fresh = annotated(11);
+    await store.putManifest(known);
+    await store.pushTag({ repository: r, tag: 'known', digest: known.digest, at: t(1) });
+    const full = index([
+      { record: known, platform: { os: 'linux', architecture: 'amd64' } },
+      { record: fresh, platform: { os: 'linux', architecture: 'arm64' } },
+    ]);
+    // Ingest does not read a platform manifest the catalog holds: its entry comes without a record.
+    const idx: ManifestRecord = { ...full, children: full.children!.map((c) => (c.digest === known.digest ? { digest: c.digest, mediaType: c.mediaType!, size: c.size!, platform: c.platform! } : c)) };
+    expect(await store.pushTag({ repository: r, tag: 'multi', digest: idx.digest, at: t(2), manifest: idx })).toEqual({ outcome: 'applied', inserted: true });
+    const tags = await catalog.sql(`SELECT name, digest, has_build FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = '${r}') ORDER BY name`);
+    expect(tags.map((x) => [x.name, x.digest, Number(x.has_build)])).toEqual([
+      ['known', known.digest, 1],
+      ['multi', idx.digest, 1],
+    ]);
+    expect((await store.getImage(idx.digest))?.children.map((c) => c.digest)).toEqual([known.digest, fresh.digest]);
+  });
+
   it('takes pushes of different tags and digests side by side, and of one new digest to two tags, without losing one', async () => {
     const r = repo();
     const records = Array.from({ length: 8 }, (_, k) => annotated(20 + k));
