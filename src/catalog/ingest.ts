@@ -135,29 +135,34 @@ export class Ingestor {
   /**
    * Makes sure the catalog holds the manifest `digest` of `repository`, reading it (and, for an
    * index, its platform manifests) from the registry only when the catalog does not have it.
+   * `write` stores the record read (default: putManifest); the webhook writes it with its tag in
+   * one transaction (Store.pushTag). Callers asking for the same digest while it is read and
+   * written share that work: only the first one's `write` runs, and each gets 'stored'.
    */
-  ingest(repository: string, digest: string): Promise<IngestOutcome> {
+  ingest(repository: string, digest: string, write?: (record: ManifestRecord) => Promise<unknown>): Promise<IngestOutcome> {
     const running = this.inflight.get(digest);
     if (running) return running;
-    const p = this.ingestOnce(repository, digest).finally(() => this.inflight.delete(digest));
+    const p = this.ingestOnce(repository, digest, write ?? ((record) => this.options.store.putManifest(record))).finally(() => this.inflight.delete(digest));
     this.inflight.set(digest, p);
     return p;
   }
 
-  private async ingestOnce(repository: string, digest: string): Promise<IngestOutcome> {
+  private async ingestOnce(repository: string, digest: string, write: (record: ManifestRecord) => Promise<unknown>): Promise<IngestOutcome> {
     const { store } = this.options;
-    if (await store.hasManifest(digest)) {
+    // One look-up for both questions: stored already, or known to be unreadable.
+    const known = await store.lookupManifest(digest);
+    if (known.stored) {
       if (this.options.readConfigs) await this.readUnreadConfigs(repository, digest);
       return 'known';
     }
-    const top = await this.fetch(repository, digest);
+    const top = await this.fetch(repository, digest, known.unreadable ?? null);
     const record = baseRecord(top);
     if (top.kind === 'image') {
       if (!hasBuildAnnotations(top.annotations) || this.options.readConfigs) {
         const read = await this.labels(repository, top.config);
         if (read) Object.assign(record, read);
       }
-      await store.putManifest(record);
+      await write(record);
       this.stats.manifestsStored++;
       return 'stored';
     }
@@ -173,22 +178,23 @@ export class Ingestor {
     const fetched = new Map<string, ImageManifest>();
     let annotated = hasBuildAnnotations(top.annotations);
     const wanted = [...new Set(top.manifests.filter(isPlatformManifest).map((d) => d.digest))];
-    await Promise.all(
-      wanted.map(async (childDigest) => {
-        if (await store.hasManifest(childDigest)) {
-          if (!annotated) {
-            const known = await store.getImage(childDigest);
-            if (known?.hasBuildAnnotations) annotated = true;
-          }
-          return;
-        }
-        const child = await this.fetch(repository, childDigest);
+    // The catalog is asked about all the platform manifests at once, not one by one.
+    const stored = wanted.length > 0 ? await store.hasManifests(wanted) : new Set<string>();
+    const lacking = wanted.filter((d) => !stored.has(d));
+    const recorded = lacking.length > 0 ? await store.unreadableAmong(lacking) : new Map<string, { code: string; reason: string }>();
+    await Promise.all([
+      (async () => {
+        if (annotated || stored.size === 0) return;
+        for (const known of (await store.getImages([...stored])).values()) if (known.hasBuildAnnotations) annotated = true;
+      })(),
+      ...lacking.map(async (childDigest) => {
+        const child = await this.fetch(repository, childDigest, recorded.get(childDigest) ?? null);
         // An index listing an index as a platform manifest is malformed; keep only images.
         if (child.kind !== 'image') return;
         fetched.set(childDigest, child);
         if (hasBuildAnnotations(child.annotations)) annotated = true;
       }),
-    );
+    ]);
     const childRecords = new Map<string, ManifestRecord>();
     await Promise.all(
       [...fetched.values()].map(async (child) => {
@@ -204,7 +210,7 @@ export class Ingestor {
       const manifest = childRecords.get(c.digest);
       return manifest ? { ...c, manifest } : c;
     });
-    await store.putManifest(record);
+    await write(record);
     this.stats.manifestsStored += 1 + childRecords.size;
     return 'stored';
   }
@@ -233,10 +239,11 @@ export class Ingestor {
     }
   }
 
-  private async fetch(repository: string, digest: string): Promise<Manifest> {
+  /** `recorded`: what the catalog says of the digest being unreadable, asked by the caller already. */
+  private async fetch(repository: string, digest: string, recorded: { code: string; reason: string } | null): Promise<Manifest> {
     const { client, registry, store } = this.options;
     // A digest names fixed bytes: one tagtrail could not read before, it cannot read now.
-    const known = await store.unreadable(digest);
+    const known = recorded;
     if (known) throw unreadableError(known.code, `${known.reason} (found on an earlier read; not fetched again)`);
     let m: Manifest;
     try {

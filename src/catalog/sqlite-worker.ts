@@ -16,8 +16,8 @@ import { openLocalSqliteStore } from './sqlite.js';
 
 /** The store methods each role runs whole (SqliteStore in sqlite.ts forwards them). */
 const THREAD_METHODS = {
-  writer: ['setTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest'],
-  reader: ['searchImages', 'listRepositories', 'getImage', 'getImages'],
+  writer: ['setTag', 'pushTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest'],
+  reader: ['searchImages', 'listRepositories', 'getImage', 'getImages', 'lookupManifest'],
 } as const;
 
 type Role = keyof typeof THREAD_METHODS;

@@ -394,8 +394,15 @@ class SqliteStore extends SqlStore {
     return this.read('getImages', args, () => super.getImages(...args));
   }
 
+  override lookupManifest(...args: Parameters<SqlStore['lookupManifest']>): ReturnType<SqlStore['lookupManifest']> {
+    return this.read('lookupManifest', args, () => super.lookupManifest(...args));
+  }
+
   override setTag(...args: Parameters<SqlStore['setTag']>): ReturnType<SqlStore['setTag']> {
     return this.remote('setTag', args);
+  }
+  override pushTag(...args: Parameters<SqlStore['pushTag']>): ReturnType<SqlStore['pushTag']> {
+    return this.remote('pushTag', args);
   }
   override deleteTag(...args: Parameters<SqlStore['deleteTag']>): ReturnType<SqlStore['deleteTag']> {
     return this.remote('deleteTag', args);

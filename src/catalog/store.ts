@@ -74,9 +74,27 @@ export interface StoreReader {
   manifestInsight(digest: string): Promise<ManifestInsight | null>;
 }
 
+/**
+ * A tag push whose manifest was read with it (the webhook's path, ingest.ts): `manifest`, when
+ * given, is the record of `digest` that putManifest would store.
+ */
+export interface TagPush {
+  repository: string;
+  tag: string;
+  digest: string;
+  at: Date;
+  manifest?: ManifestRecord;
+  pushedBy?: { userAgent: string; pusher: string };
+}
+
 /** Writes: idempotent, safe under duplicate and out-of-order events. */
 export interface StoreWriter {
   hasManifest(digest: string): Promise<boolean>;
+  /**
+   * What ingest asks before reading a manifest, in one call: whether the catalog holds it and, when
+   * it does not, why this version of tagtrail could not read it before (as unreadable() says).
+   */
+  lookupManifest(digest: string): Promise<{ stored: boolean; unreadable?: { code: string; reason: string } }>;
   /** The digests among these that the catalog holds. */
   hasManifests(digests: readonly string[]): Promise<Set<string>>;
   /** Upserts a manifest with its annotations and children (and their records) in one transaction. */
@@ -86,6 +104,11 @@ export interface StoreWriter {
   /** Points a tag at a digest as of `at`. An event older than the tag's newest is recorded for history only. */
   /** `pushedBy`: the push's user agent and the pusher it names, recorded as recordPusher would, in the same transaction. */
   setTag(repository: string, tag: string, digest: string, at: Date, pushedBy?: { userAgent: string; pusher: string }): Promise<EventOutcome>;
+  /**
+   * putManifest of `push.manifest` (when given) and setTag, in one transaction: a tag push whose
+   * manifest is new costs one write. `inserted`: putManifest's answer (false without a manifest).
+   */
+  pushTag(push: TagPush): Promise<{ outcome: EventOutcome; inserted: boolean }>;
   deleteTag(repository: string, tag: string, at: Date): Promise<EventOutcome>;
   /** A manifest deleted from a repository: tags there pointing at it (as of `at`) become deleted. */
   deleteManifest(repository: string, digest: string, at: Date): Promise<{ tagsDeleted: number }>;

@@ -105,9 +105,16 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
     switch (e.kind) {
       case 'tag-push': {
         let missing = false;
+        // Builder evidence: the first push of a manifest names the tool that pushed it (in the tag's transaction).
+        const push = { repository: e.repository, tag: e.tag, digest: e.digest, at: e.at, ...(e.userAgent ? { pushedBy: { userAgent: e.userAgent, pusher: pusherOfUserAgent(e.userAgent) } } : {}) };
+        // A new manifest is written with its tag, in one transaction; set when that ran.
+        let pushed: EventOutcome | undefined;
         try {
+          const ingested = await ingestor.ingest(e.repository, e.digest, async (manifest) => {
+            pushed = (await store.pushTag({ ...push, manifest })).outcome;
+          });
           // A known manifest is not read again, but the registry must have it in this repository.
-          if ((await ingestor.ingest(e.repository, e.digest)) === 'known') missing = !(await ingestor.registryHas(e.repository, e.digest));
+          if (ingested === 'known') missing = !(await ingestor.registryHas(e.repository, e.digest));
         } catch (err) {
           if (err instanceof NotFoundError) {
             missing = true;
@@ -131,8 +138,8 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
           options.onEvent?.(e, 'missing');
           continue;
         }
-        // Builder evidence: the first push of a manifest names the tool that pushed it (in the tag's transaction).
-        outcome = await store.setTag(e.repository, e.tag, e.digest, e.at, e.userAgent ? { userAgent: e.userAgent, pusher: pusherOfUserAgent(e.userAgent) } : undefined);
+        // A known manifest, one an event for another tag was storing meanwhile, or an unreadable one: the tag alone.
+        outcome = pushed ?? (await store.pushTag(push)).outcome;
         break;
       }
       case 'tag-delete':

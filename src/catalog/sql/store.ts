@@ -17,7 +17,7 @@
 import { UsageError } from '../../errors.js';
 import type { Annotations } from '../../oci/annotations.js';
 import type { Migration } from '../migrations/types.js';
-import type { Store } from '../store.js';
+import type { Store, TagPush } from '../store.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type TagEvent } from '../tagstate.js';
 import type {
   EventOutcome,
@@ -39,7 +39,7 @@ import type {
 import { HISTORY_PAGE_SIZE, STORE_MAX_PAGE_SIZE } from '../paging.js';
 import * as checkpoints from './checkpoints.js';
 import { checkDigest, checkName, ms, validateRecord } from './checks.js';
-import { type Dialect, type Driver, type Queryable, cleanRecord } from './driver.js';
+import { type Dialect, type Driver, LOCK_LEVELS, type LockKey, LocksOutdated, type Queryable, cleanRecord } from './driver.js';
 import { type GitlabProjectColumns, setGitlabProject } from './gitlab-projects.js';
 import { getImages } from './image-batch.js';
 import * as insights from './insights.js';
@@ -113,6 +113,13 @@ export class SqlStore implements Store {
   async hasManifest(digest: string): Promise<boolean> {
     checkDigest(digest);
     return manifests.hasManifest(this.driver, digest);
+  }
+
+  async lookupManifest(digest: string): Promise<{ stored: boolean; unreadable?: { code: string; reason: string } }> {
+    checkDigest(digest);
+    if (await manifests.hasManifest(this.driver, digest)) return { stored: true };
+    const why = await manifests.unreadable(this.driver, digest);
+    return why ? { stored: false, unreadable: why } : { stored: false };
   }
 
   async hasManifests(digests: readonly string[]): Promise<Set<string>> {
@@ -286,6 +293,25 @@ export class SqlStore implements Store {
     }, true);
   }
 
+  async pushTag(push: TagPush): Promise<{ outcome: EventOutcome; inserted: boolean }> {
+    const { repository, tag, digest, at, manifest, pushedBy } = push;
+    checkName(repository, 'repository');
+    checkName(tag, 'tag');
+    checkDigest(digest);
+    if (manifest) {
+      validateRecord(manifest);
+      if (manifest.digest !== digest) throw new UsageError(`the tag push of ${digest} came with the manifest ${manifest.digest}`);
+    }
+    const event: TagEvent = { at: ms(at, 'pushTag'), kind: SET, digest };
+    return this.change(async (q) => {
+      oneLockOrder(q);
+      const inserted = manifest ? (await manifests.putManifest(q, manifest)).inserted : false;
+      const outcome = await tags.tagEvent(q, this.d, repository, tag, event);
+      if (pushedBy) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
+      return { outcome, inserted };
+    }, true);
+  }
+
   async deleteTag(repository: string, tag: string, at: Date): Promise<EventOutcome> {
     checkName(repository, 'repository');
     checkName(tag, 'tag');
@@ -376,6 +402,35 @@ export class SqlStore implements Store {
     checkName(key, 'checkpoint key');
     await this.driver.write((q) => checkpoints.deleteCheckpoint(q, key));
   }
+}
+
+/**
+ * Lets several writes share one transaction beside other writers, each locking what it touches
+ * as it would alone (q.lock, in the order of driver.ts LOCK_LEVELS): a key the transaction holds
+ * already (exclusively, or in any mode for a shared request) is not asked for again. A key it
+ * lacks, of a level it has passed, cannot be taken without risking a deadlock: the transaction
+ * then runs again alone (LocksOutdated), as any whose locks fall short.
+ */
+function oneLockOrder(q: Queryable): void {
+  const lock = q.lock?.bind(q);
+  if (!lock) return;
+  const held = new Map<string, boolean>();
+  let passed = -1;
+  q.lock = async (keys: readonly LockKey[]): Promise<void> => {
+    const lacking = keys.filter((k) => {
+      const exclusive = held.get(`${k.level}:${k.key}`);
+      return exclusive === undefined || (k.exclusive && !exclusive);
+    });
+    if (lacking.length === 0) return;
+    const ranks = lacking.map((k) => LOCK_LEVELS.indexOf(k.level));
+    if (Math.min(...ranks) <= passed) throw new LocksOutdated();
+    await lock(lacking);
+    passed = Math.max(...ranks);
+    for (const k of lacking) {
+      const name = `${k.level}:${k.key}`;
+      held.set(name, (held.get(name) ?? false) || k.exclusive);
+    }
+  };
 }
 
 /** The build details of these subjects changed: the images on them follow (terms.ts). */

@@ -1,0 +1,182 @@
+// The store contract, the webhook's part: lookupManifest (stored, or recorded as unreadable, in one
+// call) and pushTag (a new manifest and its tag in one transaction), on SQLite and PostgreSQL
+// alike. What pushTag writes is read back with SQL and compared with what putManifest then
+// setTag write for the same kind of push.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DigestMismatchError, UsageError } from '../../src/errors.js';
+import type { Store } from '../../src/catalog/store.js';
+import type { ManifestRecord } from '../../src/catalog/types.js';
+import { BACKENDS, type Catalog, useBackend } from './backends.js';
+import { CI, hex, image, index, sha, t } from './contract/fixtures.js';
+
+const PUSHED_BY = { userAgent: 'buildkit/v0.20.1', pusher: 'buildkit' };
+
+function annotated(n: number): ManifestRecord {
+  return image({ [`${CI}pipeline_id`]: String(9000 + n), [`${CI}commit_sha`]: hex(900 + n), [`${CI}job_id`]: String(n) });
+}
+
+/** Every row a push leaves for one repository and tag, with ids replaced by what they stand for. */
+async function pushRows(catalog: Catalog, repository: string, tag: string, digest: string): Promise<Record<string, unknown>> {
+  // PostgreSQL answers its bigint columns as text.
+  const numeric = new Set(['size', 'updated_at', 'at', 'live_tags', 'build_tags']);
+  const one = async (query: string): Promise<Record<string, unknown>[]> =>
+    (await catalog.sql(query)).map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, numeric.has(k) && v !== null ? Number(v) : v])));
+  const repo = `(SELECT id FROM repositories WHERE name = '${repository}')`;
+  const tagId = `(SELECT id FROM tags WHERE repository_id = ${repo} AND name = '${tag}')`;
+  return {
+    manifest: await one(`SELECT media_type, size, config_digest, has_build FROM manifests WHERE digest = '${digest}'`),
+    annotations: await one(`SELECT a.key, a.value FROM annotations a JOIN manifests m ON m.id = a.manifest_id WHERE m.digest = '${digest}' ORDER BY a.key`),
+    tag: await one(`SELECT digest, deleted_at, updated_at, last_kind, last_digest, has_build FROM tags WHERE id = ${tagId}`),
+    events: await one(`SELECT at, kind, digest FROM tag_events WHERE tag_id = ${tagId} ORDER BY at`),
+    terms: (await one(`SELECT key, value FROM tag_terms WHERE tag_id = ${tagId} ORDER BY key, value`)).map((r) => `${String(r.key)}=${String(r.value)}`),
+    repository: await one(`SELECT live_tags, build_tags, updated_at FROM repositories WHERE id = ${repo}`),
+    pusher: await one(`SELECT user_agent, pusher FROM manifest_pushers WHERE digest = '${digest}'`),
+  };
+}
+
+describe.each(BACKENDS)('catalog store contract, tag pushes: %s', (name) => {
+  const backend = useBackend(name);
+  let catalog: Catalog;
+  let store: Store;
+  let n = 0;
+  const repo = (): string => `push${++n}/app`;
+  beforeAll(async () => {
+    catalog = await backend().fresh();
+    store = catalog.store;
+  });
+
+  it('looks a manifest up in one call: stored, new, or recorded as unreadable with its reason', async () => {
+    const rec = annotated(1);
+    expect(await store.lookupManifest(rec.digest)).toEqual({ stored: false });
+    const broken = sha('a schema 1 manifest');
+    await store.markUnreadable(broken, 'UNREADABLE_MANIFEST', 'Docker schema 1 is not supported', t(1));
+    expect(await store.lookupManifest(broken)).toEqual({ stored: false, unreadable: { code: 'UNREADABLE_MANIFEST', reason: 'Docker schema 1 is not supported' } });
+    await store.putManifest(rec);
+    expect(await store.lookupManifest(rec.digest)).toEqual({ stored: true });
+    await expect(store.lookupManifest("sha256:' OR 1=1 --")).rejects.toThrow(/digest/);
+  });
+
+  it('writes a new manifest with its tag and pusher: the same rows as putManifest then setTag', async () => {
+    const [a, b] = [repo(), repo()];
+    const viaPush = annotated(2);
+    const viaTwo = annotated(3);
+    expect(await store.pushTag({ repository: a, tag: 'v1', digest: viaPush.digest, at: t(10), manifest: viaPush, pushedBy: PUSHED_BY })).toEqual({ outcome: 'applied', inserted: true });
+    await store.putManifest(viaTwo);
+    await store.setTag(b, 'v1', viaTwo.digest, t(10), PUSHED_BY);
+
+    const pushed = await pushRows(catalog, a, 'v1', viaPush.digest);
+    const two = await pushRows(catalog, b, 'v1', viaTwo.digest);
+    // The same rows, each naming its own manifest (the sizes of the two differ by a digit).
+    const generic = (rows: Record<string, unknown>, rec: ManifestRecord): string =>
+      [rec.digest, rec.configDigest as string, ...Object.values(rec.annotations ?? {})].reduce(
+        (text, own) => text.replaceAll(`"${own}"`, '"OWN"').replaceAll(`=${own}"`, '=OWN"'),
+        JSON.stringify({ ...rows, manifest: (rows.manifest as Record<string, unknown>[]).map(({ size: _size, ...rest }) => rest) }),
+      );
+    expect(generic(pushed, viaPush)).toBe(generic(two, viaTwo));
+    expect(pushed.manifest).toEqual([expect.objectContaining({ media_type: viaPush.mediaType, size: viaPush.raw.byteLength, config_digest: viaPush.configDigest })]);
+    expect(pushed.annotations).toHaveLength(3);
+    expect(pushed.tag).toEqual([expect.objectContaining({ digest: viaPush.digest, deleted_at: null })]);
+    expect(pushed.events).toEqual([expect.objectContaining({ digest: viaPush.digest })]);
+    expect(pushed.terms).toEqual(expect.arrayContaining([expect.stringContaining('9002')]));
+    expect(pushed.repository).toEqual([expect.objectContaining({ live_tags: 1, build_tags: 1 })]);
+    expect(pushed.pusher).toEqual([{ user_agent: PUSHED_BY.userAgent, pusher: 'buildkit' }]);
+    // Found by search at once, as any tag.
+    expect((await store.searchImages({ pipeline: '9002' })).items.map((i) => [i.repository, i.tag])).toEqual([[a, 'v1']]);
+  });
+
+  it('keeps the outcomes of tag events: a duplicate, an older event (superseded), a tag alone', async () => {
+    const r = repo();
+    const first = annotated(4);
+    const second = annotated(5);
+    expect(await store.pushTag({ repository: r, tag: 'v1', digest: first.digest, at: t(20), manifest: first })).toEqual({ outcome: 'applied', inserted: true });
+    expect(await store.pushTag({ repository: r, tag: 'v1', digest: first.digest, at: t(20), manifest: first })).toEqual({ outcome: 'duplicate', inserted: false });
+    // Dated before the tag's newest event: the manifest is stored, the tag stays.
+    expect(await store.pushTag({ repository: r, tag: 'v1', digest: second.digest, at: t(10), manifest: second })).toEqual({ outcome: 'superseded', inserted: true });
+    expect((await catalog.sql(`SELECT digest FROM tags WHERE name = 'v1' AND repository_id = (SELECT id FROM repositories WHERE name = '${r}')`)).map((x) => x.digest)).toEqual([first.digest]);
+    expect((await catalog.sql(`SELECT count(*) AS n FROM manifests WHERE digest = '${second.digest}'`))[0]!.n).toEqual(name === 'sqlite' ? 1 : '1');
+    // Without a manifest: setTag.
+    expect(await store.pushTag({ repository: r, tag: 'v2', digest: second.digest, at: t(30) })).toEqual({ outcome: 'applied', inserted: false });
+    expect((await store.listTags(r, {})).items.map((i) => [i.tag, i.digest])).toEqual([
+      ['v2', second.digest],
+      ['v1', first.digest],
+    ]);
+  });
+
+  it('writes nothing when the manifest fails its checks', async () => {
+    const r = repo();
+    const rec = annotated(6);
+    await expect(store.pushTag({ repository: r, tag: 'v1', digest: rec.digest, at: t(1), manifest: { ...rec, raw: Buffer.from('other bytes') } })).rejects.toBeInstanceOf(DigestMismatchError);
+    const other = annotated(7);
+    await expect(store.pushTag({ repository: r, tag: 'v1', digest: rec.digest, at: t(1), manifest: other })).rejects.toBeInstanceOf(UsageError);
+    const rows = await catalog.sql(
+      `SELECT (SELECT count(*) FROM manifests WHERE digest IN ('${rec.digest}', '${other.digest}')) AS manifests, (SELECT count(*) FROM repositories WHERE name = '${r}') AS repositories`,
+    );
+    expect(rows.map((x) => [Number(x.manifests), Number(x.repositories)])).toEqual([[0, 0]]);
+  });
+
+  it('writes an index with new and already stored platform manifests, with its tag', async () => {
+    const r = repo();
+    const amd = annotated(8);
+    const arm = annotated(9);
+    // One platform manifest is in the catalog already (another index lists it, or a sync read it).
+    await store.putManifest(amd);
+    const idx = index([
+      { record: amd, platform: { os: 'linux', architecture: 'amd64' } },
+      { record: arm, platform: { os: 'linux', architecture: 'arm64' } },
+    ]);
+    expect(await store.pushTag({ repository: r, tag: 'multi', digest: idx.digest, at: t(1), manifest: idx, pushedBy: PUSHED_BY })).toEqual({ outcome: 'applied', inserted: true });
+    const children = await catalog.sql(
+      `SELECT c.child_digest, c.architecture FROM manifest_children c JOIN manifests m ON m.id = c.parent_id WHERE m.digest = '${idx.digest}' ORDER BY c.position`,
+    );
+    expect(children.map((c) => [c.child_digest, c.architecture])).toEqual([
+      [amd.digest, 'amd64'],
+      [arm.digest, 'arm64'],
+    ]);
+    expect((await catalog.sql(`SELECT count(*) AS n FROM manifests WHERE digest = '${arm.digest}'`)).map((x) => Number(x.n))).toEqual([1]);
+    const item = (await store.listTags(r, {})).items[0];
+    expect(item?.digest).toBe(idx.digest);
+    expect(item?.hasBuildDetails).toBe(true);
+  });
+
+  it('writes an index listing a stored platform manifest by digest only, as ingest sends it (beside other writers, it runs again alone)', async () => {
+    const r = repo();
+    const known = annotated(10);
+    const fresh = annotated(11);
+    await store.putManifest(known);
+    await store.pushTag({ repository: r, tag: 'known', digest: known.digest, at: t(1) });
+    const full = index([
+      { record: known, platform: { os: 'linux', architecture: 'amd64' } },
+      { record: fresh, platform: { os: 'linux', architecture: 'arm64' } },
+    ]);
+    // Ingest does not read a platform manifest the catalog holds: its entry comes without a record.
+    const idx: ManifestRecord = { ...full, children: full.children!.map((c) => (c.digest === known.digest ? { digest: c.digest, mediaType: c.mediaType!, size: c.size!, platform: c.platform! } : c)) };
+    expect(await store.pushTag({ repository: r, tag: 'multi', digest: idx.digest, at: t(2), manifest: idx })).toEqual({ outcome: 'applied', inserted: true });
+    const tags = await catalog.sql(`SELECT name, digest, has_build FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = '${r}') ORDER BY name`);
+    expect(tags.map((x) => [x.name, x.digest, Number(x.has_build)])).toEqual([
+      ['known', known.digest, 1],
+      ['multi', idx.digest, 1],
+    ]);
+    expect((await store.getImage(idx.digest))?.children.map((c) => c.digest)).toEqual([known.digest, fresh.digest]);
+  });
+
+  it('takes pushes of different tags and digests side by side, and of one new digest to two tags, without losing one', async () => {
+    const r = repo();
+    const records = Array.from({ length: 8 }, (_, k) => annotated(20 + k));
+    const shared = annotated(40);
+    const results = await Promise.all([
+      ...records.map((rec, k) => store.pushTag({ repository: r, tag: `t${k}`, digest: rec.digest, at: t(100 + k), manifest: rec, pushedBy: PUSHED_BY })),
+      store.pushTag({ repository: r, tag: 'same-a', digest: shared.digest, at: t(200), manifest: shared }),
+      store.pushTag({ repository: r, tag: 'same-b', digest: shared.digest, at: t(200), manifest: shared }),
+    ]);
+    expect(results.map((x) => x.outcome)).toEqual(results.map(() => 'applied'));
+    // The shared digest was inserted by exactly one of its two pushes.
+    expect(results.slice(8).map((x) => x.inserted).sort()).toEqual([false, true]);
+    const tags = await catalog.sql(`SELECT name, digest FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = '${r}') ORDER BY name`);
+    expect(tags.map((x) => [x.name, x.digest])).toEqual([
+      ['same-a', shared.digest],
+      ['same-b', shared.digest],
+      ...records.map((rec, k) => [`t${k}`, rec.digest]),
+    ]);
+    expect((await catalog.sql(`SELECT live_tags, build_tags FROM repositories WHERE name = '${r}'`)).map((x) => [Number(x.live_tags), Number(x.build_tags)])).toEqual([[10, 10]]);
+  });
+});
