@@ -1,9 +1,12 @@
 // The registry client of the short commands a CI job runs (annotate, attach), on node's own http
 // and https: they load in a few milliseconds, where undici's fetch takes about 100 ms of CPU on
-// every run before its first request. Same rules as the fetch of dispatcher.ts: the proxy
-// variables by curl's rules (proxy.ts; http:// URLs as absolute-form requests to the proxy,
-// https:// URLs through a CONNECT tunnel), the roots of TAGTRAIL_CA_FILE (ca.ts), keep-alive
-// connections, no redirect followed and no content decoding (the transport digests raw bytes).
+// every run before its first request. And of sync: undici closes the connection after every HEAD
+// (against servers that send a body with one), so a crawl, a HEAD per tag, would open a
+// connection per tag; here they stay open for the next request. Same rules as the fetch of
+// dispatcher.ts: the proxy variables by curl's rules (proxy.ts; http:// URLs as absolute-form
+// requests to the proxy, https:// URLs through a CONNECT tunnel), the roots of TAGTRAIL_CA_FILE
+// (ca.ts), keep-alive connections, no redirect followed and no content decoding (the transport
+// digests raw bytes).
 //
 // There is no way to turn TLS verification off, on purpose: trust the CA instead.
 import http from 'node:http';
