@@ -106,6 +106,8 @@ class Routes {
   private readonly settings: ProxySettings;
   private readonly ca: string[] | undefined;
   private readonly cache = new Map<string, Route>();
+  /** The route of each scheme and host seen: NO_PROXY is matched once per host, not per request. */
+  private readonly byHost = new Map<string, Route>();
 
   constructor(env: Env) {
     this.settings = proxySettingsFromEnv(env);
@@ -122,6 +124,16 @@ class Routes {
   }
 
   for(url: URL): Route {
+    const key = `${url.protocol}//${url.hostname}`;
+    let route = this.byHost.get(key);
+    if (!route) {
+      route = this.pick(url);
+      this.byHost.set(key, route);
+    }
+    return route;
+  }
+
+  private pick(url: URL): Route {
     const https_ = url.protocol === 'https:';
     const proxy = bypassesProxy(url.hostname, this.settings.noProxy) ? undefined : https_ ? this.settings.https : this.settings.http;
     const ca = this.ca;
