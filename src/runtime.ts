@@ -16,7 +16,7 @@ export interface Runtime {
   readonly readStdin: () => Promise<string>;
   readonly fetch: typeof fetch;
   /**
-   * The registry client of annotate and attach, when the runtime has one (the process's, on
+   * The registry client of annotate, attach and sync, when the runtime has one (the process's, on
    * node:http); without it they send through `fetch`, as tests that inject fetch do.
    */
   readonly http?: HttpClient;

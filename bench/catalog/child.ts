@@ -21,6 +21,8 @@ interface ChildResult {
   peakHeap?: number;
   liveHeap?: number;
   peakExternal?: number;
+  /** CPU time of the process, all threads, ms, when it reported it. */
+  cpuMs?: number;
   /** [ms since start, VmRSS KiB], every 50 ms. */
   samples: [number, number][];
 }
@@ -53,7 +55,7 @@ async function runChild(args: string[], timeoutMs = CHILD_TIMEOUT_MS): Promise<C
     clearTimeout(timer);
   });
   const line = /BENCH_MEMORY=(\{.*\})/.exec(stderr)?.[1];
-  const reported = line ? (JSON.parse(line) as { maxRssKb: number; heapUsed: number; live: number; external: number }) : undefined;
+  const reported = line ? (JSON.parse(line) as { maxRssKb: number; heapUsed: number; live: number; external: number; cpuMs?: number }) : undefined;
   return {
     code,
     stdout,
@@ -61,6 +63,7 @@ async function runChild(args: string[], timeoutMs = CHILD_TIMEOUT_MS): Promise<C
     wallMs: now() - started,
     peakRssKb: reported?.maxRssKb ?? hwm,
     ...(reported ? { peakHeap: reported.heapUsed, liveHeap: reported.live, peakExternal: reported.external } : {}),
+    ...(reported?.cpuMs !== undefined ? { cpuMs: reported.cpuMs } : {}),
     samples,
   };
 }
@@ -74,6 +77,8 @@ export interface SyncRun {
   summary: Pick<SyncSummary, 'complete' | 'repositories' | 'tags' | 'manifestsFetched' | 'configsFetched' | 'manifestsStored' | 'added' | 'unchanged' | 'errorCount' | 'durationMs'>;
   wallMs: number;
   tagsPerSecond: number;
+  /** CPU time of the sync process (all its threads, start-up included) per tag, ms: steadier than its rate on a loaded machine. */
+  cpuMsPerTag: number;
   requests: { manifestGet: number; manifestHead: number; blobGet: number; total: number };
   peakRssMiB: number;
   peakHeapMiB: number;
@@ -116,6 +121,7 @@ export async function runSync(registry: TestRegistry, db: string, hook: string, 
     },
     wallMs: Math.round(r.wallMs),
     tagsPerSecond: s.tags / (s.durationMs / 1000),
+    cpuMsPerTag: (r.cpuMs ?? NaN) / s.tags,
     requests: {
       manifestGet: registry.count({ method: 'GET', kind: 'manifest' }),
       manifestHead: registry.count({ method: 'HEAD', kind: 'manifest' }),
@@ -134,7 +140,7 @@ export async function runSync(registry: TestRegistry, db: string, hook: string, 
     run.catalogMiB = Math.round((size / 1048576) * 10) / 10;
   }
   log(
-    `sync ${pass} ${store} ${tags} tags (${layout}): ${fmt(run.tagsPerSecond, 0)} tags/s, ${run.requests.manifestGet} manifest GETs, ${run.requests.manifestHead} HEADs, peak RSS ${run.peakRssMiB} MiB, live heap ${run.liveHeapMiB} MiB`,
+    `sync ${pass} ${store} ${tags} tags (${layout}): ${fmt(run.tagsPerSecond, 0)} tags/s, ${fmt(run.cpuMsPerTag, 2)} ms CPU per tag, ${run.requests.manifestGet} manifest GETs, ${run.requests.manifestHead} HEADs, peak RSS ${run.peakRssMiB} MiB, live heap ${run.liveHeapMiB} MiB`,
   );
   return run;
 }
@@ -145,16 +151,18 @@ export interface RawRun {
   ms: number;
   /** Tags per second. */
   rate: number;
+  /** CPU time of the loop's process per tag, ms. */
+  cpuMsPerTag: number;
 }
 
 export async function rawLoop(script: string, registry: TestRegistry, refsFile: string, mode: 'head' | 'head+get'): Promise<RawRun> {
   registry.resetRequests();
   const r = await runChild([script, registry.url, String(SYNC_CONCURRENCY), refsFile, mode, MANIFEST_ACCEPT]);
   if (r.code !== 0) throw new Error(`raw loop exited ${r.code}: ${r.stderr.slice(-2000)}`);
-  const out = JSON.parse(r.stdout) as { ms: number; n: number; errors: number };
+  const out = JSON.parse(r.stdout) as { ms: number; n: number; errors: number; cpuMs: number };
   if (out.errors > 0) throw new Error(`raw loop: ${out.errors} requests failed`);
-  const run: RawRun = { mode, requests: registry.count(), ms: Math.round(out.ms), rate: out.n / (out.ms / 1000) };
-  log(`raw ${mode}: ${fmt(run.rate, 0)} tags/s`);
+  const run: RawRun = { mode, requests: registry.count(), ms: Math.round(out.ms), rate: out.n / (out.ms / 1000), cpuMsPerTag: out.cpuMs / out.n };
+  log(`raw ${mode}: ${fmt(run.rate, 0)} tags/s, ${fmt(run.cpuMsPerTag, 2)} ms CPU per tag`);
   return run;
 }
 

@@ -2,9 +2,9 @@
 // runs on the main thread, which serves HTTP. Its role:
 //   writer: the one connection this process writes through. It runs statements the main thread
 //     sends, one message each (a main-thread transaction holds the connection from `begin` to
-//     `commit` or `rollback`), and whole store methods of the event path (`call`): a tag push is
-//     one message, not the twenty statements of its transaction. Both go through the local
-//     driver's queue, so transactions never interleave.
+//     `commit` or `rollback`), and whole store methods of the event path and of a crawl (`call`):
+//     a tag push, or a crawl's batch of manifests, is one message, not the twenty statements of
+//     its transaction. Both go through the local driver's queue, so transactions never interleave.
 //   reader: reads outside a transaction (WAL: a committed snapshot per statement): statements
 //     (one that would write is answered `writes`, for the main thread to send to the writer), and
 //     whole search methods, so a query waits once for the main thread's loop, not per statement.
@@ -16,7 +16,7 @@ import { openLocalSqliteStore } from './sqlite.js';
 
 /** The store methods each role runs whole (SqliteStore in sqlite.ts forwards them). */
 const THREAD_METHODS = {
-  writer: ['setTag', 'pushTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest'],
+  writer: ['setTag', 'pushTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest', 'putManifests', 'reconcileRepository', 'markUnreadable'],
   reader: ['searchImages', 'listRepositories', 'getImage', 'getImages', 'lookupManifest'],
 } as const;
 

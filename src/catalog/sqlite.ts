@@ -364,7 +364,7 @@ class SqliteDriver implements Driver {
   }
 }
 
-/** Store methods run whole on a connection's thread (sqlite-worker.ts THREAD_METHODS): the event path's writes, and search. */
+/** Store methods run whole on a connection's thread (sqlite-worker.ts THREAD_METHODS): the writes of the event path and of a crawl, and search. */
 class SqliteStore extends SqlStore {
   constructor(private readonly threads: SqliteDriver) {
     super(threads, SQLITE_MIGRATIONS);
@@ -418,6 +418,15 @@ class SqliteStore extends SqlStore {
   }
   override putManifest(...args: Parameters<SqlStore['putManifest']>): ReturnType<SqlStore['putManifest']> {
     return this.remote('putManifest', args);
+  }
+  override putManifests(...args: Parameters<SqlStore['putManifests']>): ReturnType<SqlStore['putManifests']> {
+    return this.remote('putManifests', args);
+  }
+  override reconcileRepository(...args: Parameters<SqlStore['reconcileRepository']>): ReturnType<SqlStore['reconcileRepository']> {
+    return this.remote('reconcileRepository', args);
+  }
+  override markUnreadable(...args: Parameters<SqlStore['markUnreadable']>): ReturnType<SqlStore['markUnreadable']> {
+    return this.remote('markUnreadable', args);
   }
 }
 

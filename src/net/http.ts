@@ -1,7 +1,8 @@
 // The one request the registry transport (src/oci/transport.ts) needs from an HTTP client: no
 // redirects followed, the body as raw bytes. Two clients give it: any fetch (httpFromFetch: what
-// tests inject, and what long-running commands use), and node's own http/https for the short
-// commands of a CI job (node-http.ts), which start about 100 ms sooner than with undici's fetch.
+// tests inject, and what serve and show use), and node's own http/https (node-http.ts) for the
+// short commands of a CI job, which start about 100 ms sooner than with undici's fetch, and for
+// sync, whose HEADs keep their connection (undici closes it after every HEAD).
 
 export interface HttpRequest {
   readonly method: string;

@@ -1,9 +1,12 @@
 // The registry client of the short commands a CI job runs (annotate, attach), on node's own http
 // and https: they load in a few milliseconds, where undici's fetch takes about 100 ms of CPU on
-// every run before its first request. Same rules as the fetch of dispatcher.ts: the proxy
-// variables by curl's rules (proxy.ts; http:// URLs as absolute-form requests to the proxy,
-// https:// URLs through a CONNECT tunnel), the roots of TAGTRAIL_CA_FILE (ca.ts), keep-alive
-// connections, no redirect followed and no content decoding (the transport digests raw bytes).
+// every run before its first request. And of sync: undici closes the connection after every HEAD
+// (against servers that send a body with one), so a crawl, a HEAD per tag, would open a
+// connection per tag; here they stay open for the next request. Same rules as the fetch of
+// dispatcher.ts: the proxy variables by curl's rules (proxy.ts; http:// URLs as absolute-form
+// requests to the proxy, https:// URLs through a CONNECT tunnel), the roots of TAGTRAIL_CA_FILE
+// (ca.ts), keep-alive connections, no redirect followed and no content decoding (the transport
+// digests raw bytes).
 //
 // There is no way to turn TLS verification off, on purpose: trust the CA instead.
 import http from 'node:http';
@@ -103,6 +106,8 @@ class Routes {
   private readonly settings: ProxySettings;
   private readonly ca: string[] | undefined;
   private readonly cache = new Map<string, Route>();
+  /** The route of each scheme and host seen: NO_PROXY is matched once per host, not per request. */
+  private readonly byHost = new Map<string, Route>();
 
   constructor(env: Env) {
     this.settings = proxySettingsFromEnv(env);
@@ -119,6 +124,16 @@ class Routes {
   }
 
   for(url: URL): Route {
+    const key = `${url.protocol}//${url.hostname}`;
+    let route = this.byHost.get(key);
+    if (!route) {
+      route = this.pick(url);
+      this.byHost.set(key, route);
+    }
+    return route;
+  }
+
+  private pick(url: URL): Route {
     const https_ = url.protocol === 'https:';
     const proxy = bypassesProxy(url.hostname, this.settings.noProxy) ? undefined : https_ ? this.settings.https : this.settings.http;
     const ca = this.ca;

@@ -29,6 +29,8 @@ export interface RecordedRequest {
   /** The request headers as received, values included (a test can check a secret never leaks). */
   headers: IncomingHttpHeaders;
   hasAuthorization: boolean;
+  /** The client's port of the connection it came on: requests on one kept-alive connection share it. */
+  clientPort: number;
   /** The status the client got; undefined until the answer starts, or if none was sent. */
   status?: number;
   /** The fault applied to this request, if any. */
@@ -437,6 +439,7 @@ function recordRequest(req: IncomingMessage, seq: number): RecordedRequest {
     ...classify(path),
     headers: { ...req.headers },
     hasAuthorization: req.headers.authorization !== undefined,
+    clientPort: req.socket.remotePort ?? 0,
     done: false,
     receivedAt: performance.now(),
   };

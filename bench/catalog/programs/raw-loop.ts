@@ -27,4 +27,5 @@ async function worker(): Promise<void> {
 }
 
 await Promise.all(Array.from({ length: Number(width) }, worker));
-process.stdout.write(JSON.stringify({ ms: performance.now() - started, n: refs.length, errors }));
+const usage = process.resourceUsage();
+process.stdout.write(JSON.stringify({ ms: performance.now() - started, n: refs.length, errors, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000 }));

@@ -1,6 +1,6 @@
 // Loaded with --import into the `tagtrail sync` child of the sync and memory parts: samples the V8
-// heap and the memory of buffers every 50 ms, and reports them with the process's peak RSS as it
-// exits. Built to plain JavaScript first (see programs.ts), so no TypeScript loader runs in the
+// heap and the memory of buffers every 50 ms, and reports them with the process's peak RSS and its
+// CPU time as it exits. Built to plain JavaScript first (see programs.ts), so no TypeScript loader runs in the
 // measured process.
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 
@@ -20,5 +20,8 @@ const timer = setInterval(() => {
 }, 50);
 timer.unref();
 process.on('exit', () => {
-  process.stderr.write(`\nBENCH_MEMORY=${JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, heapUsed: heap, live, external })}\n`);
+  const usage = process.resourceUsage();
+  // CPU time of every thread (the SQLite connection threads too), ms.
+  const cpuMs = (usage.userCPUTime + usage.systemCPUTime) / 1000;
+  process.stderr.write(`\nBENCH_MEMORY=${JSON.stringify({ maxRssKb: usage.maxRSS, heapUsed: heap, live, external, cpuMs })}\n`);
 });
