@@ -32,8 +32,9 @@ describe('npm run demo', () => {
     try {
       const url = await new Promise<string>((resolve, reject) => {
         const timer = setInterval(() => {
+          // The demo says each line in a write of its own: wait for its last one, not only the URL.
           const m = /The registry browser is running: (http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
-          if (m) {
+          if (m && out.includes('Press Ctrl-C to stop')) {
             clearInterval(timer);
             resolve(m[1] as string);
           }
