@@ -173,6 +173,16 @@ function repositoryFilter(query: InsightsQuery, readable?: ReadableCondition): {
   return { where, params };
 }
 
+/**
+ * The repositories a report counts, found through the name index and the read rule's own
+ * subqueries: null for the whole catalog (no namespace, repository or read scope).
+ */
+export async function listedRepositories(db: Queryable, query: InsightsQuery, readable?: ReadableCondition): Promise<number[] | null> {
+  if (!readable && query.repository === undefined && query.namespace === undefined) return null;
+  const filter = repositoryFilter(query, readable);
+  return (await db.all<Row>(`SELECT r.id FROM repositories r WHERE ${filter.where.join(' AND ')}`, filter.params)).map((r) => num(r.id));
+}
+
 /** A report's counts: group (namespace or repository), week number, builder, build source, media family, multi (0 or 1), images. */
 type CountRow = [group: string, week: number, builder: unknown, buildSource: unknown, mediaFamily: unknown, multi: number, images: number];
 /** A report's platforms: os, architecture, variant, images. */
@@ -221,8 +231,7 @@ export async function insights(db: Driver, query: InsightsQuery, window: { from:
     // their key (repository, week) whatever the number of other repositories. A list bound as a
     // parameter, not a subquery: PostgreSQL plans an index scan for a list of known length, but
     // may read the whole table into a hash join for the rows of a subquery it cannot count.
-    const filter = repositoryFilter(query, readable);
-    const ids = (await db.all<Row>(`SELECT r.id FROM repositories r WHERE ${filter.where.join(' AND ')}`, filter.params)).map((r) => num(r.id));
+    const ids = (await listedRepositories(db, query, readable))!;
     if (ids.length === 0) return report(query, window, [], []);
     const listed = `${d.inIdList('a.repository_id')} AND ${inWeeks}`;
     // Grouped by namespace (a person's report), the counts are summed per namespace here, not in code.
