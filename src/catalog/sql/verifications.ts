@@ -156,32 +156,22 @@ function decodeVerifiedCursor(cursor: string | undefined): { u: number; i: numbe
 /**
  * Verified images, and images by pusher, of the insights report: distinct repository and digest
  * that a tag moved to in [from, to), of these repositories (listedRepositories in insights.ts;
- * null: every one), in one statement.
+ * null: every one), in one statement. The repositories come as a list: each read starts from
+ * their tags, however many other repositories there are.
  */
 export async function insightEvidence(db: Driver, from: number, to: number, repositoryIds: readonly number[] | null): Promise<{ verified: number; pushedBy: Record<string, number> }> {
   const d = db.dialect;
-  const tags = `g.updated_at >= ? AND g.updated_at < ?${repositoryIds === null ? '' : ` AND ${d.inIdList('g.repository_id')}`}`;
-  const params: Param[] = [from, to, ...(repositoryIds === null ? [] : [d.idList(repositoryIds)])];
-  // Listed repositories: their tags, each looked up by key (a subquery per tag, which neither
-  // database turns into a join that would read every verification or pusher of the catalog).
-  // Every repository: joins, each table read once. A manifest has one pusher.
-  const [verified, pushed] =
-    repositoryIds === null
-      ? [
-          `SELECT DISTINCT g.repository_id, g.digest FROM build_verifications v JOIN repositories r ON r.name = v.repository
-           JOIN tags g ON g.repository_id = r.id AND g.digest = v.digest WHERE ${tags}`,
-          `SELECT DISTINCT g.repository_id, g.digest, p.pusher FROM tags g JOIN manifest_pushers p ON p.digest = g.digest WHERE ${tags}`,
-        ]
-      : [
-          `SELECT DISTINCT g.repository_id, g.digest FROM tags g JOIN repositories r ON r.id = g.repository_id
-           WHERE ${tags} AND (SELECT 1 FROM build_verifications v WHERE v.repository = r.name AND v.digest = g.digest) IS NOT NULL`,
-          `SELECT * FROM (SELECT DISTINCT g.repository_id, g.digest, (SELECT p.pusher FROM manifest_pushers p WHERE p.digest = g.digest) AS pusher
-           FROM tags g WHERE ${tags}) t WHERE t.pusher IS NOT NULL`,
-        ];
+  const listed = repositoryIds === null ? '' : ` AND ${d.inIdList('g.repository_id')}`;
+  const window: Param[] = [from, to, ...(repositoryIds === null ? [] : [d.idList(repositoryIds)])];
+  // A manifest has one pusher, so (repository, digest) counts each image once.
   const rows = await db.all<Row>(
-    `SELECT (SELECT COUNT(*) FROM (${verified}) x) AS verified,
-       (SELECT ${d.jsonAgg(d.jsonArray(['y.pusher', 'y.n']))} FROM (SELECT x.pusher, COUNT(*) AS n FROM (${pushed}) x GROUP BY x.pusher) y) AS pushers`,
-    [...params, ...params],
+    `SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT v.repository, v.digest FROM build_verifications v
+         JOIN repositories r ON r.name = v.repository JOIN tags g ON g.repository_id = r.id AND g.digest = v.digest
+         WHERE g.updated_at >= ? AND g.updated_at < ?${listed}) x) AS verified,
+       (SELECT ${d.jsonAgg(d.jsonArray(['y.pusher', 'y.n']))} FROM (SELECT x.pusher, COUNT(*) AS n
+         FROM (SELECT DISTINCT g.repository_id, g.digest, p.pusher FROM tags g JOIN manifest_pushers p ON p.digest = g.digest
+               WHERE g.updated_at >= ? AND g.updated_at < ?${listed}) x GROUP BY x.pusher) y) AS pushers`,
+    [...window, ...window],
   );
   const pushers = rows[0]?.pushers;
   const pairs = (pushers == null ? [] : typeof pushers === 'string' ? JSON.parse(pushers) : pushers) as [unknown, unknown][];
