@@ -71,7 +71,7 @@ type Op =
   | { op: 'referrer'; repo: number; m: number };
 
 const day = fc.integer({ min: 0, max: 70 });
-const repoIx = fc.integer({ min: 0, max: 2 });
+const repoIx = fc.integer({ min: 0, max: 3 });
 const mIx = fc.integer({ min: 0, max: 4 });
 const tagIx = fc.integer({ min: 0, max: 3 });
 const ops: fc.Arbitrary<Op[]> = fc.array(
@@ -88,9 +88,9 @@ const ops: fc.Arbitrary<Op[]> = fc.array(
   { minLength: 1, maxLength: 25 },
 );
 
-/** Repositories of one run: two in one namespace (one nested), one in a namespace sharing its prefix. */
+/** Repositories of one run: two in one namespace (one nested), one in a namespace sharing its prefix, one that is a namespace of its own. */
 function repositories(run: number): string[] {
-  return [`agg${run}/a`, `agg${run}/b/c`, `agg${run}x/d`];
+  return [`agg${run}/a`, `agg${run}/b/c`, `agg${run}x/d`, `agg${run}y`];
 }
 
 async function apply(store: SqlStore, run: number, manifests: ManifestRecord[], op: Op): Promise<void> {
@@ -136,6 +136,8 @@ function queries(run: number): InsightsQuery[] {
     { ...window, namespace: `agg${run}` },
     { ...window, repository: repos[1]! },
     { ...window, scope: { projects: [repos[0]!, repos[2]!], publicAndInternal: false } },
+    // Two repositories of one namespace summed into one group, and a repository with no slash.
+    { ...window, scope: { projects: [`agg${run}`, repos[3]!], publicAndInternal: false } },
     { ...window, scope: { projects: [], publicAndInternal: false } },
     { ...window, namespace: `agg${run}`, scope: { projects: [repos[1]!], publicAndInternal: true } },
     { from: new Date(BASE + 14 * DAY), to: new Date(BASE + 30 * DAY) },

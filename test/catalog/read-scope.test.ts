@@ -148,6 +148,10 @@ describe.each(BACKENDS)('read scopes on %s', (backendName) => {
     expect(await store.verifiedInsights(window)).toEqual({ verified: 3, pushedBy: { buildkit: 2, kaniko: 1 } });
     expect(await store.verifiedInsights({ ...window, scope: MEMBER })).toEqual({ verified: 1, pushedBy: { buildkit: 1 } });
     expect(await store.verifiedInsights({ ...window, scope: NOBODY })).toEqual({ verified: 0, pushedBy: {} });
+    // A namespace or a repository counts its own repositories only, with or without a read scope.
+    expect(await store.verifiedInsights({ ...window, namespace: 'beta' })).toEqual({ verified: 2, pushedBy: { buildkit: 1, kaniko: 1 } });
+    expect(await store.verifiedInsights({ ...window, repository: 'alpha/app' })).toEqual({ verified: 1, pushedBy: { buildkit: 1 } });
+    expect(await store.verifiedInsights({ ...window, namespace: 'beta', scope: MEMBER })).toEqual({ verified: 0, pushedBy: {} });
 
     expect((await store.getImage(shared))?.verifications?.map((v) => v.repository).sort()).toEqual(['alpha/app', 'beta/svc']);
     expect((await store.getImage(shared, { scope: MEMBER }))?.verifications?.map((v) => v.repository)).toEqual(['alpha/app']);

@@ -11,7 +11,7 @@ import { MEDIA_FAMILIES, type MediaFamily, isRealPlatform, mediaFamily } from '.
 import { MAX_INSIGHT_WEEKS } from '../paging.js';
 import { SET } from '../tagstate.js';
 import type { InsightsCounts, InsightsQuery, InsightsReport, InsightsWeek, ManifestInsight } from '../types.js';
-import { type Driver, IN_CHUNK, MAX_PARAMS, type Param, type Queryable, type Row, chunks, clean, marks, num, pairsOf } from './driver.js';
+import { type Dialect, type Driver, IN_CHUNK, MAX_PARAMS, type Param, type Queryable, type Row, chunks, clean, marks, num, pairsOf } from './driver.js';
 import { ms } from './checks.js';
 import { WEEK_MS, WEEK_ORIGIN, manifestsChanged, namespaceOf, weekNumber } from './insight-weeks.js';
 import { buildReferrerSql, buildReferrerSubjects } from './referrers.js';
@@ -210,44 +210,81 @@ function repositoryFilter(query: InsightsQuery, readable?: ReadableCondition): {
   return { where, params };
 }
 
-/** The insights report from the weekly aggregates (insight-weeks.ts); `window` from insightsWindow, the query already checked. */
+/**
+ * The repositories a report counts, found through the name index and the read rule's own
+ * subqueries: null for the whole catalog (no namespace, repository or read scope).
+ */
+export async function listedRepositories(db: Queryable, query: InsightsQuery, readable?: ReadableCondition): Promise<number[] | null> {
+  if (!readable && query.repository === undefined && query.namespace === undefined) return null;
+  const filter = repositoryFilter(query, readable);
+  return (await db.all<Row>(`SELECT r.id FROM repositories r WHERE ${filter.where.join(' AND ')}`, filter.params)).map((r) => num(r.id));
+}
+
+/** A report's counts: group (namespace or repository), week number, builder, build source, media family, multi (0 or 1), images. */
+type CountRow = [group: string, week: number, builder: unknown, buildSource: unknown, mediaFamily: unknown, multi: number, images: number];
+/** A report's platforms: os, architecture, variant, images. */
+type PlatformRow = [os: unknown, architecture: unknown, variant: unknown, images: number];
+
+/** SQL for namespaceOf (insight-weeks.ts): a repository name's first segment. */
+function namespaceSql(d: Dialect, column: string): string {
+  return d.name === 'sqlite' ? `substr(${column}, 1, instr(${column} || '/', '/') - 1)` : `split_part(${column}, '/', 1)`;
+}
+
+/** The rows of a JSON array aggregated in SQL (SQLite answers text, pg parses json); none when NULL. */
+function jsonRows<T>(value: unknown): T[] {
+  if (value == null) return [];
+  return (typeof value === 'string' ? JSON.parse(value) : value) as T[];
+}
+
+/**
+ * The insights report from the weekly aggregates (insight-weeks.ts); `window` from insightsWindow,
+ * the query already checked. One statement: the counts summed to the report's groups and weeks,
+ * and the platforms summed, each as one JSON array, so that neither driver builds an object per
+ * aggregate row (most of a report's time when it read rows).
+ */
 export async function insights(db: Driver, query: InsightsQuery, window: { from: number; to: number }, readable?: ReadableCondition): Promise<InsightsReport> {
+  const d = db.dialect;
   const weeks: Param[] = [weekNumber(window.from), weekNumber(window.to)];
+  const agg = (columns: string[]) => d.jsonAgg(d.jsonArray(columns));
+  const inWeeks = 'a.week >= ? AND a.week < ?';
+  // The platforms of multi-platform images, summed over the groups and weeks (`from` names `a`).
+  const platformsOf = (from: string, where: string) =>
+    `(SELECT ${agg(['p.os', 'p.architecture', 'p.variant', 'p.n'])}
+      FROM (SELECT a.os, a.architecture, a.variant, sum(a.images) AS n FROM ${from} WHERE ${where} GROUP BY a.os, a.architecture, a.variant) p) AS platforms`;
+  const countColumns = ['c.grp', 'c.week', 'c.builder', 'c.build_source', 'c.media_family', 'c.multi', 'c.n'];
+  let sql: string;
+  let params: Param[];
   if (!readable && query.repository === undefined && query.namespace === undefined) {
     // The whole catalog, grouped by namespace: the namespace level, one row per namespace, week
     // and counted dimensions (its key), whatever the number of repositories.
-    const rows = await db.all<Row>(
-      `SELECT a.namespace AS repository, a.week AS wk, a.builder, a.build_source, a.media_family, a.multi, a.images AS n
-       FROM insight_namespace_counts a WHERE a.week >= ? AND a.week < ?`,
-      weeks,
-    );
-    const platformRows = await db.all<Row>(
-      `SELECT a.os, a.architecture, a.variant, sum(a.images) AS n FROM insight_namespace_platforms a WHERE a.week >= ? AND a.week < ?
-       GROUP BY a.os, a.architecture, a.variant`,
-      weeks,
-    );
-    return report(query, window, rows, platformRows);
+    sql = `SELECT (SELECT ${agg(countColumns)}
+        FROM (SELECT a.namespace AS grp, a.week, a.builder, a.build_source, a.media_family, a.multi, a.images AS n
+              FROM insight_namespace_counts a WHERE ${inWeeks}) c) AS counts,
+      ${platformsOf('insight_namespace_platforms a', inWeeks)}`;
+    params = [...weeks, ...weeks];
+  } else {
+    // A namespace, a repository or a person's repositories: the repository level of those only,
+    // found first (through the name index and the read rule's own subqueries), then read through
+    // their key (repository, week) whatever the number of other repositories. A list bound as a
+    // parameter, not a subquery: PostgreSQL plans an index scan for a list of known length, but
+    // may read the whole table into a hash join for the rows of a subquery it cannot count.
+    const ids = (await listedRepositories(db, query, readable))!;
+    if (ids.length === 0) return report(query, window, [], []);
+    const listed = `${d.inIdList('a.repository_id')} AND ${inWeeks}`;
+    // Grouped by namespace (a person's report), the counts are summed per namespace here, not in code.
+    const group = groupByOf(query) === 'repository' ? 'r.name' : namespaceSql(d, 'r.name');
+    sql = `SELECT (SELECT ${agg(countColumns)}
+        FROM (SELECT ${group} AS grp, a.week, a.builder, a.build_source, a.media_family, a.multi, sum(a.images) AS n
+              FROM insight_counts a JOIN repositories r ON r.id = a.repository_id WHERE ${listed}
+              GROUP BY ${group}, a.week, a.builder, a.build_source, a.media_family, a.multi) c) AS counts,
+      ${platformsOf('insight_platforms a', listed)}`;
+    const list = d.idList(ids);
+    params = [list, ...weeks, list, ...weeks];
   }
-  // A namespace, a repository or a person's repositories: the repository level, of those only,
-  // found first (through the name index and the read rule's own subqueries), so that the counts
-  // are read through their key (repository, week) whatever the number of other repositories.
-  const filter = repositoryFilter(query, readable);
-  const names = new Map<number, string>();
-  for (const r of await db.all<Row>(`SELECT r.id, r.name FROM repositories r WHERE ${filter.where.join(' AND ')}`, filter.params)) names.set(num(r.id), r.name as string);
-  if (names.size === 0) return report(query, window, [], []);
-  const where = `${db.dialect.inIdList('a.repository_id')} AND a.week >= ? AND a.week < ?`;
-  const params: Param[] = [db.dialect.idList([...names.keys()]), ...weeks];
-  const counts = await db.all<Row>(
-    // One row per repository, week and counted dimensions already (the table's key): no grouping.
-    `SELECT a.repository_id, a.week AS wk, a.builder, a.build_source, a.media_family, a.multi, a.images AS n FROM insight_counts a WHERE ${where}`,
-    params,
-  );
-  const rows = counts.map((r) => ({ ...r, repository: names.get(num(r.repository_id)) }));
-  const platformRows = await db.all<Row>(
-    `SELECT a.os, a.architecture, a.variant, sum(a.images) AS n FROM insight_platforms a WHERE ${where} GROUP BY a.os, a.architecture, a.variant`,
-    params,
-  );
-  return report(query, window, rows, platformRows);
+  const row = (await db.all<Row>(sql, params))[0];
+  const counts = jsonRows<CountRow>(row?.counts).map((r): CountRow => [r[0], num(r[1]), r[2], r[3], r[4], num(r[5]), num(r[6])]);
+  const platforms = jsonRows<PlatformRow>(row?.platforms).map((r): PlatformRow => [r[0], r[1], r[2], num(r[3])]);
+  return report(query, window, counts, platforms);
 }
 
 /**
@@ -282,21 +319,31 @@ export async function recountInsights(db: Queryable, query: InsightsQuery, windo
      GROUP BY c.os, c.architecture, c.variant`,
     windowParams,
   );
-  return report(query, window, rows, platformRows);
+  const groupOf = (repository: string) => (groupByOf(query) === 'namespace' ? namespaceOf(repository) : repository);
+  return report(
+    query,
+    window,
+    rows.map((r): CountRow => [groupOf(r.repository as string), num(r.wk), r.builder, r.build_source, r.media_family, num(r.multi), num(r.n)]),
+    platformRows.map((r): PlatformRow => [r.os, r.architecture, r.variant, num(r.n)]),
+  );
 }
 
-/** Rows of (repository or namespace, wk, builder, build_source, media_family, multi, n) and of platforms, as a report. */
-function report(query: InsightsQuery, window: { from: number; to: number }, rows: Row[], platformRows: Row[]): InsightsReport {
-  const groupBy: 'namespace' | 'repository' = query.repository !== undefined || query.namespace !== undefined ? 'repository' : 'namespace';
+/** A report's groups: the repositories of a namespace (or the one asked for), else namespaces. */
+function groupByOf(query: InsightsQuery): 'namespace' | 'repository' {
+  return query.repository !== undefined || query.namespace !== undefined ? 'repository' : 'namespace';
+}
+
+/** Counts (by group, already a namespace or a repository as groupByOf says) and platforms, as a report. */
+function report(query: InsightsQuery, window: { from: number; to: number }, rows: readonly CountRow[], platformRows: readonly PlatformRow[]): InsightsReport {
+  const groupBy = groupByOf(query);
   const weekStarts: number[] = [];
   for (let t = window.from; t < window.to; t += WEEK_MS) weekStarts.push(t);
   const totals = emptyCounts();
   const weeks = new Map<number, InsightsCounts>(weekStarts.map((t) => [t, emptyCounts()]));
   const groups = new Map<string, { totals: InsightsCounts; weeks: Map<number, InsightsCounts> }>();
   for (const r of rows) {
-    const start = num(r.wk) * WEEK_MS + WEEK_ORIGIN;
-    const repository = r.repository as string;
-    const name = groupBy === 'namespace' ? namespaceOf(repository) : repository;
+    const start = r[1] * WEEK_MS + WEEK_ORIGIN;
+    const name = r[0];
     let g = groups.get(name);
     if (!g) {
       g = { totals: emptyCounts(), weeks: new Map(weekStarts.map((t) => [t, emptyCounts()])) };
@@ -318,7 +365,7 @@ function report(query: InsightsQuery, window: { from: number; to: number }, rows
       .sort((a, b) => b[1].totals.images - a[1].totals.images || (a[0] < b[0] ? -1 : 1))
       .map(([name, g]) => ({ name, totals: g.totals, weeks: weekList(g.weeks) })),
     platforms: platformRows
-      .map((r) => ({ platform: [r.os, r.architecture, r.variant].filter((v) => v != null && v !== '').join('/'), images: num(r.n) }))
+      .map((r) => ({ platform: [r[0], r[1], r[2]].filter((v) => v != null && v !== '').join('/'), images: r[3] }))
       .sort((a, b) => b.images - a.images || (a.platform < b.platform ? -1 : 1)),
   };
 }
@@ -351,16 +398,16 @@ function emptyCounts(): InsightsCounts {
   return { images: 0, builders: { ...ZERO_BUILDERS }, buildSources: { ...ZERO_SOURCES }, mediaTypes: { ...ZERO_FAMILIES }, multiPlatform: 0 };
 }
 
-function addCounts(c: InsightsCounts, r: Row): void {
-  const n = num(r.n);
-  const builder = (BUILDERS as readonly string[]).includes(r.builder as string) ? (r.builder as Builder) : 'unknown';
-  const source = (BUILD_SOURCES as readonly string[]).includes(r.build_source as string) ? (r.build_source as BuildSource) : 'none';
-  const family = (MEDIA_FAMILIES as readonly string[]).includes(r.media_family as string) ? (r.media_family as MediaFamily) : 'other';
+function addCounts(c: InsightsCounts, r: CountRow): void {
+  const n = r[6];
+  const builder = (BUILDERS as readonly unknown[]).includes(r[2]) ? (r[2] as Builder) : 'unknown';
+  const source = (BUILD_SOURCES as readonly unknown[]).includes(r[3]) ? (r[3] as BuildSource) : 'none';
+  const family = (MEDIA_FAMILIES as readonly unknown[]).includes(r[4]) ? (r[4] as MediaFamily) : 'other';
   c.images += n;
   c.builders[builder] += n;
   c.buildSources[source] += n;
   c.mediaTypes[family] += n;
-  if (num(r.multi) === 1) c.multiPlatform += n;
+  if (r[5] === 1) c.multiPlatform += n;
 }
 
 const CONFIDENCE_RANK: Record<Confidence, number> = { none: 0, low: 1, medium: 2, high: 3 };

@@ -217,13 +217,10 @@ export class SqlStore implements Store {
   }
   async verifiedInsights(query: InsightsQuery): Promise<{ verified: number; pushedBy: Record<string, number> }> {
     const window = insights.insightsWindow(query);
-    const filter = { ...(query.namespace !== undefined ? { namespace: query.namespace } : {}), ...(query.repository !== undefined ? { repository: query.repository } : {}) };
-    // A signed-in person counts readable repositories only, as in insights().
-    const readable = query.scope ? readableSql(this.d, query.scope, 'r') : undefined;
-    return {
-      verified: await verified.countVerified(this.driver, window.from, window.to, filter, readable),
-      pushedBy: await verified.pusherCounts(this.driver, window.from, window.to, filter, readable),
-    };
+    // The repositories of the report (a signed-in person's readable ones only), as in insights().
+    const ids = await insights.listedRepositories(this.driver, query, query.scope ? readableSql(this.d, query.scope, 'rs') : undefined);
+    if (ids !== null && ids.length === 0) return { verified: 0, pushedBy: {} };
+    return verified.insightEvidence(this.driver, window.from, window.to, ids);
   }
 
   // ---- build-details referrers (referrers.ts)

@@ -4,7 +4,7 @@
 // digest the mark does not follow it. A pusher is the user agent of the registry notification that
 // announced a manifest's push (src/catalog/pushers.ts names the tool).
 import { UsageError } from '../../errors.js';
-import type { Param, Queryable } from './driver.js';
+import type { Driver, Param, Queryable, Row } from './driver.js';
 import type { SearchQuery } from '../types.js';
 
 /** What a checked build report proves: a job of this project pushed this digest in this pipeline. */
@@ -154,37 +154,30 @@ function decodeVerifiedCursor(cursor: string | undefined): { u: number; i: numbe
 }
 
 /**
- * The WHERE of the insights counts: tags that moved in [from, to), readable ones only under a read
- * scope, in one repository or namespace when asked (on `r`, the repositories row).
+ * Verified images, and images by pusher, of the insights report: distinct repository and digest
+ * that a tag moved to in [from, to), of these repositories (listedRepositories in insights.ts;
+ * null: every one), in one statement. The repositories come as a list: each read starts from
+ * their tags, however many other repositories there are.
  */
-function countWindow(from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }, readable?: ReadableCondition): { where: string; params: Param[] } {
-  const where = ['g.updated_at >= ?', 'g.updated_at < ?'];
-  const params: Param[] = [from, to];
-  if (readable) {
-    where.push(readable.sql);
-    params.push(...readable.params);
-  }
-  if (repositoryFilter?.repository !== undefined) {
-    where.push('r.name = ?');
-    params.push(repositoryFilter.repository);
-  } else if (repositoryFilter?.namespace !== undefined) {
-    where.push('(r.name = ? OR (r.name >= ? AND r.name < ?))');
-    params.push(repositoryFilter.namespace, `${repositoryFilter.namespace}/`, `${repositoryFilter.namespace}0`);
-  }
-  return { where: where.join(' AND '), params };
-}
-
-/** Counts verified images (distinct repository and digest) whose tag moved to them in [from, to). */
-export async function countVerified(q: Queryable, from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }, readable?: ReadableCondition): Promise<number> {
-  // v.repository is r.name through the join, so the shared window applies.
-  const { where, params } = countWindow(from, to, repositoryFilter, readable);
-  const rows = await q.all<Record<string, unknown>>(
-    'SELECT COUNT(*) AS n FROM (SELECT DISTINCT v.repository, v.digest FROM build_verifications v ' +
-      'JOIN repositories r ON r.name = v.repository JOIN tags g ON g.repository_id = r.id AND g.digest = v.digest ' +
-      `WHERE ${where}) x`,
-    params,
+export async function insightEvidence(db: Driver, from: number, to: number, repositoryIds: readonly number[] | null): Promise<{ verified: number; pushedBy: Record<string, number> }> {
+  const d = db.dialect;
+  const listed = repositoryIds === null ? '' : ` AND ${d.inIdList('g.repository_id')}`;
+  const window: Param[] = [from, to, ...(repositoryIds === null ? [] : [d.idList(repositoryIds)])];
+  // A manifest has one pusher, so (repository, digest) counts each image once.
+  const rows = await db.all<Row>(
+    `SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT v.repository, v.digest FROM build_verifications v
+         JOIN repositories r ON r.name = v.repository JOIN tags g ON g.repository_id = r.id AND g.digest = v.digest
+         WHERE g.updated_at >= ? AND g.updated_at < ?${listed}) x) AS verified,
+       (SELECT ${d.jsonAgg(d.jsonArray(['y.pusher', 'y.n']))} FROM (SELECT x.pusher, COUNT(*) AS n
+         FROM (SELECT DISTINCT g.repository_id, g.digest, p.pusher FROM tags g JOIN manifest_pushers p ON p.digest = g.digest
+               WHERE g.updated_at >= ? AND g.updated_at < ?${listed}) x GROUP BY x.pusher) y) AS pushers`,
+    [...window, ...window],
   );
-  return num(rows[0]?.n ?? 0);
+  const pushers = rows[0]?.pushers;
+  const pairs = (pushers == null ? [] : typeof pushers === 'string' ? JSON.parse(pushers) : pushers) as [unknown, unknown][];
+  const pushedBy: Record<string, number> = {};
+  for (const [pusher, n] of pairs) pushedBy[String(pusher)] = num(n);
+  return { verified: num(rows[0]?.verified ?? 0), pushedBy };
 }
 
 /** The first push of a manifest names its pusher; later pushes of the same bytes change nothing. */
@@ -209,15 +202,3 @@ export async function pushersOf(q: Queryable, digests: readonly string[]): Promi
   return out;
 }
 
-/** Images (distinct repository and digest a tag moved to in [from, to)) by pusher. */
-export async function pusherCounts(q: Queryable, from: number, to: number, repositoryFilter?: { namespace?: string; repository?: string }, readable?: ReadableCondition): Promise<Record<string, number>> {
-  const { where, params } = countWindow(from, to, repositoryFilter, readable);
-  const rows = await q.all<Record<string, unknown>>(
-    'SELECT x.pusher, COUNT(*) AS n FROM (SELECT DISTINCT r.name, g.digest, p.pusher FROM tags g JOIN repositories r ON r.id = g.repository_id ' +
-      `JOIN manifest_pushers p ON p.digest = g.digest WHERE ${where}) x GROUP BY x.pusher`,
-    params,
-  );
-  const out: Record<string, number> = {};
-  for (const r of rows) out[String(r.pusher)] = num(r.n);
-  return out;
-}
