@@ -15,6 +15,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { run } from './helpers/exec.js';
 import { useRegistry, useTempDir } from './helpers/fixtures.js';
 import { ensureGitlabCiLocal, GITLAB_CI_LOCAL, GITLAB_CI_LOCAL_INSTALL_TIMEOUT } from './helpers/gitlab-ci-local.js';
@@ -344,7 +345,7 @@ describe('when the job runs (GitLab: avoid duplicate pipelines)', () => {
     // Neither branch, nor tag, nor merge request (say, a pipeline of another kind): not run.
     expect(await listed(project, { CI_COMMIT_BRANCH: '' })).toEqual(['build']);
     expect(await listed(project, { TAGTRAIL_DISABLED: '1' })).toEqual(['build']);
-    // With a report URL, the rules that set the ID token's audience keep the same pipelines.
+    // A report URL changes no pipeline.
     const report = { TAGTRAIL_REPORT_URL: 'https://tagtrail.example.com' };
     expect(await listed(project, { ...report, CI_OPEN_MERGE_REQUESTS: 'group/app!1' })).toEqual(['build']);
     expect(await listed(project, { ...report, CI_PIPELINE_SOURCE: 'merge_request_event', CI_MERGE_REQUEST_IID: '1', CI_OPEN_MERGE_REQUESTS: 'group/app!1' })).toEqual(both);
@@ -461,11 +462,14 @@ describe('templates/annotate.yml, included as a component of the same project', 
   }, PIPELINE_TIMEOUT);
 });
 
-/** The `aud` of TAGTRAIL_ID_TOKEN, as written in a template file. */
-async function audExpression(file: string): Promise<string> {
-  const m = /\n {2}id_tokens:\n {4}TAGTRAIL_ID_TOKEN:\n {6}aud: (\S+)\n/.exec(await readFile(join(ROOT, 'templates', file), 'utf8'));
-  if (!m) throw new Error(`${file} declares no TAGTRAIL_ID_TOKEN aud`);
-  return m[1] as string;
+/** The `aud` of TAGTRAIL_ID_TOKEN as GitLab reads it from a template file: a list of expressions. */
+async function audExpressions(file: string): Promise<string[]> {
+  const text = await readFile(join(ROOT, 'templates', file), 'utf8');
+  // The component's jobs follow its spec, after the `---` that ends it.
+  const jobs = parse(file === 'annotate.yml' ? text.slice(text.indexOf('\n---\n') + 5) : text) as Record<string, { id_tokens?: { TAGTRAIL_ID_TOKEN?: { aud?: unknown } } }>;
+  const aud = jobs[file === 'annotate.yml' ? '$[[ inputs.job-name ]]' : '.tagtrail-annotate']?.id_tokens?.TAGTRAIL_ID_TOKEN?.aud;
+  if (!Array.isArray(aud) || !aud.every((a): a is string => typeof a === 'string')) throw new Error(`${file} declares no TAGTRAIL_ID_TOKEN aud list`);
+  return aud;
 }
 
 /** A branch pipeline ({}), a merge request pipeline and a tag pipeline, as gitlab-ci-local variables. */
@@ -474,13 +478,16 @@ const PIPELINES: readonly Record<string, string>[] = [
   { CI_PIPELINE_SOURCE: 'merge_request_event', CI_MERGE_REQUEST_IID: '1' },
   { CI_COMMIT_TAG: 'v1.0.0', CI_COMMIT_BRANCH: '', CI_COMMIT_REF_NAME: 'v1.0.0' },
 ];
+const TAG_PIPELINE = PIPELINES[2] as Record<string, string>;
 
 describe('the ID token\'s audience (id_tokens: aud)', () => {
-  // gitlab-ci-local mints no ID tokens. GitLab expands aud with the job's variables, references in
-  // their values included; the job's shell expands them the same way, so each job prints its aud
-  // expression as the shell expands it, then stops before annotating anything.
-  async function audiences(variables: Record<string, string>, componentReportUrl?: string): Promise<Record<string, string>> {
-    const [templateAud, componentAud] = [await audExpression('tagtrail.gitlab-ci.yml'), await audExpression('annotate.yml')];
+  // gitlab-ci-local mints no ID tokens. GitLab expands each aud entry with the job's variables;
+  // the job's shell expands them the same way, so each job prints its aud entries as the shell
+  // expands them, then stops before annotating anything. `templateJob` adds keys to the included
+  // job and `jobs` adds jobs, e.g. rules of the user's own as docs/gitlab-ci.md shows.
+  async function audiences(variables: Record<string, string>, componentReportUrl?: string, templateJob: string[] = [], jobs: string[] = []): Promise<Record<string, string[]>> {
+    const [templateAud, componentAud] = [await audExpressions('tagtrail.gitlab-ci.yml'), await audExpressions('annotate.yml')];
+    const print = (aud: string[]): string[] => aud.map((a) => `    - echo "aud=[${a}]"`);
     const yaml = [
       'include:',
       '  - local: templates/tagtrail.gitlab-ci.yml',
@@ -490,41 +497,59 @@ describe('the ID token\'s audience (id_tokens: aud)', () => {
       ...(componentReportUrl ? [`      report-url: ${componentReportUrl}`] : []),
       '',
       'tagtrail-annotate:',
+      ...templateJob,
       '  before_script:',
-      `    - echo "aud=[${templateAud}]"`,
+      ...print(templateAud),
       '    - exit 0',
       '',
       'annotate-worker:',
       '  before_script:',
-      `    - echo "aud=[${componentAud}]"`,
+      ...print(componentAud),
       '    - exit 0',
       '',
+      ...jobs,
     ].join('\n');
-    const project = await makeProject(`aud-${Object.keys(variables).join('-') || 'none'}-${componentReportUrl ? 'report' : 'plain'}`, yaml, ['tagtrail.gitlab-ci.yml', 'annotate.yml']);
+    const project = await makeProject(`aud-${Object.keys(variables).join('-') || 'none'}-${componentReportUrl ? 'report' : 'plain'}-${jobs.length}`, yaml, ['tagtrail.gitlab-ci.yml', 'annotate.yml']);
     const result = await gitlabCiLocal(project, Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]));
     expect(result.code, result.output).toBe(0);
-    const aud = (job: string): string => {
-      const m = new RegExp(`^${job}\\s*> aud=\\[(.*)\\]$`, 'm').exec(result.output);
-      if (!m) throw new Error(`${job} printed no aud; pipeline output:\n${result.output}`);
-      return m[1] as string;
-    };
-    return { template: aud('tagtrail-annotate'), component: aud('annotate-worker') };
+    const printed: Record<string, string[]> = {};
+    for (const m of result.output.matchAll(/^(\S+)\s*> aud=\[(.*)\]$/gm)) (printed[m[1] as string] ??= []).push(m[2] as string);
+    return printed;
   }
 
-  it('is never empty: $CI_SERVER_URL without a report URL, in branch, merge request and tag pipelines', async () => {
+  it('is never empty: the fixed entry `tagtrail` without a report URL, in branch, merge request and tag pipelines', async () => {
     const server = { CI_SERVER_URL: 'https://gitlab.example.com' };
     for (const pipeline of PIPELINES) {
-      expect(await audiences({ ...server, ...pipeline }), JSON.stringify(pipeline)).toEqual({ template: 'https://gitlab.example.com', component: 'https://gitlab.example.com' });
+      expect(await audiences({ ...server, ...pipeline }), JSON.stringify(pipeline)).toEqual({ 'tagtrail-annotate': ['', 'tagtrail'], 'annotate-worker': ['', 'tagtrail'] });
     }
   }, PIPELINE_TIMEOUT);
 
-  it('is the report URL, as serve checks it, when TAGTRAIL_REPORT_URL or the report-url input is set', async () => {
+  it('holds the report URL, as serve checks it, when TAGTRAIL_REPORT_URL or the report-url input is set', async () => {
     const set = { CI_SERVER_URL: 'https://gitlab.example.com', TAGTRAIL_REPORT_URL: 'https://tagtrail.example.com' };
     for (const pipeline of PIPELINES) {
       const got = await audiences({ ...set, ...pipeline }, 'https://tagtrail-component.example.com');
       // A --variable outranks every YAML variable, the component's input-set one included.
-      expect(got, JSON.stringify(pipeline)).toEqual({ template: 'https://tagtrail.example.com', component: 'https://tagtrail.example.com' });
+      expect(got, JSON.stringify(pipeline)).toEqual({ 'tagtrail-annotate': ['https://tagtrail.example.com', 'tagtrail'], 'annotate-worker': ['https://tagtrail.example.com', 'tagtrail'] });
     }
-    expect(await audiences({ CI_SERVER_URL: 'https://gitlab.example.com' }, 'https://tagtrail-component.example.com')).toEqual({ template: 'https://gitlab.example.com', component: 'https://tagtrail-component.example.com' });
+    expect(await audiences({ CI_SERVER_URL: 'https://gitlab.example.com' }, 'https://tagtrail-component.example.com')).toEqual({ 'tagtrail-annotate': ['', 'tagtrail'], 'annotate-worker': ['https://tagtrail-component.example.com', 'tagtrail'] });
+  }, PIPELINE_TIMEOUT);
+
+  it('holds the report URL when the user replaces the rules, as docs/gitlab-ci.md shows', async () => {
+    // The two examples of docs/gitlab-ci.md: the included job given `rules: - if: $CI_COMMIT_TAG`,
+    // and a job of its own that extends the hidden one with the same rules.
+    const ownRules = ['  rules:', '    - if: $CI_COMMIT_TAG'];
+    const templateAud = await audExpressions('tagtrail.gitlab-ci.yml');
+    const jobs = [
+      'annotate-release:',
+      '  extends: .tagtrail-annotate',
+      ...ownRules,
+      '  before_script:',
+      ...templateAud.map((a) => `    - echo "aud=[${a}]"`),
+      '    - exit 0',
+      '',
+    ];
+    const got = await audiences({ CI_SERVER_URL: 'https://gitlab.example.com', TAGTRAIL_REPORT_URL: 'https://tagtrail.example.com', ...TAG_PIPELINE }, 'https://tagtrail-component.example.com', ownRules, jobs);
+    expect(got['tagtrail-annotate']).toEqual(['https://tagtrail.example.com', 'tagtrail']);
+    expect(got['annotate-release']).toEqual(['https://tagtrail.example.com', 'tagtrail']);
   }, PIPELINE_TIMEOUT);
 });

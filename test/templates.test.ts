@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TEMPLATE = await readFile(join(ROOT, 'templates', 'tagtrail.gitlab-ci.yml'), 'utf8');
@@ -62,26 +63,29 @@ describe('template and component', () => {
         '  rules:',
         '    - if: $TAGTRAIL_DISABLED == "true" || $TAGTRAIL_DISABLED == "1"',
         '      when: never',
-        '    - if: $CI_PIPELINE_SOURCE == "merge_request_event" && $TAGTRAIL_REPORT_URL',
-        '      variables:',
-        '        TAGTRAIL_ID_TOKEN_AUD: $TAGTRAIL_REPORT_URL',
         '    - if: $CI_PIPELINE_SOURCE == "merge_request_event"',
         '    - if: $CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS',
         '      when: never',
-        '    - if: ($CI_COMMIT_BRANCH || $CI_COMMIT_TAG) && $TAGTRAIL_REPORT_URL',
-        '      variables:',
-        '        TAGTRAIL_ID_TOKEN_AUD: $TAGTRAIL_REPORT_URL',
         '    - if: $CI_COMMIT_BRANCH',
         '    - if: $CI_COMMIT_TAG',
       ].join('\n'),
     );
-    // The ID token's aud is never empty: the report URL when set (the rules), else this GitLab.
-    for (const f of [TEMPLATE, COMPONENT]) {
-      expect(f).toMatch(/\n {2}id_tokens:\n {4}TAGTRAIL_ID_TOKEN:\n {6}aud: \$TAGTRAIL_ID_TOKEN_AUD\n/);
-      expect(f).toMatch(/\n {4}TAGTRAIL_ID_TOKEN_AUD: \$CI_SERVER_URL\n/);
-    }
     // No catch-all rule: it is what starts the job a second time in merge request pipelines.
     for (const f of [TEMPLATE, COMPONENT]) expect(f).not.toMatch(/^\s+- when: (on_success|always)$/m);
+  });
+
+  it('give the ID token an aud that holds the report URL and is never empty, whatever the rules', () => {
+    // Parsed, as GitLab reads it: a list whose first entry is the report URL (serve accepts a token
+    // whose aud array holds its URL) and whose second is fixed, so aud is never empty. No rule and
+    // no variable of the job's own takes part, so rules a user writes in its place change nothing.
+    const template = parse(TEMPLATE) as Record<string, { id_tokens?: unknown; variables?: Record<string, unknown> }>;
+    const component = parse(COMPONENT.slice(COMPONENT.indexOf('\n---\n') + 5)) as Record<string, { id_tokens?: unknown; variables?: Record<string, unknown> }>;
+    for (const job of [template['.tagtrail-annotate'], component['$[[ inputs.job-name ]]']]) {
+      expect(job?.id_tokens).toEqual({ TAGTRAIL_ID_TOKEN: { aud: ['$TAGTRAIL_REPORT_URL', 'tagtrail'] } });
+      expect(Object.keys(job?.variables ?? {})).not.toContain('TAGTRAIL_ID_TOKEN_AUD');
+    }
+    expect(component['$[[ inputs.job-name ]]']?.variables?.TAGTRAIL_REPORT_URL).toBe('$[[ inputs.report-url ]]');
+    for (const f of [TEMPLATE, COMPONENT]) expect(f).not.toContain('TAGTRAIL_ID_TOKEN_AUD');
   });
 
   it('declare the component inputs, each with a type, a default and a description, and use each one', () => {

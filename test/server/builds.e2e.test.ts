@@ -239,6 +239,26 @@ describe.each(BACKENDS)('build reports verified by GitLab on %s', (backendName) 
     expect((await report(otherPipeline, { images: [{ image: `${registry().host}/acme/app:r1`, digest: after }] })).status).toBe(422);
   });
 
+  it('takes an aud list, as the CI template writes it: accepted when it holds the public URL, else 401 and nothing recorded', async () => {
+    await pushed('l1', 'acme/app', 'l1');
+    const j = await job();
+    const annotated = await runCli(['annotate', `${registry().host}/acme/app:l1`, '-o', 'json'], { env: j.env });
+    expect(annotated.code, annotated.stderr).toBe(0);
+    const after = (JSON.parse(annotated.stdout) as { after: string }).after;
+    const body = { images: [{ image: `${registry().host}/acme/app:l1`, digest: after }] };
+    const withAud = (aud: string[]): Promise<string> => gitlab().issueIdToken({ project: 'acme/app', aud, pipelineId: j.pipeline, jobId: j.jobId, sha: j.sha, ref: 'main' });
+    // The template's aud without a report URL, and with another serve's.
+    for (const aud of [['', 'tagtrail'], ['https://elsewhere.example.com', 'tagtrail']]) {
+      const res = await report(await withAud(aud), body);
+      expect(res.status, JSON.stringify(aud)).toBe(401);
+    }
+    expect(await verifiedRows(after)).toBe(0);
+    const res = await report(await withAud([publicUrl, 'tagtrail']), body);
+    expect(res.status, await res.clone().text()).toBe(200);
+    const rows = await catalog.sql(`SELECT job_id FROM build_verifications WHERE digest = '${after}'`);
+    expect(rows.map((r) => String(r.job_id))).toEqual([j.jobId]);
+  });
+
   it('records a report whole or not at all: a registry failure on the second image verifies neither', async () => {
     // A serve of its own that reads the registry through the fault proxy.
     const port = await freePort();

@@ -40,8 +40,11 @@ export interface Queryable {
  *   manifest (`m:<digest>`) and per config (`c:<digest>`); shared to read, exclusive to change.
  * - tag: one tag's state, history and terms (`<repository>\0<tag>`), exclusive.
  *
- * The insights aggregates need no advisory lock: they change by increments, applied in key order
- * just before the commit (insight-weeks.ts).
+ * The insights aggregates need no advisory lock: they change by increments, which commute, just
+ * before the commit (insight-weeks.ts). Their rows are taken in key order within one statement,
+ * not across statements (on PostgreSQL they go with the repository counters in one statement,
+ * runTogether, in no set order), so two transactions can still wait on each other's rows there:
+ * PostgreSQL then ends one with a deadlock error, and the transaction is run again (postgres.ts).
  */
 export const LOCK_LEVELS = ['evidence', 'tag'] as const;
 type LockLevel = (typeof LOCK_LEVELS)[number];
@@ -160,9 +163,12 @@ export interface Statement {
 const MAX_COMBINED_PARAMS = 8 * MAX_PARAMS;
 
 /**
- * Runs these writes (INSERT, UPDATE or DELETE without RETURNING), in order. Where the dialect has
- * writable CTEs they go as one statement, in one round trip: all of them then see the database
- * as it was before any of them, so none may read what another writes, nor two change one row.
+ * Runs these writes (INSERT, UPDATE or DELETE without RETURNING). Where the dialect has writable
+ * CTEs (PostgreSQL) they go as one statement, in one round trip, and run in no set order: all see
+ * the database as it was before any of them and none sees another's changes. So none may read what
+ * another writes, no two may change one row, and nothing may depend on their order (row locks
+ * included). Elsewhere they run one by one, as listed.
+ * https://www.postgresql.org/docs/15/queries-with.html#QUERIES-WITH-MODIFYING
  */
 export async function runTogether(q: Queryable, d: Dialect, statements: readonly Statement[]): Promise<void> {
   if (!d.writableCtes) {

@@ -8,8 +8,10 @@
 // Every writer that changes what is counted (a tag event, a manifest's derived columns) calls in
 // here in its own transaction. An image that moves (another first week, other derived columns)
 // is taken off its old key and added to its new one at both levels, as increments
-// (INSERT … ON CONFLICT DO UPDATE SET images = images + excluded.images) applied in key order:
-// increments commute, so writers of different repositories need no common lock. The image's row
+// (INSERT … ON CONFLICT DO UPDATE SET images = images + excluded.images), each statement's rows in
+// key order: increments commute, so writers of different repositories need no common lock (a
+// deadlock between the statements of two transactions, whose order is not set on PostgreSQL,
+// is retried: driver.ts, LOCK_LEVELS). The image's row
 // in insight_images holds what it was counted as, so the old key is read from the row the writer
 // updates. Inside a store transaction (deferAggregateChanges) the increments are gathered and
 // applied just before the commit, so the shared aggregate rows are held only that long; beside
@@ -74,7 +76,7 @@ function sameCounted(a: Counted | null, b: Counted | null): boolean {
 
 type Platform = [os: string, architecture: string, variant: string];
 
-/** Net changes to the aggregates of one transaction, applied at the end in key order. */
+/** Net changes to the aggregates of one transaction, applied at the end, each statement's rows in key order. */
 class Changes {
   private readonly byKey = new Map<string, { table: Table; key: Param[]; n: number }>();
 
@@ -120,7 +122,8 @@ class Changes {
     };
     for (const table of Object.keys(TABLES) as Table[]) {
       const columns = TABLES[table];
-      // Key order, so that two writers touching the same rows take their locks in one order.
+      // Key order, so that two writers touching the same rows in one statement take their locks
+      // in one order (the statements' own order is not set on PostgreSQL: runTogether).
       const rows = [...this.byKey.values()].filter((e) => e.table === table && e.n !== 0).sort((a, b) => compare(a.key, b.key));
       const width = columns.length + 1;
       for (const part of chunks(rows, Math.floor(MAX_PARAMS / width))) {
@@ -174,9 +177,11 @@ export function deferAggregateChanges(q: Queryable): void {
 }
 
 /**
- * Applies the changes deferAggregateChanges gathered, in key order. Where the transaction writes
- * its repository counters at its end too, they go with those (writeRepositoryCounters): on
- * PostgreSQL, in one statement.
+ * Applies the changes deferAggregateChanges gathered, each statement's rows in key order. Where the
+ * transaction writes its repository counters at its end too, the increments go with those
+ * (writeRepositoryCounters; on PostgreSQL in one statement, in no set order: no increment reads
+ * another's row or a repository's), and the deletions of emptied keys after them, as they must see
+ * the increments.
  */
 export async function applyDeferredChanges(q: Queryable): Promise<void> {
   const changes = deferred.get(q);

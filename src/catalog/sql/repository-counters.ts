@@ -1,8 +1,10 @@
 // A repository's counters and times (live_tags, build_tags, updated_at, first_seen, last_seen) as
 // the writes of one transaction change them. Inside a store transaction (deferRepositoryCounters)
-// the changes are gathered and written at its end, one UPDATE per repository in id order: the
-// row every tag event of a repository updates is then held only from that UPDATE to the commit,
-// and transactions that touch several repositories take their rows in one order.
+// the changes are gathered and written at its end, one UPDATE per repository: the row every tag
+// event of a repository updates is then held only from that UPDATE to the commit. They are listed
+// in id order, which sets the order the rows are taken in only where they run one by one (SQLite);
+// on PostgreSQL they go in one statement (runTogether), in no set order, and a deadlock between
+// two transactions that touch several repositories is retried (postgres.ts).
 import { type Dialect, type Queryable, type Statement, runTogether } from './driver.js';
 
 interface Change {
@@ -32,8 +34,8 @@ export function deferRepositoryCounters(q: Queryable, d: Dialect): void {
 
 /**
  * Writes to run at the transaction's end with its repository counters (writeRepositoryCounters):
- * `together` with them (on PostgreSQL in one statement: none may read what another writes), and
- * `after` them, in order.
+ * `together` with them (on PostgreSQL in one statement, in no set order: none may read what another
+ * writes, nor change a row another changes), and `after` them, in order.
  */
 export function writeWithRepositoryCounters(q: Queryable, together: readonly Statement[], after: readonly Statement[]): void {
   const gathered = pending.get(q);

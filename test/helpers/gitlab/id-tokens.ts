@@ -11,7 +11,8 @@ import type { GitlabModel } from './model.js';
 export interface IdTokenSpec {
   /** The project's full path (project_path); it must be in the model. */
   project: string;
-  aud: string;
+  /** A string, or a list as a job's `id_tokens: aud:` list gives. */
+  aud: string | string[];
   pipelineId: number | string;
   jobId: number | string;
   sha: string;
