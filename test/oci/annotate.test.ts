@@ -270,6 +270,26 @@ describe('annotate an OCI index with attestations', () => {
     await pushImage(index, `${registry.host}/${repo}:overlap`);
   });
 
+  it('--no-read-back: a push to the tag while the platform manifests are being written is refused as a conflict, not overwritten', async () => {
+    await pushImage(index, `${registry.host}/${repo}:racy`);
+    const held = await startFaultProxy({ upstream: registry.url });
+    try {
+      // The writes below the index take a while; another client pushes the tag meanwhile.
+      held.addRule({ method: 'PUT', path: /\/manifests\/sha256:/, fault: { kind: 'latency', ms: 1500 } });
+      const running = runCli(['annotate', `${held.host}/${repo}:racy`, '--no-read-back'], { env });
+      while (!held.requests.some((q) => q.method === 'PUT' && q.reference?.startsWith('sha256:'))) await new Promise((r) => setTimeout(r, 20));
+      // Theirs: one of the platform manifests, pushed straight to the registry under the tag.
+      const theirs = index.images[0]!;
+      const put = await fetch(`${registry.url}/v2/${repo}/manifests/racy`, { method: 'PUT', headers: { 'content-type': theirs.mediaType }, body: theirs.manifestBytes });
+      expect(put.status).toBe(201);
+      const r = await running;
+      expect((await read(repo, 'racy')).digest).toBe(theirs.digest);
+      expect(r.code, r.stderr).toBe(3);
+    } finally {
+      await held.stop();
+    }
+  });
+
   it('overlaps the round trips: the children and their attestations are read together with the look-ups, then written together with the race check on the same connections, and the index is written last', async () => {
     const held = await startFaultProxy({ upstream: registry.url });
     try {
