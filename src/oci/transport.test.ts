@@ -262,3 +262,19 @@ describe('Transport learning how to authenticate', () => {
     expect(s.calls.length).toBe(1);
   });
 });
+
+describe('Transport learning how to authenticate from a HEAD that may answer 404', () => {
+  it('a first HEAD answered 404 without credentials does not settle that the registry takes none', async () => {
+    // A registry that hides private repositories from anonymous clients: 404, not 401. Its /v2/
+    // asks for a token, as every token-auth registry's does.
+    const s = scripted((u, init) => {
+      if (u.host === 'auth.example.com') return new Response(JSON.stringify({ token: 'tok' }), { status: 200 });
+      const bearer = new Headers(init.headers).get('authorization') === 'Bearer tok';
+      if (u.pathname === '/v2/' && !bearer) return new Response('', { status: 401, headers: { 'www-authenticate': 'Bearer realm="https://auth.example.com/token",service="reg"' } });
+      return bearer ? ok() : new Response('', { status: 404 });
+    });
+    const { t } = transport(s.fetch, { creds: true });
+    const head = await t.request({ registry: 'reg.example.com', method: 'HEAD', path: '/v2/private/app/manifests/v1', scope: pushScope('private/app'), accept: [404] });
+    expect(head.status).toBe(200);
+  });
+});
