@@ -278,3 +278,39 @@ describe('Transport learning how to authenticate from a HEAD that may answer 404
     expect(head.status).toBe(200);
   });
 });
+
+describe('Transport probing with an abortable first request', () => {
+  it('a request waiting on a first GET that its caller aborts does not fail with that abort: it probes again itself', async () => {
+    let first = true;
+    const s = scripted((_u, init) => {
+      if (first) {
+        first = false;
+        // The probe: never answered until its caller gives up.
+        return new Promise<Response>((_resolve, reject) => init.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
+      }
+      return ok();
+    });
+    const { t } = transport(s.fetch);
+    const stop = new AbortController();
+    const reason = new Error('the caller stopped');
+    const probing = t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/a/tags/list', signal: stop.signal });
+    const waiting = t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/a/manifests/v1' });
+    await new Promise((r) => setTimeout(r, 0));
+    stop.abort(reason);
+    await expect(probing).rejects.toBe(reason);
+    expect((await waiting).status).toBe(200);
+    expect(s.calls.map((c) => new URL(c.url).pathname)).toEqual(['/v2/a/tags/list', '/v2/a/manifests/v1']);
+  });
+
+  it('the default wait between retries ends with the signal\'s own reason', async () => {
+    const s = scripted((u) => (u.pathname === '/v2/' ? ok() : new Response('', { status: 503 })));
+    const t = new Transport({ fetch: s.fetch, credentials: credentialResolver({ env: {}, registries: [] }), retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 }, random: () => 0.5 });
+    const stop = new AbortController();
+    const reason = new Error('the caller stopped');
+    const pending = t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/a/tags/list', signal: stop.signal });
+    while (s.calls.filter((c) => c.url.endsWith('/tags/list')).length === 0) await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, 5));
+    stop.abort(reason);
+    await expect(pending).rejects.toBe(reason);
+  });
+});

@@ -1,7 +1,6 @@
 // HTTP to registries: ping and challenge, Basic and Bearer auth, retries with back-off,
 // redirects that never carry credentials to another origin, bounded bodies, and a debug log
 // with every secret redacted.
-import { setTimeout as delay } from 'node:timers/promises';
 import { readBounded } from '../bounded-body.js';
 import { AuthError, NetworkError, NotFoundError, RegistryError, UnreadableManifestError, type TagtrailError, isTagtrailError } from '../errors.js';
 import { type HttpClient, type HttpHeaders, type HttpResponse, httpFromFetch } from '../net/http.js';
@@ -92,6 +91,28 @@ const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 /** Query parameters that are safe to show in a debug log; every other value is redacted. */
 const SAFE_QUERY_PARAMS = new Set(['n', 'last', 'scope', 'service', 'digest', 'mount', 'from', 'artifactType']);
 
+/** What requests waiting on a probe see when the probe was aborted by its own caller: they probe again. */
+class ProbeAbandoned extends Error {}
+
+/** Waits ms, or rejects with the signal's reason as soon as it aborts. */
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 class RetryableError extends Error {
   constructor(
     message: string,
@@ -167,7 +188,7 @@ export class Transport {
     this.now = opts.now ?? Date.now;
     this.tokens = new TokenCache(this.now);
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
-    this.sleep = opts.sleep ?? ((ms, signal) => delay(ms, undefined, signal ? { signal } : {}));
+    this.sleep = opts.sleep ?? abortableSleep;
     this.random = opts.random ?? Math.random;
   }
 
@@ -273,13 +294,25 @@ export class Transport {
    * One registry call: auth, one re-authentication on 401, retries, and error mapping.
    *
    * How a registry wants us to authenticate is learnt once. The first GET or HEAD to a registry
-   * goes out without credentials and learns it from its own answer (a 401 carries the challenge),
-   * so no separate GET /v2/ costs a round trip; requests sent meanwhile wait for that answer. Any
-   * other first request (a PUT, a POST, whose body should go out once) pings GET /v2/ first.
+   * goes out without credentials and learns it from its own answer (a 401 carries the challenge,
+   * a 2xx proves anonymous access), so no separate GET /v2/ costs a round trip; requests sent
+   * meanwhile wait for that answer. Any other first request (a PUT, a POST, whose body should go
+   * out once) pings GET /v2/ first.
    */
   async request(req: RegistryRequest): Promise<RegistryResponse> {
-    if (this.auth.has(req.registry) || (req.method !== 'GET' && req.method !== 'HEAD')) return this.requestWith(req, await this.authState(req.registry));
-    return this.probe(req);
+    for (;;) {
+      const pending = this.auth.get(req.registry);
+      if (!pending && (req.method === 'GET' || req.method === 'HEAD')) return this.probe(req);
+      let state: AuthState;
+      try {
+        state = await (pending ?? this.authState(req.registry));
+      } catch (err) {
+        // The probe was aborted by its own caller: that says nothing about this request.
+        if (err instanceof ProbeAbandoned) continue;
+        throw err;
+      }
+      return this.requestWith(req, state);
+    }
   }
 
   /** The first GET or HEAD to a registry, sent without credentials: its answer says how to authenticate. */
@@ -293,8 +326,8 @@ export class Transport {
     state.catch(() => undefined); // waiting requests see the failure; the probe itself throws it
     this.auth.set(req.registry, state);
     const fail = (err: unknown): never => {
-      this.auth.delete(req.registry);
-      failed(err);
+      if (this.auth.get(req.registry) === state) this.auth.delete(req.registry);
+      failed(req.signal?.aborted ? new ProbeAbandoned('the probing request was aborted') : err);
       throw err;
     };
     let res: RegistryResponse;
@@ -313,12 +346,15 @@ export class Transport {
       learnt(learned);
       return this.requestWith(req, learned);
     }
-    if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) {
+    if (res.status >= 200 && res.status < 300) {
       learnt({ kind: 'none' });
       return res;
     }
-    // An error: GET /v2/ tells a host that is no registry, or an https registry asked over plain
-    // http, from what the request asked for being missing; it costs a request on this path only.
+    // Anything else proves nothing about anonymous access: a registry may hide a private
+    // repository from anonymous clients behind a 404 where others answer 401. GET /v2/ says
+    // whether it wants credentials (and tells a host that is no registry, or an https registry
+    // asked over plain http, from what the request asked for being missing); it costs a request
+    // on this path only.
     let pinged: AuthState;
     try {
       pinged = await this.ping(req.registry);
@@ -327,6 +363,7 @@ export class Transport {
     }
     learnt(pinged);
     if (pinged.kind !== 'none') return this.requestWith(req, pinged);
+    if (req.accept?.includes(res.status)) return res;
     throw this.statusError(res, `${req.method} ${req.path.split('?')[0]}`);
   }
 
