@@ -62,6 +62,32 @@ describe('Transport retries', () => {
     expect(sleeps[1]).toBeGreaterThan(sleeps[0] as number);
   });
 
+  it('sends a POST once when its connection breaks (the registry may have acted on it), and only again when the registry said it did not act', async () => {
+    const reset = () => {
+      throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } });
+    };
+    const post = { registry: 'reg.example.com', method: 'POST', path: '/v2/a/blobs/uploads/' } as const;
+    const broken = scripted((u) => (u.pathname === '/v2/' ? ok() : reset()));
+    const b = transport(broken.fetch);
+    await expect(b.t.request(post)).rejects.toBeInstanceOf(NetworkError);
+    expect(broken.calls.filter((c) => c.method === 'POST')).toHaveLength(1);
+    expect(b.sleeps).toEqual([]);
+    // A PUT, idempotent, is sent again after the same break.
+    let puts = 0;
+    const put = scripted((u, init) => (u.pathname === '/v2/' ? ok() : init.method === 'PUT' && ++puts === 1 ? reset() : new Response('', { status: 201 })));
+    expect((await transport(put.fetch).t.request({ registry: 'reg.example.com', method: 'PUT', path: '/v2/a/manifests/v1', body: new Uint8Array([1]) })).status).toBe(201);
+    expect(puts).toBe(2);
+    // A gateway's 502 cannot tell whether the registry behind it acted: the POST fails with it.
+    const gateway = scripted((u) => (u.pathname === '/v2/' ? ok() : new Response('', { status: 502 })));
+    await expect(transport(gateway.fetch).t.request(post)).rejects.toMatchObject({ status: 502 });
+    expect(gateway.calls.filter((c) => c.method === 'POST')).toHaveLength(1);
+    // A 503 says the registry did not act: the POST goes again.
+    let posts = 0;
+    const busy = scripted((u) => (u.pathname === '/v2/' ? ok() : ++posts === 1 ? new Response('', { status: 503 }) : new Response('', { status: 202 })));
+    expect((await transport(busy.fetch).t.request({ ...post, accept: [202] })).status).toBe(202);
+    expect(posts).toBe(2);
+  });
+
   it('does not retry other 4xx', async () => {
     const s = scripted((u) => (u.pathname === '/v2/' ? ok() : new Response('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}', { status: 404 })));
     const { t, sleeps } = transport(s.fetch);

@@ -85,6 +85,14 @@ interface RegistryResponse {
 type AuthState = { kind: 'none' } | { kind: 'basic' } | { kind: 'bearer'; realm: string; service: string };
 
 const RETRY_STATUSES = new Set([408, 429, 502, 503, 504]);
+/**
+ * Methods that may be sent again after a broken connection (RFC 9110 9.2.2): sending them twice
+ * leaves the registry as sending them once. A POST (opening a blob upload) is not one of them: a
+ * connection that broke may have carried it, and nothing tells whether the registry acted on it.
+ */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'PUT', 'DELETE']);
+/** Statuses that say the registry did not act on the request, so even a POST may go again. */
+const NOT_ACTED_ON_STATUSES = new Set([408, 429, 503]);
 const RETRY_ERROR_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ECONNABORTED']);
 const MAX_REDIRECTS = 5;
 const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
@@ -481,7 +489,12 @@ export class Transport {
         if (isTagtrailError(err)) throw err;
         const code = errorCode(err);
         if (isTlsVerificationCode(code)) throw tlsVerificationError(new URL(url).host, code as string);
-        if ((code && RETRY_ERROR_CODES.has(code)) || (err as Error)?.name === 'TimeoutError') throw new RetryableError(`connection failed (${code ?? 'timeout'})`);
+        if ((code && RETRY_ERROR_CODES.has(code)) || (err as Error)?.name === 'TimeoutError') {
+          if (IDEMPOTENT_METHODS.has(method)) throw new RetryableError(`connection failed (${code ?? 'timeout'})`);
+          throw new NetworkError(`${method} ${new URL(url).pathname} to ${new URL(url).host}: the connection failed (${code ?? 'timeout'}) before an answer`, {
+            hint: `a ${method} is not sent again, since the registry may already have acted on it; try again`,
+          });
+        }
         throw new NetworkError(`cannot reach ${new URL(url).host}: ${code ?? (err instanceof Error ? err.message : String(err))}`, {
           hint: url.startsWith('https:') ? 'check the host and port; for a registry served over plain http, add --insecure-registry HOST' : 'check the host and port',
         });
@@ -509,10 +522,15 @@ export class Transport {
       } catch (err) {
         if (err instanceof UnreadableManifestError) throw err;
         if (r.signal?.aborted) throw r.signal.reason;
-        throw new RetryableError(`the connection broke while reading the body (${errorCode(err) ?? 'terminated'})`);
+        const broke = `the connection broke while reading the body (${errorCode(err) ?? 'terminated'})`;
+        // The registry answered, so it acted on the request: only a request that may go twice goes again.
+        if (IDEMPOTENT_METHODS.has(method)) throw new RetryableError(broke);
+        throw new NetworkError(`${method} ${new URL(url).pathname} to ${new URL(url).host}: ${broke} (HTTP ${res.status})`, {
+          hint: `a ${method} is not sent again, since the registry acted on it; try again`,
+        });
       }
       this.log(() => `<-- ${res.status} ${method} ${redactUrl(url)} (${bytes.byteLength} bytes, ${this.now() - started} ms)`);
-      if (RETRY_STATUSES.has(res.status)) {
+      if (RETRY_STATUSES.has(res.status) && (IDEMPOTENT_METHODS.has(method) || NOT_ACTED_ON_STATUSES.has(res.status))) {
         throw new RetryableError(`HTTP ${res.status}`, res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers.get('retry-after'), this.now()) : undefined);
       }
       return { status: res.status, headers: res.headers, body: bytes, url };
