@@ -367,24 +367,21 @@ async function planIndex(ctx: PlanContext, index: IndexManifest, level: number, 
 
 /**
  * Writes the rewritten manifests: what sits below an index first (children by digest, innermost
- * first), then the top manifest under the tag (or its digest). The race check of the tag is sent
- * alongside the writes below it, which only add manifests by digest, so the tag's PUT waits one
- * round trip for both rather than one after the other.
+ * first), then the top manifest under the tag (or its digest). The race check of the tag goes out
+ * only once everything below is written, right before the tag's PUT: a push to the tag that lands
+ * while the children are written must be seen, so nothing may come between the check's answer and
+ * the PUT. The warning look-ups run beside all this, and the PUT never waits for them.
  */
 async function write(client: RegistryClient, ref: Reference, top: Manifest, result: Rewritten, plan: Planned | undefined, opts: AnnotateOptions): Promise<void> {
   // Check that what we send parses as what we mean to send.
   parseManifest(result.bytes, result.mediaType);
-  const below = plan ? writeBelow(client, ref, plan, opts.concurrency ?? DEFAULT_CONCURRENCY) : Promise.resolve();
+  if (plan) await writeBelow(client, ref, plan, opts.concurrency ?? DEFAULT_CONCURRENCY);
   if (ref.tag === undefined) {
-    await below;
     await client.putManifest(ref.registry, ref.repository, result.digest, result.bytes, result.mediaType);
     return;
   }
   const tagRef = { registry: ref.registry, repository: ref.repository, tag: ref.tag };
-  const [written, checked] = await Promise.allSettled([below, raceCheck(client, tagRef, ref.digest ?? top.digest)]);
-  // A failed write below comes first: it says what broke, where a conflict only says why we stopped.
-  if (written.status === 'rejected') throw written.reason;
-  if (checked.status === 'rejected') throw checked.reason;
+  await raceCheck(client, tagRef, ref.digest ?? top.digest);
   const putStarted = Date.now();
   await client.putManifest(ref.registry, ref.repository, ref.tag, result.bytes, result.mediaType);
   if (opts.verify === false) return;

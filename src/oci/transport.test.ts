@@ -62,6 +62,32 @@ describe('Transport retries', () => {
     expect(sleeps[1]).toBeGreaterThan(sleeps[0] as number);
   });
 
+  it('sends a POST once when its connection breaks (the registry may have acted on it), and only again when the registry said it did not act', async () => {
+    const reset = () => {
+      throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } });
+    };
+    const post = { registry: 'reg.example.com', method: 'POST', path: '/v2/a/blobs/uploads/' } as const;
+    const broken = scripted((u) => (u.pathname === '/v2/' ? ok() : reset()));
+    const b = transport(broken.fetch);
+    await expect(b.t.request(post)).rejects.toBeInstanceOf(NetworkError);
+    expect(broken.calls.filter((c) => c.method === 'POST')).toHaveLength(1);
+    expect(b.sleeps).toEqual([]);
+    // A PUT, idempotent, is sent again after the same break.
+    let puts = 0;
+    const put = scripted((u, init) => (u.pathname === '/v2/' ? ok() : init.method === 'PUT' && ++puts === 1 ? reset() : new Response('', { status: 201 })));
+    expect((await transport(put.fetch).t.request({ registry: 'reg.example.com', method: 'PUT', path: '/v2/a/manifests/v1', body: new Uint8Array([1]) })).status).toBe(201);
+    expect(puts).toBe(2);
+    // A gateway's 502 cannot tell whether the registry behind it acted: the POST fails with it.
+    const gateway = scripted((u) => (u.pathname === '/v2/' ? ok() : new Response('', { status: 502 })));
+    await expect(transport(gateway.fetch).t.request(post)).rejects.toMatchObject({ status: 502 });
+    expect(gateway.calls.filter((c) => c.method === 'POST')).toHaveLength(1);
+    // A 503 says the registry did not act: the POST goes again.
+    let posts = 0;
+    const busy = scripted((u) => (u.pathname === '/v2/' ? ok() : ++posts === 1 ? new Response('', { status: 503 }) : new Response('', { status: 202 })));
+    expect((await transport(busy.fetch).t.request({ ...post, accept: [202] })).status).toBe(202);
+    expect(posts).toBe(2);
+  });
+
   it('does not retry other 4xx', async () => {
     const s = scripted((u) => (u.pathname === '/v2/' ? ok() : new Response('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}', { status: 404 })));
     const { t, sleeps } = transport(s.fetch);
@@ -260,5 +286,57 @@ describe('Transport learning how to authenticate', () => {
     });
     await expect(t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/g/app/tags/list', signal: controller.signal })).rejects.toThrow('no longer needed');
     expect(s.calls.length).toBe(1);
+  });
+});
+
+describe('Transport learning how to authenticate from a HEAD that may answer 404', () => {
+  it('a first HEAD answered 404 without credentials does not settle that the registry takes none', async () => {
+    // A registry that hides private repositories from anonymous clients: 404, not 401. Its /v2/
+    // asks for a token, as every token-auth registry's does.
+    const s = scripted((u, init) => {
+      if (u.host === 'auth.example.com') return new Response(JSON.stringify({ token: 'tok' }), { status: 200 });
+      const bearer = new Headers(init.headers).get('authorization') === 'Bearer tok';
+      if (u.pathname === '/v2/' && !bearer) return new Response('', { status: 401, headers: { 'www-authenticate': 'Bearer realm="https://auth.example.com/token",service="reg"' } });
+      return bearer ? ok() : new Response('', { status: 404 });
+    });
+    const { t } = transport(s.fetch, { creds: true });
+    const head = await t.request({ registry: 'reg.example.com', method: 'HEAD', path: '/v2/private/app/manifests/v1', scope: pushScope('private/app'), accept: [404] });
+    expect(head.status).toBe(200);
+  });
+});
+
+describe('Transport probing with an abortable first request', () => {
+  it('a request waiting on a first GET that its caller aborts does not fail with that abort: it probes again itself', async () => {
+    let first = true;
+    const s = scripted((_u, init) => {
+      if (first) {
+        first = false;
+        // The probe: never answered until its caller gives up.
+        return new Promise<Response>((_resolve, reject) => init.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
+      }
+      return ok();
+    });
+    const { t } = transport(s.fetch);
+    const stop = new AbortController();
+    const reason = new Error('the caller stopped');
+    const probing = t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/a/tags/list', signal: stop.signal });
+    const waiting = t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/a/manifests/v1' });
+    await new Promise((r) => setTimeout(r, 0));
+    stop.abort(reason);
+    await expect(probing).rejects.toBe(reason);
+    expect((await waiting).status).toBe(200);
+    expect(s.calls.map((c) => new URL(c.url).pathname)).toEqual(['/v2/a/tags/list', '/v2/a/manifests/v1']);
+  });
+
+  it('the default wait between retries ends with the signal\'s own reason', async () => {
+    const s = scripted((u) => (u.pathname === '/v2/' ? ok() : new Response('', { status: 503 })));
+    const t = new Transport({ fetch: s.fetch, credentials: credentialResolver({ env: {}, registries: [] }), retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 }, random: () => 0.5 });
+    const stop = new AbortController();
+    const reason = new Error('the caller stopped');
+    const pending = t.request({ registry: 'reg.example.com', method: 'GET', path: '/v2/a/tags/list', signal: stop.signal });
+    while (s.calls.filter((c) => c.url.endsWith('/tags/list')).length === 0) await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, 5));
+    stop.abort(reason);
+    await expect(pending).rejects.toBe(reason);
   });
 });

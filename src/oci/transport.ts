@@ -1,7 +1,6 @@
 // HTTP to registries: ping and challenge, Basic and Bearer auth, retries with back-off,
 // redirects that never carry credentials to another origin, bounded bodies, and a debug log
 // with every secret redacted.
-import { setTimeout as delay } from 'node:timers/promises';
 import { readBounded } from '../bounded-body.js';
 import { AuthError, NetworkError, NotFoundError, RegistryError, UnreadableManifestError, type TagtrailError, isTagtrailError } from '../errors.js';
 import { type HttpClient, type HttpHeaders, type HttpResponse, httpFromFetch } from '../net/http.js';
@@ -86,11 +85,41 @@ interface RegistryResponse {
 type AuthState = { kind: 'none' } | { kind: 'basic' } | { kind: 'bearer'; realm: string; service: string };
 
 const RETRY_STATUSES = new Set([408, 429, 502, 503, 504]);
+/**
+ * Methods that may be sent again after a broken connection (RFC 9110 9.2.2): sending them twice
+ * leaves the registry as sending them once. A POST (opening a blob upload) is not one of them: a
+ * connection that broke may have carried it, and nothing tells whether the registry acted on it.
+ */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'PUT', 'DELETE']);
+/** Statuses that say the registry did not act on the request, so even a POST may go again. */
+const NOT_ACTED_ON_STATUSES = new Set([408, 429, 503]);
 const RETRY_ERROR_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ECONNABORTED']);
 const MAX_REDIRECTS = 5;
 const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 /** Query parameters that are safe to show in a debug log; every other value is redacted. */
 const SAFE_QUERY_PARAMS = new Set(['n', 'last', 'scope', 'service', 'digest', 'mount', 'from', 'artifactType']);
+
+/** What requests waiting on a probe see when the probe was aborted by its own caller: they probe again. */
+class ProbeAbandoned extends Error {}
+
+/** Waits ms, or rejects with the signal's reason as soon as it aborts. */
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
 
 class RetryableError extends Error {
   constructor(
@@ -167,7 +196,7 @@ export class Transport {
     this.now = opts.now ?? Date.now;
     this.tokens = new TokenCache(this.now);
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
-    this.sleep = opts.sleep ?? ((ms, signal) => delay(ms, undefined, signal ? { signal } : {}));
+    this.sleep = opts.sleep ?? abortableSleep;
     this.random = opts.random ?? Math.random;
   }
 
@@ -273,13 +302,25 @@ export class Transport {
    * One registry call: auth, one re-authentication on 401, retries, and error mapping.
    *
    * How a registry wants us to authenticate is learnt once. The first GET or HEAD to a registry
-   * goes out without credentials and learns it from its own answer (a 401 carries the challenge),
-   * so no separate GET /v2/ costs a round trip; requests sent meanwhile wait for that answer. Any
-   * other first request (a PUT, a POST, whose body should go out once) pings GET /v2/ first.
+   * goes out without credentials and learns it from its own answer (a 401 carries the challenge,
+   * a 2xx proves anonymous access), so no separate GET /v2/ costs a round trip; requests sent
+   * meanwhile wait for that answer. Any other first request (a PUT, a POST, whose body should go
+   * out once) pings GET /v2/ first.
    */
   async request(req: RegistryRequest): Promise<RegistryResponse> {
-    if (this.auth.has(req.registry) || (req.method !== 'GET' && req.method !== 'HEAD')) return this.requestWith(req, await this.authState(req.registry));
-    return this.probe(req);
+    for (;;) {
+      const pending = this.auth.get(req.registry);
+      if (!pending && (req.method === 'GET' || req.method === 'HEAD')) return this.probe(req);
+      let state: AuthState;
+      try {
+        state = await (pending ?? this.authState(req.registry));
+      } catch (err) {
+        // The probe was aborted by its own caller: that says nothing about this request.
+        if (err instanceof ProbeAbandoned) continue;
+        throw err;
+      }
+      return this.requestWith(req, state);
+    }
   }
 
   /** The first GET or HEAD to a registry, sent without credentials: its answer says how to authenticate. */
@@ -293,8 +334,8 @@ export class Transport {
     state.catch(() => undefined); // waiting requests see the failure; the probe itself throws it
     this.auth.set(req.registry, state);
     const fail = (err: unknown): never => {
-      this.auth.delete(req.registry);
-      failed(err);
+      if (this.auth.get(req.registry) === state) this.auth.delete(req.registry);
+      failed(req.signal?.aborted ? new ProbeAbandoned('the probing request was aborted') : err);
       throw err;
     };
     let res: RegistryResponse;
@@ -313,12 +354,15 @@ export class Transport {
       learnt(learned);
       return this.requestWith(req, learned);
     }
-    if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) {
+    if (res.status >= 200 && res.status < 300) {
       learnt({ kind: 'none' });
       return res;
     }
-    // An error: GET /v2/ tells a host that is no registry, or an https registry asked over plain
-    // http, from what the request asked for being missing; it costs a request on this path only.
+    // Anything else proves nothing about anonymous access: a registry may hide a private
+    // repository from anonymous clients behind a 404 where others answer 401. GET /v2/ says
+    // whether it wants credentials (and tells a host that is no registry, or an https registry
+    // asked over plain http, from what the request asked for being missing); it costs a request
+    // on this path only.
     let pinged: AuthState;
     try {
       pinged = await this.ping(req.registry);
@@ -327,6 +371,7 @@ export class Transport {
     }
     learnt(pinged);
     if (pinged.kind !== 'none') return this.requestWith(req, pinged);
+    if (req.accept?.includes(res.status)) return res;
     throw this.statusError(res, `${req.method} ${req.path.split('?')[0]}`);
   }
 
@@ -444,7 +489,12 @@ export class Transport {
         if (isTagtrailError(err)) throw err;
         const code = errorCode(err);
         if (isTlsVerificationCode(code)) throw tlsVerificationError(new URL(url).host, code as string);
-        if ((code && RETRY_ERROR_CODES.has(code)) || (err as Error)?.name === 'TimeoutError') throw new RetryableError(`connection failed (${code ?? 'timeout'})`);
+        if ((code && RETRY_ERROR_CODES.has(code)) || (err as Error)?.name === 'TimeoutError') {
+          if (IDEMPOTENT_METHODS.has(method)) throw new RetryableError(`connection failed (${code ?? 'timeout'})`);
+          throw new NetworkError(`${method} ${new URL(url).pathname} to ${new URL(url).host}: the connection failed (${code ?? 'timeout'}) before an answer`, {
+            hint: `a ${method} is not sent again, since the registry may already have acted on it; try again`,
+          });
+        }
         throw new NetworkError(`cannot reach ${new URL(url).host}: ${code ?? (err instanceof Error ? err.message : String(err))}`, {
           hint: url.startsWith('https:') ? 'check the host and port; for a registry served over plain http, add --insecure-registry HOST' : 'check the host and port',
         });
@@ -472,10 +522,15 @@ export class Transport {
       } catch (err) {
         if (err instanceof UnreadableManifestError) throw err;
         if (r.signal?.aborted) throw r.signal.reason;
-        throw new RetryableError(`the connection broke while reading the body (${errorCode(err) ?? 'terminated'})`);
+        const broke = `the connection broke while reading the body (${errorCode(err) ?? 'terminated'})`;
+        // The registry answered, so it acted on the request: only a request that may go twice goes again.
+        if (IDEMPOTENT_METHODS.has(method)) throw new RetryableError(broke);
+        throw new NetworkError(`${method} ${new URL(url).pathname} to ${new URL(url).host}: ${broke} (HTTP ${res.status})`, {
+          hint: `a ${method} is not sent again, since the registry acted on it; try again`,
+        });
       }
       this.log(() => `<-- ${res.status} ${method} ${redactUrl(url)} (${bytes.byteLength} bytes, ${this.now() - started} ms)`);
-      if (RETRY_STATUSES.has(res.status)) {
+      if (RETRY_STATUSES.has(res.status) && (IDEMPOTENT_METHODS.has(method) || NOT_ACTED_ON_STATUSES.has(res.status))) {
         throw new RetryableError(`HTTP ${res.status}`, res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers.get('retry-after'), this.now()) : undefined);
       }
       return { status: res.status, headers: res.headers, body: bytes, url };

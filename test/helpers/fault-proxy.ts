@@ -45,6 +45,8 @@ export interface RecordedRequest {
 export type Fault =
   /** Wait, then forward as usual. */
   | { kind: 'latency'; ms: number }
+  /** Hold the request until the promise settles, then forward as usual: lets a test see what a client sends while earlier requests are still unanswered. */
+  | { kind: 'hold'; until: Promise<unknown> }
   /** Answer with this status without asking upstream; the body is a registry-style error. */
   | { kind: 'status'; status: number; retryAfter?: number | string; headers?: Record<string, string>; body?: string }
   /** Forward, send the upstream headers and the first afterBytes of the body (default: half), then reset the connection. */
@@ -176,6 +178,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         return forward(req, res, record, {});
       case 'latency':
         await sleep(fault.ms);
+        return forward(req, res, record, {});
+      case 'hold':
+        await fault.until.catch(() => undefined);
         return forward(req, res, record, {});
       case 'status': {
         req.resume();

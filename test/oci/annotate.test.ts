@@ -270,46 +270,88 @@ describe('annotate an OCI index with attestations', () => {
     await pushImage(index, `${registry.host}/${repo}:overlap`);
   });
 
-  it('overlaps the round trips: the children and their attestations are read together with the look-ups, then written together with the race check on the same connections, and the index is written last', async () => {
+  it('--no-read-back: a push to the tag while the platform manifests are being written is refused as a conflict, not overwritten', async () => {
+    await pushImage(index, `${registry.host}/${repo}:racy`);
     const held = await startFaultProxy({ upstream: registry.url });
     try {
-      // Each request below the index is held at the proxy, so requests sent one after the other
-      // would arrive only after the previous one ended; sent together, all arrive before any ends.
-      const child = /\/manifests\/sha256:/;
-      held.addRule({ method: 'GET', path: child, fault: { kind: 'latency', ms: 400 } });
-      held.addRule({ method: 'PUT', path: child, fault: { kind: 'latency', ms: 400 } });
-      const r = await runCli(['annotate', `${held.host}/${repo}:overlap`, '--no-verify'], { env });
+      // The writes below the index take a while; another client pushes the tag meanwhile.
+      held.addRule({ method: 'PUT', path: /\/manifests\/sha256:/, fault: { kind: 'latency', ms: 1500 } });
+      const running = runCli(['annotate', `${held.host}/${repo}:racy`, '--no-read-back'], { env });
+      while (!held.requests.some((q) => q.method === 'PUT' && q.reference?.startsWith('sha256:'))) await new Promise((r) => setTimeout(r, 20));
+      // Theirs: one of the platform manifests, pushed straight to the registry under the tag.
+      const theirs = index.images[0]!;
+      const put = await fetch(`${registry.url}/v2/${repo}/manifests/racy`, { method: 'PUT', headers: { 'content-type': theirs.mediaType }, body: new Uint8Array(theirs.manifestBytes) });
+      expect(put.status).toBe(201);
+      const r = await running;
+      expect((await read(repo, 'racy')).digest).toBe(theirs.digest);
+      expect(r.code, r.stderr).toBe(3);
+    } finally {
+      await held.stop();
+    }
+  });
+
+  it('overlaps the round trips: the children and their attestations are read together with the look-ups, then written together on the same connections; the race check follows those writes and the index is written last', async () => {
+    const held = await startFaultProxy({ upstream: registry.url });
+    // Requests below the index are held at the proxy until every one that should be in flight
+    // together has arrived: a client that sent them one after another would never get there.
+    const gate = () => {
+      let open!: () => void;
+      const until = new Promise<void>((resolve) => (open = resolve));
+      return { until, open };
+    };
+    const reads = gate();
+    const writes = gate();
+    const all = held.requests;
+    const isChild = (q: (typeof all)[number]): boolean => q.reference?.startsWith('sha256:') === true && q.kind === 'manifest';
+    const childGets = () => all.filter((q) => q.method === 'GET' && isChild(q));
+    const childPuts = () => all.filter((q) => q.method === 'PUT' && isChild(q));
+    const raceCheck = () => all.filter((q) => q.method === 'HEAD' && q.reference === 'overlap');
+    const lookUps = () => all.filter((q) => q.kind === 'referrers' || q.kind === 'tags');
+    // Waits (polling) until the condition holds; gives up after a generous while, so that a client
+    // sending one request after another fails the assertions below rather than hanging the test.
+    const reached = async (cond: () => boolean): Promise<boolean> => {
+      for (let i = 0; i < 1500 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+      return cond();
+    };
+    try {
+      held.addRule({ method: 'GET', path: /\/manifests\/sha256:/, fault: { kind: 'hold', until: reads.until } });
+      held.addRule({ method: 'PUT', path: /\/manifests\/sha256:/, fault: { kind: 'hold', until: writes.until } });
+      const running = runCli(['annotate', `${held.host}/${repo}:overlap`, '--no-verify'], { env });
+      // The platform manifests and their attestations are read in flight together, beside the
+      // look-ups for the warnings.
+      const readTogether = await reached(() => childGets().length === index.images.length + index.attestations.length && lookUps().length === 2);
+      reads.open();
+      // The platform manifests are written in flight together; the race check is not sent while
+      // any of them is unanswered (a push to the tag landing meanwhile must be seen).
+      const writtenTogether = await reached(() => childPuts().length === index.images.length);
+      const checksWhileWriting = raceCheck().length;
+      writes.open();
+      const r = await running;
       expect(r.code, r.stderr).toBe(0);
-      const all = held.requests;
-      const childGets = all.filter((q) => q.method === 'GET' && q.kind === 'manifest' && q.reference?.startsWith('sha256:'));
-      const childPuts = all.filter((q) => q.method === 'PUT' && q.reference?.startsWith('sha256:'));
-      const raceCheck = all.filter((q) => q.method === 'HEAD' && q.reference === 'overlap');
+      expect(readTogether).toBe(true);
+      expect(writtenTogether).toBe(true);
+      expect(checksWhileWriting).toBe(0);
       const indexPut = all.filter((q) => q.method === 'PUT' && q.reference === 'overlap');
-      const lookUps = all.filter((q) => q.kind === 'referrers' || q.kind === 'tags');
-      expect(childGets).toHaveLength(index.images.length + index.attestations.length);
-      expect(childPuts).toHaveLength(index.images.length);
-      expect([raceCheck.length, indexPut.length, lookUps.length]).toEqual([1, 1, 2]);
-      const firstEnd = (qs: typeof all): number => Math.min(...qs.map((q) => q.endedAt ?? Infinity));
-      const lastStart = (qs: typeof all): number => Math.max(...qs.map((q) => q.receivedAt));
+      expect(childGets()).toHaveLength(index.images.length + index.attestations.length);
+      expect(childPuts()).toHaveLength(index.images.length);
+      expect([raceCheck().length, indexPut.length, lookUps().length]).toEqual([1, 1, 2]);
       // No GET /v2/: the GET of the tag is the first request.
       expect(all[0]).toMatchObject({ method: 'GET', reference: 'overlap' });
       expect(all.some((q) => q.kind === 'base')).toBe(false);
-      // The platform manifests and their attestations are read in flight together, beside the
-      // look-ups for the warnings, and the platform manifests are written in flight together.
-      expect(lastStart([...childGets, ...lookUps])).toBeLessThan(firstEnd(childGets));
-      expect(lastStart(childPuts)).toBeLessThan(firstEnd(childPuts));
-      // The race check goes out alongside the children's PUTs, not after them.
-      expect(raceCheck[0]!.receivedAt).toBeLessThan(firstEnd(childPuts));
+      // The race check goes out after every child PUT was answered, and the index PUT after it.
+      const lastPutEnd = Math.max(...childPuts().map((q) => q.endedAt ?? Infinity));
+      expect(raceCheck()[0]!.receivedAt).toBeGreaterThan(lastPutEnd);
+      expect(indexPut[0]!.receivedAt).toBeGreaterThan(raceCheck()[0]!.endedAt ?? Infinity);
       // Those writes ride on connections the reads opened (keep-alive): none opens a new one.
-      const firstPut = Math.min(...childPuts.map((q) => q.receivedAt));
+      const firstPut = Math.min(...childPuts().map((q) => q.receivedAt));
       const readConnections = new Set(all.filter((q) => q.receivedAt < firstPut).map((q) => q.connection));
-      expect([...childPuts, ...raceCheck].filter((q) => !readConnections.has(q.connection))).toEqual([]);
-      // The order rule stays: the index is PUT only once every child it lists is in the registry.
-      expect(indexPut[0]!.receivedAt).toBeGreaterThan(Math.max(...childPuts.map((q) => q.endedAt ?? Infinity)));
+      expect(childPuts().filter((q) => !readConnections.has(q.connection))).toEqual([]);
       const after = await read(repo, 'overlap');
       expectCiAnnotations(after.json.annotations);
       for (const img of index.images) await pullWhole(`${registry.host}/${repo}:overlap`, img, img.platform);
     } finally {
+      reads.open();
+      writes.open();
       await held.stop();
     }
   });

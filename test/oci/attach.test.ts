@@ -391,6 +391,24 @@ describe('faults on the way', () => {
     expect(await head('group/faults', 'v1')).toBe(image.pushed);
   });
 
+  it('a connection that breaks on the POST opening the blob upload: the POST is not sent again blindly; the blob is looked for, a new upload opened, and the result is whole', async () => {
+    const image = await freshImage('group/faults3', 'v1', 'faults3');
+    proxy.clearRules();
+    proxy.reset();
+    const opening = proxy.addRule({ method: 'POST', path: /\/blobs\/uploads\//, times: 1, fault: { kind: 'hangup' } });
+    const r = await attach(proxy.host, 'group/faults3:v1');
+    expect(r.code, r.stderr).toBe(0);
+    expect(opening.applied()).toBe(1);
+    const posts = proxy.requests.filter((q) => q.method === 'POST');
+    expect(posts).toHaveLength(2);
+    // Between the broken POST and the next one: a HEAD of the blob, which was not there.
+    const between = proxy.requests.filter((q) => q.seq > posts[0]!.seq && q.seq < posts[1]!.seq);
+    expect(between.map((q) => [q.method, q.kind, q.status])).toEqual([['HEAD', 'blob', 404]]);
+    const fb = await read(registry.url, 'group/faults3', tagOf(image.pushed));
+    expect(fb.json.manifests?.map((d) => d.digest)).toEqual([r.json?.referrer]);
+    expect(await head('group/faults3', 'v1')).toBe(image.pushed);
+  });
+
   it('a referrer PUT the registry refuses: exit 1, the tag is not written, a re-run succeeds', async () => {
     const image = await freshImage('group/faults2', 'v1', 'faults2');
     proxy.clearRules();
