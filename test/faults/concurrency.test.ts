@@ -61,8 +61,10 @@ async function expectCleanOutcome(repo: string, tag: string, runs: Run[], origin
   expect(winners.length).toBeGreaterThan(0);
   // A run that exited 0 wrote what it reported.
   for (const w of winners) expect(await exists(repo, w.result!.after)).toBe(true);
-  // A loser exits 3 naming the digest it read and the one it found.
-  for (const l of runs.filter((r) => r.code === 3)) expect(l.stderr).toMatch(/moved while annotating|was replaced right after annotating/);
+  // A loser exits 3 naming the digest it read and the one it found, or, when its race check
+  // caught the other's PUT rewriting the tag (distribution answers that HEAD with 500), saying
+  // that the tag was being written and nothing was changed.
+  for (const l of runs.filter((r) => r.code === 3)) expect(l.stderr).toMatch(/moved while annotating|was replaced right after annotating|is being written by another client right now.*nothing was changed/);
   const final = await manifest(repo, tag);
   expect(final.status).toBe(200);
   const owner = winners.find((w) => w.result!.after === final.digest);
@@ -98,6 +100,23 @@ describe('two annotate runs on the same tag', () => {
     const again = await annotate(registry().host, repo, 'v1', 'a');
     expect(again.code).toBe(0);
     expect((await manifest(repo, 'v1')).json.annotations).toMatchObject({ 'com.example.run': 'a', 'com.example.by-a': 'yes', 'com.example.by-b': 'yes' });
+  });
+
+  it('A\'s race check meets B\'s PUT rewriting the tag (HEAD answered 500): A exits 3 having changed nothing, B\'s result stays', async () => {
+    const repo = 'race/being-written';
+    const image = await makeImage(join(work(), 'being-written'), { tag: 'v1' });
+    const original = await pushImage(image, `${registry().host}/${repo}:v1`);
+    // distribution rewrites a tag's link file in place, so a HEAD landing during another client's
+    // PUT of the tag is answered 500; the proxy answers A's race check that way.
+    proxy().clearRules();
+    const writing = proxy().addRule({ method: 'HEAD', path: /\/manifests\/v1$/, nth: 1, fault: { kind: 'status', status: 500 } });
+    const a = await annotate(proxy().host, repo, 'v1', 'a');
+    const b = await annotate(registry().host, repo, 'v1', 'b');
+    expect(writing.applied()).toBe(1);
+    expect([a.code, b.code]).toEqual([3, 0]);
+    const owner = await expectCleanOutcome(repo, 'v1', [a, b], original);
+    expect(owner.name).toBe('b');
+    expect((await manifest(repo, 'v1')).json.annotations?.['com.example.by-a']).toBeUndefined();
   });
 
   it('B\'s race check passes before A writes, B writes after A: A finds its result replaced and exits 3', async () => {
