@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { openStore } from '../../src/catalog/open.js';
 import { openPostgresStore } from '../../src/catalog/postgres.js';
 import { openLocalSqliteStore } from '../../src/catalog/sqlite.js';
-import type { Driver, Queryable } from '../../src/catalog/sql/driver.js';
 import type { SqlStore } from '../../src/catalog/sql/store.js';
 import { createDatabase, startPostgres } from '../../test/helpers/postgres.js';
+import { type StatementCount, countStatements } from '../../test/helpers/statement-count.js';
 import { fmt } from '../lib.js';
 import { load, log, now, pool, recordOf, seedManifest } from './common.js';
 import { WEBHOOK_CONCURRENCY, envInt } from './settings.js';
@@ -19,74 +19,11 @@ import { WEBHOOK_CONCURRENCY, envInt } from './settings.js';
 /** BENCH_SHOW_STATEMENTS=1: prints the statements of the first counted event of each store. */
 let showing = false;
 
-export interface StatementCount {
-  statements: number;
-  locks: number;
-  transactions: number;
-}
-
-/** Counts what goes through the driver from now on: statements, q.lock calls, transactions. */
-export function countStatements(driver: Driver): StatementCount {
-  const count: StatementCount = { statements: 0, locks: 0, transactions: 0 };
-  const show = (sql: string) => {
-    if (showing) process.stdout.write(`  ${sql.replace(/\s+/g, ' ').slice(0, 160)}\n`);
-  };
-  const wrap = (q: Queryable): Queryable => {
-    const w: Queryable = {
-      ...(q.dialect ? { dialect: q.dialect } : {}),
-      all: (sql, params, options) => {
-        show(sql);
-        count.statements++;
-        return q.all(sql, params, options);
-      },
-      run: (sql, params) => {
-        show(sql);
-        count.statements++;
-        return q.run(sql, params);
-      },
-    };
-    const lock = q.lock;
-    if (lock) {
-      w.lock = (keys) => {
-        // An empty call sends nothing.
-        if (keys.length > 0) {
-          show(`LOCK ${keys.map((k) => k.level).join(',')}`);
-          count.locks++;
-        }
-        return lock(keys);
-      };
-    }
-    return w;
-  };
-  const d = driver as { -readonly [K in keyof Driver]: Driver[K] };
-  const all = d.all.bind(driver);
-  const run = d.run.bind(driver);
-  const write = d.write.bind(driver);
-  const alongside = d.writeAlongside?.bind(driver);
-  d.all = (sql, params, options) => {
-    count.statements++;
-    return all(sql, params, options);
-  };
-  d.run = (sql, params) => {
-    count.statements++;
-    return run(sql, params);
-  };
-  d.write = (fn) => {
-    count.transactions++;
-    return write((q) => fn(wrap(q)));
-  };
-  if (alongside) {
-    d.writeAlongside = (fn) => {
-      count.transactions++;
-      return alongside((q) => fn(wrap(q)));
-    };
-  }
-  return count;
-}
-
 /** Per event: statements and round trips (PostgreSQL: each statement, each lock call, BEGIN with the catalog lock, COMMIT). */
 async function perEvent(store: SqlStore, first: number, events: number): Promise<{ put: StatementCount; tag: StatementCount }> {
-  const count = countStatements(store.driver);
+  const count = countStatements(store.driver, (sql) => {
+    if (showing) process.stdout.write(`  ${sql.replace(/\s+/g, ' ').slice(0, 160)}\n`);
+  });
   const put: StatementCount = { statements: 0, locks: 0, transactions: 0 };
   const tag: StatementCount = { statements: 0, locks: 0, transactions: 0 };
   const add = (into: StatementCount, from: StatementCount, before: StatementCount) => {

@@ -6,65 +6,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openPostgresStore } from '../../src/catalog/postgres.js';
 import { openLocalSqliteStore } from '../../src/catalog/sqlite.js';
-import type { Driver, Queryable } from '../../src/catalog/sql/driver.js';
 import type { SqlStore } from '../../src/catalog/sql/store.js';
 import { OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import { sha256Digest } from '../../src/oci/digest.js';
+import { countStatements } from '../helpers/statement-count.js';
 import { BACKENDS, type Catalog, useBackend } from './backends.js';
-
-interface Count {
-  statements: number;
-  lockCalls: number;
-  transactions: number;
-}
-
-/** Counts what goes through the driver from now on. */
-function counting(driver: Driver): Count {
-  const count: Count = { statements: 0, lockCalls: 0, transactions: 0 };
-  const wrap = (q: Queryable): Queryable => {
-    const w: Queryable = {
-      ...(q.dialect ? { dialect: q.dialect } : {}),
-      all: (sql, params, options) => {
-        count.statements++;
-        return q.all(sql, params, options);
-      },
-      run: (sql, params) => {
-        count.statements++;
-        return q.run(sql, params);
-      },
-    };
-    const lock = q.lock;
-    if (lock) {
-      w.lock = (keys) => {
-        // An empty call sends nothing.
-        if (keys.length > 0) count.lockCalls++;
-        return lock(keys);
-      };
-    }
-    return w;
-  };
-  const d = driver as { -readonly [K in keyof Driver]: Driver[K] };
-  const [all, run, write, alongside] = [d.all.bind(driver), d.run.bind(driver), d.write.bind(driver), d.writeAlongside?.bind(driver)];
-  d.all = (sql, params, options) => {
-    count.statements++;
-    return all(sql, params, options);
-  };
-  d.run = (sql, params) => {
-    count.statements++;
-    return run(sql, params);
-  };
-  d.write = (fn) => {
-    count.transactions++;
-    return write((q) => fn(wrap(q)));
-  };
-  if (alongside) {
-    d.writeAlongside = (fn) => {
-      count.transactions++;
-      return alongside((q) => fn(wrap(q)));
-    };
-  }
-  return count;
-}
 
 /** An image manifest with build annotations, as a webhook brings: its config not read. */
 function image(n: number): { digest: string; raw: Buffer; configDigest: string; annotations: Record<string, string> } {
@@ -128,11 +74,11 @@ for (const name of BACKENDS) {
       const catalog = await backend().fresh();
       const store = countable(catalog);
       await newManifestEvent(store, 1);
-      const count = counting(store.driver);
+      const count = countStatements(store.driver);
       const digest = await newManifestEvent(store, 2);
       expect(count.transactions).toBe(2);
       expect(count.statements).toBeLessThanOrEqual(LIMITS[name].statements);
-      if (name === 'postgres') expect(count.statements + count.lockCalls + 2 * count.transactions).toBeLessThanOrEqual(LIMITS.postgres.roundTrips);
+      if (name === 'postgres') expect(count.statements + count.locks + 2 * count.transactions).toBeLessThanOrEqual(LIMITS.postgres.roundTrips);
 
       // What the event wrote, read back: the tag, its terms, the image's derived columns, the
       // insights aggregates and the repository's counters.

@@ -7,7 +7,7 @@ import type { ExplainOptions, ExplainResult, Page, ReferrerInfo, RepositorySumma
 import { type Dialect, type Driver, type Param, type Queryable, type Row, clean, marks, num } from './driver.js';
 import { checkName, cursorNumber, cursorString, decodeCursor, encodeCursor, pageSize } from './checks.js';
 import { newestReferrers } from './referrers.js';
-import { TERM_PREFIX, hydratedView, splitValue, summarize, summaryKey } from './terms.js';
+import { TERM_PREFIX, hydratedView, manifestViewColumns, splitValue, summarize, summaryKey } from './terms.js';
 import * as verified from './verifications.js';
 import type { ReadScope } from '../read-scope.js';
 import { readableRepositories, readableSql } from './read-scope-sql.js';
@@ -253,26 +253,9 @@ export async function explainSearch(db: Driver, query: SearchQuery, options: Exp
  * config labels, and its children with theirs, in one round trip (the nested parts as JSON).
  */
 function hydrateSql(d: Dialect): string {
-  const pairs = (a: string): string => d.jsonAgg(d.jsonArray([`${a}.key`, `${a}.value`]), `${a}.key`);
-  const annotations = (m: string): string => `(SELECT ${pairs('a')} FROM annotations a WHERE a.manifest_id = ${m}.id)`;
-  const labels = (m: string): string =>
-    `(SELECT ${pairs('l')} FROM configs cf JOIN config_labels l ON l.config_id = cf.id WHERE cf.digest = ${m}.config_digest AND ${m}.has_build = 0)`;
-  const child = d.jsonArray([
-    'c.child_digest',
-    'c.os',
-    'c.architecture',
-    'c.variant',
-    'cm.id',
-    'cm.media_type',
-    'cm.has_build',
-    'cm.config_digest',
-    d.jsonNested(annotations('cm')),
-    d.jsonNested(labels('cm')),
-  ]);
-  const children = `(SELECT ${d.jsonAgg(child, 'c.position')} FROM manifest_children c LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE c.parent_id = m.id)`;
   return (
     `SELECT g.id, g.repository_id, r.name AS repository, g.name AS tag, g.digest, g.updated_at, m.id AS manifest_id, m.media_type, m.has_build, m.config_digest, ` +
-    `${annotations('m')} AS annotations, ${labels('m')} AS labels, ${children} AS children ` +
+    `${manifestViewColumns(d)} ` +
     `FROM tags g JOIN repositories r ON r.id = g.repository_id LEFT JOIN manifests m ON m.digest = g.digest WHERE ${d.inIdList('g.id')}`
   );
 }

@@ -351,10 +351,10 @@ export async function termWrites(q: Queryable, row: TagRow, digest: string, upda
 }
 
 /**
- * The manifests of `n` digests as hydratedView reads them: each with its annotations, its config's
- * labels and its children with theirs (as JSON), in one statement.
+ * The columns hydratedView reads of the manifest `m`: its annotations, its config's labels and its
+ * children with theirs, each as JSON (one owner for the image view's read, search's and ours).
  */
-function viewsSql(d: Dialect, n: number): string {
+export function manifestViewColumns(d: Dialect): string {
   const pairs = (a: string): string => d.jsonAgg(d.jsonArray([`${a}.key`, `${a}.value`]), `${a}.key`);
   const annotations = (m: string): string => `(SELECT ${pairs('a')} FROM annotations a WHERE a.manifest_id = ${m}.id)`;
   const labels = (m: string): string =>
@@ -372,10 +372,12 @@ function viewsSql(d: Dialect, n: number): string {
     d.jsonNested(labels('cm')),
   ]);
   const children = `(SELECT ${d.jsonAgg(child, 'c.position')} FROM manifest_children c LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE c.parent_id = m.id)`;
-  return (
-    `SELECT m.id AS manifest_id, m.digest, m.media_type, m.has_build, m.config_digest, ${annotations('m')} AS annotations, ${labels('m')} AS labels, ` +
-    `${children} AS children FROM manifests m WHERE m.digest IN (${marks(n)})`
-  );
+  return `${annotations('m')} AS annotations, ${labels('m')} AS labels, ${children} AS children`;
+}
+
+/** The manifests of `n` digests as hydratedView reads them, in one statement. */
+function viewsSql(d: Dialect, n: number): string {
+  return `SELECT m.id AS manifest_id, m.digest, m.media_type, m.has_build, m.config_digest, ${manifestViewColumns(d)} FROM manifests m WHERE m.digest IN (${marks(n)})`;
 }
 
 /** Loads manifests by digest with their annotations, labels and children (one level), and the referrers repository `repoId` lists. */
