@@ -45,6 +45,16 @@ for (const f of files) {
 const known = files.length > unknown.length ? `about ${formatDuration(expected)}${unknown.length > 0 ? ` plus ${unknown.join(', ')} (no estimate)` : ''}` : 'no estimate';
 process.stdout.write(`Running ${files.length} benchmark${files.length === 1 ? '' : 's'} (${files.join(', ')}): ${known}; environment variables can make them smaller (bench/results/README.md).\n`);
 
+// A signal's default action ends the process without its 'exit' handlers, which are what stop the
+// registries, PostgreSQL clusters, child processes and temporary directories the benchmarks start
+// (test/helpers/cleanup.ts, postgres.ts). Ending through process.exit() runs them.
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  process.once(sig, () => {
+    process.stdout.write(`\n== ${sig}: stopping what the benchmarks started\n`);
+    process.exit(code);
+  });
+}
+
 let failed = 0;
 for (const f of files) {
   const parts = only.find((o) => f.includes(o.name) && o.parts !== undefined)?.parts;

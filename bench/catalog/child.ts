@@ -3,6 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { SyncSummary } from '../../src/catalog/sync.js';
 import { MANIFEST_ACCEPT } from '../../src/oci/mediatypes.js';
+import { trackChild } from '../../test/helpers/cleanup.js';
 import { BIN } from '../../test/helpers/cli.js';
 import type { TestRegistry } from '../../test/helpers/registry.js';
 import { fmt } from '../lib.js';
@@ -30,6 +31,8 @@ interface ChildResult {
 async function runChild(args: string[], timeoutMs = CHILD_TIMEOUT_MS): Promise<ChildResult> {
   const started = now();
   const child: ChildProcess = spawn(process.execPath, args, { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Killed when the bench ends early (bench/run.ts ends through process.exit on a signal).
+  trackChild(child);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
