@@ -22,7 +22,7 @@
 // holds its manifest's evidence lock exclusively (store.ts), so no new row can be inserted
 // meanwhile without it.
 import { IN_CHUNK, MAX_PARAMS, type Driver, type Param, type Queryable, type Row, chunks, marks, num } from './driver.js';
-import { type Changes, type EvidenceAs, NO_EARLIER_WEEK, WEEK_MS, WEEK_ORIGIN, changesOf, namespaceOf, weekNumber } from './insight-weeks.js';
+import { type Changes, type EvidenceAs, type LockedImage, NO_EARLIER_WEEK, WEEK_MS, WEEK_ORIGIN, changesOf, namespaceOf, weekNumber } from './insight-weeks.js';
 
 /** The week of a time (ms), as weekOf computes it in SQL: integer division truncates. */
 export function weekOfTime(at: number): number {
@@ -82,9 +82,11 @@ async function repositoryName(q: Queryable, repoId: number): Promise<string> {
  * Tags of this repository were written (tags rows inserted or updated, in this transaction, just
  * before): the images they left and joined move in the evidence aggregates. `known`: what images
  * whose rows this transaction has locked already count as (imagesTagged); the others' rows are
- * locked here. Statements only for images that count.
+ * locked here. Statements only for images that count, and no read of the tag weeks of an image
+ * whose row was inserted in this step: no tag of the repository pointed at it before, so its
+ * weeks are those of the moves. `repository`: the repository's name, when the caller knows it.
  */
-export async function tagWeeksMoved(q: Queryable, repoId: number, moves: readonly TagWeekMove[], known?: ReadonlyMap<string, EvidenceAs>): Promise<void> {
+export async function tagWeeksMoved(q: Queryable, repoId: number, moves: readonly TagWeekMove[], known?: ReadonlyMap<string, LockedImage>, repository?: string): Promise<void> {
   const net = new Map<string, Map<number, number>>();
   for (const m of moves) {
     const of = net.get(m.digest) ?? new Map<number, number>();
@@ -97,11 +99,13 @@ export async function tagWeeksMoved(q: Queryable, repoId: number, moves: readonl
   }
   if (net.size === 0) return;
   const as = new Map<string, EvidenceAs>();
+  const fresh = new Set<string>();
   const unknown: string[] = [];
   for (const digest of [...net.keys()].sort()) {
     const was = known?.get(digest);
-    if (was) as.set(digest, was);
+    if (was) as.set(digest, { verified: was.verified, pusher: was.pusher });
     else unknown.push(digest);
+    if (was?.fresh) fresh.add(digest);
   }
   for (const part of chunks(unknown, IN_CHUNK)) {
     const rows = await q.all<Row>(
@@ -113,10 +117,11 @@ export async function tagWeeksMoved(q: Queryable, repoId: number, moves: readonl
   const counted = [...net.keys()].filter((d) => counts(as.get(d)));
   if (counted.length === 0) return;
   const { changes, later } = changesOf(q);
-  const now = await tagWeeksOf(q, [repoId], counted);
-  const namespace = namespaceOf(now.names.get(repoId) ?? (await repositoryName(q, repoId)));
+  const read = counted.filter((d) => !fresh.has(d));
+  const now = read.length > 0 ? await tagWeeksOf(q, [repoId], read) : { names: new Map<number, string>(), weeks: new Map<string, Map<number, number>>() };
+  const namespace = namespaceOf(repository ?? now.names.get(repoId) ?? (await repositoryName(q, repoId)));
   for (const digest of counted) {
-    const after = now.weeks.get(imageKey(repoId, digest)) ?? new Map<number, number>();
+    const after = fresh.has(digest) ? new Map(net.get(digest)!) : (now.weeks.get(imageKey(repoId, digest)) ?? new Map<number, number>());
     const before = new Map(after);
     for (const [week, n] of net.get(digest)!) before.set(week, (before.get(week) ?? 0) - n);
     moveImage(changes, repoId, namespace, weekList(before), weekList(after), as.get(digest)!, as.get(digest)!);
@@ -147,9 +152,29 @@ async function imagesRecounted(q: Queryable, digest: string, updated: readonly R
   if (!later) await changes.apply(q);
 }
 
-/** The first pusher of a manifest was just recorded: its images in every repository count under it. */
-export async function pusherRecorded(q: Queryable, digest: string, pusher: string): Promise<void> {
-  const updated = await q.all<Row>('UPDATE insight_images SET pusher = ? WHERE digest = ? AND pusher IS NULL RETURNING repository_id, verified, pusher', [pusher, digest]);
+const PUSHER_INSERT = 'INSERT INTO manifest_pushers (digest, user_agent, pusher, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING';
+const PUSHER_UPDATE = 'UPDATE insight_images SET pusher = ? WHERE digest = ? AND pusher IS NULL RETURNING repository_id, verified, pusher';
+
+/**
+ * Records the first pusher of a manifest (a later one changes nothing), and counts the images of
+ * the manifest in every repository under it. Where the dialect has writable CTEs, the record and
+ * the images' rows go in one statement.
+ */
+export async function recordFirstPusher(q: Queryable, digest: string, userAgent: string, pusher: string, at: number): Promise<void> {
+  const record = [digest, userAgent, pusher, at];
+  let updated: Row[];
+  if (q.dialect?.writableCtes) {
+    updated = await q.all<Row>(
+      `WITH p AS (${PUSHER_INSERT} RETURNING pusher)
+       UPDATE insight_images SET pusher = p.pusher FROM p WHERE insight_images.digest = ? AND insight_images.pusher IS NULL
+       RETURNING insight_images.repository_id, insight_images.verified, insight_images.pusher`,
+      [...record, digest],
+      { prepare: true },
+    );
+  } else {
+    if ((await q.run(PUSHER_INSERT, record)) === 0) return;
+    updated = await q.all<Row>(PUSHER_UPDATE, [pusher, digest]);
+  }
   await imagesRecounted(q, digest, updated, (now) => ({ ...now, pusher: null }));
 }
 

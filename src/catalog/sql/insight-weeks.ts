@@ -87,6 +87,11 @@ export interface EvidenceAs {
   pusher: string | null;
 }
 
+/** What an image counts as beside the report, its row locked by this transaction; `fresh`: the row was inserted just now. */
+export interface LockedImage extends EvidenceAs {
+  fresh: boolean;
+}
+
 /** prev_week of an image's earliest tag week: below every week. */
 export const NO_EARLIER_WEEK = -2_147_483_648;
 
@@ -255,12 +260,12 @@ async function lockImageRows(q: Queryable, repoId: number, digests: readonly str
  * set only ever moves it earlier). `repository`: the repository's name, when the caller knows it.
  * Returns what each image counts as beside the report, its row locked (for evidence-weeks.ts).
  */
-export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>, at: number, repository?: string): Promise<Map<string, EvidenceAs>> {
+export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>, at: number, repository?: string): Promise<Map<string, LockedImage>> {
   // As weekOf in SQL: integer division truncates.
   const week = Math.trunc((at - WEEK_ORIGIN) / WEEK_MS);
   const { changes, later } = changesOf(q);
   let namespace = repository === undefined ? undefined : namespaceOf(repository);
-  const evidence = new Map<string, EvidenceAs>();
+  const evidence = new Map<string, LockedImage>();
   for (const part of chunks([...new Set(digests)].sort(), IN_CHUNK)) {
     // New images first, counted as their manifests are now (or not yet, while not stored), in one
     // statement: an image's row is locked by inserting it, or below. Whether it is verified and its
@@ -274,11 +279,11 @@ export async function imagesTagged(q: Queryable, repoId: number, digests: Iterab
       [repoId, week, repoId, ...part],
     );
     const added = new Map<string, Counted | null>(inserted.map((r) => [r.digest as string, counted(r)]));
-    for (const r of inserted) evidence.set(r.digest as string, evidenceAs(r));
+    for (const r of inserted) evidence.set(r.digest as string, { ...evidenceAs(r), fresh: true });
     // Rows there before (or inserted meanwhile by a transaction that committed since): locked, then compared.
     const theirs = part.filter((d) => !added.has(d));
     const before = theirs.length > 0 ? await lockImageRows(q, repoId, theirs) : new Map<string, ImageRow>();
-    for (const [d, row] of before) evidence.set(d, row.evidence);
+    for (const [d, row] of before) evidence.set(d, { ...row.evidence, fresh: false });
     const earlier = [...before].filter(([, row]) => week < row.week);
     if (earlier.length > 0) {
       const moved = earlier.map(([d]) => d);

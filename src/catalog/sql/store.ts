@@ -312,8 +312,12 @@ export class SqlStore implements Store {
       oneLockOrder(q);
       if (pushedBy) pusherLock(q, digest);
       const inserted = manifest ? (await manifests.putManifest(q, manifest)).inserted : false;
+      // With the manifest, its evidence lock is held (putManifest): the pusher goes first, so that
+      // the tag's new image is counted under it as it is inserted (evidence-weeks.ts).
+      const pusherFirst = pushedBy !== undefined && manifest !== undefined;
+      if (pusherFirst) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
       const outcome = await tags.tagEvent(q, this.d, repository, tag, event);
-      if (pushedBy) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
+      if (pushedBy && !pusherFirst) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
       return { outcome, inserted };
     }, true);
   }

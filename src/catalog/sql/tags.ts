@@ -6,7 +6,7 @@ import type { EventOutcome, ReconcileResult, TagHistory } from '../types.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type Segment, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from '../tagstate.js';
 import { IN_CHUNK, MAX_PARAMS, type Dialect, type Param, type Queryable, type Row, type Statement, chunks, dateOrNull, insertMany, marks, num, numOrNull, runTogether } from './driver.js';
 import { type TagWeekMove, tagWeeksMoved, weekOfTime } from './evidence-weeks.js';
-import { type EvidenceAs, imagesTagged } from './insight-weeks.js';
+import { type LockedImage, imagesTagged } from './insight-weeks.js';
 import { repositoryChanged, repositoryCountersDeferred } from './repository-counters.js';
 import { type WriteContext, lockEvidence, loadSummaries, splitValue, summaryKey, termWrites } from './terms.js';
 
@@ -355,7 +355,7 @@ async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: stri
   } else {
     after = await replay(q, row);
   }
-  await writeTagState(q, d, row, before, after, event.at, ctx, known);
+  await writeTagState(q, d, row, before, after, event.at, ctx, known, repository);
   return after !== null && compareEvents(lastEvent(after), event) === 0 ? 'applied' : 'superseded';
 }
 
@@ -391,7 +391,8 @@ async function writeTagState(
   after: TagState | null,
   seenAt: number | null,
   ctx: WriteContext,
-  known?: ReadonlyMap<string, EvidenceAs>,
+  known?: ReadonlyMap<string, LockedImage>,
+  repository?: string,
 ): Promise<void> {
   if (after === null) return;
   const g = d.greatest;
@@ -421,7 +422,7 @@ async function writeTagState(
   const moves: TagWeekMove[] = [];
   if (row.digest !== null && row.updated_at !== null) moves.push({ digest: row.digest, week: weekOfTime(row.updated_at), n: -1 });
   if (after.digest !== null) moves.push({ digest: after.digest, week: weekOfTime(after.updatedAt), n: 1 });
-  await tagWeeksMoved(q, row.repository_id, moves, known);
+  await tagWeeksMoved(q, row.repository_id, moves, known, repository);
   const liveDelta = (nowLive ? 1 : 0) - (wasLive ? 1 : 0);
   const buildDelta = (nowLive && hasBuild ? 1 : 0) - (wasLive && row.has_build ? 1 : 0);
   // The repository's update time is its tags' newest. A replay can move a tag's time back

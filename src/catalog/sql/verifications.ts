@@ -6,7 +6,7 @@
 import { UsageError } from '../../errors.js';
 import type { Driver, Param, Queryable, Row } from './driver.js';
 import type { SearchQuery } from '../types.js';
-import { pusherRecorded, verificationRecorded } from './evidence-weeks.js';
+import { recordFirstPusher, verificationRecorded } from './evidence-weeks.js';
 
 /** What a checked build report proves: a job of this project pushed this digest in this pipeline. */
 export interface VerifiedBuild {
@@ -192,13 +192,7 @@ export async function recountInsightEvidence(db: Driver, from: number, to: numbe
  */
 export async function recordPusher(q: Queryable, digest: string, userAgent: string, pusher: string, at: Date): Promise<void> {
   // The first push recorded stays, also when two arrive at once.
-  const first = await q.run('INSERT INTO manifest_pushers (digest, user_agent, pusher, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING', [
-    digest,
-    userAgent.slice(0, 200),
-    pusher,
-    at.getTime(),
-  ]);
-  if (first > 0) await pusherRecorded(q, digest, pusher);
+  await recordFirstPusher(q, digest, userAgent.slice(0, 200), pusher, at.getTime());
 }
 
 export async function pusherOf(q: Queryable, digest: string): Promise<PusherRecord | undefined> {
