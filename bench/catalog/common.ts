@@ -133,6 +133,22 @@ export interface SeedManifest {
   configDigest: string;
 }
 
+/** Who pushed build i (every manifest has its pusher, as the webhook records it), and, for every 10th, its verified build report. */
+export interface SeedEvidence {
+  pushedBy: { userAgent: string; pusher: string };
+  verification?: { by: 'gitlab-id-token'; issuer: string; projectPath: string; pipelineId: string; jobId: string; sha: string; ref: string; at: Date };
+}
+
+const SEED_PUSHERS = ['buildkit', 'kaniko', 'docker', 'containers', 'jib'];
+
+export function seedEvidence(b: Build): SeedEvidence {
+  const pusher = SEED_PUSHERS[mix32(b.i) % SEED_PUSHERS.length] as string;
+  const pushedBy = { userAgent: `${pusher}/1.0`, pusher };
+  if (b.i % 10 !== 0) return { pushedBy };
+  const verification = { by: 'gitlab-id-token' as const, issuer: SERVER, projectPath: b.repository, pipelineId: b.pipeline, jobId: String(70_000_000 + b.i), sha: b.commit, ref: b.ref, at: new Date(b.at + 60_000) };
+  return { pushedBy, verification };
+}
+
 /** The image manifest of build i for the search catalog: a config and a layer of its own (blobs that exist nowhere). */
 export function seedManifest(i: number): SeedManifest {
   const b = build(i);

@@ -1,14 +1,17 @@
-// The insights report reads weekly aggregates kept current at ingest (src/catalog/sql/insight-weeks.ts).
-// Whatever the writes, on both backends, the report must equal a full recount from the base
-// tables, scoped and unscoped; and the migration that added the aggregates must fill them so.
+// The insights report reads weekly aggregates kept current at ingest (src/catalog/sql/insight-weeks.ts),
+// and so do the verified images and images by pusher beside it (evidence-weeks.ts). Whatever the
+// writes, on both backends, both must equal a full recount from the base tables, scoped and
+// unscoped; and the migrations that added the aggregates must fill them so.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import { openStore } from '../../src/catalog/open.js';
 import type { SqlStore } from '../../src/catalog/sql/store.js';
-import { insightsWindow, recountInsights } from '../../src/catalog/sql/insights.js';
+import { insightsWindow, listedRepositories, recountInsights } from '../../src/catalog/sql/insights.js';
+import { weekNumber } from '../../src/catalog/sql/insight-weeks.js';
 import { readableSql } from '../../src/catalog/sql/read-scope-sql.js';
+import { recountInsightEvidence } from '../../src/catalog/sql/verifications.js';
 import type { InsightsQuery, ManifestRecord } from '../../src/catalog/types.js';
 import { BACKENDS, type Backend, type Catalog, startBackend } from './backends.js';
 
@@ -68,7 +71,13 @@ type Op =
   | { op: 'deleteManifest'; repo: number; m: number; day: number }
   | { op: 'reconcile'; repo: number; tags: number[]; m: number; day: number }
   | { op: 'labels'; m: number }
-  | { op: 'referrer'; repo: number; m: number };
+  | { op: 'referrer'; repo: number; m: number }
+  | { op: 'verify'; repos: number[]; m: number }
+  | { op: 'pusher'; m: number; pusher: number }
+  | { op: 'push'; repo: number; tag: number; m: number; day: number; pusher: number };
+
+const PUSHERS = ['buildkit', 'kaniko', 'docker'];
+const pusherIx = fc.integer({ min: 0, max: PUSHERS.length - 1 });
 
 const day = fc.integer({ min: 0, max: 70 });
 const repoIx = fc.integer({ min: 0, max: 3 });
@@ -84,6 +93,10 @@ const ops: fc.Arbitrary<Op[]> = fc.array(
     fc.record({ op: fc.constant('reconcile' as const), repo: repoIx, tags: fc.uniqueArray(tagIx, { maxLength: 3 }), m: mIx, day }),
     fc.record({ op: fc.constant('labels' as const), m: mIx }),
     fc.record({ op: fc.constant('referrer' as const), repo: repoIx, m: mIx }),
+    fc.record({ op: fc.constant('verify' as const), repos: fc.uniqueArray(repoIx, { minLength: 1, maxLength: 2 }), m: mIx }),
+    fc.record({ op: fc.constant('pusher' as const), m: mIx, pusher: pusherIx }),
+    fc.record({ op: fc.constant('push' as const), repo: repoIx, tag: tagIx, m: mIx, day, pusher: pusherIx }),
+    fc.record({ op: fc.constant('push' as const), repo: repoIx, tag: tagIx, m: mIx, day, pusher: pusherIx }),
   ),
   { minLength: 1, maxLength: 25 },
 );
@@ -124,6 +137,21 @@ async function apply(store: SqlStore, run: number, manifests: ManifestRecord[], 
       await store.setReferrersTag(repos[op.repo]!, subject, sha(`referrers-tag-${nonce}`), [digest]);
       return;
     }
+    case 'verify': {
+      // Also of a repository the image is not (yet) tagged in.
+      const v = { by: 'gitlab-id-token' as const, issuer: 'https://gitlab.example.com', projectPath: 'g/p', pipelineId: '1', jobId: '2', sha: 'a'.repeat(40), ref: 'main', at: at(0) };
+      await store.recordVerifications(op.repos.map((r) => ({ repository: repos[r]!, digest: manifests[op.m]!.digest })), v);
+      return;
+    }
+    case 'pusher':
+      await store.recordPusher(manifests[op.m]!.digest, `${PUSHERS[op.pusher]}/1`, PUSHERS[op.pusher]!, at(0));
+      return;
+    case 'push': {
+      const m = manifests[op.m]!;
+      const pushedBy = { userAgent: `${PUSHERS[op.pusher]}/1`, pusher: PUSHERS[op.pusher]! };
+      await store.pushTag({ repository: repos[op.repo]!, tag: `t${op.tag}`, digest: m.digest, at: at(op.day), manifest: m, pushedBy });
+      return;
+    }
   }
 }
 
@@ -141,7 +169,19 @@ function queries(run: number): InsightsQuery[] {
     { ...window, scope: { projects: [], publicAndInternal: false } },
     { ...window, namespace: `agg${run}`, scope: { projects: [repos[1]!], publicAndInternal: true } },
     { from: new Date(BASE + 14 * DAY), to: new Date(BASE + 30 * DAY) },
+    // Window edges: one week, and weeks after the first ones an image may have.
+    { from: new Date(BASE + 21 * DAY), to: new Date(BASE + 21 * DAY) },
+    { from: new Date(BASE + 35 * DAY), to: new Date(BASE + 63 * DAY), namespace: `agg${run}` },
+    { from: new Date(BASE + 28 * DAY), to: new Date(BASE + 70 * DAY), scope: { projects: [repos[0]!, repos[1]!], publicAndInternal: false } },
   ];
+}
+
+/** Verified images and images by pusher as the old scan counts them from the tags (the product reads the aggregates). */
+async function recountEvidence(store: SqlStore, query: InsightsQuery): Promise<{ verified: number; pushedBy: Record<string, number> }> {
+  const window = insightsWindow(query);
+  const ids = await listedRepositories(store.driver, query, query.scope ? readableSql(store.driver.dialect, query.scope, 'rs') : undefined);
+  if (ids !== null && ids.length === 0) return { verified: 0, pushedBy: {} };
+  return recountInsightEvidence(store.driver, window.from, window.to, ids);
 }
 
 async function expectMatchesRecount(store: SqlStore, query: InsightsQuery): Promise<void> {
@@ -149,6 +189,24 @@ async function expectMatchesRecount(store: SqlStore, query: InsightsQuery): Prom
   const readable = query.scope ? readableSql(store.driver.dialect, query.scope, 'rs') : undefined;
   const recount = await recountInsights(store.driver, query, window, readable);
   expect(await store.insights(query)).toEqual(recount);
+  expect(await store.verifiedInsights(query)).toEqual(await recountEvidence(store, query));
+}
+
+/**
+ * The evidence aggregates read back with SQL, by the rule they keep (an image's row of its first
+ * week in the window: week inside it, prev_week before it), equal the recount of the whole catalog.
+ */
+async function expectEvidenceRows(catalog: Catalog, store: SqlStore, query: InsightsQuery): Promise<void> {
+  const window = insightsWindow(query);
+  const [from, to] = [weekNumber(window.from), weekNumber(window.to)];
+  const rows = await catalog.sql(`SELECT verified, pusher, sum(images) AS n FROM insight_namespace_evidence WHERE week >= ${from} AND week < ${to} AND prev_week < ${from} GROUP BY verified, pusher`);
+  const pushedBy: Record<string, number> = {};
+  let verified = 0;
+  for (const r of rows) {
+    if (Number(r.verified) === 1) verified += Number(r.n);
+    if (r.pusher !== '') pushedBy[String(r.pusher)] = (pushedBy[String(r.pusher)] ?? 0) + Number(r.n);
+  }
+  expect({ verified, pushedBy }).toEqual(await recountEvidence(store, query));
 }
 
 /** Rows as sorted JSON, numbers as numbers (PostgreSQL returns bigint as text). */
@@ -165,10 +223,11 @@ async function expectLevelsAgree(catalog: Catalog): Promise<void> {
   for (const [level, namespaced, dims] of [
     ['insight_counts', 'insight_namespace_counts', ['builder', 'build_source', 'media_family', 'multi']],
     ['insight_platforms', 'insight_namespace_platforms', ['os', 'architecture', 'variant']],
+    ['insight_evidence', 'insight_namespace_evidence', ['prev_week', 'verified', 'pusher']],
   ] as const) {
     const sums = new Map<string, number>();
     for (const r of await catalog.sql(`SELECT r.name, a.week, ${dims.map((d) => `a.${d}`).join(', ')}, a.images FROM ${level} a JOIN repositories r ON r.id = a.repository_id`)) {
-      const key = JSON.stringify([Number(r.week), String(r.name).split('/')[0], ...dims.map((d) => (d === 'multi' ? Number(r[d]) : r[d]))]);
+      const key = JSON.stringify([Number(r.week), String(r.name).split('/')[0], ...dims.map((d) => (d === 'multi' || d === 'prev_week' || d === 'verified' ? Number(r[d]) : r[d]))]);
       sums.set(key, (sums.get(key) ?? 0) + Number(r.images));
     }
     const expected = [...sums].map(([key, n]) => JSON.stringify([...(JSON.parse(key) as unknown[]), n])).sort();
@@ -181,6 +240,13 @@ async function expectLevelsAgree(catalog: Catalog): Promise<void> {
      FROM insight_images i LEFT JOIN manifests m ON m.digest = i.digest`,
   );
   for (const r of images) expect([r.builder, r.build_source, r.media_family, r.multi == null ? null : Number(r.multi)]).toEqual([r.m_builder, r.m_source, r.m_family, r.m_multi == null ? null : Number(r.m_multi)]);
+  // And each image row's verified and pusher as the verifications and pushers say now.
+  const evidence = await catalog.sql(
+    `SELECT i.verified, i.pusher, p.pusher AS p_pusher,
+       CASE WHEN EXISTS (SELECT 1 FROM build_verifications v JOIN repositories r ON r.name = v.repository WHERE r.id = i.repository_id AND v.digest = i.digest) THEN 1 ELSE 0 END AS v_verified
+     FROM insight_images i LEFT JOIN manifest_pushers p ON p.digest = i.digest`,
+  );
+  for (const r of evidence) expect([Number(r.verified), r.pusher]).toEqual([Number(r.v_verified), r.p_pusher]);
 }
 
 describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
@@ -205,6 +271,7 @@ describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
         const manifests = pool();
         for (const op of sequence) await apply(store, n, manifests, op);
         for (const query of queries(n)) await expectMatchesRecount(store, query);
+        for (const query of queries(n).filter((q) => !q.scope && !q.namespace && !q.repository)) await expectEvidenceRows(catalog, store, query);
         await expectLevelsAgree(catalog);
       }),
       { numRuns: RUNS[name], ...SEED },
@@ -230,6 +297,44 @@ describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
     expect([totals.images, totals.multiPlatform, totals.builders.buildah]).toEqual([2, 1, 1]);
   }, 300_000);
 
+  it('verified images and pushers: an image in two repositories, the first pusher kept, a deleted tag, window edges', async () => {
+    const store = catalog.store as SqlStore;
+    const n = ++run;
+    const manifests = pool();
+    const [a, b] = repositories(n);
+    const known: Op[] = [
+      { op: 'put', m: 0 },
+      { op: 'set', repo: 0, tag: 0, m: 0, day: 20 },
+      { op: 'set', repo: 1, tag: 0, m: 0, day: 22 },
+      // One verification call for the image in both repositories: two verified images.
+      { op: 'verify', repos: [0, 1], m: 0 },
+      // The first pusher stays.
+      { op: 'pusher', m: 0, pusher: 0 },
+      { op: 'pusher', m: 0, pusher: 1 },
+      // A second tag on the image, weeks later: still one image in a window holding both weeks.
+      { op: 'set', repo: 0, tag: 1, m: 0, day: 40 },
+      { op: 'push', repo: 0, tag: 2, m: 1, day: 50, pusher: 2 },
+      // The deletion moves that tag's update to day 60 (a Monday): the image leaves day 40's week.
+      { op: 'deleteTag', repo: 0, tag: 1, day: 60 },
+      // Renewed: nothing counts twice.
+      { op: 'verify', repos: [0], m: 0 },
+    ];
+    for (const op of known) await apply(store, n, manifests, op);
+    const ofRun = (q: InsightsQuery): InsightsQuery => ({ ...q, namespace: `agg${n}` });
+    const whole = ofRun({ from: new Date(BASE - 7 * DAY), to: new Date(BASE + 80 * DAY) });
+    expect(await store.verifiedInsights(whole)).toEqual({ verified: 2, pushedBy: { buildkit: 2, docker: 1 } });
+    expect(await store.verifiedInsights({ ...whole, repository: a! })).toEqual({ verified: 1, pushedBy: { buildkit: 1, docker: 1 } });
+    expect(await store.verifiedInsights({ ...whole, namespace: undefined, scope: { projects: [b!], publicAndInternal: false } })).toEqual({ verified: 1, pushedBy: { buildkit: 1 } });
+    expect(await store.verifiedInsights(ofRun({ from: new Date(BASE + 14 * DAY), to: new Date(BASE + 30 * DAY) }))).toEqual({ verified: 2, pushedBy: { buildkit: 2 } });
+    expect(await store.verifiedInsights(ofRun({ from: new Date(BASE + 39 * DAY), to: new Date(BASE + 45 * DAY) }))).toEqual({ verified: 0, pushedBy: {} });
+    // Day 60 is the first day of its week, day 59 the last of the week before.
+    expect(await store.verifiedInsights(ofRun({ from: new Date(BASE + 60 * DAY), to: new Date(BASE + 60 * DAY) }))).toEqual({ verified: 1, pushedBy: { buildkit: 1 } });
+    expect(await store.verifiedInsights(ofRun({ from: new Date(BASE + 53 * DAY), to: new Date(BASE + 59 * DAY) }))).toEqual({ verified: 0, pushedBy: {} });
+    expect(await store.verifiedInsights(ofRun({ from: new Date(BASE + 46 * DAY), to: new Date(BASE + 66 * DAY) }))).toEqual({ verified: 1, pushedBy: { buildkit: 1, docker: 1 } });
+    for (const query of [...queries(n), whole]) await expectMatchesRecount(store, query);
+    await expectLevelsAgree(catalog);
+  }, 120_000);
+
   /** A catalog with images in three repositories of two namespaces, some weeks apart; the reports before and a check after reopening. */
   async function migrated(stage: (catalog: Catalog) => Promise<void>): Promise<void> {
     const fresh = await backend.fresh();
@@ -240,29 +345,49 @@ describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
     const repos = repositories(n);
     for (let i = 0; i < 12; i++) await store.setTag(repos[i % 3]!, `t${i % 4}`, manifests[i % 5]!.digest, new Date(BASE + i * 5 * DAY));
     await store.deleteManifest(repos[0]!, manifests[0]!.digest, new Date(BASE + 9 * DAY));
+    for (const op of [
+      { op: 'verify', repos: [0, 1], m: 1 },
+      { op: 'verify', repos: [2], m: 3 },
+      { op: 'pusher', m: 1, pusher: 0 },
+      { op: 'push', repo: 2, tag: 1, m: 2, day: 33, pusher: 1 },
+      { op: 'set', repo: 1, tag: 3, m: 1, day: 48 },
+    ] as const satisfies readonly Op[]) {
+      await apply(store, n, manifests, op as Op);
+    }
     const before = await Promise.all(queries(n).map((q) => store.insights(q)));
+    const evidenceBefore = await Promise.all(queries(n).map((q) => store.verifiedInsights(q)));
     expect(before[0]!.totals.images).toBeGreaterThan(0);
     expect(before[0]!.platforms.length).toBeGreaterThan(0);
+    expect(evidenceBefore[0]!.verified).toBeGreaterThan(0);
+    expect(Object.keys(evidenceBefore[0]!.pushedBy).length).toBe(2);
     await store.close();
     await stage(fresh);
     const reopened = (await openStore(fresh.url)) as SqlStore;
     try {
       expect((await fresh.sql('SELECT count(*) AS n FROM insight_namespace_counts'))[0]!.n).not.toBe(0);
+      expect((await fresh.sql('SELECT count(*) AS n FROM insight_namespace_evidence'))[0]!.n).not.toBe(0);
       for (const [i, query] of queries(n).entries()) {
         await expectMatchesRecount(reopened, query);
         expect(await reopened.insights(query)).toEqual(before[i]);
+        expect(await reopened.verifiedInsights(query)).toEqual(evidenceBefore[i]);
       }
+      for (const query of queries(n).filter((q) => !q.scope && !q.namespace && !q.repository)) await expectEvidenceRows(fresh, reopened, query);
       await expectLevelsAgree(fresh);
     } finally {
       await reopened.close();
     }
   }
 
+  /** What migration 12 added: the evidence aggregates, and what each image row counts as beside the report. */
+  const BEFORE_12 = 'DROP TABLE insight_namespace_evidence; DROP TABLE insight_evidence; ';
+  const BEFORE_12_COLUMNS = 'ALTER TABLE insight_images DROP COLUMN verified; ALTER TABLE insight_images DROP COLUMN pusher; ';
+
   it('the migrations fill both levels of aggregates from a catalog written before them', async () => {
     // As a catalog before migration 10: no aggregates.
     await migrated((fresh) =>
       fresh.exec(
-        'DROP TABLE insight_namespace_platforms; DROP TABLE insight_namespace_counts; DROP TABLE insight_platforms; DROP TABLE insight_counts; DROP TABLE insight_images; DELETE FROM schema_migrations WHERE version IN (10, 11)',
+        BEFORE_12 +
+          'DROP TABLE insight_namespace_platforms; DROP TABLE insight_namespace_counts; DROP TABLE insight_platforms; DROP TABLE insight_counts; DROP TABLE insight_images; DELETE FROM schema_migrations WHERE version IN (10, 11, 12)',
       ),
     );
   }, 120_000);
@@ -271,10 +396,16 @@ describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
     // As a catalog at version 10: repository rows only, and image rows without what they are counted as.
     await migrated((fresh) =>
       fresh.exec(
-        'DROP TABLE insight_namespace_platforms; DROP TABLE insight_namespace_counts; ' +
+        BEFORE_12 +
+          BEFORE_12_COLUMNS +
+          'DROP TABLE insight_namespace_platforms; DROP TABLE insight_namespace_counts; ' +
           ['builder', 'build_source', 'media_family', 'multi'].map((c) => `ALTER TABLE insight_images DROP COLUMN ${c}; `).join('') +
-          'DELETE FROM schema_migrations WHERE version = 11',
+          'DELETE FROM schema_migrations WHERE version IN (11, 12)',
       ),
     );
+  }, 120_000);
+
+  it('migration 12 fills the verified and pusher aggregates from the tags, verifications and pushers of a catalog at version 11', async () => {
+    await migrated((fresh) => fresh.exec(`${BEFORE_12}${BEFORE_12_COLUMNS}DELETE FROM schema_migrations WHERE version = 12`));
   }, 120_000);
 });

@@ -4,7 +4,7 @@ import pg from 'pg';
 import type { Store } from '../../../src/catalog/store.js';
 import { openStore } from '../../../src/catalog/open.js';
 import { type PostgresCluster, createDatabase } from '../../../test/helpers/postgres.js';
-import { prng, recordOf, seedManifest } from '../common.js';
+import { prng, recordOf, seedEvidence, seedManifest } from '../common.js';
 import { DERIVED_COLUMNS, PgSeeder, SqliteSeeder, seedDerived, terms } from './seeders.js';
 import { CHECK_SAMPLE } from '../settings.js';
 
@@ -17,8 +17,13 @@ const DUMP_QUERIES: Record<string, string> = {
   tag_events: 'SELECT r.name AS repository, g.name, e.at, e.kind, e.digest FROM tag_events e JOIN tags g ON g.id = e.tag_id JOIN repositories r ON r.id = g.repository_id ORDER BY 1, 2, 3',
   tag_terms: `SELECT r.name AS repository, g.name, tr.name AS term_repository, t.key, t.value, t.value_rest, t.updated_at
               FROM tag_terms t JOIN tags g ON g.id = t.tag_id JOIN repositories r ON r.id = g.repository_id JOIN repositories tr ON tr.id = t.repository_id ORDER BY 1, 2, 4, 5`,
-  insight_images: `SELECT r.name AS repository, i.digest, i.week, i.builder, i.build_source, i.media_family, i.multi
+  insight_images: `SELECT r.name AS repository, i.digest, i.week, i.builder, i.build_source, i.media_family, i.multi, i.verified, i.pusher
                    FROM insight_images i JOIN repositories r ON r.id = i.repository_id ORDER BY 1, 2`,
+  manifest_pushers: 'SELECT digest, user_agent, pusher, seen_at FROM manifest_pushers ORDER BY digest',
+  build_verifications: 'SELECT repository, digest, issuer, project_path, pipeline_id, job_id, sha, ref, verified_at FROM build_verifications ORDER BY repository, digest',
+  insight_evidence: `SELECT r.name AS repository, a.week, a.prev_week, a.verified, a.pusher, a.images
+                     FROM insight_evidence a JOIN repositories r ON r.id = a.repository_id ORDER BY 1, 2, 3, 4, 5`,
+  insight_namespace_evidence: 'SELECT week, namespace, prev_week, verified, pusher, images FROM insight_namespace_evidence ORDER BY 1, 2, 3, 4, 5',
   insight_counts: `SELECT r.name AS repository, a.week, a.builder, a.build_source, a.media_family, a.multi, a.images
                    FROM insight_counts a JOIN repositories r ON r.id = a.repository_id ORDER BY 1, 2, 3, 4, 5, 6`,
   insight_platforms: `SELECT r.name AS repository, a.week, a.os, a.architecture, a.variant, a.images
@@ -56,7 +61,7 @@ export async function pgQuery(url: string): Promise<{ q: Query; close: () => Pro
   return { q: async (sql) => (await client.query(sql)).rows, close: () => client.end() };
 }
 
-/** Fills two fresh catalogs with the same sample, one through putManifest + setTag, one through the seeder; compares every row. */
+/** Fills two fresh catalogs with the same sample, one through pushTag (with the pusher) and recordVerifications, one through the seeder; compares every row. */
 export async function checkSeeder(dialect: 'sqlite' | 'postgres', work: string, cluster: PostgresCluster | undefined): Promise<{ sample: number; identical: boolean; differing: string[] }> {
   const sample = Array.from({ length: CHECK_SAMPLE }, (_, i) => seedManifest(i));
   let apiUrl: string;
@@ -71,8 +76,9 @@ export async function checkSeeder(dialect: 'sqlite' | 'postgres', work: string, 
   const api = await openStore(apiUrl);
   try {
     for (const m of sample) {
-      await api.putManifest(recordOf(m));
-      await api.setTag(m.b.repository, m.b.tag, m.digest, new Date(m.b.at));
+      const { pushedBy, verification } = seedEvidence(m.b);
+      await api.pushTag({ repository: m.b.repository, tag: m.b.tag, digest: m.digest, at: new Date(m.b.at), manifest: recordOf(m), pushedBy });
+      if (verification) await api.recordVerifications([{ repository: m.b.repository, digest: m.digest }], verification);
     }
   } finally {
     await api.close();

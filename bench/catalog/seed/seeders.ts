@@ -5,8 +5,9 @@ import pg from 'pg';
 import { openStore } from '../../../src/catalog/open.js';
 import { OCI_MANIFEST } from '../../../src/oci/mediatypes.js';
 import { backfillInsightWeeks } from '../../../src/catalog/sql/insight-weeks.js';
+import { backfillInsightEvidence } from '../../../src/catalog/sql/evidence-weeks.js';
 import type { Param, Queryable } from '../../../src/catalog/sql/driver.js';
-import { type Build, type SeedManifest, now, pool, recordOf, seedManifest } from '../common.js';
+import { type Build, type SeedManifest, now, pool, recordOf, seedEvidence, seedManifest } from '../common.js';
 import { sqliteQuery } from './check.js';
 
 
@@ -37,9 +38,11 @@ export async function seedDerived(work: string): Promise<SeedDerived> {
   }
 }
 
-// The seeders write, per manifest, exactly the rows putManifest (manifests, annotations) and a
-// first setTag (tags, tag_events, tag_terms, the repository's row and counters, the insights aggregates) write for an
-// annotated image manifest: checkSeeder() compares them row for row on a sample. Secondary
+// The seeders write, per manifest, exactly the rows a webhook's pushTag with the manifest and its
+// pusher (manifests, annotations, manifest_pushers; tags, tag_events, tag_terms, the repository's
+// row and counters, the insights aggregates) and, for every 10th, a build report's
+// recordVerifications (build_verifications) write for an annotated image manifest
+// (common.ts seedEvidence): checkSeeder() compares them row for row on a sample. Secondary
 // indexes (and, on PostgreSQL, keys and foreign keys) are dropped for the load and created again
 // from their own saved definitions, so the schema ends up as the migrations made it.
 
@@ -72,7 +75,7 @@ export class SqliteSeeder {
   private readonly db: Database.Database;
   private readonly indexes: { name: string; sql: string }[];
   readonly repos = new RepoTable();
-  private readonly statements: Record<'manifest' | 'tag' | 'event', Database.Statement>;
+  private readonly statements: Record<'manifest' | 'tag' | 'event' | 'pusher' | 'verification', Database.Statement>;
   private readonly multi = new Map<string, Database.Statement>();
 
   constructor(
@@ -95,6 +98,10 @@ export class SqliteSeeder {
         'INSERT INTO tags (id, repository_id, name, digest, deleted_at, updated_at, last_kind, last_digest, first_seen, last_seen, has_build) VALUES (?, ?, ?, ?, NULL, ?, 0, ?, ?, ?, 1)',
       ),
       event: this.db.prepare('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES (?, ?, 0, ?)'),
+      pusher: this.db.prepare('INSERT INTO manifest_pushers (digest, user_agent, pusher, seen_at) VALUES (?, ?, ?, ?)'),
+      verification: this.db.prepare(
+        'INSERT INTO build_verifications (repository, digest, issuer, project_path, pipeline_id, job_id, sha, ref, verified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
     };
   }
 
@@ -120,6 +127,9 @@ export class SqliteSeeder {
       this.many('annotations', 'manifest_id, key, value', '(?, ?, ?)', annotations.length).run(annotations.flatMap(([key, value]) => [id, key, value]));
       s.tag.run(id, repoId, b.tag, m.digest, b.at, m.digest, b.at, b.at);
       s.event.run(id, b.at, m.digest);
+      const { pushedBy, verification: v } = seedEvidence(b);
+      s.pusher.run(m.digest, pushedBy.userAgent, pushedBy.pusher, b.at);
+      if (v) s.verification.run(b.repository, m.digest, v.issuer, v.projectPath, v.pipelineId, v.jobId, v.sha, v.ref, v.at.getTime());
       const t = terms(b);
       this.many('tag_terms', 'tag_id, repository_id, key, value, value_rest, updated_at', "(?, ?, ?, ?, '', ?)", t.length).run(t.flatMap(([key, value]) => [id, repoId, key, value, b.at]));
     });
@@ -165,6 +175,7 @@ export class SqliteSeeder {
     db.exec('BEGIN');
     try {
       await backfillInsightWeeks(q);
+      await backfillInsightEvidence(q);
       db.exec('COMMIT');
     } catch (err) {
       if (db.inTransaction) db.exec('ROLLBACK');
@@ -250,7 +261,23 @@ export class PgSeeder {
       raws.push(x.raw.toString('utf8'));
       configs.push(x.configDigest);
     });
+    const evidence = batch.map((x) => ({ x, e: seedEvidence(x.b) }));
+    const verified = evidence.filter(({ e }) => e.verification !== undefined);
     await Promise.all([
+      this.pool.query(
+        `INSERT INTO manifest_pushers (digest, user_agent, pusher, seen_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])`,
+        [digests, evidence.map(({ e }) => e.pushedBy.userAgent), evidence.map(({ e }) => e.pushedBy.pusher), ats].map(arrayLiteral),
+      ),
+      this.pool.query(
+        `INSERT INTO build_verifications (repository, digest, issuer, project_path, pipeline_id, job_id, sha, ref, verified_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[])`,
+        [
+          verified.map(({ x }) => x.b.repository),
+          verified.map(({ x }) => x.digest),
+          ...(['issuer', 'projectPath', 'pipelineId', 'jobId', 'sha', 'ref'] as const).map((k) => verified.map(({ e }) => e.verification![k])),
+          verified.map(({ e }) => e.verification!.at.getTime()),
+        ].map(arrayLiteral),
+      ),
       this.pool.query(
         `INSERT INTO manifests (id, digest, media_type, size, raw, artifact_type, config_digest, has_build, stored_at, ${DERIVED_COLUMNS.join(', ')}) OVERRIDING SYSTEM VALUE
          SELECT u.id, u.digest, $1, u.size, convert_to(u.raw, 'UTF8'), NULL, u.config, 1, u.at, $8::text, $9::text, $10::text, $11::text, $12::text, $13::integer
@@ -330,6 +357,7 @@ export class PgSeeder {
     try {
       await client.query('BEGIN');
       await backfillInsightWeeks(q);
+      await backfillInsightEvidence(q);
       await client.query('COMMIT');
     } finally {
       client.release();

@@ -332,4 +332,37 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = checkMigrations([
       )`,
     ],
   },
+  {
+    // What the insights page and API show beside the report (verified images, images by pusher)
+    // was counted from every tag in the window; this keeps it as weekly aggregates too
+    // (sql/evidence-weeks.ts): per image, whether it is verified and its pusher, on its
+    // insight_images row, and per repository and per namespace the images by week of a tag's
+    // update, with the week of the image's tag update before it (prev_week). Filled from the base
+    // tables in this migration's transaction (sql/migrate.ts).
+    version: 12,
+    name: 'insight evidence weeks',
+    statements: [
+      `ALTER TABLE insight_images ADD COLUMN verified bigint NOT NULL DEFAULT 0`,
+      `ALTER TABLE insight_images ADD COLUMN pusher text`,
+      `CREATE TABLE insight_evidence (
+        repository_id bigint NOT NULL REFERENCES repositories (id),
+        week bigint NOT NULL,
+        prev_week bigint NOT NULL,
+        verified bigint NOT NULL,
+        pusher text NOT NULL,
+        images bigint NOT NULL,
+        PRIMARY KEY (repository_id, week, prev_week, verified, pusher)
+      )`,
+      // Keyed by week first: a whole-catalog report reads a range of weeks, every namespace.
+      `CREATE TABLE insight_namespace_evidence (
+        week bigint NOT NULL,
+        namespace text NOT NULL,
+        prev_week bigint NOT NULL,
+        verified bigint NOT NULL,
+        pusher text NOT NULL,
+        images bigint NOT NULL,
+        PRIMARY KEY (week, namespace, prev_week, verified, pusher)
+      )`,
+    ],
+  },
 ]);

@@ -55,7 +55,12 @@ const TABLES = {
   insight_platforms: ['repository_id', 'week', 'os', 'architecture', 'variant'],
   insight_namespace_counts: ['week', 'namespace', 'builder', 'build_source', 'media_family', 'multi'],
   insight_namespace_platforms: ['week', 'namespace', 'os', 'architecture', 'variant'],
+  // Verified images and images by pusher (evidence-weeks.ts).
+  insight_evidence: ['repository_id', 'week', 'prev_week', 'verified', 'pusher'],
+  insight_namespace_evidence: ['week', 'namespace', 'prev_week', 'verified', 'pusher'],
 } as const;
+/** The report's own aggregates (migrations 10 and 11), refilled by backfillInsightWeeks. */
+const COUNT_TABLES = ['insight_counts', 'insight_platforms', 'insight_namespace_counts', 'insight_namespace_platforms'] as const;
 type Table = keyof typeof TABLES;
 
 /** A manifest's derived columns as counted: absent derivations count as ''. */
@@ -76,8 +81,22 @@ function sameCounted(a: Counted | null, b: Counted | null): boolean {
 
 type Platform = [os: string, architecture: string, variant: string];
 
+/** What an image counts as beside the report (evidence-weeks.ts): verified in its repository, and its manifest's pusher. */
+export interface EvidenceAs {
+  verified: number;
+  pusher: string | null;
+}
+
+/** What an image counts as beside the report, its row locked by this transaction; `fresh`: the row was inserted just now. */
+export interface LockedImage extends EvidenceAs {
+  fresh: boolean;
+}
+
+/** prev_week of an image's earliest tag week: below every week. */
+export const NO_EARLIER_WEEK = -2_147_483_648;
+
 /** Net changes to the aggregates of one transaction, applied at the end, each statement's rows in key order. */
-class Changes {
+export class Changes {
   private readonly byKey = new Map<string, { table: Table; key: Param[]; n: number }>();
 
   private add(table: Table, key: Param[], n: number): void {
@@ -97,6 +116,23 @@ class Changes {
     for (const p of platforms ?? []) {
       this.add('insight_platforms', [repoId, week, ...p], n);
       this.add('insight_namespace_platforms', [week, namespace, ...p], n);
+    }
+  }
+
+  /**
+   * Counts (n = 1) or uncounts (n = -1) an image of a repository in the evidence aggregates, at
+   * both levels: once per distinct week its tags were last updated in (`weeks`, ascending), each
+   * with the week before it (evidence-weeks.ts says why). Nothing for an image neither verified
+   * nor pushed by a known pusher.
+   */
+  evidence(repoId: number, namespace: string, weeks: readonly number[], as: EvidenceAs, n: 1 | -1): void {
+    if (as.verified !== 1 && as.pusher === null) return;
+    let prev = NO_EARLIER_WEEK;
+    for (const week of weeks) {
+      const dims = [prev, as.verified, as.pusher ?? ''];
+      this.add('insight_evidence', [repoId, week, ...dims], n);
+      this.add('insight_namespace_evidence', [week, namespace, ...dims], n);
+      prev = week;
     }
   }
 
@@ -192,8 +228,8 @@ export async function applyDeferredChanges(q: Queryable): Promise<void> {
   else for (const w of [...increments, ...emptied]) await q.run(w.sql, w.params);
 }
 
-/** The transaction's pending changes, and whether they wait for its end. */
-function changesOf(q: Queryable): { changes: Changes; later: boolean } {
+/** The transaction's pending changes, and whether they wait for its end (else the caller applies them). */
+export function changesOf(q: Queryable): { changes: Changes; later: boolean } {
   const later = deferred.get(q);
   return later ? { changes: later, later: true } : { changes: new Changes(), later: false };
 }
@@ -201,43 +237,53 @@ function changesOf(q: Queryable): { changes: Changes; later: boolean } {
 interface ImageRow {
   week: number;
   as: Counted | null;
+  evidence: EvidenceAs;
+}
+
+function evidenceAs(r: Row): EvidenceAs {
+  return { verified: num(r.verified), pusher: (r.pusher as string | null) ?? null };
 }
 
 /** This repository's rows of these images, locked for this transaction beside other writers. */
 async function lockImageRows(q: Queryable, repoId: number, digests: readonly string[]): Promise<Map<string, ImageRow>> {
   const rows = await q.all<Row>(
-    `SELECT digest, week, builder, build_source, media_family, multi FROM insight_images
+    `SELECT digest, week, builder, build_source, media_family, multi, verified, pusher FROM insight_images
      WHERE repository_id = ? AND digest IN (${marks(digests.length)}) ORDER BY digest${q.lock ? ' FOR UPDATE' : ''}`,
     [repoId, ...digests],
   );
-  return new Map(rows.map((r) => [r.digest as string, { week: num(r.week), as: counted(r) }]));
+  return new Map(rows.map((r) => [r.digest as string, { week: num(r.week), as: counted(r), evidence: evidenceAs(r) }]));
 }
 
 /**
  * Tags of this repository were set to these digests at `at`: their images may be new, or their
  * first weeks earlier (a first week is the minimum over the image's sets in the repository, so a
  * set only ever moves it earlier). `repository`: the repository's name, when the caller knows it.
+ * Returns what each image counts as beside the report, its row locked (for evidence-weeks.ts).
  */
-export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>, at: number, repository?: string): Promise<void> {
+export async function imagesTagged(q: Queryable, repoId: number, digests: Iterable<string>, at: number, repository?: string): Promise<Map<string, LockedImage>> {
   // As weekOf in SQL: integer division truncates.
   const week = Math.trunc((at - WEEK_ORIGIN) / WEEK_MS);
   const { changes, later } = changesOf(q);
   let namespace = repository === undefined ? undefined : namespaceOf(repository);
+  const evidence = new Map<string, LockedImage>();
   for (const part of chunks([...new Set(digests)].sort(), IN_CHUNK)) {
     // New images first, counted as their manifests are now (or not yet, while not stored), in one
-    // statement: an image's row is locked by inserting it, or below.
+    // statement: an image's row is locked by inserting it, or below. Whether it is verified and its
+    // pusher come with it (evidence-weeks.ts).
     const inserted = await q.all<Row>(
-      `INSERT INTO insight_images (repository_id, digest, week, builder, build_source, media_family, multi)
-       SELECT CAST(? AS bigint), v.column1, CAST(? AS bigint), ${INSERTED_COUNTED}
+      `INSERT INTO insight_images (repository_id, digest, week, builder, build_source, media_family, multi, verified, pusher)
+       SELECT CAST(? AS bigint), v.column1, CAST(? AS bigint), ${INSERTED_COUNTED}, ${INSERTED_EVIDENCE}
        FROM (VALUES ${part.map(() => '(?)').join(', ')}) AS v LEFT JOIN manifests m ON m.digest = v.column1
        WHERE true ORDER BY v.column1
-       ON CONFLICT (repository_id, digest) DO NOTHING RETURNING digest, builder, build_source, media_family, multi`,
-      [repoId, week, ...part],
+       ON CONFLICT (repository_id, digest) DO NOTHING RETURNING digest, builder, build_source, media_family, multi, verified, pusher`,
+      [repoId, week, repoId, ...part],
     );
     const added = new Map<string, Counted | null>(inserted.map((r) => [r.digest as string, counted(r)]));
+    for (const r of inserted) evidence.set(r.digest as string, { ...evidenceAs(r), fresh: true });
     // Rows there before (or inserted meanwhile by a transaction that committed since): locked, then compared.
     const theirs = part.filter((d) => !added.has(d));
     const before = theirs.length > 0 ? await lockImageRows(q, repoId, theirs) : new Map<string, ImageRow>();
+    for (const [d, row] of before) evidence.set(d, { ...row.evidence, fresh: false });
     const earlier = [...before].filter(([, row]) => week < row.week);
     if (earlier.length > 0) {
       const moved = earlier.map(([d]) => d);
@@ -253,7 +299,13 @@ export async function imagesTagged(q: Queryable, repoId: number, digests: Iterab
     }
   }
   if (!later) await changes.apply(q);
+  return evidence;
 }
+
+/** A new row's verified and pusher (v.column1: its digest; the parameter: its repository's id). */
+const INSERTED_EVIDENCE = `CASE WHEN EXISTS (SELECT 1 FROM build_verifications bv JOIN repositories br ON br.name = bv.repository
+    WHERE br.id = CAST(? AS bigint) AND bv.digest = v.column1) THEN 1 ELSE 0 END,
+  (SELECT p.pusher FROM manifest_pushers p WHERE p.digest = v.column1)`;
 
 /** COUNTED_SQL for a new row of insight_images: NULL throughout while the manifest is not stored. */
 const INSERTED_COUNTED = ['builder', 'build_source', 'media_family']
@@ -302,7 +354,8 @@ export async function manifestsChanged(q: Queryable, digests: Iterable<string>):
  * namespace is a name's first segment, which the two databases spell differently in SQL).
  */
 export async function backfillInsightWeeks(q: Queryable): Promise<void> {
-  for (const table of [...(Object.keys(TABLES) as Table[]).reverse(), 'insight_images']) await q.run(`DELETE FROM ${table}`);
+  // Not the evidence aggregates: they come with migration 12 (backfillInsightEvidence), after this one.
+  for (const table of [...[...COUNT_TABLES].reverse(), 'insight_images']) await q.run(`DELETE FROM ${table}`);
   await q.run(
     `INSERT INTO insight_images (repository_id, digest, week, builder, build_source, media_family, multi)
      SELECT s.repository_id, s.digest, s.week,

@@ -5,6 +5,7 @@ import { StoreError } from '../../errors.js';
 import { isIndexMediaType } from '../../oci/mediatypes.js';
 import type { Migration } from '../migrations/types.js';
 import { IN_CHUNK, type Driver, type Queryable, type Row, num } from './driver.js';
+import { backfillInsightEvidence } from './evidence-weeks.js';
 import { backfillInsightWeeks } from './insight-weeks.js';
 import { deriveManifests } from './insights.js';
 import { rebuildTermsWithKeys } from './terms.js';
@@ -18,6 +19,9 @@ const IN_CODE: ReadonlyMap<number, (q: Queryable) => Promise<void>> = new Map([
   // what the catalog already holds. Migration 11 refills every aggregate, so a catalog before 10
   // is filled once, by 11, in the same transaction.
   [11, backfillInsightWeeks],
+  // Verified images and images by pusher as weekly aggregates (12), counted from the tags,
+  // verifications and pushers already stored.
+  [12, backfillInsightEvidence],
 ]);
 
 /** Applies pending migrations; returns the versions applied. */

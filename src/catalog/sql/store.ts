@@ -10,6 +10,7 @@
 //   insights.ts    derived per-manifest facts and the weekly report
 //   referrers.ts   build-details referrers and the links of each repository's referrers tag
 //   verifications.ts  verified builds and who pushed a manifest
+//   evidence-weeks.ts the weekly aggregates of verified images and images by pusher
 //   image-batch.ts many images read back at once (getImages)
 //   read-scope-sql.ts  what a signed-in person may read, in SQL (every reader with a scope)
 //   sessions.ts    signed-in sessions
@@ -51,6 +52,7 @@ import * as tags from './tags.js';
 import * as verified from './verifications.js';
 import { evidenceChanged } from './terms.js';
 import { applyDeferredChanges, deferAggregateChanges } from './insight-weeks.js';
+import { insightEvidence } from './evidence-weeks.js';
 import { deferRepositoryCounters, writeRepositoryCounters } from './repository-counters.js';
 import type { ReadScope } from '../read-scope.js';
 import { readableRepositories, readableSql, scopedImage, scopedImages } from './read-scope-sql.js';
@@ -204,13 +206,18 @@ export class SqlStore implements Store {
 
   async recordVerifications(images: readonly { repository: string; digest: string }[], v: verified.VerifiedBuild): Promise<void> {
     for (const image of images) checkDigest(image.digest);
-    await this.driver.write(async (q) => {
+    // Alone: the images it counts as verified cannot change meanwhile (evidence-weeks.ts).
+    await this.change(async (q) => {
       for (const image of images) await verified.recordVerification(q, image.repository, image.digest, v);
-    });
+    }, false);
   }
   async recordPusher(digest: string, userAgent: string, pusher: string, at: Date): Promise<void> {
-    // One statement that stands alone (the first pusher kept): no transaction of its own needed.
-    await verified.recordPusher(this.driver, digest, userAgent, pusher, at);
+    checkDigest(digest);
+    await this.change(async (q) => {
+      // No image of this manifest can be counted meanwhile without its pusher (evidence-weeks.ts).
+      await q.lock?.([{ level: 'evidence', key: `m:${digest}`, exclusive: true }]);
+      await verified.recordPusher(q, digest, userAgent, pusher, at);
+    }, true);
   }
   async pusherOf(digest: string): Promise<verified.PusherRecord | undefined> {
     return verified.pusherOf(this.driver, digest);
@@ -220,7 +227,7 @@ export class SqlStore implements Store {
     // The repositories of the report (a signed-in person's readable ones only), as in insights().
     const ids = await insights.listedRepositories(this.driver, query, query.scope ? readableSql(this.d, query.scope, 'rs') : undefined);
     if (ids !== null && ids.length === 0) return { verified: 0, pushedBy: {} };
-    return verified.insightEvidence(this.driver, window.from, window.to, ids);
+    return insightEvidence(this.driver, window, ids);
   }
 
   // ---- build-details referrers (referrers.ts)
@@ -284,6 +291,7 @@ export class SqlStore implements Store {
     checkDigest(digest);
     const event: TagEvent = { at: ms(at, 'setTag'), kind: SET, digest };
     return this.change(async (q) => {
+      if (pushedBy) pusherLock(q, digest);
       const outcome = await tags.tagEvent(q, this.d, repository, tag, event);
       if (pushedBy) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
       return outcome;
@@ -302,9 +310,14 @@ export class SqlStore implements Store {
     const event: TagEvent = { at: ms(at, 'pushTag'), kind: SET, digest };
     return this.change(async (q) => {
       oneLockOrder(q);
+      if (pushedBy) pusherLock(q, digest);
       const inserted = manifest ? (await manifests.putManifest(q, manifest)).inserted : false;
+      // With the manifest, its evidence lock is held (putManifest): the pusher goes first, so that
+      // the tag's new image is counted under it as it is inserted (evidence-weeks.ts).
+      const pusherFirst = pushedBy !== undefined && manifest !== undefined;
+      if (pusherFirst) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
       const outcome = await tags.tagEvent(q, this.d, repository, tag, event);
-      if (pushedBy) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
+      if (pushedBy && !pusherFirst) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
       return { outcome, inserted };
     }, true);
   }
@@ -428,6 +441,19 @@ function oneLockOrder(q: Queryable): void {
       held.set(name, (held.get(name) ?? false) || k.exclusive);
     }
   };
+}
+
+/**
+ * A transaction that records the pusher of `digest`: the manifest's evidence lock, whenever it
+ * asks for it, is taken exclusively, so that no other writer counts an image of the manifest
+ * without its pusher meanwhile (evidence-weeks.ts). The key is asked for with the transaction's
+ * first evidence locks (the tag's, or the manifest's being stored), so no lock call is added.
+ */
+function pusherLock(q: Queryable, digest: string): void {
+  const lock = q.lock?.bind(q);
+  if (!lock) return;
+  const key = `m:${digest}`;
+  q.lock = (keys: readonly LockKey[]): Promise<void> => lock(keys.map((k) => (k.level === 'evidence' && k.key === key ? { ...k, exclusive: true } : k)));
 }
 
 /** The build details of these subjects changed: the images on them follow (terms.ts). */

@@ -5,7 +5,8 @@
 import type { EventOutcome, ReconcileResult, TagHistory } from '../types.js';
 import { MANIFEST_DELETE, SET, TAG_DELETE, type Segment, type TagEvent, type TagState, compareEvents, fold, isLive, lastEvent, step } from '../tagstate.js';
 import { IN_CHUNK, MAX_PARAMS, type Dialect, type Param, type Queryable, type Row, type Statement, chunks, dateOrNull, insertMany, marks, num, numOrNull, runTogether } from './driver.js';
-import { imagesTagged } from './insight-weeks.js';
+import { type TagWeekMove, tagWeeksMoved, weekOfTime } from './evidence-weeks.js';
+import { type LockedImage, imagesTagged } from './insight-weeks.js';
 import { repositoryChanged, repositoryCountersDeferred } from './repository-counters.js';
 import { type WriteContext, lockEvidence, loadSummaries, splitValue, summaryKey, termWrites } from './terms.js';
 
@@ -239,7 +240,8 @@ async function insertNewTags(q: Queryable, d: Dialect, repoId: number, fresh: re
       for (const r of inserted) ids.set(r.name as string, num(r.id));
     }
     await insertMany(q, 'tag_events', ['tag_id', 'at', 'kind', 'digest'], states.map((x) => [ids.get(x.name)!, at, SET, x.digest]));
-    await imagesTagged(q, repoId, digests, at);
+    const known = await imagesTagged(q, repoId, digests, at);
+    await tagWeeksMoved(q, repoId, states.map((x): TagWeekMove => ({ digest: x.digest, week: weekOfTime(x.state.updatedAt), n: 1 })), known);
     const terms: Param[][] = [];
     for (const x of states) {
       newest = Math.max(newest ?? x.state.updatedAt, x.state.updatedAt);
@@ -343,7 +345,7 @@ async function tagAndEvent(q: Queryable, d: Dialect, repoId: number, tag: string
 async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: string, event: TagEvent, ctx: WriteContext, repository?: string, logged?: TagAndEvent): Promise<EventOutcome> {
   const { row, fresh, deletedLater } = logged ?? (await tagAndEvent(q, d, repoId, tag, event));
   if (!fresh) return 'duplicate';
-  if (event.kind === SET) await imagesTagged(q, repoId, [event.digest], event.at, repository);
+  const known = event.kind === SET ? await imagesTagged(q, repoId, [event.digest], event.at, repository) : undefined;
   const before = stateOf(row);
   let after: TagState | null;
   if (stepsForward(row, before, event)) {
@@ -353,7 +355,7 @@ async function applyTagEvent(q: Queryable, d: Dialect, repoId: number, tag: stri
   } else {
     after = await replay(q, row);
   }
-  await writeTagState(q, d, row, before, after, event.at, ctx);
+  await writeTagState(q, d, row, before, after, event.at, ctx, known, repository);
   return after !== null && compareEvents(lastEvent(after), event) === 0 ? 'applied' : 'superseded';
 }
 
@@ -377,10 +379,21 @@ async function replay(q: Queryable, row: TagRow): Promise<TagState | null> {
 }
 
 /**
- * Stores a tag's new state and keeps its terms and its repository's counters in step: the tag's
- * row and its terms in one go (runTogether).
+ * Stores a tag's new state and keeps its terms, its repository's counters and the evidence
+ * aggregates (evidence-weeks.ts; `known` as there) in step: the tag's row and its terms in one go
+ * (runTogether).
  */
-async function writeTagState(q: Queryable, d: Dialect, row: TagRow, before: TagState | null, after: TagState | null, seenAt: number | null, ctx: WriteContext): Promise<void> {
+async function writeTagState(
+  q: Queryable,
+  d: Dialect,
+  row: TagRow,
+  before: TagState | null,
+  after: TagState | null,
+  seenAt: number | null,
+  ctx: WriteContext,
+  known?: ReadonlyMap<string, LockedImage>,
+  repository?: string,
+): Promise<void> {
   if (after === null) return;
   const g = d.greatest;
   const wasLive = isLive(before);
@@ -405,6 +418,11 @@ async function writeTagState(q: Queryable, d: Dialect, row: TagRow, before: TagS
     },
     ...terms,
   ]);
+  // The images the tag's row counts for (its digest, in the week of its update), before and after.
+  const moves: TagWeekMove[] = [];
+  if (row.digest !== null && row.updated_at !== null) moves.push({ digest: row.digest, week: weekOfTime(row.updated_at), n: -1 });
+  if (after.digest !== null) moves.push({ digest: after.digest, week: weekOfTime(after.updatedAt), n: 1 });
+  await tagWeeksMoved(q, row.repository_id, moves, known, repository);
   const liveDelta = (nowLive ? 1 : 0) - (wasLive ? 1 : 0);
   const buildDelta = (nowLive && hasBuild ? 1 : 0) - (wasLive && row.has_build ? 1 : 0);
   // The repository's update time is its tags' newest. A replay can move a tag's time back

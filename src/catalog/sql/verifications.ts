@@ -6,6 +6,7 @@
 import { UsageError } from '../../errors.js';
 import type { Driver, Param, Queryable, Row } from './driver.js';
 import type { SearchQuery } from '../types.js';
+import { recordFirstPusher, verificationRecorded } from './evidence-weeks.js';
 
 /** What a checked build report proves: a job of this project pushed this digest in this pipeline. */
 export interface VerifiedBuild {
@@ -40,13 +41,17 @@ function num(v: unknown): number {
   return typeof v === 'number' ? v : Number(v);
 }
 
-/** Records (or renews) the verification of a digest in a repository. */
+/**
+ * Records (or renews) the verification of a digest in a repository, and counts the image there
+ * as verified (evidence-weeks.ts). Runs alone (Store.recordVerifications).
+ */
 export async function recordVerification(q: Queryable, repository: string, digest: string, v: VerifiedBuild): Promise<void> {
-  await q.run('DELETE FROM build_verifications WHERE repository = ? AND digest = ?', [repository, digest]);
+  const renewed = await q.run('DELETE FROM build_verifications WHERE repository = ? AND digest = ?', [repository, digest]);
   await q.run(
     'INSERT INTO build_verifications (repository, digest, issuer, project_path, pipeline_id, job_id, sha, ref, verified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     [repository, digest, v.issuer, v.projectPath, v.pipelineId, v.jobId, v.sha, v.ref, v.at.getTime()],
   );
+  if (renewed === 0) await verificationRecorded(q, repository, digest);
 }
 
 function fromRow(r: Record<string, unknown>): VerifiedBuild {
@@ -154,12 +159,13 @@ function decodeVerifiedCursor(cursor: string | undefined): { u: number; i: numbe
 }
 
 /**
- * Verified images, and images by pusher, of the insights report: distinct repository and digest
- * that a tag moved to in [from, to), of these repositories (listedRepositories in insights.ts;
- * null: every one), in one statement. The repositories come as a list: each read starts from
- * their tags, however many other repositories there are.
+ * Verified images, and images by pusher, of the insights report counted from the base tables:
+ * distinct repository and digest of a tag (live or deleted) updated in [from, to) and pointing, or
+ * last pointing, at it, of these repositories (listedRepositories in insights.ts; null: every
+ * one). What the aggregates (evidence-weeks.ts insightEvidence, which the product reads) must
+ * always equal: tests and benchmarks compare the two.
  */
-export async function insightEvidence(db: Driver, from: number, to: number, repositoryIds: readonly number[] | null): Promise<{ verified: number; pushedBy: Record<string, number> }> {
+export async function recountInsightEvidence(db: Driver, from: number, to: number, repositoryIds: readonly number[] | null): Promise<{ verified: number; pushedBy: Record<string, number> }> {
   const d = db.dialect;
   const listed = repositoryIds === null ? '' : ` AND ${d.inIdList('g.repository_id')}`;
   const window: Param[] = [from, to, ...(repositoryIds === null ? [] : [d.idList(repositoryIds)])];
@@ -180,10 +186,13 @@ export async function insightEvidence(db: Driver, from: number, to: number, repo
   return { verified: num(rows[0]?.verified ?? 0), pushedBy };
 }
 
-/** The first push of a manifest names its pusher; later pushes of the same bytes change nothing. */
+/**
+ * The first push of a manifest names its pusher; later pushes of the same bytes change nothing.
+ * Beside other writers the caller holds the manifest's evidence lock exclusively (evidence-weeks.ts).
+ */
 export async function recordPusher(q: Queryable, digest: string, userAgent: string, pusher: string, at: Date): Promise<void> {
   // The first push recorded stays, also when two arrive at once.
-  await q.run('INSERT INTO manifest_pushers (digest, user_agent, pusher, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING', [digest, userAgent.slice(0, 200), pusher, at.getTime()]);
+  await recordFirstPusher(q, digest, userAgent.slice(0, 200), pusher, at.getTime());
 }
 
 export async function pusherOf(q: Queryable, digest: string): Promise<PusherRecord | undefined> {
