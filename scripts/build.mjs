@@ -36,7 +36,7 @@ await build({
 // annotate's own build (src/cli-annotate.ts), which bin/tagtrail.js runs for `tagtrail annotate`:
 // one file, no chunks, so node loads one module before the first request instead of a dozen (the
 // ESM loader resolves, reads and links each in turns of the event loop). The other commands are
-// left out: their packages would be imported with the file. bin/tagtrail.js never sends them here.
+// left out: their packages would be loaded with the file. bin/tagtrail.js never sends them here.
 const COMMAND = /^\.\/commands\/[a-z-]+\.js$/;
 const annotateOnly = {
   name: 'annotate-only',
@@ -45,12 +45,23 @@ const annotateOnly = {
       args.importer.endsWith('/src/cli.ts') && args.path !== './commands/annotate.js' ? { path: args.path, namespace: 'not-in-annotate-build' } : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: 'not-in-annotate-build' }, (args) => ({
-      contents: `export async function run() { throw new Error(${JSON.stringify(`${args.path} is not in the build of annotate (dist/annotate/cli.js): run it through bin/tagtrail.js`)}); }`,
+      contents: `export async function run() { throw new Error(${JSON.stringify(`${args.path} is not in the build of annotate (dist/annotate/cli.cjs): run it through bin/tagtrail.js`)}); }`,
       loader: 'js',
     }));
   },
 };
-await build({ ...common, splitting: false, entryPoints: { cli: 'src/cli-annotate.ts' }, outdir: 'dist/annotate', plugins: [annotateOnly] });
+await build({
+  ...common,
+  // CommonJS, which bin/tagtrail.js loads by require: no ES module loader to start. Its packages
+  // (undici, for --report) stay outside and load on first use.
+  format: 'cjs',
+  splitting: false,
+  banner: {},
+  entryPoints: { cli: 'src/cli-annotate.ts' },
+  outdir: 'dist/annotate',
+  outExtension: { '.js': '.cjs' },
+  plugins: [annotateOnly],
+});
 
 // In a child whose standard output is a pipe, so commander wraps help as it does for any pipe,
 // whatever terminal the build runs in.

@@ -62,7 +62,7 @@ describe('modules a command loads', () => {
     const r = await runRecorded(dir(), ['annotate', '--help', '--debug']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('Usage: tagtrail annotate');
-    expect(r.recorded).toMatch(/dist\/annotate\/cli\.js/);
+    expect(r.recorded).toMatch(/dist\/annotate\/cli\.cjs/);
     for (const p of SERVER_PACKAGES) expect([...r.packages], p).not.toContain(p);
   });
 
@@ -74,7 +74,7 @@ describe('modules a command loads', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(ref.split(':')[0]);
     expect(registry().count({ kind: 'manifest', method: 'GET' }) + registry().count({ kind: 'manifest', method: 'HEAD' })).toBeGreaterThan(0);
-    expect(r.recorded, "annotate's own build was loaded").toMatch(/dist\/annotate\/cli\.js/);
+    expect(r.recorded, "annotate's own build was loaded").toMatch(/dist\/annotate\/cli\.cjs/);
     for (const p of SERVER_PACKAGES) expect([...r.packages], p).not.toContain(p);
   });
 
@@ -86,12 +86,14 @@ describe('modules a command loads', () => {
     const r = await runRecorded(dir(), ['annotate', '--insecure-registry', registry().host, ref, '-a', 'com.example.modules=yes'], gitlabEnv());
     expect(r.code, r.stderr).toBe(0);
     expect(registry().count({ kind: 'manifest', method: 'PUT' })).toBe(1);
-    expect(r.recorded, 'the node:http client was loaded').toMatch(/^esm node:http$/m);
     // undici (about 100 ms of CPU to load) is for the commands that use fetch, not this one.
     expect([...r.packages]).toEqual([]);
-    // Its own build, one file: node loads one module of dist/ before the first request, not the
-    // cli and the dozen chunks the commands share (scripts/build.mjs, src/cli-annotate.ts).
-    expect(distFiles(r.recorded)).toEqual(['dist/annotate/cli.js']);
+    // Its own build, one file, by require: node loads one module of dist/ before the first
+    // request, not the cli and the dozen chunks the commands share, and starts no ES module loader
+    // (scripts/build.mjs, src/cli-annotate.ts, bin/tagtrail.js).
+    expect(distFiles(r.recorded)).toEqual(['dist/annotate/cli.cjs']);
+    expect(r.recorded).toMatch(/^cjs \S+\/dist\/annotate\/cli\.cjs$/m);
+    expect(r.recorded).not.toMatch(/^esm \S+\/dist\//m);
   });
 
   it('the other commands run from the shared build', async () => {
@@ -99,7 +101,7 @@ describe('modules a command loads', () => {
     expect(r.code, r.stderr).not.toBe(0);
     expect(r.stderr).not.toMatch(/not in the build of annotate/);
     expect(distFiles(r.recorded)).toContain('dist/cli.js');
-    expect(distFiles(r.recorded)).not.toContain('dist/annotate/cli.js');
+    expect(distFiles(r.recorded)).not.toContain('dist/annotate/cli.cjs');
   });
 
   it('annotate --report from its own build loads undici for the report only, and the report arrives', async () => {
@@ -129,7 +131,7 @@ describe('modules a command loads', () => {
       expect(received[0]?.path).toBe('/api/v1/builds');
       expect(received[0]?.authorization).toBe(true);
       expect(JSON.parse(received[0]?.body ?? '{}')).toEqual({ images: [{ image: ref, digest: out.after }] });
-      expect(distFiles(r.recorded)).toEqual(['dist/annotate/cli.js']);
+      expect(distFiles(r.recorded)).toEqual(['dist/annotate/cli.cjs']);
       expect([...r.packages]).toContain('undici');
     } finally {
       await new Promise((resolve) => serve.close(resolve));
@@ -139,5 +141,5 @@ describe('modules a command loads', () => {
 
 /** The files of dist/ a recorded run loaded, relative to the project, each once. */
 function distFiles(recorded: string): string[] {
-  return [...new Set([...recorded.matchAll(/\/(dist\/[^\s]+\.js)$/gm)].map((m) => m[1] as string))].sort();
+  return [...new Set([...recorded.matchAll(/\/(dist\/\S+\.c?js)$/gm)].map((m) => m[1] as string))].sort();
 }
