@@ -13,11 +13,7 @@ rmSync('dist', { recursive: true, force: true });
 // loaded only by the command that needs it.
 const { dependencies } = JSON.parse(readFileSync('package.json', 'utf8'));
 const bundled = new Set(['commander']);
-
-await build({
-  // The SQLite connection threads' code is its own entry: a worker loads it by file (src/catalog/sqlite-thread.ts).
-  entryPoints: { cli: 'src/cli.ts', 'fixed-output': 'src/fixed-output.ts', 'sqlite-worker': 'src/catalog/sqlite-worker.ts' },
-  outdir: 'dist',
+const common = {
   bundle: true,
   splitting: true,
   format: 'esm',
@@ -28,6 +24,43 @@ await build({
   banner: { js: "import { createRequire as __tagtrailCreateRequire } from 'node:module'; const require = __tagtrailCreateRequire(import.meta.url);" },
   sourcemap: true,
   logLevel: 'warning',
+};
+
+await build({
+  ...common,
+  // The SQLite connection threads' code is its own entry: a worker loads it by file (src/catalog/sqlite-thread.ts).
+  entryPoints: { cli: 'src/cli.ts', 'fixed-output': 'src/fixed-output.ts', 'sqlite-worker': 'src/catalog/sqlite-worker.ts' },
+  outdir: 'dist',
+});
+
+// annotate's own build (src/cli-annotate.ts), which bin/tagtrail.js runs for `tagtrail annotate`:
+// one file, no chunks, so node loads one module before the first request instead of a dozen (the
+// ESM loader resolves, reads and links each in turns of the event loop). The other commands are
+// left out: their packages would be loaded with the file. bin/tagtrail.js never sends them here.
+const COMMAND = /^\.\/commands\/[a-z-]+\.js$/;
+const annotateOnly = {
+  name: 'annotate-only',
+  setup(b) {
+    b.onResolve({ filter: COMMAND }, (args) =>
+      args.importer.endsWith('/src/cli.ts') && args.path !== './commands/annotate.js' ? { path: args.path, namespace: 'not-in-annotate-build' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'not-in-annotate-build' }, (args) => ({
+      contents: `export async function run() { throw new Error(${JSON.stringify(`${args.path} is not in the build of annotate (dist/annotate/cli.cjs): run it through bin/tagtrail.js`)}); }`,
+      loader: 'js',
+    }));
+  },
+};
+await build({
+  ...common,
+  // CommonJS, which bin/tagtrail.js loads by require: no ES module loader to start. Its packages
+  // (undici, for --report) stay outside and load on first use.
+  format: 'cjs',
+  splitting: false,
+  banner: {},
+  entryPoints: { cli: 'src/cli-annotate.ts' },
+  outdir: 'dist/annotate',
+  outExtension: { '.js': '.cjs' },
+  plugins: [annotateOnly],
 });
 
 // In a child whose standard output is a pipe, so commander wraps help as it does for any pipe,

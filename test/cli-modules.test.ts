@@ -3,6 +3,8 @@
 // fixed answers (--version, --help) do not even load the command line. The modules are
 // recorded by test/helpers/record-modules.mjs, loaded into the real bin with NODE_OPTIONS.
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -60,7 +62,7 @@ describe('modules a command loads', () => {
     const r = await runRecorded(dir(), ['annotate', '--help', '--debug']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('Usage: tagtrail annotate');
-    expect(r.recorded).toMatch(/dist\/cli\.js/);
+    expect(r.recorded).toMatch(/dist\/annotate\/cli\.cjs/);
     for (const p of SERVER_PACKAGES) expect([...r.packages], p).not.toContain(p);
   });
 
@@ -72,7 +74,7 @@ describe('modules a command loads', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(ref.split(':')[0]);
     expect(registry().count({ kind: 'manifest', method: 'GET' }) + registry().count({ kind: 'manifest', method: 'HEAD' })).toBeGreaterThan(0);
-    expect(r.recorded, 'the annotate command was loaded').toMatch(/dist\/annotate-[A-Z0-9]+\.js/);
+    expect(r.recorded, "annotate's own build was loaded").toMatch(/dist\/annotate\/cli\.cjs/);
     for (const p of SERVER_PACKAGES) expect([...r.packages], p).not.toContain(p);
   });
 
@@ -84,8 +86,60 @@ describe('modules a command loads', () => {
     const r = await runRecorded(dir(), ['annotate', '--insecure-registry', registry().host, ref, '-a', 'com.example.modules=yes'], gitlabEnv());
     expect(r.code, r.stderr).toBe(0);
     expect(registry().count({ kind: 'manifest', method: 'PUT' })).toBe(1);
-    expect(r.recorded, 'the node:http client was loaded').toMatch(/dist\/node-http-[A-Z0-9]+\.js/);
     // undici (about 100 ms of CPU to load) is for the commands that use fetch, not this one.
     expect([...r.packages]).toEqual([]);
+    // Its own build, one file, by require: node loads one module of dist/ before the first
+    // request, not the cli and the dozen chunks the commands share, and starts no ES module loader
+    // (scripts/build.mjs, src/cli-annotate.ts, bin/tagtrail.js).
+    expect(distFiles(r.recorded)).toEqual(['dist/annotate/cli.cjs']);
+    expect(r.recorded).toMatch(/^cjs \S+\/dist\/annotate\/cli\.cjs$/m);
+    expect(r.recorded).not.toMatch(/^esm \S+\/dist\//m);
+  });
+
+  it('the other commands run from the shared build', async () => {
+    const r = await runRecorded(dir(), ['show', '--insecure-registry', registry().host, `${registry().host}/modules/none:v1`]);
+    expect(r.code, r.stderr).not.toBe(0);
+    expect(r.stderr).not.toMatch(/not in the build of annotate/);
+    expect(distFiles(r.recorded)).toContain('dist/cli.js');
+    expect(distFiles(r.recorded)).not.toContain('dist/annotate/cli.cjs');
+  });
+
+  it('annotate --report from its own build loads undici for the report only, and the report arrives', async () => {
+    const image = await makeImage(join(dir(), 'img-report'), { tag: 'v1' });
+    const ref = `${registry().host}/modules/report:v1`;
+    await pushImage(image, ref);
+    const received: { path: string; authorization: boolean; body: string }[] = [];
+    const serve = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ path: req.url ?? '', authorization: req.headers.authorization === 'Bearer id-token', body });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => serve.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (serve.address() as AddressInfo).port;
+      const r = await runRecorded(dir(), ['annotate', '--insecure-registry', registry().host, ref, '-a', 'com.example.modules=report', '--report', `http://127.0.0.1:${port}`, '-o', 'json'], {
+        ...gitlabEnv(),
+        TAGTRAIL_ID_TOKEN: 'id-token',
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { after: string; report: { accepted: boolean } };
+      expect(out.report).toEqual({ accepted: true });
+      expect(received).toHaveLength(1);
+      expect(received[0]?.path).toBe('/api/v1/builds');
+      expect(received[0]?.authorization).toBe(true);
+      expect(JSON.parse(received[0]?.body ?? '{}')).toEqual({ images: [{ image: ref, digest: out.after }] });
+      expect(distFiles(r.recorded)).toEqual(['dist/annotate/cli.cjs']);
+      expect([...r.packages]).toContain('undici');
+    } finally {
+      await new Promise((resolve) => serve.close(resolve));
+    }
   });
 });
+
+/** The files of dist/ a recorded run loaded, relative to the project, each once. */
+function distFiles(recorded: string): string[] {
+  return [...new Set([...recorded.matchAll(/\/(dist\/\S+\.c?js)$/gm)].map((m) => m[1] as string))].sort();
+}

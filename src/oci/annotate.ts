@@ -445,10 +445,12 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
   }
   // What the new digest leaves behind is looked up while the rest goes on: the look-ups read other
   // tags and manifests, and their answers only go into warnings, so nothing waits for them. When
-  // the top manifest changes whatever lies below it, they start at once, beside the reads of an
-  // index's children, whose connections the writes then reuse; else once the plan says whether
-  // anything changes. A run that fails stops them: its error is the answer, and their retries must
-  // not hold it up.
+  // the top manifest changes whatever lies below it, they start beside the reads of an index's
+  // children, whose connections the writes then reuse; else once the plan says whether anything
+  // changes, beside the first write. Either way they go out just after the requests the run waits
+  // for, which so take the connection the read of the top manifest left open instead of opening
+  // one (a round trip or more on a real link, TLS included). A run that fails stops them: its
+  // error is the answer, and their retries must not hold it up.
   const lookUps = new AbortController();
   let dependents: Promise<string[]> | undefined;
   const lookUp = (): Promise<string[]> => {
@@ -457,7 +459,6 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
     return dependents;
   };
   const topChanges = top.kind === 'index' && !opts.fromLabels && topChangesAnyway(top, changes, toOci);
-  if (topChanges) lookUp();
   try {
     // Plan the whole tree first (every read, no write), so that bad input found anywhere stops
     // the run before the first write; then PUT what changed by digest, innermost first.
@@ -465,7 +466,9 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
     if (top.kind === 'image') {
       result = rewrite(top, withLabels(changes, await labelsOf(top)), toOci);
     } else {
-      plan = await planIndex({ client, ref, opts: { ...opts, changes }, toOci, labelsOf, outcomes, readReferencesEarly: topChanges }, top, 1, '');
+      const planning = planIndex({ client, ref, opts: { ...opts, changes }, toOci, labelsOf, outcomes, readReferencesEarly: topChanges }, top, 1, '');
+      if (topChanges) lookUp();
+      plan = await planning;
       result = plan.r;
     }
     outcomes.unshift({
@@ -476,8 +479,9 @@ export async function annotateImage(client: RegistryClient, ref: Reference, opts
       diff: result.diff,
       converted: result.converted,
     });
+    const writing = result.changed && !opts.dryRun ? write(client, ref, top, result, plan, opts) : undefined;
     if (result.changed) lookUp();
-    if (result.changed && !opts.dryRun) await write(client, ref, top, result, plan, opts);
+    await writing;
   } catch (err) {
     lookUps.abort();
     throw err;

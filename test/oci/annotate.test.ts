@@ -157,6 +157,25 @@ describe('annotate a single OCI image', () => {
     }
   });
 
+  it('the race check takes the connection the read of the tag left open; the look-ups open their own (the CLI, on node:http)', async () => {
+    const link = await startFaultProxy({ upstream: registry.url });
+    try {
+      const r = await runBin(['annotate', '--insecure-registry', link.host, `${link.host}/${repo}:v1`, '-a', 'com.example.warm=yes', '--no-read-back'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      const tagRead = link.requests.find((q) => q.method === 'GET' && q.reference === 'v1');
+      const raceCheck = link.requests.find((q) => q.method === 'HEAD' && q.reference === 'v1');
+      const lookUps = link.requests.filter((q) => q.kind === 'referrers' || q.kind === 'tags');
+      // On a real link a new connection costs a round trip (two or three with TLS) before its
+      // request: the request the write waits for must not pay it, the look-ups can.
+      expect(raceCheck?.connection).toBe(tagRead?.connection);
+      expect(lookUps.map((q) => q.connection)).not.toContain(tagRead?.connection);
+      expect((await read(repo, 'v1')).json.annotations?.['com.example.warm']).toBe('yes');
+    } finally {
+      await link.stop();
+      await runCli(['annotate', `${registry.host}/${repo}:v1`, '--remove-annotation', 'com.example.warm', '--no-read-back'], { env });
+    }
+  });
+
   it('a look-up for the warnings that fails (tag list: HTTP 500) is a warning: the tag is still annotated, exit 0', async () => {
     const failing = await startFaultProxy({ upstream: registry.url });
     try {
@@ -353,6 +372,25 @@ describe('annotate an OCI index with attestations', () => {
       reads.open();
       writes.open();
       await held.stop();
+    }
+  });
+
+  it('the reads of the children start with one on the connection the read of the index left open; the look-ups open their own (the CLI, on node:http)', async () => {
+    await pushImage(index, `${registry.host}/${repo}:warm`);
+    const link = await startFaultProxy({ upstream: registry.url });
+    try {
+      const r = await runBin(['annotate', '--insecure-registry', link.host, `${link.host}/${repo}:warm`, '--no-read-back'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      const tagRead = link.requests.find((q) => q.method === 'GET' && q.reference === 'warm');
+      const childGets = link.requests.filter((q) => q.method === 'GET' && q.kind === 'manifest' && q.reference?.startsWith('sha256:'));
+      const lookUps = link.requests.filter((q) => q.kind === 'referrers' || q.kind === 'tags');
+      expect(childGets).toHaveLength(index.images.length + index.attestations.length);
+      expect(childGets.map((q) => q.connection)).toContain(tagRead?.connection);
+      expect(lookUps).toHaveLength(2);
+      expect(lookUps.map((q) => q.connection)).not.toContain(tagRead?.connection);
+      expectCiAnnotations((await read(repo, 'warm')).json.annotations);
+    } finally {
+      await link.stop();
     }
   });
 
