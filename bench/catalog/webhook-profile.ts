@@ -8,6 +8,7 @@
 // The timed window is printed as process.hrtime microseconds (the clock of the profiles'
 // startTime and timeDeltas), so the samples of the registry fill can be left out. Sizes:
 // BENCH_CATALOG_EVENTS (default 300). Writes no results file.
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore } from '../../src/catalog/open.js';
 import { EVENTS_MEDIA_TYPE } from '../../src/catalog/events.js';
@@ -28,6 +29,29 @@ const cpuPerEvent = (from: NodeJS.CpuUsage, events: number): string => {
   const used = process.cpuUsage(from);
   return `${fmt((used.user + used.system) / 1000 / events, 2)} ms CPU per event in this process`;
 };
+/** CPU ms of each thread of this process (Linux), by thread id and name: which thread the CPU time per event goes to. */
+function threadTimes(): Map<string, number> {
+  const out = new Map<string, number>();
+  const tick = 1000 / 100;
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(`${tid} ${name}`, (Number(fields[11]) + Number(fields[12])) * tick);
+    }
+  } catch {
+    // Not Linux: no split.
+  }
+  return out;
+}
+const threadSplit = (from: Map<string, number>, events: number): string =>
+  [...threadTimes()]
+    .map(([k, v]) => [k, (v - (from.get(k) ?? 0)) / events] as const)
+    .filter(([, v]) => v >= 0.05)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k.startsWith(`${process.pid} `) ? 'main' : `thread ${k.split(' ')[0]}`} ${fmt(v, 2)}`)
+    .join(', ');
 const micros = (): string => String(process.hrtime.bigint() / 1000n);
 
 const work = await makeTempDir('bench-webhook-profile');
@@ -57,18 +81,20 @@ try {
     try {
       const from = micros();
       const cpu = process.cpuUsage();
+      const threads = threadTimes();
       const run = await baselineRun(dialect, writer, registry.host, images.slice(0, WEBHOOK_EVENTS), WEBHOOK_CONCURRENCY);
-      process.stdout.write(`${dialect} baseline ×${WEBHOOK_CONCURRENCY}: ${fmt(run.eventsPerSecond, 0)} events/s, ${cpuPerEvent(cpu, WEBHOOK_EVENTS)} (window ${from}..${micros()} µs)\n`);
+      process.stdout.write(`${dialect} baseline ×${WEBHOOK_CONCURRENCY}: ${fmt(run.eventsPerSecond, 0)} events/s, ${cpuPerEvent(cpu, WEBHOOK_EVENTS)} [${threadSplit(threads, WEBHOOK_EVENTS)}] (window ${from}..${micros()} µs)\n`);
     } finally {
       await writer.close();
     }
     for (const scenario of ['new manifest', 'duplicate']) {
       const from = micros();
       const cpu = process.cpuUsage();
+      const threads = threadTimes();
       const started = now();
       await pool(bodies.length, WEBHOOK_CONCURRENCY, (k) => post(bodies[k] as string));
       const ms = now() - started;
-      process.stdout.write(`${dialect} ${scenario} ×${WEBHOOK_CONCURRENCY}: ${fmt(bodies.length / (ms / 1000), 0)} events/s, ${cpuPerEvent(cpu, bodies.length)} (window ${from}..${micros()} µs)\n`);
+      process.stdout.write(`${dialect} ${scenario} ×${WEBHOOK_CONCURRENCY}: ${fmt(bodies.length / (ms / 1000), 0)} events/s, ${cpuPerEvent(cpu, bodies.length)} [${threadSplit(threads, bodies.length)}] (window ${from}..${micros()} µs)\n`);
     }
   } finally {
     await store.close();
