@@ -7,7 +7,8 @@
 // queue, and a transaction holds it from BEGIN to COMMIT. Reads outside a transaction use a second
 // connection, so they never wait behind a transaction; WAL gives each statement a committed snapshot. Across processes, write transactions are BEGIN IMMEDIATE: they
 // take SQLite's write lock up front (waiting up to the busy timeout) instead of failing half-way.
-// WAL lets readers in other processes go on meanwhile.
+// WAL lets readers in other processes go on meanwhile. On the write thread, event-path writes that
+// wait for the connection commit as one group (writeGroup), each in a savepoint of its own.
 import { randomUUID } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
