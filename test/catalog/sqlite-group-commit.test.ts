@@ -175,6 +175,27 @@ describe('tag pushes that wait for the SQLite write connection', () => {
     expect(sql(path, 'SELECT count(*) AS n FROM late_check')).toEqual([{ n: 0 }]);
     expect(sql(path, 'SELECT count(*) AS n FROM manifests WHERE digest = ?', image(31).digest)).toEqual([{ n: 0 }]);
   });
+
+  it('a push that makes SQLite end the whole transaction: each runs again alone, and only that one fails', async () => {
+    const { store, path } = await fresh();
+    // A tag named `gone` rolls back the whole transaction it is written in, not only its statement.
+    exec(path, `CREATE TRIGGER end_gone BEFORE INSERT ON tags WHEN NEW.name = 'gone' BEGIN SELECT RAISE(ROLLBACK, 'ended'); END`);
+    const names = ['b1', 'gone', 'b3'];
+    const held = await holdWriter(store);
+    const before = walCommits(path);
+    const pushes = names.map((tag, i) => store.pushTag({ repository: 'group/gone', tag, digest: image(50 + i).digest, at: at(50 + i), manifest: image(50 + i) }));
+    await posted();
+    held.release();
+    await held.done;
+    const outcomes = await Promise.allSettled(pushes);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((outcomes[1] as PromiseRejectedResult).reason).toBeInstanceOf(StoreError);
+    expect(walCommits(path) - before).toBe(2);
+    expect(sql(path, `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = 'group/gone' ORDER BY t.name`).map((r) => r.name)).toEqual(['b1', 'b3']);
+    expect(sql(path, 'SELECT count(*) AS n FROM manifests WHERE digest = ?', image(51).digest)).toEqual([{ n: 0 }]);
+    // The store goes on: the next push commits.
+    expect(await store.pushTag({ repository: 'group/gone', tag: 'b4', digest: image(53).digest, at: at(53), manifest: image(53) })).toEqual({ outcome: 'applied', inserted: true });
+  });
 });
 
 describe('webhook events that wait for the SQLite write connection', () => {
