@@ -46,7 +46,7 @@ interface BaselineWriter {
   close(): Promise<void>;
 }
 
-async function baselineWriter(dialect: 'sqlite' | 'postgres', where: string): Promise<BaselineWriter> {
+export async function baselineWriter(dialect: 'sqlite' | 'postgres', where: string): Promise<BaselineWriter> {
   const ddl = 'CREATE TABLE IF NOT EXISTS baseline_events (repository text NOT NULL, tag text NOT NULL, digest text NOT NULL, at bigint NOT NULL, manifest bytea NOT NULL)';
   if (dialect === 'sqlite') {
     const db = new Database(where);
@@ -81,7 +81,7 @@ async function baselineWriter(dialect: 'sqlite' | 'postgres', where: string): Pr
   };
 }
 
-async function baselineRun(dialect: 'sqlite' | 'postgres', writer: BaselineWriter, host: string, slice: readonly RegistryImage[], inFlight: number): Promise<BaselineRun> {
+export async function baselineRun(dialect: 'sqlite' | 'postgres', writer: BaselineWriter, host: string, slice: readonly RegistryImage[], inFlight: number): Promise<BaselineRun> {
   const latencies: number[] = [];
   const started = now();
   await pool(slice.length, inFlight, async (k) => {
@@ -136,7 +136,7 @@ async function storeOnly(dialect: 'sqlite' | 'postgres', url: string, calls: Sto
   }
 }
 
-function envelope(img: RegistryImage, host: string, at: number): string {
+export function envelope(img: RegistryImage, host: string, at: number): string {
   return JSON.stringify({
     events: [
       {

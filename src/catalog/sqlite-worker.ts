@@ -11,8 +11,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { UsageError } from '../errors.js';
 import type { Queryable } from './sql/driver.js';
-import { type Request, type ThreadOptions, WRITES, toWire } from './sqlite-thread.js';
-import { openLocalSqliteStore } from './sqlite.js';
+import { type Answer, type Request, type ThreadOptions, WRITES, toWire } from './sqlite-thread.js';
+import { type GroupedCall, openLocalSqliteStore } from './sqlite.js';
 
 /** The store methods each role runs whole (SqliteStore in sqlite.ts forwards them). */
 const THREAD_METHODS = {
@@ -25,8 +25,67 @@ type Role = keyof typeof THREAD_METHODS;
 const options = workerData as ThreadOptions & { role: Role };
 const port = parentPort;
 if (!port) throw new Error('sqlite-worker runs as a worker thread');
-const { store, driver, connection } = openLocalSqliteStore(options);
+const { store, driver, connection, writeGroup } = openLocalSqliteStore(options);
 const methods: readonly string[] = THREAD_METHODS[options.role];
+
+/**
+ * The writes of the event path, one tag or manifest each: those that arrive together run as one
+ * group commit (SqliteDriver.writeGroup), each undone alone when it fails. A crawl's batches
+ * (putManifests, reconcileRepository) are large already and commit on their own.
+ */
+const GROUPED: ReadonlySet<string> = new Set(['setTag', 'pushTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest', 'markUnreadable']);
+/** At most this many calls in one group: the first of them waits for the last's statements before its COMMIT. */
+const MAX_GROUP = 32;
+
+interface Waiting {
+  call: GroupedCall;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Grouped calls not yet in a group, and whether a group that will take them is queued. */
+let waiting: Waiting[] = [];
+let groupQueued = false;
+
+/**
+ * Queues a group once the messages of this turn of the loop are in (setImmediate); the group takes
+ * its calls when the write connection is free, so those that arrive meanwhile join it.
+ */
+function joinGroup(call: GroupedCall): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    waiting.push({ call, resolve, reject });
+    if (groupQueued) return;
+    groupQueued = true;
+    setImmediate(runGroup);
+  });
+}
+
+function runGroup(): void {
+  let taken: Waiting[] | undefined;
+  writeGroup(() => {
+    taken = waiting.slice(0, MAX_GROUP);
+    waiting = waiting.slice(taken.length);
+    groupQueued = waiting.length > 0;
+    if (groupQueued) setImmediate(runGroup);
+    return taken.map((w) => w.call);
+  }).then(
+    (outcomes) =>
+      outcomes.forEach((o, i) => {
+        const w = (taken as Waiting[])[i] as Waiting;
+        if (o.status === 'fulfilled') w.resolve(o.value);
+        else w.reject(o.reason);
+      }),
+    (err: unknown) => {
+      // Refused before it took its calls (the catalog closed): those waiting fail with it.
+      if (!taken) {
+        taken = waiting;
+        waiting = [];
+        groupQueued = false;
+      }
+      for (const w of taken) w.reject(err);
+    },
+  );
+}
 
 /** A transaction of the main thread, open in the driver's queue until `commit` or `rollback`. */
 let held: { q: Queryable; finish: (commit: boolean) => void; done: Promise<unknown> } | undefined;
@@ -68,6 +127,10 @@ async function handle(m: Request): Promise<unknown> {
     }
     case 'call': {
       if (!methods.includes(m.method)) throw new UsageError(`${m.method} is not a method of the ${options.role} thread`);
+      if (options.role === 'writer' && GROUPED.has(m.method)) {
+        const { method, args } = m;
+        return joinGroup((grouped) => (grouped as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method]?.apply(grouped, args as unknown[]) as Promise<unknown>);
+      }
       const method = (store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[m.method] as (...args: unknown[]) => Promise<unknown>;
       return method.apply(store, m.args as unknown[]);
     }
@@ -77,11 +140,27 @@ async function handle(m: Request): Promise<unknown> {
   }
 }
 
-port.on('message', (m: Request & { id: number }) => {
-  handle(m).then(
-    (value) => port.postMessage(value === WRITES ? { id: m.id, writes: true } : { id: m.id, value }),
-    (err: unknown) => port.postMessage({ id: m.id, error: toWire(err) }),
-  );
+/** Answers not yet posted: those settled in one turn of microtasks go as one message. */
+let answers: Answer[] = [];
+
+function answer(a: Answer): void {
+  if (answers.length === 0) {
+    queueMicrotask(() => {
+      const batch = answers;
+      answers = [];
+      port?.postMessage(batch.length === 1 ? batch[0] : batch);
+    });
+  }
+  answers.push(a);
+}
+
+port.on('message', (message: (Request & { id: number }) | (Request & { id: number })[]) => {
+  for (const m of Array.isArray(message) ? message : [message]) {
+    handle(m).then(
+      (value) => answer(value === WRITES ? { id: m.id, writes: true } : { id: m.id, value }),
+      (err: unknown) => answer({ id: m.id, error: toWire(err) }),
+    );
+  }
 });
 // Open: the connection was opened above (a failure there ends the thread, which fails every request).
 port.postMessage({ id: 0, value: true });

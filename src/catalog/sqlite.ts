@@ -7,7 +7,8 @@
 // queue, and a transaction holds it from BEGIN to COMMIT. Reads outside a transaction use a second
 // connection, so they never wait behind a transaction; WAL gives each statement a committed snapshot. Across processes, write transactions are BEGIN IMMEDIATE: they
 // take SQLite's write lock up front (waiting up to the busy timeout) instead of failing half-way.
-// WAL lets readers in other processes go on meanwhile.
+// WAL lets readers in other processes go on meanwhile. On the write thread, event-path writes that
+// wait for the connection commit as one group (writeGroup), each in a savepoint of its own.
 import { randomUUID } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -166,17 +167,34 @@ class LocalConnection implements Connection {
   async control(op: 'begin' | 'commit' | 'rollback'): Promise<void> {
     if (op === 'begin') {
       // No busy wait (it would block this thread's loop): SqliteDriver.begin retries on a timer.
-      this.db.pragma('busy_timeout = 0');
+      this.statement('PRAGMA busy_timeout = 0').get();
       try {
-        this.db.exec('BEGIN IMMEDIATE');
+        this.statement('BEGIN IMMEDIATE').run();
       } finally {
-        this.db.pragma(`busy_timeout = ${this.options.busyTimeoutMs}`);
+        this.statement(`PRAGMA busy_timeout = ${this.options.busyTimeoutMs}`).get();
       }
     } else if (op === 'commit') {
-      this.db.exec('COMMIT');
+      this.statement('COMMIT').run();
     } else if (this.db.inTransaction) {
-      this.db.exec('ROLLBACK');
+      this.statement('ROLLBACK').run();
     }
+  }
+
+  /** A write of a group inside the group's transaction (SqliteDriver.writeGroup): it alone is undone when it fails. */
+  savepoint(op: 'begin' | 'release' | 'rollback'): void {
+    if (op === 'begin') {
+      this.statement('SAVEPOINT grouped').run();
+    } else if (op === 'release') {
+      this.statement('RELEASE grouped').run();
+    } else {
+      this.statement('ROLLBACK TO grouped').run();
+      this.statement('RELEASE grouped').run();
+    }
+  }
+
+  /** False once SQLite ended the transaction itself (a full disk, an I/O error): what it held is gone. */
+  get inTransaction(): boolean {
+    return this.db.inTransaction;
   }
 
   async close(): Promise<void> {
@@ -189,6 +207,8 @@ class SqliteDriver implements Driver {
   readonly dialect = SQLITE_DIALECT;
   /** The connection every write goes through, in the order of `queue`. */
   readonly writer: Connection;
+  /** The connection when it is on this thread (the write thread's own driver): it runs groups of writes (writeGroup). */
+  private readonly local: LocalConnection | undefined;
   /** Reads outside a transaction, on a connection of their own (WAL): they never wait behind a writer's transaction. Started at the first read. */
   private reader: Promise<Connection> | undefined;
   private readonly readerOptions: ThreadOptions | undefined;
@@ -205,9 +225,11 @@ class SqliteDriver implements Driver {
     if (!Number.isInteger(cacheMiB) || cacheMiB < 1 || cacheMiB > 4096) throw new StoreError(`SQLite cache of ${cacheMiB} MiB: not an integer from 1 to 4096`);
     const thread: ThreadOptions = { path, busyTimeoutMs: BUSY_TIMEOUT_MS, cacheMiB };
     if (where === 'local') {
-      this.writer = new LocalConnection(thread);
+      this.local = new LocalConnection(thread);
+      this.writer = this.local;
       return;
     }
+    this.local = undefined;
     // Opened here first, on this thread: a catalog that cannot be opened fails at once, and the
     // file, its mode and WAL are in place before the connection threads open it.
     try {
@@ -306,18 +328,94 @@ class SqliteDriver implements Driver {
   }
 
   write<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    return this.exclusive(() => this.transaction(fn));
+  }
+
+  /** A transaction on the write connection, which the caller holds already. */
+  private async transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    await this.begin();
+    try {
+      // A Queryable of its own: what a transaction gathers by its Queryable (insight-weeks.ts,
+      // repository-counters.ts) dies with it, even when it fails half-way.
+      const result = await fn({ dialect: SQLITE_DIALECT, all: this.direct.all, run: this.direct.run });
+      await this.writer.control('commit');
+      return result;
+    } catch (err) {
+      await this.writer.control('rollback').catch(() => undefined);
+      throw storeError('catalog transaction failed', err);
+    }
+  }
+
+  /** One write of a group, in a savepoint of the group's transaction: its failure undoes it alone. */
+  private async savepoint<T>(local: LocalConnection, fn: (q: Queryable) => Promise<T>): Promise<T> {
+    local.savepoint('begin');
+    try {
+      const result = await fn({ dialect: SQLITE_DIALECT, all: this.direct.all, run: this.direct.run });
+      local.savepoint('release');
+      return result;
+    } catch (err) {
+      // A transaction SQLite ended itself has no savepoint left; writeGroup sees it and runs each call again alone.
+      if (local.inTransaction) local.savepoint('rollback');
+      throw storeError('catalog transaction failed', err);
+    }
+  }
+
+  /**
+   * The driver a call of writeGroup runs on: statements on the write connection the group holds,
+   * and its writes in savepoints of the group's transaction (`inGroup`) or in transactions of
+   * their own (alone).
+   */
+  private views: { inGroup: Driver; alone: Driver } | undefined;
+
+  private view(write: <T>(fn: (q: Queryable) => Promise<T>) => Promise<T>): Driver {
+    const refuse = (): never => {
+      throw new StoreError('not available to a write of a group');
+    };
+    return { dialect: SQLITE_DIALECT, all: this.direct.all, run: this.direct.run, write, explain: refuse, withLock: refuse, close: refuse };
+  }
+
+  /**
+   * Group commit (the write thread's own driver): the calls, in order, in one transaction, each
+   * write of a call in a savepoint of its own, so a call that fails undoes only its own writes, as
+   * its own transaction would have; then one COMMIT for all. Each call's outcome is returned only
+   * after that COMMIT. Their results are those of the calls run one after another: each sees what
+   * the ones before it wrote. Should SQLite end the group's transaction itself (a full disk, an
+   * I/O error), or the COMMIT fail, nothing of the group is kept and each call runs again in
+   * transactions of its own, as it would have without the group. `take` names the calls when the
+   * write connection is free, so calls that arrive while it is busy join the group.
+   */
+  writeGroup<T>(take: () => readonly ((driver: Driver) => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
+    const local = this.local;
+    if (!local) return Promise.reject(new StoreError('a group of writes runs on the write thread only'));
     return this.exclusive(async () => {
-      await this.begin();
-      try {
-        // A Queryable of its own: what a transaction gathers by its Queryable (insight-weeks.ts,
-        // repository-counters.ts) dies with it, even when it fails half-way.
-        const result = await fn({ dialect: SQLITE_DIALECT, all: this.direct.all, run: this.direct.run });
-        await this.writer.control('commit');
-        return result;
-      } catch (err) {
-        await this.writer.control('rollback').catch(() => undefined);
-        throw storeError('catalog transaction failed', err);
+      const calls = take();
+      const settle = (p: Promise<T>): Promise<PromiseSettledResult<T>> => p.then((value) => ({ status: 'fulfilled' as const, value }), (reason: unknown) => ({ status: 'rejected' as const, reason }));
+      this.views ??= { inGroup: this.view((fn) => this.savepoint(local, fn)), alone: this.view((fn) => this.transaction(fn)) };
+      const { inGroup, alone } = this.views;
+      if (calls.length > 1) {
+        await this.begin();
+        const outcomes: PromiseSettledResult<T>[] = [];
+        let kept = true;
+        try {
+          for (const call of calls) {
+            outcomes.push(await settle(call(inGroup)));
+            if (!local.inTransaction) {
+              kept = false;
+              break;
+            }
+          }
+          if (kept) {
+            await local.control('commit');
+            return outcomes;
+          }
+        } catch {
+          // The COMMIT failed: the calls run again alone, below.
+        }
+        await local.control('rollback').catch(() => undefined);
       }
+      const outcomes: PromiseSettledResult<T>[] = [];
+      for (const call of calls) outcomes.push(await settle(call(alone)));
+      return outcomes;
     });
   }
 
@@ -435,8 +533,32 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   return new SqliteStore(new SqliteDriver(path, options, 'threads'));
 }
 
+/** A store method run by a group of writes (SqliteDriver.writeGroup), on the store it is given. */
+export type GroupedCall = (store: SqlStore) => Promise<unknown>;
+
 /** A connection thread's own store (sqlite-worker.ts): one connection, on that thread. */
-export function openLocalSqliteStore(options: ThreadOptions): { store: SqlStore; driver: Driver; connection: Connection } {
+export function openLocalSqliteStore(options: ThreadOptions): {
+  store: SqlStore;
+  driver: Driver;
+  connection: Connection;
+  /** Store methods run as one group commit (SqliteDriver.writeGroup); `take` names them when the connection is free. */
+  writeGroup(take: () => readonly GroupedCall[]): Promise<PromiseSettledResult<unknown>[]>;
+} {
   const driver = new SqliteDriver(options.path, { cacheMiB: options.cacheMiB }, 'local');
-  return { store: new SqlStore(driver, SQLITE_MIGRATIONS), driver, connection: driver.writer };
+  // The store over each view of the driver a group's calls run on (SqlStore keeps no state but its driver).
+  const stores = new Map<Driver, SqlStore>();
+  const storeOver = (d: Driver): SqlStore => {
+    let s = stores.get(d);
+    if (!s) {
+      s = new SqlStore(d, SQLITE_MIGRATIONS);
+      stores.set(d, s);
+    }
+    return s;
+  };
+  return {
+    store: new SqlStore(driver, SQLITE_MIGRATIONS),
+    driver,
+    connection: driver.writer,
+    writeGroup: (take) => driver.writeGroup(() => take().map((call) => (d: Driver) => call(storeOver(d)))),
+  };
 }
