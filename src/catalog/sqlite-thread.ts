@@ -12,6 +12,17 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ConflictError, DigestMismatchError, InvalidCursorError, InvalidInputError, NotFoundError, StoreError, UnreadableManifestError, UsageError, isTagtrailError } from '../errors.js';
 import type { Param } from './sql/driver.js';
+import type { SqlStore } from './sql/store.js';
+
+/**
+ * The store methods each thread runs whole, one message per call: the writes of the event path and
+ * of a crawl on the write thread, search and the pages' reads on the read thread. SqliteStore
+ * (sqlite.ts) forwards exactly these; sqlite-worker.ts answers exactly these.
+ */
+export const THREAD_METHODS = {
+  writer: ['setTag', 'pushTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest', 'putManifests', 'reconcileRepository', 'markUnreadable'],
+  reader: ['searchImages', 'listRepositories', 'getImage', 'getImages', 'lookupManifest'],
+} as const satisfies Record<'writer' | 'reader', readonly (keyof SqlStore)[]>;
 
 export interface ThreadOptions {
   path: string;

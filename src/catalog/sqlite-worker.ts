@@ -11,14 +11,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { UsageError } from '../errors.js';
 import type { Queryable } from './sql/driver.js';
-import { type Answer, type Request, type ThreadOptions, WRITES, toWire } from './sqlite-thread.js';
+import { type Answer, type Request, THREAD_METHODS, type ThreadOptions, WRITES, toWire } from './sqlite-thread.js';
 import { type GroupedCall, openLocalSqliteStore } from './sqlite.js';
-
-/** The store methods each role runs whole (SqliteStore in sqlite.ts forwards them). */
-const THREAD_METHODS = {
-  writer: ['setTag', 'pushTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest', 'putManifests', 'reconcileRepository', 'markUnreadable'],
-  reader: ['searchImages', 'listRepositories', 'getImage', 'getImages', 'lookupManifest'],
-} as const;
 
 type Role = keyof typeof THREAD_METHODS;
 

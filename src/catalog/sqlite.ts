@@ -16,7 +16,7 @@ import Database from 'better-sqlite3';
 import { StoreError, isTagtrailError } from '../errors.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
 import type { Dialect, Driver, Param, Queryable } from './sql/driver.js';
-import { SqliteThread, type ThreadOptions, WRITES } from './sqlite-thread.js';
+import { SqliteThread, THREAD_METHODS, type ThreadOptions, WRITES } from './sqlite-thread.js';
 import { SqlStore } from './sql/store.js';
 import type { ExplainOptions, LockResult } from './types.js';
 
@@ -462,69 +462,40 @@ class SqliteDriver implements Driver {
   }
 }
 
-/** Store methods run whole on a connection's thread (sqlite-worker.ts THREAD_METHODS): the writes of the event path and of a crawl, and search. */
+/** Store methods run whole on a connection's thread (THREAD_METHODS in sqlite-thread.ts): the writes of the event path and of a crawl, and search. */
 class SqliteStore extends SqlStore {
   constructor(private readonly threads: SqliteDriver) {
     super(threads, SQLITE_MIGRATIONS);
   }
 
-  private remote<T>(method: string, args: readonly unknown[]): Promise<T> {
-    return (this.threads.writer as SqliteThread).call(method, args) as Promise<T>;
+  private remote(method: string, args: readonly unknown[]): Promise<unknown> {
+    return (this.threads.writer as SqliteThread).call(method, args);
   }
 
   /** On the read thread; an in-memory catalog has none, and reads here through its one connection. */
-  private async read<T>(method: string, args: readonly unknown[], here: () => Promise<T>): Promise<T> {
+  private async read(method: string, args: readonly unknown[], here: () => Promise<unknown>): Promise<unknown> {
     const reader = this.threads.readConnection();
     if (!reader) return here();
-    return ((await reader) as SqliteThread).call(method, args) as Promise<T>;
+    return ((await reader) as SqliteThread).call(method, args);
   }
 
-  override searchImages(...args: Parameters<SqlStore['searchImages']>): ReturnType<SqlStore['searchImages']> {
-    return this.read('searchImages', args, () => super.searchImages(...args));
-  }
-  override listRepositories(...args: Parameters<SqlStore['listRepositories']>): ReturnType<SqlStore['listRepositories']> {
-    return this.read('listRepositories', args, () => super.listRepositories(...args));
-  }
-  override getImage(...args: Parameters<SqlStore['getImage']>): ReturnType<SqlStore['getImage']> {
-    return this.read('getImage', args, () => super.getImage(...args));
-  }
-  override getImages(...args: Parameters<SqlStore['getImages']>): ReturnType<SqlStore['getImages']> {
-    return this.read('getImages', args, () => super.getImages(...args));
-  }
-
-  override lookupManifest(...args: Parameters<SqlStore['lookupManifest']>): ReturnType<SqlStore['lookupManifest']> {
-    return this.read('lookupManifest', args, () => super.lookupManifest(...args));
-  }
-
-  override setTag(...args: Parameters<SqlStore['setTag']>): ReturnType<SqlStore['setTag']> {
-    return this.remote('setTag', args);
-  }
-  override pushTag(...args: Parameters<SqlStore['pushTag']>): ReturnType<SqlStore['pushTag']> {
-    return this.remote('pushTag', args);
-  }
-  override deleteTag(...args: Parameters<SqlStore['deleteTag']>): ReturnType<SqlStore['deleteTag']> {
-    return this.remote('deleteTag', args);
-  }
-  override deleteManifest(...args: Parameters<SqlStore['deleteManifest']>): ReturnType<SqlStore['deleteManifest']> {
-    return this.remote('deleteManifest', args);
-  }
-  override recordPusher(...args: Parameters<SqlStore['recordPusher']>): ReturnType<SqlStore['recordPusher']> {
-    return this.remote('recordPusher', args);
-  }
-  override removeReferrer(...args: Parameters<SqlStore['removeReferrer']>): ReturnType<SqlStore['removeReferrer']> {
-    return this.remote('removeReferrer', args);
-  }
-  override putManifest(...args: Parameters<SqlStore['putManifest']>): ReturnType<SqlStore['putManifest']> {
-    return this.remote('putManifest', args);
-  }
-  override putManifests(...args: Parameters<SqlStore['putManifests']>): ReturnType<SqlStore['putManifests']> {
-    return this.remote('putManifests', args);
-  }
-  override reconcileRepository(...args: Parameters<SqlStore['reconcileRepository']>): ReturnType<SqlStore['reconcileRepository']> {
-    return this.remote('reconcileRepository', args);
-  }
-  override markUnreadable(...args: Parameters<SqlStore['markUnreadable']>): ReturnType<SqlStore['markUnreadable']> {
-    return this.remote('markUnreadable', args);
+  // Each method of the thread lists forwards to its thread, with the same arguments and result:
+  // the lists are the one place that says which methods run where.
+  static {
+    type Method = (this: SqliteStore, ...args: unknown[]) => Promise<unknown>;
+    const own = SqliteStore.prototype as unknown as Record<string, Method>;
+    const base = SqlStore.prototype as unknown as Record<string, Method>;
+    for (const method of THREAD_METHODS.writer) {
+      own[method] = function (this: SqliteStore, ...args: unknown[]) {
+        return this.remote(method, args);
+      };
+    }
+    for (const method of THREAD_METHODS.reader) {
+      const here = base[method] as Method;
+      own[method] = function (this: SqliteStore, ...args: unknown[]) {
+        return this.read(method, args, () => here.apply(this, args));
+      };
+    }
   }
 }
 
