@@ -212,6 +212,11 @@ export function deferAggregateChanges(q: Queryable): void {
   deferred.set(q, new Changes());
 }
 
+/** Forgets what this transaction's write gathered (it failed, and is rolled back). */
+export function dropDeferredChanges(q: Queryable): void {
+  deferred.delete(q);
+}
+
 /**
  * Applies the changes deferAggregateChanges gathered, each statement's rows in key order. Where the
  * transaction writes its repository counters at its end too, the increments go with those

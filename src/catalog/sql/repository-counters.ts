@@ -44,6 +44,11 @@ export function writeWithRepositoryCounters(q: Queryable, together: readonly Sta
   gathered.after.push(...after);
 }
 
+/** Forgets what this transaction's write gathered (it failed, and is rolled back). */
+export function dropRepositoryCounters(q: Queryable): void {
+  pending.delete(q);
+}
+
 /** Whether this transaction gathers its repository changes for the end (deferRepositoryCounters). */
 export function repositoryCountersDeferred(q: Queryable): boolean {
   return pending.has(q);

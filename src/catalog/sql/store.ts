@@ -51,9 +51,9 @@ import * as search from './search.js';
 import * as tags from './tags.js';
 import * as verified from './verifications.js';
 import { evidenceChanged } from './terms.js';
-import { applyDeferredChanges, deferAggregateChanges } from './insight-weeks.js';
+import { applyDeferredChanges, deferAggregateChanges, dropDeferredChanges } from './insight-weeks.js';
 import { insightEvidence } from './evidence-weeks.js';
-import { deferRepositoryCounters, writeRepositoryCounters } from './repository-counters.js';
+import { deferRepositoryCounters, dropRepositoryCounters, writeRepositoryCounters } from './repository-counters.js';
 import type { ReadScope } from '../read-scope.js';
 import { readableRepositories, readableSql, scopedImage, scopedImages } from './read-scope-sql.js';
 import { type SessionRecord, deleteSession, findSession, putSession, setSessionToken } from './sessions.js';
@@ -97,10 +97,18 @@ export class SqlStore implements Store {
     const body = async (q: Queryable): Promise<T> => {
       deferAggregateChanges(q);
       deferRepositoryCounters(q, this.d);
-      const result = await fn(q);
-      await applyDeferredChanges(q);
-      await writeRepositoryCounters(q);
-      return result;
+      try {
+        const result = await fn(q);
+        await applyDeferredChanges(q);
+        await writeRepositoryCounters(q);
+        return result;
+      } catch (err) {
+        // What this write gathered is rolled back with it; the Queryable may serve the next
+        // write of a shared transaction (a savepoint each), which must not add to it.
+        dropDeferredChanges(q);
+        dropRepositoryCounters(q);
+        throw err;
+      }
     };
     return alongside && this.driver.writeAlongside ? this.driver.writeAlongside(body) : this.driver.write(body);
   }
