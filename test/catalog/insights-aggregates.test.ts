@@ -380,6 +380,25 @@ describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
     await expectLevelsAgree(catalog);
   }, 120_000);
 
+  it('a pusher with no name is refused, so every pusher the scan counts is one the aggregates count', async () => {
+    const store = catalog.store as SqlStore;
+    const n = ++run;
+    const manifests = pool();
+    const [a] = repositories(n);
+    const [m0, m1, m2] = manifests;
+    await store.putManifest(m0!);
+    await store.setTag(a!, 't0', m0!.digest, new Date(BASE + 20 * DAY));
+    const at = new Date(BASE + 21 * DAY);
+    const unnamed = { userAgent: 'curl/8', pusher: '' };
+    await expect(store.recordPusher(m0!.digest, unnamed.userAgent, unnamed.pusher, at)).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(store.setTag(a!, 't1', m1!.digest, at, unnamed)).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(store.pushTag({ repository: a!, tag: 't2', digest: m2!.digest, at, manifest: m2!, pushedBy: unnamed })).rejects.toMatchObject({ code: 'USAGE' });
+    // Nothing written: no pusher, no tag.
+    expect(Number((await catalog.sql(`SELECT count(*) AS n FROM manifest_pushers WHERE digest IN ('${m0!.digest}', '${m1!.digest}', '${m2!.digest}')`))[0]!.n)).toBe(0);
+    expect((await catalog.sql(`SELECT g.name FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = '${a!}'`)).map((r) => r.name)).toEqual(['t0']);
+    for (const query of queries(n)) await expectMatchesRecount(store, query);
+  }, 60_000);
+
   /** A catalog with images in three repositories of two namespaces, some weeks apart; the reports before and a check after reopening. */
   async function migrated(stage: (catalog: Catalog) => Promise<void>): Promise<void> {
     const fresh = await backend.fresh();

@@ -221,6 +221,7 @@ export class SqlStore implements Store {
   }
   async recordPusher(digest: string, userAgent: string, pusher: string, at: Date): Promise<void> {
     checkDigest(digest);
+    checkPusher({ userAgent, pusher });
     await this.change(async (q) => {
       // No image of this manifest can be counted meanwhile without its pusher (evidence-weeks.ts).
       await q.lock?.([{ level: 'evidence', key: `m:${digest}`, exclusive: true }]);
@@ -297,6 +298,7 @@ export class SqlStore implements Store {
     checkName(repository, 'repository');
     checkName(tag, 'tag');
     checkDigest(digest);
+    if (pushedBy) checkPusher(pushedBy);
     const event: TagEvent = { at: ms(at, 'setTag'), kind: SET, digest };
     return this.change(async (q) => {
       if (pushedBy) pusherLock(q, digest);
@@ -315,6 +317,7 @@ export class SqlStore implements Store {
       validateRecord(manifest);
       if (manifest.digest !== digest) throw new UsageError(`the tag push of ${digest} came with the manifest ${manifest.digest}`);
     }
+    if (pushedBy) checkPusher(pushedBy);
     const event: TagEvent = { at: ms(at, 'pushTag'), kind: SET, digest };
     return this.change(async (q) => {
       oneLockOrder(q);
@@ -449,6 +452,15 @@ function oneLockOrder(q: Queryable): void {
       held.set(name, (held.get(name) ?? false) || k.exclusive);
     }
   };
+}
+
+/**
+ * A pusher is named: the evidence aggregates keep '' for an image without one (evidence-weeks.ts),
+ * and the scan of the tags would count a pusher '' apart.
+ */
+function checkPusher(pushedBy: { userAgent: string; pusher: string }): void {
+  checkName(pushedBy.pusher, 'pusher');
+  if (typeof pushedBy.userAgent !== 'string') throw new UsageError('the user agent of a push must be a string');
 }
 
 /**
