@@ -222,7 +222,8 @@ export function dropDeferredChanges(q: Queryable): void {
  * transaction writes its repository counters at its end too, the increments go with those
  * (writeRepositoryCounters; on PostgreSQL in one statement, in no set order: no increment reads
  * another's row or a repository's), and the deletions of emptied keys after them, as they must see
- * the increments.
+ * the increments (together: each deletes one key's row, which the increments locked already, so
+ * their order takes no lock).
  */
 export async function applyDeferredChanges(q: Queryable): Promise<void> {
   const changes = deferred.get(q);
