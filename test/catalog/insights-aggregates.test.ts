@@ -12,13 +12,14 @@ import { insightsWindow, listedRepositories, recountInsights } from '../../src/c
 import { weekNumber } from '../../src/catalog/sql/insight-weeks.js';
 import { readableSql } from '../../src/catalog/sql/read-scope-sql.js';
 import { recountInsightEvidence } from '../../src/catalog/sql/verifications.js';
+import { backfillInsightEvidence } from '../../src/catalog/sql/evidence-weeks.js';
 import type { InsightsQuery, ManifestRecord } from '../../src/catalog/types.js';
 import { BACKENDS, type Backend, type Catalog, startBackend } from './backends.js';
 
 const CI = 'com.gitlab.ci.';
 const DAY = 86_400_000;
 const BASE = Date.UTC(2026, 0, 1);
-const RUNS: Record<(typeof BACKENDS)[number], number> = { sqlite: 25, postgres: 10 };
+const RUNS: Record<(typeof BACKENDS)[number], number> = process.env.TAGTRAIL_PROPERTY_RUNS ? { sqlite: Number(process.env.TAGTRAIL_PROPERTY_RUNS), postgres: Number(process.env.TAGTRAIL_PROPERTY_RUNS) } : { sqlite: 25, postgres: 10 };
 const SEED = process.env.TAGTRAIL_PROPERTY_SEED ? { seed: Number(process.env.TAGTRAIL_PROPERTY_SEED) } : {};
 
 let nonce = 0;
@@ -74,7 +75,12 @@ type Op =
   | { op: 'referrer'; repo: number; m: number }
   | { op: 'verify'; repos: number[]; m: number }
   | { op: 'pusher'; m: number; pusher: number }
-  | { op: 'push'; repo: number; tag: number; m: number; day: number; pusher: number };
+  | { op: 'push'; repo: number; tag: number; m: number; day: number; pusher: number }
+  | { op: 'setPushed'; repo: number; tag: number; m: number; day: number; pusher: number }
+  | { op: 'pushBare'; repo: number; tag: number; m: number; day: number; pusher: number }
+  | { op: 'putMany'; ms: number[] }
+  | { op: 'reconcileMixed'; repo: number; tags: [number, number][]; day: number }
+  | { op: 'setAtWeekEdge'; repo: number; tag: number; m: number; week: number; before: boolean };
 
 const PUSHERS = ['buildkit', 'kaniko', 'docker'];
 const pusherIx = fc.integer({ min: 0, max: PUSHERS.length - 1 });
@@ -97,6 +103,11 @@ const ops: fc.Arbitrary<Op[]> = fc.array(
     fc.record({ op: fc.constant('pusher' as const), m: mIx, pusher: pusherIx }),
     fc.record({ op: fc.constant('push' as const), repo: repoIx, tag: tagIx, m: mIx, day, pusher: pusherIx }),
     fc.record({ op: fc.constant('push' as const), repo: repoIx, tag: tagIx, m: mIx, day, pusher: pusherIx }),
+    fc.record({ op: fc.constant('setPushed' as const), repo: repoIx, tag: tagIx, m: mIx, day, pusher: pusherIx }),
+    fc.record({ op: fc.constant('pushBare' as const), repo: repoIx, tag: tagIx, m: mIx, day, pusher: pusherIx }),
+    fc.record({ op: fc.constant('putMany' as const), ms: fc.uniqueArray(mIx, { minLength: 1, maxLength: 3 }) }),
+    fc.record({ op: fc.constant('reconcileMixed' as const), repo: repoIx, tags: fc.uniqueArray(fc.tuple(tagIx, mIx), { maxLength: 3, selector: ([t]) => t }), day }),
+    fc.record({ op: fc.constant('setAtWeekEdge' as const), repo: repoIx, tag: tagIx, m: mIx, week: fc.integer({ min: 0, max: 10 }), before: fc.boolean() }),
   ),
   { minLength: 1, maxLength: 25 },
 );
@@ -150,6 +161,26 @@ async function apply(store: SqlStore, run: number, manifests: ManifestRecord[], 
       const m = manifests[op.m]!;
       const pushedBy = { userAgent: `${PUSHERS[op.pusher]}/1`, pusher: PUSHERS[op.pusher]! };
       await store.pushTag({ repository: repos[op.repo]!, tag: `t${op.tag}`, digest: m.digest, at: at(op.day), manifest: m, pushedBy });
+      return;
+    }
+    case 'setPushed':
+      await store.setTag(repos[op.repo]!, `t${op.tag}`, manifests[op.m]!.digest, at(op.day), { userAgent: `${PUSHERS[op.pusher]}/1`, pusher: PUSHERS[op.pusher]! });
+      return;
+    case 'pushBare': {
+      const pushedBy = { userAgent: `${PUSHERS[op.pusher]}/1`, pusher: PUSHERS[op.pusher]! };
+      await store.pushTag({ repository: repos[op.repo]!, tag: `t${op.tag}`, digest: manifests[op.m]!.digest, at: at(op.day), pushedBy });
+      return;
+    }
+    case 'putMany':
+      await store.putManifests(op.ms.map((m) => manifests[m]!));
+      return;
+    case 'reconcileMixed':
+      await store.reconcileRepository(repos[op.repo]!, new Map(op.tags.map(([t, m]) => [`t${t}`, manifests[m]!.digest])), at(op.day));
+      return;
+    case 'setAtWeekEdge': {
+      // A Monday 00:00 UTC (BASE is a Thursday), or the millisecond before it.
+      const monday = BASE + 4 * DAY + op.week * 7 * DAY;
+      await store.setTag(repos[op.repo]!, `t${op.tag}`, manifests[op.m]!.digest, new Date(monday - (op.before ? 1 : 0)));
       return;
     }
   }
@@ -249,6 +280,19 @@ async function expectLevelsAgree(catalog: Catalog): Promise<void> {
   for (const r of evidence) expect([Number(r.verified), r.pusher]).toEqual([Number(r.v_verified), r.p_pusher]);
 }
 
+/** Migration 12's backfill, run over what the writes kept, gives the same evidence rows, row for row. */
+async function expectBackfillKeeps(catalog: Catalog, store: SqlStore): Promise<void> {
+  const read = async () =>
+    Promise.all([
+      catalog.sql('SELECT repository_id, week, prev_week, verified, pusher, images FROM insight_evidence'),
+      catalog.sql('SELECT week, namespace, prev_week, verified, pusher, images FROM insight_namespace_evidence'),
+      catalog.sql('SELECT repository_id, digest, verified, pusher FROM insight_images'),
+    ]).then((tables) => tables.map(rowsOf));
+  const kept = await read();
+  await store.driver.write((q) => backfillInsightEvidence(q));
+  expect(await read()).toEqual(kept);
+}
+
 describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
   let backend: Backend;
   let catalog: Catalog;
@@ -273,6 +317,7 @@ describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
         for (const query of queries(n)) await expectMatchesRecount(store, query);
         for (const query of queries(n).filter((q) => !q.scope && !q.namespace && !q.repository)) await expectEvidenceRows(catalog, store, query);
         await expectLevelsAgree(catalog);
+        await expectBackfillKeeps(catalog, store);
       }),
       { numRuns: RUNS[name], ...SEED },
     );
@@ -295,6 +340,22 @@ describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
     await expectLevelsAgree(catalog);
     const totals = (await store.insights({ ...queries(n)[0]!, namespace: `agg${n}` })).totals;
     expect([totals.images, totals.multiPlatform, totals.builders.buildah]).toEqual([2, 1, 1]);
+  }, 300_000);
+
+  it('writers side by side (PostgreSQL runs them alongside) keep the aggregates equal to a full recount', async () => {
+    const store = catalog.store as SqlStore;
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(ops.map((s) => s[0]!), { minLength: 2, maxLength: 6 }), { minLength: 1, maxLength: 5 }), async (rounds) => {
+        const n = ++run;
+        const manifests = pool();
+        // Each round's writes at once: on PostgreSQL they run side by side (locks, deadlocks retried).
+        for (const round of rounds) await Promise.all(round.map((op) => apply(store, n, manifests, op)));
+        for (const query of queries(n)) await expectMatchesRecount(store, query);
+        await expectLevelsAgree(catalog);
+        await expectBackfillKeeps(catalog, store);
+      }),
+      { numRuns: RUNS[name], ...SEED },
+    );
   }, 300_000);
 
   it('verified images and pushers: an image in two repositories, the first pusher kept, a deleted tag, window edges', async () => {
@@ -334,6 +395,25 @@ describe.each(BACKENDS)('insights aggregates (%s)', (name) => {
     for (const query of [...queries(n), whole]) await expectMatchesRecount(store, query);
     await expectLevelsAgree(catalog);
   }, 120_000);
+
+  it('a pusher with no name is refused, so every pusher the scan counts is one the aggregates count', async () => {
+    const store = catalog.store as SqlStore;
+    const n = ++run;
+    const manifests = pool();
+    const [a] = repositories(n);
+    const [m0, m1, m2] = manifests;
+    await store.putManifest(m0!);
+    await store.setTag(a!, 't0', m0!.digest, new Date(BASE + 20 * DAY));
+    const at = new Date(BASE + 21 * DAY);
+    const unnamed = { userAgent: 'curl/8', pusher: '' };
+    await expect(store.recordPusher(m0!.digest, unnamed.userAgent, unnamed.pusher, at)).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(store.setTag(a!, 't1', m1!.digest, at, unnamed)).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(store.pushTag({ repository: a!, tag: 't2', digest: m2!.digest, at, manifest: m2!, pushedBy: unnamed })).rejects.toMatchObject({ code: 'USAGE' });
+    // Nothing written: no pusher, no tag.
+    expect(Number((await catalog.sql(`SELECT count(*) AS n FROM manifest_pushers WHERE digest IN ('${m0!.digest}', '${m1!.digest}', '${m2!.digest}')`))[0]!.n)).toBe(0);
+    expect((await catalog.sql(`SELECT g.name FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = '${a!}'`)).map((r) => r.name)).toEqual(['t0']);
+    for (const query of queries(n)) await expectMatchesRecount(store, query);
+  }, 60_000);
 
   /** A catalog with images in three repositories of two namespaces, some weeks apart; the reports before and a check after reopening. */
   async function migrated(stage: (catalog: Catalog) => Promise<void>): Promise<void> {

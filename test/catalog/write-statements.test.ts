@@ -69,6 +69,15 @@ async function pushWithPusher(store: SqlStore, n: number): Promise<string> {
  */
 const PUSH_LIMITS = { sqlite: { statements: 24 }, postgres: { statements: 16, roundTrips: 20 } };
 
+/**
+ * A tag moved by a push from one pushed image to another (the webhook's commonest event: a new
+ * build of `main`): the old image leaves the tag's week and the new one joins it. The old image's
+ * row is locked and both images' tag weeks read (evidence-weeks.ts), and the keys the old one
+ * leaves are emptied: on PostgreSQL those deletions go in one statement after the increments (one
+ * each, 13 statements, before).
+ */
+const MOVE_LIMITS = { sqlite: { statements: 18 }, postgres: { statements: 12, roundTrips: 15 } };
+
 for (const name of BACKENDS) {
   describe(`a new-manifest event's statements (${name})`, () => {
     const backend = useBackend(name);
@@ -131,6 +140,29 @@ for (const name of BACKENDS) {
       const byPusher = await catalog.sql(`SELECT pusher, sum(images) AS n FROM insight_namespace_evidence WHERE namespace = 'group' GROUP BY pusher`);
       expect(byPusher.map((r) => [r.pusher, Number(r.n)])).toEqual([['buildkit', 2]]);
       expect(await store.verifiedInsights({ from: new Date(Date.UTC(2024, 11, 30)), to: new Date(Date.UTC(2025, 0, 3)) })).toEqual({ verified: 0, pushedBy: { buildkit: 2 } });
+    });
+
+    it('a tag moved from one pushed image to another stays within its statements and round trips, and moves both images', async () => {
+      const catalog = await backend().fresh();
+      const store = countable(catalog);
+      const [first, second] = [await pushWithPusher(store, 1), await pushWithPusher(store, 2)];
+      // v1 weeks later, onto the second image: the first leaves its week, the second gains one.
+      const at = new Date(Date.UTC(2025, 1, 3));
+      const count = countStatements(store.driver);
+      expect(await store.setTag('group/app', 'v1', second, at, { userAgent: 'buildkit/v0.20', pusher: 'buildkit' })).toBe('applied');
+      expect(count.transactions).toBe(1);
+      expect(count.statements).toBeLessThanOrEqual(MOVE_LIMITS[name].statements);
+      if (name === 'postgres') expect(count.statements + count.locks + 2 * count.transactions).toBeLessThanOrEqual(MOVE_LIMITS.postgres.roundTrips);
+
+      const rows = await catalog.sql(`SELECT week, prev_week, pusher, images FROM insight_namespace_evidence WHERE namespace = 'group' ORDER BY week, prev_week`);
+      const weeks = rows.map((r) => [Number(r.week), Number(r.prev_week), r.pusher, Number(r.images)]);
+      const [w0, w1] = [Math.trunc((Date.UTC(2025, 0, 2) - 4 * 86_400_000) / (7 * 86_400_000)), Math.trunc((at.getTime() - 4 * 86_400_000) / (7 * 86_400_000))];
+      // The first image has no tag left in the catalog's weeks; the second has v2's week and v1's.
+      expect(weeks).toEqual([
+        [w0, -2_147_483_648, 'buildkit', 1],
+        [w1, w0, 'buildkit', 1],
+      ]);
+      expect(first).not.toBe(second);
     });
   });
 }

@@ -212,12 +212,18 @@ export function deferAggregateChanges(q: Queryable): void {
   deferred.set(q, new Changes());
 }
 
+/** Forgets what this transaction's write gathered (it failed, and is rolled back). */
+export function dropDeferredChanges(q: Queryable): void {
+  deferred.delete(q);
+}
+
 /**
  * Applies the changes deferAggregateChanges gathered, each statement's rows in key order. Where the
  * transaction writes its repository counters at its end too, the increments go with those
  * (writeRepositoryCounters; on PostgreSQL in one statement, in no set order: no increment reads
  * another's row or a repository's), and the deletions of emptied keys after them, as they must see
- * the increments.
+ * the increments (together: each deletes one key's row, which the increments locked already, so
+ * their order takes no lock).
  */
 export async function applyDeferredChanges(q: Queryable): Promise<void> {
   const changes = deferred.get(q);

@@ -35,13 +35,19 @@ export function deferRepositoryCounters(q: Queryable, d: Dialect): void {
 /**
  * Writes to run at the transaction's end with its repository counters (writeRepositoryCounters):
  * `together` with them (on PostgreSQL in one statement, in no set order: none may read what another
- * writes, nor change a row another changes), and `after` them, in order.
+ * writes, nor change a row another changes), and `after` them, together too (each may read what
+ * the first group wrote, none what another of its own group writes).
  */
 export function writeWithRepositoryCounters(q: Queryable, together: readonly Statement[], after: readonly Statement[]): void {
   const gathered = pending.get(q);
   if (!gathered) throw new Error('no repository counters deferred in this transaction');
   gathered.before.push(...together);
   gathered.after.push(...after);
+}
+
+/** Forgets what this transaction's write gathered (it failed, and is rolled back). */
+export function dropRepositoryCounters(q: Queryable): void {
+  pending.delete(q);
 }
 
 /** Whether this transaction gathers its repository changes for the end (deferRepositoryCounters). */
@@ -80,7 +86,7 @@ export async function writeRepositoryCounters(q: Queryable): Promise<void> {
     .map(([repoId, change]) => counterUpdate(gathered.d, repoId, change))
     .filter((u): u is Statement => u !== null);
   await runTogether(q, gathered.d, [...gathered.before, ...updates]);
-  for (const w of gathered.after) await q.run(w.sql, w.params);
+  await runTogether(q, gathered.d, gathered.after);
 }
 
 async function apply(q: Queryable, d: Dialect | undefined, repoId: number, c: Change): Promise<void> {

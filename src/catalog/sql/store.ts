@@ -51,9 +51,9 @@ import * as search from './search.js';
 import * as tags from './tags.js';
 import * as verified from './verifications.js';
 import { evidenceChanged } from './terms.js';
-import { applyDeferredChanges, deferAggregateChanges } from './insight-weeks.js';
+import { applyDeferredChanges, deferAggregateChanges, dropDeferredChanges } from './insight-weeks.js';
 import { insightEvidence } from './evidence-weeks.js';
-import { deferRepositoryCounters, writeRepositoryCounters } from './repository-counters.js';
+import { deferRepositoryCounters, dropRepositoryCounters, writeRepositoryCounters } from './repository-counters.js';
 import type { ReadScope } from '../read-scope.js';
 import { readableRepositories, readableSql, scopedImage, scopedImages } from './read-scope-sql.js';
 import { type SessionRecord, deleteSession, findSession, putSession, setSessionToken } from './sessions.js';
@@ -97,10 +97,18 @@ export class SqlStore implements Store {
     const body = async (q: Queryable): Promise<T> => {
       deferAggregateChanges(q);
       deferRepositoryCounters(q, this.d);
-      const result = await fn(q);
-      await applyDeferredChanges(q);
-      await writeRepositoryCounters(q);
-      return result;
+      try {
+        const result = await fn(q);
+        await applyDeferredChanges(q);
+        await writeRepositoryCounters(q);
+        return result;
+      } catch (err) {
+        // What this write gathered is rolled back with it; the Queryable may serve the next
+        // write of a shared transaction (a savepoint each), which must not add to it.
+        dropDeferredChanges(q);
+        dropRepositoryCounters(q);
+        throw err;
+      }
     };
     return alongside && this.driver.writeAlongside ? this.driver.writeAlongside(body) : this.driver.write(body);
   }
@@ -213,6 +221,7 @@ export class SqlStore implements Store {
   }
   async recordPusher(digest: string, userAgent: string, pusher: string, at: Date): Promise<void> {
     checkDigest(digest);
+    checkPusher({ userAgent, pusher });
     await this.change(async (q) => {
       // No image of this manifest can be counted meanwhile without its pusher (evidence-weeks.ts).
       await q.lock?.([{ level: 'evidence', key: `m:${digest}`, exclusive: true }]);
@@ -289,6 +298,7 @@ export class SqlStore implements Store {
     checkName(repository, 'repository');
     checkName(tag, 'tag');
     checkDigest(digest);
+    if (pushedBy) checkPusher(pushedBy);
     const event: TagEvent = { at: ms(at, 'setTag'), kind: SET, digest };
     return this.change(async (q) => {
       if (pushedBy) pusherLock(q, digest);
@@ -307,6 +317,7 @@ export class SqlStore implements Store {
       validateRecord(manifest);
       if (manifest.digest !== digest) throw new UsageError(`the tag push of ${digest} came with the manifest ${manifest.digest}`);
     }
+    if (pushedBy) checkPusher(pushedBy);
     const event: TagEvent = { at: ms(at, 'pushTag'), kind: SET, digest };
     return this.change(async (q) => {
       oneLockOrder(q);
@@ -441,6 +452,15 @@ function oneLockOrder(q: Queryable): void {
       held.set(name, (held.get(name) ?? false) || k.exclusive);
     }
   };
+}
+
+/**
+ * A pusher is named: the evidence aggregates keep '' for an image without one (evidence-weeks.ts),
+ * and the scan of the tags would count a pusher '' apart.
+ */
+function checkPusher(pushedBy: { userAgent: string; pusher: string }): void {
+  checkName(pushedBy.pusher, 'pusher');
+  if (typeof pushedBy.userAgent !== 'string') throw new UsageError('the user agent of a push must be a string');
 }
 
 /**
