@@ -205,6 +205,11 @@ export class SqliteThread {
     this.worker.postMessage(batch.length === 1 ? batch[0] : batch);
   };
 
+  /** True once the thread has ended, failed or been closed: every request to it fails. */
+  get ended(): boolean {
+    return this.failure !== undefined;
+  }
+
   /** Rows of a statement; with readOnly, WRITES instead when the statement would write. */
   async all<T>(sql: string, params: readonly Param[], readOnly = false): Promise<T[] | typeof WRITES> {
     const value = await this.request({ op: 'all', sql, params, readOnly });

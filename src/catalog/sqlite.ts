@@ -206,7 +206,9 @@ class LocalConnection implements Connection {
 class SqliteDriver implements Driver {
   readonly dialect = SQLITE_DIALECT;
   /** The connection every write goes through, in the order of `queue`. */
-  readonly writer: Connection;
+  private writeConnection: Connection;
+  /** The write thread's options; undefined where a new thread could not reach the same catalog (in memory, or on this thread). */
+  private readonly renewable: ThreadOptions | undefined;
   /** The connection when it is on this thread (the write thread's own driver): it runs groups of writes (writeGroup). */
   private readonly local: LocalConnection | undefined;
   /** Reads outside a transaction, on a connection of their own (WAL): they never wait behind a writer's transaction. Started at the first read. */
@@ -226,7 +228,8 @@ class SqliteDriver implements Driver {
     const thread: ThreadOptions = { path, busyTimeoutMs: BUSY_TIMEOUT_MS, cacheMiB };
     if (where === 'local') {
       this.local = new LocalConnection(thread);
-      this.writer = this.local;
+      this.writeConnection = this.local;
+      this.renewable = undefined;
       return;
     }
     this.local = undefined;
@@ -245,15 +248,44 @@ class SqliteDriver implements Driver {
     } catch (err) {
       throw storeError(`cannot open the SQLite catalog ${path}`, err);
     }
-    this.writer = SqliteThread.start('writer', thread);
+    this.writeConnection = SqliteThread.start('writer', thread);
     // An in-memory database (or a URI, which may name one) exists on one connection only.
     this.readerOptions = path === ':memory:' || path.startsWith('file:') ? undefined : thread;
+    this.renewable = this.readerOptions;
+  }
+
+  /** The write connection as it is now (a thread that ended stays until the next call or transaction renews it). */
+  get writer(): Connection {
+    return this.writeConnection;
+  }
+
+  /**
+   * The write connection for a call or transaction about to start: a thread that ended (an error
+   * that escaped it, or its memory limit) is replaced by a new one on the same file, so one bad
+   * moment does not leave serve without a catalog until it is restarted. What the ended thread had
+   * not committed is gone (SQLite keeps only committed transactions), and the calls that waited on
+   * it have failed. Never in the middle of a transaction: a transaction keeps the connection it
+   * began on (transaction()), so its later statements fail instead of running without it.
+   */
+  private liveWriter(): Connection {
+    const current = this.writeConnection;
+    if (this.renewable && !this.closed && current instanceof SqliteThread && current.ended) {
+      void current.close().catch(() => undefined);
+      this.writeConnection = SqliteThread.start('writer', this.renewable);
+    }
+    return this.writeConnection;
+  }
+
+  /** The write thread for a store method run whole there (SqliteStore). */
+  writeThread(): SqliteThread {
+    return this.liveWriter() as SqliteThread;
   }
 
   /** Runs fn when every earlier use of the write connection is done. */
   private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
     const run = this.queue.then(() => {
       if (this.closed) throw new StoreError(`the SQLite catalog ${this.path} is closed`);
+      this.liveWriter();
       return fn();
     });
     this.queue = run.then(
@@ -263,30 +295,43 @@ class SqliteDriver implements Driver {
     return run;
   }
 
-  /** Statements on the write connection as it is: inside a transaction, or already queued. */
-  private readonly direct: Queryable = {
-    all: async <T>(sql: string, params: readonly Param[] = []): Promise<T[]> => {
-      try {
-        return (await this.writer.all<T>(sql, params)) as T[];
-      } catch (err) {
-        throw storeError('catalog query failed', err);
-      }
-    },
-    run: async (sql: string, params: readonly Param[] = []): Promise<number> => {
-      try {
-        return await this.writer.run(sql, params);
-      } catch (err) {
-        throw storeError('catalog update failed', err);
-      }
-    },
-  };
+  /** Statements on one write connection: inside a transaction, or already queued. */
+  private on(connection: () => Connection): Queryable {
+    return {
+      all: async <T>(sql: string, params: readonly Param[] = []): Promise<T[]> => {
+        try {
+          return (await connection().all<T>(sql, params)) as T[];
+        } catch (err) {
+          throw storeError('catalog query failed', err);
+        }
+      },
+      run: async (sql: string, params: readonly Param[] = []): Promise<number> => {
+        try {
+          return await connection().run(sql, params);
+        } catch (err) {
+          throw storeError('catalog update failed', err);
+        }
+      },
+    };
+  }
+
+  /** Statements on the write connection as it is (single statements in turn, and a group's savepoints on the write thread). */
+  private readonly direct: Queryable = this.on(() => this.writeConnection);
+
+  /** The read thread once started; a new one replaces it when it has ended (as liveWriter does). */
+  private readThread: SqliteThread | undefined;
 
   /** The read connection's thread; undefined for an in-memory catalog (one connection). */
   readConnection(): Promise<Connection> | undefined {
     // Closed: no thread started for a read (the write queue refuses it).
     if (!this.readerOptions || this.closed) return undefined;
     const options = this.readerOptions;
-    this.reader ??= this.writer.opened.then(() => SqliteThread.start('reader', options));
+    if (this.readThread?.ended) {
+      void this.readThread.close().catch(() => undefined);
+      this.readThread = undefined;
+      this.reader = undefined;
+    }
+    this.reader ??= this.writeConnection.opened.then(() => (this.readThread = SqliteThread.start('reader', options)));
     return this.reader;
   }
 
@@ -314,11 +359,11 @@ class SqliteDriver implements Driver {
    * lock: SQLite's own busy wait would block the thread's loop (and so another connection of this
    * process that holds the lock). On the write thread's side, its own driver does this.
    */
-  private async begin(): Promise<void> {
+  private async begin(connection: Connection): Promise<void> {
     const deadline = Date.now() + WRITE_WAIT_MS;
     for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
       try {
-        await this.writer.control('begin');
+        await connection.control('begin');
         return;
       } catch (err) {
         if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw storeError('cannot start a catalog transaction', err);
@@ -333,15 +378,17 @@ class SqliteDriver implements Driver {
 
   /** A transaction on the write connection, which the caller holds already. */
   private async transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
-    await this.begin();
+    // The connection it begins on, whatever replaces an ended one meanwhile (liveWriter).
+    const connection = this.writeConnection;
+    await this.begin(connection);
     try {
       // A Queryable of its own: what a transaction gathers by its Queryable (insight-weeks.ts,
       // repository-counters.ts) dies with it, even when it fails half-way.
-      const result = await fn({ dialect: SQLITE_DIALECT, all: this.direct.all, run: this.direct.run });
-      await this.writer.control('commit');
+      const result = await fn({ dialect: SQLITE_DIALECT, ...this.on(() => connection) });
+      await connection.control('commit');
       return result;
     } catch (err) {
-      await this.writer.control('rollback').catch(() => undefined);
+      await connection.control('rollback').catch(() => undefined);
       throw storeError('catalog transaction failed', err);
     }
   }
@@ -393,7 +440,7 @@ class SqliteDriver implements Driver {
       this.views ??= { inGroup: this.view((fn) => this.savepoint(local, fn)), alone: this.view((fn) => this.transaction(fn)) };
       const { inGroup, alone } = this.views;
       if (calls.length > 1) {
-        await this.begin();
+        await this.begin(local);
         const outcomes: PromiseSettledResult<T>[] = [];
         let kept = true;
         try {
@@ -457,7 +504,7 @@ class SqliteDriver implements Driver {
     return this.exclusive(async () => {
       this.closed = true;
       const reader = this.reader;
-      await Promise.all([this.writer.close(), reader?.then((r) => r.close(), () => undefined)]);
+      await Promise.all([this.writeConnection.close(), reader?.then((r) => r.close(), () => undefined)]);
     });
   }
 }
@@ -469,7 +516,7 @@ class SqliteStore extends SqlStore {
   }
 
   private remote(method: string, args: readonly unknown[]): Promise<unknown> {
-    return (this.threads.writer as SqliteThread).call(method, args);
+    return this.threads.writeThread().call(method, args);
   }
 
   /** On the read thread; an in-memory catalog has none, and reads here through its one connection. */

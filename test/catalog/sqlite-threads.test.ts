@@ -1,6 +1,7 @@
 // SQLite's connection threads as callers see them. An in-memory catalog exists on one connection
 // only: what the write thread's store methods write, the main thread's transactions and every
-// read must find on that same connection. A thread that ends fails what waits on it.
+// read must find on that same connection. A thread that ends fails what waits on it; a catalog
+// file's next call starts a new one.
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Worker } from 'node:worker_threads';
@@ -55,9 +56,15 @@ describe('a SQLite connection thread that ends', () => {
     store = undefined;
   });
 
-  it('fails the calls waiting on it, and every later one, instead of leaving them pending', async () => {
-    store = await openStore(`sqlite:${join(dir(), 'catalog.db')}`);
+  type Threads = { writer: { worker: Worker }; readConnection(): Promise<{ worker: Worker }> | undefined };
+
+  it('fails the calls waiting on it; later calls run on a new thread, over what was committed and nothing else', async () => {
+    const file = join(dir(), 'catalog.db');
+    store = await openStore(`sqlite:${file}`);
     const driver = (store as SqlStore).driver;
+    const committed = image(1);
+    await store.putManifest(committed);
+    await store.setTag('gone/app', 'v0', committed.digest, new Date());
     let release: () => void = () => undefined;
     let began: () => void = () => undefined;
     const inTransaction = new Promise<void>((resolve) => (began = resolve));
@@ -66,18 +73,46 @@ describe('a SQLite connection thread that ends', () => {
       await q.run('INSERT INTO sync_checkpoints (key, value, updated_at) VALUES (?, ?, ?)', ['k', 'v', 1]);
       began();
       await new Promise<void>((resolve) => (release = resolve));
-      await q.all('SELECT 1');
+      await q.run('INSERT INTO sync_checkpoints (key, value, updated_at) VALUES (?, ?, ?)', ['k2', 'v', 1]);
     });
     await inTransaction;
     // ... so this tag event waits in the write thread until the thread ends.
     const waiting = store.setTag('gone/app', 'v1', image(3).digest, new Date());
-    await (driver as unknown as { writer: { worker: Worker } }).writer.worker.terminate();
+    await (driver as unknown as Threads).writer.worker.terminate();
     await expect(waiting).rejects.toThrow(/thread ended/);
     await expect(waiting).rejects.toBeInstanceOf(StoreError);
+    // A new thread may take the connection's place meanwhile: the open transaction's next
+    // statement still fails, and does not run without its transaction on the new one.
+    const later = store.setTag('gone/app', 'v2', image(4).digest, new Date());
     release();
-    await expect(held).rejects.toThrow();
-    await expect(store.setTag('gone/app', 'v2', image(4).digest, new Date())).rejects.toThrow();
-    // Closing still ends the other thread, and settles.
+    await expect(held).rejects.toBeInstanceOf(StoreError);
+    await expect(later).resolves.toBe('applied');
+    // The reader too: a read after its thread ended starts another.
+    const reader = await (driver as unknown as Threads).readConnection();
+    expect(reader).toBeDefined();
+    await reader!.worker.terminate();
+    expect((await store.searchImages({ repository: 'gone/app' })).items.map((t) => t.tag).sort()).toEqual(['v0', 'v2']);
+
+    await store.close();
+    store = undefined;
+    // Read back from the file: the committed tags, the later one, and nothing of the broken transaction or the failed event.
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.prepare("SELECT g.name FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = 'gone/app' ORDER BY g.name").pluck().all()).toEqual(['v0', 'v2']);
+      expect(db.prepare('SELECT count(*) FROM sync_checkpoints').pluck().get()).toBe(0);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('in memory, fails every later call too: a new thread would find an empty catalog', async () => {
+    store = await openStore('sqlite::memory:');
+    const driver = (store as SqlStore).driver;
+    await store.putManifest(image(5));
+    await (driver as unknown as Threads).writer.worker.terminate();
+    await expect(store.setTag('gone/app', 'v2', image(5).digest, new Date())).rejects.toBeInstanceOf(StoreError);
+    await expect(store.getImage(image(5).digest)).rejects.toBeInstanceOf(StoreError);
+    // Closing still ends what is left, and settles.
     const closing = store.close();
     store = undefined;
     await expect(closing).resolves.toBeUndefined();
