@@ -150,11 +150,12 @@ function rewrite(m: Manifest, changes: AnnotationChanges, toOci: boolean, extra?
   return { json, bytes, digest: sha256Digest(bytes), mediaType, diff, converted: convert, changed: true, annotations };
 }
 
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+/** fn over items, at most `limit` at once; once `signal` aborts, no further item starts. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (next < items.length && signal?.aborted !== true) {
       const i = next++;
       out[i] = await fn(items[i] as T, i);
     }
@@ -262,14 +263,27 @@ async function dependentsWarning(client: RegistryClient, ref: Reference, digest:
   ];
 }
 
-/** Writes what sits below a planned index: children (each with what sits below it) before the references that name them. */
+/**
+ * Writes what sits below a planned index: children (each with what sits below it) before the
+ * references that name them. The first write that fails stops the others, their retries included:
+ * its error is the run's answer, and the run ends at once instead of after their retries.
+ */
 async function writeBelow(client: RegistryClient, ref: Reference, p: Planned, concurrency: number): Promise<void> {
+  const stop = new AbortController();
   const put = async (q: Planned): Promise<void> => {
-    await writeBelow(client, ref, q, concurrency);
-    if (q.r.changed) await client.putManifest(ref.registry, ref.repository, q.r.digest, q.r.bytes, q.r.mediaType);
+    await below(q);
+    if (q.r.changed) await client.putManifest(ref.registry, ref.repository, q.r.digest, q.r.bytes, q.r.mediaType, { signal: stop.signal });
   };
-  await mapLimit(p.children, concurrency, put);
-  await mapLimit(p.references, concurrency, put);
+  const below = async (q: Planned): Promise<void> => {
+    await mapLimit(q.children, concurrency, put, stop.signal);
+    await mapLimit(q.references, concurrency, put, stop.signal);
+  };
+  try {
+    await below(p);
+  } catch (err) {
+    stop.abort(err);
+    throw err;
+  }
 }
 
 /**

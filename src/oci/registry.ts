@@ -133,15 +133,15 @@ export class RegistryClient {
    * PUTs exact bytes under a tag or digest, and checks the registry stored what we sent: its
    * Docker-Content-Digest must equal the digest of our bytes.
    */
-  async putManifest(registry: string, repository: string, reference: string, bytes: Uint8Array, mediaType: string): Promise<string> {
-    return (await this.putManifestWithResult(registry, repository, reference, bytes, mediaType)).digest;
+  async putManifest(registry: string, repository: string, reference: string, bytes: Uint8Array, mediaType: string, options: { signal?: AbortSignal } = {}): Promise<string> {
+    return (await this.putManifestWithResult(registry, repository, reference, bytes, mediaType, options)).digest;
   }
 
   /**
    * putManifest, also returning the OCI-Subject header: a registry with the referrers API sends
    * it when it stored a manifest that has a subject (OCI distribution spec 1.1).
    */
-  async putManifestWithResult(registry: string, repository: string, reference: string, bytes: Uint8Array, mediaType: string): Promise<{ digest: string; ociSubject?: string }> {
+  async putManifestWithResult(registry: string, repository: string, reference: string, bytes: Uint8Array, mediaType: string, options: { signal?: AbortSignal } = {}): Promise<{ digest: string; ociSubject?: string }> {
     const digest = sha256Digest(bytes);
     const res = await this.transport.request({
       registry,
@@ -151,6 +151,7 @@ export class RegistryClient {
       body: bytes,
       scope: pushScope(repository),
       maxBodyBytes: 64 * 1024,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     const stored = res.headers.get('docker-content-digest');
     if (stored && stored !== digest) {

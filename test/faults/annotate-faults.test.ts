@@ -8,10 +8,11 @@
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gitlabEnv, runCli } from '../helpers/cli.js';
+import { gitlabEnv, runBin, runCli } from '../helpers/cli.js';
 import { startRecordingServer, type Fault, type FaultRule, type RecordingServer } from '../helpers/fault-proxy.js';
 import { useFaultProxy, useRegistry, useTempDir, useTokenIssuer } from '../helpers/fixtures.js';
 import { curlManifest, makeIndex, pushImage, skopeoPullToDir, type IndexInfo } from '../helpers/images.js';
+import { ensureBuilt } from '../server/serve-process.js';
 
 const USER = 'gitlab-ci-token';
 const PASSWORD = 'glcbt-64-faults-token-fedcba9876543210';
@@ -168,5 +169,33 @@ describe('token realm safety, end to end', () => {
     expect(issuer().issued() - before).toBe(1);
     // Basic credentials go to the realm (the issuer), never to the registry behind the proxy.
     expect(proxy().requests.some((q) => q.headers.authorization?.startsWith('Basic '))).toBe(false);
+  });
+});
+
+describe('a child PUT that fails for good', () => {
+  it('stops the other child PUTs and their retries: the run ends on its error, the tag untouched, and a re-run converges', async () => {
+    ensureBuilt();
+    const repo = 'faults/child-refused';
+    await pushImage(index, `${registry().host}/${repo}:v1`, { creds: CREDS });
+    proxy().clearRules();
+    proxy().reset();
+    // The first child PUT is refused outright; the others are asked to come back in 2 s, which
+    // would take four retries each (about 8 s) if nothing stopped them.
+    const refused = proxy().addRule({ method: 'PUT', path: CHILD, nth: 1, fault: { kind: 'status', status: 400 } });
+    proxy().addRule({ method: 'PUT', path: CHILD, fault: { kind: 'status', status: 503, retryAfter: 2 } });
+    // The built command, as a process: it has ended only when nothing of the run goes on.
+    const r = await runBin(['annotate', `${proxy().host}/${repo}:v1`, '--no-ci', '-a', 'com.example.team=payments', '-a', 'com.example.build=42', '-o', 'json'], { env: env(proxy().host) });
+    expect(refused.applied()).toBe(1);
+    expect(r.code, r.stderr).toBe(1);
+    // One PUT per platform manifest (3): none retried, and nothing written after the failure.
+    expect(proxy().count({ method: 'PUT', path: CHILD })).toBe(index.images.length);
+    expect(proxy().count({ method: 'PUT', path: TAG })).toBe(0);
+    expect(await expectConsistent(repo)).toBe(index.digest);
+    expectNoSecrets(r.stdout + r.stderr);
+
+    proxy().clearRules();
+    const again = await annotate(proxy().host, repo);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await expectConsistent(repo)).toBe(controlAfter);
   });
 });
