@@ -331,7 +331,14 @@ class SqliteDriver implements Driver {
       this.readThread = undefined;
       this.reader = undefined;
     }
-    this.reader ??= this.writeConnection.opened.then(() => (this.readThread = SqliteThread.start('reader', options)));
+    if (!this.reader) {
+      const reader = this.writeConnection.opened.then(() => (this.readThread = SqliteThread.start('reader', options)));
+      // A write thread that could not open the file fails the reads of that moment only: the next read starts over.
+      reader.catch(() => {
+        if (this.reader === reader) this.reader = undefined;
+      });
+      this.reader = reader;
+    }
     return this.reader;
   }
 
