@@ -278,14 +278,15 @@ class SqliteDriver implements Driver {
 
   /** The write thread for a store method run whole there (SqliteStore). */
   writeThread(): SqliteThread {
+    if (this.closed) throw new StoreError(`the SQLite catalog ${this.path} is closed`);
     return this.liveWriter() as SqliteThread;
   }
 
-  /** Runs fn when every earlier use of the write connection is done. */
-  private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
+  /** Runs fn when every earlier use of the write connection is done; on a live connection unless `renew` is false (close). */
+  private exclusive<T>(fn: () => T | Promise<T>, renew = true): Promise<T> {
     const run = this.queue.then(() => {
       if (this.closed) throw new StoreError(`the SQLite catalog ${this.path} is closed`);
-      this.liveWriter();
+      if (renew) this.liveWriter();
       return fn();
     });
     this.queue = run.then(
@@ -512,7 +513,8 @@ class SqliteDriver implements Driver {
       this.closed = true;
       const reader = this.reader;
       await Promise.all([this.writeConnection.close(), reader?.then((r) => r.close(), () => undefined)]);
-    });
+      // A thread that ended is not replaced only to be closed: the new one might not even open.
+    }, false);
   }
 }
 
@@ -522,7 +524,7 @@ class SqliteStore extends SqlStore {
     super(threads, SQLITE_MIGRATIONS);
   }
 
-  private remote(method: string, args: readonly unknown[]): Promise<unknown> {
+  private async remote(method: string, args: readonly unknown[]): Promise<unknown> {
     return this.threads.writeThread().call(method, args);
   }
 

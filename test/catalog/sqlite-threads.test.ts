@@ -133,6 +133,18 @@ describe('a SQLite connection thread that ends', () => {
     expect((await store.searchImages({ repository: 'reopen/app' })).items.map((t) => t.tag)).toEqual(['v1']);
   });
 
+  it('closes without starting a thread in its place', async () => {
+    const home = join(dir(), 'closing-home');
+    mkdirSync(home);
+    const closing = await openStore(`sqlite:${join(home, 'catalog.db')}`);
+    await closing.putManifest(image(9));
+    await ((closing as SqlStore).driver as unknown as Threads).writer.worker.terminate();
+    // A thread started now could not open the file: closing must not need one.
+    renameSync(home, join(dir(), 'closing-away'));
+    await expect(closing.close()).resolves.toBeUndefined();
+    await expect(closing.setTag('closed/app', 'v1', image(9).digest, new Date())).rejects.toThrow(/is closed/);
+  });
+
   it('in memory, fails every later call too: a new thread would find an empty catalog', async () => {
     store = await openStore('sqlite::memory:');
     const driver = (store as SqlStore).driver;
