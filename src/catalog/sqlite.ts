@@ -136,7 +136,10 @@ class LocalConnection implements Connection {
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(private readonly options: ThreadOptions) {
-    this.db = new Database(options.path, { timeout: options.busyTimeoutMs });
+    // The main thread created the file (private, migrated) before any connection thread: a thread
+    // that replaces an ended one must not make an empty catalog where the file was removed.
+    const onFile = options.path !== ':memory:' && !options.path.startsWith('file:');
+    this.db = new Database(options.path, { timeout: options.busyTimeoutMs, fileMustExist: onFile });
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('synchronous = NORMAL');
     // A negative cache_size is in KiB. Memory-mapped I/O stays off (pages read through it would

@@ -2,7 +2,7 @@
 // only: what the write thread's store methods write, the main thread's transactions and every
 // read must find on that same connection. A thread that ends fails what waits on it; a catalog
 // file's next call starts a new one.
-import { mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Worker } from 'node:worker_threads';
@@ -143,6 +143,19 @@ describe('a SQLite connection thread that ends', () => {
     renameSync(home, join(dir(), 'closing-away'));
     await expect(closing.close()).resolves.toBeUndefined();
     await expect(closing.setTag('closed/app', 'v1', image(9).digest, new Date())).rejects.toThrow(/is closed/);
+  });
+
+  it('whose catalog file was removed meanwhile: the new thread fails with SQLite\'s code, and creates no empty catalog in its place', async () => {
+    const file = join(dir(), 'removed.db');
+    store = await openStore(`sqlite:${file}`);
+    const driver = (store as SqlStore).driver;
+    await store.putManifest(image(8));
+    await (driver as unknown as Threads).writer.worker.terminate();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
+    const write = store.setTag('removed/app', 'v1', image(8).digest, new Date());
+    await expect(write).rejects.toBeInstanceOf(StoreError);
+    await expect(write).rejects.toThrow(/SQLITE_CANTOPEN/);
+    expect(existsSync(file)).toBe(false);
   });
 
   it('in memory, fails every later call too: a new thread would find an empty catalog', async () => {
