@@ -336,7 +336,8 @@ class SqliteDriver implements Driver {
       this.reader = undefined;
     }
     if (!this.reader) {
-      const reader = this.writeConnection.opened.then(() => (this.readThread = SqliteThread.start('reader', options)));
+      // After the write thread (renewed if it ended: a write thread that could not open the file must not hold reads back until a write comes).
+      const reader = this.liveWriter().opened.then(() => (this.readThread = SqliteThread.start('reader', options)));
       // A write thread that could not open the file fails the reads of that moment only: the next read starts over.
       reader.catch(() => {
         if (this.reader === reader) this.reader = undefined;

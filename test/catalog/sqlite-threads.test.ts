@@ -106,7 +106,7 @@ describe('a SQLite connection thread that ends', () => {
     }
   });
 
-  it('a new write thread that cannot open the file fails the reads of that moment, and no later read', async () => {
+  it('a new write thread that cannot open the file fails the reads of that moment, and no later read, written or not', async () => {
     const home = join(dir(), 'home');
     const away = join(dir(), 'away');
     mkdirSync(home);
@@ -126,10 +126,10 @@ describe('a SQLite connection thread that ends', () => {
     const read = store.getImage(rec.digest);
     await expect(write).rejects.toBeInstanceOf(StoreError);
     await expect(read).rejects.toBeInstanceOf(StoreError);
-    // Back in place: writes and reads go on, each on a new thread.
+    // Back in place: reads go on, even before any write, and writes too, each on a new thread.
     renameSync(away, home);
-    await expect(store.setTag('reopen/app', 'v1', rec.digest, new Date())).resolves.toBe('applied');
     expect((await store.getImage(rec.digest))?.digest).toBe(rec.digest);
+    await expect(store.setTag('reopen/app', 'v1', rec.digest, new Date())).resolves.toBe('applied');
     expect((await store.searchImages({ repository: 'reopen/app' })).items.map((t) => t.tag)).toEqual(['v1']);
   });
 
