@@ -15,14 +15,14 @@
 // moves the whole image), BENCH_ANNOTATE_LINK_LATENCY_MS (20), BENCH_ANNOTATE_LINK_MBIT (100).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BIN, gitlabEnv } from '../test/helpers/cli.js';
 import { startFaultProxy, type FaultProxy } from '../test/helpers/fault-proxy.js';
 import { makeImage, makeIndex, pushImage, type Platform } from '../test/helpers/images.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { exec, fmt, loadLine, machineLoad, median, progress, writeResults } from './lib.js';
+import { makeTempDir, removeTempDir } from '../test/helpers/cleanup.js';
 
 const num = (name: string, fallback: number): number => {
   const v = Number(process.env[name] ?? fallback);
@@ -245,7 +245,7 @@ async function measure(link: FaultProxy, subject: Subject, work: string): Promis
 }
 
 export default async function bench(): Promise<void> {
-  const work = await mkdtemp(join(tmpdir(), 'tagtrail-bench-link-'));
+  const work = await makeTempDir('bench-link');
   const registry = await startRegistry({ logLevel: 'warn' });
   let link: FaultProxy | undefined;
   try {
@@ -319,6 +319,6 @@ ${loadLine(loadBefore, loadAfter)}
   } finally {
     await link?.stop();
     await registry.stop();
-    await rm(work, { recursive: true, force: true });
+    await removeTempDir(work);
   }
 }

@@ -2,14 +2,14 @@
 //   - the floor: a raw curl GET and PUT of the same manifest, and
 //   - the seed proposal's way: download the image and push it again (skopeo copy out and back),
 // plus the index fan-out over a link with 20 ms added latency, and start-up against `node -e 0`.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BIN, gitlabEnv } from '../test/helpers/cli.js';
 import { startFaultProxy } from '../test/helpers/fault-proxy.js';
 import { makeImage, makeIndex, pushImage, type Platform } from '../test/helpers/images.js';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { exec, fmt, median, timeRuns, writeResults } from './lib.js';
+import { makeTempDir, removeTempDir } from '../test/helpers/cleanup.js';
 
 const RUNS = 7;
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
@@ -77,7 +77,7 @@ const PLATFORMS: Platform[] = [
 export const estimatedSeconds = 180;
 
 export default async function bench(): Promise<void> {
-  const work = await mkdtemp(join(tmpdir(), 'tagtrail-bench-'));
+  const work = await makeTempDir('bench');
   const registry = await startRegistry({ logLevel: 'warn' });
   try {
     // ---- requests and wall time for one image, by layer count
@@ -178,6 +178,6 @@ For comparison (not measured here; neither tool is packaged for this machine): c
     await writeResults('annotate', data, md);
   } finally {
     await registry.stop();
-    await rm(work, { recursive: true, force: true });
+    await removeTempDir(work);
   }
 }

@@ -1,5 +1,6 @@
 // Small shared pieces for the benchmarks: timing, percentiles and result files.
 import { execFile } from 'node:child_process';
+import { trackChild } from '../test/helpers/cleanup.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -30,10 +31,12 @@ export async function timeRuns(n: number, fn: (i: number) => Promise<unknown>): 
 
 export function exec(file: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(file, args as string[], { env: env ?? process.env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile(file, args as string[], { env: env ?? process.env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(Object.assign(err, { stdout, stderr }));
       else resolve({ stdout: String(stdout), stderr: String(stderr) });
     });
+    // Killed when the bench ends early (bench/run.ts ends through process.exit on a signal).
+    trackChild(child);
   });
 }
 

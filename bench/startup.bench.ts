@@ -8,9 +8,9 @@
 //    which the load disturbs less than wall time.
 // The ratios of the goal are those of our own timer, which runs everywhere.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeTempDir, removeTempDir, trackChild } from '../test/helpers/cleanup.js';
 import { BIN } from '../test/helpers/cli.js';
 import { fmt, loadLine, machineLoad, median, progress, writeResults } from './lib.js';
 
@@ -33,7 +33,7 @@ const COMMANDS: readonly { name: string; args: readonly string[] }[] = [
 function timeOnce(args: readonly string[]): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(process.execPath, args as string[], { stdio: 'ignore' });
+    const child = trackChild(spawn(process.execPath, args as string[], { stdio: 'ignore' }));
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) reject(new Error(`node ${args.join(' ')} exited with ${code}`));
@@ -61,7 +61,7 @@ interface HyperfineFigures {
 
 function hasHyperfine(): Promise<boolean> {
   return new Promise((resolve) => {
-    const child = spawn('hyperfine', ['--version'], { stdio: 'ignore' });
+    const child = trackChild(spawn('hyperfine', ['--version'], { stdio: 'ignore' }));
     child.on('error', () => resolve(false));
     child.on('close', (code) => resolve(code === 0));
   });
@@ -73,7 +73,7 @@ async function withHyperfine(work: string): Promise<Record<string, HyperfineFigu
   const commands = COMMANDS.map((c) => [process.execPath, ...c.args].map(quote).join(' '));
   if (process.stdout.isTTY) process.stdout.write('startup (hyperfine): running…\n');
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('hyperfine', ['-N', '--style', 'none', '--warmup', String(WARMUP), '--runs', String(RUNS), '--export-json', out, ...commands], { stdio: 'ignore' });
+    const child = trackChild(spawn('hyperfine', ['-N', '--style', 'none', '--warmup', String(WARMUP), '--runs', String(RUNS), '--export-json', out, ...commands], { stdio: 'ignore' }));
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`hyperfine exited with ${code}`))));
   });
@@ -85,7 +85,7 @@ async function withHyperfine(work: string): Promise<Record<string, HyperfineFigu
 }
 
 export default async function bench(): Promise<void> {
-  const work = await mkdtemp(join(tmpdir(), 'tagtrail-bench-startup-'));
+  const work = await makeTempDir('bench-startup');
   try {
     const loadBefore = machineLoad();
     const own = await interleaved();
@@ -125,6 +125,6 @@ ${loadLine(loadBefore, loadAfter)}
 `;
     await writeResults('startup', data, md);
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await removeTempDir(work);
   }
 }

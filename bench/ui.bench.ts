@@ -2,8 +2,6 @@
 // request to the last byte of the body) for the repository page and the search page, p50 and
 // p95 over 200 requests each, and the bytes of each page. SQLite catalog in a temp dir, filled
 // directly through the Store. Goal: p95 under 100 ms.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { openStore } from '../src/catalog/open.js';
@@ -11,6 +9,7 @@ import { createApp } from '../src/server/app.js';
 import { mountUi } from '../src/server/ui/index.js';
 import { imageRecord, indexRecord } from '../test/helpers/records.js';
 import { fmt, percentile, writeResults } from './lib.js';
+import { makeTempDir, removeTempDir } from '../test/helpers/cleanup.js';
 
 const TAGS = 10_000;
 const REQUESTS = 200;
@@ -61,7 +60,7 @@ interface Timing {
 export const estimatedSeconds = 120;
 
 export default async function bench(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'tagtrail-bench-ui-'));
+  const dir = await makeTempDir('bench-ui');
   const store = await openStore(`sqlite:${join(dir, 'catalog.db')}`);
   try {
     const fillStarted = Date.now();
@@ -154,6 +153,6 @@ export default async function bench(): Promise<void> {
     await writeResults('ui', { tags: TAGS, requests: REQUESTS, fillSeconds, goalMet, timings }, md);
   } finally {
     await store.close();
-    await rm(dir, { recursive: true, force: true });
+    await removeTempDir(dir);
   }
 }

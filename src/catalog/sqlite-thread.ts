@@ -167,7 +167,12 @@ export class SqliteThread {
       this.worker.unref();
     };
     // The store's own error class, whatever ended the thread: callers tell a catalog failure by it.
-    this.worker.on('error', (err) => fail(new StoreError(`the SQLite connection thread failed: ${err.message}`, { cause: err })));
+    this.worker.on('error', (err: unknown) => {
+      // An error of a class of its own (better-sqlite3's SqliteError) crosses from the thread with its code only.
+      const e = err as { message?: unknown; code?: unknown } | null;
+      const what = typeof e?.message === 'string' ? e.message : typeof e?.code === 'string' ? e.code : String(err);
+      fail(new StoreError(`the SQLite connection thread failed: ${what}`, { cause: err }));
+    });
     this.worker.on('exit', (code) => fail(new StoreError(`the SQLite connection thread ended (exit code ${code})`)));
   }
 

@@ -136,7 +136,10 @@ class LocalConnection implements Connection {
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(private readonly options: ThreadOptions) {
-    this.db = new Database(options.path, { timeout: options.busyTimeoutMs });
+    // The main thread created the file (private, migrated) before any connection thread: a thread
+    // that replaces an ended one must not make an empty catalog where the file was removed.
+    const onFile = options.path !== ':memory:' && !options.path.startsWith('file:');
+    this.db = new Database(options.path, { timeout: options.busyTimeoutMs, fileMustExist: onFile });
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('synchronous = NORMAL');
     // A negative cache_size is in KiB. Memory-mapped I/O stays off (pages read through it would
@@ -278,14 +281,15 @@ class SqliteDriver implements Driver {
 
   /** The write thread for a store method run whole there (SqliteStore). */
   writeThread(): SqliteThread {
+    if (this.closed) throw new StoreError(`the SQLite catalog ${this.path} is closed`);
     return this.liveWriter() as SqliteThread;
   }
 
-  /** Runs fn when every earlier use of the write connection is done. */
-  private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
+  /** Runs fn when every earlier use of the write connection is done; on a live connection unless `renew` is false (close). */
+  private exclusive<T>(fn: () => T | Promise<T>, renew = true): Promise<T> {
     const run = this.queue.then(() => {
       if (this.closed) throw new StoreError(`the SQLite catalog ${this.path} is closed`);
-      this.liveWriter();
+      if (renew) this.liveWriter();
       return fn();
     });
     this.queue = run.then(
@@ -331,7 +335,15 @@ class SqliteDriver implements Driver {
       this.readThread = undefined;
       this.reader = undefined;
     }
-    this.reader ??= this.writeConnection.opened.then(() => (this.readThread = SqliteThread.start('reader', options)));
+    if (!this.reader) {
+      // After the write thread (renewed if it ended: a write thread that could not open the file must not hold reads back until a write comes).
+      const reader = this.liveWriter().opened.then(() => (this.readThread = SqliteThread.start('reader', options)));
+      // A write thread that could not open the file fails the reads of that moment only: the next read starts over.
+      reader.catch(() => {
+        if (this.reader === reader) this.reader = undefined;
+      });
+      this.reader = reader;
+    }
     return this.reader;
   }
 
@@ -505,7 +517,8 @@ class SqliteDriver implements Driver {
       this.closed = true;
       const reader = this.reader;
       await Promise.all([this.writeConnection.close(), reader?.then((r) => r.close(), () => undefined)]);
-    });
+      // A thread that ended is not replaced only to be closed: the new one might not even open.
+    }, false);
   }
 }
 
@@ -515,7 +528,7 @@ class SqliteStore extends SqlStore {
     super(threads, SQLITE_MIGRATIONS);
   }
 
-  private remote(method: string, args: readonly unknown[]): Promise<unknown> {
+  private async remote(method: string, args: readonly unknown[]): Promise<unknown> {
     return this.threads.writeThread().call(method, args);
   }
 

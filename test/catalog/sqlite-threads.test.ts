@@ -2,6 +2,7 @@
 // only: what the write thread's store methods write, the main thread's transactions and every
 // read must find on that same connection. A thread that ends fails what waits on it; a catalog
 // file's next call starts a new one.
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Worker } from 'node:worker_threads';
@@ -103,6 +104,58 @@ describe('a SQLite connection thread that ends', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('a new write thread that cannot open the file fails the reads of that moment, and no later read, written or not', async () => {
+    const home = join(dir(), 'home');
+    const away = join(dir(), 'away');
+    mkdirSync(home);
+    const file = join(home, 'catalog.db');
+    store = await openStore(`sqlite:${file}`);
+    const driver = (store as SqlStore).driver;
+    const rec = image(7);
+    await store.putManifest(rec);
+    expect((await store.getImage(rec.digest))?.digest).toBe(rec.digest);
+    // Both threads end ...
+    await (driver as unknown as Threads).writer.worker.terminate();
+    await (await (driver as unknown as Threads).readConnection())!.worker.terminate();
+    // ... with the file out of reach: the thread that replaces the writer cannot open it, nor can the
+    // reader that starts after it.
+    renameSync(home, away);
+    const write = store.setTag('reopen/app', 'v1', rec.digest, new Date());
+    const read = store.getImage(rec.digest);
+    await expect(write).rejects.toBeInstanceOf(StoreError);
+    await expect(read).rejects.toBeInstanceOf(StoreError);
+    // Back in place: reads go on, even before any write, and writes too, each on a new thread.
+    renameSync(away, home);
+    expect((await store.getImage(rec.digest))?.digest).toBe(rec.digest);
+    await expect(store.setTag('reopen/app', 'v1', rec.digest, new Date())).resolves.toBe('applied');
+    expect((await store.searchImages({ repository: 'reopen/app' })).items.map((t) => t.tag)).toEqual(['v1']);
+  });
+
+  it('closes without starting a thread in its place', async () => {
+    const home = join(dir(), 'closing-home');
+    mkdirSync(home);
+    const closing = await openStore(`sqlite:${join(home, 'catalog.db')}`);
+    await closing.putManifest(image(9));
+    await ((closing as SqlStore).driver as unknown as Threads).writer.worker.terminate();
+    // A thread started now could not open the file: closing must not need one.
+    renameSync(home, join(dir(), 'closing-away'));
+    await expect(closing.close()).resolves.toBeUndefined();
+    await expect(closing.setTag('closed/app', 'v1', image(9).digest, new Date())).rejects.toThrow(/is closed/);
+  });
+
+  it('whose catalog file was removed meanwhile: the new thread fails with SQLite\'s code, and creates no empty catalog in its place', async () => {
+    const file = join(dir(), 'removed.db');
+    store = await openStore(`sqlite:${file}`);
+    const driver = (store as SqlStore).driver;
+    await store.putManifest(image(8));
+    await (driver as unknown as Threads).writer.worker.terminate();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
+    const write = store.setTag('removed/app', 'v1', image(8).digest, new Date());
+    await expect(write).rejects.toBeInstanceOf(StoreError);
+    await expect(write).rejects.toThrow(/SQLITE_CANTOPEN/);
+    expect(existsSync(file)).toBe(false);
   });
 
   it('in memory, fails every later call too: a new thread would find an empty catalog', async () => {

@@ -187,6 +187,9 @@ describe('a child PUT that fails for good', () => {
     const r = await runBin(['annotate', `${proxy().host}/${repo}:v1`, '--no-ci', '-a', 'com.example.team=payments', '-a', 'com.example.build=42', '-o', 'json'], { env: env(proxy().host) });
     expect(refused.applied()).toBe(1);
     expect(r.code, r.stderr).toBe(1);
+    // The refusal is the run's answer, not the abort it caused in the other PUTs.
+    expect(r.stderr).toMatch(/HTTP 400/);
+    expect(r.stderr).not.toMatch(/abort/i);
     // One PUT per platform manifest (3): none retried, and nothing written after the failure.
     expect(proxy().count({ method: 'PUT', path: CHILD })).toBe(index.images.length);
     expect(proxy().count({ method: 'PUT', path: TAG })).toBe(0);

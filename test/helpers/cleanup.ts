@@ -75,10 +75,11 @@ export function spawnGroup(file: string, args: readonly string[], options: Spawn
 }
 
 /** Kill this child (its group, if it leads one) at worker exit if nobody stopped it before. */
-export function trackChild(child: ChildProcess): void {
+export function trackChild<C extends ChildProcess>(child: C): C {
   hookExit();
   children.add(child);
   child.once('exit', () => children.delete(child));
+  return child;
 }
 
 /**
