@@ -29,6 +29,12 @@ export interface ThreadOptions {
   /** better-sqlite3's busy timeout, ms. */
   busyTimeoutMs: number;
   cacheMiB: number;
+  /**
+   * Open only a catalog file that exists. Set for connection threads: the main thread created the
+   * file (private, migrated) before them, and a thread that replaces an ended one must not make an
+   * empty catalog where the file was removed.
+   */
+  fileMustExist?: boolean;
 }
 
 /**

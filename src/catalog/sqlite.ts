@@ -136,10 +136,8 @@ class LocalConnection implements Connection {
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(private readonly options: ThreadOptions) {
-    // The main thread created the file (private, migrated) before any connection thread: a thread
-    // that replaces an ended one must not make an empty catalog where the file was removed.
     const onFile = options.path !== ':memory:' && !options.path.startsWith('file:');
-    this.db = new Database(options.path, { timeout: options.busyTimeoutMs, fileMustExist: onFile });
+    this.db = new Database(options.path, { timeout: options.busyTimeoutMs, fileMustExist: onFile && options.fileMustExist === true });
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('synchronous = NORMAL');
     // A negative cache_size is in KiB. Memory-mapped I/O stays off (pages read through it would
@@ -225,10 +223,12 @@ class SqliteDriver implements Driver {
     private readonly path: string,
     options: SqliteStoreOptions,
     where: 'threads' | 'local',
+    /** The local connection opens only an existing file (a connection thread's; see ThreadOptions). */
+    fileMustExist = false,
   ) {
     const cacheMiB = options.cacheMiB ?? SQLITE_CACHE_MIB;
     if (!Number.isInteger(cacheMiB) || cacheMiB < 1 || cacheMiB > 4096) throw new StoreError(`SQLite cache of ${cacheMiB} MiB: not an integer from 1 to 4096`);
-    const thread: ThreadOptions = { path, busyTimeoutMs: BUSY_TIMEOUT_MS, cacheMiB };
+    const thread: ThreadOptions = { path, busyTimeoutMs: BUSY_TIMEOUT_MS, cacheMiB, ...(where === 'threads' || fileMustExist ? { fileMustExist: true } : {}) };
     if (where === 'local') {
       this.local = new LocalConnection(thread);
       this.writeConnection = this.local;
@@ -575,7 +575,7 @@ export function openLocalSqliteStore(options: ThreadOptions): {
   /** Store methods run as one group commit (SqliteDriver.writeGroup); `take` names them when the connection is free. */
   writeGroup(take: () => readonly GroupedCall[]): Promise<PromiseSettledResult<unknown>[]>;
 } {
-  const driver = new SqliteDriver(options.path, { cacheMiB: options.cacheMiB }, 'local');
+  const driver = new SqliteDriver(options.path, { cacheMiB: options.cacheMiB }, 'local', options.fileMustExist === true);
   // The store over each view of the driver a group's calls run on (SqlStore keeps no state but its driver).
   const stores = new Map<Driver, SqlStore>();
   const storeOver = (d: Driver): SqlStore => {
