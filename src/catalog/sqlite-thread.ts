@@ -20,9 +20,35 @@ import type { SqlStore } from './sql/store.js';
  * (sqlite.ts) forwards exactly these; sqlite-worker.ts answers exactly these.
  */
 export const THREAD_METHODS = {
-  writer: ['setTag', 'pushTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest', 'putManifests', 'reconcileRepository', 'markUnreadable'],
+  writer: ['setTag', 'pushTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest', 'markUnreadable', 'putManifests', 'reconcileRepository'],
   reader: ['searchImages', 'listRepositories', 'getImage', 'getImages', 'lookupManifest'],
 } as const satisfies Record<'writer' | 'reader', readonly (keyof SqlStore)[]>;
+
+/**
+ * The write thread's methods that commit as one group when they wait for the connection
+ * together (sqlite-worker.ts): the event path's, one tag or manifest each. A crawl's batches
+ * (putManifests, reconcileRepository) are large already and commit on their own.
+ */
+export const GROUPED_WRITES: ReadonlySet<string> = new Set(THREAD_METHODS.writer.filter((m) => m !== 'putManifests' && m !== 'reconcileRepository'));
+
+/**
+ * Items handed over in one turn of the event loop's microtasks go to `post` as one message (a
+ * lone item as itself): each message wakes the thread it goes to, and on a busy machine that costs
+ * more than the clone of what it carries. Both sides of a connection thread send this way.
+ */
+export function inOneMessage<T>(post: (message: T | T[]) => void): (item: T) => void {
+  let pending: T[] = [];
+  return (item) => {
+    if (pending.length === 0) {
+      queueMicrotask(() => {
+        const batch = pending;
+        pending = [];
+        post(batch.length === 1 ? (batch[0] as T) : batch);
+      });
+    }
+    pending.push(item);
+  };
+}
 
 export interface ThreadOptions {
   path: string;
@@ -140,8 +166,6 @@ function buffers<T>(rows: T[]): T[] {
 export class SqliteThread {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  /** Requests not yet posted (see flush). */
-  private outbox: (Request & { id: number })[] = [];
   private failure: Error | undefined;
   /** Settles once the connection is open (or could not be). */
   readonly opened: Promise<void>;
@@ -200,21 +224,14 @@ export class SqliteThread {
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(id, { resolve, reject });
-      if (this.outbox.length === 0) queueMicrotask(this.flush);
-      this.outbox.push({ ...message, id });
+      this.send({ ...message, id });
     });
   }
 
-  /**
-   * Requests made in one turn of the event loop's microtasks go as one message: each message
-   * wakes the thread, and on a busy machine that costs more than the clone of what it carries.
-   */
-  private readonly flush = (): void => {
-    const batch = this.outbox;
-    this.outbox = [];
-    if (this.failure) return;
-    this.worker.postMessage(batch.length === 1 ? batch[0] : batch);
-  };
+  /** Requests made in one turn of microtasks go as one message; none once the thread has failed. */
+  private readonly send = inOneMessage<Request & { id: number }>((message) => {
+    if (!this.failure) this.worker.postMessage(message);
+  });
 
   /** True once the thread has ended, failed or been closed: every request to it fails. */
   get ended(): boolean {

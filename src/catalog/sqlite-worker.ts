@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { UsageError } from '../errors.js';
 import type { Queryable } from './sql/driver.js';
-import { type Answer, type Request, THREAD_METHODS, type ThreadOptions, WRITES, toWire } from './sqlite-thread.js';
+import { type Answer, GROUPED_WRITES, type Request, THREAD_METHODS, type ThreadOptions, WRITES, inOneMessage, toWire } from './sqlite-thread.js';
 import { type GroupedCall, openLocalSqliteStore } from './sqlite.js';
 
 type Role = keyof typeof THREAD_METHODS;
@@ -22,12 +22,6 @@ if (!port) throw new Error('sqlite-worker runs as a worker thread');
 const { store, driver, connection, writeGroup } = openLocalSqliteStore(options);
 const methods: readonly string[] = THREAD_METHODS[options.role];
 
-/**
- * The writes of the event path, one tag or manifest each: those that arrive together run as one
- * group commit (SqliteDriver.writeGroup), each undone alone when it fails. A crawl's batches
- * (putManifests, reconcileRepository) are large already and commit on their own.
- */
-const GROUPED: ReadonlySet<string> = new Set(['setTag', 'pushTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest', 'markUnreadable']);
 /** At most this many calls in one group: the first of them waits for the last's statements before its COMMIT. */
 const MAX_GROUP = 32;
 
@@ -121,7 +115,7 @@ async function handle(m: Request): Promise<unknown> {
     }
     case 'call': {
       if (!methods.includes(m.method)) throw new UsageError(`${m.method} is not a method of the ${options.role} thread`);
-      if (options.role === 'writer' && GROUPED.has(m.method)) {
+      if (options.role === 'writer' && GROUPED_WRITES.has(m.method)) {
         const { method, args } = m;
         return joinGroup((grouped) => (grouped as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method]?.apply(grouped, args as unknown[]) as Promise<unknown>);
       }
@@ -134,19 +128,8 @@ async function handle(m: Request): Promise<unknown> {
   }
 }
 
-/** Answers not yet posted: those settled in one turn of microtasks go as one message. */
-let answers: Answer[] = [];
-
-function answer(a: Answer): void {
-  if (answers.length === 0) {
-    queueMicrotask(() => {
-      const batch = answers;
-      answers = [];
-      port?.postMessage(batch.length === 1 ? batch[0] : batch);
-    });
-  }
-  answers.push(a);
-}
+/** Answers settled in one turn of microtasks go as one message. */
+const answer = inOneMessage<Answer>((message) => port.postMessage(message));
 
 port.on('message', (message: (Request & { id: number }) | (Request & { id: number })[]) => {
   for (const m of Array.isArray(message) ? message : [message]) {
