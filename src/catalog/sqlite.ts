@@ -208,13 +208,16 @@ class SqliteDriver implements Driver {
   readonly dialect = SQLITE_DIALECT;
   /** The connection every write goes through, in the order of `queue`. */
   private writeConnection: Connection;
-  /** The write thread's options; undefined where a new thread could not reach the same catalog (in memory, or on this thread). */
-  private readonly renewable: ThreadOptions | undefined;
   /** The connection when it is on this thread (the write thread's own driver): it runs groups of writes (writeGroup). */
   private readonly local: LocalConnection | undefined;
   /** Reads outside a transaction, on a connection of their own (WAL): they never wait behind a writer's transaction. Started at the first read. */
   private reader: Promise<Connection> | undefined;
-  private readonly readerOptions: ThreadOptions | undefined;
+  /**
+   * A connection thread's options where a second connection reaches the same catalog (a file): for
+   * the read thread, and for a write thread that replaces an ended one. Undefined in memory (the
+   * catalog lives on one connection) and on a connection thread itself.
+   */
+  private readonly fileThreads: ThreadOptions | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -232,7 +235,6 @@ class SqliteDriver implements Driver {
     if (where === 'local') {
       this.local = new LocalConnection(thread);
       this.writeConnection = this.local;
-      this.renewable = undefined;
       return;
     }
     this.local = undefined;
@@ -253,8 +255,7 @@ class SqliteDriver implements Driver {
     }
     this.writeConnection = SqliteThread.start('writer', thread);
     // An in-memory database (or a URI, which may name one) exists on one connection only.
-    this.readerOptions = path === ':memory:' || path.startsWith('file:') ? undefined : thread;
-    this.renewable = this.readerOptions;
+    this.fileThreads = path === ':memory:' || path.startsWith('file:') ? undefined : thread;
   }
 
   /** The write connection as it is now (a thread that ended stays until the next call or transaction renews it). */
@@ -272,9 +273,9 @@ class SqliteDriver implements Driver {
    */
   private liveWriter(): Connection {
     const current = this.writeConnection;
-    if (this.renewable && !this.closed && current instanceof SqliteThread && current.ended) {
+    if (this.fileThreads && !this.closed && current instanceof SqliteThread && current.ended) {
       void current.close().catch(() => undefined);
-      this.writeConnection = SqliteThread.start('writer', this.renewable);
+      this.writeConnection = SqliteThread.start('writer', this.fileThreads);
     }
     return this.writeConnection;
   }
@@ -328,8 +329,8 @@ class SqliteDriver implements Driver {
   /** The read connection's thread; undefined for an in-memory catalog (one connection). */
   readConnection(): Promise<Connection> | undefined {
     // Closed: no thread started for a read (the write queue refuses it).
-    if (!this.readerOptions || this.closed) return undefined;
-    const options = this.readerOptions;
+    if (!this.fileThreads || this.closed) return undefined;
+    const options = this.fileThreads;
     if (this.readThread?.ended) {
       void this.readThread.close().catch(() => undefined);
       this.readThread = undefined;
