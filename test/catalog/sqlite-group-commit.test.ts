@@ -85,6 +85,22 @@ function exec(path: string, statement: string): void {
 
 const at = (n: number): Date => new Date(Date.UTC(2026, 0, 2, 0, 0, n));
 
+/**
+ * Pushes a tag for each of `names` to `repository` (image and time first + i) while the write
+ * connection is held, so all of them wait for it; then lets it go. Their outcomes, in order, and
+ * the commits written meanwhile.
+ */
+async function pushWhileHeld(store: Store, path: string, repository: string, names: readonly string[], first: number) {
+  const held = await holdWriter(store);
+  const before = walCommits(path);
+  const pushes = names.map((tag, i) => store.pushTag({ repository, tag, digest: image(first + i).digest, at: at(first + i), manifest: image(first + i) }));
+  await posted();
+  held.release();
+  await held.done;
+  const outcomes = await Promise.allSettled(pushes);
+  return { outcomes, commits: walCommits(path) - before };
+}
+
 describe('tag pushes that wait for the SQLite write connection', () => {
   const dir = useTempDir('group-commit');
   let store: Store | undefined;
@@ -104,16 +120,10 @@ describe('tag pushes that wait for the SQLite write connection', () => {
   it('commit once; the one that fails is undone alone and fails as it would alone, the others are kept', async () => {
     const { store, path } = await fresh();
     const names = ['v1', 'v2', 'v3', 'boom', 'v5', 'v6', 'v7', 'v8'];
-    const held = await holdWriter(store);
-    const before = walCommits(path);
-    const pushes = names.map((tag, i) => store.pushTag({ repository: 'group/app', tag, digest: image(i).digest, at: at(i), manifest: image(i) }));
-    await posted();
-    held.release();
-    await held.done;
-    const outcomes = await Promise.allSettled(pushes);
+    const { outcomes, commits } = await pushWhileHeld(store, path, 'group/app', names, 0);
 
     // One transaction for the eight pushes (each alone would have committed seven).
-    expect(walCommits(path) - before).toBe(1);
+    expect(commits).toBe(1);
     expect(outcomes.map((o) => o.status)).toEqual(names.map((n) => (n === 'boom' ? 'rejected' : 'fulfilled')));
     for (const [i, o] of outcomes.entries()) if (names[i] !== 'boom') expect(o).toEqual({ status: 'fulfilled', value: { outcome: 'applied', inserted: true } });
     const failed = (outcomes[3] as PromiseRejectedResult).reason as Error;
@@ -160,17 +170,11 @@ describe('tag pushes that wait for the SQLite write connection', () => {
        CREATE TRIGGER late_tag AFTER INSERT ON tags WHEN NEW.name = 'late' BEGIN INSERT INTO late_check (repository_id) VALUES (-1); END`,
     );
     const names = ['a1', 'late', 'a3'];
-    const held = await holdWriter(store);
-    const before = walCommits(path);
-    const pushes = names.map((tag, i) => store.pushTag({ repository: 'group/late', tag, digest: image(30 + i).digest, at: at(30 + i), manifest: image(30 + i) }));
-    await posted();
-    held.release();
-    await held.done;
-    const outcomes = await Promise.allSettled(pushes);
+    const { outcomes, commits } = await pushWhileHeld(store, path, 'group/late', names, 30);
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((outcomes[1] as PromiseRejectedResult).reason).toBeInstanceOf(StoreError);
     // Run again one by one: the two that succeed commit once each.
-    expect(walCommits(path) - before).toBe(2);
+    expect(commits).toBe(2);
     expect(sql(path, `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = 'group/late' ORDER BY t.name`).map((r) => r.name)).toEqual(['a1', 'a3']);
     expect(sql(path, 'SELECT count(*) AS n FROM late_check')).toEqual([{ n: 0 }]);
     expect(sql(path, 'SELECT count(*) AS n FROM manifests WHERE digest = ?', image(31).digest)).toEqual([{ n: 0 }]);
@@ -181,16 +185,10 @@ describe('tag pushes that wait for the SQLite write connection', () => {
     // A tag named `gone` rolls back the whole transaction it is written in, not only its statement.
     exec(path, `CREATE TRIGGER end_gone BEFORE INSERT ON tags WHEN NEW.name = 'gone' BEGIN SELECT RAISE(ROLLBACK, 'ended'); END`);
     const names = ['b1', 'gone', 'b3'];
-    const held = await holdWriter(store);
-    const before = walCommits(path);
-    const pushes = names.map((tag, i) => store.pushTag({ repository: 'group/gone', tag, digest: image(50 + i).digest, at: at(50 + i), manifest: image(50 + i) }));
-    await posted();
-    held.release();
-    await held.done;
-    const outcomes = await Promise.allSettled(pushes);
+    const { outcomes, commits } = await pushWhileHeld(store, path, 'group/gone', names, 50);
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((outcomes[1] as PromiseRejectedResult).reason).toBeInstanceOf(StoreError);
-    expect(walCommits(path) - before).toBe(2);
+    expect(commits).toBe(2);
     expect(sql(path, `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = 'group/gone' ORDER BY t.name`).map((r) => r.name)).toEqual(['b1', 'b3']);
     expect(sql(path, 'SELECT count(*) AS n FROM manifests WHERE digest = ?', image(51).digest)).toEqual([{ n: 0 }]);
     // The store goes on: the next push commits.
