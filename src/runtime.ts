@@ -16,8 +16,8 @@ export interface Runtime {
   readonly readStdin: () => Promise<string>;
   readonly fetch: typeof fetch;
   /**
-   * The registry client of annotate, attach and sync, when the runtime has one (the process's, on
-   * node:http); without it they send through `fetch`, as tests that inject fetch do.
+   * What every command sends its registry requests through, when the runtime has one (the
+   * process's, on node:http); without it they go through `fetch`, as tests that inject fetch do.
    */
   readonly http?: HttpClient;
   readonly now: () => Date;

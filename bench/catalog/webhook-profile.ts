@@ -12,6 +12,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore } from '../../src/catalog/open.js';
 import { EVENTS_MEDIA_TYPE } from '../../src/catalog/events.js';
+import { nodeHttpClient } from '../../src/net/node-http.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import { createApp } from '../../src/server/app.js';
 import { makeTempDir, removeTempDir } from '../../test/helpers/cleanup.js';
@@ -67,7 +68,8 @@ try {
   }
   const store = await openStore(url);
   try {
-    const client = new RegistryClient({ fetch: globalThis.fetch, credentials: () => undefined });
+    // As serve builds it: registry requests over node:http (commands/common.ts registryClient).
+    const client = new RegistryClient({ fetch: globalThis.fetch, http: nodeHttpClient(process.env), credentials: () => undefined });
     const app = createApp({ store, webhook: { secret: WEBHOOK_SECRET, client, registry: registry.host, concurrency: WEBHOOK_CONCURRENCY } });
     const post = async (body: string): Promise<void> => {
       const res = await app.request('/api/v1/events', { method: 'POST', headers: { authorization: `Bearer ${WEBHOOK_SECRET}`, 'content-type': EVENTS_MEDIA_TYPE }, body });

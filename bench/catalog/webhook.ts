@@ -5,6 +5,7 @@ import pg from 'pg';
 import { openStore } from '../../src/catalog/open.js';
 import { EVENTS_MEDIA_TYPE } from '../../src/catalog/events.js';
 import { OCI_MANIFEST } from '../../src/oci/mediatypes.js';
+import { nodeHttpClient } from '../../src/net/node-http.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import { createApp } from '../../src/server/app.js';
 import { type PostgresCluster, createDatabase } from '../../test/helpers/postgres.js';
@@ -169,7 +170,8 @@ export async function webhookPart(
     const store = await openStore(url);
     const writer = await baselineWriter(dialect, dialect === 'sqlite' ? join(work, 'webhook-baseline.db') : url);
     try {
-      const client = new RegistryClient({ fetch: globalThis.fetch, credentials: () => undefined });
+      // As serve builds it: registry requests over node:http (commands/common.ts registryClient).
+      const client = new RegistryClient({ fetch: globalThis.fetch, http: nodeHttpClient(process.env), credentials: () => undefined });
       const app = createApp({ store, webhook: { secret: WEBHOOK_SECRET, client, registry: registry.host, concurrency: WEBHOOK_CONCURRENCY } });
       // Warm-up: a few events of their own (tags n*2 .. n*2+19), so the first timed request does not pay for start-up.
       const post = async (body: string): Promise<Record<string, number>> => {

@@ -112,7 +112,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   const reportUrl = reportUrlFrom(rt, flags.report);
   // Build details are written once (gitlab/build-once.ts); explicit --annotation values still apply.
   const explicitOnly = annotationChanges({ env: rt.env, now: rt.now(), annotations: flags.annotation, remove: flags.removeAnnotation, ci: false });
-  const client = await registryClient(rt, withSchemes(flags, parsed), refs.map((r) => r.registry), [], undefined, rt.http);
+  const client = await registryClient(rt, withSchemes(flags, parsed), refs.map((r) => r.registry));
 
   const out: string[] = [];
   const warn: string[] = [];

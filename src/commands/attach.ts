@@ -95,7 +95,7 @@ export async function run(rt: Runtime, args: unknown[], opts: Record<string, unk
   }
   const reportUrl = reportUrlFrom(rt, flags.report);
   const wanted = applyAnnotationChanges(emptyAnnotations(), changes);
-  const client = await registryClient(rt, withSchemes(flags, parsed), refs.map((r) => r.registry), [], undefined, rt.http);
+  const client = await registryClient(rt, withSchemes(flags, parsed), refs.map((r) => r.registry));
 
   const out: string[] = [];
   const warn: string[] = [];

@@ -3,7 +3,6 @@ import { EXIT_CONFLICT, UsageError, exitCodeFor, formatError, isTagtrailError } 
 import { parseTrustedRealmHost } from '../oci/auth/binding.js';
 import { type CredentialResolver, credentialResolver } from '../oci/auth/credentials.js';
 import { type Reference, formatReference, parseReference } from '../oci/reference.js';
-import type { HttpClient } from '../net/http.js';
 import { RegistryClient } from '../oci/registry.js';
 import type { Runtime } from '../runtime.js';
 import { VERSION } from '../version.js';
@@ -47,8 +46,9 @@ function trustedRealmHosts(rt: Runtime, flags: RegistryFlags, gitlabUrls: readon
  * A registry client for a command working on `registries` (host[:port]): explicit credentials
  * are bound to those. `gitlabUrls`: the GitLab servers the command is configured with.
  * `fallback`: credentials for a registry none of the usual sources has any for (the GitLab token
- * of discovery through GitLab's API). `http`: send through this client instead of `rt.fetch`
- * (the short commands of a CI job pass `rt.http`, which starts quicker than fetch).
+ * of discovery through GitLab's API). Requests go through `rt.http` when the runtime has it (the
+ * process's node:http client: it starts quicker than fetch, and keeps a connection open after a
+ * HEAD, where undici closes it), else through `rt.fetch`, as tests that inject fetch want.
  */
 export async function registryClient(
   rt: Runtime,
@@ -56,7 +56,6 @@ export async function registryClient(
   registries: readonly string[],
   gitlabUrls: readonly string[] = [],
   fallback?: CredentialResolver,
-  http?: HttpClient,
 ): Promise<RegistryClient> {
   let explicit: { username: string; password: string } | undefined;
   if (flags.passwordStdin && !flags.username) throw new UsageError('--password-stdin needs --username', { hint: 'pass --username USER as well' });
@@ -71,7 +70,7 @@ export async function registryClient(
   }
   return new RegistryClient({
     fetch: rt.fetch,
-    ...(http ? { http } : {}),
+    ...(rt.http ? { http: rt.http } : {}),
     credentials: withFallback(credentialResolver({ env: rt.env, registries, ...(explicit ? { explicit } : {}) }), fallback),
     // TAGTRAIL_INSECURE_REGISTRY adds to --insecure-registry, as TAGTRAIL_TRUSTED_REALM_HOSTS adds to --trusted-realm-host.
     insecureRegistries: [...(flags.insecureRegistry ?? []), ...listFromEnv(rt, 'TAGTRAIL_INSECURE_REGISTRY')],

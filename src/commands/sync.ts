@@ -75,7 +75,7 @@ export async function run(rt: Runtime, _args: unknown[], opts: Record<string, un
   const readConfigs = readConfigsFlag(rt, flags.readConfigs);
   const dbUrl = fromEnv(rt, flags.db, 'TAGTRAIL_DB') ?? DEFAULT_STORE_URL;
   // node:http (rt.http): its HEADs keep their connection, where undici's fetch opens one per HEAD.
-  const client = await registryClient(rt, targetFlags(flags, target), [target.host], gitlab ? [gitlab.api.origin] : [], gitlab?.credentials(target.host), rt.http);
+  const client = await registryClient(rt, targetFlags(flags, target), [target.host], gitlab ? [gitlab.api.origin] : [], gitlab?.credentials(target.host));
   const store = await openStore(dbUrl, { sqliteCacheMiB: SYNC_SQLITE_CACHE_MIB });
 
   const controller = new AbortController();

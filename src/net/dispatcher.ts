@@ -1,9 +1,8 @@
-// The fetch of the command line (GitLab's API, OIDC, --report, and the registry traffic of show
-// and serve): undici's own fetch with a dispatcher that honours the proxy variables by curl's
+// The fetch of the command line (GitLab's API, OIDC, --report): undici's own fetch with a dispatcher that honours the proxy variables by curl's
 // rules (proxy.ts) and trusts an internal CA from TAGTRAIL_CA_FILE on top of the default roots
 // (ca.ts). Node's global fetch ignores proxy variables, and mixing its bundled undici with this
-// package's dispatcher is not supported, so callers take the fetch returned here. annotate, attach
-// and sync send their registry requests through node-http.ts instead, by the same rules.
+// package's dispatcher is not supported, so callers take the fetch returned here. Every command's
+// registry requests go through node-http.ts instead, by the same rules.
 //
 // There is no way to turn TLS verification off, on purpose: trust the CA instead.
 import { Agent, Dispatcher, ProxyAgent, fetch as undiciFetch } from 'undici';

@@ -1,8 +1,9 @@
-// The registry client of the short commands a CI job runs (annotate, attach), on node's own http
-// and https: they load in a few milliseconds, where undici's fetch takes about 100 ms of CPU on
-// every run before its first request. And of sync: undici closes the connection after every HEAD
-// (against servers that send a body with one), so a crawl, a HEAD per tag, would open a
-// connection per tag; here they stay open for the next request. Same rules as the fetch of
+// The registry client of every command, on node's own http and https. The short commands a CI job
+// runs (annotate, attach) load it in a few milliseconds, where undici's fetch takes about 100 ms
+// of CPU on every run before its first request. And undici closes the connection after every HEAD
+// (against servers that send a body with one), so a crawl (a HEAD per tag) or serve's webhook (a
+// HEAD per event on a manifest it has) would open a connection, and over https shake hands, for
+// each; here they stay open for the next request. Same rules as the fetch of
 // dispatcher.ts: the proxy variables by curl's rules (proxy.ts; http:// URLs as absolute-form
 // requests to the proxy, https:// URLs through a CONNECT tunnel), the roots of TAGTRAIL_CA_FILE
 // (ca.ts), keep-alive connections, no redirect followed and no content decoding (the transport
