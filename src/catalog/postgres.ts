@@ -92,17 +92,35 @@ function toPg(sql: string): string {
 }
 
 /**
- * A statement to send: a prepared one gets a name from its text, so each connection plans it
- * once and then only binds and executes it.
+ * At most this many statement texts are prepared: each connection keeps the plans of those it
+ * ran, and statements of many shapes (a multi-row VALUES of each size, an IN list of each
+ * length) must not make that grow without end. The event path's and a crawl's statements, run
+ * over and over, take a few dozen.
  */
+export const PREPARED_TEXTS = 400;
 const names = new Map<string, string>();
+/** Texts sent once, unprepared: the second sending prepares one (within PREPARED_TEXTS). */
+const sentOnce = new Set<string>();
+
+/**
+ * A statement to send. One sent before (or asked to be prepared) gets a name from its text, so
+ * each connection parses and plans it once and then only binds and executes it: the event path's
+ * statements are large CTEs, and planning them on every call cost PostgreSQL about a third of a
+ * new manifest's write. A statement sent once (an EXPLAIN, a one-off report) stays unnamed.
+ */
 function statement(sql: string, params: readonly Param[], options: QueryOptions | undefined): pg.QueryConfig {
   const text = toPg(sql);
-  if (options?.prepare !== true) return { text, values: params as unknown[] };
   let name = names.get(text);
   if (name === undefined) {
+    // Without parameters, pg sends the text as a simple query, which may hold several commands (a migration's): never named.
+    if (params.length === 0 && options?.prepare !== true) return { text };
+    if ((options?.prepare !== true && !sentOnce.has(text)) || names.size >= PREPARED_TEXTS) {
+      if (sentOnce.size >= 10 * PREPARED_TEXTS) sentOnce.clear();
+      sentOnce.add(text);
+      return { text, values: params as unknown[] };
+    }
+    sentOnce.delete(text);
     name = `tagtrail_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
-    if (names.size > 1000) names.clear();
     names.set(text, name);
   }
   return { name, text, values: params as unknown[] };
@@ -179,7 +197,7 @@ class PostgresDriver implements Driver {
       },
       run: async (sql: string, params: readonly Param[] = []): Promise<number> => {
         try {
-          return (await client.query(toPg(sql), params as unknown[])).rowCount ?? 0;
+          return (await client.query(statement(sql, params, undefined))).rowCount ?? 0;
         } catch (err) {
           throw fail('catalog update failed', err);
         }
@@ -197,7 +215,7 @@ class PostgresDriver implements Driver {
 
   async run(sql: string, params: readonly Param[] = []): Promise<number> {
     try {
-      return (await this.pool.query(toPg(sql), params as unknown[])).rowCount ?? 0;
+      return (await this.pool.query(statement(sql, params, undefined))).rowCount ?? 0;
     } catch (err) {
       throw this.error('catalog update failed', err);
     }

@@ -74,7 +74,7 @@ export async function verificationsOf(q: Queryable, digests: readonly string[]):
   for (let i = 0; i < unique.length; i += 500) {
     const chunk = unique.slice(i, i + 500);
     const rows = await q.all<Record<string, unknown>>(
-      `SELECT * FROM build_verifications WHERE digest IN (${chunk.map(() => '?').join(', ')}) ORDER BY verified_at DESC`,
+      `SELECT repository, digest, issuer, project_path, pipeline_id, job_id, sha, ref, verified_at FROM build_verifications WHERE digest IN (${chunk.map(() => '?').join(', ')}) ORDER BY verified_at DESC`,
       chunk,
     );
     for (const r of rows) out.set(key(String(r.repository), String(r.digest)), { ...fromRow(r), repository: String(r.repository) });

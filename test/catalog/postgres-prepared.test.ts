@@ -1,0 +1,84 @@
+// Which statements the PostgreSQL driver keeps prepared: one with parameters from its second
+// sending (each connection then binds and executes it by name, without parsing and planning it
+// again), never one without parameters (pg sends that as a simple query, which may hold several
+// commands), and at most PREPARED_TEXTS texts, so statements of many shapes cannot make a
+// connection keep plans without end. Read back from pg_prepared_statements on the connection.
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { PREPARED_TEXTS, openPostgresStore } from '../../src/catalog/postgres.js';
+import type { Queryable } from '../../src/catalog/sql/driver.js';
+import { useBackend } from './backends.js';
+
+/** The statements prepared on q's connection whose text holds marker. */
+async function preparedWith(q: Queryable, marker: string): Promise<string[]> {
+  const rows = await q.all<{ statement: string }>("SELECT statement FROM pg_prepared_statements WHERE strpos(statement, ?) > 0 AND statement NOT LIKE '%pg_prepared_statements%'", [marker]);
+  return rows.map((r) => r.statement);
+}
+
+describe('prepared statements on PostgreSQL', () => {
+  const backend = useBackend('postgres');
+
+  it('prepares a statement with parameters from its second sending, and then runs it by name', async () => {
+    const store = openPostgresStore((await backend().fresh()).url);
+    try {
+      await store.driver.write(async (q) => {
+        const marker = randomUUID();
+        const text = `SELECT CAST(? AS integer) + 1 AS n, '${marker}' AS marker`;
+        expect(await q.all(text, [1])).toEqual([{ n: 2, marker }]);
+        expect(await preparedWith(q, marker)).toEqual([]);
+        expect(await q.all(text, [2])).toEqual([{ n: 3, marker }]);
+        expect(await preparedWith(q, marker)).toHaveLength(1);
+        expect(await q.all(text, [3])).toEqual([{ n: 4, marker }]);
+        expect(await preparedWith(q, marker)).toHaveLength(1);
+
+        // A write too: run() goes by name from its second sending, and its row count stays right.
+        await q.run('CREATE TEMP TABLE prepared_rows (n integer)');
+        const insert = `INSERT INTO prepared_rows (n) SELECT g FROM generate_series(1, CAST(? AS integer)) g /* ${marker} */`;
+        expect(await q.run(insert, [2])).toBe(2);
+        expect(await q.run(insert, [3])).toBe(3);
+        expect((await preparedWith(q, marker)).filter((s) => s.startsWith('INSERT'))).toHaveLength(1);
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('never names a text without parameters, which may hold several commands', async () => {
+    const store = openPostgresStore((await backend().fresh()).url);
+    try {
+      await store.driver.write(async (q) => {
+        const marker = randomUUID().replace(/-/g, '');
+        const twoCommands = `CREATE TEMP TABLE IF NOT EXISTS t_${marker} (a integer); INSERT INTO t_${marker} VALUES (1)`;
+        for (let i = 0; i < 3; i++) await q.run(twoCommands);
+        expect(await q.all(`SELECT count(*) AS n FROM t_${marker}`)).toEqual([{ n: 3 }]);
+        expect(await preparedWith(q, marker)).toEqual([]);
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it(`keeps at most ${PREPARED_TEXTS} texts prepared, however many shapes are sent`, async () => {
+    const store = openPostgresStore((await backend().fresh()).url);
+    try {
+      await store.driver.write(async (q) => {
+        const marker = randomUUID();
+        const shapes = PREPARED_TEXTS + 50;
+        for (let round = 0; round < 2; round++) {
+          for (let i = 0; i < shapes; i++) {
+            const rows = await q.all<{ n: number }>(`SELECT CAST(? AS integer) + ${i} AS n /* ${marker} */`, [round]);
+            expect(rows).toEqual([{ n: round + i }]);
+          }
+        }
+        const named = await preparedWith(q, marker);
+        // The bound holds, and it is not met by preparing nothing: most shapes were prepared until it was reached.
+        expect(named.length).toBeLessThanOrEqual(PREPARED_TEXTS);
+        expect(named.length).toBeGreaterThan(PREPARED_TEXTS / 2);
+        const all = await q.all<{ n: number }>('SELECT count(*) AS n FROM pg_prepared_statements');
+        expect(Number(all[0]?.n)).toBeLessThanOrEqual(PREPARED_TEXTS);
+      });
+    } finally {
+      await store.close();
+    }
+  });
+});
