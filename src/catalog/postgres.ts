@@ -103,18 +103,23 @@ const names = new Map<string, string>();
 const sentOnce = new Set<string>();
 
 /**
- * A statement to send. One sent before (or asked to be prepared) gets a name from its text, so
- * each connection parses and plans it once and then only binds and executes it: the event path's
- * statements are large CTEs, and planning them on every call cost PostgreSQL about a third of a
- * new manifest's write. A statement sent once (an EXPLAIN, a one-off report) stays unnamed.
+ * A statement to send. In a write transaction, one sent before (or asked to be prepared) gets a
+ * name from its text, so each connection parses and plans it once and then only binds and
+ * executes it: the event path's statements are large CTEs, and planning them on every call cost
+ * PostgreSQL about a third of a new manifest's write. Those look rows up by key, so a generic plan
+ * (which PostgreSQL may pick for a prepared statement after five runs) serves them as well. Reads
+ * outside a transaction are prepared only when asked: a search's best plan can depend on its
+ * values. A statement sent once stays unnamed.
  */
-function statement(sql: string, params: readonly Param[], options: QueryOptions | undefined): pg.QueryConfig {
+export function statement(sql: string, params: readonly Param[], options: QueryOptions | undefined, inWrite: boolean): pg.QueryConfig {
   const text = toPg(sql);
+  const asked = options?.prepare === true;
   let name = names.get(text);
-  if (name === undefined) {
+  if (name === undefined || (!inWrite && !asked)) {
+    if (!inWrite && !asked) return { text, values: params as unknown[] };
     // Without parameters, pg sends the text as a simple query, which may hold several commands (a migration's): never named.
-    if (params.length === 0 && options?.prepare !== true) return { text };
-    if ((options?.prepare !== true && !sentOnce.has(text)) || names.size >= PREPARED_TEXTS) {
+    if (params.length === 0 && !asked) return { text };
+    if ((!asked && !sentOnce.has(text)) || names.size >= PREPARED_TEXTS) {
       if (sentOnce.size >= 10 * PREPARED_TEXTS) sentOnce.clear();
       sentOnce.add(text);
       return { text, values: params as unknown[] };
@@ -190,14 +195,14 @@ class PostgresDriver implements Driver {
       dialect: POSTGRES_DIALECT,
       all: async <T>(sql: string, params: readonly Param[] = [], options?: QueryOptions): Promise<T[]> => {
         try {
-          return (await client.query(statement(sql, params, options))).rows as T[];
+          return (await client.query(statement(sql, params, options, true))).rows as T[];
         } catch (err) {
           throw fail('catalog query failed', err);
         }
       },
       run: async (sql: string, params: readonly Param[] = []): Promise<number> => {
         try {
-          return (await client.query(statement(sql, params, undefined))).rowCount ?? 0;
+          return (await client.query(statement(sql, params, undefined, true))).rowCount ?? 0;
         } catch (err) {
           throw fail('catalog update failed', err);
         }
@@ -207,7 +212,7 @@ class PostgresDriver implements Driver {
 
   async all<T>(sql: string, params: readonly Param[] = [], options?: QueryOptions): Promise<T[]> {
     try {
-      return (await this.pool.query(statement(sql, params, options))).rows as T[];
+      return (await this.pool.query(statement(sql, params, options, false))).rows as T[];
     } catch (err) {
       throw this.error('catalog query failed', err);
     }
@@ -215,7 +220,7 @@ class PostgresDriver implements Driver {
 
   async run(sql: string, params: readonly Param[] = []): Promise<number> {
     try {
-      return (await this.pool.query(statement(sql, params, undefined))).rowCount ?? 0;
+      return (await this.pool.query(statement(sql, params, undefined, false))).rowCount ?? 0;
     } catch (err) {
       throw this.error('catalog update failed', err);
     }

@@ -3,9 +3,11 @@
 // again), never one without parameters (pg sends that as a simple query, which may hold several
 // commands), and at most PREPARED_TEXTS texts, so statements of many shapes cannot make a
 // connection keep plans without end. Read back from pg_prepared_statements on the connection.
+// Reads outside a write transaction are prepared only when asked (a search's best plan can
+// depend on its values, which a generic plan would not see).
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { PREPARED_TEXTS, openPostgresStore } from '../../src/catalog/postgres.js';
+import { PREPARED_TEXTS, openPostgresStore, statement } from '../../src/catalog/postgres.js';
 import type { Queryable } from '../../src/catalog/sql/driver.js';
 import { useBackend } from './backends.js';
 
@@ -17,6 +19,19 @@ async function preparedWith(q: Queryable, marker: string): Promise<string[]> {
 
 describe('prepared statements on PostgreSQL', () => {
   const backend = useBackend('postgres');
+
+  // Before the bound is reached by the last case (the names are the module's, for the whole file).
+  it('prepares a read outside a write transaction only when asked', () => {
+    const text = `SELECT CAST(? AS integer) AS n /* ${randomUUID()} */`;
+    for (let i = 0; i < 3; i++) expect(statement(text, [i], undefined, false).name).toBeUndefined();
+    expect(statement(text, [1], { prepare: true }, false).name).toMatch(/^tagtrail_[0-9a-f]{32}$/);
+    // In a write transaction, the same text keeps that name from its first sending.
+    expect(statement(text, [1], undefined, true).name).toBe(statement(text, [1], { prepare: true }, false).name);
+    const other = `SELECT CAST(? AS integer) AS n /* ${randomUUID()} */`;
+    expect(statement(other, [1], undefined, true).name).toBeUndefined();
+    expect(statement(other, [1], undefined, true).name).toMatch(/^tagtrail_/);
+    expect(statement(other, [1], undefined, false).name).toBeUndefined();
+  });
 
   it('prepares a statement with parameters from its second sending, and then runs it by name', async () => {
     const store = openPostgresStore((await backend().fresh()).url);
@@ -81,4 +96,5 @@ describe('prepared statements on PostgreSQL', () => {
       await store.close();
     }
   });
+
 });

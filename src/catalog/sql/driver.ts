@@ -11,9 +11,9 @@ export type Row = Record<string, unknown>;
 export interface QueryOptions {
   /**
    * A statement run often with the same text: PostgreSQL keeps it prepared on each connection
-   * (planned once, then executed by name) from its first sending. Its driver prepares any other
-   * statement with parameters from its second (postgres.ts). SQLite prepares and keeps every
-   * statement anyway.
+   * (planned once, then executed by name) from its first sending. Its driver prepares the other
+   * statements with parameters of a write transaction from their second (postgres.ts). SQLite
+   * prepares and keeps every statement anyway.
    */
   prepare?: boolean;
 }
