@@ -33,7 +33,7 @@ function image(n: number): ManifestRecord {
 /**
  * The transactions committed in a WAL file since its last restart: its frames that carry the
  * current salts and a database size (a commit frame ends each transaction). No checkpoint runs in
- * these small catalogs (under 1,000 pages of WAL), so the WAL never restarts during a case.
+ * these small catalogs (far under WAL_CHECKPOINT_PAGES of WAL), so the WAL never restarts during a case.
  */
 function walCommits(dbPath: string): number {
   const wal = readFileSync(`${dbPath}-wal`);
