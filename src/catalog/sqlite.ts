@@ -118,9 +118,21 @@ const SQLITE_CACHE_MIB = 64;
  * every event waits for. Less often, a page written by many events (an index's upper pages, a
  * repository's counters) is copied once for all of them: webhook ingest of 3,000 new manifests
  * took 6 to 8% more events a second (bench/catalog/webhook-profile.ts, each way twice, same
- * machine). The WAL file is cut back to this size after a checkpoint if it grew past it.
+ * machine).
  */
 export const WAL_CHECKPOINT_PAGES = 8192;
+
+/**
+ * The WAL file is cut back to this many pages after a checkpoint: the threshold and a quarter, so
+ * a WAL that only reached it (with the transaction that crossed it) is reused as it is, not cut
+ * and grown again after every checkpoint; one a long read or a large transaction grew is cut.
+ */
+export const WAL_KEPT_PAGES = WAL_CHECKPOINT_PAGES + WAL_CHECKPOINT_PAGES / 4;
+
+/** The size of a WAL file holding `frames` pages: a 32-byte header, then each page behind a 24-byte frame header. */
+export function walBytes(frames: number, pageSize: number): number {
+  return 32 + frames * (24 + pageSize);
+}
 
 export interface SqliteStoreOptions {
   /**
@@ -156,7 +168,7 @@ class LocalConnection implements Connection {
     this.db.pragma(`cache_size = -${options.cacheMiB * 1024}`);
     this.db.pragma('mmap_size = 0');
     this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
-    this.db.pragma(`journal_size_limit = ${WAL_CHECKPOINT_PAGES * 4096}`);
+    this.db.pragma(`journal_size_limit = ${walBytes(WAL_KEPT_PAGES, this.db.pragma('page_size', { simple: true }) as number)}`);
   }
 
   private statement(sql: string): Database.Statement {

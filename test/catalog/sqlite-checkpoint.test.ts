@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/catalog/open.js';
-import { WAL_CHECKPOINT_PAGES } from '../../src/catalog/sqlite.js';
+import { WAL_CHECKPOINT_PAGES, walBytes } from '../../src/catalog/sqlite.js';
 import type { ManifestRecord } from '../../src/catalog/types.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { OCI_CONFIG, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
@@ -56,13 +56,18 @@ describe('SQLite checkpoints', () => {
 
       // On to ours: a checkpoint copies the pages back and the WAL starts over.
       let most = 0;
+      let walSize = 0;
       for (let frames = walFrames(path); frames >= most && n < 5000; frames = walFrames(path)) {
         most = frames;
+        walSize = statSync(`${path}-wal`).size;
         await push();
       }
       expect(walFrames(path)).toBeLessThan(most);
       expect(most).toBeGreaterThanOrEqual(WAL_CHECKPOINT_PAGES);
       expect(statSync(path).size).toBeGreaterThan(size);
+      // The WAL starts over in the file it filled: not cut (journal_size_limit) only to grow again.
+      expect(walSize).toBeGreaterThanOrEqual(walBytes(WAL_CHECKPOINT_PAGES, 4096));
+      expect(statSync(`${path}-wal`).size).toBe(walSize);
     } finally {
       await store.close();
     }
