@@ -92,15 +92,32 @@ function toPg(sql: string): string {
 }
 
 /**
- * At most this many statement texts are prepared: each connection keeps the plans of those it
- * ran, and statements of many shapes (a multi-row VALUES of each size, an IN list of each
- * length) must not make that grow without end. The event path's and a crawl's statements, run
- * over and over, take a few dozen.
+ * At most this many statement texts are prepared on their own: each connection keeps the plans
+ * of those it ran, and statements of many shapes must not make that grow without end. The event
+ * path's and a crawl's statements, run over and over, take a few dozen. Statements asked to be
+ * prepared (a fixed few in the code) are always, so texts seen first cannot take their place.
  */
 export const PREPARED_TEXTS = 400;
+/**
+ * At most this many texts of one shape (the same statement with an IN list or multi-row VALUES
+ * of another length) are prepared on their own: the lengths a crawl's reconciliations send (each
+ * length to 500 comes back, in some repository) would otherwise fill PREPARED_TEXTS for the
+ * process's life, and no statement seen after them, the event path's too, would be prepared.
+ */
+export const PREPARED_PER_SHAPE = 8;
 const names = new Map<string, string>();
-/** Texts sent once, unprepared: the second sending prepares one (within PREPARED_TEXTS). */
+/** Texts prepared on their own, by shape. */
+const namedOfShape = new Map<string, number>();
+/** Texts sent once, unprepared: the second sending prepares one (within the bounds above). */
 const sentOnce = new Set<string>();
+
+/** A text with its lists of placeholders, and its runs of like rows (a row's casts too), each cut to one. */
+function shapeOf(text: string): string {
+  return text
+    .replace(/\$\d+/g, () => '$')
+    .replace(/\$(?:\s*,\s*\$)+/g, () => '$')
+    .replace(/(\((?:[^()]|\([^()]*\))*\))(?:\s*,\s*\1)+/g, (_run, row: string) => row);
+}
 
 /**
  * A statement to send. In a write transaction, one sent before (or asked to be prepared) gets a
@@ -119,10 +136,15 @@ export function statement(sql: string, params: readonly Param[], options: QueryO
     if (!inWrite && !asked) return { text, values: params as unknown[] };
     // Without parameters, pg sends the text as a simple query, which may hold several commands (a migration's): never named.
     if (params.length === 0 && !asked) return { text };
-    if ((!asked && !sentOnce.has(text)) || names.size >= PREPARED_TEXTS) {
-      if (sentOnce.size >= 10 * PREPARED_TEXTS) sentOnce.clear();
-      sentOnce.add(text);
-      return { text, values: params as unknown[] };
+    if (!asked) {
+      const shape = sentOnce.has(text) && names.size < PREPARED_TEXTS ? shapeOf(text) : undefined;
+      const ofShape = shape === undefined ? PREPARED_PER_SHAPE : (namedOfShape.get(shape) ?? 0);
+      if (shape === undefined || ofShape >= PREPARED_PER_SHAPE) {
+        if (sentOnce.size >= 10 * PREPARED_TEXTS) sentOnce.clear();
+        sentOnce.add(text);
+        return { text, values: params as unknown[] };
+      }
+      namedOfShape.set(shape, ofShape + 1);
     }
     sentOnce.delete(text);
     name = `tagtrail_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;

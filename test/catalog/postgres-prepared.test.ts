@@ -7,7 +7,7 @@
 // depend on its values, which a generic plan would not see).
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { PREPARED_TEXTS, openPostgresStore, statement } from '../../src/catalog/postgres.js';
+import { PREPARED_PER_SHAPE, PREPARED_TEXTS, openPostgresStore, statement } from '../../src/catalog/postgres.js';
 import type { Queryable } from '../../src/catalog/sql/driver.js';
 import { useBackend } from './backends.js';
 
@@ -73,6 +73,35 @@ describe('prepared statements on PostgreSQL', () => {
     }
   });
 
+  it(`prepares at most ${PREPARED_PER_SHAPE} lengths of one IN list or multi-row VALUES`, async () => {
+    const store = openPostgresStore((await backend().fresh()).url);
+    try {
+      await store.driver.write(async (q) => {
+        const marker = randomUUID();
+        const values = `valuesmarker${marker.replace(/-/g, '')}`;
+        // As a crawl's reconciliations send them: each length comes back in some repository.
+        for (let round = 0; round < 2; round++) {
+          for (let length = 1; length <= 30; length++) {
+            const ids = Array.from({ length }, (_, i) => i + 1);
+            const inList = await q.all<{ n: number }>(`SELECT count(*) AS n FROM generate_series(1, 100) g WHERE g IN (${ids.map(() => '?').join(', ')}) /* ${marker} */`, ids);
+            expect(inList).toEqual([{ n: length }]);
+            const rows = await q.all<{ n: number }>(`SELECT count(*) AS n FROM (VALUES ${ids.map(() => '(CAST(? AS integer), ?)').join(', ')}) v(a, b) /* ${values} */`, ids.flatMap((id) => [id, 'x']));
+            expect(rows).toEqual([{ n: length }]);
+          }
+        }
+        expect(await preparedWith(q, marker)).toHaveLength(PREPARED_PER_SHAPE);
+        expect(await preparedWith(q, values)).toHaveLength(PREPARED_PER_SHAPE);
+        // A statement of another shape is still prepared from its second sending.
+        const other = `SELECT CAST(? AS integer) AS n /* ${randomUUID()} */`;
+        await q.all(other, [1]);
+        await q.all(other, [2]);
+        expect(statement(other, [3], undefined, true).name).toMatch(/^tagtrail_/);
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
   it(`keeps at most ${PREPARED_TEXTS} texts prepared, however many shapes are sent`, async () => {
     const store = openPostgresStore((await backend().fresh()).url);
     try {
@@ -97,4 +126,19 @@ describe('prepared statements on PostgreSQL', () => {
     }
   });
 
+  // After the bound was reached by the case above.
+  it(`prepares a statement asked to be, even once ${PREPARED_TEXTS} texts are`, async () => {
+    const store = openPostgresStore((await backend().fresh()).url);
+    try {
+      const marker = randomUUID();
+      const asked = `SELECT CAST(? AS integer) * 2 AS n, '${marker}' AS marker`;
+      expect(statement(`SELECT CAST(? AS integer) AS n /* ${randomUUID()} */`, [1], { prepare: true }, false).name).toMatch(/^tagtrail_/);
+      await store.driver.write(async (q) => {
+        expect(await q.all(asked, [2], { prepare: true })).toEqual([{ n: 4, marker }]);
+        expect(await preparedWith(q, marker)).toHaveLength(1);
+      });
+    } finally {
+      await store.close();
+    }
+  });
 });
