@@ -1,8 +1,9 @@
 // Corporate networks, against real parts: distribution served over TLS with a certificate of a
 // private CA (made with openssl), and a recording CONNECT/forward proxy. The built CLI runs as a
-// process, so it reads its environment as in production. The CLI has two HTTP clients for
-// registries (undici's fetch, and node:http for annotate and attach: src/net/), so each rule is
-// checked with `show` (fetch) and with `annotate` and `attach` (node:http).
+// process, so it reads its environment as in production. Every command sends its registry
+// requests over node:http (src/net/node-http.ts), so each rule is checked with a command that only
+// reads (`show`), and with `annotate` and `attach`, which write. The CLI's other client, the fetch
+// of GitLab's API, OIDC and --report, keeps the same rules: network-fetch.test.ts.
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runBin } from '../helpers/cli.js';
@@ -18,11 +19,11 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 let writes = 0;
 /**
- * A command of each HTTP client, on an image: `show` reads through fetch; `annotate` and `attach`
- * read and write (a new value each run, so each run writes) through node:http.
+ * Commands on an image, all through node:http: `show` reads; `annotate` and `attach` read and
+ * write (a new value each run, so each run writes).
  */
 const CLIENTS = [
-  ['show (fetch)', (image: string) => ['show', image]],
+  ['show (node:http, reads)', (image: string) => ['show', image]],
   ['annotate (node:http)', (image: string) => ['annotate', '--no-ci', '-a', `com.example.network=run-${++writes}`, '-o', 'json', image]],
   // A new referrer each run: a blob check and upload (HEAD, POST, PUT), the referrer and the referrers tag.
   ['attach (node:http)', (image: string) => ['attach', '--no-ci', '-a', `com.example.network=run-${++writes}`, '-o', 'json', image]],
