@@ -93,11 +93,11 @@ function toPg(sql: string): string {
 
 /**
  * At most this many statement texts are prepared on their own: each connection keeps the plans
- * of those it ran, and statements of many shapes must not make that grow without end. The event
- * path's and a crawl's statements, run over and over, take a few dozen. Statements asked to be
+ * of those it ran (about 75 KB each), and statements of many shapes must not make that grow
+ * without end. Webhook ingest prepares about 20, a sync about 70. Statements asked to be
  * prepared (a fixed few in the code) are always, so texts seen first cannot take their place.
  */
-export const PREPARED_TEXTS = 400;
+export const PREPARED_TEXTS = 200;
 /**
  * At most this many texts of one shape (the same statement with an IN list or multi-row VALUES
  * of another length) are prepared on their own: the lengths a crawl's reconciliations send (each
@@ -110,6 +110,8 @@ const names = new Map<string, string>();
 const namedOfShape = new Map<string, number>();
 /** Texts sent once, unprepared: the second sending prepares one (within the bounds above). */
 const sentOnce = new Set<string>();
+/** Texts that stay unprepared, their shape having PREPARED_PER_SHAPE prepared already: not shaped again on every sending. */
+const unpreparedShapes = new Set<string>();
 
 /** A text with its lists of placeholders, and its runs of like rows (a row's casts too), each cut to one. */
 function shapeOf(text: string): string {
@@ -137,11 +139,18 @@ export function statement(sql: string, params: readonly Param[], options: QueryO
     // Without parameters, pg sends the text as a simple query, which may hold several commands (a migration's): never named.
     if (params.length === 0 && !asked) return { text };
     if (!asked) {
-      const shape = sentOnce.has(text) && names.size < PREPARED_TEXTS ? shapeOf(text) : undefined;
-      const ofShape = shape === undefined ? PREPARED_PER_SHAPE : (namedOfShape.get(shape) ?? 0);
-      if (shape === undefined || ofShape >= PREPARED_PER_SHAPE) {
+      if (unpreparedShapes.has(text)) return { text, values: params as unknown[] };
+      if (!sentOnce.has(text) || names.size >= PREPARED_TEXTS) {
         if (sentOnce.size >= 10 * PREPARED_TEXTS) sentOnce.clear();
         sentOnce.add(text);
+        return { text, values: params as unknown[] };
+      }
+      const shape = shapeOf(text);
+      const ofShape = namedOfShape.get(shape) ?? 0;
+      if (ofShape >= PREPARED_PER_SHAPE) {
+        sentOnce.delete(text);
+        if (unpreparedShapes.size >= 10 * PREPARED_TEXTS) unpreparedShapes.clear();
+        unpreparedShapes.add(text);
         return { text, values: params as unknown[] };
       }
       namedOfShape.set(shape, ofShape + 1);

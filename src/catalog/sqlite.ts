@@ -113,8 +113,8 @@ const SQLITE_CACHE_MIB = 64;
 
 /**
  * The WAL is copied back into the catalog file (checkpointed) once it holds this many pages: 32
- * MiB, where SQLite's default is 1,000 pages (4 MiB). A new manifest writes about 26 pages, so by
- * default every 40th event's COMMIT also checkpointed, with its two fsyncs, on the write thread
+ * MiB, where SQLite's default is 1,000 pages (4 MiB). A new manifest alone writes about 30 pages, so by
+ * default about every 30th event's COMMIT also checkpointed, with its two fsyncs, on the write thread
  * every event waits for. Less often, a page written by many events (an index's upper pages, a
  * repository's counters) is copied once for all of them: webhook ingest of 3,000 new manifests
  * took 6 to 8% more events a second (bench/catalog/webhook-profile.ts, each way twice, same
