@@ -127,7 +127,7 @@ export const WAL_CHECKPOINT_PAGES = 8192;
  * a WAL that only reached it (with the transaction that crossed it) is reused as it is, not cut
  * and grown again after every checkpoint; one a long read or a large transaction grew is cut.
  */
-export const WAL_KEPT_PAGES = WAL_CHECKPOINT_PAGES + WAL_CHECKPOINT_PAGES / 4;
+const WAL_KEPT_PAGES = WAL_CHECKPOINT_PAGES + WAL_CHECKPOINT_PAGES / 4;
 
 /** The size of a WAL file holding `frames` pages: a 32-byte header, then each page behind a 24-byte frame header. */
 export function walBytes(frames: number, pageSize: number): number {
