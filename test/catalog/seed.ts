@@ -4,11 +4,24 @@
 //   PREFIX/labels:v3   one image whose build details are only config labels
 //   PREFIX/plain:latest  one image with neither
 import { randomBytes } from 'node:crypto';
+import type { ManifestRecord } from '../../src/catalog/types.js';
+import { sha256Digest } from '../../src/oci/digest.js';
+import { OCI_CONFIG, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import { makeTempDir } from '../helpers/cleanup.js';
 import { makeImage, makeIndex, pushImage } from '../helpers/images.js';
 
 export function hex(bytes: number): string {
   return randomBytes(bytes).toString('hex');
+}
+
+/**
+ * A small OCI image manifest as the store takes it, without a registry: no layers, its config
+ * the digest of `configSeed`, these annotations. Distinct seeds or annotations, distinct digests.
+ */
+export function manifestRecord(configSeed: string, annotations: Record<string, string>): ManifestRecord {
+  const config = sha256Digest(Buffer.from(configSeed));
+  const raw = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: config, size: 2 }, layers: [], annotations }));
+  return { digest: sha256Digest(raw), mediaType: OCI_MANIFEST, raw, configDigest: config, annotations };
 }
 
 export interface Seeded {

@@ -3,36 +3,24 @@
 // and its fsyncs on the write thread). Read from the files: the WAL's frames since its last
 // restart (the current salts), and the catalog file's size, which grows only when a checkpoint
 // copies pages into it.
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/catalog/open.js';
 import { WAL_CHECKPOINT_PAGES, walBytes } from '../../src/catalog/sqlite.js';
 import type { ManifestRecord } from '../../src/catalog/types.js';
-import { sha256Digest } from '../../src/oci/digest.js';
-import { OCI_CONFIG, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import { useTempDir } from '../helpers/fixtures.js';
+import { manifestRecord } from './seed.js';
+import { walSinceRestart } from './wal-file.js';
 
 function image(n: number): ManifestRecord {
-  const annotations = { 'com.gitlab.ci.pipeline_id': String(1000 + n), 'org.opencontainers.image.revision': `${n}`.padStart(40, 'c'), 'com.gitlab.ci.ref': `branch-${n}` };
-  const config = sha256Digest(Buffer.from(`config-${n}`));
-  const raw = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: config, size: 2 }, layers: [], annotations }));
-  return { digest: sha256Digest(raw), mediaType: OCI_MANIFEST, raw, configDigest: config, annotations };
+  return manifestRecord(`config-${n}`, { 'com.gitlab.ci.pipeline_id': String(1000 + n), 'org.opencontainers.image.revision': `${n}`.padStart(40, 'c'), 'com.gitlab.ci.ref': `branch-${n}` });
 }
 
-/** The WAL's frames since its last restart: those that carry its header's salts. */
+/** The WAL's frames since its last restart. */
 function walFrames(dbPath: string): number {
-  const wal = readFileSync(`${dbPath}-wal`);
-  if (wal.length < 32) return 0;
-  const pageSize = wal.readUInt32BE(8);
-  const salt = wal.subarray(16, 24);
-  let frames = 0;
-  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
-    if (!wal.subarray(at + 8, at + 16).equals(salt)) break;
-    frames++;
-  }
-  return frames;
+  return walSinceRestart(dbPath).frames;
 }
 
 describe('SQLite checkpoints', () => {

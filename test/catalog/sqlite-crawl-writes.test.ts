@@ -11,14 +11,11 @@ import type { SqlStore } from '../../src/catalog/sql/store.js';
 import type { Store } from '../../src/catalog/store.js';
 import type { ManifestRecord } from '../../src/catalog/types.js';
 import { sha256Digest } from '../../src/oci/digest.js';
-import { OCI_CONFIG, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import { useTempDir } from '../helpers/fixtures.js';
+import { manifestRecord } from './seed.js';
 
 function image(n: number): ManifestRecord {
-  const config = sha256Digest(Buffer.from(`crawl-config-${n}`));
-  const annotations = { 'com.gitlab.ci.pipeline_id': String(n), 'com.gitlab.ci.project_path': 'group/app' };
-  const raw = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: config, size: 2 }, layers: [], annotations }));
-  return { digest: sha256Digest(raw), mediaType: OCI_MANIFEST, raw, configDigest: config, annotations };
+  return manifestRecord(`crawl-config-${n}`, { 'com.gitlab.ci.pipeline_id': String(n), 'com.gitlab.ci.project_path': 'group/app' });
 }
 
 /** Counts the messages the main thread sends to the write connection's thread. */

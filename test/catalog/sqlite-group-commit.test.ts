@@ -4,7 +4,6 @@
 // as it would alone, the others are kept. The commits are counted in the WAL file (a commit frame
 // each), the rows read back with SQL. Each case holds the write connection with a transaction of
 // the main thread while the pushes arrive, so they are all waiting when it is free: no timing.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Hono } from 'hono';
@@ -13,21 +12,18 @@ import { openStore } from '../../src/catalog/open.js';
 import type { SqlStore } from '../../src/catalog/sql/store.js';
 import type { Store } from '../../src/catalog/store.js';
 import type { ManifestRecord } from '../../src/catalog/types.js';
-import { sha256Digest } from '../../src/oci/digest.js';
-import { OCI_CONFIG, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
+import { OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import { createApp } from '../../src/server/app.js';
 import { StoreError } from '../../src/errors.js';
 import { makeTempDir } from '../helpers/cleanup.js';
 import { useRegistry, useTempDir } from '../helpers/fixtures.js';
 import { makeImage, pushImage } from '../helpers/images.js';
-import { ciAnnotations, hex } from './seed.js';
+import { ciAnnotations, hex, manifestRecord } from './seed.js';
+import { walSinceRestart } from './wal-file.js';
 
 function image(n: number): ManifestRecord {
-  const annotations = { 'com.gitlab.ci.pipeline_id': String(1000 + n), 'org.opencontainers.image.revision': `${n}`.padStart(40, 'c') };
-  const config = sha256Digest(Buffer.from(`config-${n}`));
-  const raw = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: config, size: 2 }, layers: [], annotations }));
-  return { digest: sha256Digest(raw), mediaType: OCI_MANIFEST, raw, configDigest: config, annotations };
+  return manifestRecord(`config-${n}`, { 'com.gitlab.ci.pipeline_id': String(1000 + n), 'org.opencontainers.image.revision': `${n}`.padStart(40, 'c') });
 }
 
 /**
@@ -36,16 +32,7 @@ function image(n: number): ManifestRecord {
  * these small catalogs (far under WAL_CHECKPOINT_PAGES of WAL), so the WAL never restarts during a case.
  */
 function walCommits(dbPath: string): number {
-  const wal = readFileSync(`${dbPath}-wal`);
-  if (wal.length < 32) return 0;
-  const pageSize = wal.readUInt32BE(8);
-  const salt = wal.subarray(16, 24);
-  let commits = 0;
-  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
-    if (!wal.subarray(at + 8, at + 16).equals(salt)) break;
-    if (wal.readUInt32BE(at + 4) !== 0) commits++;
-  }
-  return commits;
+  return walSinceRestart(dbPath).commits;
 }
 
 /** Holds the write connection with a transaction of the main thread until the returned function is called. */

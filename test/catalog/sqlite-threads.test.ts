@@ -10,16 +10,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { SqlStore } from '../../src/catalog/sql/store.js';
 import { StoreError } from '../../src/errors.js';
 import { useTempDir } from '../helpers/fixtures.js';
-import { sha256Digest } from '../../src/oci/digest.js';
-import { OCI_CONFIG, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
+import { manifestRecord } from './seed.js';
 import { openStore } from '../../src/catalog/open.js';
 import type { Store } from '../../src/catalog/store.js';
 import type { ManifestRecord } from '../../src/catalog/types.js';
 
 function image(n: number): ManifestRecord {
-  const config = sha256Digest(Buffer.from(`config-${n}`));
-  const raw = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: config, size: 2 }, layers: [], annotations: { 'com.gitlab.ci.pipeline_id': String(n) } }));
-  return { digest: sha256Digest(raw), mediaType: OCI_MANIFEST, raw, configDigest: config, annotations: { 'com.gitlab.ci.pipeline_id': String(n) } };
+  return manifestRecord(`config-${n}`, { 'com.gitlab.ci.pipeline_id': String(n) });
 }
 
 describe('an in-memory SQLite catalog', () => {
