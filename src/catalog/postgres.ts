@@ -133,9 +133,9 @@ function shapeOf(text: string): string {
 export function statement(sql: string, params: readonly Param[], options: QueryOptions | undefined, inWrite: boolean): pg.QueryConfig {
   const text = toPg(sql);
   const asked = options?.prepare === true;
+  if (!inWrite && !asked) return { text, values: params as unknown[] };
   let name = names.get(text);
-  if (name === undefined || (!inWrite && !asked)) {
-    if (!inWrite && !asked) return { text, values: params as unknown[] };
+  if (name === undefined) {
     // Without parameters, pg sends the text as a simple query, which may hold several commands (a migration's): never named.
     if (params.length === 0 && !asked) return { text };
     if (!asked) {
