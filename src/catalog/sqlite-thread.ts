@@ -20,7 +20,7 @@ import type { SqlStore } from './sql/store.js';
  * (sqlite.ts) forwards exactly these; sqlite-worker.ts answers exactly these.
  */
 export const THREAD_METHODS = {
-  writer: ['setTag', 'pushTag', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest', 'markUnreadable', 'putManifests', 'reconcileRepository'],
+  writer: ['setTag', 'pushTag', 'pushTags', 'deleteTag', 'deleteManifest', 'recordPusher', 'removeReferrer', 'putManifest', 'markUnreadable', 'putManifests', 'reconcileRepository'],
   reader: ['searchImages', 'listRepositories', 'getImage', 'getImages', 'lookupManifest'],
 } as const satisfies Record<'writer' | 'reader', readonly (keyof SqlStore)[]>;
 

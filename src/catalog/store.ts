@@ -109,6 +109,14 @@ export interface StoreWriter {
    * manifest is new costs one write. `inserted`: putManifest's answer (false without a manifest).
    */
   pushTag(push: TagPush): Promise<{ outcome: EventOutcome; inserted: boolean }>;
+  /**
+   * pushTag of each, in order, all in one transaction: all are written or none (a bad push fails
+   * the call before anything is written). The manifests go in with a few multi-row statements.
+   * A manifest carried by several pushes is `inserted` for the first of them only. For pushes that
+   * carry their new manifests (the webhook's batches, push-batch.ts); others are correct too, but
+   * beside other writers on PostgreSQL they may make the transaction run alone.
+   */
+  pushTags(pushes: readonly TagPush[]): Promise<{ outcome: EventOutcome; inserted: boolean }[]>;
   deleteTag(repository: string, tag: string, at: Date): Promise<EventOutcome>;
   /** A manifest deleted from a repository: tags there pointing at it (as of `at`) become deleted. */
   deleteManifest(repository: string, digest: string, at: Date): Promise<{ tagsDeleted: number }>;

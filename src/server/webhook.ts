@@ -16,7 +16,7 @@ import {
 import { readBounded } from '../bounded-body.js';
 import { type CatalogEvent, EVENTS_MEDIA_TYPE, recordedTime } from '../catalog/events.js';
 import type { Ingestor } from '../catalog/ingest.js';
-import type { BuildEvidence, ReferrerLinks, StoreWriter } from '../catalog/store.js';
+import type { BuildEvidence, ReferrerLinks, StoreWriter, TagPush } from '../catalog/store.js';
 import { pusherOfUserAgent } from '../catalog/pushers.js';
 import type { EventOutcome } from '../catalog/types.js';
 
@@ -87,6 +87,8 @@ interface ApplyOptions {
   onUnreadable?: (event: CatalogEvent, err: unknown) => void;
   /** When the envelope arrived (the server's clock). */
   receivedAt: Date;
+  /** Writes a new manifest with its tag; default store.pushTag. serve batches them (push-batch.ts). */
+  pushNew?: (push: TagPush) => Promise<{ outcome: EventOutcome }>;
 }
 
 /**
@@ -111,7 +113,7 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
         let pushed: EventOutcome | undefined;
         try {
           const ingested = await ingestor.ingest(e.repository, e.digest, async (manifest) => {
-            pushed = (await store.pushTag({ ...push, manifest })).outcome;
+            pushed = (await (options.pushNew ?? ((p: TagPush) => store.pushTag(p)))({ ...push, manifest })).outcome;
           });
           // A known manifest is not read again, but the registry must have it in this repository.
           if (ingested === 'known') missing = !(await ingestor.registryHas(e.repository, e.digest));

@@ -50,7 +50,7 @@ import * as refs from './referrers.js';
 import * as search from './search.js';
 import * as tags from './tags.js';
 import * as verified from './verifications.js';
-import { evidenceChanged } from './terms.js';
+import { evidenceChanged, lockEvidence } from './terms.js';
 import { applyDeferredChanges, deferAggregateChanges, dropDeferredChanges } from './insight-weeks.js';
 import { insightEvidence } from './evidence-weeks.js';
 import { deferRepositoryCounters, dropRepositoryCounters, writeRepositoryCounters } from './repository-counters.js';
@@ -309,27 +309,52 @@ export class SqlStore implements Store {
   }
 
   async pushTag(push: TagPush): Promise<{ outcome: EventOutcome; inserted: boolean }> {
-    const { repository, tag, digest, at, manifest, pushedBy } = push;
-    checkName(repository, 'repository');
-    checkName(tag, 'tag');
-    checkDigest(digest);
-    if (manifest) {
-      validateRecord(manifest);
-      if (manifest.digest !== digest) throw new UsageError(`the tag push of ${digest} came with the manifest ${manifest.digest}`);
-    }
-    if (pushedBy) checkPusher(pushedBy);
-    const event: TagEvent = { at: ms(at, 'pushTag'), kind: SET, digest };
+    return (await this.pushTags([push]))[0]!;
+  }
+
+  async pushTags(pushes: readonly TagPush[]): Promise<{ outcome: EventOutcome; inserted: boolean }[]> {
+    // Every push is checked before anything is written: a bad one fails the call, which writes nothing.
+    const events = pushes.map((push): TagEvent => {
+      const { repository, tag, digest, at, manifest, pushedBy } = push;
+      checkName(repository, 'repository');
+      checkName(tag, 'tag');
+      checkDigest(digest);
+      if (manifest) {
+        validateRecord(manifest);
+        if (manifest.digest !== digest) throw new UsageError(`the tag push of ${digest} came with the manifest ${manifest.digest}`);
+      }
+      if (pushedBy) checkPusher(pushedBy);
+      return { at: ms(at, 'pushTag'), kind: SET, digest };
+    });
+    if (pushes.length === 0) return [];
+    // A manifest carried by several pushes is written once: the first of them inserted it.
+    const carriers = new Map<string, number>();
+    pushes.forEach((p, i) => {
+      if (p.manifest && !carriers.has(p.digest)) carriers.set(p.digest, i);
+    });
     return this.change(async (q) => {
       oneLockOrder(q);
-      if (pushedBy) pusherLock(q, digest);
-      const inserted = manifest ? (await manifests.putManifest(q, manifest)).inserted : false;
-      // With the manifest, its evidence lock is held (putManifest): the pusher goes first, so that
+      for (const p of pushes) if (p.pushedBy) pusherLock(q, p.digest);
+      const records = [...carriers.values()].map((i) => pushes[i]!.manifest!);
+      const put = records.length > 0 ? await manifests.putManifests(q, records) : [];
+      const inserted = new Set(records.filter((_, i) => put[i]?.inserted === true).map((r) => r.digest));
+      if (pushes.length > 1) {
+        // Beside other writers: every tag in one lock call, after the manifests' evidence (two
+        // calls of one level would break the lock order and run the write again alone).
+        const tagKeys = new Map(pushes.map((p) => [tags.tagLockKey(p.repository, p.tag), p]));
+        await lockEvidence(q, [...new Set(pushes.map((p) => p.digest))], [...tagKeys.keys()].map((key) => ({ level: 'tag', key, exclusive: true }) as const));
+      }
+      // With the manifest, its evidence lock is held (putManifests): the pusher goes first, so that
       // the tag's new image is counted under it as it is inserted (evidence-weeks.ts).
-      const pusherFirst = pushedBy !== undefined && manifest !== undefined;
-      if (pusherFirst) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
-      const outcome = await tags.tagEvent(q, this.d, repository, tag, event);
-      if (pushedBy && !pusherFirst) await verified.recordPusher(q, digest, pushedBy.userAgent, pushedBy.pusher, at);
-      return { outcome, inserted };
+      const pusherFirst = (p: TagPush): boolean => p.pushedBy !== undefined && p.manifest !== undefined;
+      for (const p of pushes) if (pusherFirst(p)) await verified.recordPusher(q, p.digest, p.pushedBy!.userAgent, p.pushedBy!.pusher, p.at);
+      const results: { outcome: EventOutcome; inserted: boolean }[] = [];
+      for (const [i, p] of pushes.entries()) {
+        const outcome = await tags.tagEvent(q, this.d, p.repository, p.tag, events[i]!);
+        if (p.pushedBy && !pusherFirst(p)) await verified.recordPusher(q, p.digest, p.pushedBy.userAgent, p.pushedBy.pusher, p.at);
+        results.push({ outcome, inserted: carriers.get(p.digest) === i && inserted.has(p.digest) });
+      }
+      return results;
     }, true);
   }
 

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { NotFoundError, RegistryError } from '../../errors.js';
 import { parseEnvelopeText } from '../../catalog/events.js';
 import { Ingestor } from '../../catalog/ingest.js';
+import { batchedTagPushes } from '../../catalog/push-batch.js';
 import { createLimiter } from '../../catalog/limit.js';
 import type { Store } from '../../catalog/store.js';
 import type { RegistryClient } from '../../oci/registry.js';
@@ -86,6 +87,8 @@ export function eventsApi(options: EventsOptions): Hono {
     onRead: (what) => metrics.registryReads.inc({ what, source: 'webhook' }),
     onWarning: (message) => log?.warn({ message }, 'referrer ignored'),
   });
+  // One per serve: pushes from concurrent envelopes share transactions.
+  const pushNew = batchedTagPushes(store);
   serve(app, REGISTRY_EVENTS, async (c) => {
     if (!check(c.req.header('authorization'))) {
       metrics.webhookEnvelopes.inc({ result: 'unauthorized' });
@@ -106,6 +109,7 @@ export function eventsApi(options: EventsOptions): Hono {
       const result = await applyEvents(events.events, {
         store,
         ingestor,
+        pushNew,
         receivedAt: options.now(),
         onEvent: (e, outcome) => metrics.webhookEvents.inc({ kind: e.kind, outcome }),
         onUnreadable: (e, err) =>
