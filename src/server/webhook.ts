@@ -87,8 +87,8 @@ interface ApplyOptions {
   onUnreadable?: (event: CatalogEvent, err: unknown) => void;
   /** When the envelope arrived (the server's clock). */
   receivedAt: Date;
-  /** Writes a new manifest with its tag; default store.pushTag. serve batches them (push-batch.ts). */
-  pushNew?: (push: TagPush) => Promise<{ outcome: EventOutcome }>;
+  /** Writes a tag push (with its new manifest, if any); default store.pushTag. serve batches them (push-batch.ts). */
+  pushTag?: (push: TagPush) => Promise<{ outcome: EventOutcome }>;
 }
 
 /**
@@ -97,6 +97,7 @@ interface ApplyOptions {
  */
 export async function applyEvents(events: readonly CatalogEvent[], options: ApplyOptions): Promise<ApplyResult> {
   const { store, ingestor } = options;
+  const pushTag = options.pushTag ?? ((push: TagPush) => store.pushTag(push));
   const result: ApplyResult = { applied: 0, superseded: 0, duplicate: 0, unreadable: 0, missing: 0, clamped: 0 };
   for (const sent of events) {
     const at = recordedTime(sent.at, options.receivedAt);
@@ -113,7 +114,7 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
         let pushed: EventOutcome | undefined;
         try {
           const ingested = await ingestor.ingest(e.repository, e.digest, async (manifest) => {
-            pushed = (await (options.pushNew ?? ((p: TagPush) => store.pushTag(p)))({ ...push, manifest })).outcome;
+            pushed = (await pushTag({ ...push, manifest })).outcome;
           });
           // A known manifest is not read again, but the registry must have it in this repository.
           if (ingested === 'known') missing = !(await ingestor.registryHas(e.repository, e.digest));
@@ -141,7 +142,7 @@ export async function applyEvents(events: readonly CatalogEvent[], options: Appl
           continue;
         }
         // A known manifest, one an event for another tag was storing meanwhile, or an unreadable one: the tag alone.
-        outcome = pushed ?? (await store.pushTag(push)).outcome;
+        outcome = pushed ?? (await pushTag(push)).outcome;
         break;
       }
       case 'tag-delete':

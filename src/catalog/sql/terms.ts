@@ -143,16 +143,15 @@ export interface WriteContext {
 // ---------------------------------------------------------------- locks beside other writers
 
 /**
- * The evidence lock keys (driver.ts LOCK_LEVELS) of what the terms of tags on these digests are
- * built from: the manifests, their children, their configs. `complete` when every one of those
- * manifests is in the catalog: then the set cannot grow (a manifest's children and config are
- * fixed by its bytes).
+ * The evidence lock keys (driver.ts LOCK_LEVELS) of what the terms of tags on each of these
+ * digests are built from: the manifest, its children, their configs. A closure is `complete` when
+ * every one of those manifests is in the catalog: then it cannot grow (a manifest's children and
+ * config are fixed by its bytes).
  */
-async function readClosure(q: Queryable, digests: readonly string[]): Promise<{ keys: Set<string>; complete: boolean }> {
-  const keys = new Set(digests.map((d) => `m:${d}`));
-  const found = new Set<string>();
-  let complete = true;
-  for (const part of chunks([...new Set(digests)], IN_CHUNK)) {
+async function readClosures(q: Queryable, digests: readonly string[]): Promise<Map<string, { keys: Set<string>; complete: boolean }>> {
+  const closures = new Map(digests.map((d) => [d, { keys: new Set([`m:${d}`]), complete: false }]));
+  const lacking = new Set<string>();
+  for (const part of chunks([...closures.keys()], IN_CHUNK)) {
     const rows = await q.all<Row>(
       `SELECT m.digest, m.config_digest, c.child_digest, cm.id AS child_id, cm.config_digest AS child_config FROM manifests m
        LEFT JOIN manifest_children c ON c.parent_id = m.id LEFT JOIN manifests cm ON cm.digest = c.child_digest WHERE m.digest IN (${marks(part.length)})`,
@@ -160,15 +159,20 @@ async function readClosure(q: Queryable, digests: readonly string[]): Promise<{ 
       { prepare: part.length === 1 },
     );
     for (const r of rows) {
-      found.add(r.digest as string);
-      if (r.config_digest != null) keys.add(`c:${r.config_digest as string}`);
-      if (r.child_digest != null) keys.add(`m:${r.child_digest as string}`);
-      if (r.child_digest != null && r.child_id == null) complete = false;
-      if (r.child_config != null) keys.add(`c:${r.child_config as string}`);
+      const closure = closures.get(r.digest as string)!;
+      closure.complete = true;
+      if (r.config_digest != null) closure.keys.add(`c:${r.config_digest as string}`);
+      if (r.child_digest != null) closure.keys.add(`m:${r.child_digest as string}`);
+      if (r.child_digest != null && r.child_id == null) lacking.add(r.digest as string);
+      if (r.child_config != null) closure.keys.add(`c:${r.child_config as string}`);
     }
   }
-  return { keys, complete: complete && found.size === new Set(digests).size };
+  for (const d of lacking) closures.get(d)!.complete = false;
+  return closures;
 }
+
+/** The complete closures a transaction has read (readClosures), by digest: they cannot change, so it reads each once. */
+const completeClosures = new WeakMap<Queryable, Map<string, ReadonlySet<string>>>();
 
 /**
  * The evidence lock keys of a change to these manifests or configs: them, the manifests with
@@ -199,14 +203,27 @@ const evidence = (key: string, exclusive: boolean): LockKey => ({ level: 'eviden
  * shared (tags on one image go on side by side), with `then` (locks of later levels) in the same
  * go. When a manifest of it was missing, reads it again: keys that appeared meanwhile (a manifest
  * committed while this one waited) are not covered, and the transaction runs again alone
- * (LocksOutdated).
+ * (LocksOutdated). A closure this transaction read complete before is not read again (a batch of
+ * tag pushes locks all its tags at once, then each tag's event asks again).
  */
 export async function lockEvidence(q: Queryable, digests: readonly string[], then: readonly LockKey[] = []): Promise<void> {
   if (!q.lock) return;
-  const first = await readClosure(q, digests);
-  await q.lock([...[...first.keys].map((k) => evidence(k, false)), ...then]);
-  if (first.complete) return;
-  for (const key of (await readClosure(q, digests)).keys) if (!first.keys.has(key)) throw new LocksOutdated();
+  let known = completeClosures.get(q);
+  if (!known) completeClosures.set(q, (known = new Map()));
+  const keys = new Set<string>();
+  const unread: string[] = [];
+  for (const d of new Set(digests)) {
+    const closure = known.get(d);
+    if (closure) closure.forEach((k) => keys.add(k));
+    else unread.push(d);
+  }
+  const first = unread.length > 0 ? await readClosures(q, unread) : new Map<string, { keys: Set<string>; complete: boolean }>();
+  for (const c of first.values()) c.keys.forEach((k) => keys.add(k));
+  await q.lock([...[...keys].map((k) => evidence(k, false)), ...then]);
+  const incomplete = [...first].filter(([, c]) => !c.complete).map(([d]) => d);
+  for (const [d, c] of first) if (c.complete) known.set(d, c.keys);
+  if (incomplete.length === 0) return;
+  for (const c of (await readClosures(q, incomplete)).values()) for (const key of c.keys) if (!keys.has(key)) throw new LocksOutdated();
 }
 
 /**

@@ -88,7 +88,7 @@ export function eventsApi(options: EventsOptions): Hono {
     onWarning: (message) => log?.warn({ message }, 'referrer ignored'),
   });
   // One per serve: pushes from concurrent envelopes share transactions.
-  const pushNew = batchedTagPushes(store);
+  const pushTag = batchedTagPushes(store);
   serve(app, REGISTRY_EVENTS, async (c) => {
     if (!check(c.req.header('authorization'))) {
       metrics.webhookEnvelopes.inc({ result: 'unauthorized' });
@@ -109,7 +109,7 @@ export function eventsApi(options: EventsOptions): Hono {
       const result = await applyEvents(events.events, {
         store,
         ingestor,
-        pushNew,
+        pushTag,
         receivedAt: options.now(),
         onEvent: (e, outcome) => metrics.webhookEvents.inc({ kind: e.kind, outcome }),
         onUnreadable: (e, err) =>
