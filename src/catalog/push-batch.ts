@@ -1,7 +1,7 @@
 // Group commit for the webhook's tag pushes: pushes that arrive while earlier ones are being
 // written share one transaction (Store.pushTags), whose manifests go in with a few multi-row
 // statements and whose locks, aggregates and commit are taken once. Nothing waits for a batch to
-// fill: a push is written at once while fewer than `inFlight` writes of its lane run; otherwise it
+// fill: a push is written at once while fewer than `inFlight` writes run; otherwise it
 // goes with the pushes queued beside it as soon as one ends. So an idle serve writes each push
 // alone, as before, and a busy one writes fewer, larger transactions.
 //
@@ -11,8 +11,14 @@
 import type { StoreWriter, TagPush } from './store.js';
 import type { EventOutcome } from './types.js';
 
-/** Writes of one lane running at once. Two keep the database busy while the next batch gathers. */
-export const PUSH_WRITES_IN_FLIGHT = 2;
+/**
+ * Writes running at once, both lanes together: as many as PostgreSQL's pool lends writes
+ * (postgres.ts), whose round trips then overlap. With two, serve under search load fell seconds
+ * behind 100 events/s on PostgreSQL, as batches of one image's tags waited on each other's locks
+ * (bench/results/serve-load.md). SQLite's one write thread takes them in turn (and commits
+ * together those that wait).
+ */
+export const PUSH_WRITES_IN_FLIGHT = 6;
 /** Pushes in one transaction at most: the locks of a batch are held until it commits. */
 export const MAX_PUSH_BATCH = 16;
 
@@ -20,6 +26,8 @@ type PushResult = { outcome: EventOutcome; inserted: boolean };
 
 interface Waiting {
   push: TagPush;
+  /** Order of arrival, across both queues. */
+  seq: number;
   resolve: (result: PushResult) => void;
   reject: (err: unknown) => void;
 }
@@ -49,24 +57,24 @@ export function batchedTagPushes(store: Pick<StoreWriter, 'pushTag' | 'pushTags'
     }
     batch.forEach((w, i) => w.resolve(results[i]!));
   };
-  const lane = (): ((w: Waiting) => void) => {
-    const queue: Waiting[] = [];
-    let running = 0;
-    const next = (): void => {
-      while (running < inFlight && queue.length > 0) {
-        running++;
-        void write(queue.splice(0, maxBatch)).finally(() => {
-          running--;
-          next();
-        });
-      }
-    };
-    return (w) => {
-      queue.push(w);
-      next();
-    };
+  // Two queues, one count of the writes running: the queue whose first push waited longest goes next.
+  const carrying: Waiting[] = [];
+  const known: Waiting[] = [];
+  let running = 0;
+  const next = (): void => {
+    while (running < inFlight && (carrying.length > 0 || known.length > 0)) {
+      const queue = known.length === 0 || (carrying.length > 0 && carrying[0]!.seq < known[0]!.seq) ? carrying : known;
+      running++;
+      void write(queue.splice(0, maxBatch)).finally(() => {
+        running--;
+        next();
+      });
+    }
   };
-  const carrying = lane();
-  const known = lane();
-  return (push) => new Promise<PushResult>((resolve, reject) => (push.manifest ? carrying : known)({ push, resolve, reject }));
+  let seq = 0;
+  return (push) =>
+    new Promise<PushResult>((resolve, reject) => {
+      (push.manifest ? carrying : known).push({ push, seq: seq++, resolve, reject });
+      next();
+    });
 }
