@@ -3,7 +3,7 @@
 // alike. What pushTag writes is read back with SQL and compared with what putManifest then
 // setTag write for the same kind of push.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DigestMismatchError, UsageError } from '../../src/errors.js';
+import { DigestMismatchError, InvalidInputError, UsageError } from '../../src/errors.js';
 import type { Store } from '../../src/catalog/store.js';
 import type { ManifestRecord } from '../../src/catalog/types.js';
 import { BACKENDS, type Catalog, useBackend } from './backends.js';
@@ -178,5 +178,94 @@ describe.each(BACKENDS)('catalog store contract, tag pushes: %s', (name) => {
       ...records.map((rec, k) => [`t${k}`, rec.digest]),
     ]);
     expect((await catalog.sql(`SELECT live_tags, build_tags FROM repositories WHERE name = '${r}'`)).map((x) => [Number(x.live_tags), Number(x.build_tags)])).toEqual([[10, 10]]);
+  });
+  // ---- pushTags: the webhook's batches (push-batch.ts)
+
+  /** Every row of these tags of one repository, with the repository's name and its counters generic. */
+  async function batchRows(r: string, tags: readonly string[], digests: readonly string[]): Promise<unknown[]> {
+    const rows = [];
+    for (const [i, tag] of tags.entries()) rows.push(await pushRows(catalog, r, tag, digests[i]!));
+    return rows;
+  }
+
+  it('pushTags writes what pushTag of each writes, in one call: new manifests with their tags and pushers', async () => {
+    const [alone, together] = [repo(), repo()];
+    const records = Array.from({ length: 4 }, (_, k) => annotated(60 + k));
+    const tags = records.map((_, k) => `b${k}`);
+    const each = [];
+    for (const [k, rec] of records.entries()) each.push(await store.pushTag({ repository: alone, tag: tags[k]!, digest: rec.digest, at: t(300 + k), manifest: rec, pushedBy: PUSHED_BY }));
+    const before = await batchRows(alone, tags, records.map((r) => r.digest));
+    // The same pushes again, into another repository, as one batch: the manifests are stored now.
+    const again = await store.pushTags(records.map((rec, k) => ({ repository: together, tag: tags[k]!, digest: rec.digest, at: t(300 + k), manifest: rec, pushedBy: PUSHED_BY })));
+    expect(each).toEqual(records.map(() => ({ outcome: 'applied', inserted: true })));
+    expect(again).toEqual(records.map(() => ({ outcome: 'applied', inserted: false })));
+    expect(await batchRows(together, tags, records.map((r) => r.digest))).toEqual(before);
+
+    // New manifests in one batch: as many rows as pushing them one by one would leave.
+    const [seq, batch] = [repo(), repo()];
+    const fresh = Array.from({ length: 4 }, (_, k) => annotated(70 + k));
+    const twins = Array.from({ length: 4 }, (_, k) => annotated(80 + k));
+    for (const [k, rec] of fresh.entries()) await store.pushTag({ repository: seq, tag: tags[k]!, digest: rec.digest, at: t(400 + k), manifest: rec, pushedBy: PUSHED_BY });
+    expect(await store.pushTags(twins.map((rec, k) => ({ repository: batch, tag: tags[k]!, digest: rec.digest, at: t(400 + k), manifest: rec, pushedBy: PUSHED_BY })))).toEqual(
+      twins.map(() => ({ outcome: 'applied', inserted: true })),
+    );
+    const generic = (rows: unknown[], recs: readonly ManifestRecord[]): string =>
+      recs.reduce(
+        (text, rec) => [rec.digest, rec.configDigest as string, ...Object.values(rec.annotations ?? {})].reduce((x, own) => x.replaceAll(`"${own}"`, '"OWN"').replaceAll(`=${own}"`, '=OWN"'), text),
+        JSON.stringify(rows),
+      );
+    expect(generic(await batchRows(batch, tags, twins.map((r) => r.digest)), twins)).toBe(generic(await batchRows(seq, tags, fresh.map((r) => r.digest)), fresh));
+    expect((await store.searchImages({ pipeline: '9080' })).items.map((i) => [i.repository, i.tag])).toEqual([[batch, 'b0']]);
+  });
+
+  it('pushTags keeps each push\'s outcome: a tag twice in one batch, the older one sent later, and one manifest carried twice', async () => {
+    const r = repo();
+    const newer = annotated(90);
+    const older = annotated(91);
+    const results = await store.pushTags([
+      { repository: r, tag: 'latest', digest: newer.digest, at: t(50), manifest: newer },
+      { repository: r, tag: 'latest', digest: older.digest, at: t(40), manifest: older },
+      { repository: r, tag: 'again', digest: newer.digest, at: t(50), manifest: newer },
+      { repository: r, tag: 'latest', digest: newer.digest, at: t(50) },
+    ]);
+    expect(results).toEqual([
+      { outcome: 'applied', inserted: true },
+      { outcome: 'superseded', inserted: true },
+      { outcome: 'applied', inserted: false },
+      { outcome: 'duplicate', inserted: false },
+    ]);
+    expect((await store.listTags(r, {})).items.map((i) => [i.tag, i.digest]).sort()).toEqual([
+      ['again', newer.digest],
+      ['latest', newer.digest],
+    ]);
+    expect(await store.pushTags([])).toEqual([]);
+  });
+
+  it('pushTags of stored manifests (the webhook\'s other lane) writes their tags as pushTag of each', async () => {
+    const [alone, together] = [repo(), repo()];
+    const rec = annotated(95);
+    await store.putManifest(rec);
+    const tags = ['k1', 'k2', 'k3'];
+    for (const [k, tag] of tags.entries()) await store.pushTag({ repository: alone, tag, digest: rec.digest, at: t(500 + k), pushedBy: PUSHED_BY });
+    expect(await store.pushTags(tags.map((tag, k) => ({ repository: together, tag, digest: rec.digest, at: t(500 + k), pushedBy: PUSHED_BY })))).toEqual(
+      tags.map(() => ({ outcome: 'applied', inserted: false })),
+    );
+    const digests = tags.map(() => rec.digest);
+    expect(await batchRows(together, tags, digests)).toEqual(await batchRows(alone, tags, digests));
+  });
+
+  it('pushTags writes nothing when one push fails its checks', async () => {
+    const r = repo();
+    const good = annotated(96);
+    const bad = annotated(97);
+    await expect(
+      store.pushTags([
+        { repository: r, tag: 'good', digest: good.digest, at: t(1), manifest: good },
+        { repository: r, tag: 'bad', digest: bad.digest, at: t(1), manifest: { ...bad, raw: Buffer.from('other bytes') } },
+      ]),
+    ).rejects.toBeInstanceOf(DigestMismatchError);
+    await expect(store.pushTags([{ repository: r, tag: 'good', digest: good.digest, at: t(1), manifest: good }, { repository: r, tag: 'broken', digest: 'sha256:not-hex', at: t(1) }])).rejects.toBeInstanceOf(InvalidInputError);
+    const rows = await catalog.sql(`SELECT (SELECT count(*) FROM manifests WHERE digest IN ('${good.digest}', '${bad.digest}')) AS manifests, (SELECT count(*) FROM repositories WHERE name = '${r}') AS repositories`);
+    expect(rows.map((x) => [Number(x.manifests), Number(x.repositories)])).toEqual([[0, 0]]);
   });
 });
