@@ -35,6 +35,8 @@ interface Waiting {
 export interface PushBatchOptions {
   inFlight?: number;
   maxBatch?: number;
+  /** Told the size of each batch as it is sent (1: a push alone), for serve's metrics. */
+  onBatch?: (pushes: number) => void;
 }
 
 /**
@@ -47,6 +49,7 @@ export function batchedTagPushes(store: Pick<StoreWriter, 'pushTag' | 'pushTags'
   const maxBatch = options.maxBatch ?? MAX_PUSH_BATCH;
   const alone = (w: Waiting): Promise<void> => store.pushTag(w.push).then(w.resolve, w.reject);
   const write = async (batch: Waiting[]): Promise<void> => {
+    options.onBatch?.(batch.length);
     if (batch.length === 1) return alone(batch[0]!);
     let results: PushResult[];
     try {

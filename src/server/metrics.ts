@@ -29,6 +29,12 @@ export class Metrics {
     labelNames: ['kind', 'outcome'] as const,
     registers: [this.registry],
   });
+  readonly webhookPushBatches = new Histogram({
+    name: 'tagtrail_webhook_push_batch_size',
+    help: 'Tag pushes the webhook wrote per transaction: 1 when a push went alone, more when pushes waited and went together.',
+    buckets: [1, 2, 4, 8, 16],
+    registers: [this.registry],
+  });
   readonly registryReads = new Counter({
     name: 'tagtrail_registry_reads_total',
     help: 'Manifest bodies and config blobs read from the registry, by what and by whom (webhook, crawl).',

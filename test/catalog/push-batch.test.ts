@@ -74,7 +74,8 @@ describe('webhook tag pushes in batches', () => {
 
   it('writes the pushes that came while every write ran as one batch each of its kind, oldest first, at most maxBatch to a batch', async () => {
     const held = heldStore();
-    const write = batchedTagPushes(held.store, { inFlight: 1, maxBatch: 3 });
+    const sizes: number[] = [];
+    const write = batchedTagPushes(held.store, { inFlight: 1, maxBatch: 3, onBatch: (n) => sizes.push(n) });
     const answers = [write(push('first')), write(push('k1')), write(push('n1', true)), write(push('k2')), write(push('k3')), write(push('k4')), write(push('n2', true))];
     await settle();
     expect(held.sent).toEqual([{ method: 'pushTag', tags: ['first'] }]);
@@ -89,6 +90,8 @@ describe('webhook tag pushes in batches', () => {
     const results = await Promise.all(answers);
     expect(results.map((r) => r.inserted)).toEqual([false, false, true, false, false, false, true]);
     expect(held.sent).toHaveLength(4);
+    // What serve's metrics are told: each batch as it is sent (tagtrail_webhook_push_batch_size).
+    expect(sizes).toEqual([1, 3, 2, 1]);
   });
 
   it('writes each push of a failed batch again alone: the bad one fails with its own error, the others are written', async () => {

@@ -113,6 +113,8 @@ describe.each(BACKENDS)('registry notifications into tagtrail serve on %s', (bac
     expect(metrics).toMatch(/tagtrail_webhook_envelopes_total\{result="accepted"\} [1-9]/);
     expect(metrics).toContain('tagtrail_webhook_envelopes_total{result="unauthorized"} 1');
     expect(metrics).toContain('tagtrail_process_cpu_seconds_total');
+    // Each tag push written is counted in a batch (of one, unless pushes waited for each other).
+    expect(metrics).toMatch(/tagtrail_webhook_push_batch_size_count [1-9]/);
     const all = [...serve.stdout, ...serve.stderr].join('\n');
     expect(all).not.toContain(SECRET);
     expect(serve.logs().some((l) => l.msg === 'notification applied')).toBe(true);

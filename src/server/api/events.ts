@@ -88,7 +88,7 @@ export function eventsApi(options: EventsOptions): Hono {
     onWarning: (message) => log?.warn({ message }, 'referrer ignored'),
   });
   // One per serve: pushes from concurrent envelopes share transactions.
-  const pushTag = batchedTagPushes(store);
+  const pushTag = batchedTagPushes(store, { onBatch: (pushes) => metrics.webhookPushBatches.observe(pushes) });
   serve(app, REGISTRY_EVENTS, async (c) => {
     if (!check(c.req.header('authorization'))) {
       metrics.webhookEnvelopes.inc({ result: 'unauthorized' });
