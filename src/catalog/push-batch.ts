@@ -1,22 +1,23 @@
 // Group commit for the webhook's tag pushes: pushes that arrive while earlier ones are being
 // written share one transaction (Store.pushTags), whose manifests go in with a few multi-row
 // statements and whose locks, aggregates and commit are taken once. Nothing waits for a batch to
-// fill: a push is written at once while fewer than `inFlight` writes run; otherwise it
-// goes with the pushes queued beside it as soon as one ends. So an idle serve writes each push
-// alone, as before, and a busy one writes fewer, larger transactions.
+// fill: a push is written at once while fewer than PUSH_WRITES_IN_FLIGHT writes of its kind run;
+// otherwise it goes with the pushes queued beside it as soon as one ends. So an idle serve writes
+// each push alone, as before, and a busy one writes fewer, larger transactions (batcher.ts).
 //
-// Two lanes: pushes that carry their new manifest, and pushes of a manifest the catalog has. A
-// batch holds one kind only: beside other writers (PostgreSQL), a batch locks what its manifests
-// change and then every tag in one go, which a mixed batch could not do in the lock order.
+// Two kinds, batched apart: pushes that carry their new manifest, and pushes of a manifest the
+// catalog has. Beside other writers (PostgreSQL), a batch locks what its manifests change and
+// then every tag in one go, which a batch of both kinds could not do in the lock order.
+import { batcher } from './batcher.js';
 import type { StoreWriter, TagPush } from './store.js';
 import type { EventOutcome } from './types.js';
 
 /**
- * Writes running at once, both lanes together: as many as PostgreSQL's pool lends writes
- * (postgres.ts), whose round trips then overlap. With two, serve under search load fell seconds
- * behind 100 events/s on PostgreSQL, as batches of one image's tags waited on each other's locks
- * (bench/results/serve-load.md). SQLite's one write thread takes them in turn (and commits
- * together those that wait).
+ * Writes of one kind running at once: as many as PostgreSQL's pool lends writes (postgres.ts),
+ * whose round trips then overlap. With two, serve under search load fell seconds behind 100
+ * events/s on PostgreSQL, as batches of one image's tags waited on each other's locks
+ * (bench/results/serve-load.md). SQLite's one write thread takes them in turn, and commits
+ * together those that wait.
  */
 export const PUSH_WRITES_IN_FLIGHT = 6;
 /** Pushes in one transaction at most: the locks of a batch are held until it commits. */
@@ -24,60 +25,22 @@ const MAX_PUSH_BATCH = 16;
 
 type PushResult = { outcome: EventOutcome; inserted: boolean };
 
-interface Waiting {
-  push: TagPush;
-  /** Order of arrival, across both queues. */
-  seq: number;
-  resolve: (result: PushResult) => void;
-  reject: (err: unknown) => void;
-}
-
-interface PushBatchOptions {
-  inFlight?: number;
-  maxBatch?: number;
-  /** Told the size of each batch as it is sent (1: a push alone), for serve's metrics. */
-  onBatch?: (pushes: number) => void;
-}
-
 /**
  * A pushTag that batches: each call answers for its own push. When a batch fails, each of its
  * pushes is written again alone, so one bad push fails by itself and the others are written (the
- * failed batch wrote nothing: it was one transaction).
+ * failed batch wrote nothing: it was one transaction). `onBatch` is told each batch's size.
  */
-export function batchedTagPushes(store: Pick<StoreWriter, 'pushTag' | 'pushTags'>, options: PushBatchOptions = {}): (push: TagPush) => Promise<PushResult> {
-  const inFlight = options.inFlight ?? PUSH_WRITES_IN_FLIGHT;
-  const maxBatch = options.maxBatch ?? MAX_PUSH_BATCH;
-  const alone = (w: Waiting): Promise<void> => store.pushTag(w.push).then(w.resolve, w.reject);
-  const write = async (batch: Waiting[]): Promise<void> => {
-    options.onBatch?.(batch.length);
-    if (batch.length === 1) return alone(batch[0]!);
-    let results: PushResult[];
-    try {
-      results = await store.pushTags(batch.map((w) => w.push));
-    } catch {
-      await Promise.all(batch.map(alone));
-      return;
-    }
-    batch.forEach((w, i) => w.resolve(results[i]!));
-  };
-  // Two queues, one count of the writes running: the queue whose first push waited longest goes next.
-  const carrying: Waiting[] = [];
-  const known: Waiting[] = [];
-  let running = 0;
-  const next = (): void => {
-    while (running < inFlight && (carrying.length > 0 || known.length > 0)) {
-      const queue = known.length === 0 || (carrying.length > 0 && carrying[0]!.seq < known[0]!.seq) ? carrying : known;
-      running++;
-      void write(queue.splice(0, maxBatch)).finally(() => {
-        running--;
-        next();
-      });
-    }
-  };
-  let seq = 0;
-  return (push) =>
-    new Promise<PushResult>((resolve, reject) => {
-      (push.manifest ? carrying : known).push({ push, seq: seq++, resolve, reject });
-      next();
-    });
+export function batchedTagPushes(
+  store: Pick<StoreWriter, 'pushTag' | 'pushTags'>,
+  options: { inFlight?: number; maxBatch?: number; onBatch?: (pushes: number) => void } = {},
+): (push: TagPush) => Promise<PushResult> {
+  const kind = () =>
+    batcher<TagPush, PushResult>(
+      { max: options.maxBatch ?? MAX_PUSH_BATCH, inFlight: options.inFlight ?? PUSH_WRITES_IN_FLIGHT, ...(options.onBatch ? { onBatch: options.onBatch } : {}) },
+      (pushes) => store.pushTags(pushes),
+      (push) => store.pushTag(push),
+    );
+  const carrying = kind();
+  const known = kind();
+  return (push) => (push.manifest ? carrying : known)(push);
 }

@@ -1,7 +1,7 @@
-// The webhook's group commit (push-batch.ts) against a store whose writes the test holds and
-// lets go: which pushes go alone, which together and in what order, and what each caller gets
-// back when a batch fails. The store's own pushTags is covered on both databases by
-// store-push.contract.test.ts; here only the batching.
+// The webhook's tag pushes in batches (push-batch.ts on batcher.ts, whose own test covers how
+// calls gather): which store method each batch goes to, and that pushes carrying a new manifest
+// and pushes of a stored one never share a batch. The store's pushTags is covered on both
+// databases by store-push.contract.test.ts.
 import { describe, expect, it } from 'vitest';
 import { batchedTagPushes } from '../../src/catalog/push-batch.js';
 import type { TagPush } from '../../src/catalog/store.js';
@@ -10,119 +10,83 @@ import type { EventOutcome, ManifestRecord } from '../../src/catalog/types.js';
 type Result = { outcome: EventOutcome; inserted: boolean };
 
 /** A store whose every write waits until the test lets it go; it logs what it was sent. */
-function heldStore(fail: (push: TagPush) => Error | undefined = () => undefined) {
+function heldStore() {
   const sent: { method: 'pushTag' | 'pushTags'; tags: string[] }[] = [];
   const waiting: (() => void)[] = [];
   const held = (): Promise<void> => new Promise((resolve) => waiting.push(resolve));
   const answer = (push: TagPush): Result => ({ outcome: 'applied', inserted: push.manifest !== undefined });
   return {
     sent,
-    /** Lets every write sent so far finish, then lets the writes those start run to where they wait. */
     async release(): Promise<void> {
       for (const go of waiting.splice(0)) go();
-      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      await settle();
     },
     store: {
       async pushTag(push: TagPush): Promise<Result> {
         sent.push({ method: 'pushTag', tags: [push.tag] });
         await held();
-        const err = fail(push);
-        if (err) throw err;
         return answer(push);
       },
       async pushTags(pushes: readonly TagPush[]): Promise<Result[]> {
         sent.push({ method: 'pushTags', tags: pushes.map((p) => p.tag) });
         await held();
-        // One transaction: one bad push fails them all.
-        for (const p of pushes) {
-          const err = fail(p);
-          if (err) throw err;
-        }
         return pushes.map(answer);
       },
     },
   };
 }
 
-const manifest = { digest: 'sha256:' + 'a'.repeat(64) } as ManifestRecord;
+async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+}
+
 const push = (tag: string, carrying = false): TagPush => ({
   repository: 'group/app',
   tag,
-  digest: 'sha256:' + 'a'.repeat(64),
+  digest: `sha256:${'a'.repeat(64)}`,
   at: new Date(Date.UTC(2026, 0, 1)),
-  ...(carrying ? { manifest } : {}),
+  ...(carrying ? { manifest: { digest: `sha256:${'a'.repeat(64)}` } as ManifestRecord } : {}),
 });
-const settle = async (): Promise<void> => {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-};
 
 describe('webhook tag pushes in batches', () => {
-  it('writes a push alone at once while writes are free: nothing waits for a batch to fill', async () => {
+  it('writes a push at once while writes are free, and the pushes that came meanwhile together, each kind apart', async () => {
     const held = heldStore();
-    const write = batchedTagPushes(held.store, { inFlight: 2 });
-    const a = write(push('a'));
-    const b = write(push('b', true));
+    const sizes: number[] = [];
+    const write = batchedTagPushes(held.store, { inFlight: 1, onBatch: (n) => sizes.push(n) });
+    const first = [write(push('k0')), write(push('n0', true))];
     await settle();
+    expect(held.sent).toEqual([
+      { method: 'pushTags', tags: ['k0'] },
+      { method: 'pushTags', tags: ['n0'] },
+    ]);
+    const rest = [write(push('k1')), write(push('n1', true)), write(push('k2')), write(push('n2', true))];
+    await settle();
+    await held.release();
+    expect(held.sent.slice(2)).toEqual([
+      { method: 'pushTags', tags: ['k1', 'k2'] },
+      { method: 'pushTags', tags: ['n1', 'n2'] },
+    ]);
+    await held.release();
+    expect((await Promise.all([...first, ...rest])).map((r) => r.inserted)).toEqual([false, true, false, true, false, true]);
+    // What serve's metrics are told (tagtrail_webhook_push_batch_size).
+    expect(sizes).toEqual([1, 1, 2, 2]);
+  });
+
+  it('writes each push of a failed batch again alone, through pushTag', async () => {
+    const held = heldStore();
+    const failing = { ...held.store, pushTags: async (): Promise<Result[]> => Promise.reject(new Error('refused')) };
+    const write = batchedTagPushes(failing, { inFlight: 1 });
+    // Pushed at one moment: one batch, which fails.
+    const answers = [write(push('a')), write(push('b'))];
+    await settle();
+    for (let i = 0; i < 3; i++) await held.release();
     expect(held.sent).toEqual([
       { method: 'pushTag', tags: ['a'] },
       { method: 'pushTag', tags: ['b'] },
     ]);
-    await held.release();
-    expect(await a).toEqual({ outcome: 'applied', inserted: false });
-    expect(await b).toEqual({ outcome: 'applied', inserted: true });
-  });
-
-  it('writes the pushes that came while every write ran as one batch each of its kind, oldest first, at most maxBatch to a batch', async () => {
-    const held = heldStore();
-    const sizes: number[] = [];
-    const write = batchedTagPushes(held.store, { inFlight: 1, maxBatch: 3, onBatch: (n) => sizes.push(n) });
-    const answers = [write(push('first')), write(push('k1')), write(push('n1', true)), write(push('k2')), write(push('k3')), write(push('k4')), write(push('n2', true))];
-    await settle();
-    expect(held.sent).toEqual([{ method: 'pushTag', tags: ['first'] }]);
-    await held.release();
-    // k1 came before n1: the known-manifest queue goes first, three of it at most.
-    expect(held.sent.slice(1)).toEqual([{ method: 'pushTags', tags: ['k1', 'k2', 'k3'] }]);
-    await held.release();
-    expect(held.sent.slice(2)).toEqual([{ method: 'pushTags', tags: ['n1', 'n2'] }]);
-    await held.release();
-    expect(held.sent.slice(3)).toEqual([{ method: 'pushTag', tags: ['k4'] }]);
-    await held.release();
-    const results = await Promise.all(answers);
-    expect(results.map((r) => r.inserted)).toEqual([false, false, true, false, false, false, true]);
-    expect(held.sent).toHaveLength(4);
-    // What serve's metrics are told: each batch as it is sent (tagtrail_webhook_push_batch_size).
-    expect(sizes).toEqual([1, 3, 2, 1]);
-  });
-
-  it('writes each push of a failed batch again alone: the bad one fails with its own error, the others are written', async () => {
-    const refused = new Error('refused');
-    const held = heldStore((p) => (p.tag === 'bad' ? refused : undefined));
-    const write = batchedTagPushes(held.store, { inFlight: 1 });
-    const first = write(push('first'));
-    const batch = [write(push('ok1')), write(push('bad')), write(push('ok2'))].map((p) => p.then((r) => r, (err: unknown) => err));
-    await settle();
-    await held.release();
-    expect(held.sent[1]).toEqual({ method: 'pushTags', tags: ['ok1', 'bad', 'ok2'] });
-    await held.release();
-    expect(held.sent.slice(2)).toEqual([
-      { method: 'pushTag', tags: ['ok1'] },
-      { method: 'pushTag', tags: ['bad'] },
-      { method: 'pushTag', tags: ['ok2'] },
+    expect(await Promise.all(answers)).toEqual([
+      { outcome: 'applied', inserted: false },
+      { outcome: 'applied', inserted: false },
     ]);
-    await held.release();
-    expect(await first).toEqual({ outcome: 'applied', inserted: false });
-    expect(await Promise.all(batch)).toEqual([{ outcome: 'applied', inserted: false }, refused, { outcome: 'applied', inserted: false }]);
-  });
-
-  it('keeps at most inFlight writes running, and starts the next as one ends', async () => {
-    const held = heldStore();
-    const write = batchedTagPushes(held.store, { inFlight: 3 });
-    const answers = Array.from({ length: 5 }, (_, i) => write(push(`t${i}`)));
-    await settle();
-    expect(held.sent.map((s) => s.tags)).toEqual([['t0'], ['t1'], ['t2']]);
-    await held.release();
-    expect(held.sent.slice(3).map((s) => s.tags)).toEqual([['t3', 't4']]);
-    await held.release();
-    expect(await Promise.all(answers)).toHaveLength(5);
   });
 });

@@ -234,10 +234,11 @@ describe('webhook events that wait for the SQLite write connection', () => {
     const counting = new Proxy(real, {
       get(target, name, receiver) {
         const value: unknown = Reflect.get(target, name, receiver);
-        if (name !== 'pushTag' || typeof value !== 'function') return value;
+        if ((name !== 'pushTag' && name !== 'pushTags') || typeof value !== 'function') return value;
         return (...args: unknown[]) => {
           const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-          if (++writesSent === tags.length) allSent();
+          writesSent += name === 'pushTags' ? (args[0] as unknown[]).length : 1;
+          if (writesSent === tags.length) allSent();
           return result;
         };
       },
