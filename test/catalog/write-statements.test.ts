@@ -202,9 +202,10 @@ for (const name of BACKENDS) {
       expect(repository.map((r) => [Number(r.live_tags), Number(r.build_tags)])).toEqual([[9, 9]]);
     });
 
-    // SQLite sends about as many statements in a batch (13.1 a push, 14 alone: they are in-process
-    // calls); PostgreSQL 8.6 round trips a push against 13 alone (the lock, BEGIN and COMMIT once).
-    it('a batch of tag pushes of a stored image is one transaction, and on PostgreSQL costs each push under 0.7 of its round trips alone', async () => {
+    // Measured: SQLite 11.4 statements a push against 14 alone; PostgreSQL 6.9 round trips a push
+    // against 13 alone. The closure is read, the locks taken, the image's terms read and the
+    // counters written once for the batch (the pusher and the tag weeks still once a tag).
+    it('a batch of tag pushes of a stored image is one transaction, and costs each push under 0.6 of its round trips alone', async () => {
       const catalog = await backend().fresh();
       const store = countable(catalog);
       const digest = await pushWithPusher(store, 1);
@@ -216,8 +217,8 @@ for (const name of BACKENDS) {
       const count = countStatements(store.driver);
       expect((await store.pushTags(pushes)).map((r) => r.outcome)).toEqual(pushes.map(() => 'applied'));
       expect(count.transactions).toBe(1);
-      expect(count.statements / pushes.length).toBeLessThanOrEqual(aloneStatements);
-      if (name === 'postgres') expect((count.statements + count.locks + 2 * count.transactions) / pushes.length).toBeLessThanOrEqual(aloneTrips * 0.7);
+      expect(count.statements / pushes.length).toBeLessThanOrEqual(aloneStatements * 0.85);
+      if (name === 'postgres') expect((count.statements + count.locks + 2 * count.transactions) / pushes.length).toBeLessThanOrEqual(aloneTrips * 0.6);
       const tags = await catalog.sql(`SELECT count(*) AS n FROM tags WHERE digest = '${digest}'`);
       expect(Number(tags[0]!.n)).toBe(10);
       const repository = await catalog.sql(`SELECT live_tags FROM repositories WHERE name = 'group/app'`);

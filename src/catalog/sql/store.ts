@@ -50,7 +50,7 @@ import * as refs from './referrers.js';
 import * as search from './search.js';
 import * as tags from './tags.js';
 import * as verified from './verifications.js';
-import { evidenceChanged, lockEvidence } from './terms.js';
+import { type WriteContext, evidenceChanged, lockEvidence } from './terms.js';
 import { applyDeferredChanges, deferAggregateChanges, dropDeferredChanges } from './insight-weeks.js';
 import { insightEvidence } from './evidence-weeks.js';
 import { deferRepositoryCounters, dropRepositoryCounters, writeRepositoryCounters } from './repository-counters.js';
@@ -348,9 +348,11 @@ export class SqlStore implements Store {
       // the tag's new image is counted under it as it is inserted (evidence-weeks.ts).
       const pusherFirst = (p: TagPush): boolean => p.pushedBy !== undefined && p.manifest !== undefined;
       for (const p of pushes) if (pusherFirst(p)) await verified.recordPusher(q, p.digest, p.pushedBy!.userAgent, p.pushedBy!.pusher, p.at);
+      // Tags on one image share its terms: nothing below changes what they are built from.
+      const summaries: WriteContext['summaries'] = new Map();
       const results: { outcome: EventOutcome; inserted: boolean }[] = [];
       for (const [i, p] of pushes.entries()) {
-        const outcome = await tags.tagEvent(q, this.d, p.repository, p.tag, events[i]!);
+        const outcome = await tags.tagEvent(q, this.d, p.repository, p.tag, events[i]!, summaries);
         if (p.pushedBy && !pusherFirst(p)) await verified.recordPusher(q, p.digest, p.pushedBy.userAgent, p.pushedBy.pusher, p.at);
         results.push({ outcome, inserted: carriers.get(p.digest) === i && inserted.has(p.digest) });
       }

@@ -94,15 +94,16 @@ export function tagLockKey(repository: string, tag: string): string {
 /**
  * One set or delete of a tag, logged and applied (see applyTagEvent). Beside other writers it
  * locks what the tag's terms are read from (a set) and then the tag itself: events of other tags
- * go on meanwhile, events of this tag wait their turn.
+ * go on meanwhile, events of this tag wait their turn. `summaries`: the terms of the images that
+ * earlier events of the same write read (Store.pushTags), when nothing changed their evidence since.
  */
-export async function tagEvent(q: Queryable, d: Dialect, repository: string, tag: string, event: TagEvent): Promise<EventOutcome> {
+export async function tagEvent(q: Queryable, d: Dialect, repository: string, tag: string, event: TagEvent, summaries: WriteContext['summaries'] = new Map()): Promise<EventOutcome> {
   if (q.lock) {
     const own = { level: 'tag', key: tagLockKey(repository, tag), exclusive: true } as const;
     if (event.kind === SET) await lockEvidence(q, [event.digest], [own]);
     else await q.lock([own]);
   }
-  const ctx: WriteContext = { summaries: new Map(), ...(q.lock ? { evidenceLocked: new Set(event.kind === SET ? [event.digest] : []) } : {}) };
+  const ctx: WriteContext = { summaries, ...(q.lock ? { evidenceLocked: new Set(event.kind === SET ? [event.digest] : []) } : {}) };
   if (d.writableCtes && repositoryCountersDeferred(q)) {
     // A repository the catalog has: found with the tag, in the tag's statement.
     const rows = await q.all(TAG_WITH_EVENT_BY_NAME, [repository, tag, tag, tag, event.at, event.kind, event.digest, event.digest, event.at], { prepare: true });
