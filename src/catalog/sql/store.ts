@@ -345,13 +345,19 @@ export class SqlStore implements Store {
         await lockEvidence(q, [...new Set(pushes.map((p) => p.digest))], [...tagKeys.keys()].map((key) => ({ level: 'tag', key, exclusive: true }) as const));
       }
       // With the manifest, its evidence lock is held (putManifests): the pusher goes first, so that
-      // the tag's new image is counted under it as it is inserted (evidence-weeks.ts).
-      const pusherFirst = (p: TagPush): boolean => p.pushedBy !== undefined && p.manifest !== undefined;
-      for (const p of pushes) if (pusherFirst(p)) await verified.recordPusher(q, p.digest, p.pushedBy!.userAgent, p.pushedBy!.pusher, p.at);
+      // the tag's new image is counted under it as it is inserted (evidence-weeks.ts). Not when an
+      // earlier push of the batch names one: the first pusher recorded stays, as pushTag of each.
+      const named = new Set<string>();
+      const pusherFirst = pushes.map((p) => {
+        const first = p.pushedBy !== undefined && p.manifest !== undefined && !named.has(p.digest);
+        if (p.pushedBy) named.add(p.digest);
+        return first;
+      });
+      for (const [i, p] of pushes.entries()) if (pusherFirst[i]) await verified.recordPusher(q, p.digest, p.pushedBy!.userAgent, p.pushedBy!.pusher, p.at);
       const results: { outcome: EventOutcome; inserted: boolean }[] = [];
       for (const [i, p] of pushes.entries()) {
         const outcome = await tags.tagEvent(q, this.d, p.repository, p.tag, events[i]!);
-        if (p.pushedBy && !pusherFirst(p)) await verified.recordPusher(q, p.digest, p.pushedBy.userAgent, p.pushedBy.pusher, p.at);
+        if (p.pushedBy && !pusherFirst[i]) await verified.recordPusher(q, p.digest, p.pushedBy.userAgent, p.pushedBy.pusher, p.at);
         results.push({ outcome, inserted: carriers.get(p.digest) === i && inserted.has(p.digest) });
       }
       return results;
