@@ -8,7 +8,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import { sha256Digest } from '../../src/oci/digest.js';
+import type { Driver, Queryable } from '../../src/catalog/sql/driver.js';
+import type { SqlStore } from '../../src/catalog/sql/store.js';
 import type { Store } from '../../src/catalog/store.js';
+import { SET } from '../../src/catalog/tagstate.js';
 import type { EventOutcome } from '../../src/catalog/types.js';
 import { type Catalog, useBackend } from './backends.js';
 
@@ -146,6 +149,64 @@ describe('tag events beside each other, on postgres', () => {
     expect(history?.entries.map((e) => [e.digest, e.since.getTime()])).toEqual([
       [newer, 3_000],
       [older, 2_000],
+    ]);
+  });
+
+  it('two batches of tag pushes with the images of two repositories in opposite orders take turns, without a deadlock run again', async () => {
+    const store = catalog.store as SqlStore;
+    const a = await putImage(store, 'crossed a');
+    const b = await putImage(store, 'crossed b');
+    // Both images already counted in both repositories: their rows there are locked by the tag events.
+    for (const r of ['cross/app', 'cross/lib']) for (const [tag, digest] of [['seed-a', a], ['seed-b', b]] as const) await store.setTag(r, tag, digest, new Date(1_000));
+    const attempts = { n: 0 };
+    const driver = store.driver as { -readonly [K in keyof Driver]: Driver[K] };
+    const alongside = driver.writeAlongside;
+    const bound = alongside!.bind(store.driver);
+    driver.writeAlongside = (fn) =>
+      bound((q: Queryable) => {
+        attempts.n++;
+        return fn(q);
+      });
+    // The event A logs for its second tag is logged by the test first, uncommitted: A waits there, after its first tag's event.
+    const tagId = (await catalog.sql(`SELECT g.id FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = 'cross/lib' AND g.name = 'seed-a'`))[0]!.id;
+    await holder.query('BEGIN');
+    await holder.query('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES ($1, $2, $3, $4)', [tagId, 2_000, SET, b]);
+    let batchA: Promise<unknown> | undefined;
+    let batchB: Promise<unknown> | undefined;
+    try {
+      batchA = store.pushTags([
+        { repository: 'cross/app', tag: 'x', digest: a, at: new Date(2_000) },
+        { repository: 'cross/lib', tag: 'seed-a', digest: b, at: new Date(2_000) },
+      ]);
+      const heldA = await waitFor(observer, () => true, batchA);
+      expect(heldA).toBeDefined();
+      batchB = store.pushTags([
+        { repository: 'cross/lib', tag: 'z', digest: b, at: new Date(2_000) },
+        { repository: 'cross/app', tag: 'w', digest: a, at: new Date(2_000) },
+      ]);
+      expect(await waitFor(observer, (w) => w.pid !== heldA!.pid, batchB)).toBeDefined();
+    } finally {
+      await holder.query('ROLLBACK');
+      // Calls already made keep counting their attempts.
+      driver.writeAlongside = alongside;
+    }
+    expect(await batchA).toEqual([
+      { outcome: 'applied', inserted: false },
+      { outcome: 'applied', inserted: false },
+    ]);
+    expect(await batchB).toEqual([
+      { outcome: 'applied', inserted: false },
+      { outcome: 'applied', inserted: false },
+    ]);
+    // Each batch ran once: had B taken a row A waited for (PostgreSQL ends one of them as a deadlock), one would have run twice.
+    expect(attempts.n).toBe(2);
+    const rows = await catalog.sql(`SELECT r.name, g.name AS tag, g.digest FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name LIKE 'cross/%' AND g.name IN ('x', 'z', 'w', 'seed-a') ORDER BY r.name, g.name`);
+    expect(rows.map((r) => [r.name, r.tag, r.digest])).toEqual([
+      ['cross/app', 'seed-a', a],
+      ['cross/app', 'w', a],
+      ['cross/app', 'x', a],
+      ['cross/lib', 'seed-a', b],
+      ['cross/lib', 'z', b],
     ]);
   });
 });

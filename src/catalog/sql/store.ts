@@ -51,7 +51,7 @@ import * as search from './search.js';
 import * as tags from './tags.js';
 import * as verified from './verifications.js';
 import { evidenceChanged, lockEvidence } from './terms.js';
-import { applyDeferredChanges, deferAggregateChanges, dropDeferredChanges } from './insight-weeks.js';
+import { applyDeferredChanges, deferAggregateChanges, dropDeferredChanges, lockImagesOfTagSets } from './insight-weeks.js';
 import { insightEvidence } from './evidence-weeks.js';
 import { deferRepositoryCounters, dropRepositoryCounters, writeRepositoryCounters } from './repository-counters.js';
 import type { ReadScope } from '../read-scope.js';
@@ -343,6 +343,8 @@ export class SqlStore implements Store {
         // calls of one level would break the lock order and run the write again alone).
         const tagKeys = new Map(pushes.map((p) => [tags.tagLockKey(p.repository, p.tag), p]));
         await lockEvidence(q, [...new Set(pushes.map((p) => p.digest))], [...tagKeys.keys()].map((key) => ({ level: 'tag', key, exclusive: true }) as const));
+        // Then the rows their tag events lock, in one order, so that two batches never wait on each other there.
+        await lockImagesOfTagSets(q, pushes);
       }
       // With the manifest, its evidence lock is held (putManifests): the pusher goes first, so that
       // the tag's new image is counted under it as it is inserted (evidence-weeks.ts). Not when an
