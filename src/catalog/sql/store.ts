@@ -356,12 +356,13 @@ export class SqlStore implements Store {
         return first;
       });
       for (const [i, p] of pushes.entries()) if (pusherFirst[i]) await verified.recordPusher(q, p.digest, p.pushedBy!.userAgent, p.pushedBy!.pusher, p.at);
-      const results: { outcome: EventOutcome; inserted: boolean }[] = [];
-      for (const [i, p] of pushes.entries()) {
-        const outcome = await tags.tagEvent(q, this.d, p.repository, p.tag, events[i]!);
-        if (p.pushedBy && !pusherFirst[i]) await verified.recordPusher(q, p.digest, p.pushedBy.userAgent, p.pushedBy.pusher, p.at);
-        results.push({ outcome, inserted: carriers.get(p.digest) === i && inserted.has(p.digest) });
+      const results: { outcome: EventOutcome; inserted: boolean }[] = new Array(pushes.length);
+      for (const i of tagEventOrder(pushes)) {
+        const p = pushes[i]!;
+        results[i] = { outcome: await tags.tagEvent(q, this.d, p.repository, p.tag, events[i]!), inserted: carriers.get(p.digest) === i && inserted.has(p.digest) };
       }
+      // The other pushers after the tags, in the pushes' order: the first one named stays.
+      for (const [i, p] of pushes.entries()) if (p.pushedBy && !pusherFirst[i]) await verified.recordPusher(q, p.digest, p.pushedBy.userAgent, p.pushedBy.pusher, p.at);
       return results;
     }, true);
   }
@@ -485,6 +486,20 @@ function oneLockOrder(q: Queryable): void {
       held.set(name, (held.get(name) ?? false) || k.exclusive);
     }
   };
+}
+
+/**
+ * The order a transaction writes these tag pushes in: by repository and digest, so that two
+ * batches beside each other insert and lock their repositories' and images' rows in one order
+ * and never wait on each other there (PostgreSQL would end one as a deadlock, after a second's
+ * wait, to run it again). A tag pushed twice keeps its pushes in their order (which decides
+ * their outcomes): then the batch goes in its own order.
+ */
+function tagEventOrder(pushes: readonly TagPush[]): number[] {
+  const order = pushes.map((_, i) => i);
+  if (new Set(pushes.map((p) => tags.tagLockKey(p.repository, p.tag))).size < pushes.length) return order;
+  const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return order.sort((a, b) => compare(pushes[a]!.repository, pushes[b]!.repository) || compare(pushes[a]!.digest, pushes[b]!.digest) || a - b);
 }
 
 /**
