@@ -20,7 +20,7 @@ import type { EventOutcome } from './types.js';
  */
 export const PUSH_WRITES_IN_FLIGHT = 6;
 /** Pushes in one transaction at most: the locks of a batch are held until it commits. */
-export const MAX_PUSH_BATCH = 16;
+const MAX_PUSH_BATCH = 16;
 
 type PushResult = { outcome: EventOutcome; inserted: boolean };
 
@@ -32,7 +32,7 @@ interface Waiting {
   reject: (err: unknown) => void;
 }
 
-export interface PushBatchOptions {
+interface PushBatchOptions {
   inFlight?: number;
   maxBatch?: number;
 }
