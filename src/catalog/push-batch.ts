@@ -45,7 +45,14 @@ interface PushBatchOptions {
 export function batchedTagPushes(store: Pick<StoreWriter, 'pushTag' | 'pushTags'>, options: PushBatchOptions = {}): (push: TagPush) => Promise<PushResult> {
   const inFlight = options.inFlight ?? PUSH_WRITES_IN_FLIGHT;
   const maxBatch = options.maxBatch ?? MAX_PUSH_BATCH;
-  const alone = (w: Waiting): Promise<void> => store.pushTag(w.push).then(w.resolve, w.reject);
+  // Never rejects, whatever the store does (a throw before its promise, too): each caller gets its answer.
+  const alone = async (w: Waiting): Promise<void> => {
+    try {
+      w.resolve(await store.pushTag(w.push));
+    } catch (err) {
+      w.reject(err);
+    }
+  };
   const write = async (batch: Waiting[]): Promise<void> => {
     if (batch.length === 1) return alone(batch[0]!);
     let results: PushResult[];
