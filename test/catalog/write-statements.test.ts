@@ -81,7 +81,8 @@ const MOVE_LIMITS = { sqlite: { statements: 18 }, postgres: { statements: 12, ro
 /**
  * The webhook's batch (push-batch.ts): eight pushes of new manifests with their pushers in one
  * transaction (pushTags). Per push, at most this many, against PUSH_LIMITS for a push alone (13.5
- * and 7.25 statements and 7.75 round trips measured): the manifests go in with multi-row
+ * and 7.375 statements and 7.875 round trips measured, the batch's lock of its images' rows in one
+ * order included): the manifests go in with multi-row
  * statements, and the locks, aggregates and commit are taken once. A batch that ran again alone
  * (its locks out of order) would send everything twice.
  */
@@ -203,7 +204,7 @@ for (const name of BACKENDS) {
     });
 
     // SQLite sends about as many statements in a batch (13.1 a push, 14 alone: they are in-process
-    // calls); PostgreSQL 8.6 round trips a push against 13 alone (the lock, BEGIN and COMMIT once).
+    // calls); PostgreSQL 8.75 round trips a push against 13 alone (the lock, BEGIN and COMMIT once).
     it('a batch of tag pushes of a stored image is one transaction, and on PostgreSQL costs each push under 0.7 of its round trips alone', async () => {
       const catalog = await backend().fresh();
       const store = countable(catalog);
