@@ -45,7 +45,14 @@ export function batcher<K, V>(options: BatcherOptions, run: (keys: K[]) => Promi
         batch[0]!.reject(err);
         return;
       }
-      for (const p of batch) await runOne(p.key).then(p.resolve, p.reject);
+      for (const p of batch) {
+        // A store call that throws before it returns a promise fails its own caller too.
+        try {
+          p.resolve(await runOne(p.key));
+        } catch (oneErr) {
+          p.reject(oneErr);
+        }
+      }
       return;
     }
     batch.forEach((p, i) => p.resolve(values[i] as V));

@@ -112,9 +112,9 @@ export interface StoreWriter {
   /**
    * pushTag of each, in order, all in one transaction: all are written or none (a bad push fails
    * the call before anything is written). The manifests go in with a few multi-row statements.
-   * A manifest carried by several pushes is `inserted` for the first of them only. For pushes that
-   * carry their new manifests (the webhook's batches, push-batch.ts); others are correct too, but
-   * beside other writers on PostgreSQL they may make the transaction run alone.
+   * A manifest carried by several pushes is `inserted` for the first of them only. For pushes of
+   * one kind: all carrying their new manifests, or none (the webhook's two lanes, push-batch.ts);
+   * a mix is correct too, but beside other writers on PostgreSQL it runs again alone.
    */
   pushTags(pushes: readonly TagPush[]): Promise<{ outcome: EventOutcome; inserted: boolean }[]>;
   deleteTag(repository: string, tag: string, at: Date): Promise<EventOutcome>;

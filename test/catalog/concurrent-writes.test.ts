@@ -8,7 +8,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import { sha256Digest } from '../../src/oci/digest.js';
+import type { Driver, Queryable } from '../../src/catalog/sql/driver.js';
+import type { SqlStore } from '../../src/catalog/sql/store.js';
 import type { Store } from '../../src/catalog/store.js';
+import { SET } from '../../src/catalog/tagstate.js';
 import type { EventOutcome } from '../../src/catalog/types.js';
 import { type Catalog, useBackend } from './backends.js';
 
@@ -33,6 +36,25 @@ async function waiters(client: pg.Client): Promise<{ pid: number; lock: string }
 }
 
 type Waiter = { pid: number; lock: string };
+
+/** Counts the attempts of the store's transactions beside other writers (a deadlock runs one again); stop() ends the count of new calls. */
+function countAttempts(store: SqlStore): { n: number; stop: () => void } {
+  const driver = store.driver as { -readonly [K in keyof Driver]: Driver[K] };
+  const alongside = driver.writeAlongside;
+  const bound = alongside!.bind(store.driver);
+  const count = {
+    n: 0,
+    stop: () => {
+      driver.writeAlongside = alongside;
+    },
+  };
+  driver.writeAlongside = (fn) =>
+    bound((q: Queryable) => {
+      count.n++;
+      return fn(q);
+    });
+  return count;
+}
 
 /** Polls until `until` picks a waiter, or `settled` resolves first (then undefined). */
 async function waitFor(client: pg.Client, until: (w: Waiter) => boolean, settled: Promise<unknown>): Promise<Waiter | undefined> {
@@ -146,6 +168,102 @@ describe('tag events beside each other, on postgres', () => {
     expect(history?.entries.map((e) => [e.digest, e.since.getTime()])).toEqual([
       [newer, 3_000],
       [older, 2_000],
+    ]);
+  });
+
+  it('two batches of tag pushes with the images of two repositories in opposite orders take turns, without a deadlock run again', async () => {
+    const store = catalog.store as SqlStore;
+    const a = await putImage(store, 'crossed a');
+    const b = await putImage(store, 'crossed b');
+    // Both images already counted in both repositories: their rows there are locked by the tag events.
+    for (const r of ['cross/app', 'cross/lib']) for (const [tag, digest] of [['seed-a', a], ['seed-b', b]] as const) await store.setTag(r, tag, digest, new Date(1_000));
+    const attempts = countAttempts(store);
+    // The event A logs for its second tag is logged by the test first, uncommitted: A waits there, after its first tag's event.
+    const tagId = (await catalog.sql(`SELECT g.id FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = 'cross/lib' AND g.name = 'seed-a'`))[0]!.id;
+    await holder.query('BEGIN');
+    await holder.query('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES ($1, $2, $3, $4)', [tagId, 2_000, SET, b]);
+    let batchA: Promise<unknown> | undefined;
+    let batchB: Promise<unknown> | undefined;
+    try {
+      batchA = store.pushTags([
+        { repository: 'cross/app', tag: 'x', digest: a, at: new Date(2_000) },
+        { repository: 'cross/lib', tag: 'seed-a', digest: b, at: new Date(2_000) },
+      ]);
+      const heldA = await waitFor(observer, () => true, batchA);
+      expect(heldA).toBeDefined();
+      batchB = store.pushTags([
+        { repository: 'cross/lib', tag: 'z', digest: b, at: new Date(2_000) },
+        { repository: 'cross/app', tag: 'w', digest: a, at: new Date(2_000) },
+      ]);
+      expect(await waitFor(observer, (w) => w.pid !== heldA!.pid, batchB)).toBeDefined();
+    } finally {
+      await holder.query('ROLLBACK');
+      attempts.stop();
+    }
+    expect(await batchA).toEqual([
+      { outcome: 'applied', inserted: false },
+      { outcome: 'applied', inserted: false },
+    ]);
+    expect(await batchB).toEqual([
+      { outcome: 'applied', inserted: false },
+      { outcome: 'applied', inserted: false },
+    ]);
+    // Each batch ran once: had B taken a row A waited for (PostgreSQL ends one of them as a deadlock), one would have run twice.
+    expect(attempts.n).toBe(2);
+    const rows = await catalog.sql(`SELECT r.name, g.name AS tag, g.digest FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name LIKE 'cross/%' AND g.name IN ('x', 'z', 'w', 'seed-a') ORDER BY r.name, g.name`);
+    expect(rows.map((r) => [r.name, r.tag, r.digest])).toEqual([
+      ['cross/app', 'seed-a', a],
+      ['cross/app', 'w', a],
+      ['cross/app', 'x', a],
+      ['cross/lib', 'seed-a', b],
+      ['cross/lib', 'z', b],
+    ]);
+  });
+
+  it('two batches of tag pushes of images new to two repositories, in opposite orders, take turns, without a deadlock run again', async () => {
+    const store = catalog.store as SqlStore;
+    const a = await putImage(store, 'new here a');
+    const b = await putImage(store, 'new here b');
+    const c = await putImage(store, 'new here c');
+    // Neither a nor b is in either repository yet: the tag events insert their rows there.
+    for (const r of ['fresh/app', 'fresh/lib']) await store.setTag(r, 'seed', c, new Date(1_000));
+    const attempts = countAttempts(store);
+    // A waits at its second tag's event, which the test logs first, uncommitted.
+    const tagId = (await catalog.sql(`SELECT g.id FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = 'fresh/lib' AND g.name = 'seed'`))[0]!.id;
+    await holder.query('BEGIN');
+    await holder.query('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES ($1, $2, $3, $4)', [tagId, 2_000, SET, b]);
+    let batchA: Promise<unknown> | undefined;
+    let batchB: Promise<unknown> | undefined;
+    try {
+      batchA = store.pushTags([
+        { repository: 'fresh/app', tag: 'x', digest: a, at: new Date(2_000) },
+        { repository: 'fresh/lib', tag: 'seed', digest: b, at: new Date(2_000) },
+      ]);
+      const heldA = await waitFor(observer, () => true, batchA);
+      expect(heldA).toBeDefined();
+      batchB = store.pushTags([
+        { repository: 'fresh/lib', tag: 'z', digest: b, at: new Date(2_000) },
+        { repository: 'fresh/app', tag: 'w', digest: a, at: new Date(2_000) },
+      ]);
+      expect(await waitFor(observer, (w) => w.pid !== heldA!.pid, batchB)).toBeDefined();
+    } finally {
+      await holder.query('ROLLBACK');
+      attempts.stop();
+    }
+    const applied = [
+      { outcome: 'applied', inserted: false },
+      { outcome: 'applied', inserted: false },
+    ];
+    expect(await batchA).toEqual(applied);
+    expect(await batchB).toEqual(applied);
+    expect(attempts.n).toBe(2);
+    const rows = await catalog.sql(`SELECT r.name, g.name AS tag, g.digest FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name LIKE 'fresh/%' ORDER BY r.name, g.name`);
+    expect(rows.map((r) => [r.name, r.tag, r.digest])).toEqual([
+      ['fresh/app', 'seed', c],
+      ['fresh/app', 'w', a],
+      ['fresh/app', 'x', a],
+      ['fresh/lib', 'seed', b],
+      ['fresh/lib', 'z', b],
     ]);
   });
 });

@@ -89,4 +89,35 @@ describe('webhook tag pushes in batches', () => {
       { outcome: 'applied', inserted: false },
     ]);
   });
+
+  it('answers a push whose write throws before it returns a promise with that error, alone or in a failed batch, and goes on', async () => {
+    const refused = new Error('refused at once');
+    const held = heldStore();
+    const store = {
+      pushTag: (p: TagPush): Promise<Result> => {
+        if (p.tag === 'bad') throw refused;
+        return held.store.pushTag(p);
+      },
+      pushTags: (pushes: readonly TagPush[]): Promise<Result[]> => {
+        if (pushes.some((p) => p.tag === 'bad')) throw refused;
+        return held.store.pushTags(pushes);
+      },
+    };
+    const write = batchedTagPushes(store, { inFlight: 1 });
+    const outcome = (p: Promise<Result>): Promise<unknown> => p.then((r) => r, (err: unknown) => err);
+    const alone = outcome(write(push('bad')));
+    expect(await alone).toBe(refused);
+    // Pushed at one moment: one batch, which throws; then each alone, one after the other.
+    const first = write(push('first'));
+    const batch = [write(push('ok1')), write(push('bad')), write(push('ok2'))].map(outcome);
+    await settle();
+    for (let i = 0; i < 3; i++) await held.release();
+    expect(await first).toEqual({ outcome: 'applied', inserted: false });
+    expect(await Promise.all(batch)).toEqual([{ outcome: 'applied', inserted: false }, refused, { outcome: 'applied', inserted: false }]);
+    // The writes in flight were counted down: the next push is written.
+    const next = write(push('next'));
+    await settle();
+    await held.release();
+    expect(await next).toEqual({ outcome: 'applied', inserted: false });
+  });
 });

@@ -211,7 +211,7 @@ describe('webhook events that wait for the SQLite write connection', () => {
     });
   }
 
-  it('read their manifests from the registry, commit once, and answer each request as alone: the refused one 500, the others applied', async () => {
+  it('read their manifests from the registry, commit together, and answer each request as alone: the refused one 500, the others applied', async () => {
     const path = join(dir(), 'catalog.db');
     store = await openStore(`sqlite:${path}`);
     exec(path, `CREATE TRIGGER refuse_boom BEFORE INSERT ON tags WHEN NEW.name = 'boom' BEGIN SELECT RAISE(ABORT, 'refused'); END`);
@@ -223,11 +223,11 @@ describe('webhook events that wait for the SQLite write connection', () => {
       digests.push(await pushImage(await makeImage(join(images, tag), { manifestAnnotations: ciAnnotations(hex(20), String(80 + i), 'main'), tag }), `${registry().host}/${repository}:${tag}`));
     }
     const client = new RegistryClient({ fetch: globalThis.fetch, credentials: () => undefined });
-    // The store as the app sees it, with its writes counted as they are sent. serve sends up to
-    // PUSH_WRITES_IN_FLIGHT writes at once (push-batch.ts), so these four all go to the write
-    // thread, and wait there together.
+    // The store as the app sees it, with the pushes it is handed counted as they are sent. serve
+    // sends up to PUSH_WRITES_IN_FLIGHT writes at once (push-batch.ts): these events are fewer, so
+    // each goes to the write connection alone, at once, and they wait for it together.
     expect(tags.length).toBeLessThanOrEqual(PUSH_WRITES_IN_FLIGHT);
-    let writesSent = 0;
+    let pushesSent = 0;
     let allSent: () => void = () => undefined;
     const sent = new Promise<void>((resolve) => (allSent = resolve));
     const real = store;
@@ -237,8 +237,8 @@ describe('webhook events that wait for the SQLite write connection', () => {
         if ((name !== 'pushTag' && name !== 'pushTags') || typeof value !== 'function') return value;
         return (...args: unknown[]) => {
           const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-          writesSent += name === 'pushTags' ? (args[0] as unknown[]).length : 1;
-          if (writesSent === tags.length) allSent();
+          pushesSent += name === 'pushTags' ? (args[0] as unknown[]).length : 1;
+          if (pushesSent === tags.length) allSent();
           return result;
         };
       },
@@ -262,6 +262,7 @@ describe('webhook events that wait for the SQLite write connection', () => {
     expect(await responses[1]!.json()).toEqual({ error: { code: 'STORE', message: 'the catalog database failed; see the server log' } });
     for (const r of [responses[0], responses[2], responses[3]]) expect(await r!.json()).toMatchObject({ applied: 1 });
     expect(registry().count({ method: 'GET', kind: 'manifest' })).toBe(tags.length);
+    // One commit for the four (the refused one is undone alone): the three kept would commit three times alone.
     expect(walCommits(path) - before).toBe(1);
     expect(sql(path, `SELECT t.name, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ? ORDER BY t.name`, repository)).toEqual(
       [0, 2, 3].map((i) => ({ name: tags[i], digest: digests[i] })).sort((a, b) => String(a.name).localeCompare(String(b.name))),

@@ -4,7 +4,10 @@
 // setTag write for the same kind of push.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DigestMismatchError, InvalidInputError, UsageError } from '../../src/errors.js';
-import type { Store } from '../../src/catalog/store.js';
+import type { Store, TagPush } from '../../src/catalog/store.js';
+import type { SqlStore } from '../../src/catalog/sql/store.js';
+import { insightsWindow } from '../../src/catalog/sql/insights.js';
+import { recountInsightEvidence } from '../../src/catalog/sql/verifications.js';
 import type { ManifestRecord } from '../../src/catalog/types.js';
 import { BACKENDS, type Catalog, useBackend } from './backends.js';
 import { CI, hex, image, index, sha, t } from './contract/fixtures.js';
@@ -252,6 +255,65 @@ describe.each(BACKENDS)('catalog store contract, tag pushes: %s', (name) => {
     );
     const digests = tags.map(() => rec.digest);
     expect(await batchRows(together, tags, digests)).toEqual(await batchRows(alone, tags, digests));
+  });
+
+  it('pushTags names the pusher pushTag of each names: the first push of a manifest, also when a later push in the batch carries it', async () => {
+    const [alone, together] = [repo(), repo()];
+    const [seq, batch] = [annotated(98), annotated(99)];
+    const pushes = (r: string, rec: ManifestRecord) => [
+      { repository: r, tag: 'early', digest: rec.digest, at: t(600), pushedBy: { userAgent: 'kaniko/1.23', pusher: 'kaniko' } },
+      { repository: r, tag: 'carried', digest: rec.digest, at: t(601), manifest: rec, pushedBy: PUSHED_BY },
+    ];
+    for (const p of pushes(alone, seq)) await store.pushTag(p);
+    await store.pushTags(pushes(together, batch));
+    const pusher = async (digest: string) => (await catalog.sql(`SELECT pusher FROM manifest_pushers WHERE digest = '${digest}'`)).map((x) => x.pusher);
+    expect(await pusher(seq.digest)).toEqual(['kaniko']);
+    expect(await pusher(batch.digest)).toEqual(['kaniko']);
+  });
+
+  it('pushTags of tags moving between images, older events and pushers leaves what pushTag of each leaves, and aggregates equal to the scan of the tags', async () => {
+    const [batched, each] = [catalog, await backend().fresh()];
+    const [a, b, c] = [annotated(100), annotated(101), annotated(102)];
+    const by = (pusher: string) => ({ userAgent: `${pusher}/1`, pusher });
+    const day = (d: number, s = 0): Date => t(d * 86400 + s);
+    const batches: TagPush[][] = [
+      [
+        { repository: 'mix/app', tag: 'x', digest: a.digest, at: day(1), manifest: a, pushedBy: by('kaniko') },
+        { repository: 'mix/app', tag: 'y', digest: b.digest, at: day(1, 1), manifest: b, pushedBy: by('buildkit') },
+        { repository: 'mix/lib', tag: 'x', digest: a.digest, at: day(2), manifest: a, pushedBy: by('buildah') },
+      ],
+      [
+        { repository: 'mix/app', tag: 'x', digest: b.digest, at: day(9), pushedBy: by('docker') },
+        { repository: 'mix/app', tag: 'y', digest: a.digest, at: day(9, 1) },
+        { repository: 'mix/app', tag: 'x', digest: a.digest, at: day(8) },
+        { repository: 'mix/app', tag: 'z', digest: c.digest, at: day(10), pushedBy: by('podman') },
+        { repository: 'mix/app', tag: 'z', digest: b.digest, at: day(17) },
+      ],
+      [
+        { repository: 'mix/app', tag: 'w', digest: c.digest, at: day(20), manifest: c, pushedBy: by('crane') },
+        { repository: 'mix/app', tag: 'z', digest: c.digest, at: day(20, 5), manifest: c },
+      ],
+    ];
+    for (const batch of batches) {
+      const together = await batched.store.pushTags(batch);
+      const alone = [];
+      for (const p of batch) alone.push(await each.store.pushTag(p));
+      expect(together.map((r) => r.outcome)).toEqual(alone.map((r) => r.outcome));
+    }
+    const state = (cat: Catalog) =>
+      Promise.all([
+        cat.sql(`SELECT r.name, g.name AS tag, g.digest, g.updated_at, g.has_build, r.live_tags, r.build_tags FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name LIKE 'mix/%' ORDER BY r.name, g.name`),
+        cat.sql(`SELECT digest, pusher FROM manifest_pushers WHERE digest IN ('${a.digest}', '${b.digest}', '${c.digest}') ORDER BY digest`),
+      ]).then((rows) => JSON.stringify(rows).replace(/"(\d+)"/g, '$1'));
+    expect(await state(batched)).toBe(await state(each));
+    for (const cat of [batched, each]) {
+      const s = cat.store as SqlStore;
+      for (const from of ['2025-12-29', '2026-01-05', '2026-01-12', '2026-01-19']) {
+        const query = { from: new Date(`${from}T00:00:00Z`), to: new Date('2026-03-02T00:00:00Z') };
+        const window = insightsWindow(query);
+        expect(await s.verifiedInsights(query)).toEqual(await recountInsightEvidence(s.driver, window.from, window.to, null));
+      }
+    }
   });
 
   it('pushTags writes nothing when one push fails its checks', async () => {

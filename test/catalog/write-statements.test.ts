@@ -81,8 +81,9 @@ const MOVE_LIMITS = { sqlite: { statements: 18 }, postgres: { statements: 12, ro
 /**
  * The webhook's batch (push-batch.ts): eight pushes of new manifests with their pushers in one
  * transaction (pushTags). Per push, at most this many, against PUSH_LIMITS for a push alone (13.5
- * and 7.25 statements and 7.75 round trips measured): the manifests go in with multi-row
- * statements, and the locks, aggregates and commit are taken once. A batch that ran again alone
+ * and 7.375 statements and 7.875 round trips measured, the batch's lock of its images' rows in one
+ * order included): the manifests go in with multi-row statements, and the locks, aggregates and
+ * commit are taken once. A batch that ran again alone
  * (its locks out of order) would send everything twice.
  */
 const BATCH_LIMITS = { sqlite: { statements: 15 }, postgres: { statements: 8, roundTrips: 9 } };
@@ -202,7 +203,7 @@ for (const name of BACKENDS) {
       expect(repository.map((r) => [Number(r.live_tags), Number(r.build_tags)])).toEqual([[9, 9]]);
     });
 
-    // Measured: SQLite 11.4 statements a push against 14 alone; PostgreSQL 6.9 round trips a push
+    // Measured: SQLite 11.4 statements a push against 14 alone; PostgreSQL 7 round trips a push
     // against 13 alone. The closure is read, the locks taken, the image's terms read and the
     // counters written once for the batch (the pusher and the tag weeks still once a tag).
     it('a batch of tag pushes of a stored image is one transaction, and costs each push under 0.6 of its round trips alone', async () => {

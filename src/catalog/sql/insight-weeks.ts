@@ -261,6 +261,27 @@ async function lockImageRows(q: Queryable, repoId: number, digests: readonly str
 }
 
 /**
+ * Beside other writers, before several tag sets in one transaction (the webhook's batches,
+ * pushTags): locks the rows of the images they touch, those the tags are set to and those they
+ * point at now, in one order (repository, digest). Each set locks its own as it goes (imagesTagged
+ * here, tagWeeksMoved in evidence-weeks.ts), in the batch's order: two batches with images of two
+ * repositories in opposite orders would each hold one the other waits for, and PostgreSQL would
+ * end one as a deadlock, after a second's wait, to run it again. Rows not there yet are not locked.
+ */
+export async function lockImagesOfTagSets(q: Queryable, sets: readonly { repository: string; tag: string; digest: string }[]): Promise<void> {
+  if (!q.lock || sets.length < 2) return;
+  for (const part of chunks(sets, IN_CHUNK)) {
+    await q.all(
+      `SELECT i.repository_id FROM insight_images i JOIN repositories r ON r.id = i.repository_id
+       JOIN (VALUES ${part.map(() => '(?, ?, ?)').join(', ')}) AS v ON v.column1 = r.name
+       WHERE i.digest = v.column3 OR i.digest = (SELECT g.digest FROM tags g WHERE g.repository_id = r.id AND g.name = v.column2)
+       ORDER BY i.repository_id, i.digest FOR UPDATE OF i`,
+      part.flatMap((s) => [s.repository, s.tag, s.digest]),
+    );
+  }
+}
+
+/**
  * Tags of this repository were set to these digests at `at`: their images may be new, or their
  * first weeks earlier (a first week is the minimum over the image's sets in the repository, so a
  * set only ever moves it earlier). `repository`: the repository's name, when the caller knows it.

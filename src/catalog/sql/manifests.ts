@@ -34,21 +34,30 @@ export async function storedDigests(db: Queryable, digests: readonly string[]): 
 /**
  * Beside other writers: locks the manifests being stored (and their children) and their configs,
  * exclusively, for the images their tags' terms are built from; a config whose labels come with
- * the record may change, one without is only read.
+ * the record may change, one without is only read. So is the config of a child the catalog has
+ * already (an index listing it comes without its record): the terms of a tag on the index read
+ * it, and a lock of it asked for later, after these, would make the transaction run again alone
+ * (terms.ts lockEvidence).
  */
 async function lockWhatManifestsChange(q: Queryable, records: readonly ManifestRecord[]): Promise<void> {
   const touched = new Set<string>();
   const labelled = new Set<string>();
   const read = new Set<string>();
+  const stored = new Set<string>();
   const walk = (rec: ManifestRecord): void => {
     touched.add(rec.digest);
     if (rec.configDigest) (rec.labels !== undefined || rec.config !== undefined ? labelled : read).add(rec.configDigest);
     for (const c of rec.children ?? []) {
       touched.add(c.digest);
       if (c.manifest) walk(c.manifest);
+      else stored.add(c.digest);
     }
   };
   records.forEach(walk);
+  for (const part of chunks([...stored], IN_CHUNK)) {
+    const rows = await q.all<{ config_digest: string }>(`SELECT config_digest FROM manifests WHERE digest IN (${marks(part.length)}) AND config_digest IS NOT NULL`, part);
+    for (const r of rows) if (!labelled.has(r.config_digest)) read.add(r.config_digest);
+  }
   await lockEvidenceChange(q, [...touched], [...labelled], [...read]);
 }
 

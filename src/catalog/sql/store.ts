@@ -51,7 +51,7 @@ import * as search from './search.js';
 import * as tags from './tags.js';
 import * as verified from './verifications.js';
 import { type WriteContext, evidenceChanged, lockEvidence } from './terms.js';
-import { applyDeferredChanges, deferAggregateChanges, dropDeferredChanges } from './insight-weeks.js';
+import { applyDeferredChanges, deferAggregateChanges, dropDeferredChanges, lockImagesOfTagSets } from './insight-weeks.js';
 import { insightEvidence } from './evidence-weeks.js';
 import { deferRepositoryCounters, dropRepositoryCounters, writeRepositoryCounters } from './repository-counters.js';
 import type { ReadScope } from '../read-scope.js';
@@ -343,19 +343,28 @@ export class SqlStore implements Store {
         // calls of one level would break the lock order and run the write again alone).
         const tagKeys = new Map(pushes.map((p) => [tags.tagLockKey(p.repository, p.tag), p]));
         await lockEvidence(q, [...new Set(pushes.map((p) => p.digest))], [...tagKeys.keys()].map((key) => ({ level: 'tag', key, exclusive: true }) as const));
+        // Then the rows their tag events lock, in one order, so that two batches never wait on each other there.
+        await lockImagesOfTagSets(q, pushes);
       }
       // With the manifest, its evidence lock is held (putManifests): the pusher goes first, so that
-      // the tag's new image is counted under it as it is inserted (evidence-weeks.ts).
-      const pusherFirst = (p: TagPush): boolean => p.pushedBy !== undefined && p.manifest !== undefined;
-      for (const p of pushes) if (pusherFirst(p)) await verified.recordPusher(q, p.digest, p.pushedBy!.userAgent, p.pushedBy!.pusher, p.at);
+      // the tag's new image is counted under it as it is inserted (evidence-weeks.ts). Not when an
+      // earlier push of the batch names one: the first pusher recorded stays, as pushTag of each.
+      const named = new Set<string>();
+      const pusherFirst = pushes.map((p) => {
+        const first = p.pushedBy !== undefined && p.manifest !== undefined && !named.has(p.digest);
+        if (p.pushedBy) named.add(p.digest);
+        return first;
+      });
+      for (const [i, p] of pushes.entries()) if (pusherFirst[i]) await verified.recordPusher(q, p.digest, p.pushedBy!.userAgent, p.pushedBy!.pusher, p.at);
       // Tags on one image share its terms: nothing below changes what they are built from.
       const summaries: WriteContext['summaries'] = new Map();
-      const results: { outcome: EventOutcome; inserted: boolean }[] = [];
-      for (const [i, p] of pushes.entries()) {
-        const outcome = await tags.tagEvent(q, this.d, p.repository, p.tag, events[i]!, summaries);
-        if (p.pushedBy && !pusherFirst(p)) await verified.recordPusher(q, p.digest, p.pushedBy.userAgent, p.pushedBy.pusher, p.at);
-        results.push({ outcome, inserted: carriers.get(p.digest) === i && inserted.has(p.digest) });
+      const results: { outcome: EventOutcome; inserted: boolean }[] = new Array(pushes.length);
+      for (const i of tagEventOrder(pushes)) {
+        const p = pushes[i]!;
+        results[i] = { outcome: await tags.tagEvent(q, this.d, p.repository, p.tag, events[i]!, summaries), inserted: carriers.get(p.digest) === i && inserted.has(p.digest) };
       }
+      // The other pushers after the tags, in the pushes' order: the first one named stays.
+      for (const [i, p] of pushes.entries()) if (p.pushedBy && !pusherFirst[i]) await verified.recordPusher(q, p.digest, p.pushedBy.userAgent, p.pushedBy.pusher, p.at);
       return results;
     }, true);
   }
@@ -479,6 +488,20 @@ function oneLockOrder(q: Queryable): void {
       held.set(name, (held.get(name) ?? false) || k.exclusive);
     }
   };
+}
+
+/**
+ * The order a transaction writes these tag pushes in: by repository and digest, so that two
+ * batches beside each other insert and lock their repositories' and images' rows in one order
+ * and never wait on each other there (PostgreSQL would end one as a deadlock, after a second's
+ * wait, to run it again). A tag pushed twice keeps its pushes in their order (which decides
+ * their outcomes): then the batch goes in its own order.
+ */
+function tagEventOrder(pushes: readonly TagPush[]): number[] {
+  const order = pushes.map((_, i) => i);
+  if (new Set(pushes.map((p) => tags.tagLockKey(p.repository, p.tag))).size < pushes.length) return order;
+  const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return order.sort((a, b) => compare(pushes[a]!.repository, pushes[b]!.repository) || compare(pushes[a]!.digest, pushes[b]!.digest) || a - b);
 }
 
 /**
