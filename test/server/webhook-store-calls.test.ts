@@ -2,6 +2,8 @@
 // real store (each call goes through to it), with manifests from a real registry, on both
 // backends. A new manifest is one look-up before its read and one write with its tag (on SQLite,
 // one message to each connection thread); an index's platform manifests are looked up together.
+// serve writes tag pushes through its batcher (push-batch.ts): a push that waits for no other is
+// a batch of one, Store.pushTags.
 import type { Hono } from 'hono';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/catalog/store.js';
@@ -97,13 +99,13 @@ describe.each(BACKENDS)('the store calls of a tag push, on %s', (backendName) =>
     registry().resetRequests();
 
     expect(await post(pushEnvelope(repository, 'v1', digest, t(1)))).toMatchObject({ applied: 1 });
-    expect(taken()).toEqual({ lookupManifest: 1, pushTag: 1 });
+    expect(taken()).toEqual({ lookupManifest: 1, pushTags: 1 });
     expect(registry().count({ method: 'GET', kind: 'manifest' })).toBe(1);
     expect(await tagRow(repository, 'v1')).toEqual([{ digest, pusher: 'buildkit' }]);
 
     registry().resetRequests();
     expect(await post(pushEnvelope(repository, 'v1', digest, t(1)))).toMatchObject({ duplicate: 1 });
-    expect(taken()).toEqual({ lookupManifest: 1, pushTag: 1 });
+    expect(taken()).toEqual({ lookupManifest: 1, pushTags: 1 });
     expect(registry().count({ method: 'GET', kind: 'manifest' })).toBe(0);
     expect(registry().count({ method: 'HEAD', kind: 'manifest' })).toBe(1);
   });
@@ -117,7 +119,7 @@ describe.each(BACKENDS)('the store calls of a tag push, on %s', (backendName) =>
     registry().resetRequests();
 
     expect(await post(pushEnvelope(repository, 'multi', digest, t(2)))).toMatchObject({ applied: 1 });
-    expect(taken()).toEqual({ lookupManifest: 1, hasManifests: 1, unreadableAmong: 1, pushTag: 1 });
+    expect(taken()).toEqual({ lookupManifest: 1, hasManifests: 1, unreadableAmong: 1, pushTags: 1 });
     expect(registry().count({ method: 'GET', kind: 'manifest' })).toBe(1 + idx.images.length);
     expect(await tagRow(repository, 'multi')).toEqual([{ digest, pusher: 'buildkit' }]);
     const stored = await catalog.sql(`SELECT count(*) AS n FROM manifests WHERE digest IN ('${[digest, ...idx.images.map((i) => i.digest)].join("', '")}')`);
@@ -135,7 +137,7 @@ describe.each(BACKENDS)('the store calls of a tag push, on %s', (backendName) =>
     expect(answers.map((a) => a.applied)).toEqual([1, 1]);
     expect(registry().count({ method: 'GET', kind: 'manifest' })).toBe(1);
     // The second push shares the first one's read and writes its tag alone.
-    expect(taken()).toEqual({ lookupManifest: 1, pushTag: 2 });
+    expect(taken()).toEqual({ lookupManifest: 1, pushTags: 2 });
     expect(await tagRow(repository, 'a')).toEqual([{ digest, pusher: 'buildkit' }]);
     expect(await tagRow(repository, 'b')).toEqual([{ digest, pusher: 'buildkit' }]);
   });
