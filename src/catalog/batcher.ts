@@ -13,7 +13,7 @@ interface BatcherOptions {
    * calls made meanwhile go as soon as a batch ends.
    */
   gatherMs?: number;
-  /** Told each batch's size as it starts. */
+  /** Told each batch's size as it starts; should it throw, the batch's calls fail with its error, unrun. */
   onBatch?: (size: number) => void;
 }
 
@@ -61,10 +61,15 @@ export function batcher<K, V>(options: BatcherOptions, run: (keys: K[]) => Promi
     scheduled = false;
     while (running < inFlight && queue.length > 0) {
       running++;
-      void runBatch(queue.splice(0, max)).finally(() => {
-        running--;
-        start();
-      });
+      const batch = queue.splice(0, max);
+      // What breaks outside run and runOne (an onBatch that throws) fails the batch's calls that
+      // are still waiting, instead of leaving them waiting for ever; answered ones keep their answer.
+      void runBatch(batch)
+        .catch((err: unknown) => batch.forEach((p) => p.reject(err)))
+        .finally(() => {
+          running--;
+          start();
+        });
     }
   };
   return (key) =>

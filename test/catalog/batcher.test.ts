@@ -115,3 +115,29 @@ describe('calls gathered into batches', () => {
     expect(h.alone).toEqual([]);
   });
 });
+
+describe('a batch that breaks before it is run', () => {
+  it('fails its calls with the error of an onBatch that throws, and the batcher goes on with the next calls', async () => {
+    const h = heldRun();
+    let broken = true;
+    const call = batcher(
+      {
+        max: 10,
+        onBatch: () => {
+          if (broken) throw new Error('the observer failed');
+        },
+      },
+      h.run,
+      h.runOne,
+    );
+    const answers = ['a', 'b'].map((k) => call(k).catch((err: Error) => err.message));
+    await settle();
+    expect(await Promise.all(answers)).toEqual(['the observer failed', 'the observer failed']);
+    expect(h.batches).toEqual([]);
+    broken = false;
+    const next = call('c');
+    await settle();
+    await h.release();
+    expect(await next).toBe('c!');
+  });
+});
