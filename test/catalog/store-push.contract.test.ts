@@ -316,6 +316,26 @@ describe.each(BACKENDS)('catalog store contract, tag pushes: %s', (name) => {
     }
   });
 
+  it('pushTags answers inserted as pushTag of each: a platform manifest an earlier push of the batch carried in its index was inserted by that push', async () => {
+    const [alone, together] = [repo(), repo()];
+    const answer = async (write: (pushes: TagPush[]) => Promise<{ inserted: boolean }[]>, r: string, n: number) => {
+      const amd = annotated(n);
+      const idx = index([{ record: amd, platform: { os: 'linux', architecture: 'amd64' } }]);
+      const pushes: TagPush[] = [
+        { repository: r, tag: 'multi', digest: idx.digest, at: t(1), manifest: idx },
+        { repository: r, tag: 'amd64', digest: amd.digest, at: t(2), manifest: amd },
+      ];
+      return (await write(pushes)).map((x) => x.inserted);
+    };
+    const each = await answer(async (pushes) => {
+      const out = [];
+      for (const p of pushes) out.push(await store.pushTag(p));
+      return out;
+    }, alone, 110);
+    expect(each).toEqual([true, false]);
+    expect(await answer((pushes) => store.pushTags(pushes), together, 111)).toEqual(each);
+  });
+
   it('pushTags writes nothing when one push fails its checks', async () => {
     const r = repo();
     const good = annotated(96);

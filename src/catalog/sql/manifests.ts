@@ -146,11 +146,16 @@ export async function putManifests(q: Queryable, records: readonly ManifestRecor
     ),
   );
   await evidenceChanged(q, new Set(inserted.map((rec) => rec.digest)), configs);
-  // A digest twice among the records was inserted by the first of them only.
+  // A digest twice among the records (or a child record of an earlier one) was inserted by the
+  // first of them only, as putManifest of each would answer.
   const claimed = new Set<string>();
+  const claim = (rec: ManifestRecord): void => {
+    claimed.add(rec.digest);
+    for (const c of rec.children ?? []) if (c.manifest) claim(c.manifest);
+  };
   return records.map((rec) => {
     const first = ids.has(rec.digest) && !claimed.has(rec.digest);
-    claimed.add(rec.digest);
+    claim(rec);
     return { inserted: first };
   });
 }
