@@ -31,7 +31,7 @@ export class Metrics {
   });
   readonly webhookPushBatches = new Histogram({
     name: 'tagtrail_webhook_push_batch_size',
-    help: 'Tag pushes the webhook wrote per transaction: 1 when a push went alone, more when pushes waited and went together.',
+    help: 'Tag pushes the webhook sent to the catalog together, per batch: 1 when a push went alone, more when pushes waited and went together (a batch that failed counts once; its pushes are then written one by one).',
     buckets: [1, 2, 4, 8, 16],
     registers: [this.registry],
   });
