@@ -327,22 +327,19 @@ export class SqlStore implements Store {
       return { at: ms(at, 'pushTag'), kind: SET, digest };
     });
     if (pushes.length === 0) return [];
-    // A manifest carried by several pushes is written once: the first of them inserted it.
-    const carriers = new Map<string, number>();
-    pushes.forEach((p, i) => {
-      if (p.manifest && !carriers.has(p.digest)) carriers.set(p.digest, i);
-    });
+    // The pushes that carry a manifest, in order: putManifests answers each (a digest carried
+    // twice, or as a child of an earlier record, was inserted by the first of them only).
+    const carrying = pushes.flatMap((p, i) => (p.manifest ? [i] : []));
     return this.change(async (q) => {
       oneLockOrder(q);
       for (const p of pushes) if (p.pushedBy) pusherLock(q, p.digest);
-      const records = [...carriers.values()].map((i) => pushes[i]!.manifest!);
-      const put = records.length > 0 ? await manifests.putManifests(q, records) : [];
-      const inserted = new Set(records.filter((_, i) => put[i]?.inserted === true).map((r) => r.digest));
+      const put = carrying.length > 0 ? await manifests.putManifests(q, carrying.map((i) => pushes[i]!.manifest!)) : [];
+      const inserted = new Map(carrying.map((i, k) => [i, put[k]!.inserted]));
       if (pushes.length > 1) {
         // Beside other writers: every tag in one lock call, after the manifests' evidence (two
         // calls of one level would break the lock order and run the write again alone).
-        const tagKeys = new Map(pushes.map((p) => [tags.tagLockKey(p.repository, p.tag), p]));
-        await lockEvidence(q, [...new Set(pushes.map((p) => p.digest))], [...tagKeys.keys()].map((key) => ({ level: 'tag', key, exclusive: true }) as const));
+        const tagKeys = new Set(pushes.map((p) => tags.tagLockKey(p.repository, p.tag)));
+        await lockEvidence(q, [...new Set(pushes.map((p) => p.digest))], [...tagKeys].map((key) => ({ level: 'tag', key, exclusive: true }) as const));
         // Then the rows their tag events lock, in one order, so that two batches never wait on each other there.
         await lockImagesOfTagSets(q, pushes);
       }
@@ -361,7 +358,7 @@ export class SqlStore implements Store {
       const results: { outcome: EventOutcome; inserted: boolean }[] = new Array(pushes.length);
       for (const i of tagEventOrder(pushes)) {
         const p = pushes[i]!;
-        results[i] = { outcome: await tags.tagEvent(q, this.d, p.repository, p.tag, events[i]!, summaries), inserted: carriers.get(p.digest) === i && inserted.has(p.digest) };
+        results[i] = { outcome: await tags.tagEvent(q, this.d, p.repository, p.tag, events[i]!, summaries), inserted: inserted.get(i) ?? false };
       }
       // The other pushers after the tags, in the pushes' order: the first one named stays.
       for (const [i, p] of pushes.entries()) if (p.pushedBy && !pusherFirst[i]) await verified.recordPusher(q, p.digest, p.pushedBy.userAgent, p.pushedBy.pusher, p.at);

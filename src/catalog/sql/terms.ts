@@ -217,7 +217,7 @@ export async function lockEvidence(q: Queryable, digests: readonly string[], the
     if (closure) closure.forEach((k) => keys.add(k));
     else unread.push(d);
   }
-  const first = unread.length > 0 ? await readClosures(q, unread) : new Map<string, { keys: Set<string>; complete: boolean }>();
+  const first = await readClosures(q, unread);
   for (const c of first.values()) c.keys.forEach((k) => keys.add(k));
   await q.lock([...[...keys].map((k) => evidence(k, false)), ...then]);
   const incomplete = [...first].filter(([, c]) => !c.complete).map(([d]) => d);
