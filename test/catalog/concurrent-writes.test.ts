@@ -171,45 +171,53 @@ describe('tag events beside each other, on postgres', () => {
     ]);
   });
 
-  it('two batches of tag pushes with the images of two repositories in opposite orders take turns, without a deadlock run again', async () => {
-    const store = catalog.store as SqlStore;
-    const a = await putImage(store, 'crossed a');
-    const b = await putImage(store, 'crossed b');
-    // Both images already counted in both repositories: their rows there are locked by the tag events.
-    for (const r of ['cross/app', 'cross/lib']) for (const [tag, digest] of [['seed-a', a], ['seed-b', b]] as const) await store.setTag(r, tag, digest, new Date(1_000));
+  /**
+   * Two batches beside each other with the images of two repositories in opposite orders: A sets
+   * app:x to `a`, then lib:`held` to `b`; B sets lib:z to `b`, then app:w to `a`. The event A logs
+   * for its second tag is logged by the test first, uncommitted: A waits there, after its first
+   * tag's event, while B runs. Their answers, and the transactions the store ran.
+   */
+  async function crossedBatches(store: SqlStore, [app, lib]: readonly [string, string], held: string, a: string, b: string): Promise<{ answers: unknown[]; attempts: number }> {
     const attempts = countAttempts(store);
-    // The event A logs for its second tag is logged by the test first, uncommitted: A waits there, after its first tag's event.
-    const tagId = (await catalog.sql(`SELECT g.id FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = 'cross/lib' AND g.name = 'seed-a'`))[0]!.id;
+    const tagId = (await catalog.sql(`SELECT g.id FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = '${lib}' AND g.name = '${held}'`))[0]!.id;
     await holder.query('BEGIN');
     await holder.query('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES ($1, $2, $3, $4)', [tagId, 2_000, SET, b]);
     let batchA: Promise<unknown> | undefined;
     let batchB: Promise<unknown> | undefined;
     try {
       batchA = store.pushTags([
-        { repository: 'cross/app', tag: 'x', digest: a, at: new Date(2_000) },
-        { repository: 'cross/lib', tag: 'seed-a', digest: b, at: new Date(2_000) },
+        { repository: app, tag: 'x', digest: a, at: new Date(2_000) },
+        { repository: lib, tag: held, digest: b, at: new Date(2_000) },
       ]);
       const heldA = await waitFor(observer, () => true, batchA);
       expect(heldA).toBeDefined();
       batchB = store.pushTags([
-        { repository: 'cross/lib', tag: 'z', digest: b, at: new Date(2_000) },
-        { repository: 'cross/app', tag: 'w', digest: a, at: new Date(2_000) },
+        { repository: lib, tag: 'z', digest: b, at: new Date(2_000) },
+        { repository: app, tag: 'w', digest: a, at: new Date(2_000) },
       ]);
       expect(await waitFor(observer, (w) => w.pid !== heldA!.pid, batchB)).toBeDefined();
     } finally {
       await holder.query('ROLLBACK');
       attempts.stop();
     }
-    expect(await batchA).toEqual([
-      { outcome: 'applied', inserted: false },
-      { outcome: 'applied', inserted: false },
-    ]);
-    expect(await batchB).toEqual([
-      { outcome: 'applied', inserted: false },
-      { outcome: 'applied', inserted: false },
-    ]);
+    return { answers: [await batchA, await batchB], attempts: attempts.n };
+  }
+
+  const applied = [
+    { outcome: 'applied', inserted: false },
+    { outcome: 'applied', inserted: false },
+  ];
+
+  it('two batches of tag pushes with the images of two repositories in opposite orders take turns, without a deadlock run again', async () => {
+    const store = catalog.store as SqlStore;
+    const a = await putImage(store, 'crossed a');
+    const b = await putImage(store, 'crossed b');
+    // Both images already counted in both repositories: their rows there are locked by the tag events.
+    for (const r of ['cross/app', 'cross/lib']) for (const [tag, digest] of [['seed-a', a], ['seed-b', b]] as const) await store.setTag(r, tag, digest, new Date(1_000));
+    const { answers, attempts } = await crossedBatches(store, ['cross/app', 'cross/lib'], 'seed-a', a, b);
+    expect(answers).toEqual([applied, applied]);
     // Each batch ran once: had B taken a row A waited for (PostgreSQL ends one of them as a deadlock), one would have run twice.
-    expect(attempts.n).toBe(2);
+    expect(attempts).toBe(2);
     const rows = await catalog.sql(`SELECT r.name, g.name AS tag, g.digest FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name LIKE 'cross/%' AND g.name IN ('x', 'z', 'w', 'seed-a') ORDER BY r.name, g.name`);
     expect(rows.map((r) => [r.name, r.tag, r.digest])).toEqual([
       ['cross/app', 'seed-a', a],
@@ -227,36 +235,9 @@ describe('tag events beside each other, on postgres', () => {
     const c = await putImage(store, 'new here c');
     // Neither a nor b is in either repository yet: the tag events insert their rows there.
     for (const r of ['fresh/app', 'fresh/lib']) await store.setTag(r, 'seed', c, new Date(1_000));
-    const attempts = countAttempts(store);
-    // A waits at its second tag's event, which the test logs first, uncommitted.
-    const tagId = (await catalog.sql(`SELECT g.id FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name = 'fresh/lib' AND g.name = 'seed'`))[0]!.id;
-    await holder.query('BEGIN');
-    await holder.query('INSERT INTO tag_events (tag_id, at, kind, digest) VALUES ($1, $2, $3, $4)', [tagId, 2_000, SET, b]);
-    let batchA: Promise<unknown> | undefined;
-    let batchB: Promise<unknown> | undefined;
-    try {
-      batchA = store.pushTags([
-        { repository: 'fresh/app', tag: 'x', digest: a, at: new Date(2_000) },
-        { repository: 'fresh/lib', tag: 'seed', digest: b, at: new Date(2_000) },
-      ]);
-      const heldA = await waitFor(observer, () => true, batchA);
-      expect(heldA).toBeDefined();
-      batchB = store.pushTags([
-        { repository: 'fresh/lib', tag: 'z', digest: b, at: new Date(2_000) },
-        { repository: 'fresh/app', tag: 'w', digest: a, at: new Date(2_000) },
-      ]);
-      expect(await waitFor(observer, (w) => w.pid !== heldA!.pid, batchB)).toBeDefined();
-    } finally {
-      await holder.query('ROLLBACK');
-      attempts.stop();
-    }
-    const applied = [
-      { outcome: 'applied', inserted: false },
-      { outcome: 'applied', inserted: false },
-    ];
-    expect(await batchA).toEqual(applied);
-    expect(await batchB).toEqual(applied);
-    expect(attempts.n).toBe(2);
+    const { answers, attempts } = await crossedBatches(store, ['fresh/app', 'fresh/lib'], 'seed', a, b);
+    expect(answers).toEqual([applied, applied]);
+    expect(attempts).toBe(2);
     const rows = await catalog.sql(`SELECT r.name, g.name AS tag, g.digest FROM tags g JOIN repositories r ON r.id = g.repository_id WHERE r.name LIKE 'fresh/%' ORDER BY r.name, g.name`);
     expect(rows.map((r) => [r.name, r.tag, r.digest])).toEqual([
       ['fresh/app', 'seed', c],
