@@ -11,7 +11,7 @@ import { openPostgresStore } from '../../src/catalog/postgres.js';
 import { openLocalSqliteStore } from '../../src/catalog/sqlite.js';
 import type { SqlStore } from '../../src/catalog/sql/store.js';
 import { createDatabase, startPostgres } from '../../test/helpers/postgres.js';
-import { type StatementCount, countStatements } from '../../test/helpers/statement-count.js';
+import { type StatementCount, countStatements, roundTrips } from '../../test/helpers/statement-count.js';
 import { fmt } from '../lib.js';
 import { load, log, now, pool, recordOf, seedManifest } from './common.js';
 import { WEBHOOK_CONCURRENCY, envInt } from './settings.js';
@@ -61,8 +61,8 @@ async function timed(url: string, inFlight: number, events: number): Promise<num
   }
 }
 
-const describe = (c: StatementCount, roundTrips: boolean): string =>
-  `${fmt(c.statements, 1)} statements, ${fmt(c.locks, 1)} lock calls, ${fmt(c.transactions, 1)} transactions${roundTrips ? `, ${fmt(c.statements + c.locks + 2 * c.transactions, 1)} round trips` : ''}`;
+const describe = (c: StatementCount, withRoundTrips: boolean): string =>
+  `${fmt(c.statements, 1)} statements, ${fmt(c.locks, 1)} lock calls, ${fmt(c.transactions, 1)} transactions${withRoundTrips ? `, ${fmt(roundTrips(c), 1)} round trips` : ''}`;
 
 async function main(): Promise<void> {
   const events = envInt('BENCH_CATALOG_EVENTS', 300);

@@ -9,6 +9,11 @@ export interface StatementCount {
   transactions: number;
 }
 
+/** PostgreSQL round trips of what was counted: each statement, each lock call, and BEGIN (with the catalog lock) and COMMIT of each transaction. */
+export function roundTrips(c: StatementCount): number {
+  return c.statements + c.locks + 2 * c.transactions;
+}
+
 /**
  * Counts what goes through the driver from now on: statements, lock calls, transactions.
  * `show` sees each statement's text and each lock call as it is sent.
