@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { runBin } from '../helpers/cli.js';
 import { useRegistry, useTempDir } from '../helpers/fixtures.js';
-import { mountBlobs, pushBase, putVariant } from '../helpers/variants.js';
+import { putVariants } from '../helpers/variants.js';
 import { ensureBuilt } from '../server/serve-process.js';
 
 const TAGS = 30;
@@ -19,10 +19,7 @@ describe('tagtrail sync over the network', () => {
 
   it('sends its requests over kept-alive connections, no more of them than requests in flight (and a spare)', async () => {
     ensureBuilt();
-    const base = await pushBase(registry().directHost, 'conn-base/app');
-    const directUrl = `http://${registry().directHost}`;
-    await mountBlobs(directUrl, base, 'conn/app');
-    for (let i = 0; i < TAGS; i++) await putVariant(directUrl, base, 'conn/app', `v${i}`, { 'com.gitlab.ci.pipeline_id': String(1000 + i) });
+    await putVariants(registry().directHost, 'conn-base/app', 'conn/app', TAGS, (i) => ({ 'com.gitlab.ci.pipeline_id': String(1000 + i) }));
 
     const path = join(dir(), 'catalog.db');
     registry().resetRequests();

@@ -42,6 +42,19 @@ export async function putVariant(url: string, v: Variants, repository: string, t
   return digest;
 }
 
+/**
+ * `count` tags v0…v{count-1} in `repository`, each a variant of a base image pushed to `base`
+ * (blobs mounted across), with annotationsOf(i) added. Returns the digests, in tag order.
+ */
+export async function putVariants(directHost: string, base: string, repository: string, count: number, annotationsOf: (i: number) => Record<string, string>): Promise<string[]> {
+  const v = await pushBase(directHost, base);
+  const url = `http://${directHost}`;
+  await mountBlobs(url, v, repository);
+  const digests: string[] = [];
+  for (let i = 0; i < count; i++) digests.push(await putVariant(url, v, repository, `v${i}`, annotationsOf(i)));
+  return digests;
+}
+
 const ACCEPT = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.dockerManifestList].join(', ');
 
 /** Every tag of the registry as `repository:tag` -> digest, from /v2/_catalog, tags/list and a HEAD per tag. */

@@ -11,7 +11,7 @@ import { EVENTS_MEDIA_TYPE } from '../../src/catalog/events.js';
 import { useRegistry, useTempDir } from '../helpers/fixtures.js';
 import { MEDIA } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
-import { mountBlobs, pushBase, putVariant } from '../helpers/variants.js';
+import { putVariants } from '../helpers/variants.js';
 import { ensureBuilt, startServe } from './serve-process.js';
 
 const SECRET = `connections-${randomUUID()}`;
@@ -40,12 +40,8 @@ describe('tagtrail serve over the network', () => {
 
   it('reads the manifests of webhook events over one kept-alive connection, HEADs included', async () => {
     ensureBuilt();
-    const base = await pushBase(registry().directHost, 'conn-base/app');
-    const directUrl = `http://${registry().directHost}`;
-    await mountBlobs(directUrl, base, 'conn/app');
     // One manifest under every tag: the first event reads it, each later one only checks it is there.
-    let digest = '';
-    for (let i = 0; i < TAGS; i++) digest = await putVariant(directUrl, base, 'conn/app', `v${i}`, { 'com.gitlab.ci.pipeline_id': '1000' });
+    const digest = (await putVariants(registry().directHost, 'conn-base/app', 'conn/app', TAGS, () => ({ 'com.gitlab.ci.pipeline_id': '1000' })))[0]!;
 
     const path = join(dir(), 'catalog.db');
     const serve = await startServe([], {
