@@ -4,13 +4,11 @@
 // registry requests over node:http, no command line case reaches this fetch through a registry,
 // so it is checked here, in-process, against the same real parts: distribution served over TLS
 // with a private CA's certificate, and the recording CONNECT/forward proxy.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { networkFetch } from '../../src/net/dispatcher.js';
 import { isTlsVerificationCode } from '../../src/net/tls-errors.js';
-import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
 import { useRegistry, useTempDir } from '../helpers/fixtures.js';
-import { makeCertificates, type TestCertificates } from '../helpers/tls.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { useProxyAndTls } from './proxy-and-tls.js';
 
 /** The code of a failed fetch's cause (undici wraps the socket's error). */
 function causeCode(err: unknown): string | undefined {
@@ -26,24 +24,12 @@ function causeCode(err: unknown): string | undefined {
 describe('the fetch of GitLab\'s API, OIDC and --report on a corporate network', () => {
   const registry = useRegistry();
   const dir = useTempDir('network-fetch');
-  let proxy: ForwardProxy | undefined;
-  let certs: TestCertificates;
-  let tls: TestRegistry | undefined;
-  const p = (): ForwardProxy => proxy as ForwardProxy;
-  const tlsHost = (): string => (tls as TestRegistry).host;
-
-  beforeAll(async () => {
-    proxy = await startForwardProxy();
-    certs = await makeCertificates(dir());
-    tls = await startRegistry({ tls: { certificate: certs.certificate, key: certs.key } });
-  }, 60_000);
-  afterAll(async () => {
-    await proxy?.stop();
-    await tls?.stop();
-  });
+  const net = useProxyAndTls(dir);
+  const p = net.proxy;
+  const tlsHost = (): string => net.tls().host;
 
   it('trusts the CA of TAGTRAIL_CA_FILE, and without it fails on TLS verification', async () => {
-    const ok = await networkFetch({ TAGTRAIL_CA_FILE: certs.caCertificate })(`https://${tlsHost()}/v2/`);
+    const ok = await networkFetch({ TAGTRAIL_CA_FILE: net.certs().caCertificate })(`https://${tlsHost()}/v2/`);
     expect(ok.status).toBe(200);
     const err = await networkFetch({})(`https://${tlsHost()}/v2/`).then(() => undefined, (e: unknown) => e);
     expect(isTlsVerificationCode(causeCode(err)), String(causeCode(err))).toBe(true);
@@ -64,7 +50,7 @@ describe('the fetch of GitLab\'s API, OIDC and --report on a corporate network',
 
   it('tunnels https URLs through HTTPS_PROXY with CONNECT, still verifying the registry with the CA', async () => {
     p().reset();
-    const res = await networkFetch({ HTTPS_PROXY: p().url, TAGTRAIL_CA_FILE: certs.caCertificate })(`https://${tlsHost()}/v2/`);
+    const res = await networkFetch({ HTTPS_PROXY: p().url, TAGTRAIL_CA_FILE: net.certs().caCertificate })(`https://${tlsHost()}/v2/`);
     expect(res.status).toBe(200);
     expect(p().requests.map((r) => [r.method, r.target])).toEqual([['CONNECT', tlsHost()]]);
     p().reset();
@@ -76,7 +62,7 @@ describe('the fetch of GitLab\'s API, OIDC and --report on a corporate network',
   it('goes direct to a host NO_PROXY lists', async () => {
     for (const noProxy of ['127.0.0.1', 'example.com, 127.0.0.0/8', '*']) {
       p().reset();
-      const res = await networkFetch({ HTTPS_PROXY: p().url, NO_PROXY: noProxy, TAGTRAIL_CA_FILE: certs.caCertificate })(`https://${tlsHost()}/v2/`);
+      const res = await networkFetch({ HTTPS_PROXY: p().url, NO_PROXY: noProxy, TAGTRAIL_CA_FILE: net.certs().caCertificate })(`https://${tlsHost()}/v2/`);
       expect(res.status, noProxy).toBe(200);
       expect(p().requests, noProxy).toEqual([]);
     }

@@ -5,15 +5,14 @@
 // reads (`show`), and with `annotate` and `attach`, which write. The CLI's other client, the fetch
 // of GitLab's API, OIDC and --report, keeps the same rules: network-fetch.test.ts.
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBin } from '../helpers/cli.js';
-import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
 import { useRegistry, useTempDir } from '../helpers/fixtures.js';
 import { curlManifest, makeImage, pushImage } from '../helpers/images.js';
 import { makeCertificates, type TestCertificates } from '../helpers/tls.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { ensureBuilt } from '../server/serve-process.js';
-import { afterAll } from 'vitest';
+import { useProxyAndTls } from './proxy-and-tls.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -104,24 +103,15 @@ describe('a registry served over TLS with a private CA', () => {
 describe('proxies by curl\'s rules', () => {
   const registry = useRegistry();
   const dir = useTempDir('proxy');
-  let proxy: ForwardProxy | undefined;
-  let certs: TestCertificates;
-  let tls: TestRegistry | undefined;
-  const p = (): ForwardProxy => proxy as ForwardProxy;
+  const net = useProxyAndTls(dir);
+  const p = net.proxy;
 
   beforeAll(async () => {
     ensureBuilt();
-    proxy = await startForwardProxy();
-    certs = await makeCertificates(dir());
-    tls = await startRegistry({ tls: { certificate: certs.certificate, key: certs.key } });
     const image = await makeImage(join(dir(), 'layout'), { layers: 1 });
     await pushImage(image, `${registry().host}/group/app:v1`);
-    await pushImage(image, `${(tls as TestRegistry).host}/group/app:v1`);
+    await pushImage(image, `${net.tls().host}/group/app:v1`);
   }, 60_000);
-  afterAll(async () => {
-    await proxy?.stop();
-    await tls?.stop();
-  });
 
   it.each(CLIENTS)('%s: http_proxy carries http requests, loopback included, as absolute-form requests', async (_name, args) => {
     p().reset();
@@ -144,8 +134,8 @@ describe('proxies by curl\'s rules', () => {
 
   it.each(CLIENTS)('%s: HTTPS_PROXY tunnels https requests with CONNECT; the CA still verifies the registry through the tunnel', async (_name, args) => {
     p().reset();
-    const host = (tls as TestRegistry).host;
-    const res = await runBin(args(`https://${host}/group/app:v1`), { env: { HTTPS_PROXY: p().url, TAGTRAIL_CA_FILE: certs.caCertificate } });
+    const host = net.tls().host;
+    const res = await runBin(args(`https://${host}/group/app:v1`), { env: { HTTPS_PROXY: p().url, TAGTRAIL_CA_FILE: net.certs().caCertificate } });
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     expect(p().requests.length).toBeGreaterThan(0);
@@ -154,7 +144,7 @@ describe('proxies by curl\'s rules', () => {
 
   it.each(CLIENTS)('%s: through a tunnel, the registry\'s certificate is still checked: without the CA, exit 1 naming TLS verification', async (_name, args) => {
     p().reset();
-    const host = (tls as TestRegistry).host;
+    const host = net.tls().host;
     const res = await runBin(args(`https://${host}/group/app:v1`), { env: { HTTPS_PROXY: p().url } });
     expect(res.code).toBe(1);
     expect(res.stderr).toContain(`TLS verification of ${host} failed`);
@@ -165,7 +155,7 @@ describe('proxies by curl\'s rules', () => {
     const withUser = p().url.replace('http://', 'http://builder:p%40ss@');
     const basic = `Basic ${Buffer.from('builder:p@ss').toString('base64')}`;
     p().reset();
-    const tunnelled = await runBin(args(`https://${(tls as TestRegistry).host}/group/app:v1`), { env: { https_proxy: withUser, TAGTRAIL_CA_FILE: certs.caCertificate } });
+    const tunnelled = await runBin(args(`https://${net.tls().host}/group/app:v1`), { env: { https_proxy: withUser, TAGTRAIL_CA_FILE: net.certs().caCertificate } });
     expect(tunnelled.code, tunnelled.stderr).toBe(0);
     p().reset();
     const forwarded = await runBin(args(`${registry().host}/group/app:v1`), { env: { http_proxy: withUser } });
@@ -177,7 +167,7 @@ describe('proxies by curl\'s rules', () => {
   it.each(CLIENTS)('%s: NO_PROXY listing the host (or its CIDR) bypasses the proxy', async (_name, args) => {
     for (const noProxy of ['127.0.0.1', 'example.com, 127.0.0.0/8', '*']) {
       p().reset();
-      const res = await runBin(args(`https://${(tls as TestRegistry).host}/group/app:v1`), { env: { HTTPS_PROXY: p().url, NO_PROXY: noProxy, TAGTRAIL_CA_FILE: certs.caCertificate } });
+      const res = await runBin(args(`https://${net.tls().host}/group/app:v1`), { env: { HTTPS_PROXY: p().url, NO_PROXY: noProxy, TAGTRAIL_CA_FILE: net.certs().caCertificate } });
       expect(res.code, noProxy).toBe(0);
       expect(p().requests, noProxy).toEqual([]);
     }
@@ -193,8 +183,8 @@ describe('proxies by curl\'s rules', () => {
   it.each(CLIENTS)('%s: malformed percent-encoding in the proxy credentials is refused as input (exit 2), naming the variable and never the password', async (_name, args) => {
     const password = 'sekr3t-proxy-pw';
     for (const variable of ['HTTPS_PROXY', 'https_proxy', 'http_proxy', 'ALL_PROXY']) {
-      const image = variable === 'http_proxy' ? `${registry().host}/group/app:v1` : `https://${(tls as TestRegistry).host}/group/app:v1`;
-      const res = await runBin(args(image), { env: { [variable]: `http://us%zzer:${password}@127.0.0.1:3128`, TAGTRAIL_CA_FILE: certs.caCertificate } });
+      const image = variable === 'http_proxy' ? `${registry().host}/group/app:v1` : `https://${net.tls().host}/group/app:v1`;
+      const res = await runBin(args(image), { env: { [variable]: `http://us%zzer:${password}@127.0.0.1:3128`, TAGTRAIL_CA_FILE: net.certs().caCertificate } });
       expect(res.code, `${variable}: ${res.stderr}`).toBe(2);
       expect(res.stderr).toContain(`${variable}: the user name or password is not valid percent-encoding`);
       expect(res.stderr).toContain('%25');
