@@ -17,6 +17,7 @@ import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
 import { type Dialect, type Driver, LOCK_LEVELS, type LockKey, LocksOutdated, type Param, type QueryOptions, type Queryable } from './sql/driver.js';
 import { SqlStore } from './sql/store.js';
 import { databaseUrlSecrets, redactDatabaseUrl } from './database-url.js';
+import { StatisticsKeeper } from './pg-statistics.js';
 import type { ExplainOptions, LockResult } from './types.js';
 
 const INT8_OID = 20;
@@ -177,6 +178,8 @@ class PostgresDriver implements Driver {
   private readonly writers = createLimiter(POOL_SIZE - READ_CONNECTIONS);
   private readonly secrets: string[];
   private readonly shownUrl: string;
+  /** Analyzes the tables a fast-growing catalog outgrew (pg-statistics.ts). */
+  private readonly statistics: StatisticsKeeper;
 
   constructor(url: string) {
     this.shownUrl = redactDatabaseUrl(url);
@@ -194,6 +197,7 @@ class PostgresDriver implements Driver {
     });
     // An idle connection dropped by the server must not crash the process; the next query reports it.
     this.pool.on('error', () => undefined);
+    this.statistics = new StatisticsKeeper({ query: async (sql, params) => (await this.pool.query(sql, params as unknown[] | undefined)).rows as Record<string, unknown>[] });
   }
 
   private redact(s: string): string {
@@ -289,6 +293,7 @@ class PostgresDriver implements Driver {
           await client.query(`BEGIN; SELECT ${shared ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock'}(${WRITE_LOCK})`);
           const result = await fn(q);
           await client.query('COMMIT');
+          this.statistics.wrote();
           return result;
         } catch (err) {
           try {
@@ -356,6 +361,7 @@ class PostgresDriver implements Driver {
   }
 
   async close(): Promise<void> {
+    await this.statistics.close();
     await this.pool.end();
   }
 }

@@ -1,0 +1,101 @@
+// Planner statistics that keep up with a catalog growing fast (PostgreSQL).
+//
+// The planner sizes each table by what its last ANALYZE saw. Autovacuum analyzes a table once 10%
+// of it has changed, but it looks at each database only once per autovacuum_naptime (a minute by
+// default). A catalog that grows from empty (a first sync, the first events of a new serve)
+// outgrows its statistics many times over within that minute, and the planner, believing its
+// tables nearly empty, scans where it should look up: the read of an image's terms took 19 ms
+// instead of 3 ms in a first sync of 10,000 tags, and the look-up of the tags on a new manifest
+// scanned every live tag (bench/results/catalog-sync.md).
+//
+// So after writes, at most once per CHECK_INTERVAL_MS, the catalog asks which of its tables have
+// grown to twice the rows their statistics counted (and to MIN_ROWS at least), and analyzes
+// those, on a connection of the pool's readers. Once a catalog is large, autovacuum's own 10%
+// comes long before a doubling, and this hardly ever fires; small tables that are only updated
+// (counters) never grow, and are left to autovacuum. ANALYZE reads a fixed sample of each table, and takes a lock that neither
+// readers nor writers wait on; two serve replicas' ANALYZEs of one table take turns.
+
+/** A catalog table whose statistics are out of date. */
+interface StaleTable {
+  schema: string;
+  table: string;
+}
+
+/** At most one check per this long, and only after a write. */
+const CHECK_INTERVAL_MS = 1000;
+/** A table of fewer rows than this is not analyzed here: so small, it is planned well either way. */
+export const MIN_ROWS = 500;
+
+/**
+ * The tables of the catalog's schema with at least twice the rows their statistics counted
+ * (pg_class.reltuples, which ANALYZE and VACUUM set; -1 for a table never analyzed) and `$1` at
+ * least. n_live_tup is the statistics system's running count.
+ */
+export const STALE_TABLES_SQL = `SELECT s.schemaname AS schema, s.relname AS "table"
+  FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+  WHERE s.schemaname = current_schema() AND s.n_live_tup >= GREATEST($1, 2 * c.reltuples)
+  ORDER BY s.relname`;
+
+const identifier = (name: string): string => `"${name.replaceAll('"', '""')}"`;
+
+/** The ANALYZE of these tables, each named with its schema. */
+export function analyzeStatement(tables: readonly StaleTable[]): string {
+  return `ANALYZE ${tables.map((t) => `${identifier(t.schema)}.${identifier(t.table)}`).join(', ')}`;
+}
+
+interface StatisticsKeeperOptions {
+  /** Runs one statement outside any transaction and returns its rows. */
+  query: (sql: string, params?: readonly unknown[]) => Promise<Record<string, unknown>[]>;
+  now?: () => number;
+  intervalMs?: number;
+  minRows?: number;
+}
+
+export class StatisticsKeeper {
+  private readonly now: () => number;
+  private readonly intervalMs: number;
+  private readonly minRows: number;
+  private lastCheck = -Infinity;
+  private running: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly options: StatisticsKeeperOptions) {
+    this.now = options.now ?? Date.now;
+    this.intervalMs = options.intervalMs ?? CHECK_INTERVAL_MS;
+    this.minRows = options.minRows ?? MIN_ROWS;
+  }
+
+  /**
+   * A write transaction committed: checks the tables when the last check is long enough ago and
+   * none is running. Never waited for, and never fails the write: statistics are an optimisation
+   * (autovacuum still takes them on its own schedule), so a check that fails is dropped.
+   */
+  wrote(): void {
+    if (this.closed || this.running) return;
+    const at = this.now();
+    if (at - this.lastCheck < this.intervalMs) return;
+    this.lastCheck = at;
+    this.running = this.check()
+      .catch(() => undefined)
+      .finally(() => {
+        this.running = undefined;
+      });
+  }
+
+  /** The check running now, if any, settled: for a close, and for tests. */
+  async settled(): Promise<void> {
+    await this.running;
+  }
+
+  /** No check starts from now on; the one running ends first. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.settled();
+  }
+
+  private async check(): Promise<void> {
+    const rows = await this.options.query(STALE_TABLES_SQL, [this.minRows]);
+    const stale = rows.map((r) => ({ schema: String(r.schema), table: String(r.table) }));
+    if (stale.length > 0 && !this.closed) await this.options.query(analyzeStatement(stale));
+  }
+}

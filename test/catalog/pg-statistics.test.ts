@@ -1,0 +1,118 @@
+// The PostgreSQL catalog analyzes the tables it outgrew (src/catalog/pg-statistics.ts): the
+// keeper's schedule against a recorded query function and a clock of the test's, then the real
+// thing: a fresh catalog filled through the store, its statistics read back from
+// pg_stat_user_tables (last_analyze is set by ANALYZE only, never by autovacuum) and pg_class.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { MIN_ROWS, STALE_TABLES_SQL, StatisticsKeeper, analyzeStatement } from '../../src/catalog/pg-statistics.js';
+import { useBackend } from './backends.js';
+import { manifestRecord } from './seed.js';
+
+/** A keeper over a recorded query function, on the test's clock; `answer` gives each check's stale tables. */
+function recorded(answer: () => Promise<Record<string, unknown>[]>) {
+  let clock = 10_000;
+  const sent: string[] = [];
+  const keeper = new StatisticsKeeper({
+    now: () => clock,
+    query: async (sql, params) => {
+      sent.push(params ? `${sql} ${JSON.stringify(params)}` : sql);
+      return sql === STALE_TABLES_SQL ? answer() : [];
+    },
+  });
+  return { keeper, sent, tick: (ms: number) => (clock += ms) };
+}
+
+describe('the statistics keeper', () => {
+  it('checks after a write at most once a second, and analyzes only the tables the check names', async () => {
+    const { keeper, sent, tick } = recorded(async () => [{ schema: 'public', table: 'tags' }, { schema: 'cat"alog', table: 'tag_terms' }]);
+    keeper.wrote();
+    await keeper.settled();
+    expect(sent).toEqual([`${STALE_TABLES_SQL} [${MIN_ROWS}]`, 'ANALYZE "public"."tags", "cat""alog"."tag_terms"']);
+    tick(999);
+    keeper.wrote();
+    await keeper.settled();
+    expect(sent).toHaveLength(2);
+    tick(1);
+    keeper.wrote();
+    await keeper.settled();
+    expect(sent).toHaveLength(4);
+  });
+
+  it('sends no ANALYZE when no table is stale', async () => {
+    const { keeper, sent } = recorded(async () => []);
+    keeper.wrote();
+    await keeper.settled();
+    expect(sent).toEqual([`${STALE_TABLES_SQL} [${MIN_ROWS}]`]);
+  });
+
+  it('starts no second check while one runs, and a close waits for it and starts none after', async () => {
+    let release!: () => void;
+    const { keeper, sent, tick } = recorded(() => new Promise((resolve) => (release = () => resolve([{ schema: 'public', table: 'tags' }]))));
+    keeper.wrote();
+    tick(5000);
+    keeper.wrote();
+    expect(sent).toHaveLength(1);
+    let closed = false;
+    const closing = keeper.close().then(() => (closed = true));
+    await sleep(10);
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    // The check named a table, but the catalog closed meanwhile: no ANALYZE on a closing pool.
+    expect(sent).toHaveLength(1);
+    tick(5000);
+    keeper.wrote();
+    await keeper.settled();
+    expect(sent).toHaveLength(1);
+  });
+
+  it('drops a check that fails, without failing the write or leaving a rejection, and checks again later', async () => {
+    let fail = true;
+    const { keeper, sent, tick } = recorded(async () => {
+      if (fail) throw new Error('connection refused');
+      return [];
+    });
+    keeper.wrote();
+    await keeper.settled();
+    fail = false;
+    tick(1000);
+    keeper.wrote();
+    await keeper.settled();
+    expect(sent).toHaveLength(2);
+  });
+
+  it('quotes every name it analyzes', () => {
+    expect(analyzeStatement([{ schema: 'a"; DROP TABLE x; --', table: 't' }])).toBe('ANALYZE "a""; DROP TABLE x; --"."t"');
+  });
+});
+
+describe('a PostgreSQL catalog growing from empty', () => {
+  const backend = useBackend('postgres');
+
+  it('analyzes the tables it outgrew within seconds of its writes, and leaves the others to autovacuum', async () => {
+    const catalog = await backend().fresh();
+    const analyzed = async (): Promise<Map<string, boolean>> =>
+      new Map((await catalog.sql("SELECT relname, last_analyze IS NOT NULL AS done FROM pg_stat_user_tables WHERE schemaname = current_schema()")).map((r) => [String(r.relname), r.done === true]));
+    expect([...(await analyzed()).values()].some(Boolean)).toBe(false);
+
+    // Twice the keeper's floor of manifests, each with three annotations, in one write.
+    const records = Array.from({ length: 2 * MIN_ROWS }, (_, i) => manifestRecord(`config ${i}`, { 'com.gitlab.ci.pipeline_id': String(i), 'com.gitlab.ci.commit_ref_name': 'main', 'org.example.n': String(i) }));
+    await catalog.store.putManifests(records);
+    // Writes go on, as a sync's do: the statistics system has counted the rows within a second or
+    // so, and a check follows the next write a second after the last one.
+    let done = new Map<string, boolean>();
+    for (let i = 0; i < 100 && !done.get('manifests'); i++) {
+      await sleep(200);
+      await catalog.store.setCheckpoint('still-writing', i);
+      done = await analyzed();
+    }
+    expect(done.get('manifests')).toBe(true);
+    expect(done.get('annotations')).toBe(true);
+    // Tables that hold a few rows, or none, were not analyzed.
+    expect(done.get('repositories')).toBe(false);
+    expect(done.get('sync_checkpoints')).toBe(false);
+    // The planner now knows the manifests' size.
+    const [stats] = await catalog.sql("SELECT reltuples FROM pg_class WHERE relname = 'manifests' AND relnamespace = current_schema()::regnamespace");
+    expect(Number(stats?.reltuples)).toBe(2 * MIN_ROWS);
+  });
+});
