@@ -36,11 +36,14 @@ const LOCK_TIMEOUT_CODE = '55P03';
 /**
  * The tables of the catalog's schema with at least twice the rows their statistics counted
  * (pg_class.reltuples, which ANALYZE and VACUUM set; -1 for a table never analyzed) and `$1` at
- * least. n_live_tup is the statistics system's running count.
+ * least. n_live_tup is the statistics system's running count. Only those the role may analyze
+ * (it owns the table or the database, or is a superuser): ANALYZE of another would only warn,
+ * in the server's log, on every check until autovacuum came.
  */
 export const STALE_TABLES_SQL = `SELECT s.schemaname AS schema, s.relname AS "table"
   FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
   WHERE s.schemaname = current_schema() AND s.n_live_tup >= GREATEST($1, 2 * c.reltuples)
+    AND (pg_has_role(c.relowner, 'USAGE') OR pg_has_role((SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE'))
   ORDER BY s.relname`;
 
 const identifier = (name: string): string => `"${name.replaceAll('"', '""')}"`;

@@ -155,6 +155,33 @@ describe('a PostgreSQL catalog growing from empty', () => {
     expect(Number(stats?.reltuples)).toBe(2 * MIN_ROWS);
   });
 
+  it('names only the tables its role may analyze: those it owns, or all when it owns the database', async () => {
+    const catalog = await backend().fresh();
+    // The store's own keeper, a superuser's, would analyze the table below.
+    await catalog.store.close();
+    // Owned by the catalog's role; kept from autovacuum, so its statistics stay stale.
+    await catalog.exec('CREATE TABLE other_rows WITH (autovacuum_enabled = false) AS SELECT n FROM generate_series(1, 1000) n');
+    await catalog.exec('CREATE ROLE stats_guest LOGIN');
+    const stale = async (url: string): Promise<string[]> => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        return (await client.query(STALE_TABLES_SQL, [MIN_ROWS])).rows.map((r: { table: string }) => r.table);
+      } finally {
+        await client.end();
+      }
+    };
+    // The statistics system has counted the rows within a second or so (at most about 20 s here).
+    for (let i = 0; i < 100 && !(await stale(catalog.url)).includes('other_rows'); i++) await sleep(200);
+    expect(await stale(catalog.url)).toEqual(['other_rows']);
+    const guest = catalog.url.replace('//postgres@', '//stats_guest@');
+    // ANALYZE of a table it neither owns nor owns the database of only warns, on every check.
+    expect(await stale(guest)).toEqual([]);
+    const [database] = await catalog.sql('SELECT current_database() AS name');
+    await catalog.exec(`ALTER DATABASE ${String(database?.name)} OWNER TO stats_guest`);
+    expect(await stale(guest)).toEqual(['other_rows']);
+  });
+
   it('passes over a table another session holds, analyzes the others, and a close does not wait for the lock', async () => {
     const catalog = await backend().fresh();
     // A lock ANALYZE waits for and writes do not: another session's ANALYZE or VACUUM holds it.
