@@ -6,7 +6,7 @@
 // outgrows its statistics many times over within that minute, and the planner, believing its
 // tables nearly empty, scans where it should look up: the read of an image's terms took 19 ms
 // instead of 3 ms in a first sync of 10,000 tags, and the look-up of the tags on a new manifest
-// scanned every live tag (bench/results/catalog-sync.md).
+// scanned every live tag (first syncs with and without it: docs/catalog.md).
 //
 // So after writes, at most once per CHECK_INTERVAL_MS, the catalog asks which of its tables have
 // grown to twice the rows their statistics counted (and to MIN_ROWS at least), and analyzes
