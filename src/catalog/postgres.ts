@@ -197,7 +197,13 @@ class PostgresDriver implements Driver {
     });
     // An idle connection dropped by the server must not crash the process; the next query reports it.
     this.pool.on('error', () => undefined);
-    this.statistics = new StatisticsKeeper({ query: async (sql, params) => (await this.pool.query(sql, params as unknown[] | undefined)).rows as Record<string, unknown>[] });
+    this.statistics = new StatisticsKeeper({
+      query: async (sql, params) => {
+        // A simple query of several statements answers with one result each (pg's types say one).
+        const result = (await this.pool.query(sql, params as unknown[] | undefined)) as pg.QueryResult | pg.QueryResult[];
+        return (Array.isArray(result) ? (result.at(-1)?.rows ?? []) : result.rows) as Record<string, unknown>[];
+      },
+    });
   }
 
   private redact(s: string): string {
