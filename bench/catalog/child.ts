@@ -10,6 +10,7 @@ import { fmt } from '../lib.js';
 import { log, now } from './common.js';
 import { LAYOUT_REPOSITORIES, type Layout } from './registry.js';
 import { CHILD_TIMEOUT_MS, SYNC_CONCURRENCY } from './settings.js';
+import { besideCpu } from './cpu.js';
 
 interface ChildResult {
   code: number | null;
@@ -91,12 +92,32 @@ export interface SyncRun {
   /** RSS at 25, 50, 75 and 100 % of the run, MiB. */
   rssTimelineMiB: number[];
   catalogMiB?: number;
+  /** CPU per tag of the registry and of the PostgreSQL server (0 for SQLite) while the sync ran; absent in older results. */
+  beside?: BesideCpu;
 }
 
-export async function runSync(registry: TestRegistry, db: string, hook: string, store: 'sqlite' | 'postgres', tags: number, pass: 'first' | 'second', layout: Layout = 'deep'): Promise<SyncRun> {
+/** CPU ms per tag spent beside the measured process: the registry's, the PostgreSQL server's. */
+export interface BesideCpu {
+  registryMsPerTag: number;
+  databaseMsPerTag: number;
+}
+
+/** `databasePid`: the PostgreSQL server's postmaster, whose CPU is counted beside the sync's. */
+export async function runSync(
+  registry: TestRegistry,
+  db: string,
+  hook: string,
+  store: 'sqlite' | 'postgres',
+  tags: number,
+  pass: 'first' | 'second',
+  layout: Layout = 'deep',
+  databasePid?: number,
+): Promise<SyncRun> {
   registry.resetRequests();
   const prefix = layout === 'deep' ? ['--repository', 'bench'] : layout === 'wide' ? ['--repository', 'wide'] : [];
+  const beside = besideCpu(registry.pid, store === 'postgres' ? databasePid : undefined);
   const r = await runChild(['--import', hook, BIN, 'sync', '--registry', registry.url, ...prefix, '--db', db, '--output', 'json', '--concurrency', String(SYNC_CONCURRENCY)]);
+  const spent = beside();
   if (r.code !== 0) throw new Error(`tagtrail sync exited ${r.code}: ${r.stderr.slice(-2000)} ${r.stdout.slice(-2000)}`);
   const s = JSON.parse(r.stdout) as SyncSummary;
   const at = (share: number): number => {
@@ -136,6 +157,7 @@ export async function runSync(registry: TestRegistry, db: string, hook: string, 
     liveHeapMiB: Math.round(((r.liveHeap ?? NaN) / 1048576) * 10) / 10,
     peakExternalMiB: Math.round(((r.peakExternal ?? NaN) / 1048576) * 10) / 10,
     rssTimelineMiB: [0.25, 0.5, 0.75, 1].map(at),
+    beside: { registryMsPerTag: spent.registryMs / s.tags, databaseMsPerTag: spent.databaseMs / s.tags },
   };
   if (db.startsWith('sqlite:')) {
     const path = db.slice('sqlite:'.length);
@@ -156,15 +178,26 @@ export interface RawRun {
   rate: number;
   /** CPU time of the loop's process per tag, ms. */
   cpuMsPerTag: number;
+  /** The registry's CPU per tag while the loop ran; absent in older results. */
+  beside?: BesideCpu;
 }
 
 export async function rawLoop(script: string, registry: TestRegistry, refsFile: string, mode: 'head' | 'head+get'): Promise<RawRun> {
   registry.resetRequests();
+  const beside = besideCpu(registry.pid, undefined);
   const r = await runChild([script, registry.url, String(SYNC_CONCURRENCY), refsFile, mode, MANIFEST_ACCEPT]);
+  const spent = beside();
   if (r.code !== 0) throw new Error(`raw loop exited ${r.code}: ${r.stderr.slice(-2000)}`);
   const out = JSON.parse(r.stdout) as { ms: number; n: number; errors: number; cpuMs: number };
   if (out.errors > 0) throw new Error(`raw loop: ${out.errors} requests failed`);
-  const run: RawRun = { mode, requests: registry.count(), ms: Math.round(out.ms), rate: out.n / (out.ms / 1000), cpuMsPerTag: out.cpuMs / out.n };
+  const run: RawRun = {
+    mode,
+    requests: registry.count(),
+    ms: Math.round(out.ms),
+    rate: out.n / (out.ms / 1000),
+    cpuMsPerTag: out.cpuMs / out.n,
+    beside: { registryMsPerTag: spent.registryMs / out.n, databaseMsPerTag: 0 },
+  };
   log(`raw ${mode}: ${fmt(run.rate, 0)} tags/s, ${fmt(run.cpuMsPerTag, 2)} ms CPU per tag`);
   return run;
 }

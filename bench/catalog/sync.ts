@@ -1,10 +1,12 @@
 import { writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { type PostgresCluster, createDatabase } from '../../test/helpers/postgres.js';
 import type { TestRegistry } from '../../test/helpers/registry.js';
 import { fmt } from '../lib.js';
-import { type RawRun, type SyncRun, rawLoop, runSync } from './child.js';
+import { type BesideCpu, type RawRun, type SyncRun, rawLoop, runSync } from './child.js';
 import { buildChildPrograms } from './programs.js';
+import { postmasterPid } from './cpu.js';
 import { int, load, log, now, passMiss } from './common.js';
 import { LAYOUT_REPOSITORIES, type RegistryImage, fillRegistry, uploadBlobs } from './registry.js';
 import { MAX_TAGS, MEMORY_ONLY, REPOSITORIES, RSS_RATIO_GOAL, SPEED_RATIO_GOAL, SYNC_CONCURRENCY, SYNC_SIZES } from './settings.js';
@@ -26,6 +28,7 @@ export async function syncPart(work: string, registry: TestRegistry, cluster: Po
   const base = `http://${registry.directHost}`;
   const { rssHook: hook, rawLoop: rawScript } = await buildChildPrograms(work);
   const blobs = await uploadBlobs(base);
+  const postmaster = postmasterPid(cluster);
   const fill: SyncPart['fill'] = [];
   const runs: SyncRun[] = [];
   const raw: RawRun[] = [];
@@ -40,7 +43,7 @@ export async function syncPart(work: string, registry: TestRegistry, cluster: Po
     const db = `sqlite:${join(work, `sync-${size}.db`)}`;
     if (size !== MAX_TAGS || MEMORY_ONLY) {
       runs.push(await runSync(registry, db, hook, 'sqlite', size, 'first'));
-      if (cluster) runs.push(await runSync(registry, await createDatabase(cluster, `sync_${size}`), hook, 'postgres', size, 'first'));
+      if (cluster) runs.push(await runSync(registry, await createDatabase(cluster, `sync_${size}`), hook, 'postgres', size, 'first', 'deep', postmaster));
       continue;
     }
     // The largest size: the throughput runs, with the raw baseline before, between and after.
@@ -53,8 +56,8 @@ export async function syncPart(work: string, registry: TestRegistry, cluster: Po
     raw.push(await rawLoop(rawScript, registry, refsFile, 'head'));
     if (cluster) {
       const url = await createDatabase(cluster, `sync_${size}`);
-      runs.push(await runSync(registry, url, hook, 'postgres', size, 'first'));
-      runs.push(await runSync(registry, url, hook, 'postgres', size, 'second'));
+      runs.push(await runSync(registry, url, hook, 'postgres', size, 'first', 'deep', postmaster));
+      runs.push(await runSync(registry, url, hook, 'postgres', size, 'second', 'deep', postmaster));
       raw.push(await rawLoop(rawScript, registry, refsFile, 'head'));
     }
   }
@@ -97,6 +100,28 @@ export function syncMarkdown(p: SyncPart): string {
     return `| ${first ? 'first' : 'second (unchanged)'} sync, ${r.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${rate} | ${fmt(r.tagsPerSecond / p.rawHeadRate, 2)}× | ${first ? `${fmt(r.tagsPerSecond / p.rawHeadGetRate, 2)}×` : '—'} | ${int(gets)} | ${int(r.requests.manifestHead)} | ${int(r.requests.blobGet)} | ${fmt(r.summary.durationMs / 1000, 1)} s | ${fmt(r.cpuMsPerTag, 2)} ms | ${goal} | ${passMiss(ok && r.summary.complete && r.summary.errorCount === 0)} | ${speed} |`;
   };
   const heads = p.raw.filter((r) => r.mode === 'head');
+  const cores = availableParallelism();
+  const cpuRow = (name: string, own: number, beside: BesideCpu | undefined, rate: number, database: boolean): string[] => {
+    if (!beside) return [];
+    const total = own + beside.registryMsPerTag + beside.databaseMsPerTag;
+    return [`| ${name} | ${fmt(own, 2)} | ${fmt(beside.registryMsPerTag, 2)} | ${database ? fmt(beside.databaseMsPerTag, 2) : '—'} | **${fmt(total, 2)}** | ${fmt((cores * 1000) / total, 0)} | ${fmt(rate, 0)} |`];
+  };
+  const cpuRows = [
+    ...p.raw.filter((r) => r.mode === 'head+get').flatMap((r) => cpuRow('raw HEAD+GET loop', r.cpuMsPerTag, r.beside, r.rate, false)),
+    ...max.filter((r) => r.pass === 'first').flatMap((r) => cpuRow(`first sync, ${r.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`, r.cpuMsPerTag, r.beside, r.tagsPerSecond, r.store === 'postgres')),
+  ];
+  const cpuTable =
+    cpuRows.length > 1
+      ? `
+
+CPU per tag while each run lasted, of its own process (start-up included), of the registry and of the PostgreSQL server
+(each with the processes below it, from /proc). The three share this machine's ${cores} cores, so ${cores} × 1,000 ms over the total
+is the most tags a second a run could reach were CPU all it waited on.
+
+| run | its process ms | registry ms | PostgreSQL ms | total ms | ${cores} cores ÷ total, tags/s | measured tags/s |
+|---|---:|---:|---:|---:|---:|---:|
+${cpuRows.join('\n')}`
+      : '';
   return `## 1. Sync throughput: ${int(MAX_TAGS)} tags in ${p.repositories} repositories
 
 \`tagtrail sync --concurrency ${SYNC_CONCURRENCY}\` (the built CLI, a process of its own) against CNCF distribution 2.8 on loopback,
@@ -112,7 +137,7 @@ took ${heads.map((r) => `${fmt(r.cpuMsPerTag, 2)}`).join(', ')} ms per HEAD and 
 ${max.map(row).join('\n')}
 
 The speed goal (performance issue, goal 1): a first sync at ≥ ${SPEED_RATIO_GOAL}× the same run's raw HEAD+GET loop, an unchanged sync at ≥ ${SPEED_RATIO_GOAL}× its raw HEAD loop (the mean of its runs).
-Filling the registry: ${p.fill.map((f) => `${int(f.tags)} manifests at ${fmt(f.perSecond, 0)} PUT/s`).join(', ')}.`;
+Filling the registry: ${p.fill.map((f) => `${int(f.tags)} manifests at ${fmt(f.perSecond, 0)} PUT/s`).join(', ')}.${cpuTable}`;
 }
 
 export function memoryMarkdown(p: SyncPart): string {

@@ -22,6 +22,7 @@ import { type PostgresCluster, createDatabase, startPostgres } from '../../test/
 import { startRegistry } from '../../test/helpers/registry.js';
 import { fmt } from '../lib.js';
 import { T0, now, pool } from './common.js';
+import { besideCpu, postmasterPid } from './cpu.js';
 import { type RegistryImage, fillRegistry, uploadBlobs } from './registry.js';
 import { WEBHOOK_CONCURRENCY, WEBHOOK_EVENTS, WEBHOOK_SECRET } from './settings.js';
 import { baselineRun, baselineWriter, envelope } from './webhook.js';
@@ -55,32 +56,6 @@ const threadSplit = (from: Map<string, number>, events: number): string =>
     .sort((a, b) => b[1] - a[1])
     .map(([k, v]) => `${k.startsWith(`${process.pid} `) ? 'main' : `thread ${k.split(' ')[0]}`} ${fmt(v, 2)}`)
     .join(', ');
-/** CPU ms of process `root` and its descendants (Linux /proc; 0 elsewhere): the registry's, the database server's. */
-function treeCpu(root: number | undefined): number {
-  if (root === undefined) return 0;
-  const stats = new Map<number, { ppid: number; ms: number }>();
-  try {
-    for (const pid of readdirSync('/proc')) {
-      if (!/^[0-9]+$/.test(pid)) continue;
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        stats.set(Number(pid), { ppid: Number(f[1]), ms: (Number(f[11]) + Number(f[12])) * 10 });
-      } catch {
-        // Ended meanwhile.
-      }
-    }
-  } catch {
-    return 0;
-  }
-  const inTree = (pid: number): boolean => {
-    for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; p = stats.get(p)?.ppid, hops++) if (p === root) return true;
-    return false;
-  };
-  let ms = 0;
-  for (const [pid, s] of stats) if (inTree(pid)) ms += s.ms;
-  return ms;
-}
 const micros = (): string => String(process.hrtime.bigint() / 1000n);
 
 const work = await makeTempDir('bench-webhook-profile');
@@ -94,13 +69,12 @@ try {
     cluster = await startPostgres();
     url = await createDatabase(cluster, 'webhook_profile');
   }
-  // The postmaster (pid on the first line of postmaster.pid), whose children are the server's backends.
-  const postmaster = cluster ? Number(readFileSync(join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]) : undefined;
-  const outside = (): [number, number] => [treeCpu(registry.pid), treeCpu(postmaster)];
-  /** What the registry and the database server spent besides this process, per event: on 2 cores, the whole of each event's CPU is what bounds the rate. */
-  const outsideSplit = (from: [number, number], events: number): string => {
-    const [reg, db] = outside();
-    return `registry ${fmt((reg - from[0]) / events, 2)} ms${cluster ? `, PostgreSQL ${fmt((db - from[1]) / events, 2)} ms` : ''}`;
+  const postmaster = postmasterPid(cluster);
+  const outside = () => besideCpu(registry.pid, postmaster);
+  /** What the registry and the database server spent beside this process, per event: on 2 cores, the whole of each event's CPU is what bounds the rate. */
+  const outsideSplit = (spent: ReturnType<typeof outside>, events: number): string => {
+    const { registryMs, databaseMs } = spent();
+    return `registry ${fmt(registryMs / events, 2)} ms${cluster ? `, PostgreSQL ${fmt(databaseMs / events, 2)} ms` : ''}`;
   };
   const store = await openStore(url);
   try {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -14,7 +15,15 @@ import { fmt } from '../lib.js';
 import { type Stats, T0, int, load, log, now, passMiss, pool, recordOf, seedManifest, stats } from './common.js';
 import type { RegistryImage } from './registry.js';
 import { WEBHOOK_CONCURRENCY, WEBHOOK_EVENTS, WEBHOOK_RATIO_GOAL, WEBHOOK_SECRET } from './settings.js';
+import { besideCpu, postmasterPid } from './cpu.js';
 
+
+/** CPU ms per event: this process (every thread), the registry, and the PostgreSQL server (0 for SQLite, which runs in this process). */
+interface EventCpu {
+  processMs: number;
+  registryMs: number;
+  databaseMs: number;
+}
 
 interface WebhookRun {
   store: 'sqlite' | 'postgres';
@@ -26,6 +35,8 @@ interface WebhookRun {
   latency: Stats;
   outcomes: Record<string, number>;
   manifestGets: number;
+  /** Absent in results written before it was measured. */
+  cpu?: EventCpu;
 }
 
 /**
@@ -40,6 +51,8 @@ interface BaselineRun {
   ms: number;
   eventsPerSecond: number;
   latency: Stats;
+  /** Absent in results written before it was measured (and in the profile's runs). */
+  cpu?: EventCpu;
 }
 
 interface BaselineWriter {
@@ -153,6 +166,16 @@ export function envelope(img: RegistryImage, host: string, at: number): string {
   });
 }
 
+/** fn's result and the CPU it cost per event, in this process and beside it. */
+async function withCpu<T>(events: number, registryPid: number, databasePid: number | undefined, fn: () => Promise<T>): Promise<[T, EventCpu]> {
+  const own = process.cpuUsage();
+  const beside = besideCpu(registryPid, databasePid);
+  const value = await fn();
+  const used = process.cpuUsage(own);
+  const { registryMs, databaseMs } = beside();
+  return [value, { processMs: (used.user + used.system) / 1000 / events, registryMs: registryMs / events, databaseMs: databaseMs / events }];
+}
+
 export async function webhookPart(
   work: string,
   registry: TestRegistry,
@@ -166,7 +189,9 @@ export async function webhookPart(
   const stores: ['sqlite' | 'postgres', string][] = [['sqlite', `sqlite:${join(work, 'webhook.db')}`]];
   if (cluster) stores.push(['postgres', await createDatabase(cluster, 'webhook_bench')]);
   const n = Math.min(WEBHOOK_EVENTS, Math.floor(images.length / 2));
+  const postmaster = postmasterPid(cluster);
   for (const [dialect, url] of stores) {
+    const databasePid = dialect === 'postgres' ? postmaster : undefined;
     const store = await openStore(url);
     const writer = await baselineWriter(dialect, dialect === 'sqlite' ? join(work, 'webhook-baseline.db') : url);
     try {
@@ -189,9 +214,9 @@ export async function webhookPart(
         // The baseline just before and just after the timed runs, at the same concurrency, on
         // the same manifests; the better of the two counts.
         const baselineOnce = async (): Promise<BaselineRun> => {
-          const run = await baselineRun(dialect, writer, registry.host, slice, inFlight);
+          const [run, cpu] = await withCpu(slice.length, registry.pid, databasePid, () => baselineRun(dialect, writer, registry.host, slice, inFlight));
           log(`webhook baseline ${dialect} ×${inFlight}: ${fmt(run.eventsPerSecond, 0)} events/s`);
-          return run;
+          return { ...run, cpu };
         };
         const firstBaseline = await baselineOnce();
         for (const scenario of ['new manifest', 'duplicate'] as const) {
@@ -199,12 +224,14 @@ export async function webhookPart(
           const outcomes: Record<string, number> = {};
           const latencies: number[] = [];
           const started = now();
-          await pool(bodies.length, inFlight, async (k) => {
-            const t = now();
-            const result = await post(bodies[k] as string);
-            latencies.push(now() - t);
-            for (const key of ['applied', 'superseded', 'duplicate', 'unreadable']) outcomes[key] = (outcomes[key] ?? 0) + (result[key] ?? 0);
-          });
+          const [, cpu] = await withCpu(bodies.length, registry.pid, databasePid, () =>
+            pool(bodies.length, inFlight, async (k) => {
+              const t = now();
+              const result = await post(bodies[k] as string);
+              latencies.push(now() - t);
+              for (const key of ['applied', 'superseded', 'duplicate', 'unreadable']) outcomes[key] = (outcomes[key] ?? 0) + (result[key] ?? 0);
+            }),
+          );
           const ms = now() - started;
           const run: WebhookRun = {
             store: dialect,
@@ -216,6 +243,7 @@ export async function webhookPart(
             latency: stats(latencies),
             outcomes,
             manifestGets: registry.count({ method: 'GET', kind: 'manifest' }),
+            cpu,
           };
           runs.push(run);
           log(`webhook ${dialect} ${scenario} ×${inFlight}: ${fmt(run.eventsPerSecond, 0)} events/s, ${run.manifestGets} manifest GETs, ${JSON.stringify(outcomes)}`);
@@ -256,6 +284,16 @@ export function webhookMarkdown(runs: WebhookRun[], baselines: BaselineRun[], st
     const result = b.inFlight === WEBHOOK_CONCURRENCY ? passMiss(ratio >= WEBHOOK_RATIO_GOAL) : '';
     return `| ${b.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${b.inFlight} | ${int(b.events)} | **${fmt(ingest?.eventsPerSecond ?? NaN, 0)}** | ${fmt(ingest?.latency.p50 ?? NaN, 2)} | ${fmt(b.eventsPerSecond, 0)} | ${fmt(b.latency.p50, 2)} | **${fmt(ratio, 2)}×** | ${goal} | ${result} |`;
   });
+  const cores = availableParallelism();
+  const cpuRow = (what: string, store: 'sqlite' | 'postgres', inFlight: number, rate: number, cpu: EventCpu | undefined): string[] => {
+    if (!cpu) return [];
+    const total = cpu.processMs + cpu.registryMs + cpu.databaseMs;
+    return [`| ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${what} | ${inFlight} | ${fmt(cpu.processMs, 2)} | ${fmt(cpu.registryMs, 2)} | ${store === 'postgres' ? fmt(cpu.databaseMs, 2) : 'in the process'} | **${fmt(total, 2)}** | ${fmt((cores * 1000) / total, 0)} | ${fmt(rate, 0)} |`];
+  };
+  const cpuRows = baselines.flatMap((b) => {
+    const ingest = runs.find((r) => r.store === b.store && r.inFlight === b.inFlight && r.scenario === 'new manifest');
+    return [...cpuRow('baseline', b.store, b.inFlight, b.eventsPerSecond, b.cpu), ...(ingest ? cpuRow('ingest, new manifest', ingest.store, ingest.inFlight, ingest.eventsPerSecond, ingest.cpu) : [])];
+  });
   const rows = runs.map((r) => {
     const goal = r.scenario === 'new manifest' ? `one manifest GET per event (${r.events})` : '0 manifest GETs';
     const expected = r.scenario === 'new manifest' ? r.manifestGets === r.events && r.outcomes.applied === r.events : r.manifestGets === 0 && r.outcomes.duplicate === r.events;
@@ -286,7 +324,19 @@ baseline runs on the same manifests just before and just after the timed runs; t
 | store | in flight | events | ingest events/s | ingest p50 ms | baseline events/s | baseline p50 ms | ratio | goal | result |
 |---|---:|---:|---:|---:|---:|---:|---:|---|---|
 ${ratioRows.join('\n')}
+${
+    cpuRows.length > 0
+      ? `
+CPU per event while each run lasted: this process (every thread, SQLite's connection threads included), the registry, and the
+PostgreSQL server (each with the processes below it, from /proc). The three share this machine's ${cores} cores, so ${cores} × 1,000 ms
+over the total is the most events a second a run could reach were CPU all it waited on.
 
+| store | run | in flight | this process ms | registry ms | PostgreSQL ms | total ms | ${cores} cores ÷ total, events/s | measured events/s |
+|---|---|---:|---:|---:|---:|---:|---:|---:|
+${cpuRows.join('\n')}
+`
+      : ''
+  }
 ### The store alone
 
 Per event a manifest of its own and its tag (the search part's manifests and tags), written as the webhook writes a new
