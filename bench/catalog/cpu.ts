@@ -1,7 +1,7 @@
 // CPU time of the processes beside a benchmark's own: the registry and the PostgreSQL server. On
 // a machine of few cores they share the CPU with tagtrail, so a rate is bounded by the whole CPU
 // an event or a tag costs, not by tagtrail's share alone. Read from /proc (Linux); elsewhere 0.
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PostgresCluster } from '../../test/helpers/postgres.js';
 
@@ -11,13 +11,34 @@ const TICK_MS = 10;
 /** CPU ms (user + system) of process `root` and every process below it, ended ones it reaped included, now. 0 without a root or without /proc. */
 export function treeCpuMs(root: number | undefined): number {
   if (root === undefined || !Number.isInteger(root) || root <= 1) return 0;
+  // A process reaped during the scan is either missed (its parent read before, itself gone after)
+  // or counted twice (itself read before, its parent's cutime after): a backend ends with its
+  // connection, so at the end of a run this is likely. Scan again until no process vanished.
+  let ms = 0;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const scan = scanProcesses();
+    if (!scan) return 0;
+    const below = (pid: number): boolean => {
+      for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; p = scan.processes.get(p)?.parent, hops++) if (p === root) return true;
+      return false;
+    };
+    const tree = [...scan.processes.keys()].filter(below);
+    ms = tree.reduce((sum, pid) => sum + (scan.processes.get(pid)?.ms ?? 0), 0);
+    if (scan.unread === 0 && tree.every((pid) => existsSync(`/proc/${pid}`))) break;
+  }
+  return ms;
+}
+
+/** Every process's parent and CPU ms, and how many listed processes could not be read (ended meanwhile); undefined without /proc. */
+function scanProcesses(): { processes: Map<number, { parent: number; ms: number }>; unread: number } | undefined {
   const processes = new Map<number, { parent: number; ms: number }>();
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((p) => /^[0-9]+$/.test(p));
   } catch {
-    return 0;
+    return undefined;
   }
+  let unread = 0;
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -28,16 +49,10 @@ export function treeCpuMs(root: number | undefined): number {
       const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
       processes.set(Number(pid), { parent: Number(fields[1]), ms: ticks * TICK_MS });
     } catch {
-      // Ended meanwhile.
+      unread++;
     }
   }
-  const below = (pid: number): boolean => {
-    for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; p = processes.get(p)?.parent, hops++) if (p === root) return true;
-    return false;
-  };
-  let ms = 0;
-  for (const [pid, p] of processes) if (below(pid)) ms += p.ms;
-  return ms;
+  return { processes, unread };
 }
 
 /** The cluster's postmaster, whose children are its backends (the first line of postmaster.pid); undefined if it cannot be read. */
