@@ -99,7 +99,8 @@ export interface SyncRun {
 /** CPU ms per tag spent beside the measured process: the registry's, the PostgreSQL server's. */
 export interface BesideCpu {
   registryMsPerTag: number;
-  databaseMsPerTag: number;
+  /** Absent where the PostgreSQL server's pid could not be read (and for SQLite and the raw loops). */
+  databaseMsPerTag?: number;
 }
 
 /** `databasePid`: the PostgreSQL server's postmaster, whose CPU is counted beside the sync's. */
@@ -157,7 +158,7 @@ export async function runSync(
     liveHeapMiB: Math.round(((r.liveHeap ?? NaN) / 1048576) * 10) / 10,
     peakExternalMiB: Math.round(((r.peakExternal ?? NaN) / 1048576) * 10) / 10,
     rssTimelineMiB: [0.25, 0.5, 0.75, 1].map(at),
-    beside: { registryMsPerTag: spent.registryMs / s.tags, databaseMsPerTag: spent.databaseMs / s.tags },
+    beside: { registryMsPerTag: spent.registryMs / s.tags, ...(spent.databaseMs === undefined ? {} : { databaseMsPerTag: spent.databaseMs / s.tags }) },
   };
   if (db.startsWith('sqlite:')) {
     const path = db.slice('sqlite:'.length);
@@ -196,7 +197,7 @@ export async function rawLoop(script: string, registry: TestRegistry, refsFile: 
     ms: Math.round(out.ms),
     rate: out.n / (out.ms / 1000),
     cpuMsPerTag: out.cpuMs / out.n,
-    beside: { registryMsPerTag: spent.registryMs / out.n, databaseMsPerTag: 0 },
+    beside: { registryMsPerTag: spent.registryMs / out.n },
   };
   log(`raw ${mode}: ${fmt(run.rate, 0)} tags/s, ${fmt(run.cpuMsPerTag, 2)} ms CPU per tag`);
   return run;

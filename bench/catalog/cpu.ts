@@ -66,9 +66,13 @@ export function postmasterPid(cluster: Pick<PostgresCluster, 'dataDir'> | undefi
   }
 }
 
-/** CPU ms of the registry and of the database server from now until the returned function is called. */
-export function besideCpu(registryPid: number | undefined, databasePid: number | undefined): () => { registryMs: number; databaseMs: number } {
+/**
+ * CPU ms of the registry and of the database server from now until the returned function is
+ * called. databaseMs is undefined without a database pid (postmaster.pid not read), so a table
+ * says so rather than print 0.
+ */
+export function besideCpu(registryPid: number | undefined, databasePid: number | undefined): () => { registryMs: number; databaseMs: number | undefined } {
   const registry = treeCpuMs(registryPid);
   const database = treeCpuMs(databasePid);
-  return () => ({ registryMs: treeCpuMs(registryPid) - registry, databaseMs: treeCpuMs(databasePid) - database });
+  return () => ({ registryMs: treeCpuMs(registryPid) - registry, databaseMs: databasePid === undefined ? undefined : treeCpuMs(databasePid) - database });
 }

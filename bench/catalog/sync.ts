@@ -103,8 +103,12 @@ export function syncMarkdown(p: SyncPart): string {
   const cores = availableParallelism();
   const cpuRow = (name: string, own: number, beside: BesideCpu | undefined, rate: number, database: boolean): string[] => {
     if (!beside) return [];
-    const total = own + beside.registryMsPerTag + beside.databaseMsPerTag;
-    return [`| ${name} | ${fmt(own, 2)} | ${fmt(beside.registryMsPerTag, 2)} | ${database ? fmt(beside.databaseMsPerTag, 2) : '—'} | **${fmt(total, 2)}** | ${fmt((cores * 1000) / total, 0)} | ${fmt(rate, 0)} |`];
+    // A PostgreSQL run whose server's CPU was not read (postmaster.pid) has no total.
+    const unread = database && beside.databaseMsPerTag === undefined;
+    const total = own + beside.registryMsPerTag + (beside.databaseMsPerTag ?? 0);
+    return [
+      `| ${name} | ${fmt(own, 2)} | ${fmt(beside.registryMsPerTag, 2)} | ${!database ? '—' : unread ? 'not read' : fmt(beside.databaseMsPerTag ?? NaN, 2)} | **${unread ? '—' : fmt(total, 2)}** | ${unread ? '—' : fmt((cores * 1000) / total, 0)} | ${fmt(rate, 0)} |`,
+    ];
   };
   const cpuRows = [
     ...p.raw.filter((r) => r.mode === 'head+get').flatMap((r) => cpuRow('raw HEAD+GET loop', r.cpuMsPerTag, r.beside, r.rate, false)),

@@ -74,7 +74,7 @@ try {
   /** What the registry and the database server spent beside this process, per event: on 2 cores, the whole of each event's CPU is what bounds the rate. */
   const outsideSplit = (spent: ReturnType<typeof outside>, events: number): string => {
     const { registryMs, databaseMs } = spent();
-    return `registry ${fmt(registryMs / events, 2)} ms${cluster ? `, PostgreSQL ${fmt(databaseMs / events, 2)} ms` : ''}`;
+    return `registry ${fmt(registryMs / events, 2)} ms${!cluster ? '' : databaseMs === undefined ? ', PostgreSQL not read (no postmaster.pid)' : `, PostgreSQL ${fmt(databaseMs / events, 2)} ms`}`;
   };
   const store = await openStore(url);
   try {

@@ -22,7 +22,8 @@ import { besideCpu, postmasterPid } from './cpu.js';
 interface EventCpu {
   processMs: number;
   registryMs: number;
-  databaseMs: number;
+  /** Absent for SQLite, and where the PostgreSQL server's pid could not be read. */
+  databaseMs?: number;
 }
 
 interface WebhookRun {
@@ -173,7 +174,7 @@ async function withCpu<T>(events: number, registryPid: number, databasePid: numb
   const value = await fn();
   const used = process.cpuUsage(own);
   const { registryMs, databaseMs } = beside();
-  return [value, { processMs: (used.user + used.system) / 1000 / events, registryMs: registryMs / events, databaseMs: databaseMs / events }];
+  return [value, { processMs: (used.user + used.system) / 1000 / events, registryMs: registryMs / events, ...(databaseMs === undefined ? {} : { databaseMs: databaseMs / events }) }];
 }
 
 export async function webhookPart(
@@ -287,8 +288,12 @@ export function webhookMarkdown(runs: WebhookRun[], baselines: BaselineRun[], st
   const cores = availableParallelism();
   const cpuRow = (what: string, store: 'sqlite' | 'postgres', inFlight: number, rate: number, cpu: EventCpu | undefined): string[] => {
     if (!cpu) return [];
-    const total = cpu.processMs + cpu.registryMs + cpu.databaseMs;
-    return [`| ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${what} | ${inFlight} | ${fmt(cpu.processMs, 2)} | ${fmt(cpu.registryMs, 2)} | ${store === 'postgres' ? fmt(cpu.databaseMs, 2) : 'in the process'} | **${fmt(total, 2)}** | ${fmt((cores * 1000) / total, 0)} | ${fmt(rate, 0)} |`];
+    // A PostgreSQL run whose server's CPU was not read (postmaster.pid) has no total.
+    const unread = store === 'postgres' && cpu.databaseMs === undefined;
+    const total = cpu.processMs + cpu.registryMs + (cpu.databaseMs ?? 0);
+    return [
+      `| ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${what} | ${inFlight} | ${fmt(cpu.processMs, 2)} | ${fmt(cpu.registryMs, 2)} | ${store === 'sqlite' ? 'in the process' : unread ? 'not read' : fmt(cpu.databaseMs ?? NaN, 2)} | **${unread ? '—' : fmt(total, 2)}** | ${unread ? '—' : fmt((cores * 1000) / total, 0)} | ${fmt(rate, 0)} |`,
+    ];
   };
   const cpuRows = baselines.flatMap((b) => {
     const ingest = runs.find((r) => r.store === b.store && r.inFlight === b.inFlight && r.scenario === 'new manifest');
