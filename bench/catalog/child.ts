@@ -96,11 +96,19 @@ export interface SyncRun {
   beside?: BesideCpu;
 }
 
-/** CPU ms per tag spent beside the measured process: the registry's, the PostgreSQL server's. */
+/** CPU ms per tag spent beside the measured process: the registry's, the counting proxy's, the PostgreSQL server's. */
 export interface BesideCpu {
   registryMsPerTag: number;
+  /** This bench process: the counting proxy in front of the registry, every request of the run passes through it; absent in older results. */
+  proxyMsPerTag?: number;
   /** Absent where the PostgreSQL server's pid could not be read (and for SQLite and the raw loops). */
   databaseMsPerTag?: number;
+}
+
+/** CPU ms of this process since `from`: while a child runs, mostly the counting proxy it sends its requests through. */
+function cpuMsSince(from: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(from);
+  return (used.user + used.system) / 1000;
 }
 
 /** `databasePid`: the PostgreSQL server's postmaster, whose CPU is counted beside the sync's. */
@@ -117,7 +125,9 @@ export async function runSync(
   registry.resetRequests();
   const prefix = layout === 'deep' ? ['--repository', 'bench'] : layout === 'wide' ? ['--repository', 'wide'] : [];
   const beside = besideCpu(registry.pid, store === 'postgres' ? databasePid : undefined);
+  const proxy = process.cpuUsage();
   const r = await runChild(['--import', hook, BIN, 'sync', '--registry', registry.url, ...prefix, '--db', db, '--output', 'json', '--concurrency', String(SYNC_CONCURRENCY)]);
+  const proxyMs = cpuMsSince(proxy);
   const spent = beside();
   if (r.code !== 0) throw new Error(`tagtrail sync exited ${r.code}: ${r.stderr.slice(-2000)} ${r.stdout.slice(-2000)}`);
   const s = JSON.parse(r.stdout) as SyncSummary;
@@ -158,7 +168,7 @@ export async function runSync(
     liveHeapMiB: Math.round(((r.liveHeap ?? NaN) / 1048576) * 10) / 10,
     peakExternalMiB: Math.round(((r.peakExternal ?? NaN) / 1048576) * 10) / 10,
     rssTimelineMiB: [0.25, 0.5, 0.75, 1].map(at),
-    beside: { registryMsPerTag: spent.registryMs / s.tags, ...(spent.databaseMs === undefined ? {} : { databaseMsPerTag: spent.databaseMs / s.tags }) },
+    beside: { registryMsPerTag: spent.registryMs / s.tags, proxyMsPerTag: proxyMs / s.tags, ...(spent.databaseMs === undefined ? {} : { databaseMsPerTag: spent.databaseMs / s.tags }) },
   };
   if (db.startsWith('sqlite:')) {
     const path = db.slice('sqlite:'.length);
@@ -186,7 +196,9 @@ export interface RawRun {
 export async function rawLoop(script: string, registry: TestRegistry, refsFile: string, mode: 'head' | 'head+get'): Promise<RawRun> {
   registry.resetRequests();
   const beside = besideCpu(registry.pid, undefined);
+  const proxy = process.cpuUsage();
   const r = await runChild([script, registry.url, String(SYNC_CONCURRENCY), refsFile, mode, MANIFEST_ACCEPT]);
+  const proxyMs = cpuMsSince(proxy);
   const spent = beside();
   if (r.code !== 0) throw new Error(`raw loop exited ${r.code}: ${r.stderr.slice(-2000)}`);
   const out = JSON.parse(r.stdout) as { ms: number; n: number; errors: number; cpuMs: number };
@@ -197,7 +209,7 @@ export async function rawLoop(script: string, registry: TestRegistry, refsFile: 
     ms: Math.round(out.ms),
     rate: out.n / (out.ms / 1000),
     cpuMsPerTag: out.cpuMs / out.n,
-    beside: { registryMsPerTag: spent.registryMs / out.n },
+    beside: { registryMsPerTag: spent.registryMs / out.n, proxyMsPerTag: proxyMs / out.n },
   };
   log(`raw ${mode}: ${fmt(run.rate, 0)} tags/s, ${fmt(run.cpuMsPerTag, 2)} ms CPU per tag`);
   return run;
