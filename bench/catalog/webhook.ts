@@ -332,9 +332,10 @@ ${ratioRows.join('\n')}
 ${
     cpuRows.length > 0
       ? `
-CPU per event while each run lasted: this process (every thread, SQLite's connection threads included), the registry, and the
-PostgreSQL server (each with the processes below it, from /proc). The three share this machine's ${cores} cores, so ${cores} × 1,000 ms
-over the total is the most events a second a run could reach were CPU all it waited on.
+CPU per event while each run lasted: this process (every thread: the webhook or the baseline loop, SQLite's connection threads,
+and the counting proxy in front of the registry, which both pass through), the registry, and the PostgreSQL server (each with the
+processes below it, from /proc). The three share this machine's ${cores} cores, so ${cores} × 1,000 ms over the total is the most events a
+second a run could reach were CPU all it waited on and the machine its own.
 
 | store | run | in flight | this process ms | registry ms | PostgreSQL ms | total ms | ${cores} cores ÷ total, events/s | measured events/s |
 |---|---|---:|---:|---:|---:|---:|---:|---:|
