@@ -10,7 +10,7 @@ import { fmt } from '../lib.js';
 import { log, now } from './common.js';
 import { LAYOUT_REPOSITORIES, type Layout } from './registry.js';
 import { CHILD_TIMEOUT_MS, SYNC_CONCURRENCY } from './settings.js';
-import { besideCpu } from './cpu.js';
+import { cpuSpent } from './cpu.js';
 
 interface ChildResult {
   code: number | null;
@@ -105,12 +105,6 @@ export interface BesideCpu {
   databaseMsPerTag?: number;
 }
 
-/** CPU ms of this process since `from`: while a child runs, mostly the counting proxy it sends its requests through. */
-function cpuMsSince(from: NodeJS.CpuUsage): number {
-  const used = process.cpuUsage(from);
-  return (used.user + used.system) / 1000;
-}
-
 /** `databasePid`: the PostgreSQL server's postmaster, whose CPU is counted beside the sync's. */
 export async function runSync(
   registry: TestRegistry,
@@ -124,11 +118,10 @@ export async function runSync(
 ): Promise<SyncRun> {
   registry.resetRequests();
   const prefix = layout === 'deep' ? ['--repository', 'bench'] : layout === 'wide' ? ['--repository', 'wide'] : [];
-  const beside = besideCpu(registry.pid, store === 'postgres' ? databasePid : undefined);
-  const proxy = process.cpuUsage();
+  // This process's CPU meanwhile is the counting proxy's: the sync runs in a child.
+  const cpu = cpuSpent(registry.pid, store === 'postgres' ? databasePid : undefined);
   const r = await runChild(['--import', hook, BIN, 'sync', '--registry', registry.url, ...prefix, '--db', db, '--output', 'json', '--concurrency', String(SYNC_CONCURRENCY)]);
-  const proxyMs = cpuMsSince(proxy);
-  const spent = beside();
+  const spent = cpu();
   if (r.code !== 0) throw new Error(`tagtrail sync exited ${r.code}: ${r.stderr.slice(-2000)} ${r.stdout.slice(-2000)}`);
   const s = JSON.parse(r.stdout) as SyncSummary;
   const at = (share: number): number => {
@@ -168,7 +161,7 @@ export async function runSync(
     liveHeapMiB: Math.round(((r.liveHeap ?? NaN) / 1048576) * 10) / 10,
     peakExternalMiB: Math.round(((r.peakExternal ?? NaN) / 1048576) * 10) / 10,
     rssTimelineMiB: [0.25, 0.5, 0.75, 1].map(at),
-    beside: { registryMsPerTag: spent.registryMs / s.tags, proxyMsPerTag: proxyMs / s.tags, ...(spent.databaseMs === undefined ? {} : { databaseMsPerTag: spent.databaseMs / s.tags }) },
+    beside: { registryMsPerTag: spent.registryMs / s.tags, proxyMsPerTag: spent.processMs / s.tags, ...(spent.databaseMs === undefined ? {} : { databaseMsPerTag: spent.databaseMs / s.tags }) },
   };
   if (db.startsWith('sqlite:')) {
     const path = db.slice('sqlite:'.length);
@@ -195,11 +188,9 @@ export interface RawRun {
 
 export async function rawLoop(script: string, registry: TestRegistry, refsFile: string, mode: 'head' | 'head+get'): Promise<RawRun> {
   registry.resetRequests();
-  const beside = besideCpu(registry.pid, undefined);
-  const proxy = process.cpuUsage();
+  const cpu = cpuSpent(registry.pid, undefined);
   const r = await runChild([script, registry.url, String(SYNC_CONCURRENCY), refsFile, mode, MANIFEST_ACCEPT]);
-  const proxyMs = cpuMsSince(proxy);
-  const spent = beside();
+  const spent = cpu();
   if (r.code !== 0) throw new Error(`raw loop exited ${r.code}: ${r.stderr.slice(-2000)}`);
   const out = JSON.parse(r.stdout) as { ms: number; n: number; errors: number; cpuMs: number };
   if (out.errors > 0) throw new Error(`raw loop: ${out.errors} requests failed`);
@@ -209,7 +200,7 @@ export async function rawLoop(script: string, registry: TestRegistry, refsFile: 
     ms: Math.round(out.ms),
     rate: out.n / (out.ms / 1000),
     cpuMsPerTag: out.cpuMs / out.n,
-    beside: { registryMsPerTag: spent.registryMs / out.n, proxyMsPerTag: proxyMs / out.n },
+    beside: { registryMsPerTag: spent.registryMs / out.n, proxyMsPerTag: spent.processMs / out.n },
   };
   log(`raw ${mode}: ${fmt(run.rate, 0)} tags/s, ${fmt(run.cpuMsPerTag, 2)} ms CPU per tag`);
   return run;

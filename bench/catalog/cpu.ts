@@ -2,7 +2,9 @@
 // a machine of few cores they share the CPU with tagtrail, so a rate is bounded by the whole CPU
 // an event or a tag costs, not by tagtrail's share alone. Read from /proc (Linux); elsewhere 0.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { fmt } from '../lib.js';
 import type { PostgresCluster } from '../../test/helpers/postgres.js';
 
 /** Clock ticks per second of /proc's utime and stime: 100 on Linux. */
@@ -67,12 +69,30 @@ export function postmasterPid(cluster: Pick<PostgresCluster, 'dataDir'> | undefi
 }
 
 /**
- * CPU ms of the registry and of the database server from now until the returned function is
- * called. databaseMs is undefined without a database pid (postmaster.pid not read), so a table
- * says so rather than print 0.
+ * CPU ms from now until the returned function is called: of this process (every thread; while a
+ * child process runs, mostly the counting proxy its requests pass through), of the registry and of
+ * the database server. databaseMs is undefined without a database pid (postmaster.pid not read),
+ * so a table says so rather than print 0.
  */
-export function besideCpu(registryPid: number | undefined, databasePid: number | undefined): () => { registryMs: number; databaseMs: number | undefined } {
+export function cpuSpent(registryPid: number | undefined, databasePid: number | undefined): () => { processMs: number; registryMs: number; databaseMs: number | undefined } {
+  const own = process.cpuUsage();
   const registry = treeCpuMs(registryPid);
   const database = treeCpuMs(databasePid);
-  return () => ({ registryMs: treeCpuMs(registryPid) - registry, databaseMs: databasePid === undefined ? undefined : treeCpuMs(databasePid) - database });
+  return () => {
+    const used = process.cpuUsage(own);
+    return {
+      processMs: (used.user + used.system) / 1000,
+      registryMs: treeCpuMs(registryPid) - registry,
+      databaseMs: databasePid === undefined ? undefined : treeCpuMs(databasePid) - database,
+    };
+  };
+}
+
+/**
+ * Two table cells: a run's total CPU (ms per event or per tag, every process counted) and the
+ * rate this machine's cores allow at that total. '—' for a total missing a part (a server's CPU
+ * not read).
+ */
+export function totalAndCeilingCells(total: number | undefined): string {
+  return total === undefined ? '**—** | —' : `**${fmt(total, 2)}** | ${fmt((availableParallelism() * 1000) / total, 0)}`;
 }

@@ -6,7 +6,7 @@ import type { TestRegistry } from '../../test/helpers/registry.js';
 import { fmt } from '../lib.js';
 import { type BesideCpu, type RawRun, type SyncRun, rawLoop, runSync } from './child.js';
 import { buildChildPrograms } from './programs.js';
-import { postmasterPid } from './cpu.js';
+import { postmasterPid, totalAndCeilingCells } from './cpu.js';
 import { int, load, log, now, passMiss } from './common.js';
 import { LAYOUT_REPOSITORIES, type RegistryImage, fillRegistry, uploadBlobs } from './registry.js';
 import { MAX_TAGS, MEMORY_ONLY, REPOSITORIES, RSS_RATIO_GOAL, SPEED_RATIO_GOAL, SYNC_CONCURRENCY, SYNC_SIZES } from './settings.js';
@@ -107,7 +107,7 @@ export function syncMarkdown(p: SyncPart): string {
     const unread = database && beside.databaseMsPerTag === undefined;
     const total = own + beside.registryMsPerTag + (beside.proxyMsPerTag ?? 0) + (beside.databaseMsPerTag ?? 0);
     return [
-      `| ${name} | ${fmt(own, 2)} | ${fmt(beside.registryMsPerTag, 2)} | ${beside.proxyMsPerTag === undefined ? '—' : fmt(beside.proxyMsPerTag, 2)} | ${!database ? '—' : unread ? 'not read' : fmt(beside.databaseMsPerTag ?? NaN, 2)} | **${unread ? '—' : fmt(total, 2)}** | ${unread ? '—' : fmt((cores * 1000) / total, 0)} | ${fmt(rate, 0)} |`,
+      `| ${name} | ${fmt(own, 2)} | ${fmt(beside.registryMsPerTag, 2)} | ${beside.proxyMsPerTag === undefined ? '—' : fmt(beside.proxyMsPerTag, 2)} | ${!database ? '—' : unread ? 'not read' : fmt(beside.databaseMsPerTag ?? NaN, 2)} | ${totalAndCeilingCells(unread ? undefined : total)} | ${fmt(rate, 0)} |`,
     ];
   };
   const cpuRows = [

@@ -22,7 +22,7 @@ import { type PostgresCluster, createDatabase, startPostgres } from '../../test/
 import { startRegistry } from '../../test/helpers/registry.js';
 import { fmt } from '../lib.js';
 import { T0, now, pool } from './common.js';
-import { besideCpu, postmasterPid } from './cpu.js';
+import { cpuSpent, postmasterPid } from './cpu.js';
 import { type RegistryImage, fillRegistry, uploadBlobs } from './registry.js';
 import { WEBHOOK_CONCURRENCY, WEBHOOK_EVENTS, WEBHOOK_SECRET } from './settings.js';
 import { baselineRun, baselineWriter, envelope } from './webhook.js';
@@ -70,7 +70,7 @@ try {
     url = await createDatabase(cluster, 'webhook_profile');
   }
   const postmaster = postmasterPid(cluster);
-  const outside = () => besideCpu(registry.pid, postmaster);
+  const outside = () => cpuSpent(registry.pid, postmaster);
   /** What the registry and the database server spent beside this process, per event: on 2 cores, the whole of each event's CPU is what bounds the rate. */
   const outsideSplit = (spent: ReturnType<typeof outside>, events: number): string => {
     const { registryMs, databaseMs } = spent();

@@ -15,7 +15,7 @@ import { fmt } from '../lib.js';
 import { type Stats, T0, int, load, log, now, passMiss, pool, recordOf, seedManifest, stats } from './common.js';
 import type { RegistryImage } from './registry.js';
 import { WEBHOOK_CONCURRENCY, WEBHOOK_EVENTS, WEBHOOK_RATIO_GOAL, WEBHOOK_SECRET } from './settings.js';
-import { besideCpu, postmasterPid } from './cpu.js';
+import { cpuSpent, postmasterPid, totalAndCeilingCells } from './cpu.js';
 
 
 /** CPU ms per event: this process (every thread), the registry, and the PostgreSQL server (0 for SQLite, which runs in this process). */
@@ -169,12 +169,10 @@ export function envelope(img: RegistryImage, host: string, at: number): string {
 
 /** fn's result and the CPU it cost per event, in this process and beside it. */
 async function withCpu<T>(events: number, registryPid: number, databasePid: number | undefined, fn: () => Promise<T>): Promise<[T, EventCpu]> {
-  const own = process.cpuUsage();
-  const beside = besideCpu(registryPid, databasePid);
+  const cpu = cpuSpent(registryPid, databasePid);
   const value = await fn();
-  const used = process.cpuUsage(own);
-  const { registryMs, databaseMs } = beside();
-  return [value, { processMs: (used.user + used.system) / 1000 / events, registryMs: registryMs / events, ...(databaseMs === undefined ? {} : { databaseMs: databaseMs / events }) }];
+  const { processMs, registryMs, databaseMs } = cpu();
+  return [value, { processMs: processMs / events, registryMs: registryMs / events, ...(databaseMs === undefined ? {} : { databaseMs: databaseMs / events }) }];
 }
 
 export async function webhookPart(
@@ -292,7 +290,7 @@ export function webhookMarkdown(runs: WebhookRun[], baselines: BaselineRun[], st
     const unread = store === 'postgres' && cpu.databaseMs === undefined;
     const total = cpu.processMs + cpu.registryMs + (cpu.databaseMs ?? 0);
     return [
-      `| ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${what} | ${inFlight} | ${fmt(cpu.processMs, 2)} | ${fmt(cpu.registryMs, 2)} | ${store === 'sqlite' ? 'in the process' : unread ? 'not read' : fmt(cpu.databaseMs ?? NaN, 2)} | **${unread ? '—' : fmt(total, 2)}** | ${unread ? '—' : fmt((cores * 1000) / total, 0)} | ${fmt(rate, 0)} |`,
+      `| ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${what} | ${inFlight} | ${fmt(cpu.processMs, 2)} | ${fmt(cpu.registryMs, 2)} | ${store === 'sqlite' ? 'in the process' : unread ? 'not read' : fmt(cpu.databaseMs ?? NaN, 2)} | ${totalAndCeilingCells(unread ? undefined : total)} | ${fmt(rate, 0)} |`,
     ];
   };
   const cpuRows = baselines.flatMap((b) => {
