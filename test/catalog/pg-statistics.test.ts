@@ -12,7 +12,10 @@ import { manifestRecord } from './seed.js';
 /** Long enough for any check to end on a loaded machine; only one that waits on the held lock takes it. */
 const SAFETY_MS = 20_000;
 
-/** A keeper over a recorded query function, on the test's clock; `answer` gives each check's stale tables. */
+/**
+ * A keeper over a recorded query function, on the test's clock; `answer` gives each check's stale
+ * tables. `write`: a write committed, and whatever check it started has settled.
+ */
 function recorded(answer: () => Promise<Record<string, unknown>[]>) {
   let clock = 10_000;
   const sent: string[] = [];
@@ -23,35 +26,35 @@ function recorded(answer: () => Promise<Record<string, unknown>[]>) {
       return sql === STALE_TABLES_SQL ? answer() : [];
     },
   });
-  return { keeper, sent, tick: (ms: number) => (clock += ms) };
+  const write = async (): Promise<void> => {
+    keeper.wrote();
+    await keeper.settled();
+  };
+  return { keeper, sent, write, tick: (ms: number) => (clock += ms) };
 }
 
 describe('the statistics keeper', () => {
   it('checks after a write at most once a second, and analyzes only the tables the check names', async () => {
-    const { keeper, sent, tick } = recorded(async () => [{ schema: 'public', table: 'tags' }, { schema: 'cat"alog', table: 'tag_terms' }]);
-    keeper.wrote();
-    await keeper.settled();
+    const { sent, write, tick } = recorded(async () => [{ schema: 'public', table: 'tags' }, { schema: 'cat"alog', table: 'tag_terms' }]);
+    await write();
     expect(sent).toEqual([`${STALE_TABLES_SQL} [${MIN_ROWS}]`, analyzeStatement({ schema: 'public', table: 'tags' }), analyzeStatement({ schema: 'cat"alog', table: 'tag_terms' })]);
     tick(999);
-    keeper.wrote();
-    await keeper.settled();
+    await write();
     expect(sent).toHaveLength(3);
     tick(1);
-    keeper.wrote();
-    await keeper.settled();
+    await write();
     expect(sent).toHaveLength(6);
   });
 
   it('sends no ANALYZE when no table is stale', async () => {
-    const { keeper, sent } = recorded(async () => []);
-    keeper.wrote();
-    await keeper.settled();
+    const { sent, write } = recorded(async () => []);
+    await write();
     expect(sent).toEqual([`${STALE_TABLES_SQL} [${MIN_ROWS}]`]);
   });
 
   it('starts no second check while one runs, and a close waits for it and starts none after', async () => {
     let release!: () => void;
-    const { keeper, sent, tick } = recorded(() => new Promise((resolve) => (release = () => resolve([{ schema: 'public', table: 'tags' }]))));
+    const { keeper, sent, write, tick } = recorded(() => new Promise((resolve) => (release = () => resolve([{ schema: 'public', table: 'tags' }]))));
     keeper.wrote();
     tick(5000);
     keeper.wrote();
@@ -65,23 +68,20 @@ describe('the statistics keeper', () => {
     // The check named a table, but the catalog closed meanwhile: no ANALYZE on a closing pool.
     expect(sent).toHaveLength(1);
     tick(5000);
-    keeper.wrote();
-    await keeper.settled();
+    await write();
     expect(sent).toHaveLength(1);
   });
 
   it('drops a check that fails, without failing the write or leaving a rejection, and checks again later', async () => {
     let fail = true;
-    const { keeper, sent, tick } = recorded(async () => {
+    const { sent, write, tick } = recorded(async () => {
       if (fail) throw new Error('connection refused');
       return [];
     });
-    keeper.wrote();
-    await keeper.settled();
+    await write();
     fail = false;
     tick(1000);
-    keeper.wrote();
-    await keeper.settled();
+    await write();
     expect(sent).toHaveLength(2);
   });
 
