@@ -11,7 +11,7 @@ import type { TagPush } from '../../src/catalog/store.js';
 import type { ManifestRecord } from '../../src/catalog/types.js';
 import { OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST } from '../../src/oci/mediatypes.js';
 import { sha256Digest } from '../../src/oci/digest.js';
-import { countStatements, roundTrips } from '../helpers/statement-count.js';
+import { type StatementCount, countStatements, roundTrips } from '../helpers/statement-count.js';
 import { BACKENDS, type Catalog, useBackend } from './backends.js';
 
 /** An image manifest with build annotations, as a webhook brings: its config not read. */
@@ -102,6 +102,15 @@ const MOVE_LIMITS = { sqlite: { statements: 18 }, postgres: { statements: 12, ro
  */
 const BATCH_LIMITS = { sqlite: { statements: 15 }, postgres: { statements: 8, roundTrips: 9 } };
 
+type Limits = { sqlite: { statements: number }; postgres: { statements: number; roundTrips: number } };
+
+/** What was counted took `transactions` and, per push of `pushes`, stayed within `limits`: statements, and on PostgreSQL round trips. */
+function expectWithin(name: 'sqlite' | 'postgres', count: StatementCount, transactions: number, limits: Limits, pushes = 1): void {
+  expect(count.transactions).toBe(transactions);
+  expect(count.statements / pushes).toBeLessThanOrEqual(limits[name].statements);
+  if (name === 'postgres') expect(roundTrips(count) / pushes).toBeLessThanOrEqual(limits.postgres.roundTrips);
+}
+
 for (const name of BACKENDS) {
   describe(`a new-manifest event's statements (${name})`, () => {
     const backend = useBackend(name);
@@ -129,9 +138,7 @@ for (const name of BACKENDS) {
       await newManifestEvent(store, 1);
       const count = countStatements(store.driver);
       const digest = await newManifestEvent(store, 2);
-      expect(count.transactions).toBe(2);
-      expect(count.statements).toBeLessThanOrEqual(LIMITS[name].statements);
-      if (name === 'postgres') expect(roundTrips(count)).toBeLessThanOrEqual(LIMITS.postgres.roundTrips);
+      expectWithin(name, count, 2, LIMITS);
 
       // What the event wrote, read back: the tag, its terms, the image's derived columns, the
       // insights aggregates and the repository's counters.
@@ -155,9 +162,7 @@ for (const name of BACKENDS) {
       await pushWithPusher(store, 1);
       const count = countStatements(store.driver);
       const digest = await pushWithPusher(store, 2);
-      expect(count.transactions).toBe(1);
-      expect(count.statements).toBeLessThanOrEqual(PUSH_LIMITS[name].statements);
-      if (name === 'postgres') expect(roundTrips(count)).toBeLessThanOrEqual(PUSH_LIMITS.postgres.roundTrips);
+      expectWithin(name, count, 1, PUSH_LIMITS);
 
       expect(await catalog.sql(`SELECT pusher FROM manifest_pushers WHERE digest = '${digest}'`)).toEqual([{ pusher: 'buildkit' }]);
       expect((await catalog.sql(`SELECT verified, pusher FROM insight_images WHERE digest = '${digest}'`)).map((r) => [Number(r.verified), r.pusher])).toEqual([[0, 'buildkit']]);
@@ -174,9 +179,7 @@ for (const name of BACKENDS) {
       const at = new Date(Date.UTC(2025, 1, 3));
       const count = countStatements(store.driver);
       expect(await store.setTag('group/app', 'v1', second, at, PUSHED_BY)).toBe('applied');
-      expect(count.transactions).toBe(1);
-      expect(count.statements).toBeLessThanOrEqual(MOVE_LIMITS[name].statements);
-      if (name === 'postgres') expect(roundTrips(count)).toBeLessThanOrEqual(MOVE_LIMITS.postgres.roundTrips);
+      expectWithin(name, count, 1, MOVE_LIMITS);
 
       const rows = await catalog.sql(`SELECT week, prev_week, pusher, images FROM insight_namespace_evidence WHERE namespace = 'group' ORDER BY week, prev_week`);
       const weeks = rows.map((r) => [Number(r.week), Number(r.prev_week), r.pusher, Number(r.images)]);
@@ -196,9 +199,7 @@ for (const name of BACKENDS) {
       const pushes = Array.from({ length: 8 }, (_, k) => newImagePush(10 + k, `b${k}`));
       const count = countStatements(store.driver);
       expect((await store.pushTags(pushes)).map((r) => r.outcome)).toEqual(pushes.map(() => 'applied'));
-      expect(count.transactions).toBe(1);
-      expect(count.statements / pushes.length).toBeLessThanOrEqual(BATCH_LIMITS[name].statements);
-      if (name === 'postgres') expect(roundTrips(count) / pushes.length).toBeLessThanOrEqual(BATCH_LIMITS.postgres.roundTrips);
+      expectWithin(name, count, 1, BATCH_LIMITS, pushes.length);
 
       const tags = await catalog.sql(`SELECT t.name, t.digest, t.has_build FROM tags t WHERE t.name LIKE 'b%' ORDER BY t.name`);
       expect(tags.map((r) => [r.name, r.digest, Number(r.has_build)])).toEqual(pushes.map((p) => [p.tag, p.digest, 1]));
