@@ -50,6 +50,11 @@ export function runBin(args: readonly string[], options: { env?: Record<string, 
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });
     });
+    // A child that ends before reading its input (one refusing its arguments at once) closes the
+    // pipe: the write then fails with EPIPE, which is no error of the run. Its exit says the rest.
+    child.stdin?.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     child.stdin?.end(options.stdin ?? '');
   });
 }
